@@ -1,0 +1,49 @@
+# tlearn — see README.md. Every target that builds or runs calls `setup` first.
+GO        ?= go
+BIN       := bin/tlearn
+ORT_DIR   := $(CURDIR)/.ort/lib
+LDFLAGS   := -X github.com/tlearn/tlearn/internal/ortlib.InstallDir=$(ORT_DIR) -X main.version=$(shell git describe --always --dirty 2>/dev/null || echo dev)
+TOOLS     := $(CURDIR)/.tools
+STATICCHECK_VERSION := v0.8.2
+
+.PHONY: all setup build build-blas test vet lint bench demo generate clean
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tlearn
+
+# The head trainer with OpenBLAS (cgo, Debian's libopenblas-dev) instead of pure-Go gonum.
+build-blas: setup
+	$(GO) build -tags openblas -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tlearn
+
+$(TOOLS)/staticcheck:
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+vet:
+	$(GO) vet ./...
+
+lint: $(TOOLS)/staticcheck vet
+	$(TOOLS)/staticcheck ./...
+
+test: setup lint
+	$(GO) test -count=1 ./...
+
+# Benchmarks on real data from ../shared (skipped with a message when absent).
+bench: build
+	scripts/bench.sh
+
+demo: build
+	scripts/demo.sh
+
+# Regenerates the ONNX protobuf types (needs Debian's protobuf-compiler).
+generate:
+	@command -v protoc >/dev/null || (apt-get update -qq && apt-get install -y -qq protobuf-compiler)
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	PATH=$(TOOLS):$$PATH $(GO) generate ./models/onnxpb
+
+clean:
+	rm -rf bin

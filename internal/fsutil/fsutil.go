@@ -1,0 +1,106 @@
+// Package fsutil writes files atomically: to a temporary name in the same
+// folder, synced, then renamed over the final name, so that a reader sees
+// either the old complete file or the new complete one, never a torn write.
+// Every file tlearn produces goes through it. It holds no other logic.
+package fsutil
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// File is a file being written atomically. Write to it, then Commit; Abort
+// (or a deferred Abort after Commit, which is a no-op) removes the temporary.
+type File struct {
+	*os.File
+	final string
+	done  bool
+}
+
+// Create starts an atomic write of path. The folder must exist.
+func Create(path string, perm os.FileMode) (*File, error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("fsutil: create %s: %w", path, err)
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("fsutil: create %s: %w", path, err)
+	}
+	return &File{File: f, final: path}, nil
+}
+
+// Commit syncs, closes and renames the file into place, then syncs the folder.
+func (f *File) Commit() error {
+	if f.done {
+		return fmt.Errorf("fsutil: %s: already committed or aborted", f.final)
+	}
+	f.done = true
+	tmp := f.Name()
+	if err := f.Sync(); err != nil {
+		f.File.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("fsutil: write %s: %w", f.final, err)
+	}
+	if err := f.File.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("fsutil: write %s: %w", f.final, err)
+	}
+	if err := os.Rename(tmp, f.final); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("fsutil: write %s: %w", f.final, err)
+	}
+	return SyncDir(filepath.Dir(f.final))
+}
+
+// Abort discards the temporary file. It is safe after Commit and repeatable.
+func (f *File) Abort() {
+	if f == nil || f.done {
+		return
+	}
+	f.done = true
+	f.File.Close()
+	os.Remove(f.Name())
+}
+
+// WriteFile writes data to path atomically.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return WriteWith(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteWith writes path atomically with the bytes that fn writes; when fn
+// fails, path keeps its earlier content.
+func WriteWith(path string, perm os.FileMode, fn func(w io.Writer) error) error {
+	f, err := Create(path, perm)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if err := fn(f); err != nil {
+		return fmt.Errorf("fsutil: write %s: %w", path, err)
+	}
+	return f.Commit()
+}
+
+// SyncDir fsyncs a folder so that a rename in it survives a crash.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("fsutil: sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsutil: sync %s: %w", dir, err)
+	}
+	return nil
+}

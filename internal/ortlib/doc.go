@@ -1,0 +1,9 @@
+// Package ortlib finds, loads and describes the ONNX Runtime shared library,
+// and builds session options for a requested device.
+//
+// It exists as a small internal package because the CLI, the extractor, the
+// fine-tune trainer and every test that runs ORT need the same search order
+// and the same CUDA fallback rule; it must not hold any model or ML logic.
+// The ORT environment is process-global: cmd/tlearn calls Init once in main,
+// tests call it through InitForTest; libraries only receive ready sessions.
+package ortlib

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs what tlearn needs on a fresh machine; idempotent (a second run does
+# nothing but check). Called by `make setup`, and so by build, test and demo.
+#
+#  * ONNX Runtime: the linux-x64 libonnxruntime.so.1 that Microsoft ships inside
+#    the npm package onnxruntime-node. `npm pack` only downloads the tarball (no
+#    install scripts run); the tarball is checked against the sha256 below and
+#    the library lands in .ort/lib (ignored by git).
+#  * Debian packages, only where missing: libopenblas-dev (the optional BLAS
+#    backend, `make build-blas`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ORT_NPM_VERSION=1.27.0
+ORT_NPM_SHA256=c3779c01c59832f8c03e2c392ac3af10bf08579f1822e8b1c63cc451edb302a2
+ORT_DIR=.ort
+ORT_LIB="$ORT_DIR/lib/libonnxruntime.so.1"
+STAMP="$ORT_DIR/lib/VERSION"
+
+log() { echo "setup: $*" >&2; }
+
+install_ort() {
+	if [[ -f "$ORT_LIB" && -f "$STAMP" && "$(cat "$STAMP")" == "onnxruntime-node@$ORT_NPM_VERSION $ORT_NPM_SHA256" ]]; then
+		return
+	fi
+	command -v npm >/dev/null || { log "npm is needed to fetch ONNX Runtime (apt-get install npm)"; exit 1; }
+	local tmp
+	tmp="$(mktemp -d)"
+	trap 'rm -rf "$tmp"' RETURN
+	log "fetching onnxruntime-node@$ORT_NPM_VERSION from the npm registry (about 100 MB)"
+	(cd "$tmp" && npm pack --silent "onnxruntime-node@$ORT_NPM_VERSION" >/dev/null)
+	local tgz="$tmp/onnxruntime-node-$ORT_NPM_VERSION.tgz"
+	local got
+	got="$(sha256sum "$tgz" | cut -d' ' -f1)"
+	if [[ "$got" != "$ORT_NPM_SHA256" ]]; then
+		log "checksum mismatch for onnxruntime-node-$ORT_NPM_VERSION.tgz: got $got, want $ORT_NPM_SHA256"
+		exit 1
+	fi
+	tar -xzf "$tgz" -C "$tmp" package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+	mkdir -p "$ORT_DIR/lib"
+	cp "$tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" "$ORT_LIB.tmp"
+	sync "$ORT_LIB.tmp"
+	mv -f "$ORT_LIB.tmp" "$ORT_LIB"
+	echo "onnxruntime-node@$ORT_NPM_VERSION $ORT_NPM_SHA256" > "$STAMP.tmp" && mv -f "$STAMP.tmp" "$STAMP"
+	log "installed ONNX Runtime $ORT_NPM_VERSION in $ORT_LIB"
+}
+
+install_debs() {
+	local missing=()
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	done
+	((${#missing[@]})) || return 0
+	local sudo=""
+	[[ $(id -u) -eq 0 ]] || sudo="sudo"
+	log "installing Debian packages: ${missing[*]}"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+command -v go >/dev/null || { log "Go 1.26 or newer is needed (https://go.dev/dl)"; exit 1; }
+install_ort
+if [[ "${TLEARN_SKIP_DEBS:-}" != 1 ]] && command -v dpkg-query >/dev/null; then
+	install_debs libopenblas-dev
+fi
+go mod download
