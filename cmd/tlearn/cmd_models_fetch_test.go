@@ -1,0 +1,113 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+// fetchApp is an app with only the fetch command, so that this test does
+// not depend on where `models` lists its subcommands.
+func fetchApp(stdout *bytes.Buffer) *cli.App {
+	return &cli.App{
+		Name:           "tlearn",
+		Writer:         stdout,
+		Commands:       []*cli.Command{modelsFetchCommand()},
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+}
+
+func TestModelsFetchCommand(t *testing.T) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	body := []byte("not a real model; the test run is skipped")
+	tw.WriteHeader(&tar.Header{Name: "vgg16/vgg16.onnx", Mode: 0o644, Size: int64(len(body))})
+	tw.Write(body)
+	tw.Close()
+	zw.Close()
+	archive := buf.Bytes()
+	sum := sha256.Sum256(archive)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(archive))
+	}))
+	defer ts.Close()
+	dir := t.TempDir()
+	want := filepath.Join(dir, "vgg16-12", "vgg16", "vgg16.onnx")
+
+	for _, tc := range []struct {
+		desc    string
+		args    []string
+		want    string // stdout
+		wantErr string
+		usage   bool
+	}{
+		{desc: "flags after the name", args: []string{"fetch", "vgg16", "--url", ts.URL + "/vgg16-12.tar.gz", "--sha256=" + hex.EncodeToString(sum[:]),
+			"--dir", dir, "--no-verify-run", "-q"}, want: want + "\n"},
+		{desc: "flags before the name, reusing the download", args: []string{"fetch", "--url", ts.URL + "/x.tar.gz", "--sha256", hex.EncodeToString(sum[:]),
+			"--dir", dir, "--no-verify-run", "--quiet", "vgg16-12"}, want: want + "\n"},
+		{desc: "wrong sha256", args: []string{"fetch", "vgg16", "--url", ts.URL + "/x.tar.gz", "--sha256", strings.Repeat("0", 64),
+			"--dir", t.TempDir(), "--no-verify-run", "-q"}, wantErr: "does not match"},
+		{desc: "unknown model", args: []string{"fetch", "vgg19"}, wantErr: "unknown download", usage: true},
+		{desc: "no model", args: []string{"fetch"}, wantErr: "want one model name", usage: true},
+		{desc: "unknown flag", args: []string{"fetch", "vgg16", "--nope"}, wantErr: "unknown flag --nope", usage: true},
+		{desc: "missing value", args: []string{"fetch", "vgg16", "--dir"}, wantErr: "needs a value", usage: true},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			var stdout bytes.Buffer
+			err := fetchApp(&stdout).RunContext(context.Background(), append([]string{"tlearn"}, tc.args...))
+			if tc.wantErr != "" {
+				var ue usageError
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || errors.As(err, &ue) != tc.usage {
+					t.Fatalf("err = %v, want %q (usage error: %v)", err, tc.wantErr, tc.usage)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stdout.String() != tc.want {
+				t.Errorf("stdout %q, want %q", stdout.String(), tc.want)
+			}
+		})
+	}
+}
+
+func TestFetchLines(t *testing.T) {
+	var out bytes.Buffer
+	p := &fetchLines{w: &out, name: "vgg16-12.tar.gz"}
+	p.Begin(200e6, 512e6)
+	p.Add(1000)
+	p.End()
+	p.Note("sha256 verified")
+	got := out.String()
+	for _, want := range []string{"downloading vgg16-12.tar.gz (512.0 MB) from 200.0 MB\n", "  200.0 MB of 512.0 MB (39%), ", "/s, ETA ", "sha256 verified\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output %q lacks %q", got, want)
+		}
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"/home/me/.cache/tlearn/models/vgg16-12/vgg16/vgg16.onnx": "/home/me/.cache/tlearn/models/vgg16-12/vgg16/vgg16.onnx",
+		"/my models/v.onnx": "'/my models/v.onnx'",
+		"/it's/v.onnx":      `'/it'\''s/v.onnx'`,
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,174 @@
+package dataset
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+)
+
+// ChannelOrder is the order of the colour channels a backbone expects.
+type ChannelOrder string
+
+// Layout is the memory layout of an image batch tensor.
+type Layout string
+
+const (
+	RGB ChannelOrder = "RGB"
+	BGR ChannelOrder = "BGR"
+
+	NCHW Layout = "NCHW"
+	NHWC Layout = "NHWC"
+)
+
+// Preprocessing turns 0..255 pixels into a backbone's input values:
+// v = (pixel*Scale - Mean[c]) / Std[c], with channels in ChannelOrder and the
+// batch in Layout. Mean and Std are given in ChannelOrder's order.
+type Preprocessing struct {
+	ChannelOrder ChannelOrder `json:"channel_order"`
+	Layout       Layout       `json:"layout"`
+	Scale        float32      `json:"scale"`
+	Mean         [3]float32   `json:"mean"`
+	Std          [3]float32   `json:"std"`
+}
+
+// TorchvisionPreprocessing is torchvision's (and the ONNX Model Zoo VGG16's):
+// RGB, x/255, ImageNet mean and std, NCHW.
+var TorchvisionPreprocessing = Preprocessing{
+	ChannelOrder: RGB, Layout: NCHW, Scale: 1.0 / 255,
+	Mean: [3]float32{0.485, 0.456, 0.406}, Std: [3]float32{0.229, 0.224, 0.225},
+}
+
+// CaffePreprocessing is Keras' applications.vgg16.preprocess_input ("caffe"
+// mode): BGR, 0..255 minus the ImageNet mean in BGR order, no scaling, NHWC.
+var CaffePreprocessing = Preprocessing{
+	ChannelOrder: BGR, Layout: NHWC, Scale: 1,
+	Mean: [3]float32{103.939, 116.779, 123.68}, Std: [3]float32{1, 1, 1},
+}
+
+// Validate reports a malformed Preprocessing (e.g. from a hand-edited spec.json).
+func (p Preprocessing) Validate() error {
+	if p.ChannelOrder != RGB && p.ChannelOrder != BGR {
+		return fmt.Errorf("dataset: preprocessing: channel order %q, want RGB or BGR", p.ChannelOrder)
+	}
+	if p.Layout != NCHW && p.Layout != NHWC {
+		return fmt.Errorf("dataset: preprocessing: layout %q, want NCHW or NHWC", p.Layout)
+	}
+	if p.Scale <= 0 {
+		return fmt.Errorf("dataset: preprocessing: scale %v, want > 0", p.Scale)
+	}
+	for i, s := range p.Std {
+		if s <= 0 {
+			return fmt.Errorf("dataset: preprocessing: std[%d] = %v, want > 0", i, s)
+		}
+	}
+	return nil
+}
+
+// Preprocess writes img as image i of the batch dst: dst holds images of
+// 3×H×W values (H×W = img's size) in p.Layout, so image i starts at
+// i*3*H*W. Pixels become (pixel*Scale - Mean[c]) / Std[c] with channels in
+// p.ChannelOrder; alpha is ignored (straight colour kept, see DecodeFile).
+// Fast paths walk the pixels of *image.RGBA, *image.NRGBA, *image.Gray and
+// *image.YCbCr; other types go through At. It allocates nothing, and panics
+// when dst is too short (a shape mismatch is a programming error) or p is
+// invalid.
+func Preprocess(dst []float32, i int, img image.Image, p Preprocessing) {
+	if err := p.Validate(); err != nil {
+		panic(err)
+	}
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	plane := w * h
+	if i < 0 || len(dst) < (i+1)*3*plane {
+		panic(fmt.Sprintf("dataset: preprocess image %d of %d×%d into %d values", i, w, h, len(dst)))
+	}
+	out := dst[i*3*plane : (i+1)*3*plane]
+
+	// One table per output channel, indexed by the 8-bit source value:
+	// exact (computed in float64 once) and cheaper than arithmetic per pixel.
+	var lut [3][256]float32
+	src := [3]int{0, 1, 2} // output channel k reads source channel src[k] of R,G,B
+	if p.ChannelOrder == BGR {
+		src = [3]int{2, 1, 0}
+	}
+	for k := range lut {
+		scale, mean, std := float64(p.Scale), float64(p.Mean[k]), float64(p.Std[k])
+		for v := range lut[k] {
+			lut[k][v] = float32((float64(v)*scale - mean) / std)
+		}
+	}
+	// rgb[c] is the table applied to source channel c (R, G or B).
+	var rgb [3]*[256]float32
+	for k := range src {
+		rgb[src[k]] = &lut[k]
+	}
+	// Offsets of each source channel's value for one pixel, and the step
+	// between pixels, in the chosen layout.
+	var off [3]int
+	step := 1
+	for k := range src {
+		if p.Layout == NCHW {
+			off[src[k]] = k * plane
+		} else {
+			off[src[k]] = k
+		}
+	}
+	if p.Layout == NHWC {
+		step = 3
+	}
+	r, g, bl := out[off[0]:], out[off[1]:], out[off[2]:]
+	lr, lg, lb := rgb[0], rgb[1], rgb[2]
+
+	switch m := img.(type) {
+	case *image.RGBA:
+		for y := 0; y < h; y++ {
+			row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:4*w]
+			o := y * w * step
+			for x := 0; x < 4*w; x += 4 {
+				cr, cg, cb := row[x], row[x+1], row[x+2]
+				if a := row[x+3]; a != 0xff {
+					cr, cg, cb = unpremultiply(cr, cg, cb, a)
+				}
+				r[o], g[o], bl[o] = lr[cr], lg[cg], lb[cb]
+				o += step
+			}
+		}
+	case *image.NRGBA:
+		for y := 0; y < h; y++ {
+			row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:4*w]
+			o := y * w * step
+			for x := 0; x < 4*w; x += 4 {
+				r[o], g[o], bl[o] = lr[row[x]], lg[row[x+1]], lb[row[x+2]]
+				o += step
+			}
+		}
+	case *image.Gray:
+		for y := 0; y < h; y++ {
+			row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:w]
+			o := y * w * step
+			for _, v := range row {
+				r[o], g[o], bl[o] = lr[v], lg[v], lb[v]
+				o += step
+			}
+		}
+	case *image.YCbCr:
+		for y := 0; y < h; y++ {
+			o := y * w * step
+			for x := 0; x < w; x++ {
+				yi, ci := m.YOffset(b.Min.X+x, b.Min.Y+y), m.COffset(b.Min.X+x, b.Min.Y+y)
+				cr, cg, cb := color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
+				r[o], g[o], bl[o] = lr[cr], lg[cg], lb[cb]
+				o += step
+			}
+		}
+	default:
+		for y := 0; y < h; y++ {
+			o := y * w * step
+			for x := 0; x < w; x++ {
+				c := color.NRGBAModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.NRGBA)
+				r[o], g[o], bl[o] = lr[c.R], lg[c.G], lb[c.B]
+				o += step
+			}
+		}
+	}
+}

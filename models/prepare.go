@@ -1,0 +1,701 @@
+package models
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/internal/fsutil"
+	"github.com/tlearn/tlearn/models/onnxpb"
+)
+
+// Preprocessing names accepted by PrepareSettings.Preprocessing.
+const (
+	PreprocessingTorchvision = "torchvision"
+	PreprocessingCaffe       = "caffe"
+)
+
+// Sizes used by Prepare.
+const (
+	vggDefaultSize  = 224 // VGG16's training resolution
+	vggSizeMultiple = 32  // five 2x2 pools
+	vggMapsStride   = 16  // block4_pool is 1/16 of the input side
+	checkSize       = 64  // side of the self-check run: small, and 4x4 maps
+	checkBatch      = 2   // a batch of 2 shows that the batch dim is free
+)
+
+// PrepareSettings chooses how Prepare cuts a model. The zero value detects
+// a VGG16 and its preset and checks the result once under ONNX Runtime.
+type PrepareSettings struct {
+	// Preset is "" (detect from the graph), PresetTorchvision or PresetKeras.
+	Preset string
+	// FeatureTensor names the tensor to pool for a backbone that is not a
+	// VGG16 (head-only mode: no maps, no block5). A 4-D tensor is pooled by
+	// global average pooling over its last two axes (NCHW, as ONNX's
+	// convolutions write); a 2-D one is taken as it is.
+	FeatureTensor string
+	// Preprocessing is the input preprocessing of a FeatureTensor model:
+	// PreprocessingTorchvision ("" means this) or PreprocessingCaffe. Its
+	// layout follows the model's input.
+	Preprocessing string
+	// SkipCheck skips running the cut model once under ONNX Runtime (which
+	// must then be initialized) to confirm its outputs' shapes. A
+	// FeatureTensor without shape information needs the run anyway.
+	SkipCheck bool
+	// DefaultSize is the square input side recorded in the spec (the side
+	// the backbone was trained at, which extract uses unless told otherwise);
+	// 0 means the input's fixed side, else 224.
+	DefaultSize int
+	// Threads for the check run; 0 means one per core.
+	Threads int
+}
+
+// Prepare cuts the backbone in file src and writes outDir/extractor.onnx and
+// outDir/spec.json (DESIGN.md, "Files on disk"). For a VGG16 (full, or conv
+// base only; torchvision, Model Zoo or tf2onnx Keras export) the extractor
+// outputs `features` [N,C5] (global average pooling of block5_pool) and
+// `maps` [N,C4,H/16,W/16] (block4_pool, NCHW) with batch and spatial dims
+// symbolic, and keeps block5's weights as initializers of their own, named
+// in spec.Block5. Errors name src.
+func Prepare(src string, s PrepareSettings, outDir string) (*Spec, error) {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return nil, fmt.Errorf("models: prepare %s: %w", src, err)
+	}
+	m, err := Unmarshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("models: prepare %s: %w", src, err)
+	}
+	if err := inlineExternalData(m, filepath.Dir(src)); err != nil {
+		return nil, fmt.Errorf("models: prepare %s: %w", src, err)
+	}
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		abs = src
+	}
+	sum := sha256.Sum256(b)
+	source := SourceSpec{Path: abs, SHA256: hex.EncodeToString(sum[:]), Bytes: int64(len(b))}
+	spec, err := PrepareModel(m, source, s, outDir)
+	if err != nil {
+		return nil, fmt.Errorf("models: prepare %s: %w", src, err)
+	}
+	return spec, nil
+}
+
+// PrepareModel is Prepare for a model already in memory; source is recorded
+// in the spec as given. Its errors do not name a file.
+func PrepareModel(m *onnxpb.ModelProto, source SourceSpec, s PrepareSettings, outDir string) (*Spec, error) {
+	var (
+		ext  *onnxpb.ModelProto
+		spec *Spec
+		err  error
+	)
+	if s.FeatureTensor != "" {
+		ext, spec, err = cutCustom(m, s)
+	} else {
+		ext, spec, err = cutVGG(m, s)
+	}
+	if err != nil {
+		return nil, err
+	}
+	spec.Format = SpecFormat
+	spec.Source = source
+	b, err := Marshal(ext)
+	if err != nil {
+		return nil, err
+	}
+	if !s.SkipCheck && spec.Maps != nil {
+		if err := checkVGGExtractor(b, spec, s.Threads); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := otherONNX(outDir); err != nil {
+		return nil, err
+	}
+	if err := fsutil.WriteFile(filepath.Join(outDir, ExtractorFile), b, 0o644); err != nil {
+		return nil, err
+	}
+	if err := WriteSpec(outDir, spec); err != nil {
+		return nil, err
+	}
+	return spec, nil
+}
+
+// otherONNX refuses an output folder holding other .onnx files: consumers
+// find the extractor as the folder's only model.
+func otherONNX(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if strings.EqualFold(filepath.Ext(e.Name()), ".onnx") && e.Name() != ExtractorFile {
+			return fmt.Errorf("output folder %s already holds %s; a prepared model folder holds only %s", dir, e.Name(), ExtractorFile)
+		}
+	}
+	return nil
+}
+
+// WriteSynthPrepared synthesizes a VGG16 (see SynthVGG16) and prepares it
+// into dir without an ONNX Runtime check: a fixture for tests of the
+// packages that consume prepared models.
+func WriteSynthPrepared(dir string, s SynthSettings) (*Spec, error) {
+	m := SynthVGG16(s)
+	b, err := Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	style := "torchvision"
+	switch {
+	case s.Keras:
+		style = "keras"
+	case s.Zoo:
+		style = "zoo"
+	}
+	width := s.Width
+	if width == 0 {
+		width = 1
+	}
+	source := SourceSpec{
+		Path:   fmt.Sprintf("synth:vgg16?style=%s&width=%g&seed=%d", style, width, s.Seed),
+		SHA256: hex.EncodeToString(sum[:]), Bytes: int64(len(b)),
+	}
+	return PrepareModel(m, source, PrepareSettings{SkipCheck: true}, dir)
+}
+
+// WriteTinyPrepared writes TinyVGG(seed), prepared, into dir.
+func WriteTinyPrepared(dir string, seed int64) (*Spec, error) {
+	return WriteSynthPrepared(dir, SynthSettings{Seed: seed, Width: 1.0 / 16})
+}
+
+func cutVGG(m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Spec, error) {
+	v, err := DetectVGG(m)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w; for another backbone name the tensor to pool with --feature-tensor", err)
+	}
+	preset := s.Preset
+	if preset == "" {
+		if preset, err = DetectPreset(v); err != nil {
+			return nil, nil, err
+		}
+	} else if err := CheckPreset(v, preset); err != nil {
+		return nil, nil, err
+	}
+	pre, _ := PresetPreprocessing(preset)
+	pre.Layout = v.Layout
+
+	out := proto.Clone(m).(*onnxpb.ModelProto)
+	g := out.Graph
+	names := tensorNames(g)
+	ren := reserve(g, names, FeaturesOutput, MapsOutput)
+	input := ren(v.Input)
+	// The clone's nodes sit at the same indexes as the original's.
+	var b5 [3]*onnxpb.NodeProto
+	for i, n := range v.convs[4] {
+		b5[i] = g.Node[slices.Index(m.Graph.Node, n)]
+	}
+	spec := &Spec{
+		Preset:        preset,
+		Preprocessing: pre,
+		Input:         input,
+		DefaultSize:   cmp.Or(s.DefaultSize, fixedSide(v.input), vggDefaultSize),
+		SizeMultiple:  vggSizeMultiple,
+		Features:      FeaturesSpec{Name: FeaturesOutput, Dim: v.Blocks[4].Channels, Tensor: v.Blocks[4].Pool},
+		Maps:          &MapsSpec{Name: MapsOutput, Channels: v.Blocks[3].Channels, Stride: vggMapsStride, Tensor: v.Blocks[3].Pool},
+		Block5:        &Block5Spec{Channels: v.Blocks[4].Channels},
+	}
+	for i, n := range b5 {
+		w, b, err := ownParams(g, n, i+1, names)
+		if err != nil {
+			return nil, nil, err
+		}
+		spec.Block5.ConvWeights[i], spec.Block5.ConvBiases[i] = w, b
+	}
+	pool4, pool5 := ren(v.Blocks[3].Pool), ren(v.Blocks[4].Pool)
+	gap := unique(names, "features_gap")
+	g.Node = append(g.Node,
+		Node("GlobalAveragePool", "tlearn_features_gap", []string{pool5}, []string{gap}),
+		Node("Flatten", "tlearn_features", []string{gap}, []string{FeaturesOutput}, AttrInt("axis", 1)),
+		Node("Identity", "tlearn_maps", []string{pool4}, []string{MapsOutput}),
+	)
+	g.Output = []*onnxpb.ValueInfoProto{
+		ValueInfo(FeaturesOutput, onnxpb.TensorProto_FLOAT, []any{"N", spec.Features.Dim}),
+		ValueInfo(MapsOutput, onnxpb.TensorProto_FLOAT, []any{"N", spec.Maps.Channels, "maps_h", "maps_w"}),
+	}
+	finishCut(out, input, v.Layout, true)
+	out.DocString = proto.String(fmt.Sprintf("tlearn models prepare: %s backbone, outputs %s (global average pool of %q) and %s (%q)",
+		preset, FeaturesOutput, pool5, MapsOutput, pool4))
+	return out, spec, nil
+}
+
+// ownParams makes conv's weight and bias initializers of their own, used by
+// no other node, so that fine-tuning can replace them by name: values
+// reached through Identity or Constant nodes, or shared with other nodes,
+// are copied to a new initializer; a missing bias becomes zeros.
+func ownParams(g *onnxpb.GraphProto, conv *onnxpb.NodeProto, k int, names map[string]bool) (w, b string, err error) {
+	uses := make(map[string]int)
+	for _, n := range g.Node {
+		for _, in := range n.Input {
+			uses[in]++
+		}
+	}
+	for _, o := range g.Output {
+		uses[o.GetName()]++
+	}
+	inputs := make(map[string]bool)
+	for _, vi := range g.Input {
+		inputs[vi.GetName()] = true
+	}
+	direct := make(map[string]*onnxpb.TensorProto)
+	for _, t := range g.Initializer {
+		direct[t.GetName()] = t
+	}
+	if len(conv.Input) < 3 || conv.Input[2] == "" {
+		ch, _ := Initializer(&onnxpb.ModelProto{Graph: g}, conv.Input[1])
+		name := unique(names, fmt.Sprintf("block5_conv%d.bias", k))
+		g.Initializer = append(g.Initializer, NewTensorFloat32(name, ch.Dims[:1], make([]float32, ch.Dims[0])))
+		conv.Input = append(conv.Input[:2], name)
+		uses[name] = 1
+		direct[name] = g.Initializer[len(g.Initializer)-1]
+	}
+	for j, kind := range []string{"weight", "bias"} {
+		name := conv.Input[1+j]
+		t, ok := graphConstant(g, name)
+		if !ok {
+			return "", "", fmt.Errorf("block5 Conv %s: %s %q is not a constant", nodeName(conv), kind, name)
+		}
+		if direct[name] == t && uses[name] == 1 && !inputs[name] {
+			continue
+		}
+		c := proto.Clone(t).(*onnxpb.TensorProto)
+		c.Name = proto.String(unique(names, fmt.Sprintf("block5_conv%d.%s", k, kind)))
+		g.Initializer = append(g.Initializer, c)
+		conv.Input[1+j] = c.GetName()
+	}
+	return conv.Input[1], conv.Input[2], nil
+}
+
+// cutCustom cuts any backbone at s.FeatureTensor.
+func cutCustom(m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Spec, error) {
+	var pre dataset.Preprocessing
+	switch s.Preprocessing {
+	case "", PreprocessingTorchvision:
+		pre = dataset.TorchvisionPreprocessing
+	case PreprocessingCaffe:
+		pre = dataset.CaffePreprocessing
+	default:
+		return nil, nil, fmt.Errorf("unknown preprocessing %q (want %s or %s)", s.Preprocessing, PreprocessingTorchvision, PreprocessingCaffe)
+	}
+	if s.Preset != "" && s.Preset != PresetCustom {
+		return nil, nil, fmt.Errorf("%w: %s is a VGG16 preset; with --feature-tensor the preset is %s", ErrPreset, s.Preset, PresetCustom)
+	}
+	g := m.GetGraph()
+	input, err := imageInput(g)
+	if err != nil {
+		return nil, nil, err
+	}
+	elem, dims, known := Shape(input)
+	if elem != onnxpb.TensorProto_FLOAT {
+		return nil, nil, fmt.Errorf("input %q is %s; tlearn feeds float32 images", input.GetName(), dataTypeName(int32(elem)))
+	}
+	if !known || len(dims) != 4 {
+		return nil, nil, fmt.Errorf("input %q has shape %v; want an image batch of rank 4", input.GetName(), dims)
+	}
+	layout := dataset.NCHW
+	if dims[3].Value == 3 && dims[1].Value != 3 {
+		layout = dataset.NHWC
+	}
+	pre.Layout = layout
+	declared := fixedSide(input)
+	size := cmp.Or(s.DefaultSize, declared, vggDefaultSize)
+	t := s.FeatureTensor
+	producer := map[string]*onnxpb.NodeProto{}
+	for _, n := range g.Node {
+		for _, o := range n.Output {
+			producer[o] = n
+		}
+	}
+	if producer[t] == nil {
+		return nil, nil, fmt.Errorf("no node writes a tensor named %q (see `tlearn models info --json` for the graph's outputs, or Netron for all tensors)", t)
+	}
+
+	// Rank and element type: declared, or found by running the model up to t.
+	rank, dim, isFloat := -1, int64(0), false
+	for _, vi := range append(slices.Clone(g.ValueInfo), g.Output...) {
+		if vi.GetName() == t {
+			if e, d, ok := Shape(vi); ok && d != nil {
+				rank, isFloat = len(d), e == onnxpb.TensorProto_FLOAT
+				if len(d) >= 2 {
+					dim = d[1].Value
+				}
+			}
+		}
+	}
+	if rank < 0 || dim <= 0 {
+		pm := proto.Clone(m).(*onnxpb.ModelProto)
+		pm.Graph.Output = []*onnxpb.ValueInfoProto{{Name: proto.String(t)}}
+		finishCut(pm, input.GetName(), layout, false)
+		b, err := Marshal(pm)
+		if err != nil {
+			return nil, nil, err
+		}
+		res, err := probe(b, input.GetName(), inputShape(dims, layout, 1, cmp.Or(declared, size)), []string{t}, s.Threads)
+		if err != nil {
+			return nil, nil, fmt.Errorf("probe run to find the shape of %q: %w", t, err)
+		}
+		rank, isFloat = len(res[0].Shape), res[0].Float
+		if rank >= 2 {
+			dim = res[0].Shape[1]
+		}
+	}
+	if !isFloat {
+		return nil, nil, fmt.Errorf("feature tensor %q is not float32 (a quantized tensor?); name a float tensor, e.g. the output of a DequantizeLinear", t)
+	}
+	out := proto.Clone(m).(*onnxpb.ModelProto)
+	g = out.Graph
+	names := tensorNames(g)
+	pooled := t
+	switch rank {
+	case 4:
+		// tf2onnx transposes back to NHWC before a graph output; pool the
+		// NCHW tensor it transposed.
+		if p := producer[t]; p.GetOpType() == "Transpose" && slices.Equal(attr(p, "perm").GetInts(), []int64{0, 2, 3, 1}) {
+			pooled = p.Input[0]
+			// dim was read on the NHWC tensor; the probe of the check run below
+			// confirms the final [N,D].
+			dim = 0
+		}
+	case 2:
+	default:
+		return nil, nil, fmt.Errorf("feature tensor %q has rank %d; want 4 (pooled) or 2", t, rank)
+	}
+	ren := reserve(g, names, FeaturesOutput)
+	pooled = ren(pooled)
+	in := ren(input.GetName())
+	if rank == 4 {
+		gap := unique(names, "features_gap")
+		g.Node = append(g.Node,
+			Node("GlobalAveragePool", "tlearn_features_gap", []string{pooled}, []string{gap}),
+			Node("Flatten", "tlearn_features", []string{gap}, []string{FeaturesOutput}, AttrInt("axis", 1)))
+	} else {
+		g.Node = append(g.Node, Node("Identity", "tlearn_features", []string{pooled}, []string{FeaturesOutput}))
+	}
+	g.Output = []*onnxpb.ValueInfoProto{ValueInfo(FeaturesOutput, onnxpb.TensorProto_FLOAT, []any{"N", nil})}
+	finishCut(out, in, layout, true)
+	out.DocString = proto.String(fmt.Sprintf("tlearn models prepare: custom backbone, output %s from %q", FeaturesOutput, t))
+	spec := &Spec{
+		Preset:        PresetCustom,
+		Preprocessing: pre,
+		Input:         in,
+		DefaultSize:   size,
+		Features:      FeaturesSpec{Name: FeaturesOutput, Dim: int(dim), Tensor: t},
+	}
+	symbolicSpatial := declared == 0
+	if !s.SkipCheck || dim <= 0 {
+		// Free spatial dims only where the model runs at another size too:
+		// models with fixed Reshapes do not.
+		for _, side := range []int{size, size + 32} {
+			b, err := Marshal(out)
+			if err != nil {
+				return nil, nil, err
+			}
+			res, err := probe(b, in, inputShape(dims, layout, checkBatch, side), []string{FeaturesOutput}, s.Threads)
+			if err != nil {
+				if side != size {
+					break
+				}
+				return nil, nil, fmt.Errorf("check run of the cut model: %w", err)
+			}
+			sh := res[0].Shape
+			if len(sh) != 2 || sh[0] != checkBatch {
+				return nil, nil, fmt.Errorf("check run of the cut model: %s has shape %v, want [%d,D]", FeaturesOutput, sh, checkBatch)
+			}
+			spec.Features.Dim = int(sh[1])
+			symbolicSpatial = side != size
+		}
+	}
+	if !symbolicSpatial {
+		if s.SkipCheck && dim > 0 {
+			size = declared // unchecked: keep the model's own size
+		}
+		spec.FixedSize = size
+		setInputDims(out.Graph, in, fixedInputDims(dims, layout, size))
+	}
+	setOutputDims(out.Graph, FeaturesOutput, []any{"N", spec.Features.Dim})
+	return out, spec, nil
+}
+
+// fixedSide is the input's fixed square side, or 0.
+func fixedSide(input *onnxpb.ValueInfoProto) int {
+	_, dims, _ := Shape(input)
+	if len(dims) != 4 {
+		return 0
+	}
+	h := 2
+	if dims[3].Value == 3 && dims[1].Value != 3 {
+		h = 1
+	}
+	if dims[h].Value > 0 && dims[h].Value == dims[h+1].Value {
+		return int(dims[h].Value)
+	}
+	return 0
+}
+
+func inputShape(dims []Dim, layout dataset.Layout, batch, side int) []int64 {
+	c := dims[1].Value
+	if layout == dataset.NHWC {
+		c = dims[3].Value
+	}
+	if c <= 0 {
+		c = 3
+	}
+	if layout == dataset.NHWC {
+		return []int64{int64(batch), int64(side), int64(side), c}
+	}
+	return []int64{int64(batch), c, int64(side), int64(side)}
+}
+
+func fixedInputDims(dims []Dim, layout dataset.Layout, side int) []any {
+	s := inputShape(dims, layout, 1, side)
+	return []any{"N", s[1], s[2], s[3]}
+}
+
+// finishCut removes what the outputs do not need, frees the input's batch
+// and (when spatial) its height and width, and drops value_info, whose
+// fixed shapes (the Model Zoo declares every tensor at 224) would contradict
+// the free dims; ONNX Runtime infers shapes itself.
+func finishCut(m *onnxpb.ModelProto, input string, layout dataset.Layout, spatial bool) {
+	g := m.Graph
+	prune(g)
+	g.ValueInfo = nil
+	inits := make(map[string]bool, len(g.Initializer))
+	for _, t := range g.Initializer {
+		inits[t.GetName()] = true
+	}
+	var ins []*onnxpb.ValueInfoProto
+	for _, vi := range g.Input {
+		if vi.GetName() == input {
+			ins = append(ins, vi)
+		}
+	}
+	if len(ins) != len(g.Input) {
+		// Initializers listed as inputs (IR < 4) would be inputs a session
+		// must be able to feed; IR 4 made that optional.
+		m.IrVersion = proto.Int64(max(m.GetIrVersion(), 4))
+	}
+	g.Input = ins
+	_, dims, _ := Shape(ins[0])
+	c := inputShape(dims, layout, 1, 1)
+	var nd []any
+	switch {
+	case !spatial:
+		nd = nil
+	case layout == dataset.NHWC:
+		nd = []any{"N", "H", "W", c[3]}
+	default:
+		nd = []any{"N", c[1], "H", "W"}
+	}
+	if nd != nil {
+		setInputDims(g, input, nd)
+	} else if len(dims) > 0 {
+		// Probe models keep the declared sizes; only a fixed batch of 1 is
+		// freed, so that probes can run any batch.
+		d := make([]any, len(dims))
+		for i, x := range dims {
+			switch {
+			case x.Value > 0:
+				d[i] = x.Value
+			case x.Param != "":
+				d[i] = x.Param
+			}
+		}
+		d[0] = "N"
+		setInputDims(g, input, d)
+	}
+	m.ProducerName = proto.String("tlearn")
+	m.ProducerVersion = nil
+}
+
+func setInputDims(g *onnxpb.GraphProto, name string, dims []any) {
+	for i, vi := range g.Input {
+		if vi.GetName() == name {
+			g.Input[i] = ValueInfo(name, onnxpb.TensorProto_FLOAT, dims)
+		}
+	}
+}
+
+func setOutputDims(g *onnxpb.GraphProto, name string, dims []any) {
+	for i, vi := range g.Output {
+		if vi.GetName() == name {
+			g.Output[i] = ValueInfo(name, onnxpb.TensorProto_FLOAT, dims)
+		}
+	}
+}
+
+// prune keeps the nodes and initializers that the graph's outputs depend on.
+// Nodes are in topological order (ONNX requires it), so one backward pass
+// suffices; names used inside subgraphs count as used.
+func prune(g *onnxpb.GraphProto) {
+	need := make(map[string]bool)
+	for _, o := range g.Output {
+		need[o.GetName()] = true
+	}
+	keep := make([]bool, len(g.Node))
+	for i := len(g.Node) - 1; i >= 0; i-- {
+		n := g.Node[i]
+		for _, o := range n.Output {
+			if need[o] {
+				keep[i] = true
+			}
+		}
+		if !keep[i] {
+			continue
+		}
+		for _, in := range n.Input {
+			need[in] = true
+		}
+		for _, a := range n.Attribute {
+			for _, sg := range append([]*onnxpb.GraphProto{a.G}, a.Graphs...) {
+				subgraphNames(sg, need)
+			}
+		}
+	}
+	var nodes []*onnxpb.NodeProto
+	for i, n := range g.Node {
+		if keep[i] {
+			nodes = append(nodes, n)
+		}
+	}
+	g.Node = nodes
+	var inits []*onnxpb.TensorProto
+	for _, t := range g.Initializer {
+		if need[t.GetName()] {
+			inits = append(inits, t)
+		}
+	}
+	g.Initializer = inits
+	var sparse []*onnxpb.SparseTensorProto
+	for _, t := range g.SparseInitializer {
+		if need[t.GetValues().GetName()] {
+			sparse = append(sparse, t)
+		}
+	}
+	g.SparseInitializer = sparse
+}
+
+func subgraphNames(g *onnxpb.GraphProto, need map[string]bool) {
+	if g == nil {
+		return
+	}
+	for _, n := range g.Node {
+		for _, in := range n.Input {
+			need[in] = true
+		}
+		for _, a := range n.Attribute {
+			for _, sg := range append([]*onnxpb.GraphProto{a.G}, a.Graphs...) {
+				subgraphNames(sg, need)
+			}
+		}
+	}
+}
+
+// tensorNames lists every value name of g.
+func tensorNames(g *onnxpb.GraphProto) map[string]bool {
+	names := make(map[string]bool)
+	for _, vi := range g.Input {
+		names[vi.GetName()] = true
+	}
+	for _, t := range g.Initializer {
+		names[t.GetName()] = true
+	}
+	for _, n := range g.Node {
+		for _, o := range n.Output {
+			names[o] = true
+		}
+		for _, in := range n.Input {
+			names[in] = true
+		}
+	}
+	return names
+}
+
+// unique returns base, or base with a numeric suffix, unused in names, and
+// marks it used.
+func unique(names map[string]bool, base string) string {
+	name := base
+	for i := 1; names[name]; i++ {
+		name = fmt.Sprintf("%s_%d", base, i)
+	}
+	names[name] = true
+	return name
+}
+
+// reserve renames tensors of g that carry one of the fixed output names, so
+// that the extractor's outputs can have them, and returns the mapping from
+// old to new names (the identity for names it did not touch).
+func reserve(g *onnxpb.GraphProto, names map[string]bool, fixed ...string) func(string) string {
+	renamed := make(map[string]string)
+	for _, f := range fixed {
+		if !names[f] {
+			names[f] = true
+			continue
+		}
+		to := unique(names, f+"_src")
+		renamed[f] = to
+		rename := func(s []string) {
+			for i, x := range s {
+				if x == f {
+					s[i] = to
+				}
+			}
+		}
+		for _, n := range g.Node {
+			rename(n.Input)
+			rename(n.Output)
+		}
+		for _, t := range g.Initializer {
+			if t.GetName() == f {
+				t.Name = proto.String(to)
+			}
+		}
+		for _, vi := range slices.Concat(g.Input, g.Output, g.ValueInfo) {
+			if vi.GetName() == f {
+				vi.Name = proto.String(to)
+			}
+		}
+	}
+	return func(s string) string { return cmp.Or(renamed[s], s) }
+}
+
+// checkVGGExtractor runs a prepared VGG extractor once at checkSize and
+// compares its outputs' shapes with the spec.
+func checkVGGExtractor(model []byte, spec *Spec, threads int) error {
+	dims := []Dim{{}, {Value: 3}, {}, {}}
+	if spec.Preprocessing.Layout == dataset.NHWC {
+		dims = []Dim{{}, {}, {}, {Value: 3}}
+	}
+	res, err := probe(model, spec.Input, inputShape(dims, spec.Preprocessing.Layout, checkBatch, checkSize), []string{FeaturesOutput, MapsOutput}, threads)
+	if err != nil {
+		return fmt.Errorf("check run of the cut model: %w", err)
+	}
+	m := checkSize / spec.Maps.Stride
+	want := [][]int64{{checkBatch, int64(spec.Features.Dim)}, {checkBatch, int64(spec.Maps.Channels), int64(m), int64(m)}}
+	for i, r := range res {
+		if !slices.Equal(r.Shape, want[i]) || !r.Float {
+			return fmt.Errorf("check run of the cut model: output %d has shape %v, want %v float32", i, r.Shape, want[i])
+		}
+	}
+	return nil
+}

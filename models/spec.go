@@ -1,0 +1,109 @@
+package models
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/internal/fsutil"
+)
+
+// File names inside a prepared model folder (DESIGN.md, "Files on disk").
+const (
+	ExtractorFile = "extractor.onnx"
+	SpecFile      = "spec.json"
+	SpecFormat    = 1
+)
+
+// Tensor names that every prepared extractor.onnx uses.
+const (
+	FeaturesOutput = "features" // [N,D] pooled features
+	MapsOutput     = "maps"     // [N,512,H/16,W/16] block4_pool, NCHW (VGG only)
+)
+
+// Spec describes a prepared model; it is written as DIR/spec.json next to
+// DIR/extractor.onnx.
+type Spec struct {
+	Format        int                   `json:"format"`
+	Preset        string                `json:"preset"` // "vgg16-torchvision", "vgg16-keras" or "custom"
+	Preprocessing dataset.Preprocessing `json:"preprocessing"`
+	Input         string                `json:"input"`        // input name of extractor.onnx (layout in Preprocessing.Layout)
+	DefaultSize   int                   `json:"default_size"` // square input side the backbone was trained at
+	FixedSize     int                   `json:"fixed_size,omitempty"`
+	SizeMultiple  int                   `json:"size_multiple,omitempty"` // input sides must be multiples of this (32 for VGG)
+	Features      FeaturesSpec          `json:"features"`
+	Maps          *MapsSpec             `json:"maps,omitempty"`   // nil when the backbone is not VGG-shaped
+	Block5        *Block5Spec           `json:"block5,omitempty"` // nil when the backbone is not VGG-shaped
+	Source        SourceSpec            `json:"source"`
+}
+
+// FeaturesSpec is the pooled-features output.
+type FeaturesSpec struct {
+	Name   string `json:"name"`   // always FeaturesOutput
+	Dim    int    `json:"dim"`    // D
+	Tensor string `json:"tensor"` // the source model's tensor that is pooled
+}
+
+// MapsSpec is the block4_pool output used for fine-tuning.
+type MapsSpec struct {
+	Name     string `json:"name"`     // always MapsOutput
+	Channels int    `json:"channels"` // 512 for VGG16
+	Stride   int    `json:"stride"`   // input side / map side (16)
+	Tensor   string `json:"tensor"`   // the source model's block4_pool tensor
+}
+
+// Block5Spec names block5's convolution parameters, as initializers of
+// extractor.onnx, in order conv1..conv3.
+type Block5Spec struct {
+	ConvWeights [3]string `json:"conv_weights"`
+	ConvBiases  [3]string `json:"conv_biases"`
+	Channels    int       `json:"channels"`
+}
+
+// SourceSpec identifies the file the model was prepared from.
+type SourceSpec struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+	Bytes  int64  `json:"bytes"`
+}
+
+// ErrNotPrepared is returned when a folder holds no prepared model.
+var ErrNotPrepared = errors.New("models: not a prepared model folder (run `tlearn models prepare`)")
+
+// ReadSpec reads and checks DIR/spec.json.
+func ReadSpec(dir string) (*Spec, error) {
+	path := filepath.Join(dir, SpecFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("models: %s: %w", path, ErrNotPrepared)
+		}
+		return nil, fmt.Errorf("models: read %s: %w", path, err)
+	}
+	var s Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("models: %s: %w", path, err)
+	}
+	if s.Format != SpecFormat {
+		return nil, fmt.Errorf("models: %s: format %d, this tlearn reads %d", path, s.Format, SpecFormat)
+	}
+	if err := s.Preprocessing.Validate(); err != nil {
+		return nil, fmt.Errorf("models: %s: %w", path, err)
+	}
+	if s.Input == "" || s.Features.Name == "" || s.Features.Dim <= 0 {
+		return nil, fmt.Errorf("models: %s: missing input or features", path)
+	}
+	return &s, nil
+}
+
+// WriteSpec writes DIR/spec.json atomically.
+func WriteSpec(dir string, s *Spec) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteFile(filepath.Join(dir, SpecFile), append(b, '\n'), 0o644)
+}
