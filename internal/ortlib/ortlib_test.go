@@ -1,0 +1,112 @@
+package ortlib
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestFindOrder(t *testing.T) {
+	dir := t.TempDir()
+	flagLib := filepath.Join(dir, "flag.so")
+	envLib := filepath.Join(dir, "env.so")
+	for _, p := range []string{flagLib, envLib} {
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		desc, explicit, env string
+		wantPath, wantSrc   string
+		wantErr             string
+	}{
+		{desc: "flag wins over env", explicit: flagLib, env: envLib, wantPath: flagLib, wantSrc: "--ort-lib"},
+		{desc: "env when no flag", env: envLib, wantPath: envLib, wantSrc: "$" + EnvLibrary},
+		{desc: "missing flag path is an error, not a fallback", explicit: filepath.Join(dir, "nope.so"), env: envLib, wantErr: "nope.so"},
+		{desc: "missing env path is an error", env: filepath.Join(dir, "gone.so"), wantErr: "gone.so"},
+		{desc: "a folder is not a library", explicit: dir, wantErr: "is a directory"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Setenv(EnvLibrary, tc.env)
+			c, err := Find(tc.explicit)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Path != tc.wantPath || c.Source != tc.wantSrc {
+				t.Errorf("got %+v, want %s from %s", c, tc.wantPath, tc.wantSrc)
+			}
+		})
+	}
+}
+
+func TestFindNothingSaysHowToInstall(t *testing.T) {
+	t.Setenv(EnvLibrary, "")
+	t.Setenv("LD_LIBRARY_PATH", "")
+	old := InstallDir
+	InstallDir = ""
+	defer func() { InstallDir = old }()
+	wd, _ := os.Getwd()
+	defer os.Chdir(wd)
+	if err := os.Chdir(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Find("")
+	if err == nil {
+		if c.Source == "system" {
+			t.Skipf("a system ONNX Runtime exists at %s", c.Path)
+		}
+		if !strings.HasPrefix(c.Path, wd) {
+			t.Fatalf("found %+v outside the checkout", c)
+		}
+		t.Skip("the test binary sits inside the checkout, so its install folder is found next to it")
+	}
+	if !strings.Contains(err.Error(), "make setup") || !strings.Contains(err.Error(), "--ort-lib") {
+		t.Errorf("error %q does not say how to install", err)
+	}
+}
+
+func TestParseDevice(t *testing.T) {
+	for in, want := range map[string]Device{"": DeviceAuto, "auto": DeviceAuto, "CPU": DeviceCPU, "cuda": DeviceCUDA} {
+		got, err := ParseDevice(in)
+		if err != nil || got != want {
+			t.Errorf("ParseDevice(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := ParseDevice("gpu"); err == nil {
+		t.Error("ParseDevice(gpu) succeeded")
+	}
+}
+
+// The npm library is CPU-only: auto falls back with a reason, cuda fails.
+func TestCUDAFallback(t *testing.T) {
+	InitForTest(t)
+	if ok, _ := CUDAStatus(); ok {
+		t.Skip("this ONNX Runtime has a working CUDA provider")
+	}
+	so, used, why, err := SessionOptions(Options{Device: DeviceAuto, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	so.Destroy()
+	if used != DeviceCPU || !strings.Contains(why, "CPU") {
+		t.Errorf("auto: used %q, why %q; want cpu with a reason", used, why)
+	}
+	if strings.Contains(why, "\n") {
+		t.Errorf("reason is not one line: %q", why)
+	}
+	if _, _, _, err := SessionOptions(Options{Device: DeviceCUDA}); err == nil || !strings.Contains(err.Error(), "cuda") {
+		t.Errorf("cuda: err = %v, want an error", err)
+	}
+	so, used, why, err = SessionOptions(Options{Device: DeviceCPU})
+	if err != nil || used != DeviceCPU || why != "" {
+		t.Errorf("cpu: %q %q %v", used, why, err)
+	}
+	so.Destroy()
+}
