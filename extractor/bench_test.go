@@ -1,0 +1,205 @@
+package extractor
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/models"
+)
+
+// cifarArchive is the real-JPEG benchmark input, in ../shared (relative to
+// the repository root).
+var cifarArchive = filepath.Join("..", "..", "shared", "data", "cifar10-train-jpeg.tar.gz")
+
+// benchImages is the number of images per measurement: a multiple of every
+// batch size measured, so that no run is padded. TLEARN_BENCH_IMAGES
+// overrides it (VGG16 at 224 runs about 11 images/s on 2 cores).
+func benchImages(b *testing.B) int {
+	n := 192
+	if s := os.Getenv("TLEARN_BENCH_IMAGES"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 32 || v%32 != 0 {
+			b.Fatalf("TLEARN_BENCH_IMAGES=%q: want a multiple of 32", s)
+		}
+		n = v
+	}
+	return n
+}
+
+// unpackCIFAR writes the first perClass JPEGs of each class folder of the
+// archive into dir/<class>/.
+func unpackCIFAR(b *testing.B, archive, dir string, perClass int) {
+	f, err := os.Open(archive)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		b.Fatalf("%s: %v", archive, err)
+	}
+	tr := tar.NewReader(gz)
+	count := map[string]int{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			b.Fatalf("%s: %v", archive, err)
+		}
+		if h.Typeflag != tar.TypeReg || !strings.HasSuffix(h.Name, ".jpg") {
+			continue
+		}
+		class := path.Base(path.Dir(h.Name))
+		if count[class] >= perClass {
+			continue
+		}
+		count[class]++
+		out := filepath.Join(dir, class, path.Base(h.Name))
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(out, data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkExtract measures end-to-end extraction (check pass, decoding,
+// resizing, preprocessing, inference, cache writes) of real CIFAR-10 JPEGs
+// through a synthetic full-width VGG16 at 224, next to a bare ORT session
+// running the same model at the same batch size on a ready tensor, in the
+// same run. Metrics: images/s of both, their ratio (goal >= 0.95), and the
+// share of extract's wall time spent in ORT runs.
+func BenchmarkExtract(b *testing.B) {
+	if _, err := os.Stat(cifarArchive); err != nil {
+		b.Skipf("needs %s (the shared data folder next to the repository): %v", cifarArchive, err)
+	}
+	ortlib.InitForTest(b)
+	n := benchImages(b)
+	root := b.TempDir()
+	modelDir := filepath.Join(root, "model")
+	if _, err := models.WriteSynthPrepared(modelDir, models.SynthSettings{Seed: 1}); err != nil {
+		b.Fatal(err)
+	}
+	data := filepath.Join(root, "data")
+	unpackCIFAR(b, cifarArchive, data, (n+9)/10)
+	src := openSource(b, data)
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+
+	for _, batch := range []int{8, 16, 32} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			e, err := Open(modelDir, Options{Batch: batch, ORT: ortlib.Options{Device: ortlib.DeviceCPU}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			bare := newBareSession(b, e)
+			defer bare.close()
+			// One batch each first, so that neither side's first run (arena
+			// allocation) is timed.
+			bare.run(b, 1)
+			if _, err := e.Extract(context.Background(), src, idx[:batch], filepath.Join(root, fmt.Sprintf("warm-%d", batch)), Settings{}); err != nil {
+				b.Fatal(err)
+			}
+			var extractTime, bareTime, inference time.Duration
+			for i := 0; b.Loop(); i++ {
+				t0 := time.Now()
+				bare.run(b, n/batch)
+				bareTime += time.Since(t0)
+
+				t0 = time.Now()
+				res, err := e.Extract(context.Background(), src, idx, filepath.Join(root, fmt.Sprintf("cache-%d-%d", batch, i)), Settings{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				extractTime += time.Since(t0)
+				inference += res.Inference
+				if res.Computed != n {
+					b.Fatalf("computed %d images, want %d", res.Computed, n)
+				}
+			}
+			runs := float64(b.N)
+			extractIPS := runs * float64(n) / extractTime.Seconds()
+			bareIPS := runs * float64(n) / bareTime.Seconds()
+			b.ReportMetric(extractIPS, "images/s")
+			b.ReportMetric(bareIPS, "bare-images/s")
+			b.ReportMetric(extractIPS/bareIPS, "ratio")
+			// Less sensitive to other load on the machine than the ratio:
+			// the share of extract's time that ORT was running.
+			b.ReportMetric(inference.Seconds()/extractTime.Seconds(), "ort-share")
+		})
+	}
+}
+
+// bareSession is a plain ORT session over the same extractor.onnx, with the
+// same threads and tensor shapes as an Extractor, fed a fixed random input.
+type bareSession struct {
+	sess    *ort.AdvancedSession
+	in, out *ort.Tensor[float32]
+}
+
+func newBareSession(b *testing.B, e *Extractor) *bareSession {
+	spec := e.Spec()
+	s := &bareSession{}
+	var err error
+	bs, side := int64(e.Batch()), int64(e.Size())
+	if s.in, err = ort.NewEmptyTensor[float32](ort.NewShape(bs, 3, side, side)); err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	in := s.in.GetData()
+	for i := range in {
+		in[i] = float32(rng.NormFloat64())
+	}
+	if s.out, err = ort.NewEmptyTensor[float32](ort.NewShape(bs, int64(spec.Features.Dim))); err != nil {
+		b.Fatal(err)
+	}
+	so, _, _, err := ortlib.SessionOptions(ortlib.Options{Device: ortlib.DeviceCPU})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer so.Destroy()
+	s.sess, err = ort.NewAdvancedSession(filepath.Join(e.ModelDir(), models.ExtractorFile), []string{spec.Input},
+		[]string{models.FeaturesOutput}, []ort.Value{s.in}, []ort.Value{s.out}, so)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+func (s *bareSession) run(b *testing.B, batches int) {
+	for range batches {
+		if err := s.sess.Run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func (s *bareSession) close() {
+	s.sess.Destroy()
+	s.in.Destroy()
+	s.out.Destroy()
+}

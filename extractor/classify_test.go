@@ -1,0 +1,293 @@
+package extractor
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/models"
+)
+
+// testHead is a seeded softmax-regression head on d features, scaled so
+// that its probabilities are far from 0 and 1 on the tiny model's features.
+func testHead(d, k int, scale float64) models.ExportWeights {
+	rng := rand.New(rand.NewPCG(3, 3))
+	w := models.ExportWeights{Output: models.Dense{In: d, Out: k, Kernel: make([]float32, d*k), Bias: make([]float32, k)}}
+	for i := range w.Output.Kernel {
+		w.Output.Kernel[i] = float32(rng.NormFloat64() * scale / math.Sqrt(float64(d)))
+	}
+	return w
+}
+
+// headForward is the head in float64 with a softmax.
+func headForward(x []float32, w models.ExportWeights) []float32 {
+	d := w.Output
+	z := make([]float64, d.Out)
+	for o := range z {
+		s := float64(d.Bias[o])
+		for i, v := range x {
+			s += float64(v) * float64(d.Kernel[i*d.Out+o])
+		}
+		z[o] = s
+	}
+	mx := slices.Max(z)
+	var sum float64
+	for _, v := range z {
+		sum += math.Exp(v - mx)
+	}
+	p := make([]float32, len(z))
+	for i, v := range z {
+		p[i] = float32(math.Exp(v-mx) / sum)
+	}
+	return p
+}
+
+// writeClassifier exports the tiny model with w into dir/classifier.onnx.
+func writeClassifier(t testing.TB, w models.ExportWeights, classes []string) string {
+	t.Helper()
+	model := tinyModel(t)
+	spec, err := models.ReadSpec(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext, err := models.Load(filepath.Join(model, models.ExtractorFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := models.Export(spec, ext, w, models.ExportSettings{Classes: classes, Size: testSize, SkipCheck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "classifier.onnx")
+	if err := models.Save(path, m); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func openClassifier(t testing.TB, path string, o ClassifierOptions) *Classifier {
+	t.Helper()
+	o.ORT = ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1}
+	c, err := OpenClassifier(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return c
+}
+
+// classifyAll collects Classify's predictions (copies of the probabilities).
+func classifyAll(t testing.TB, c *Classifier, src *dataset.Source) []Prediction {
+	t.Helper()
+	var got []Prediction
+	err := c.Classify(context.Background(), src, func(p Prediction) error {
+		p.Probs = slices.Clone(p.Probs)
+		got = append(got, p)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// TestClassifyMatchesCache classifies a dataset with a bad image in it at
+// several batch sizes and compares with the cached-feature path: Extract's
+// features fed to the same head in Go.
+func TestClassifyMatchesCache(t *testing.T) {
+	e := openExtractor(t, Options{Batch: 3})
+	classes := []string{"cat", "dog"}
+	data := makeDataset(t, classes, 5)
+	cacheDir := filepath.Join(t.TempDir(), "cache")
+	if _, err := extract(t, e, data, cacheDir, Settings{}); err != nil {
+		t.Fatal(err)
+	}
+	cc, err := cache.Open(cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	w := testHead(cc.Manifest.FeatureDim, len(classes), 1)
+	path := writeClassifier(t, w, classes)
+	want := map[string][]float32{}
+	for i, it := range cc.Manifest.Items {
+		want[filepath.Join(data, filepath.FromSlash(it.Path))] = headForward(cc.Feature(i), w)
+	}
+
+	bad := filepath.Join(data, "dog", "002.png")
+	if err := os.WriteFile(bad, []byte("\x89PNG\r\n\x1a\nbroken"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := dataset.OpenFiles([]string{data}, dataset.Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, batch := range []int{1, 4, 16} {
+		c := openClassifier(t, path, ClassifierOptions{Batch: batch})
+		got := classifyAll(t, c, src)
+		if len(got) != len(src.Items) {
+			t.Fatalf("batch %d: %d predictions for %d images", batch, len(got), len(src.Items))
+		}
+		informative := 0
+		for i, p := range got {
+			path := src.Path(p.Index)
+			switch {
+			case p.Index != i:
+				t.Fatalf("batch %d: prediction %d is for image %d", batch, i, p.Index)
+			case path == bad:
+				if p.Err == nil || p.Probs != nil || p.Err.Path != bad {
+					t.Fatalf("batch %d: bad image gave %+v", batch, p)
+				}
+				continue
+			case p.Err != nil:
+				t.Fatalf("batch %d: %v", batch, p.Err)
+			}
+			for j, v := range p.Probs {
+				if d := math.Abs(float64(v) - float64(want[path][j])); d > 1e-4 {
+					t.Fatalf("batch %d: %s: probabilities %v, cached path gives %v", batch, path, p.Probs, want[path])
+				}
+				if v > 0.05 && v < 0.95 {
+					informative++
+				}
+			}
+		}
+		if informative < len(got)/2 {
+			t.Fatalf("batch %d: probabilities too close to 0 and 1 to test anything: %+v", batch, got)
+		}
+	}
+}
+
+func TestClassifyCancel(t *testing.T) {
+	tinyModel(t)
+	path := writeClassifier(t, testHead(32, 2, 1), []string{"a", "b"})
+	c := openClassifier(t, path, ClassifierOptions{Batch: 2})
+	src, err := dataset.OpenFiles([]string{makeDataset(t, []string{"a", "b"}, 3)}, dataset.Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := errors.New("stop")
+	n := 0
+	err = c.Classify(context.Background(), src, func(Prediction) error {
+		if n++; n == 3 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || n != 3 {
+		t.Fatalf("callback error: %v after %d predictions", err, n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Classify(ctx, src, func(Prediction) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+	// The classifier stays usable.
+	if got := classifyAll(t, c, src); len(got) != len(src.Items) {
+		t.Fatalf("%d predictions after a cancel", len(got))
+	}
+}
+
+func TestOpenClassifierErrors(t *testing.T) {
+	model := tinyModel(t)
+	good := writeClassifier(t, testHead(32, 2, 1), []string{"a", "b"})
+	garbage := filepath.Join(t.TempDir(), "garbage.onnx")
+	if err := os.WriteFile(garbage, []byte("not a model at all"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ext := filepath.Join(model, models.ExtractorFile)
+	cases := []struct {
+		desc string
+		path string
+		o    ClassifierOptions
+		is   error
+		want string
+	}{
+		{"plain ONNX model", ext, ClassifierOptions{}, models.ErrNotClassifier, ext + ": not a tlearn classifier"},
+		{"not ONNX", garbage, ClassifierOptions{}, models.ErrNotONNX, garbage},
+		{"missing", garbage + ".missing", ClassifierOptions{}, os.ErrNotExist, "garbage.onnx.missing"},
+		{"size", good, ClassifierOptions{Size: 40}, nil, "not a multiple of 32"},
+		{"interpolation", good, ClassifierOptions{Interpolation: "cubic"}, nil, "interpolation"},
+		{"batch", good, ClassifierOptions{Batch: -1}, nil, "batch -1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			c, err := OpenClassifier(tc.path, tc.o)
+			if err == nil {
+				c.Close()
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), tc.want) || (tc.is != nil && !errors.Is(err, tc.is)) {
+				t.Fatalf("error %v, want %q (%v)", err, tc.want, tc.is)
+			}
+		})
+	}
+	c := openClassifier(t, good, ClassifierOptions{Size: 64, Interpolation: dataset.Bilinear})
+	if c.Size() != 64 || c.Interpolation() != dataset.Bilinear || c.Batch() != DefaultClassifyBatch || !slices.Equal(c.Classes(), []string{"a", "b"}) {
+		t.Fatalf("size %d interpolation %s batch %d classes %v", c.Size(), c.Interpolation(), c.Batch(), c.Classes())
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestClassFolderLabels(t *testing.T) {
+	root := filepath.Join("photos", "set")
+	classes := []string{"cat", "dog", "bird"}
+	cases := []struct {
+		desc  string
+		paths []string
+		want  []int
+	}{
+		{"class tree", []string{"cat/1.png", "cat/deep/2.png", "dog/3.png"}, []int{0, 0, 1}},
+		{"one class present", []string{"bird/1.png"}, []int{2}},
+		{"unknown folder", []string{"cat/1.png", "fish/2.png"}, nil},
+		{"loose image", []string{"cat/1.png", "3.png"}, nil},
+		{"no images", nil, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			src := &dataset.Source{}
+			for _, p := range tc.paths {
+				src.Items = append(src.Items, dataset.Item{Path: filepath.ToSlash(filepath.Join(root, p)), Label: -1})
+			}
+			if got := ClassFolderLabels(root, src, classes); !slices.Equal(got, tc.want) {
+				t.Fatalf("labels %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTopK(t *testing.T) {
+	cases := []struct {
+		desc  string
+		probs []float32
+		k     int
+		want  []int
+	}{
+		{"sorted", []float32{0.1, 0.6, 0.3}, 2, []int{1, 2}},
+		{"all", []float32{0.1, 0.6, 0.3}, 3, []int{1, 2, 0}},
+		{"capped", []float32{0.4, 0.6}, 5, []int{1, 0}},
+		{"ties keep index order", []float32{0.25, 0.25, 0.25, 0.25}, 3, []int{0, 1, 2}},
+		{"top 1", []float32{0.2, 0.3, 0.5}, 1, []int{2}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			if got := TopK(make([]int, 0, 8), tc.probs, tc.k); !slices.Equal(got, tc.want) {
+				t.Fatalf("TopK = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,170 @@
+package head
+
+import (
+	"context"
+	"errors"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// trainedRun trains a small head and returns what WriteRun needs.
+func trainedRun(t *testing.T) *Run {
+	t.Helper()
+	train, val := blobs(60, 5, 3, 3, 1), blobs(30, 5, 3, 3, 2)
+	res, err := Train(context.Background(), train, val, Settings{Hidden: 8, Epochs: 3, LR: 1e-2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Evaluate(res.Weights, val, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := RunInfo{Mode: ModeHead, ModelDir: "/models/vgg", ModelSHA256: "abc", Classes: train.Classes,
+		TrainCache: CacheRef{Dir: "/c/train", Fingerprint: "f", N: 60}, ValCache: CacheRef{Dir: "/c/val", Fingerprint: "f", N: 30},
+		Created: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)}
+	return &Run{
+		Settings: HeadRunSettings{RunInfo: info, Settings: res.Settings},
+		Weights:  res.Weights, History: res.History, Metrics: res.Metrics(rep), Title: "test run",
+	}
+}
+
+func TestWriteRun(t *testing.T) {
+	run := trainedRun(t)
+	dir := filepath.Join(t.TempDir(), "runs", "a")
+	if err := WriteRun(dir, run); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{SettingsFile, WeightsFile, HistoryFile, MetricsFile, CurvesFile, ConfusionFile} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Error(err)
+		}
+	}
+	s, err := ReadHeadRunSettings(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ModelDir != "/models/vgg" || s.Hidden != 8 || s.Dropout != 0.5 || s.Mode != ModeHead {
+		t.Errorf("settings.json read back as %+v", s)
+	}
+	info, err := ReadRunInfo(dir)
+	if err != nil || info.ValCache.N != 30 {
+		t.Fatalf("ReadRunInfo: %+v, %v", info, err)
+	}
+	m, err := ReadMetrics(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.EpochsRun != 3 || m.Final.Epoch != 2 || m.Validation == nil || m.Validation.N != 30 {
+		t.Errorf("metrics.json read back as %+v", m)
+	}
+	h, err := ReadHistory(filepath.Join(dir, HistoryFile))
+	if err != nil || len(h) != 3 {
+		t.Fatalf("history: %v, %v", h, err)
+	}
+	if _, err := LoadWeights(filepath.Join(dir, WeightsFile)); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing but the run is left in the parent folder.
+	entries, _ := os.ReadDir(filepath.Dir(dir))
+	if len(entries) != 1 {
+		t.Errorf("parent folder holds %d entries, want just the run", len(entries))
+	}
+
+	// An existing run is kept unless overwriting is asked for.
+	if err := WriteRun(dir, run); !errors.Is(err, ErrRunExists) {
+		t.Fatalf("second WriteRun: %v, want ErrRunExists", err)
+	}
+	run.Overwrite = true
+	run.History = run.History[:2]
+	run.Metrics.EpochsRun = 2
+	if err := WriteRun(dir, run); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := ReadMetrics(dir); m == nil || m.EpochsRun != 2 {
+		t.Errorf("the run was not replaced: %+v", m)
+	}
+	entries, _ = os.ReadDir(filepath.Dir(dir))
+	if len(entries) != 1 {
+		t.Errorf("parent folder holds %d entries after replacing, want 1", len(entries))
+	}
+}
+
+func TestRunDirAbort(t *testing.T) {
+	parent := t.TempDir()
+	rd, err := CreateRunDir(filepath.Join(parent, "run"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rd.Path("x"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rd.Abort()
+	rd.Abort()
+	if entries, _ := os.ReadDir(parent); len(entries) != 0 {
+		t.Errorf("Abort left %d entries", len(entries))
+	}
+}
+
+func TestReadRunErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		desc, settings, want string
+	}{
+		{"no run", "", "not a run directory"},
+		{"bad json", "{", "settings.json"},
+		{"bad mode", `{"mode":"x","model_dir":"/m","classes":["a"]}`, `mode "x"`},
+		{"no model", `{"mode":"head","classes":["a"]}`, "no model_dir"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			d := filepath.Join(dir, strings.ReplaceAll(tc.desc, " ", "_"))
+			os.MkdirAll(d, 0o755)
+			if tc.settings != "" {
+				os.WriteFile(filepath.Join(d, SettingsFile), []byte(tc.settings), 0o644)
+			}
+			if _, err := ReadRunInfo(d); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := ReadRunInfo(filepath.Join(dir, "absent")); err == nil || !strings.Contains(err.Error(), "absent") {
+		t.Errorf("missing folder: %v", err)
+	}
+}
+
+func TestPlots(t *testing.T) {
+	run := trainedRun(t)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		desc string
+		draw func(path string) error
+	}{
+		{"curves", func(p string) error { return PlotCurves(p, "a title", Series{History: run.History}) }},
+		{"two series", func(p string) error {
+			return PlotCurves(p, "", Series{Name: "head", History: run.History}, Series{Name: "fine-tune", History: run.History[:1], ValidationOnly: true})
+		}},
+		{"confusion", func(p string) error { return PlotConfusion(p, "confusion", run.Metrics.Validation) }},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			p := filepath.Join(dir, tc.desc+".png")
+			if err := tc.draw(p); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			cfg, err := png.DecodeConfig(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Width < 400 || cfg.Height < 300 {
+				t.Errorf("%dx%d pixels is too small to read", cfg.Width, cfg.Height)
+			}
+		})
+	}
+}

@@ -1,0 +1,176 @@
+package head
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Reference defaults (the Keras tutorial's head and optimizer).
+const (
+	DefaultHidden  = 1024
+	DefaultDropout = 0.5
+	DefaultLR      = 1e-4
+	DefaultBatch   = 32
+	DefaultEpochs  = 50
+)
+
+// Adam's constants (DESIGN.md, "Adam, exactly").
+const (
+	AdamBeta1   = 0.9
+	AdamBeta2   = 0.999
+	AdamEpsilon = 1e-7
+)
+
+// ClassWeighting says how the loss weighs the examples of each class.
+type ClassWeighting int
+
+const (
+	// Unweighted counts every example once.
+	Unweighted ClassWeighting = iota
+	// Balanced weighs class c by N / (K · n_c), scikit-learn's "balanced",
+	// so that every class contributes equally to the loss.
+	Balanced
+)
+
+// String is the name used in flags and settings.json.
+func (c ClassWeighting) String() string {
+	switch c {
+	case Unweighted:
+		return "none"
+	case Balanced:
+		return "balanced"
+	}
+	return fmt.Sprintf("ClassWeighting(%d)", int(c))
+}
+
+// ParseClassWeighting reads "none" (or "") and "balanced".
+func ParseClassWeighting(s string) (ClassWeighting, error) {
+	switch s {
+	case "", "none":
+		return Unweighted, nil
+	case "balanced":
+		return Balanced, nil
+	}
+	return 0, fmt.Errorf("head: class weighting %q: want none or balanced", s)
+}
+
+// MarshalText writes the name.
+func (c ClassWeighting) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// UnmarshalText reads the name.
+func (c *ClassWeighting) UnmarshalText(b []byte) error {
+	v, err := ParseClassWeighting(string(b))
+	*c = v
+	return err
+}
+
+// Settings configure Train. The zero value is the reference head and
+// optimizer with seed 0; fields whose zero is a meaningful choice have an
+// explicit No* switch instead.
+type Settings struct {
+	// Hidden is the size of the hidden ReLU layer; 0 means DefaultHidden.
+	Hidden int `json:"hidden"`
+	// NoHidden drops the hidden layer (and with it dropout): plain softmax
+	// regression on the features.
+	NoHidden bool `json:"no_hidden"`
+	// Dropout is the fraction of hidden units dropped during training
+	// (inverted dropout: the kept ones are scaled by 1/(1-Dropout));
+	// 0 means DefaultDropout.
+	Dropout float64 `json:"dropout"`
+	// NoDropout turns dropout off.
+	NoDropout bool `json:"no_dropout"`
+	// LR is Adam's learning rate; 0 means DefaultLR.
+	LR float64 `json:"lr"`
+	// Batch is the mini-batch size; 0 means DefaultBatch. The last batch of
+	// an epoch may be smaller.
+	Batch int `json:"batch"`
+	// Epochs is the number of passes over the training data; 0 means
+	// DefaultEpochs.
+	Epochs int `json:"epochs"`
+	// L2 is a coupled weight decay on the two kernels (not the biases):
+	// L2·w is added to the gradient before Adam, which is the gradient of
+	// L2/2·‖w‖² in the loss (PyTorch's Adam weight_decay). The reported
+	// losses do not include the penalty.
+	L2 float64 `json:"l2"`
+	// LabelSmoothing mixes the one-hot targets with the uniform
+	// distribution: target = (1-s)·onehot + s/K, as Keras does. It applies
+	// to the training and the validation loss.
+	LabelSmoothing float64 `json:"label_smoothing"`
+	// ClassWeights weighs the training loss per class (not the
+	// validation loss, as Keras' class_weight). The weighted batch loss is
+	// divided by the batch size, as Keras does.
+	ClassWeights ClassWeighting `json:"class_weights"`
+	// Seed drives the initial weights, the shuffling and the dropout masks.
+	Seed uint64 `json:"seed"`
+	// NoShuffle keeps the data's row order in every epoch (class by class
+	// for caches that extract writes): the tutorial's shuffle=False.
+	NoShuffle bool `json:"no_shuffle"`
+	// EarlyStop is the patience: training stops after this many epochs
+	// without a higher validation accuracy and the weights of the best
+	// epoch are restored. 0 turns early stopping off.
+	EarlyStop int `json:"early_stop"`
+	// SaveBest returns the weights of the epoch with the highest validation
+	// accuracy instead of the last epoch's (Keras' save_best_only).
+	SaveBest bool `json:"save_best"`
+}
+
+// Resolve returns s with every default filled in (Hidden is 0 with
+// NoHidden, Dropout 0 with NoDropout or NoHidden), as settings.json records
+// it. It does not validate.
+func (s Settings) Resolve() Settings {
+	if s.NoHidden {
+		s.Hidden = 0
+		s.Dropout, s.NoDropout = 0, true
+	} else if s.Hidden == 0 {
+		s.Hidden = DefaultHidden
+	}
+	if s.NoDropout {
+		s.Dropout = 0
+	} else if s.Dropout == 0 {
+		s.Dropout = DefaultDropout
+	}
+	if s.LR == 0 {
+		s.LR = DefaultLR
+	}
+	if s.Batch == 0 {
+		s.Batch = DefaultBatch
+	}
+	if s.Epochs == 0 {
+		s.Epochs = DefaultEpochs
+	}
+	return s
+}
+
+// ErrSettings is wrapped by every error about invalid settings.
+var ErrSettings = errors.New("head: invalid settings")
+
+// Validate checks the resolved settings.
+func (s Settings) Validate() error {
+	r := s.Resolve()
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrSettings, fmt.Sprintf(format, args...))
+	}
+	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+	switch {
+	case r.Hidden < 0:
+		return bad("hidden size %d is negative", r.Hidden)
+	case !finite(r.Dropout) || r.Dropout < 0 || r.Dropout >= 1:
+		return bad("dropout %g is outside [0, 1)", r.Dropout)
+	case !finite(r.LR) || r.LR <= 0:
+		return bad("learning rate %g must be positive", r.LR)
+	case r.Batch < 1:
+		return bad("batch size %d must be positive", r.Batch)
+	case r.Epochs < 1:
+		return bad("epochs %d must be positive", r.Epochs)
+	case !finite(r.L2) || r.L2 < 0:
+		return bad("L2 %g must be 0 or more", r.L2)
+	case !finite(r.LabelSmoothing) || r.LabelSmoothing < 0 || r.LabelSmoothing >= 1:
+		return bad("label smoothing %g is outside [0, 1)", r.LabelSmoothing)
+	case r.ClassWeights != Unweighted && r.ClassWeights != Balanced:
+		return bad("unknown class weighting %d", r.ClassWeights)
+	case r.EarlyStop < 0:
+		return bad("early-stop patience %d is negative", r.EarlyStop)
+	}
+	return nil
+}

@@ -1,0 +1,208 @@
+package head
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// testWeights is a small valid head: D=3, H=2, K=2.
+func testWeights(hidden bool) *Weights {
+	w := &Weights{Classes: []string{"cat", "dog"}, Tensors: map[string]Tensor{
+		OutputWeight: {Shape: []int{2, 2}, Data: []float32{1, 2, 3, 4}},
+		OutputBias:   {Shape: []int{2}, Data: []float32{-1, 1}},
+	}}
+	if hidden {
+		w.Tensors[HiddenWeight] = Tensor{Shape: []int{3, 2}, Data: []float32{0.5, -0.5, 1.5, 2.5, -3, 1e-8}}
+		w.Tensors[HiddenBias] = Tensor{Shape: []int{2}, Data: []float32{0.25, 0}}
+	} else {
+		w.Tensors[OutputWeight] = Tensor{Shape: []int{3, 2}, Data: []float32{1, 2, 3, 4, 5, 6}}
+	}
+	return w
+}
+
+func TestWeightsRoundTrip(t *testing.T) {
+	for _, hidden := range []bool{true, false} {
+		w := testWeights(hidden)
+		w.Tensors["block5_conv1.weight"] = Tensor{Shape: []int{1, 1, 3, 3}, Data: make([]float32, 9)}
+		p := filepath.Join(t.TempDir(), WeightsFile)
+		if err := SaveWeights(p, w); err != nil {
+			t.Fatal(err)
+		}
+		got, err := LoadWeights(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sameWeights(got, w) || strings.Join(got.Classes, ",") != "cat,dog" {
+			t.Fatalf("round trip changed the weights: %+v", got)
+		}
+		if got.HasHidden() != hidden || got.InputDim() != 3 || got.NumClasses() != 2 {
+			t.Errorf("hidden %v, D %d, K %d", got.HasHidden(), got.InputDim(), got.NumClasses())
+		}
+		if hidden && got.HiddenSize() != 2 {
+			t.Errorf("hidden size %d, want 2", got.HiddenSize())
+		}
+	}
+}
+
+// TestWeightsLayout pins the file format: the safetensors header as the
+// reference implementation writes it, so that Python's safetensors reads
+// the files.
+func TestWeightsLayout(t *testing.T) {
+	p := filepath.Join(t.TempDir(), WeightsFile)
+	if err := SaveWeights(p, testWeights(false)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := binary.LittleEndian.Uint64(b)
+	if (8+n)%8 != 0 {
+		t.Errorf("data starts at %d, not 8-byte aligned", 8+n)
+	}
+	var h map[string]json.RawMessage
+	if err := json.Unmarshal(b[8:8+n], &h); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"__metadata__": `{"classes":"[\"cat\",\"dog\"]","format":"tlearn-weights-1"}`,
+		OutputBias:     `{"dtype":"F32","shape":[2],"data_offsets":[0,8]}`,
+		OutputWeight:   `{"dtype":"F32","shape":[3,2],"data_offsets":[8,32]}`,
+	}
+	for k, v := range want {
+		if string(h[k]) != v {
+			t.Errorf("header[%s] = %s, want %s", k, h[k], v)
+		}
+	}
+	if len(b) != int(8+n)+32 {
+		t.Errorf("file has %d bytes, want %d", len(b), 8+n+32)
+	}
+}
+
+func TestLoadWeightsErrors(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.safetensors")
+	if err := SaveWeights(good, testWeights(true)); err != nil {
+		t.Fatal(err)
+	}
+	valid, _ := os.ReadFile(good)
+	header := func(h string) []byte {
+		for len(h)%8 != 0 {
+			h += " "
+		}
+		b := binary.LittleEndian.AppendUint64(nil, uint64(len(h)))
+		return append(b, h...)
+	}
+	meta := `"__metadata__":{"format":"tlearn-weights-1","classes":"[\"a\",\"b\"]"}`
+	for _, tc := range []struct {
+		desc string
+		data []byte // nil: no file
+		want string
+	}{
+		{"missing file", nil, "no such file"},
+		{"empty file", []byte{}, "too short"},
+		{"truncated data", valid[:len(valid)-4], "truncated"},
+		{"truncated header", valid[:20], "does not fit"},
+		{"not json", header("{nope"), "malformed header"},
+		{"not an object", header("[1,2]"), "not a JSON object"},
+		{"other format", header(`{"__metadata__":{"format":"pt"}}`), "not a tlearn weights file"},
+		{"no classes", header(`{"__metadata__":{"format":"tlearn-weights-1"}}`), "metadata classes"},
+		{"f16 tensor", append(header(`{`+meta+`,"output.weight":{"dtype":"F16","shape":[1,2],"data_offsets":[0,4]}}`), 0, 0, 0, 0), "only F32"},
+		{"offsets past the end", header(`{` + meta + `,"output.weight":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]}}`), "more bytes than the file has"},
+		{"shape disagrees with offsets", append(header(`{`+meta+`,"output.weight":{"dtype":"F32","shape":[1,2],"data_offsets":[0,4]}}`), make([]byte, 8)...), "do not hold"},
+		{"overlapping tensors", append(header(`{`+meta+`,"output.weight":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]},"output.bias":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`), make([]byte, 8)...), "overlapping"},
+		{"trailing bytes", append(header(`{`+meta+`,"output.weight":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]},"output.bias":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}`), make([]byte, 20)...), "trailing"},
+		{"missing output bias", append(header(`{`+meta+`,"output.weight":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]}}`), make([]byte, 8)...), "output.bias is missing"},
+		{"class count mismatch", append(header(`{`+meta+`,"output.weight":{"dtype":"F32","shape":[1,3],"data_offsets":[0,12]},"output.bias":{"dtype":"F32","shape":[3],"data_offsets":[12,24]}}`), make([]byte, 24)...), "3 and 3 units but there are 2 classes"},
+		{"hidden shape mismatch", append(header(`{`+meta+`,"hidden.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},"hidden.bias":{"dtype":"F32","shape":[3],"data_offsets":[24,36]},"output.weight":{"dtype":"F32","shape":[4,2],"data_offsets":[36,68]},"output.bias":{"dtype":"F32","shape":[2],"data_offsets":[68,76]}}`), make([]byte, 76)...), "do not fit output layer"},
+		{"unknown entry field", append(header(`{`+meta+`,"output.weight":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8],"x":1},"output.bias":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}`), make([]byte, 16)...), "malformed entry"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tc.desc, " ", "_")+".safetensors")
+			if tc.data != nil {
+				if err := os.WriteFile(p, tc.data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := LoadWeights(p)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), p) {
+				t.Fatalf("error %q, want one naming the file and containing %q", err, tc.want)
+			}
+			if tc.data == nil && !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("error %v does not wrap os.ErrNotExist", err)
+			}
+		})
+	}
+}
+
+func TestSaveWeightsRefusesInvalid(t *testing.T) {
+	w := testWeights(true)
+	w.Classes = append(w.Classes, "bird")
+	p := filepath.Join(t.TempDir(), WeightsFile)
+	if err := SaveWeights(p, w); err == nil || !strings.Contains(err.Error(), "3 classes") {
+		t.Fatalf("error %v", err)
+	}
+	if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a file was left behind: %v", err)
+	}
+}
+
+func TestEvaluateRefusesMismatch(t *testing.T) {
+	w := testWeights(true) // D=3, K=2 (cat, dog)
+	for _, tc := range []struct {
+		desc string
+		d    *Data
+		want string
+	}{
+		{"feature size", &Data{X: make([]float32, 8), Y: []int32{0, 1}, Classes: []string{"cat", "dog"}}, "expects 3"},
+		{"class count", &Data{X: make([]float32, 6), Y: []int32{0, 1}, Classes: []string{"cat", "dog", "bird"}}, "3 classes, the head 2"},
+		{"class names", &Data{X: make([]float32, 6), Y: []int32{0, 1}, Classes: []string{"dog", "cat"}}, "not the head's"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			if _, err := Evaluate(w, tc.d, 1); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzParseWeights feeds arbitrary bytes to the reader: it must return an
+// error or weights that pass Validate, never panic or allocate without
+// bound.
+func FuzzParseWeights(f *testing.F) {
+	for _, hidden := range []bool{true, false} {
+		b, err := testWeights(hidden).MarshalBinary()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		f.Add(b[:len(b)/2])
+	}
+	f.Add([]byte{})
+	f.Add(binary.LittleEndian.AppendUint64(nil, 1<<62))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		w, err := ParseWeights(b)
+		if err != nil {
+			return
+		}
+		if err := w.Validate(); err != nil {
+			t.Fatalf("ParseWeights accepted invalid weights: %v", err)
+		}
+		again, err := w.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w2, err := ParseWeights(again)
+		if err != nil || !sameWeights(w, w2) {
+			t.Fatalf("re-encoding does not round-trip: %v", err)
+		}
+	})
+}

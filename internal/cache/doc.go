@@ -1,0 +1,25 @@
+// Package cache owns the on-disk feature cache: a folder with manifest.json
+// and NumPy .npy arrays (features.npy float32 [N,D], labels.npy int32 [N],
+// optionally maps.npy float16 [N,C,h,w]).
+//
+// It is a separate internal package because the format has one writer and
+// several readers: the extractor fills caches, the head trainer and the
+// fine-tune trainer read them. Keeping the format here lets the readers open
+// a cache without importing the extractor (and with it ONNX Runtime), and
+// keeps the rules that make a cache resumable and verifiable in one place.
+// It must not know about images, models or training: it stores arrays and
+// the manifest that describes them.
+//
+// Writing: Create preallocates every array with its final N in the header
+// (the file has its final size from the start) and Writer fills it in place
+// one chunk of rows at a time. After a chunk's rows are written, the array
+// files are fsynced and then manifest.json, which lists the finished row
+// ranges with a CRC-32C per array, is replaced atomically. A run killed at
+// any point therefore leaves a manifest that names only rows that are on
+// disk, and Resume continues with the others. An .npy file always has a
+// valid header, so np.load(path, mmap_mode="r") works on every array, even
+// of an unfinished cache (unfinished rows read as zeros).
+//
+// Reading: Open accepts complete caches only and memory-maps the arrays
+// read-only, so that a reader's memory does not grow with the dataset.
+package cache

@@ -1,0 +1,412 @@
+package models
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/models/onnxpb"
+)
+
+// The benchmarks below measure, under ONNX Runtime on CPU, the ways of
+// computing block5's convolution and its gradients at VGG16's size
+// (512 channels, 14×14 maps, batch 32) that the training graph could use,
+// and the whole train step. They report GFLOP/s (2·MACs) so that the
+// formulations compare directly; BENCHMARKS.md records a run.
+//
+//	go test ./models -run '^$' -bench 'ConvOps|TrainStep' -benchtime 5x
+
+const (
+	benchB = 32
+	benchC = 512
+	benchS = 14
+)
+
+// convFlops is 2·B·h·w·C·O·9: one 3×3 convolution, its dX or its dW.
+const convFlops = 2.0 * benchB * benchS * benchS * benchC * benchC * 9
+
+type opBench struct {
+	name  string
+	flops float64
+	build func(b *graphBuilder) // declares inputs (float32) and one output "y"
+}
+
+func benchConvOps() []opBench {
+	nhwc := []int64{batchDim, benchS, benchS, benchC}
+	nchw := []int64{batchDim, benchC, benchS, benchS}
+	f := onnxpb.TensorProto_FLOAT
+	c := int64(benchC)
+	rows := int64(benchB * benchS * benchS)
+	gemmConv := func(slices bool) func(b *graphBuilder) {
+		return func(b *graphBuilder) {
+			b.form, b.sliceIm2col = convGEMM, slices
+			x := b.input("x", f, nhwc)
+			w := b.input("w", f, []int64{c, 3, 3, c})
+			bias := b.input("bias", f, []int64{c})
+			b.output("y", b.conv3x3(x, w, bias), f)
+		}
+	}
+	return []opBench{
+		{"conv_forward/ort_conv_nchw", convFlops, func(b *graphBuilder) {
+			x := b.input("x", f, nchw)
+			w := b.input("w", f, []int64{c, c, 3, 3})
+			bias := b.input("bias", f, []int64{c})
+			b.output("y", b.node("Conv", []string{x, w, bias}, nchw, attrInts("pads", 1, 1, 1, 1), attrInts("kernel_shape", 3, 3)), f)
+		}},
+		{"conv_forward/im2col_gather_gemm_nhwc", convFlops, gemmConv(false)},
+		{"conv_forward/im2col_slices_gemm_nhwc", convFlops, gemmConv(true)},
+		{"conv_forward/gemm_only", convFlops, func(b *graphBuilder) {
+			x := b.input("xcol", f, []int64{rows, 9 * c})
+			w := b.input("w", f, []int64{c, 9 * c})
+			b.output("y", b.node("Gemm", []string{x, w}, []int64{rows, c}, attrInt("transB", 1)), f)
+		}},
+		{"im2col/gather_nhwc", 0, func(b *graphBuilder) {
+			x := b.input("x", f, nhwc)
+			b.output("y", b.im2col(x), f)
+		}},
+		{"im2col/slices_concat_nhwc", 0, func(b *graphBuilder) {
+			x := b.input("x", f, nhwc)
+			b.output("y", b.im2colSlices(x), f)
+		}},
+		{"im2col/pad_only", 0, func(b *graphBuilder) {
+			x := b.input("x", f, nhwc)
+			b.output("y", b.node("Pad", []string{x, b.constInts(0, 1, 1, 0, 0, 1, 1, 0)}, []int64{batchDim, benchS + 2, benchS + 2, c}), f)
+		}},
+		{"im2col/transpose_nchw_to_nhwc", 0, func(b *graphBuilder) {
+			x := b.input("x", f, nchw)
+			b.output("y", b.node("Transpose", []string{x}, nhwc, attrInts("perm", 0, 2, 3, 1)), f)
+		}},
+		{"conv_dw/gemm_dyT_xcol", convFlops, func(b *graphBuilder) {
+			// dWᵀ [O, 9C] = dYᵀ · Xcol: the transposed operand is the small one.
+			x := b.input("xcol", f, []int64{rows, 9 * c})
+			dy := b.input("dy", f, []int64{rows, c})
+			b.output("y", b.node("Gemm", []string{dy, x}, []int64{c, 9 * c}, attrInt("transA", 1)), f)
+		}},
+		{"conv_dw/matmul_dyT_given", convFlops, func(b *graphBuilder) {
+			x := b.input("xcol", f, []int64{rows, 9 * c})
+			dyt := b.input("dyt", f, []int64{c, rows})
+			b.output("y", b.node("MatMul", []string{dyt, x}, []int64{c, 9 * c}), f)
+		}},
+		{"conv_dw/transpose_then_matmul", convFlops, func(b *graphBuilder) {
+			x := b.input("xcol", f, []int64{rows, 9 * c})
+			dy := b.input("dy", f, []int64{rows, c})
+			dyt := b.node("Transpose", []string{dy}, []int64{c, rows}, attrInts("perm", 1, 0))
+			b.output("y", b.node("MatMul", []string{dyt, x}, []int64{c, 9 * c}), f)
+		}},
+		{"conv_dw/matmul_k_split_by_image", convFlops, func(b *graphBuilder) {
+			// Smaller K per product: [B,O,HW]·[B,HW,9C] summed over B.
+			x := b.input("xcol", f, []int64{benchB, benchS * benchS, 9 * c})
+			dyt := b.input("dyt", f, []int64{benchB, c, benchS * benchS})
+			p := b.node("MatMul", []string{dyt, x}, []int64{benchB, c, 9 * c})
+			b.output("y", b.node("ReduceSum", []string{p, b.constInts(0)}, []int64{c, 9 * c}, attrInt("keepdims", 0)), f)
+		}},
+		{"conv_dw/gemm_xcolT_dy", convFlops, func(b *graphBuilder) {
+			x := b.input("xcol", f, []int64{rows, 9 * c})
+			dy := b.input("dy", f, []int64{rows, c})
+			b.output("y", b.node("Gemm", []string{x, dy}, []int64{9 * c, c}, attrInt("transA", 1)), f)
+		}},
+		{"conv_dw/conv_trick_nchw", convFlops, func(b *graphBuilder) {
+			// dW as a convolution: batch and channels swapped, dY as the kernel.
+			x := b.input("x", f, nchw)
+			dy := b.input("dy", f, nchw)
+			xt := b.node("Transpose", []string{x}, []int64{c, batchDim, benchS, benchS}, attrInts("perm", 1, 0, 2, 3))
+			dyt := b.node("Transpose", []string{dy}, []int64{c, batchDim, benchS, benchS}, attrInts("perm", 1, 0, 2, 3))
+			dw := b.node("Conv", []string{xt, dyt}, []int64{c, c, 3, 3}, attrInts("pads", 1, 1, 1, 1))
+			b.output("y", b.node("Transpose", []string{dw}, []int64{c, c, 3, 3}, attrInts("perm", 1, 0, 2, 3)), f)
+		}},
+		{"conv_dx/ort_conv_rotated_weights_nchw", convFlops, func(b *graphBuilder) {
+			b.form = convHybrid
+			dy := b.input("dy", f, nchw)
+			w := b.input("w", f, []int64{c, c, 3, 3})
+			b.output("y", b.convInputGrad(dy, w, nchw), f)
+		}},
+		{"conv_dx/ort_convtranspose_nchw", convFlops, func(b *graphBuilder) {
+			dy := b.input("dy", f, nchw)
+			w := b.input("w", f, []int64{c, c, 3, 3})
+			b.output("y", b.node("ConvTranspose", []string{dy, w}, nchw, attrInts("pads", 1, 1, 1, 1), attrInts("kernel_shape", 3, 3)), f)
+		}},
+		{"conv_dx/im2col_gather_gemm_nhwc", convFlops, func(b *graphBuilder) {
+			b.form = convGEMM
+			dy := b.input("dy", f, nhwc)
+			w := b.input("w", f, []int64{c, 3, 3, c})
+			b.output("y", b.convInputGrad(dy, w, nhwc), f)
+		}},
+		{"conv_dx/ort_conv_transposed_nhwc", convFlops, func(b *graphBuilder) {
+			b.form = convGEMMConvDX
+			dy := b.input("dy", f, nhwc)
+			w := b.input("w", f, []int64{c, 3, 3, c})
+			b.output("y", b.convInputGrad(dy, w, nhwc), f)
+		}},
+		{"relu_grad_where", 0, func(b *graphBuilder) {
+			y := b.input("y", f, nhwc)
+			dy := b.input("dy", f, nhwc)
+			pos := b.node("Greater", []string{y, b.constFloat(0)}, nhwc)
+			b.output("out", b.node("Where", []string{pos, dy, b.constFloat(0)}, nhwc), f)
+		}},
+	}
+}
+
+func runOpBench(bb *testing.B, ob opBench) {
+	ortlib.InitForTest(bb)
+	gb := newGraphBuilder("bench")
+	ob.build(gb)
+	rng := rand.New(rand.NewPCG(1, 1))
+	var ins []ort.Value
+	var names []string
+	for _, vi := range gb.g.Input {
+		dims := gb.shape(vi.GetName())
+		n := int64(1)
+		shape := make([]int64, len(dims))
+		for i, d := range dims {
+			if d == batchDim {
+				d = benchB
+			}
+			shape[i] = d
+			n *= d
+		}
+		ins = append(ins, f32Tensor(bb, randSlice(rng, int(n), 0.05), shape...))
+		names = append(names, vi.GetName())
+	}
+	var outs []string
+	for _, vo := range gb.g.Output {
+		outs = append(outs, vo.GetName())
+	}
+	r := newORTRun(bb, gb.model("bench"), names, ins, outs)
+	r.run(bb) // warm up and allocate the outputs
+	bb.ResetTimer()
+	for bb.Loop() {
+		r.run(bb)
+	}
+	if ob.flops > 0 {
+		bb.ReportMetric(ob.flops*float64(bb.N)/bb.Elapsed().Seconds()/1e9, "GFLOP/s")
+	}
+}
+
+func BenchmarkConvOps(b *testing.B) {
+	for _, ob := range benchConvOps() {
+		b.Run(ob.name, func(b *testing.B) { runOpBench(b, ob) })
+	}
+}
+
+// benchTrainSpec is VGG16's block5 with the tutorial's head.
+func benchTrainSpec() TrainGraphSpec {
+	return TrainGraphSpec{Channels: benchC, Height: benchS, Width: benchS, Hidden: 1024, Classes: 10, Dropout: true, Optimizer: OptimizerAdam}
+}
+
+// BenchmarkTrainStep runs whole train steps (and the eval pass) at batch 32
+// and reports images/s, the figure to compare with
+// ../shared/peers/torch_finetune.py.
+func BenchmarkTrainStep(b *testing.B) {
+	for _, tc := range []struct {
+		desc string
+		mod  func(*TrainGraphSpec)
+		eval bool
+	}{
+		{"adam", nil, false},
+		{"adam_form_gemm", func(s *TrainGraphSpec) { s.form = convGEMM }, false},
+		{"adam_form_gemm_conv_dx", func(s *TrainGraphSpec) { s.form = convGEMMConvDX }, false},
+		{"adam_maps_float32", func(s *TrainGraphSpec) { s.MapsFloat32 = true }, false},
+		{"frozen_block5", func(s *TrainGraphSpec) { s.FreezeBlock5 = true }, false},
+		{"eval", nil, true},
+	} {
+		b.Run(tc.desc, func(b *testing.B) {
+			s := benchTrainSpec()
+			if tc.mod != nil {
+				tc.mod(&s)
+			}
+			build := BuildTrainStep
+			if tc.eval {
+				build = BuildEval
+			}
+			tg, err := build(s)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := newTrainBenchRun(b, tg)
+			r.run(b)
+			f0, c0 := minorFaults(), cpuSeconds()
+			b.ResetTimer()
+			for b.Loop() {
+				r.run(b)
+			}
+			b.ReportMetric(float64(benchB*b.N)/b.Elapsed().Seconds(), "images/s")
+			b.ReportMetric(float64(minorFaults()-f0)/float64(b.N), "faults/op")
+			// CPU time per image varies less than wall time on a shared
+			// machine (../shared/peers can report the same for PyTorch).
+			b.ReportMetric((cpuSeconds()-c0)/float64(benchB*b.N)*1e3, "cpu-ms/image")
+		})
+	}
+}
+
+// newTrainBenchRun makes inputs of the right shapes for a generated graph.
+func newTrainBenchRun(b testing.TB, tg *TrainGraph) *ortRun {
+	return newTrainBenchRunWith(b, tg, nil)
+}
+
+func newTrainBenchRunWith(b testing.TB, tg *TrainGraph, opt func(*ort.SessionOptions)) *ortRun {
+	ortlib.InitForTest(b)
+	rng := rand.New(rand.NewPCG(2, 2))
+	shapes := map[string][]int64{}
+	for _, vi := range tg.Model.Graph.Input {
+		var dims []int64
+		for _, d := range vi.GetType().GetTensorType().GetShape().GetDim() {
+			if d.GetDimParam() != "" {
+				dims = append(dims, benchB)
+			} else {
+				dims = append(dims, d.GetDimValue())
+			}
+		}
+		shapes[vi.GetName()] = dims
+	}
+	var ins []ort.Value
+	for _, name := range tg.Inputs {
+		dims := shapes[name]
+		n := 1
+		for _, d := range dims {
+			n *= int(d)
+		}
+		var v ort.Value
+		switch name {
+		case TrainMapsInput:
+			vals := randSlice(rng, n, 1)
+			for i := range vals {
+				vals[i] = max(vals[i], 0)
+			}
+			if tg.Spec.MapsFloat32 {
+				v = f32Tensor(b, vals, dims...)
+			} else {
+				v, _ = f16Tensor(b, vals, dims...)
+			}
+		case TrainLabelsInput:
+			vals := make([]float32, n)
+			for i := range benchB {
+				vals[i*tg.Spec.Classes+rng.IntN(tg.Spec.Classes)] = 1
+			}
+			v = f32Tensor(b, vals, dims...)
+		default:
+			vals := randSlice(rng, n, 0.02)
+			v = f32Tensor(b, vals, dims...)
+		}
+		ins = append(ins, v)
+	}
+	return newORTRunWith(b, tg.Model, tg.Inputs, ins, tg.Outputs, opt)
+}
+
+// TestProfileTrainStep prints where a train step at VGG16's size spends its
+// time, per phase and op type, from ONNX Runtime's own profiler. It runs
+// only with TLEARN_PROFILE=1 (it takes about a minute):
+//
+//	TLEARN_PROFILE=1 go test ./models -run ProfileTrainStep -v
+func TestProfileTrainStep(t *testing.T) {
+	if os.Getenv("TLEARN_PROFILE") == "" {
+		t.Skip("set TLEARN_PROFILE=1 to profile a train step at VGG16's size")
+	}
+	ortlib.InitForTest(t)
+	forms := map[string]convForm{"hybrid": convHybrid, "gemm": convGEMM, "gemm_conv_dx": convGEMMConvDX}
+	names := strings.Split(cmp.Or(os.Getenv("TLEARN_PROFILE_FORMS"), "hybrid"), ",")
+	for _, name := range names {
+		s := benchTrainSpec()
+		s.form = forms[name]
+		tg, err := BuildTrainStep(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prefix := filepath.Join(t.TempDir(), "profile")
+		r := newTrainBenchRunWith(t, tg, func(so *ort.SessionOptions) {
+			if err := so.EnableProfiling(prefix); err != nil {
+				t.Fatal(err)
+			}
+		})
+		const steps = 3
+		for range steps + 1 {
+			r.run(t)
+		}
+		r.sess.Destroy()
+		r.sess = nil
+		files, _ := filepath.Glob(prefix + "*.json")
+		if len(files) != 1 {
+			t.Fatalf("profile files %v", files)
+		}
+		b, err := os.ReadFile(files[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var events []struct {
+			Cat, Name string
+			Ts, Dur   int64
+			Args      struct {
+				OpName string `json:"op_name"`
+			}
+		}
+		if err := json.Unmarshal(b, &events); err != nil {
+			t.Fatal(err)
+		}
+		// Skip the first (warm-up) run: events before the second
+		// model_run began.
+		var runs []int64
+		for _, e := range events {
+			if e.Name == "model_run" {
+				runs = append(runs, e.Ts)
+			}
+		}
+		slices.Sort(runs)
+		byKey := map[string]float64{}
+		var total float64
+		for _, e := range events {
+			if e.Cat != "Node" || !strings.HasSuffix(e.Name, "_kernel_time") || len(runs) < 2 || e.Ts < runs[1] {
+				continue
+			}
+			node := strings.TrimSuffix(e.Name, "_kernel_time")
+			scope := "other"
+			if i := strings.LastIndex(node, "/"); i >= 0 {
+				scope = node[:i]
+			}
+			key := fmt.Sprintf("%-28s %s", scope, e.Args.OpName)
+			byKey[key] += float64(e.Dur) / 1e3 / steps
+			total += float64(e.Dur) / 1e3 / steps
+		}
+		keys := slices.Collect(maps.Keys(byKey))
+		slices.SortFunc(keys, func(a, b string) int { return cmp.Compare(byKey[b], byKey[a]) })
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "form %s: %.0f ms of kernels per step (%.1f images/s)\n", name, total, benchB/total*1e3)
+		for _, k := range keys {
+			if byKey[k] >= 0.5 {
+				fmt.Fprintf(&sb, "  %-45s %8.1f ms\n", k, byKey[k])
+			}
+		}
+		t.Log("\n" + sb.String())
+	}
+}
+
+// minorFaults is the process's count of minor page faults: memory that a
+// step touches for the first time (freshly mapped buffers) shows up here.
+func minorFaults() int64 {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	n, _ := strconv.ParseInt(f[7], 10, 64) // minflt is field 10 of stat
+	return n
+}
+
+// cpuSeconds is the process's user+system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}

@@ -1,0 +1,455 @@
+package models
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/models/onnxpb"
+)
+
+// stepCase is one train step to compare with the reference.
+type stepCase struct {
+	desc    string
+	spec    TrainGraphSpec
+	batch   int
+	dropout float64
+	lr      [2]float64 // head, block5
+	wd      float64
+	l2      float64
+	// smooth and weight turn the one-hot labels into (1−s)·onehot + s/K
+	// times a per-example weight, as head.Settings' label smoothing and
+	// class weights do.
+	smooth float64
+	weight bool
+	t      int  // Adam step, from 1
+	state  bool // random moments instead of zeros
+}
+
+func (tc stepCase) groupLR(group string) float64 {
+	if group == GroupBlock5 {
+		return tc.lr[1]
+	}
+	return tc.lr[0]
+}
+
+// stepResult holds what a train step produced and what the reference
+// predicts, by output name.
+type stepResult struct {
+	got, want map[string][]float64
+	grads     map[string][]float64 // reference gradients, graph layout
+}
+
+// runStepCase runs one train step of the generated graph and the float64
+// reference from the same (float32-representable) values.
+func runStepCase(t *testing.T, tc stepCase) stepResult {
+	t.Helper()
+	ortlib.InitForTest(t)
+	s := tc.spec
+	rng := rand.New(rand.NewPCG(7, uint64(s.Channels)))
+	net := newRefNet(rng, s.Channels, s.Height, s.Width, s.Hidden, s.Classes)
+	bt := newRefBatch(rng, net, tc.batch, tc.dropout)
+	for i := range tc.batch {
+		w := 1.0
+		if tc.weight {
+			w = 0.5 + rng.Float64()
+		}
+		for j := range s.Classes {
+			y := &bt.labels[i*s.Classes+j]
+			*y = w * ((1-tc.smooth)**y + tc.smooth/float64(s.Classes))
+		}
+	}
+	tg, err := BuildTrainStep(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Round every parameter to float32 so that both sides start equal.
+	for _, p := range net.tensors() {
+		for i := range p {
+			p[i] = float64(float32(p[i]))
+		}
+	}
+	params := map[string]TrainParam{}
+	for _, p := range tg.Params {
+		params[p.Name] = p
+	}
+	state := map[string][]float64{}
+	var ins []ort.Value
+	for _, name := range tg.Inputs {
+		var v ort.Value
+		switch {
+		case name == TrainMapsInput:
+			var back []float32
+			v, back = f16Tensor(t, toF32(bt.maps), int64(tc.batch), int64(s.Channels), int64(s.Height), int64(s.Width))
+			for i := range back {
+				bt.maps[i] = float64(back[i])
+			}
+		case name == TrainLabelsInput:
+			v = f32Tensor(t, toF32(bt.labels), int64(tc.batch), int64(s.Classes))
+		case name == TrainMaskInput:
+			v = f32Tensor(t, toF32(bt.mask), int64(tc.batch), int64(s.MaskWidth()))
+		case strings.HasPrefix(name, "lr."):
+			lr := tc.groupLR(strings.TrimPrefix(name, "lr."))
+			if s.Optimizer == OptimizerAdam {
+				lr /= 1 - math.Pow(AdamBeta1, float64(tc.t))
+			}
+			v = f32Tensor(t, []float32{float32(lr)}, 1)
+		case name == L2Input:
+			v = f32Tensor(t, []float32{float32(tc.l2)}, 1)
+		case name == AdamVScaleInput:
+			v = f32Tensor(t, []float32{float32(1 / math.Sqrt(1-math.Pow(AdamBeta2, float64(tc.t))))}, 1)
+		case strings.HasPrefix(name, "decay."):
+			v = f32Tensor(t, []float32{float32(1 - tc.groupLR(strings.TrimPrefix(name, "decay."))*tc.wd)}, 1)
+		default:
+			if p, ok := params[name]; ok {
+				v = f32Tensor(t, toF32(graphLayout(p, net.tensors()[name])), p.Shape...)
+				break
+			}
+			pname, moment, ok := strings.Cut(name, ".m")
+			if !ok {
+				pname, moment, ok = strings.Cut(name, ".v")
+				moment = "v" + moment
+			} else {
+				moment = "m" + moment
+			}
+			p, pok := params[pname]
+			if !ok || !pok || moment != "m" && moment != "v" {
+				t.Fatalf("unexpected input %q", name)
+			}
+			vals := make([]float64, p.Size())
+			if tc.state {
+				for i := range vals {
+					g := rng.NormFloat64() * 0.05
+					if moment == "v" {
+						g = g*g + 1e-4
+					}
+					vals[i] = float64(float32(g))
+				}
+			}
+			state[name] = vals
+			v = f32Tensor(t, toF32(vals), p.Shape...)
+		}
+		ins = append(ins, v)
+	}
+	r := newORTRun(t, tg.Model, tg.Inputs, ins, tg.Outputs)
+	r.run(t)
+
+	grad := net.zeroLike()
+	loss, logits := net.lossAndGrad(bt.maps, bt.labels, bt.mask, bt.n, grad)
+	res := stepResult{got: map[string][]float64{}, want: map[string][]float64{}, grads: map[string][]float64{}}
+	for _, name := range tg.Outputs {
+		res.got[name] = toF64(r.output(t, name))
+	}
+	res.want[TrainLossOutput] = []float64{loss}
+	res.want[LogitsOutput] = logits
+	b1t := 1 - math.Pow(AdamBeta1, float64(tc.t))
+	b2t := 1 - math.Pow(AdamBeta2, float64(tc.t))
+	for _, p := range tg.Params {
+		if !p.Trainable {
+			continue
+		}
+		g := graphLayout(p, grad.tensors()[p.Name])
+		res.grads[p.Name] = g
+		theta := graphLayout(p, net.tensors()[p.Name])
+		if s.L2 && p.Kernel() {
+			g = append([]float64(nil), g...)
+			for i := range g {
+				g[i] += tc.l2 * theta[i]
+			}
+		}
+		lr := tc.groupLR(p.Group)
+		decay := 1.0
+		if s.WeightDecay {
+			decay = 1 - lr*tc.wd
+		}
+		next := make([]float64, len(theta))
+		switch {
+		case s.Optimizer == OptimizerAdam:
+			m0, v0 := state[MomentName(p.Name, "m")], state[MomentName(p.Name, "v")]
+			m1, v1 := make([]float64, len(g)), make([]float64, len(g))
+			for i := range g {
+				m1[i] = AdamBeta1*m0[i] + (1-AdamBeta1)*g[i]
+				v1[i] = AdamBeta2*v0[i] + (1-AdamBeta2)*g[i]*g[i]
+				next[i] = decay*theta[i] - lr*(m1[i]/b1t)/(math.Sqrt(v1[i]/b2t)+AdamEpsilon)
+			}
+			res.want[NextName(MomentName(p.Name, "m"))] = m1
+			res.want[NextName(MomentName(p.Name, "v"))] = v1
+		case s.Momentum > 0:
+			m0 := state[MomentName(p.Name, "m")]
+			m1 := make([]float64, len(g))
+			for i := range g {
+				m1[i] = s.Momentum*m0[i] + g[i]
+				next[i] = decay*theta[i] - lr*m1[i]
+			}
+			res.want[NextName(MomentName(p.Name, "m"))] = m1
+		default:
+			for i := range g {
+				next[i] = decay*theta[i] - lr*g[i]
+			}
+		}
+		res.want[NextName(p.Name)] = next
+	}
+	return res
+}
+
+// graphLayout converts a reference tensor (torchvision layout) to the
+// graph's layout, in float64.
+func graphLayout(p TrainParam, v []float64) []float64 {
+	if p.Layout != LayoutOHWI {
+		return v
+	}
+	o, i := int(p.Shape[0]), int(p.Shape[3])
+	out := make([]float64, len(v))
+	for oc := range o {
+		for ic := range i {
+			for k := range 9 {
+				out[(oc*9+k)*i+ic] = v[(oc*i+ic)*9+k]
+			}
+		}
+	}
+	return out
+}
+
+func toF32(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
+}
+
+func toF64(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+// closeTo compares got with want element by element with an absolute
+// tolerance relative to want's largest magnitude plus a relative one, the
+// right measure for float32 sums whose terms cancel.
+func closeTo(got, want []float64, atol, rtol float64) error {
+	return closeToSlack(got, want, atol, rtol, 0)
+}
+
+// closeToSlack is closeTo with an extra absolute tolerance.
+func closeToSlack(got, want []float64, atol, rtol, slack float64) error {
+	if len(got) != len(want) {
+		return fmt.Errorf("%d values, want %d", len(got), len(want))
+	}
+	scale := 0.0
+	for _, w := range want {
+		scale = math.Max(scale, math.Abs(w))
+	}
+	bad, worst, wi := 0, 0.0, -1
+	for i := range got {
+		d := math.Abs(got[i] - want[i])
+		lim := atol*scale + rtol*math.Abs(want[i]) + slack
+		if !(d <= lim) {
+			bad++
+			if d-lim > worst || wi < 0 {
+				worst, wi = d-lim, i
+			}
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d of %d values differ; worst [%d] got %.8g want %.8g (scale %.3g)", bad, len(got), wi, got[wi], want[wi], scale)
+	}
+	return nil
+}
+
+func TestTrainStepMatchesReference(t *testing.T) {
+	tiny := TrainGraphSpec{Channels: 4, Height: 4, Width: 4, Hidden: 8, Classes: 3, Dropout: true, Optimizer: OptimizerAdam}
+	cases := []stepCase{
+		{desc: "adam first step", spec: tiny, batch: 2, dropout: 0.5, lr: [2]float64{1e-3, 1e-3}, t: 1},
+		{desc: "adam from state, two rates", spec: tiny, batch: 3, dropout: 0.5, lr: [2]float64{1e-3, 3e-4}, t: 5, state: true},
+		{desc: "adam decoupled decay", spec: func() TrainGraphSpec { s := tiny; s.WeightDecay = true; return s }(),
+			batch: 2, dropout: 0.5, lr: [2]float64{1e-2, 1e-3}, wd: 0.1, t: 3, state: true},
+		{desc: "adam coupled l2, smoothed weighted labels", spec: func() TrainGraphSpec { s := tiny; s.L2 = true; return s }(),
+			batch: 3, dropout: 0.5, lr: [2]float64{1e-3, 1e-3}, l2: 0.05, smooth: 0.1, weight: true, t: 2, state: true},
+		{desc: "sgd momentum", spec: func() TrainGraphSpec { s := tiny; s.Optimizer, s.Momentum = OptimizerSGD, 0.9; return s }(),
+			batch: 2, dropout: 0.5, lr: [2]float64{0.1, 0.01}, state: true},
+		{desc: "plain sgd, no hidden, no dropout, odd maps",
+			spec:  TrainGraphSpec{Channels: 3, Height: 5, Width: 3, Classes: 4, Optimizer: OptimizerSGD},
+			batch: 3, lr: [2]float64{0.1, 0.1}},
+		{desc: "frozen block5", spec: func() TrainGraphSpec { s := tiny; s.FreezeBlock5 = true; return s }(),
+			batch: 2, dropout: 0.5, lr: [2]float64{1e-3, 0}, t: 2, state: true},
+		{desc: "mid size", spec: TrainGraphSpec{Channels: 64, Height: 8, Width: 8, Hidden: 128, Classes: 5, Dropout: true, Optimizer: OptimizerAdam},
+			batch: 4, dropout: 0.5, lr: [2]float64{1e-4, 1e-4}, t: 1},
+	}
+	if os.Getenv("TLEARN_SLOW_TESTS") != "" {
+		// VGG16's real block5 (512 channels at 14×14, hidden 1024): the
+		// float64 reference needs several seconds per image.
+		cases = append(cases, stepCase{desc: "real size", spec: TrainGraphSpec{Channels: 512, Height: 14, Width: 14, Hidden: 1024, Classes: 10, Dropout: true, Optimizer: OptimizerAdam},
+			batch: 1, dropout: 0.5, lr: [2]float64{1e-4, 1e-4}, t: 1})
+	}
+	forms := []struct {
+		desc   string
+		form   convForm
+		slices bool
+	}{
+		{"hybrid", convHybrid, false},
+		{"gemm gather", convGEMM, false},
+		{"gemm slices", convGEMM, true},
+		{"gemm conv dx", convGEMMConvDX, false},
+	}
+	for _, fm := range forms {
+		for _, tc := range cases {
+			if tc.spec.Channels >= 512 && (fm.form != 0 || fm.slices) {
+				continue // the real size once, for the default formulation
+			}
+			tc.spec.form, tc.spec.sliceIm2col = fm.form, fm.slices
+			t.Run(fm.desc+"/"+tc.desc, func(t *testing.T) { checkStepCase(t, tc) })
+		}
+	}
+}
+
+func checkStepCase(t *testing.T, tc stepCase) {
+	res := runStepCase(t, tc)
+	if len(res.got) != len(res.want) {
+		t.Fatalf("graph has %d outputs, reference %d", len(res.got), len(res.want))
+	}
+	for name, want := range res.want {
+		got, ok := res.got[name]
+		if !ok {
+			t.Errorf("graph has no output %q", name)
+			continue
+		}
+		// An Adam step is lr·m̂/(√v̂+ε): where |g| is near ε it turns
+		// float32 rounding of g into a visible part of lr, so parameters
+		// get a slack of a few percent of a step.
+		slack := 0.0
+		if !strings.HasSuffix(name, ".m.new") && !strings.HasSuffix(name, ".v.new") && name != TrainLossOutput && name != LogitsOutput {
+			slack = 0.05 * max(tc.lr[0], tc.lr[1])
+		}
+		if err := closeToSlack(got, want, 2e-5, 2e-4, slack); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// The gradients themselves: with Adam, m.new = β1·m + (1−β1)·g.
+	if tc.spec.Optimizer != OptimizerAdam || tc.state {
+		return
+	}
+	for name, g := range res.grads {
+		m := res.got[NextName(MomentName(name, "m"))]
+		derived := make([]float64, len(m))
+		for i := range m {
+			derived[i] = m[i] / (1 - AdamBeta1)
+		}
+		if err := closeTo(derived, g, 2e-5, 2e-4); err != nil {
+			t.Errorf("gradient of %s: %v", name, err)
+		}
+		if allZero(g) {
+			t.Errorf("gradient of %s is zero: the case tests nothing", name)
+		}
+	}
+}
+
+func allZero(v []float64) bool {
+	for _, x := range v {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// TestGenericGradRules checks the rules the block5 graph does not use
+// (MatMul, Add with broadcasting, Mul of two differentiable values) on a
+// small graph, against central differences of a float64 forward pass.
+func TestGenericGradRules(t *testing.T) {
+	ortlib.InitForTest(t)
+	const n, d, k = 3, 4, 5
+	rng := rand.New(rand.NewPCG(3, 3))
+	vals := map[string][]float64{}
+	shapes := map[string][]int64{"a": {n, d}, "w": {d, k}, "c": {k}, "m": {n, 1}}
+	b := newGraphBuilder("rules")
+	for _, name := range []string{"a", "w", "c", "m"} {
+		b.input(name, onnxpb.TensorProto_FLOAT, shapes[name])
+		b.needGrad[name] = true
+		v := make([]float64, 1)
+		for _, s := range shapes[name] {
+			v = make([]float64, len(v)*int(s))
+		}
+		for i := range v {
+			v[i] = float64(float32(rng.NormFloat64()))
+		}
+		vals[name] = v
+	}
+	labels := b.input("labels", onnxpb.TensorProto_FLOAT, []int64{n, k})
+	y := make([]float64, n*k)
+	for i := range n {
+		y[i*k+rng.IntN(k)] = 1
+	}
+	// logits = (a·w + c) ⊙ m, m broadcast over the columns.
+	logits := b.mul(b.add(b.matMul("a", "w"), "c"), "m")
+	loss := b.softmaxCrossEntropy(logits, labels)
+	grads := b.backward(loss, []string{"a", "w", "c", "m"})
+	b.output("loss", loss, onnxpb.TensorProto_FLOAT)
+	outs := []string{"loss"}
+	for i, g := range grads {
+		name := "d_" + []string{"a", "w", "c", "m"}[i]
+		b.output(name, g, onnxpb.TensorProto_FLOAT)
+		outs = append(outs, name)
+	}
+	var ins []ort.Value
+	var inNames []string
+	for _, name := range []string{"a", "w", "c", "m"} {
+		ins = append(ins, f32Tensor(t, toF32(vals[name]), shapes[name]...))
+		inNames = append(inNames, name)
+	}
+	ins = append(ins, f32Tensor(t, toF32(y), n, k))
+	inNames = append(inNames, "labels")
+	r := newORTRun(t, b.model("rules"), inNames, ins, outs)
+	r.run(t)
+
+	lossOf := func() float64 {
+		var l float64
+		for i := range n {
+			z := make([]float64, k)
+			mx := math.Inf(-1)
+			for j := range k {
+				s := vals["c"][j]
+				for q := range d {
+					s += vals["a"][i*d+q] * vals["w"][q*k+j]
+				}
+				z[j] = s * vals["m"][i]
+				mx = math.Max(mx, z[j])
+			}
+			var sum float64
+			for _, v := range z {
+				sum += math.Exp(v - mx)
+			}
+			for j := range k {
+				l -= y[i*k+j] * (z[j] - mx - math.Log(sum)) / n
+			}
+		}
+		return l
+	}
+	if got, want := r.output(t, "loss")[0], lossOf(); math.Abs(float64(got)-want) > 1e-5 {
+		t.Errorf("loss %g, want %g", got, want)
+	}
+	for _, name := range []string{"a", "w", "c", "m"} {
+		v := vals[name]
+		fd := make([]float64, len(v))
+		for i := range v {
+			old := v[i]
+			v[i] = old + 1e-6
+			lp := lossOf()
+			v[i] = old - 1e-6
+			lm := lossOf()
+			v[i] = old
+			fd[i] = (lp - lm) / 2e-6
+		}
+		if err := closeTo(toF64(r.output(t, "d_"+name)), fd, 1e-5, 1e-4); err != nil {
+			t.Errorf("d%s: %v", name, err)
+		}
+	}
+}
