@@ -68,5 +68,13 @@ func commands() []*cli.Command {
 		doctorCommand(),
 		modelsCommand(),
 		dataCommand(),
+		extractCommand(),
+		cacheCommand(),
+		trainCommand(),
+		evaluateCommand(),
+		finetuneCommand(),
+		exportCommand(),
+		classifyCommand(),
+		compareCommand(),
 	}
 }

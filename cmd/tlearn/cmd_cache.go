@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tlearn/tlearn/internal/cache"
+)
+
+const flagCacheVerify = "verify"
+
+func cacheCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "cache",
+		Usage: "inspect feature caches made by extract",
+		Description: `Example:
+   tlearn cache info cache
+   tlearn cache info --verify cache/train`,
+		Subcommands: []*cli.Command{cacheInfoCommand()},
+	}
+}
+
+func cacheInfoCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "info",
+		Usage:     "summarize a cache, or the train/ and val/ caches of a folder",
+		ArgsUsage: "DIR",
+		Description: `Prints the number of images and their classes, the feature dimension, the
+maps' shape, the model and settings the cache was made with, its fingerprint,
+its size on disk, and whether extraction finished (an unfinished cache resumes
+when its extract command runs again). --verify also recomputes the checksum
+of every finished chunk.
+
+Example:
+   tlearn cache info cache
+   tlearn cache info --verify cache/train`,
+		Flags:  withCommon(&cli.BoolFlag{Name: flagCacheVerify, Usage: "recompute the checksums of the finished chunks (reads the whole cache)"}),
+		Action: cacheInfoAction,
+	}
+}
+
+func cacheInfoAction(c *cli.Context) error {
+	if c.Args().Len() != 1 {
+		return usageError{errors.New("cache info takes one cache folder")}
+	}
+	dir := c.Args().First()
+	dirs := []string{dir}
+	if _, err := os.Stat(filepath.Join(dir, cache.ManifestFile)); errors.Is(err, os.ErrNotExist) {
+		var pair []string
+		for _, part := range []string{"train", "val"} {
+			sub := filepath.Join(dir, part)
+			if _, err := os.Stat(filepath.Join(sub, cache.ManifestFile)); err == nil {
+				pair = append(pair, sub)
+			}
+		}
+		if len(pair) > 0 {
+			dirs = pair
+		}
+	}
+	out := c.App.Writer
+	for i, d := range dirs {
+		if i > 0 {
+			fmt.Fprintln(out)
+		}
+		m, err := cache.ReadManifest(d)
+		if err != nil {
+			return err
+		}
+		printCacheInfo(out, d, m)
+		if c.Bool(flagCacheVerify) {
+			if err := cache.Verify(d); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "  checksums:     %d chunks verified\n", len(m.Done))
+		}
+	}
+	return nil
+}
+
+func printCacheInfo(w io.Writer, dir string, m *cache.Manifest) {
+	fmt.Fprintf(w, "%s\n", dir)
+	if m.Complete() {
+		fmt.Fprintf(w, "  complete:      yes\n")
+	} else {
+		fmt.Fprintf(w, "  complete:      no: %d of %d images done; run its extract command again to resume\n", m.DoneRows(), m.N)
+	}
+	counts := m.ClassCounts()
+	var cls []string
+	for i, name := range m.Classes {
+		cls = append(cls, fmt.Sprintf("%s %d", name, counts[i]))
+	}
+	fmt.Fprintf(w, "  images:        %d in %d classes: %s\n", m.N, len(m.Classes), strings.Join(cls, ", "))
+	if len(m.Skipped) > 0 {
+		fmt.Fprintf(w, "  left out:      %d images:\n", len(m.Skipped))
+		for _, s := range m.Skipped {
+			fmt.Fprintf(w, "    %s: %s\n", s.Path, s.Reason)
+		}
+	}
+	fmt.Fprintf(w, "  features:      %d float32 per image\n", m.FeatureDim)
+	if m.MapsShape != nil {
+		fmt.Fprintf(w, "  maps:          %d×%d×%d float16 per image\n", m.MapsShape[0], m.MapsShape[1], m.MapsShape[2])
+	} else {
+		fmt.Fprintf(w, "  maps:          none (extract --maps stores them for finetune)\n")
+	}
+	fmt.Fprintf(w, "  model:         %s (preset %s, extractor.onnx sha256 %s)\n", m.Model.Dir, m.Model.Preset, m.Model.ExtractorSHA256)
+	var pre bytes.Buffer
+	if json.Compact(&pre, m.Preprocessing) != nil {
+		pre.Reset()
+		pre.Write(m.Preprocessing)
+	}
+	fmt.Fprintf(w, "  input:         %d×%d, %s, preprocessing %s\n", m.Size, m.Size, m.Interpolation, pre.String())
+	fmt.Fprintf(w, "  fingerprint:   %s\n", m.Fingerprint)
+	if m.Split != nil {
+		fmt.Fprintf(w, "  split:         %s part of --val %g --seed %d\n", m.Split.Part, m.Split.Val, m.Split.Seed)
+	}
+	fmt.Fprintf(w, "  data:          %s\n", m.DataDir)
+	if n, err := cache.DiskSize(dir); err == nil {
+		fmt.Fprintf(w, "  size on disk:  %s\n", cache.FormatBytes(n))
+	}
+	fmt.Fprintf(w, "  written:       %s to %s\n", m.Created.Local().Format(time.DateTime), m.Updated.Local().Format(time.DateTime))
+}

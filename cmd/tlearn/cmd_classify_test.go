@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tlearn/tlearn/head"
+	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/models"
+)
+
+// exportRun runs `tlearn export` of run into dir/classifier.onnx.
+func exportRun(t *testing.T, run string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "classifier.onnx")
+	code, _, errs := runTlearn(t, "export", "--run", run, "--out", out, "--threads", "1")
+	if code != 0 {
+		t.Fatalf("export: exit %d\n%s", code, errs)
+	}
+	for _, want := range []string{"wrote " + out, "input:  pixels uint8 [N,H,W,3] RGB 0..255, resized to 32×32 (bilinear)", "output: probabilities float32 [N,3]: cat, dog, owl", "size from the training cache"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("export summary lacks %q:\n%s", want, errs)
+		}
+	}
+	return out
+}
+
+// readCSVProbs parses classify's CSV (with --top-k covering every class)
+// into each path's probabilities in class order.
+func readCSVProbs(t *testing.T, path string, classes []string) map[string][]float32 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"path", "label", "probability"}
+	for i := 2; i <= len(classes); i++ {
+		want = append(want, "label_"+strconv.Itoa(i), "probability_"+strconv.Itoa(i))
+	}
+	if !slices.Equal(rows[0], want) {
+		t.Fatalf("header %v, want %v", rows[0], want)
+	}
+	got := map[string][]float32{}
+	for _, r := range rows[1:] {
+		p := make([]float32, len(classes))
+		last := 2.0
+		for j := 1; j < len(r); j += 2 {
+			v, err := strconv.ParseFloat(r[j+1], 32)
+			if err != nil || v > last {
+				t.Fatalf("row %v: probabilities not in decreasing order", r)
+			}
+			last = v
+			p[slices.Index(classes, r[j])] = float32(v)
+		}
+		got[r[0]] = p
+	}
+	return got
+}
+
+func assertProbs(t *testing.T, got, want map[string][]float32) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d records, want %d", len(got), len(want))
+	}
+	informative := 0
+	for path, w := range want {
+		g, ok := got[path]
+		if !ok {
+			t.Fatalf("no record for %s", path)
+		}
+		for j := range w {
+			if math.Abs(float64(g[j])-float64(w[j])) > 1e-4 {
+				t.Fatalf("%s: probabilities %v, the cached-feature path gives %v", path, g, w)
+			}
+			if w[j] > 0.05 && w[j] < 0.95 {
+				informative++
+			}
+		}
+	}
+	if informative < len(want) {
+		t.Fatalf("probabilities too close to 0 and 1 to test anything: %v", want)
+	}
+}
+
+// TestExportClassify exports runs of both modes through the CLI and checks
+// that classify's records match the cached-feature path: the features of
+// the cache (of a model with the fine-tuned block5, for a finetune run)
+// through head.Predict.
+func TestExportClassify(t *testing.T) {
+	f := newExportFixture(t, 6)
+	t.Run("head", func(t *testing.T) {
+		clf := exportRun(t, f.run)
+		preds := filepath.Join(t.TempDir(), "preds.csv")
+		code, stdout, errs := runTlearn(t, "classify", "--model", clf, "--out", preds, "--batch", "4", "--threads", "1", f.data)
+		if code != 0 || stdout != "" {
+			t.Fatalf("classify: exit %d, stdout %q\n%s", code, stdout, errs)
+		}
+		assertProbs(t, readCSVProbs(t, preds, f.classes), cachedProbs(t, f.cache, f.data, f.weights))
+		for _, want := range []string{"classified 12 images", "records in " + preds, "the sub-folders of " + f.data + " are the classifier's classes",
+			"examples: 12", "top-3 accuracy: 1.0000", "confusion matrix"} {
+			if !strings.Contains(errs, want) {
+				t.Errorf("stderr lacks %q:\n%s", want, errs)
+			}
+		}
+
+		// JSONL on stdout, top-k 2, files and a folder without class
+		// folders: no accuracy report.
+		cat := filepath.Join(f.data, "cat")
+		code, stdout, errs = runTlearn(t, "classify", "--model", clf, "--format", "jsonl", "--top-k", "2", "--quiet",
+			filepath.Join(f.data, "owl", "img01.png"), cat)
+		if code != 0 || errs != "" {
+			t.Fatalf("classify: exit %d\n%s", code, errs)
+		}
+		want := cachedProbs(t, f.cache, f.data, f.weights)
+		var paths []string
+		sc := bufio.NewScanner(strings.NewReader(stdout))
+		for sc.Scan() {
+			var rec jsonlRecord
+			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+				t.Fatalf("%v: %s", err, sc.Text())
+			}
+			paths = append(paths, rec.Path)
+			p := want[rec.Path]
+			top := slices.Index(p, slices.Max(p))
+			if len(rec.TopK) != 2 || rec.Label != f.classes[top] || rec.TopK[0].Label != rec.Label || rec.Probability != rec.TopK[0].Probability ||
+				math.Abs(float64(rec.Probability-p[top])) > 1e-4 || rec.TopK[1].Probability > rec.Probability {
+				t.Fatalf("record %+v, cached path %v", rec, p)
+			}
+		}
+		wantPaths := []string{filepath.Join(f.data, "owl", "img01.png"), filepath.Join(cat, "img00.png"), filepath.Join(cat, "img01.png"), filepath.Join(cat, "img02.png")}
+		if !slices.Equal(paths, wantPaths) {
+			t.Fatalf("records for %v, want %v", paths, wantPaths)
+		}
+	})
+	t.Run("finetune", func(t *testing.T) {
+		ft := finetuned(t, f.model, f.weights)
+		ref := filepath.Join(t.TempDir(), "cache")
+		extractCache(t, swappedModel(t, f.model, ft), f.data, ref)
+		// A head fitted to the fine-tuned features' scale, as fine-tuning
+		// would have trained it.
+		cc, err := cache.Open(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fitted := seededWeights(cc.Manifest.FeatureDim, 6, f.classes, cc.Features)
+		cc.Close()
+		for name, tensor := range fitted.Tensors {
+			ft.Tensors[name] = tensor
+		}
+		f.writeRun(t, head.ModeFineTune, ft)
+		clf := exportRun(t, f.run)
+		preds := filepath.Join(t.TempDir(), "preds.csv")
+		code, _, errs := runTlearn(t, "classify", "--model", clf, "--out", preds, "--top-k", "9", "--threads", "1", f.data)
+		if code != 0 {
+			t.Fatalf("classify: exit %d\n%s", code, errs)
+		}
+		got := readCSVProbs(t, preds, f.classes)
+		assertProbs(t, got, cachedProbs(t, ref, f.data, ft))
+		// The fine-tuned block5 matters: the frozen one gives other values.
+		frozen := cachedProbs(t, f.cache, f.data, ft)
+		var diff float64
+		for p, v := range frozen {
+			for j := range v {
+				diff = max(diff, math.Abs(float64(v[j]-got[p][j])))
+			}
+		}
+		if diff < 1e-3 {
+			t.Fatal("the fine-tuned classifier gives the frozen model's probabilities")
+		}
+	})
+}
+
+func TestClassifyErrors(t *testing.T) {
+	f := newExportFixture(t, 0)
+	clf := exportRun(t, f.run)
+	empty := t.TempDir()
+	os.WriteFile(filepath.Join(empty, "notes.txt"), []byte("no images here"), 0o644)
+	os.WriteFile(filepath.Join(empty, ".hidden.png"), []byte("hidden"), 0o644)
+	bad := filepath.Join(t.TempDir(), "data")
+	copyDir(t, f.data, bad)
+	broken := filepath.Join(bad, "dog", "img01.png")
+	if err := os.WriteFile(broken, []byte("\x89PNG\r\n\x1a\ntruncated"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	extractor := filepath.Join(f.model, models.ExtractorFile)
+	cases := []struct {
+		desc    string
+		args    []string
+		code    int
+		want    []string
+		records int // CSV rows after the header; -1: not checked
+	}{
+		{"empty folder", []string{"--model", clf, empty}, 1, []string{empty + " has no images"}, -1},
+		{"missing path", []string{"--model", clf, filepath.Join(empty, "nope")}, 1, []string{"does not exist"}, -1},
+		{"not a tlearn classifier", []string{"--model", extractor, f.data}, 1, []string{extractor + ": not a tlearn classifier"}, -1},
+		{"unreadable image", []string{"--model", clf, bad}, 1, []string{"cannot read " + broken, "1 of 12 images could not be read", "classified 11 images"}, 11},
+		{"unreadable image skipped", []string{"--model", clf, "--skip-bad", bad}, 0, []string{"skipped 1 images that could not be read", "  " + broken + ": ", "examples: 11"}, 11},
+		{"quiet still reports unreadable images", []string{"--model", clf, "--quiet", bad}, 1, []string{"cannot read " + broken}, 11},
+		{"no paths", []string{"--model", clf}, 2, []string{"name at least one image"}, -1},
+		{"flag after path", []string{"--model", clf, f.data, "--top-k", "2"}, 2, []string{"put flags such as --top-k before the paths"}, -1},
+		{"format", []string{"--model", clf, "--format", "xml", f.data}, 2, []string{`--format "xml"`}, -1},
+		{"top-k", []string{"--model", clf, "--top-k", "0", f.data}, 2, []string{"--top-k must be 1 or more"}, -1},
+		{"size", []string{"--model", clf, "--size", "48", f.data}, 1, []string{"not a multiple of 32"}, -1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			code, stdout, errs := runTlearn(t, append([]string{"classify", "--threads", "1"}, tc.args...)...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s", code, tc.code, errs)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errs, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errs)
+				}
+			}
+			if tc.records >= 0 {
+				rows, err := csv.NewReader(strings.NewReader(stdout)).ReadAll()
+				if err != nil || len(rows) != tc.records+1 {
+					t.Fatalf("%d CSV rows (%v), want %d records and a header:\n%s", len(rows), err, tc.records, stdout)
+				}
+			}
+		})
+	}
+}

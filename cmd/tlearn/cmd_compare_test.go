@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tlearn/tlearn/head"
+	"github.com/tlearn/tlearn/models"
+)
+
+// compareFixture is a prepared tiny VGG and train/val class folders.
+func compareFixture(t *testing.T) (model, train, val string) {
+	t.Helper()
+	dir := t.TempDir()
+	model = filepath.Join(dir, "model")
+	if _, err := models.WriteTinyPrepared(model, 3); err != nil {
+		t.Fatal(err)
+	}
+	train, val = filepath.Join(dir, "train"), filepath.Join(dir, "val")
+	for i, class := range []string{"ant", "bee", "cow"} {
+		writeClassImages(t, train, class, 12, uint64(10+i))
+		writeClassImages(t, val, class, 4, uint64(20+i))
+	}
+	return model, train, val
+}
+
+func compareArgs(model, train, val, out string) []string {
+	return []string{"compare", "--model", model, "--train-data", train, "--val-data", val, "--out", out,
+		"--size", "32", "--epochs", "3", "--finetune-epochs", "2", "--batch", "8", "--lr", "1e-3", "--seed", "5", "--threads", "1"}
+}
+
+// The report's numbers are the runs' metrics.json, and every file is there.
+func TestCompareEndToEnd(t *testing.T) {
+	model, train, val := compareFixture(t)
+	out := filepath.Join(t.TempDir(), "report")
+	code, stdout, stderr := runTlearn(t, compareArgs(model, train, val, out)...)
+	if code != 0 {
+		t.Fatalf("compare exit %d\nstderr:\n%s", code, stderr)
+	}
+	for _, f := range []string{"report.md", "curves.png", "stages.json", "head/metrics.json", "head/classifier.onnx",
+		"finetune/metrics.json", "finetune/classifier.onnx", "finetune/confusion.png", "cache/train/maps.npy"} {
+		if !fileExists(filepath.Join(out, f)) {
+			t.Errorf("%s missing", f)
+		}
+	}
+	report, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for mode, dir := range map[string]string{"head-only": "head", "block5 fine-tuned": "finetune"} {
+		m, err := head.ReadMetrics(filepath.Join(out, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// | mode | train acc | val acc (final) | val loss | best val acc | best epoch | epochs | time |
+		row := regexp.MustCompile(`(?m)^\| ` + regexp.QuoteMeta(mode) + `[^|]* \| ([0-9.]+) \| ([0-9.]+) \| ([0-9.]+) \| ([0-9.]+) \| (\d+) \| (\d+) \|`).FindStringSubmatch(string(report))
+		if row == nil {
+			t.Fatalf("no %s row in report.md:\n%s", mode, report)
+		}
+		for i, want := range []float64{m.Final.Accuracy, m.Final.ValAccuracy, m.Final.ValLoss, m.Best.ValAccuracy,
+			float64(m.Best.Epoch + 1), float64(m.EpochsRun)} {
+			got, _ := strconv.ParseFloat(row[i+1], 64)
+			if d := got - want; d > 5e-5 || d < -5e-5 {
+				t.Errorf("%s column %d: report %s, metrics.json %v", mode, i+1, row[i+1], want)
+			}
+		}
+		if !strings.Contains(stdout, mode) {
+			t.Errorf("the terminal table has no %s row:\n%s", mode, stdout)
+		}
+	}
+	for _, want := range []string{"shuffled", "2 epochs instead of the tutorial's 50", "32×32 instead of 224", "tlearn finetune --model"} {
+		if !strings.Contains(string(report), want) {
+			t.Errorf("report.md does not mention %q", want)
+		}
+	}
+}
+
+// An interrupted compare reuses the finished stages on the next run.
+func TestCompareResumes(t *testing.T) {
+	model, train, val := compareFixture(t)
+	out := filepath.Join(t.TempDir(), "report")
+	args := compareArgs(model, train, val, out)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	compareStageHook = func(stage string) {
+		if stage == "finetune" {
+			cancel()
+		}
+	}
+	defer func() { compareStageHook = nil }()
+	err := newApp().RunContext(ctx, append([]string{"tlearn"}, append(args, "--quiet")...))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted compare: err = %v, want context.Canceled", err)
+	}
+	weights := filepath.Join(out, "head", head.WeightsFile)
+	before, err := os.Stat(weights)
+	if err != nil {
+		t.Fatalf("the head stage did not finish before the interruption: %v", err)
+	}
+	if fileExists(filepath.Join(out, "finetune", head.MetricsFile)) {
+		t.Fatal("the fine-tune stage ran despite the interruption")
+	}
+
+	var ran []string
+	compareStageHook = func(stage string) { ran = append(ran, stage) }
+	code, _, stderr := runTlearn(t, args...)
+	if code != 0 {
+		t.Fatalf("resumed compare exit %d\n%s", code, stderr)
+	}
+	if strings.Join(ran, ",") != "extract,finetune,export-head,export-finetune" {
+		t.Errorf("resumed compare ran %v, want extract (up-to-date check), finetune and the exports", ran)
+	}
+	after, err := os.Stat(weights)
+	if err != nil || !after.ModTime().Equal(before.ModTime()) {
+		t.Errorf("the head run was redone: %v", err)
+	}
+	if !strings.Contains(stderr, "head: reusing the finished stage") {
+		t.Errorf("stderr does not say the head stage was reused:\n%s", stderr)
+	}
+
+	// A third run has nothing left to do but the extraction's check.
+	ran = nil
+	if code, _, stderr := runTlearn(t, args...); code != 0 {
+		t.Fatalf("third compare exit %d\n%s", code, stderr)
+	}
+	if strings.Join(ran, ",") != "extract" {
+		t.Errorf("third compare ran %v, want only the extraction check", ran)
+	}
+}
+
+func TestCompareErrors(t *testing.T) {
+	model, train, val := compareFixture(t)
+	custom := filepath.Join(t.TempDir(), "custom")
+	spec, err := models.ReadSpec(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Maps, spec.Block5, spec.Preset = nil, nil, models.PresetCustom
+	if err := os.MkdirAll(custom, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := models.WriteSpec(custom, spec); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	for _, tc := range []struct {
+		desc string
+		args []string
+		code int
+		want string
+	}{
+		{"no validation data", []string{"compare", "--model", model, "--train-data", train, "--out", t.TempDir()}, 2, "--val-data"},
+		{"both validation flags", []string{"compare", "--model", model, "--train-data", train, "--val-data", val, "--val", "0.2", "--out", t.TempDir()}, 2, "not both"},
+		{"not a prepared model", []string{"compare", "--model", train, "--train-data", train, "--val-data", val, "--out", t.TempDir()}, 1, "spec.json"},
+		{"non-VGG model", []string{"compare", "--model", custom, "--train-data", train, "--val-data", val, "--out", t.TempDir()}, 2, "not a VGG-shaped model"},
+		{"out is a file", []string{"compare", "--model", model, "--train-data", train, "--val-data", val, "--out", file}, 1, "is a file"},
+		{"missing images", []string{"compare", "--model", model, "--train-data", filepath.Join(train, "nope"), "--val-data", val, "--out", t.TempDir(), "--size", "32"}, 1, "nope"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			code, _, stderr := runTlearn(t, tc.args...)
+			if code != tc.code || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, want %d; stderr %q should contain %q", code, tc.code, stderr, tc.want)
+			}
+		})
+	}
+}

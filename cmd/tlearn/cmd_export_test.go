@@ -1,0 +1,384 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tlearn/tlearn/head"
+	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/onnxpb"
+)
+
+// exportSize is the input side of these tests: the smallest a VGG takes.
+const exportSize = "32"
+
+// runTlearn runs the CLI as main does and returns its exit status and what
+// it wrote to stdout and stderr.
+func runTlearn(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	dir := t.TempDir()
+	outF, err := os.Create(filepath.Join(dir, "stdout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errF, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldOut, oldErr := os.Stdout, os.Stderr
+	os.Stdout, os.Stderr = outF, errF
+	func() {
+		defer func() { os.Stdout, os.Stderr = oldOut, oldErr }()
+		code = run(append([]string{"tlearn"}, args...))
+	}()
+	outF.Close()
+	errF.Close()
+	o, _ := os.ReadFile(outF.Name())
+	e, _ := os.ReadFile(errF.Name())
+	return code, string(o), string(e)
+}
+
+// writeClassImages writes n seeded PNGs of varied sizes into dir/class.
+func writeClassImages(t *testing.T, dir, class string, n int, seed uint64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 17))
+	for i := range n {
+		w, h := 28+rng.IntN(12), 26+rng.IntN(12)
+		img := image.NewNRGBA(image.Rect(0, 0, w, h))
+		base := [3]float64{rng.Float64() * 255, rng.Float64() * 255, rng.Float64() * 255}
+		for y := range h {
+			for x := range w {
+				var c [3]uint8
+				for k := range c {
+					v := base[k] + 70*math.Sin(float64(x*(k+1)+2*y)/5) + rng.NormFloat64()*20
+					c[k] = uint8(max(0, min(255, v)))
+				}
+				img.SetNRGBA(x, y, color.NRGBA{c[0], c[1], c[2], 255})
+			}
+		}
+		var b bytes.Buffer
+		if err := png.Encode(&b, img); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, class, fmt.Sprintf("img%02d.png", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// exportFixture is a prepared tiny VGG16, a class-folder dataset, its
+// feature cache and a run directory with seeded weights.
+type exportFixture struct {
+	model, data, cache, run string
+	classes                 []string
+	sha                     string
+	weights                 *head.Weights
+}
+
+func sha256File(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// extractCache runs `tlearn extract` of data with model into dir.
+func extractCache(t *testing.T, model, data, dir string) {
+	t.Helper()
+	code, _, errs := runTlearn(t, "extract", "--model", model, "--data", data, "--cache", dir, "--size", exportSize,
+		"--interpolation", "bilinear", "--batch", "4", "--device", "cpu", "--threads", "1")
+	if code != 0 {
+		t.Fatalf("extract: exit %d\n%s", code, errs)
+	}
+}
+
+func newExportFixture(t *testing.T, hidden int) *exportFixture {
+	t.Helper()
+	ortlib.InitForTest(t)
+	root := t.TempDir()
+	f := &exportFixture{
+		model: filepath.Join(root, "model"), data: filepath.Join(root, "data"),
+		cache: filepath.Join(root, "cache"), run: filepath.Join(root, "run"),
+		classes: []string{"cat", "dog", "owl"},
+	}
+	if _, err := models.WriteTinyPrepared(f.model, 1); err != nil {
+		t.Fatal(err)
+	}
+	f.sha = sha256File(t, filepath.Join(f.model, models.ExtractorFile))
+	for i, c := range f.classes {
+		writeClassImages(t, f.data, c, 3+i, uint64(i))
+	}
+	extractCache(t, f.model, f.data, f.cache)
+	cc, err := cache.Open(f.cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	f.weights = seededWeights(cc.Manifest.FeatureDim, hidden, f.classes, cc.Features)
+	f.writeRun(t, head.ModeHead, f.weights)
+	return f
+}
+
+// seededWeights is a head whose probabilities are far from 0 and 1 on the
+// features feats (rows of d): the first layer standardizes them, since
+// pooled features share a large positive component.
+func seededWeights(d, hidden int, classes []string, feats []float32) *head.Weights {
+	n := len(feats) / d
+	mean, std := make([]float64, d), make([]float64, d)
+	for r := range n {
+		for i, v := range feats[r*d : (r+1)*d] {
+			mean[i] += float64(v) / float64(n)
+		}
+	}
+	for r := range n {
+		for i, v := range feats[r*d : (r+1)*d] {
+			std[i] += (float64(v) - mean[i]) * (float64(v) - mean[i]) / float64(n)
+		}
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	w := &head.Weights{Classes: classes, Tensors: map[string]head.Tensor{}}
+	dense := func(kernel, bias string, in, out int, standardize bool) {
+		k, b := head.NewTensor(in, out), head.NewTensor(out)
+		for i := range in {
+			scale := 1.5 / math.Sqrt(float64(in))
+			if standardize {
+				scale /= math.Sqrt(std[i]) + 1e-6
+			}
+			for j := range out {
+				v := rng.NormFloat64() * scale
+				k.Data[i*out+j] = float32(v)
+				if standardize {
+					b.Data[j] -= float32(v * mean[i])
+				}
+			}
+		}
+		w.Tensors[kernel], w.Tensors[bias] = k, b
+	}
+	in := d
+	if hidden > 0 {
+		dense(head.HiddenWeight, head.HiddenBias, d, hidden, true)
+		in = hidden
+	}
+	dense(head.OutputWeight, head.OutputBias, in, len(classes), hidden == 0)
+	return w
+}
+
+// writeRun writes f.run as a trainer would: settings.json and weights.
+func (f *exportFixture) writeRun(t *testing.T, mode string, w *head.Weights) {
+	t.Helper()
+	if err := os.MkdirAll(f.run, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs(f.model)
+	cacheAbs, _ := filepath.Abs(f.cache)
+	info := head.RunInfo{Mode: mode, ModelDir: abs, ModelSHA256: f.sha, Classes: f.classes, TrainCache: head.CacheRef{Dir: cacheAbs}}
+	if err := head.WriteJSON(filepath.Join(f.run, head.SettingsFile), info); err != nil {
+		t.Fatal(err)
+	}
+	if err := head.SaveWeights(filepath.Join(f.run, head.WeightsFile), w); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cachedProbs is the cached-feature path: the cache's features through
+// head.Predict, keyed by image path.
+func cachedProbs(t *testing.T, cacheDir, data string, w *head.Weights) map[string][]float32 {
+	t.Helper()
+	cc, err := cache.Open(cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	p, err := head.Predict(w, cc.Features)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := len(w.Classes)
+	out := map[string][]float32{}
+	for i, it := range cc.Manifest.Items {
+		out[filepath.Join(data, filepath.FromSlash(it.Path))] = p[i*k : (i+1)*k]
+	}
+	return out
+}
+
+// finetuned returns w with block5 parameters: the prepared model's,
+// scaled and shifted by seeded noise.
+func finetuned(t *testing.T, model string, w *head.Weights) *head.Weights {
+	t.Helper()
+	spec, err := models.ReadSpec(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext, err := models.Load(filepath.Join(model, models.ExtractorFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(4, 2))
+	ft := w.Clone()
+	for i := range 3 {
+		for j, src := range []string{spec.Block5.ConvWeights[i], spec.Block5.ConvBiases[i]} {
+			tp, _ := models.Initializer(ext, src)
+			v, dims, err := models.TensorFloat32(tp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k := range v {
+				v[k] = v[k]*float32(0.5+rng.Float64()) + float32(rng.NormFloat64()*0.05)
+			}
+			shape := make([]int, len(dims))
+			for k, d := range dims {
+				shape[k] = int(d)
+			}
+			name := models.Block5WeightName(i + 1)
+			if j == 1 {
+				name = models.Block5BiasName(i + 1)
+			}
+			ft.Tensors[name] = head.Tensor{Shape: shape, Data: v}
+		}
+	}
+	return ft
+}
+
+// swappedModel prepares a copy of model whose block5 initializers hold
+// w's fine-tuned values: the reference for a fine-tuned classifier.
+func swappedModel(t *testing.T, model string, w *head.Weights) string {
+	t.Helper()
+	spec, err := models.ReadSpec(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext, err := models.Load(filepath.Join(model, models.ExtractorFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := proto.Clone(ext).(*onnxpb.ModelProto)
+	for i := range 3 {
+		for j, name := range []string{spec.Block5.ConvWeights[i], spec.Block5.ConvBiases[i]} {
+			src := models.Block5WeightName(i + 1)
+			if j == 1 {
+				src = models.Block5BiasName(i + 1)
+			}
+			for k, tp := range m.Graph.Initializer {
+				if tp.GetName() == name {
+					m.Graph.Initializer[k] = models.NewTensorFloat32(name, tp.Dims, w.Tensors[src].Data)
+				}
+			}
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "swapped")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := models.Save(filepath.Join(dir, models.ExtractorFile), m); err != nil {
+		t.Fatal(err)
+	}
+	if err := models.WriteSpec(dir, spec); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestExportErrors(t *testing.T) {
+	f := newExportFixture(t, 0)
+	other := filepath.Join(t.TempDir(), "wide")
+	if _, err := models.WriteSynthPrepared(other, models.SynthSettings{Seed: 2, Width: 1.0 / 8}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "c.onnx")
+	cases := []struct {
+		desc   string
+		mutate func(t *testing.T, run string)
+		extra  []string
+		code   int
+		want   string
+	}{
+		{"no settings", func(t *testing.T, run string) { os.Remove(filepath.Join(run, head.SettingsFile)) }, nil, 1, "not a run directory"},
+		{"no weights", func(t *testing.T, run string) { os.Remove(filepath.Join(run, head.WeightsFile)) }, nil, 1, head.WeightsFile},
+		{"corrupt weights", func(t *testing.T, run string) {
+			p := filepath.Join(run, head.WeightsFile)
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, b[:len(b)-7], 0o644)
+		}, nil, 1, filepath.Join("run", head.WeightsFile) + ": tensor"},
+		{"class mismatch", func(t *testing.T, run string) {
+			w := seededWeights(32, 0, []string{"cat", "dog"}, make([]float32, 32))
+			head.SaveWeights(filepath.Join(run, head.WeightsFile), w)
+		}, nil, 1, "class mismatch"},
+		{"features do not fit", func(t *testing.T, run string) {
+			head.SaveWeights(filepath.Join(run, head.WeightsFile), seededWeights(40, 0, f.classes, make([]float32, 40)))
+		}, nil, 1, "output layer takes 40 features but the model's features have 32"},
+		{"model changed", func(t *testing.T, run string) { rewriteSHA(t, run, "0123456789abcdef") }, nil, 1, "changed since training"},
+		{"other model that fits", func(t *testing.T, run string) { rewriteSHA(t, run, "0123456789abcdef") }, []string{"--model", f.model}, 0, "warning: --model"},
+		{"other model that does not fit", nil, []string{"--model", other}, 1, "its 64 features do not fit the weights' 32 inputs"},
+		{"finetune without block5", func(t *testing.T, run string) { rewriteMode(t, run, head.ModeFineTune) }, nil, 1, "has no block5 tensors"},
+		{"size not a multiple", nil, []string{"--size", "40"}, 1, "not a multiple of 32"},
+		{"bad interpolation", nil, []string{"--interpolation", "cubic"}, 2, "interpolation"},
+		{"no output folder", nil, []string{"--out", filepath.Join(t.TempDir(), "missing", "c.onnx")}, 1, "does not exist"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			run := filepath.Join(t.TempDir(), "run")
+			copyDir(t, f.run, run)
+			if tc.mutate != nil {
+				tc.mutate(t, run)
+			}
+			args := append([]string{"export", "--run", run, "--out", out, "--threads", "1"}, tc.extra...)
+			code, _, errs := runTlearn(t, args...)
+			if code != tc.code || !strings.Contains(errs, tc.want) {
+				t.Fatalf("exit %d (want %d), stderr lacks %q:\n%s", code, tc.code, tc.want, errs)
+			}
+		})
+	}
+}
+
+func rewriteSHA(t *testing.T, run, sha string) {
+	t.Helper()
+	info, err := head.ReadRunInfo(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.ModelSHA256 = sha
+	if err := head.WriteJSON(filepath.Join(run, head.SettingsFile), info); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func rewriteMode(t *testing.T, run, mode string) {
+	t.Helper()
+	info, err := head.ReadRunInfo(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.Mode = mode
+	if err := head.WriteJSON(filepath.Join(run, head.SettingsFile), info); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.CopyFS(to, os.DirFS(from)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/models"
+)
+
+func extractApp(stdout, stderr *bytes.Buffer) *cli.App {
+	return &cli.App{
+		Name:           "tlearn",
+		Writer:         stdout,
+		ErrWriter:      stderr,
+		Commands:       []*cli.Command{extractCommand(), cacheCommand()},
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+}
+
+// writePNGs writes n small seeded PNGs into dir/class.
+func writePNGs(t *testing.T, dir, class string, n int) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, class), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		img := image.NewRGBA(image.Rect(0, 0, 20+i, 24))
+		for p := range img.Pix {
+			img.Pix[p] = uint8(p*7 + i*31 + len(class)*13)
+		}
+		for y := range 24 {
+			for x := range 20 + i {
+				c := img.RGBAAt(x, y)
+				c.A = 255
+				img.SetRGBA(x, y, color.RGBA{c.R, c.G, c.B, 255})
+			}
+		}
+		var b bytes.Buffer
+		png.Encode(&b, img)
+		if err := os.WriteFile(filepath.Join(dir, class, string(rune('a'+i))+".png"), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// captureStderr runs fn with os.Stderr sent to a file and returns what was
+// written, for run(), which prints errors there.
+func captureStderr(t *testing.T, fn func()) string {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stderr
+	os.Stderr = f
+	defer func() { os.Stderr = old }()
+	fn()
+	b, _ := os.ReadFile(f.Name())
+	return string(b)
+}
+
+func TestExtractCommand(t *testing.T) {
+	ortlib.InitForTest(t)
+	root := t.TempDir()
+	model := filepath.Join(root, "model")
+	if _, err := models.WriteTinyPrepared(model, 1); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(root, "data")
+	writePNGs(t, data, "cat", 6)
+	writePNGs(t, data, "dog", 5)
+	os.WriteFile(filepath.Join(data, "cat", "README.txt"), []byte("not an image"), 0o644)
+	cacheDir := filepath.Join(root, "cache")
+	common := []string{"--model", model, "--size", "32", "--batch", "2", "--device", "cpu", "--threads", "1"}
+
+	var out, errs bytes.Buffer
+	args := append([]string{"tlearn", "extract", "--data", data, "--cache", cacheDir, "--val", "0.4", "--seed", "2", "--maps"}, common...)
+	if err := extractApp(&out, &errs).Run(args); err != nil {
+		t.Fatalf("%v\n%s", err, errs.String())
+	}
+	for _, want := range []string{"cat/README.txt: not an image", "images to go", filepath.Join(cacheDir, "train") + ": 7 images (7 computed", filepath.Join(cacheDir, "val") + ": 4 images", "maps 32×2×2"} {
+		if !strings.Contains(errs.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs.String())
+		}
+	}
+	errs.Reset()
+	if err := extractApp(&out, &errs).Run(args); err != nil || !strings.Contains(errs.String(), "up to date") {
+		t.Errorf("second run: %v\n%s", err, errs.String())
+	}
+	for _, part := range []string{"train", "val"} {
+		c, err := cache.Open(filepath.Join(cacheDir, part))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Manifest.Split == nil || c.Manifest.Split.Part != part || c.Maps == nil {
+			t.Errorf("%s: split %+v, maps %v", part, c.Manifest.Split, c.Maps != nil)
+		}
+		c.Close()
+	}
+
+	out.Reset()
+	if err := extractApp(&out, &errs).Run([]string{"tlearn", "cache", "info", "--verify", cacheDir}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"cache/train\n", "cache/val\n", "complete:      yes", "images:        7 in 2 classes: cat 4, dog 3", "maps:          32×2×2 float16", "features:      32 float32", "chunks verified", "split:         val part of --val 0.4 --seed 2", "fingerprint:", `"channel_order":"RGB"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("cache info lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	// Exit codes and messages through run(), as a user sees them.
+	oneClass := filepath.Join(root, "one")
+	writePNGs(t, oneClass, "cat", 2)
+	emptyClass := filepath.Join(root, "emptyclass")
+	writePNGs(t, emptyClass, "cat", 2)
+	os.MkdirAll(filepath.Join(emptyClass, "dog"), 0o755)
+	bad := filepath.Join(root, "bad")
+	writePNGs(t, bad, "cat", 2)
+	writePNGs(t, bad, "dog", 2)
+	os.WriteFile(filepath.Join(bad, "dog", "zero.png"), nil, 0o644)
+	fileCache := filepath.Join(root, "file")
+	os.WriteFile(fileCache, []byte("x"), 0o644)
+	for _, tc := range []struct {
+		desc string
+		args []string
+		code int
+		want string
+	}{
+		{"missing data folder", []string{"--data", filepath.Join(root, "nope"), "--cache", filepath.Join(root, "c1")}, 1, filepath.Join(root, "nope")},
+		{"one class", []string{"--data", oneClass, "--cache", filepath.Join(root, "c2")}, 1, "only one class"},
+		{"empty class folder", []string{"--data", emptyClass, "--cache", filepath.Join(root, "c3")}, 1, filepath.Join(emptyClass, "dog")},
+		{"zero-byte image", []string{"--data", bad, "--cache", filepath.Join(root, "c4")}, 1, filepath.Join(bad, "dog", "zero.png")},
+		{"zero-byte image skipped", []string{"--data", bad, "--cache", filepath.Join(root, "c5"), "--skip-bad"}, 0, "dog/zero.png: dataset: empty file"},
+		{"cache path is a file", []string{"--data", data, "--cache", fileCache}, 1, fileCache + " is a file"},
+		{"single cache where a split is", []string{"--data", data, "--cache", cacheDir}, 1, "train/val pair"},
+		{"other settings", []string{"--data", data, "--cache", cacheDir, "--val", "0.4", "--seed", "2", "--interpolation", "bilinear"}, 1, "interpolation nearest (now bilinear)"},
+		{"bad fraction", []string{"--data", data, "--cache", cacheDir, "--val", "1.5"}, 2, "--val"},
+		{"bad interpolation", []string{"--data", data, "--cache", cacheDir, "--interpolation", "cubic"}, 2, "cubic"},
+		{"bad size", []string{"--data", data, "--cache", filepath.Join(root, "c6"), "--size", "40"}, 1, "multiple of 32"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			var code int
+			got := captureStderr(t, func() {
+				code = run(append(append([]string{"tlearn", "extract"}, common[:len(common)-4]...), tc.args...))
+			})
+			if code != tc.code || !strings.Contains(got, tc.want) {
+				t.Errorf("exit %d, want %d; stderr lacks %q:\n%s", code, tc.code, tc.want, got)
+			}
+		})
+	}
+}

