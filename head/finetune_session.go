@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"unsafe"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -24,8 +25,11 @@ type ftSession struct {
 	train, eval *ort.DynamicAdvancedSession
 	runOpts     *ort.RunOptions
 	stopWatch   func() bool
-	device      ortlib.Device
-	fallback    string
+	// mu orders a cancellation's Terminate before Close's Destroy of the
+	// run options: the context fires on its own goroutine.
+	mu       sync.Mutex
+	device   ortlib.Device
+	fallback string
 
 	params  [2][]*ort.Tensor[float32]   // by tg.Params index
 	moments [2][][]*ort.Tensor[float32] // [set][tg.Params index][moment]; nil when frozen
@@ -93,7 +97,13 @@ func newFTSession(ctx context.Context, spec models.TrainGraphSpec, opts ortlib.O
 	if s.runOpts, err = ort.NewRunOptions(); err != nil {
 		return nil, fmt.Errorf("head: run options: %w", err)
 	}
-	s.stopWatch = context.AfterFunc(ctx, func() { s.runOpts.Terminate() })
+	s.stopWatch = context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.runOpts != nil {
+			s.runOpts.Terminate()
+		}
+	})
 
 	for set := range 2 {
 		s.params[set] = make([]*ort.Tensor[float32], len(tg.Params))
@@ -165,10 +175,12 @@ func (s *ftSession) Close() error {
 		errs = append(errs, s.eval.Destroy())
 		s.eval = nil
 	}
+	s.mu.Lock()
 	if s.runOpts != nil {
 		errs = append(errs, s.runOpts.Destroy())
 		s.runOpts = nil
 	}
+	s.mu.Unlock()
 	for _, t := range s.owned {
 		errs = append(errs, t.Destroy())
 	}
@@ -410,8 +422,11 @@ func torchShape(p models.TrainParam) []int {
 	for i, d := range p.Shape {
 		dims[i] = int(d)
 	}
-	if p.Layout == models.LayoutOHWI {
+	switch p.Layout {
+	case models.LayoutOHWI:
 		dims = []int{dims[0], dims[3], 3, 3}
+	case models.LayoutHWIO:
+		dims = []int{dims[3], dims[2], 3, 3}
 	}
 	return dims
 }

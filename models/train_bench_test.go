@@ -24,7 +24,7 @@ import (
 // computing block5's convolution and its gradients at VGG16's size
 // (512 channels, 14×14 maps, batch 32) that the training graph could use,
 // and the whole train step. They report GFLOP/s (2·MACs) so that the
-// formulations compare directly; BENCHMARKS.md records a run.
+// formulations compare directly (BENCHMARKS.md, fine-tuning, records a run).
 //
 //	go test ./models -run '^$' -bench 'ConvOps|TrainStep' -benchtime 5x
 
@@ -71,6 +71,58 @@ func benchConvOps() []opBench {
 			x := b.input("xcol", f, []int64{rows, 9 * c})
 			w := b.input("w", f, []int64{c, 9 * c})
 			b.output("y", b.node("Gemm", []string{x, w}, []int64{rows, c}, attrInt("transB", 1)), f)
+		}},
+		{"gemm_shapes/square_2048", 2 * 2048 * 2048 * 2048, func(b *graphBuilder) {
+			x := b.input("a", f, []int64{2048, 2048})
+			w := b.input("b", f, []int64{2048, 2048})
+			b.output("y", b.node("MatMul", []string{x, w}, []int64{2048, 2048}), f)
+		}},
+		{"gemm_shapes/fwd_matmul_B_KxN", convFlops, func(b *graphBuilder) {
+			x := b.input("xcol", f, []int64{rows, 9 * c})
+			w := b.input("w", f, []int64{9 * c, c})
+			b.output("y", b.node("MatMul", []string{x, w}, []int64{rows, c}), f)
+		}},
+		{"gemm_shapes/fwd_transposed_NxM", convFlops, func(b *graphBuilder) {
+			// Yᵀ [O, rows] = W [O, 9C] · Xcolᵀ: the long dimension as N.
+			x := b.input("xcol", f, []int64{rows, 9 * c})
+			w := b.input("w", f, []int64{c, 9 * c})
+			b.output("y", b.node("Gemm", []string{w, x}, []int64{c, rows}, attrInt("transB", 1)), f)
+		}},
+		{"im2col/transpose_2d_dy", 0, func(b *graphBuilder) {
+			dy := b.input("dy", f, []int64{rows, c})
+			b.output("y", b.node("Transpose", []string{dy}, []int64{c, rows}, attrInts("perm", 1, 0)), f)
+		}},
+		{"im2col/transpose_nhwc_to_cnhw", 0, func(b *graphBuilder) {
+			dy := b.input("dy", f, nhwc)
+			b.output("y", b.node("Transpose", []string{dy}, []int64{c, batchDim, benchS, benchS}, attrInts("perm", 3, 0, 1, 2)), f)
+		}},
+		{"winograd/dy_transpose_to_OR", 0, func(b *graphBuilder) {
+			dy := b.input("dy", f, []int64{batchDim, 7, 2, 7, 2, c})
+			b.output("y", b.node("Transpose", []string{dy}, []int64{2, 2, c, batchDim, 7, 7}, attrInts("perm", 2, 4, 5, 0, 1, 3)), f)
+		}},
+		{"winograd/dy_transpose_to_RO", 0, func(b *graphBuilder) {
+			dy := b.input("dy", f, []int64{batchDim, 7, 2, 7, 2, c})
+			b.output("y", b.node("Transpose", []string{dy}, []int64{2, 2, batchDim, 7, 7, c}, attrInts("perm", 2, 4, 0, 1, 3, 5)), f)
+		}},
+		{"winograd/dm_transpose_16_R_O", 0, func(b *graphBuilder) {
+			dm := b.input("dm", f, []int64{16, rows / 4, c})
+			b.output("y", b.node("Transpose", []string{dm}, []int64{16, c, rows / 4}, attrInts("perm", 0, 2, 1)), f)
+		}},
+		{"winograd/batched_gemm_fwd", convFlops * 4 / 9, func(b *graphBuilder) {
+			v := b.input("v", f, []int64{16, rows / 4, c})
+			u := b.input("u", f, []int64{16, c, c})
+			b.output("y", b.node("MatMul", []string{v, u}, []int64{16, rows / 4, c}), f)
+		}},
+		{"winograd/batched_gemm_dw", convFlops * 4 / 9, func(b *graphBuilder) {
+			dm := b.input("dmt", f, []int64{16, c, rows / 4})
+			v := b.input("v", f, []int64{16, rows / 4, c})
+			b.output("y", b.node("MatMul", []string{dm, v}, []int64{16, c, c}), f)
+		}},
+		{"winograd/conv_forward", convFlops, func(b *graphBuilder) {
+			x := b.input("x", f, nhwc)
+			w := b.input("w", f, []int64{3, 3, c, c})
+			bias := b.input("bias", f, []int64{c})
+			b.output("y", b.conv3x3(x, w, bias), f)
 		}},
 		{"im2col/gather_nhwc", 0, func(b *graphBuilder) {
 			x := b.input("x", f, nhwc)
@@ -217,6 +269,7 @@ func BenchmarkTrainStep(b *testing.B) {
 		{"adam", nil, false},
 		{"adam_form_gemm", func(s *TrainGraphSpec) { s.form = convGEMM }, false},
 		{"adam_form_gemm_conv_dx", func(s *TrainGraphSpec) { s.form = convGEMMConvDX }, false},
+		{"adam_form_hybrid", func(s *TrainGraphSpec) { s.form = convHybrid }, false},
 		{"adam_maps_float32", func(s *TrainGraphSpec) { s.MapsFloat32 = true }, false},
 		{"frozen_block5", func(s *TrainGraphSpec) { s.FreezeBlock5 = true }, false},
 		{"eval", nil, true},
@@ -314,8 +367,8 @@ func TestProfileTrainStep(t *testing.T) {
 		t.Skip("set TLEARN_PROFILE=1 to profile a train step at VGG16's size")
 	}
 	ortlib.InitForTest(t)
-	forms := map[string]convForm{"hybrid": convHybrid, "gemm": convGEMM, "gemm_conv_dx": convGEMMConvDX}
-	names := strings.Split(cmp.Or(os.Getenv("TLEARN_PROFILE_FORMS"), "hybrid"), ",")
+	forms := map[string]convForm{"winograd": convWinograd, "hybrid": convHybrid, "gemm": convGEMM, "gemm_conv_dx": convGEMMConvDX}
+	names := strings.Split(cmp.Or(os.Getenv("TLEARN_PROFILE_FORMS"), "winograd"), ",")
 	for _, name := range names {
 		s := benchTrainSpec()
 		s.form = forms[name]
@@ -368,10 +421,17 @@ func TestProfileTrainStep(t *testing.T) {
 			if e.Cat != "Node" || !strings.HasSuffix(e.Name, "_kernel_time") || len(runs) < 2 || e.Ts < runs[1] {
 				continue
 			}
-			node := strings.TrimSuffix(e.Name, "_kernel_time")
+			// Node names are scope/Op_N, possibly followed by the name of
+			// an ORT fusion.
+			parts := strings.Split(strings.TrimSuffix(e.Name, "_kernel_time"), "/")
 			scope := "other"
-			if i := strings.LastIndex(node, "/"); i >= 0 {
-				scope = node[:i]
+			for i, p := range parts {
+				if j := strings.LastIndexByte(p, '_'); j > 0 && i > 0 {
+					if _, err := strconv.Atoi(p[j+1:]); err == nil {
+						scope = strings.Join(parts[:i], "/")
+						break
+					}
+				}
 			}
 			key := fmt.Sprintf("%-28s %s", scope, e.Args.OpName)
 			byKey[key] += float64(e.Dur) / 1e3 / steps

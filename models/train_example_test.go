@@ -27,5 +27,5 @@ func ExampleBuildTrainStep() {
 	// Output:
 	// inputs: [maps labels dropout_mask lr.head adam.v_scale block5_conv1.weight block5_conv1.bias block5_conv2.weight block5_conv2.bias block5_conv3.weight block5_conv3.bias hidden.weight hidden.bias output.weight output.bias hidden.weight.m hidden.weight.v hidden.bias.m hidden.bias.v output.weight.m output.weight.v output.bias.m output.bias.v]
 	// outputs: [loss logits hidden.weight.new hidden.weight.m.new hidden.weight.v.new hidden.bias.new hidden.bias.m.new hidden.bias.v.new output.weight.new output.weight.m.new output.weight.v.new output.bias.new output.bias.m.new output.bias.v.new]
-	// block5_conv1.weight [8 8 3 3] OIHW trainable: false
+	// block5_conv1.weight [3 3 8 8] HWIO trainable: false
 }

@@ -167,11 +167,8 @@ func (s TrainGraphSpec) validate() error {
 // three convolutions, then the head.
 func (s TrainGraphSpec) TrainParams() []TrainParam {
 	c := int64(s.Channels)
-	layout := s.form.weightLayout()
-	wshape := []int64{c, c, 3, 3}
-	if layout == LayoutOHWI {
-		wshape = []int64{c, 3, 3, c}
-	}
+	layout := s.form.effective(s.Height, s.Width).weightLayout()
+	wshape := weightShape(layout, c)
 	var ps []TrainParam
 	for i := 1; i <= 3; i++ {
 		ps = append(ps,
@@ -273,7 +270,7 @@ func BuildTrainStep(s TrainGraphSpec) (*TrainGraph, error) {
 		return nil, err
 	}
 	b := newGraphBuilder("tlearn_train_step")
-	b.form, b.sliceIm2col = s.form, s.sliceIm2col
+	b.form, b.sliceIm2col = s.form.effective(s.Height, s.Width), s.sliceIm2col
 	ps := s.TrainParams()
 	maps := b.mapsInput(s)
 	labels := b.input(TrainLabelsInput, onnxpb.TensorProto_FLOAT, []int64{batchDim, int64(s.Classes)})
@@ -388,7 +385,7 @@ func BuildEval(s TrainGraphSpec) (*TrainGraph, error) {
 		return nil, err
 	}
 	b := newGraphBuilder("tlearn_eval")
-	b.form, b.sliceIm2col = s.form, s.sliceIm2col
+	b.form, b.sliceIm2col = s.form.effective(s.Height, s.Width), s.sliceIm2col
 	ps := s.TrainParams()
 	maps := b.mapsInput(s)
 	params := b.declareParams(ps)

@@ -201,17 +201,13 @@ func runStepCase(t *testing.T, tc stepCase) stepResult {
 // graphLayout converts a reference tensor (torchvision layout) to the
 // graph's layout, in float64.
 func graphLayout(p TrainParam, v []float64) []float64 {
-	if p.Layout != LayoutOHWI {
+	idx, ok := p.layoutIndex()
+	if !ok {
 		return v
 	}
-	o, i := int(p.Shape[0]), int(p.Shape[3])
 	out := make([]float64, len(v))
-	for oc := range o {
-		for ic := range i {
-			for k := range 9 {
-				out[(oc*9+k)*i+ic] = v[(oc*i+ic)*9+k]
-			}
-		}
+	for t, g := range idx {
+		out[g] = v[t]
 	}
 	return out
 }
@@ -236,11 +232,6 @@ func toF64(v []float32) []float64 {
 // tolerance relative to want's largest magnitude plus a relative one, the
 // right measure for float32 sums whose terms cancel.
 func closeTo(got, want []float64, atol, rtol float64) error {
-	return closeToSlack(got, want, atol, rtol, 0)
-}
-
-// closeToSlack is closeTo with an extra absolute tolerance.
-func closeToSlack(got, want []float64, atol, rtol, slack float64) error {
 	if len(got) != len(want) {
 		return fmt.Errorf("%d values, want %d", len(got), len(want))
 	}
@@ -251,7 +242,7 @@ func closeToSlack(got, want []float64, atol, rtol, slack float64) error {
 	bad, worst, wi := 0, 0.0, -1
 	for i := range got {
 		d := math.Abs(got[i] - want[i])
-		lim := atol*scale + rtol*math.Abs(want[i]) + slack
+		lim := atol*scale + rtol*math.Abs(want[i])
 		if !(d <= lim) {
 			bad++
 			if d-lim > worst || wi < 0 {
@@ -295,8 +286,9 @@ func TestTrainStepMatchesReference(t *testing.T) {
 		form   convForm
 		slices bool
 	}{
-		{"hybrid", convHybrid, false},
+		{"winograd", convWinograd, false},
 		{"gemm gather", convGEMM, false},
+		{"hybrid", convHybrid, false},
 		{"gemm slices", convGEMM, true},
 		{"gemm conv dx", convGEMMConvDX, false},
 	}
@@ -322,14 +314,14 @@ func checkStepCase(t *testing.T, tc stepCase) {
 			t.Errorf("graph has no output %q", name)
 			continue
 		}
-		// An Adam step is lr·m̂/(√v̂+ε): where |g| is near ε it turns
-		// float32 rounding of g into a visible part of lr, so parameters
-		// get a slack of a few percent of a step.
-		slack := 0.0
-		if !strings.HasSuffix(name, ".m.new") && !strings.HasSuffix(name, ".v.new") && name != TrainLossOutput && name != LogitsOutput {
-			slack = 0.05 * max(tc.lr[0], tc.lr[1])
+		if g, ok := res.grads[strings.TrimSuffix(name, ".new")]; ok && tc.spec.Optimizer == OptimizerAdam {
+			// Adam's step is lr·m̂/(√v̂+ε): with little history, a
+			// gradient far below the tensor's largest is ill-conditioned
+			// (its float32 rounding moves the step by a visible part of
+			// lr). Those coordinates are checked through m and v only.
+			got, want = wellConditioned(got, want, g)
 		}
-		if err := closeToSlack(got, want, 2e-5, 2e-4, slack); err != nil {
+		if err := closeTo(got, want, 2e-5, 2e-4); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -350,6 +342,22 @@ func checkStepCase(t *testing.T, tc stepCase) {
 			t.Errorf("gradient of %s is zero: the case tests nothing", name)
 		}
 	}
+}
+
+// wellConditioned keeps the values whose gradient is at least 1e-3 of the
+// largest.
+func wellConditioned(got, want, g []float64) ([]float64, []float64) {
+	scale := 0.0
+	for _, v := range g {
+		scale = max(scale, math.Abs(v))
+	}
+	var gs, ws []float64
+	for i, v := range g {
+		if math.Abs(v) >= 1e-3*scale {
+			gs, ws = append(gs, got[i]), append(ws, want[i])
+		}
+	}
+	return gs, ws
 }
 
 func allZero(v []float64) bool {

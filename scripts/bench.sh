@@ -65,7 +65,7 @@ for stage in "${stages[@]}"; do
 		cifar_subset "$BENCH_DIR/cifar10-1000-250" 1000 250 "${ALL10[@]}"
 		[[ -f $BENCH_DIR/mobilenet/spec.json ]] || $TL models prepare --onnx "$SHARED/models/mobilenetv2-12-int8.onnx" --feature-tensor 627 --out "$BENCH_DIR/mobilenet"
 		for part in train val; do
-			$TL extract --quiet --model "$BENCH_DIR/mobilenet" --data "$BENCH_DIR/cifar10-1000-250/$part" --cache "$BENCH_DIR/cache-mobilenet/$part"
+			/usr/bin/time -f "tlearn extract $part: %e s wall, %M KiB max RSS" $TL extract --quiet --model "$BENCH_DIR/mobilenet" --data "$BENCH_DIR/cifar10-1000-250/$part" --cache "$BENCH_DIR/cache-mobilenet/$part"
 		done
 		C=$BENCH_DIR/cache-mobilenet
 		rm -rf "$BENCH_DIR/run-mobilenet-head"

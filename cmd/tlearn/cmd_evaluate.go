@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -53,6 +54,9 @@ func evaluateAction(c *cli.Context) error {
 	}
 	if c.Int(flagEvalTopK) < 1 {
 		return usageError{fmt.Errorf("--%s must be at least 1", flagEvalTopK)}
+	}
+	if t := c.Int(flagThreads); t > 0 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(t))
 	}
 	runDir, cacheDir := c.String(flagEvalRun), c.String(flagEvalCache)
 	info, err := head.ReadRunInfo(runDir)

@@ -80,7 +80,7 @@ Example:
 			&cli.StringFlag{Name: flagFTOut, Usage: "run `DIR` to write", Required: true},
 			&cli.IntFlag{Name: flagFTEpochs, Value: head.DefaultFineTuneEpochs, Usage: "passes over the training maps"},
 			&cli.Float64Flag{Name: flagFTLR, Value: head.DefaultLR, Usage: "learning rate (of the head, and of block5 unless --block5-lr)"},
-			&cli.Float64Flag{Name: flagFTBlock5LR, Usage: "block5's learning rate (default: --lr)"},
+			&cli.Float64Flag{Name: flagFTBlock5LR, Usage: "block5's learning rate", DefaultText: "--lr"},
 			&cli.IntFlag{Name: flagFTBatch, Value: head.DefaultBatch, Usage: "maps per step"},
 			&cli.IntFlag{Name: flagFTHidden, Value: head.DefaultHidden, Usage: "hidden units of the head (the --init-head's size when given)"},
 			&cli.BoolFlag{Name: flagFTNoHidden, Usage: "no hidden layer (nor dropout)"},
