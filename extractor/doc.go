@@ -19,6 +19,9 @@
 // dropped from the cache: N shrinks in place, which moves only unfinished
 // rows (cache.Writer.Drop).
 //
+// A Classifier runs an exported classifier.onnx (models.Export) over images
+// for `tlearn classify`, with the same decoding and resizing as Extract.
+//
 // The package must not parse image formats itself beyond that check, nor
 // train anything: decoding belongs to dataset, the cache format to
 // internal/cache, training to head.

@@ -25,6 +25,9 @@
 // bias correction (DESIGN.md). A fixed Settings.Seed gives bit-identical
 // runs on the same machine and kernel.
 //
-// The package must not open caches, models or ONNX Runtime sessions itself:
-// callers (cmd/tlearn) hand it data and paths.
+// FineTune trains block5 and the head together by running the training graph
+// that package models generates; it is the one place here that opens ONNX
+// Runtime sessions (the caller initializes the library). The package must
+// not open caches or prepared models itself: callers (cmd/tlearn) hand it
+// data, weights and paths.
 package head

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/tlearn/tlearn/internal/fsutil"
@@ -143,46 +142,6 @@ func writeCheckpoint(path string, ck *ftCheckpoint) error {
 		return fmt.Errorf("head: checkpoint: %w", err)
 	}
 	return nil
-}
-
-// writeWithMeta is writeTo with extra metadata entries.
-func (w *Weights) writeWithMeta(out io.Writer, extra map[string]string) error {
-	names := make([]string, 0, len(w.Tensors))
-	for n := range w.Tensors {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	classes, err := json.Marshal(w.Classes)
-	if err != nil {
-		return err
-	}
-	meta := map[string]string{"format": WeightsFormat, "classes": string(classes)}
-	for k, v := range extra {
-		meta[k] = v
-	}
-	header := map[string]any{"__metadata__": meta}
-	var off int64
-	for _, n := range names {
-		size := int64(len(w.Tensors[n].Data)) * 4
-		header[n] = stEntry{DType: "F32", Shape: w.Tensors[n].Shape, DataOffsets: [2]int64{off, off + size}}
-		off += size
-	}
-	hb, err := json.Marshal(header)
-	if err != nil {
-		return err
-	}
-	for len(hb)%8 != 0 {
-		hb = append(hb, ' ')
-	}
-	var pre [8]byte
-	binary.LittleEndian.PutUint64(pre[:], uint64(len(hb)))
-	bw := newByteWriter(out)
-	bw.write(pre[:])
-	bw.write(hb)
-	for _, n := range names {
-		bw.floats(w.Tensors[n].Data)
-	}
-	return bw.err
 }
 
 // readCheckpoint reads a checkpoint; a missing file gives an error

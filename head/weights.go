@@ -202,7 +202,11 @@ type stEntry struct {
 // allocation sized by it (the safetensors library uses the same limit).
 const maxHeaderBytes = 100 << 20
 
-func (w *Weights) writeTo(out io.Writer) error {
+func (w *Weights) writeTo(out io.Writer) error { return w.writeWithMeta(out, nil) }
+
+// writeWithMeta is writeTo with extra metadata entries (the fine-tune
+// checkpoint keeps its optimizer state there).
+func (w *Weights) writeWithMeta(out io.Writer, extra map[string]string) error {
 	names := make([]string, 0, len(w.Tensors))
 	for n := range w.Tensors {
 		names = append(names, n)
@@ -212,8 +216,12 @@ func (w *Weights) writeTo(out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	meta := map[string]string{"format": WeightsFormat, "classes": string(classes)}
+	for k, v := range extra {
+		meta[k] = v
+	}
 	// json.Marshal sorts map keys, which gives a canonical header.
-	header := map[string]any{"__metadata__": map[string]string{"format": WeightsFormat, "classes": string(classes)}}
+	header := map[string]any{"__metadata__": meta}
 	var off int64
 	for _, n := range names {
 		t := w.Tensors[n]

@@ -11,9 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/extractor"
@@ -183,16 +181,17 @@ func classifyAction(c *cli.Context) error {
 	if labels != nil {
 		tally = head.NewTally(classes, topK)
 	}
-	prog := newClassifyProgress(w, len(src.Items))
+	prog := newCountBar(w, "images")
+	prog.Start("classifying", len(src.Items), 0)
 	var bad []*dataset.DecodeError
 	top := make([]int, 0, topK)
 	start := time.Now()
 	err = clf.Classify(c.Context, src, func(p extractor.Prediction) error {
-		prog.add()
+		prog.Add(1)
 		if p.Err != nil {
 			bad = append(bad, p.Err)
 			if !c.Bool(flagClassifySkipBad) {
-				prog.clear()
+				prog.Clear()
 				fmt.Fprintf(errs, "classify: cannot read %s: %v\n", p.Err.Path, p.Err.Err)
 			}
 			return nil
@@ -203,7 +202,7 @@ func classifyAction(c *cli.Context) error {
 		top = extractor.TopK(top, p.Probs, topK)
 		return rec.write(src.Path(p.Index), top, p.Probs)
 	})
-	prog.finish()
+	prog.Finish()
 	if err != nil {
 		return err
 	}
@@ -324,46 +323,3 @@ func (r *jsonlRecords) write(path string, top []int, probs []float32) error {
 }
 
 func (r *jsonlRecords) flush() error { return nil }
-
-// classifyProgress draws a bar on a terminal and nothing otherwise (the
-// summary follows at the end).
-type classifyProgress struct {
-	bar *progressbar.ProgressBar
-}
-
-func newClassifyProgress(w io.Writer, total int) *classifyProgress {
-	f, ok := w.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return &classifyProgress{}
-	}
-	return &classifyProgress{bar: progressbar.NewOptions(total,
-		progressbar.OptionSetDescription("classifying"),
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("images"),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionThrottle(200*time.Millisecond),
-		progressbar.OptionFullWidth(),
-		progressbar.OptionClearOnFinish(),
-	)}
-}
-
-func (p *classifyProgress) add() {
-	if p.bar != nil {
-		p.bar.Add(1)
-	}
-}
-
-func (p *classifyProgress) clear() {
-	if p.bar != nil {
-		p.bar.Clear()
-	}
-}
-
-func (p *classifyProgress) finish() {
-	if p.bar != nil {
-		p.bar.Finish()
-		p.bar = nil
-	}
-}

@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/tlearn/tlearn/dataset"
 )
@@ -27,9 +24,6 @@ const (
 	flagDataSeed          = "seed"
 	flagDataStrict        = "strict"
 )
-
-// dataLineEvery is how often a conversion without a terminal prints a line.
-const dataLineEvery = 10 * time.Second
 
 func dataCommand() *cli.Command {
 	return &cli.Command{
@@ -247,68 +241,17 @@ func dataOutError(err error) error {
 	return err
 }
 
-// dataProgress draws a bar on a terminal and prints a line every
-// dataLineEvery otherwise; with --quiet it writes to io.Discard.
+// dataProgress adapts countBar to dataset.Progress.
 type dataProgress struct {
-	w        io.Writer
-	label    string
-	terminal bool
-	bar      *progressbar.ProgressBar
-	total    int
-	done     int
-	start    time.Time
-	last     time.Time
+	*countBar
+	label string
 }
 
 func newDataProgress(w io.Writer, label string) *dataProgress {
-	p := &dataProgress{w: w, label: label, start: time.Now()}
-	p.last = p.start
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		p.terminal = true
-	}
-	return p
+	return &dataProgress{newCountBar(w, "images"), label}
 }
 
-func (p *dataProgress) Total(n int) {
-	p.total = n
-	if p.w == io.Discard {
-		return
-	}
-	if !p.terminal {
-		fmt.Fprintf(p.w, "%s: %d to write\n", p.label, n)
-		return
-	}
-	p.bar = progressbar.NewOptions(n,
-		progressbar.OptionSetDescription(p.label),
-		progressbar.OptionSetWriter(p.w),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("images"),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionThrottle(200*time.Millisecond),
-		progressbar.OptionFullWidth(),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(p.w) }),
-	)
-}
+// Total starts the bar once the converter knows how many images it writes.
+func (p *dataProgress) Total(n int) { p.Start(p.label, n, 0) }
 
-func (p *dataProgress) Add(n int) {
-	p.done += n
-	if p.bar != nil {
-		p.bar.Add(n)
-		return
-	}
-	if now := time.Now(); !p.terminal && p.w != io.Discard && now.Sub(p.last) >= dataLineEvery {
-		p.last = now
-		rate := float64(p.done) / now.Sub(p.start).Seconds()
-		fmt.Fprintf(p.w, "%s: %d of %d (%.0f/s)\n", p.label, p.done, p.total, rate)
-	}
-}
-
-func (p *dataProgress) finish() {
-	if p.bar != nil {
-		if p.done < p.total {
-			fmt.Fprintln(p.w)
-		}
-		p.bar = nil
-	}
-}
+func (p *dataProgress) finish() { p.Finish() }

@@ -8,9 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/extractor"
@@ -31,9 +29,6 @@ const (
 	flagExtractSkipBad       = "skip-bad"
 	flagExtractStrict        = "strict"
 )
-
-// extractLineEvery is how often extraction without a terminal prints a line.
-const extractLineEvery = 10 * time.Second
 
 // maxListedSkips bounds the files listed one per line in a summary.
 const maxListedSkips = 20
@@ -228,105 +223,32 @@ func printExtractSummary(w io.Writer, res *extractor.Result, e *extractor.Extrac
 	}
 }
 
-// extractProgress reports extraction on stderr: a bar with images/s and
-// ETA on a terminal, a plain line every extractLineEvery otherwise.
+// extractProgress adapts countBar to extractor.Progress, naming the phase
+// and the cache folder being written.
 type extractProgress struct {
-	w        io.Writer
-	terminal bool
-	label    string // the cache folder being written
-
-	bar         *progressbar.ProgressBar
-	phase       string
-	total, done int // of the phase; done includes earlier runs' rows
-	fresh       int // done by this call
-	start, last time.Time
+	*countBar
+	label string // the cache folder being written
 }
 
 func newExtractProgress(w io.Writer) *extractProgress {
-	p := &extractProgress{w: w}
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		p.terminal = true
-	}
-	return p
+	return &extractProgress{countBar: newCountBar(w, "images")}
 }
 
 func (p *extractProgress) Log(msg string) {
-	if p.bar != nil {
-		p.bar.Clear()
-	}
+	p.Clear()
 	fmt.Fprintln(p.w, strings.TrimSpace(msg))
 }
 
 func (p *extractProgress) Start(phase string, total, done int) {
-	p.Finish()
-	p.phase, p.total, p.done, p.fresh = phase, total, done, 0
-	p.start = time.Now()
-	p.last = p.start
-	desc := p.describe()
-	if !p.terminal {
-		fmt.Fprintf(p.w, "%s: %d images to go\n", desc, total-done)
-		return
-	}
-	// The bar counts only this run's images, so that its rate and ETA are
-	// not inflated by what an earlier run finished.
-	p.bar = progressbar.NewOptions(total-done,
-		progressbar.OptionSetDescription(desc),
-		progressbar.OptionSetWriter(p.w),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("images"),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionThrottle(200*time.Millisecond),
-		progressbar.OptionFullWidth(),
-		progressbar.OptionSetRenderBlankState(true),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(p.w) }),
-	)
-}
-
-func (p *extractProgress) describe() string {
 	verb := "extracting"
-	if p.phase == "check" {
+	if phase == "check" {
 		verb = "checking images for"
 	}
 	d := fmt.Sprintf("%s %s", verb, p.label)
-	if p.done > 0 {
-		d += fmt.Sprintf(" (%d done before)", p.done)
+	if done > 0 {
+		d += fmt.Sprintf(" (%d done before)", done)
 	}
-	return d
-}
-
-func (p *extractProgress) Add(n int) {
-	p.fresh += n
-	if p.bar != nil {
-		p.bar.Add(n)
-		return
-	}
-	if now := time.Now(); !p.terminal && now.Sub(p.last) >= extractLineEvery {
-		p.last = now
-		p.line(now)
-	}
-}
-
-func (p *extractProgress) line(now time.Time) {
-	secs := now.Sub(p.start).Seconds()
-	rate := float64(p.fresh) / max(secs, 1e-9)
-	have := p.done + p.fresh
-	eta := "?"
-	if rate > 0 {
-		eta = (time.Duration(float64(p.total-have)/rate) * time.Second).Round(time.Second).String()
-	}
-	fmt.Fprintf(p.w, "%s: %d/%d images (%.0f%%), %.1f images/s, ETA %s\n",
-		p.label, have, p.total, 100*float64(have)/float64(max(p.total, 1)), rate, eta)
-}
-
-func (p *extractProgress) Finish() {
-	if p.bar != nil {
-		if !p.bar.IsFinished() {
-			p.bar.Exit()
-			fmt.Fprintln(p.w)
-		}
-		p.bar = nil
-	}
+	p.countBar.Start(d, total, done)
 }
 
 // Checks that extractProgress satisfies the interface Extract reports to.

@@ -47,9 +47,6 @@ const (
 	flagFTForce       = "force"
 )
 
-// finetuneLineEvery is how often fine-tuning without a terminal prints a line.
-const finetuneLineEvery = 10 * time.Second
-
 func finetuneCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "finetune",
@@ -350,7 +347,7 @@ func short(sha string) string {
 }
 
 // finetuneProgress draws a bar per epoch with images/s and the run's ETA
-// on a terminal, or prints a line every finetuneLineEvery otherwise, and
+// on a terminal, or prints a line every plainLineEvery otherwise, and
 // one summary line per epoch.
 type finetuneProgress struct {
 	w        io.Writer
@@ -403,7 +400,7 @@ func (p *finetuneProgress) Step(epoch, done, total int) {
 		p.bar.Set(done * p.batch)
 		return
 	}
-	if now.Sub(p.lastLine) >= finetuneLineEvery {
+	if now.Sub(p.lastLine) >= plainLineEvery {
 		p.lastLine = now
 		rate := float64(p.stepsDone*p.batch) / now.Sub(p.runStart).Seconds()
 		left := (total - done) + (p.epochs-epoch-1)*total

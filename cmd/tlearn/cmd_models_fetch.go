@@ -22,9 +22,6 @@ const (
 	flagFetchNoVerifyRun = "no-verify-run"
 )
 
-// fetchLineEvery is how often a download without a terminal prints a line.
-const fetchLineEvery = 10 * time.Second
-
 func modelsFetchCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "fetch",
@@ -215,7 +212,7 @@ func (p *fetchBar) Note(msg string) {
 	fmt.Fprintln(p.w, msg)
 }
 
-// fetchLines prints a progress line every fetchLineEvery, for logs and
+// fetchLines prints a progress line every plainLineEvery, for logs and
 // pipes where a redrawn bar would be noise.
 type fetchLines struct {
 	w                  io.Writer
@@ -241,7 +238,7 @@ func (p *fetchLines) Begin(offset, total int64) {
 
 func (p *fetchLines) Add(n int) {
 	p.got += int64(n)
-	if now := time.Now(); now.Sub(p.last) >= fetchLineEvery {
+	if now := time.Now(); now.Sub(p.last) >= plainLineEvery {
 		p.last = now
 		p.line(now)
 	}
