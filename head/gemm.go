@@ -60,18 +60,28 @@ func Backend() string { return backend.name }
 
 var gonumImpl gonum.Implementation
 
+// degenerateGemm handles the products a BLAS need not be called for: an
+// empty C, or k = 0 where C becomes beta·C (with beta 0 or 1 here). It
+// reports whether it did.
+func degenerateGemm(m, n, k int, beta float32, c []float32, ldc int) bool {
+	if m == 0 || n == 0 {
+		return true
+	}
+	if k != 0 {
+		return false
+	}
+	if beta == 0 {
+		for i := range m {
+			clear(c[i*ldc : i*ldc+n])
+		}
+	}
+	return true
+}
+
 // gonumGemm uses gonum's pure-Go BLAS, which parallelises large products on
 // its own.
 func gonumGemm(transA bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 {
-		if beta == 0 {
-			for i := range m {
-				clear(c[i*ldc : i*ldc+n])
-			}
-		}
+	if degenerateGemm(m, n, k, beta, c, ldc) {
 		return
 	}
 	ta := blas.NoTrans

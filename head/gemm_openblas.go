@@ -13,15 +13,7 @@ import "unsafe"
 // openblasGemm calls OpenBLAS's cblas_sgemm (Debian's libopenblas-dev,
 // installed by `make setup`; build with `make build-blas`).
 var openblasGemm sgemmFunc = func(transA bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 {
-		if beta == 0 {
-			for i := range m {
-				clear(c[i*ldc : i*ldc+n])
-			}
-		}
+	if degenerateGemm(m, n, k, beta, c, ldc) {
 		return
 	}
 	ta := uint32(C.CblasNoTrans)

@@ -380,7 +380,7 @@ func (t *transfer) run(ctx context.Context) error {
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("models: fetch %s: stopped at %s of %s; run the same command again to resume from %s: %w",
-				t.s.URL, formatBytes(t.offset), formatSize(t.s.Size), t.part, ctx.Err())
+				t.s.URL, FormatBytes(t.offset), formatSize(t.s.Size), t.part, ctx.Err())
 		}
 		var retry errRetry
 		if !errors.As(err, &retry) {
@@ -393,9 +393,9 @@ func (t *transfer) run(ctx context.Context) error {
 		}
 		if failures >= t.s.Attempts || t.s.Attempts == 1 {
 			return fmt.Errorf("models: fetch %s: download interrupted at %s of %s (%w); %s is kept: run the same command again to resume",
-				t.s.URL, formatBytes(t.offset), formatSize(t.s.Size), retry.err, t.part)
+				t.s.URL, FormatBytes(t.offset), formatSize(t.s.Size), retry.err, t.part)
 		}
-		t.s.Progress.Note(fmt.Sprintf("connection lost at %s (%v); resuming", formatBytes(t.offset), retry.err))
+		t.s.Progress.Note(fmt.Sprintf("connection lost at %s (%v); resuming", FormatBytes(t.offset), retry.err))
 		if failures > 0 {
 			select {
 			case <-ctx.Done():
@@ -429,7 +429,7 @@ func (t *transfer) resume(ctx context.Context) error {
 		t.s.Progress.Note(fmt.Sprintf("%s is larger than the archive; starting over", t.part))
 		return t.restart()
 	}
-	t.s.Progress.Note(fmt.Sprintf("resuming %s at %s of %s", t.part, formatBytes(n), formatSize(t.s.Size)))
+	t.s.Progress.Note(fmt.Sprintf("resuming %s at %s of %s", t.part, FormatBytes(n), formatSize(t.s.Size)))
 	if _, err := io.Copy(t.h, ctxReader{ctx, io.NewSectionReader(t.f, 0, n)}); err != nil {
 		return fmt.Errorf("models: fetch: read %s: %w", t.part, err)
 	}
@@ -604,12 +604,12 @@ func formatSize(n int64) string {
 	if n <= 0 {
 		return "an unknown size"
 	}
-	return formatBytes(n)
+	return FormatBytes(n)
 }
 
-// formatBytes writes n in decimal units (MB = 10^6 bytes, as download
+// FormatBytes writes n in decimal units (MB = 10^6 bytes, as download
 // sizes are usually given).
-func formatBytes(n int64) string {
+func FormatBytes(n int64) string {
 	switch {
 	case n >= 1e9:
 		return fmt.Sprintf("%.2f GB", float64(n)/1e9)

@@ -230,7 +230,7 @@ func finetuneAction(c *cli.Context) error {
 	metrics := head.NewMetrics(res.History, res.WeightsEpoch, res.Seconds, res.EarlyStopped, res.Validation)
 	if err := head.WriteRun(out, &head.Run{
 		Settings: settings, Weights: res.Weights, History: res.History, Metrics: metrics,
-		Title: "fine-tuned " + filepath.Base(out), Overwrite: c.Bool(flagFTForce),
+		Title: filepath.Base(out) + " (block5 fine-tuned)", Overwrite: c.Bool(flagFTForce),
 	}); err != nil {
 		return err
 	}

@@ -169,7 +169,7 @@ func (p *fetchBar) Begin(offset, total int64) {
 		remaining = total - offset
 	}
 	if offset > 0 {
-		desc = fmt.Sprintf("%s (from %s)", p.name, fetchBytes(offset))
+		desc = fmt.Sprintf("%s (from %s)", p.name, models.FormatBytes(offset))
 	}
 	// The bar counts only this transfer's bytes, so that its rate and ETA
 	// are not inflated by what an earlier run downloaded.
@@ -227,10 +227,10 @@ func (p *fetchLines) Begin(offset, total int64) {
 	p.last = p.start
 	what := "unknown size"
 	if total > 0 {
-		what = fetchBytes(total)
+		what = models.FormatBytes(total)
 	}
 	if offset > 0 {
-		fmt.Fprintf(p.w, "downloading %s (%s) from %s\n", p.name, what, fetchBytes(offset))
+		fmt.Fprintf(p.w, "downloading %s (%s) from %s\n", p.name, what, models.FormatBytes(offset))
 	} else {
 		fmt.Fprintf(p.w, "downloading %s (%s)\n", p.name, what)
 	}
@@ -256,7 +256,7 @@ func (p *fetchLines) line(now time.Time) {
 	}
 	have := p.offset + p.got
 	if p.total <= 0 {
-		fmt.Fprintf(p.w, "  %s, %s/s\n", fetchBytes(have), fetchBytes(int64(rate)))
+		fmt.Fprintf(p.w, "  %s, %s/s\n", models.FormatBytes(have), models.FormatBytes(int64(rate)))
 		return
 	}
 	eta := "?"
@@ -264,18 +264,5 @@ func (p *fetchLines) line(now time.Time) {
 		eta = (time.Duration(float64(p.total-have)/rate) * time.Second).Round(time.Second).String()
 	}
 	fmt.Fprintf(p.w, "  %s of %s (%.0f%%), %s/s, ETA %s\n",
-		fetchBytes(have), fetchBytes(p.total), 100*float64(have)/float64(p.total), fetchBytes(int64(rate)), eta)
-}
-
-// fetchBytes writes n in decimal units, as download sizes are given.
-func fetchBytes(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d B", n)
+		models.FormatBytes(have), models.FormatBytes(p.total), 100*float64(have)/float64(p.total), models.FormatBytes(int64(rate)), eta)
 }
