@@ -33,8 +33,8 @@ MODEL=${TLEARN_DEMO_MODEL:-}
 REAL=""
 if [[ -z $MODEL ]]; then
 	# A real VGG16 fetched with `tlearn models fetch vgg16` is used when present.
-	CACHE_HOME=${XDG_CACHE_HOME:-$HOME/.cache}
-	REAL=$(ls "$CACHE_HOME"/tlearn/models/vgg16-*/*.onnx 2>/dev/null | head -n 1 || true)
+	MODELS_DIR=${TLEARN_MODELS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tlearn/models}
+	REAL=$(find "$MODELS_DIR" -path '*vgg16-*' -name '*.onnx' 2>/dev/null | sort | head -n 1 || true)
 	if [[ -n $REAL ]]; then
 		MODEL=$DEMO/model-real
 		[[ -f $MODEL/spec.json ]] || $TL models prepare --onnx "$REAL" --out "$MODEL"
