@@ -134,7 +134,7 @@ func createArray(p string, a ArraySpec) error {
 		if errors.Is(err, syscall.ENOSPC) {
 			return fmt.Errorf("cache: %s: the disk has no room for %s of %s: %w", filepath.Dir(p), FormatBytes(size), filepath.Base(p), err)
 		}
-		return fmt.Errorf("cache: preallocate %s: %w", p, err)
+		return fmt.Errorf("cache: preallocate %s (%s): %w", p, FormatBytes(size), err)
 	}
 	if _, err := f.WriteAt(hdr, 0); err != nil {
 		return fmt.Errorf("cache: write %s: %w", p, err)
@@ -335,7 +335,8 @@ func (w *Writer) Write(start int, features []float32, labels []int32, maps []flo
 		w.buf = b
 		if _, err := w.files[i].WriteAt(b, w.offs[i]+int64(start)*a.RowBytes()); err != nil {
 			w.next = -1
-			return fmt.Errorf("cache: write %s: %w (finished chunks stay valid; re-run to resume)", filepath.Join(w.dir, a.File), err)
+			// err (an *os.PathError) already names the file.
+			return fmt.Errorf("cache: %w (finished chunks stay valid; re-run to resume)", err)
 		}
 		w.crcs[i].Write(b)
 	}
