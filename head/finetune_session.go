@@ -21,7 +21,10 @@ import (
 // swap, so no step copies a parameter. Frozen parameters are only read and
 // exist once.
 type ftSession struct {
+	// tg is the training graph, or, in an evaluation-only session, the
+	// eval graph itself (same parameters, no moments, no train session).
 	tg, eg      *models.TrainGraph
+	evalOnly    bool
 	train, eval *ort.DynamicAdvancedSession
 	runOpts     *ort.RunOptions
 	stopWatch   func() bool
@@ -60,16 +63,29 @@ type ftBatch struct {
 	evalOut  []ort.Value
 }
 
-func newFTSession(ctx context.Context, spec models.TrainGraphSpec, opts ortlib.Options) (s *ftSession, err error) {
-	tg, err := models.BuildTrainStep(spec)
-	if err != nil {
-		return nil, err
-	}
+func newFTSession(ctx context.Context, spec models.TrainGraphSpec, opts ortlib.Options) (*ftSession, error) {
+	return openFTSession(ctx, spec, opts, false)
+}
+
+// newFTEvalSession runs only the eval graph: evaluating a fine-tuned run
+// needs neither the train step (whose compilation is the slow part) nor
+// the second parameter set and the optimizer moments.
+func newFTEvalSession(ctx context.Context, spec models.TrainGraphSpec, opts ortlib.Options) (*ftSession, error) {
+	return openFTSession(ctx, spec, opts, true)
+}
+
+func openFTSession(ctx context.Context, spec models.TrainGraphSpec, opts ortlib.Options, evalOnly bool) (s *ftSession, err error) {
 	eg, err := models.BuildEval(spec)
 	if err != nil {
 		return nil, err
 	}
-	s = &ftSession{tg: tg, eg: eg, scalars: map[string]*ort.Tensor[float32]{}, batches: map[int]*ftBatch{}}
+	tg := eg
+	if !evalOnly {
+		if tg, err = models.BuildTrainStep(spec); err != nil {
+			return nil, err
+		}
+	}
+	s = &ftSession{tg: tg, eg: eg, evalOnly: evalOnly, scalars: map[string]*ort.Tensor[float32]{}, batches: map[int]*ftBatch{}}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -85,6 +101,9 @@ func newFTSession(ctx context.Context, spec models.TrainGraphSpec, opts ortlib.O
 		tg  *models.TrainGraph
 		dst **ort.DynamicAdvancedSession
 	}{{tg, &s.train}, {eg, &s.eval}} {
+		if evalOnly && g.dst == &s.train {
+			continue
+		}
 		b, err := models.Marshal(g.tg.Model)
 		if err != nil {
 			return nil, err
@@ -109,7 +128,7 @@ func newFTSession(ctx context.Context, spec models.TrainGraphSpec, opts ortlib.O
 		s.params[set] = make([]*ort.Tensor[float32], len(tg.Params))
 		s.moments[set] = make([][]*ort.Tensor[float32], len(tg.Params))
 		for i, p := range tg.Params {
-			if set == 1 && !p.Trainable {
+			if set == 1 && (!p.Trainable || evalOnly) {
 				s.params[1][i] = s.params[0][i]
 				continue
 			}
@@ -237,11 +256,13 @@ func (s *ftSession) batch(n int) (*ftBatch, error) {
 		index[p.Name] = i
 	}
 	for set := range 2 {
-		for _, name := range s.tg.Inputs {
-			b.trainIn[set] = append(b.trainIn[set], s.inputValue(b, set, name, index))
-		}
-		for _, name := range s.tg.Outputs {
-			b.trainOut[set] = append(b.trainOut[set], s.outputValue(b, set, name, index))
+		if !s.evalOnly {
+			for _, name := range s.tg.Inputs {
+				b.trainIn[set] = append(b.trainIn[set], s.inputValue(b, set, name, index))
+			}
+			for _, name := range s.tg.Outputs {
+				b.trainOut[set] = append(b.trainOut[set], s.outputValue(b, set, name, index))
+			}
 		}
 		for _, name := range s.eg.Inputs {
 			b.evalIn[set] = append(b.evalIn[set], s.inputValue(b, set, name, index))

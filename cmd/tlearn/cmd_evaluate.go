@@ -11,6 +11,7 @@ import (
 
 	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/internal/ortlib"
 )
 
 const (
@@ -24,22 +25,29 @@ const (
 func evaluateCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "evaluate",
-		Usage: "measure a trained head on a feature cache: accuracy, top-k, per-class precision/recall/F1, confusion matrix",
+		Usage: "measure a trained run on a cache: accuracy, top-k, per-class precision/recall/F1, confusion matrix",
 		Description: `Runs the head of a run directory (tlearn train) on every image of a feature
 cache made with the same backbone, and prints accuracy, top-k accuracy, loss,
 per-class precision, recall and F1 and the confusion matrix (rows: true class,
 columns: predicted class). --out writes the same as JSON; --confusion draws the
 matrix as a PNG (by default next to --out).
 
+A fine-tuned run (tlearn finetune) is evaluated on the cache's block4_pool maps
+instead: its block5 and head run as the evaluation graph that validated each
+epoch, under ONNX Runtime (--device, --threads). Such a cache must have been
+extracted with --maps.
+
 The cache must come from the model the run was trained on (the sha256 of its
 extractor.onnx is compared) and have the run's classes, in the same order.
 
 Example:
    tlearn evaluate --run run-head --cache cache/val
-   tlearn evaluate --run run-head --cache test.cache --top-k 3 --out test-report.json`,
+   tlearn evaluate --run run-head --cache test.cache --top-k 3 --out test-report.json
+   tlearn extract --model model --data test-images --cache test-maps --maps
+   tlearn evaluate --run run-ft --cache test-maps --device cpu`,
 		Flags: withCommon(
-			&cli.StringFlag{Name: flagEvalRun, Usage: "run `DIR` written by tlearn train", Required: true},
-			&cli.StringFlag{Name: flagEvalCache, Usage: "feature cache `DIR` to evaluate on", Required: true},
+			&cli.StringFlag{Name: flagEvalRun, Usage: "run `DIR` written by tlearn train or tlearn finetune", Required: true},
+			&cli.StringFlag{Name: flagEvalCache, Usage: "cache `DIR` to evaluate on (with --maps for a fine-tuned run)", Required: true},
 			&cli.IntFlag{Name: flagEvalTopK, Value: 5, Usage: "`K` of the top-k accuracy"},
 			&cli.StringFlag{Name: flagEvalOut, Usage: "write the report as JSON to `FILE`"},
 			&cli.StringFlag{Name: flagEvalConfusion, Usage: "draw the confusion matrix into `FILE.png` (default with --out: FILE.confusion.png)"},
@@ -63,8 +71,12 @@ func evaluateAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if info.Mode != head.ModeHead {
-		return fmt.Errorf("evaluate: %s is a %s run; its weights need the block5 maps, so evaluate it with `tlearn export` and `tlearn classify`", runDir, info.Mode)
+	fineTuned := info.Mode == head.ModeFineTune
+	var rt ortlib.Options
+	if fineTuned {
+		if rt, err = sessionOptions(c); err != nil {
+			return err
+		}
 	}
 	w, err := head.LoadWeights(filepath.Join(runDir, head.WeightsFile))
 	if err != nil {
@@ -75,7 +87,10 @@ func evaluateAction(c *cli.Context) error {
 		return err
 	}
 	defer cc.Close()
-	if err := checkEvalCache(info, w, cc); err != nil {
+	if fineTuned && (len(cc.Manifest.MapsShape) != 3 || cc.Maps == nil) {
+		return fmt.Errorf("evaluate: %s has no block4_pool maps: extract it with --maps", cacheDir)
+	}
+	if err := checkEvalCache(info, w, cc, fineTuned); err != nil {
 		return err
 	}
 	ew := errWriter(c)
@@ -84,7 +99,15 @@ func evaluateAction(c *cli.Context) error {
 		fmt.Fprintf(ew, "note: %s was extracted with other settings than the training cache (size %d, interpolation %s); the same backbone makes the features comparable, but accuracy may differ\n",
 			cacheDir, m.Size, m.Interpolation)
 	}
-	rep, err := head.Evaluate(w, cacheData(cc), c.Int(flagEvalTopK))
+	var rep *head.Report
+	if fineTuned {
+		if _, err := initORT(c); err != nil {
+			return err
+		}
+		rep, err = head.EvaluateFineTuned(c.Context, w, mapsData(cc), c.Int(flagEvalTopK), rt)
+	} else {
+		rep, err = head.Evaluate(w, cacheData(cc), c.Int(flagEvalTopK))
+	}
 	if err != nil {
 		return fmt.Errorf("evaluate: %s on %s: %w", runDir, cacheDir, err)
 	}
@@ -112,16 +135,21 @@ func evaluateAction(c *cli.Context) error {
 	return nil
 }
 
-// checkEvalCache refuses a cache whose features the head cannot read:
-// another backbone, another feature size, other classes.
-func checkEvalCache(info *head.RunInfo, w *head.Weights, cc *cache.Cache) error {
+// checkEvalCache refuses a cache whose features (for a fine-tuned run:
+// maps) the run cannot read: another backbone, another feature size or
+// channel count, other classes.
+func checkEvalCache(info *head.RunInfo, w *head.Weights, cc *cache.Cache, fineTuned bool) error {
 	m := cc.Manifest
+	dim, what := m.FeatureDim, "features per image"
+	if fineTuned {
+		dim, what = m.MapsShape[0], "channels in its maps"
+	}
 	switch {
 	case info.ModelSHA256 != "" && m.Model.ExtractorSHA256 != info.ModelSHA256:
 		return fmt.Errorf("evaluate: %s was made with another backbone (extractor sha256 %s, the run was trained on %s from %s); extract it with that model",
 			cc.Dir, shortSHA(m.Model.ExtractorSHA256), shortSHA(info.ModelSHA256), info.ModelDir)
-	case m.FeatureDim != w.InputDim():
-		return fmt.Errorf("evaluate: %s has %d features per image, the head expects %d", cc.Dir, m.FeatureDim, w.InputDim())
+	case dim != w.InputDim():
+		return fmt.Errorf("evaluate: %s has %d %s, the head expects %d", cc.Dir, dim, what, w.InputDim())
 	case len(m.Classes) != w.NumClasses():
 		return fmt.Errorf("evaluate: %s has %d classes %v, the run has %d %v", cc.Dir, len(m.Classes), m.Classes, w.NumClasses(), w.Classes)
 	case !slices.Equal(m.Classes, w.Classes):
