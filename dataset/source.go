@@ -230,7 +230,14 @@ func checkDir(dir string) error {
 func listImages(root, sub string, label int, asGiven bool, items []Item, skipped []Skipped) ([]Item, []Skipped, error) {
 	start := len(items)
 	top := filepath.Join(root, sub)
-	err := filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+	walkRoot := top
+	if fi, err := os.Lstat(top); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		// WalkDir does not descend into a root that is a symbolic link; the
+		// trailing separator makes it resolve the link, and the paths below
+		// it come out as top/... all the same.
+		walkRoot = top + string(filepath.Separator)
+	}
+	err := filepath.WalkDir(walkRoot, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("dataset: list %s: %w", p, err)
 		}
@@ -239,7 +246,7 @@ func listImages(root, sub string, label int, asGiven bool, items []Item, skipped
 		if asGiven {
 			rel = filepath.ToSlash(p)
 		}
-		if p == top {
+		if p == walkRoot {
 			return nil
 		}
 		if strings.HasPrefix(d.Name(), ".") {

@@ -147,3 +147,46 @@ func TestOpenFiles(t *testing.T) {
 		t.Errorf("missing path: %v", err)
 	}
 }
+
+func TestOpenFollowsSymlinkedFolders(t *testing.T) {
+	// Keras lists symlinked class folders; WalkDir does not descend into a
+	// symlinked root, so these used to fail with "has no images".
+	real := makeDataset(t, map[string]int{"cat/a.png": 4, "cat/sub/b.png": 4, "dog/c.png": 4})
+	dir := t.TempDir()
+	for _, c := range []string{"cat", "dog"} {
+		if err := os.Symlink(filepath.Join(real, c), filepath.Join(dir, c)); err != nil {
+			t.Skipf("no symbolic links here: %v", err)
+		}
+	}
+	t.Run("Open", func(t *testing.T) {
+		src, err := Open(dir, Settings{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, it := range src.Items {
+			got = append(got, it.Path)
+		}
+		if want := []string{"cat/a.png", "cat/sub/b.png", "dog/c.png"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("items %v, want %v", got, want)
+		}
+		if _, err := src.Decode(1); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("OpenFiles", func(t *testing.T) {
+		link := filepath.Join(dir, "cat")
+		src, err := OpenFiles([]string{link}, Settings{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, it := range src.Items {
+			got = append(got, it.Path)
+		}
+		want := []string{filepath.ToSlash(filepath.Join(link, "a.png")), filepath.ToSlash(filepath.Join(link, "sub", "b.png"))}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("items %v, want %v", got, want)
+		}
+	})
+}

@@ -410,3 +410,31 @@ func TestResumeRepairsInterruptedDrop(t *testing.T) {
 		t.Fatalf("%d rows", len(c.Labels))
 	}
 }
+
+func TestWriteRejectsNegativeStart(t *testing.T) {
+	// Between chunks the Writer's next row is -1; a start of -1 used to pass
+	// as "the next row", write into the .npy header and record a chunk [0,0).
+	dir := t.TempDir()
+	w, err := Create(dir, testManifest(4, 2, 2, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Write(-1, []float32{1, 2}, []int32{0}, nil); err == nil {
+		t.Error("write at row -1 accepted")
+	}
+	if d := w.Manifest().Done; len(d) != 0 {
+		t.Errorf("done %v after a rejected write", d)
+	}
+	for _, a := range w.Manifest().Arrays() {
+		f, err := os.Open(filepath.Join(dir, a.File))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = checkArrayFile(f, a.File, a)
+		f.Close()
+		if err != nil {
+			t.Errorf("header damaged: %v", err)
+		}
+	}
+}

@@ -303,7 +303,8 @@ func (w *Writer) Write(start int, features []float32, labels []int32, maps []flo
 	if len(maps) != n*mapLen {
 		panic(fmt.Sprintf("cache: Write: %d map values for %d rows of %d", len(maps), n, mapLen))
 	}
-	if start != w.next {
+	// next is -1 between chunks: a negative start must not pass as "next".
+	if start != w.next || start < 0 {
 		if start < 0 || start >= w.m.N || start%w.m.ChunkSize != 0 {
 			return fmt.Errorf("cache: %s: write at row %d: not the start of a chunk", w.dir, start)
 		}
