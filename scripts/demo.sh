@@ -53,7 +53,7 @@ fi
 
 step "3/5 compare: one extraction pass, head-only training, block5 fine-tuning, at ${SIZE}x${SIZE}"
 $TL compare --model "$MODEL" --train-data "$DEMO/mnist/train" --val-data "$DEMO/mnist/test" \
-	--size "$SIZE" --epochs "${DEMO_EPOCHS:-30}" --finetune-epochs "${DEMO_FINETUNE_EPOCHS:-5}" --out "$DEMO/report"
+	--size "$SIZE" --epochs "${DEMO_EPOCHS:-50}" --finetune-epochs "${DEMO_FINETUNE_EPOCHS:-10}" --out "$DEMO/report"
 
 step "4/5 classify a few validation images with the exported fine-tuned classifier"
 SAMPLES=()
