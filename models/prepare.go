@@ -371,7 +371,7 @@ func cutCustom(m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Sp
 	case 4:
 		// tf2onnx transposes back to NHWC before a graph output; pool the
 		// NCHW tensor it transposed.
-		if p := producer[t]; p.GetOpType() == "Transpose" && slices.Equal(attr(p, "perm").GetInts(), []int64{0, 2, 3, 1}) {
+		if p := producer[t]; p.GetOpType() == "Transpose" && len(p.Input) == 1 && slices.Equal(attr(p, "perm").GetInts(), []int64{0, 2, 3, 1}) {
 			pooled = p.Input[0]
 			// dim was read on the NHWC tensor; the probe of the check run below
 			// confirms the final [N,D].
@@ -454,9 +454,14 @@ func fixedSide(input *onnxpb.ValueInfoProto) int {
 }
 
 func inputShape(dims []Dim, layout dataset.Layout, batch, side int) []int64 {
-	c := dims[1].Value
-	if layout == dataset.NHWC {
-		c = dims[3].Value
+	// A VGG's input may declare no shape (it is optional in ONNX); its first
+	// Conv takes 3 channels.
+	var c int64
+	if len(dims) == 4 {
+		c = dims[1].Value
+		if layout == dataset.NHWC {
+			c = dims[3].Value
+		}
 	}
 	if c <= 0 {
 		c = 3

@@ -2,6 +2,7 @@ package models
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -247,6 +248,66 @@ func TestPrepareFiles(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPrepareInputWithoutShape prepares VGGs whose image input declares
+// no shape (optional in ONNX): the extractor's input gets [N,3,H,W] or
+// [N,H,W,3].
+func TestPrepareInputWithoutShape(t *testing.T) {
+	cases := []struct {
+		desc  string
+		synth SynthSettings
+		want  string
+	}{
+		{"torchvision", SynthSettings{Seed: 1, Width: tinyWidth}, "[N 3 H W]"},
+		{"keras", SynthSettings{Seed: 1, Width: tinyWidth, Keras: true}, "[N H W 3]"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			m := SynthVGG16(tc.synth)
+			in, err := imageInput(m.Graph)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in.Type.GetTensorType().Shape = nil
+			dir := t.TempDir()
+			spec, err := PrepareModel(m, SourceSpec{}, PrepareSettings{SkipCheck: true}, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ext, err := Load(filepath.Join(dir, ExtractorFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, dims, _ := Shape(ext.Graph.Input[0])
+			if got := fmt.Sprint(dims); got != tc.want || spec.DefaultSize != vggDefaultSize {
+				t.Fatalf("input dims %s, default size %d; want %s, %d", got, spec.DefaultSize, tc.want, vggDefaultSize)
+			}
+		})
+	}
+}
+
+// TestPrepareFeatureTensorMalformedTranspose cuts at the output of a
+// Transpose that has no input (a malformed graph whose declared shape
+// spares the probe run): no panic.
+func TestPrepareFeatureTensorMalformedTranspose(t *testing.T) {
+	g := &onnxpb.GraphProto{
+		Name:  proto.String("g"),
+		Input: []*onnxpb.ValueInfoProto{ValueInfo("x", onnxpb.TensorProto_FLOAT, []any{1, 3, 8, 8})},
+		Node: []*onnxpb.NodeProto{
+			Node("Relu", "r", []string{"x"}, []string{"y"}),
+			Node("Transpose", "t", nil, []string{"t"}, AttrInts("perm", 0, 2, 3, 1)),
+		},
+		Output:    []*onnxpb.ValueInfoProto{ValueInfo("y", onnxpb.TensorProto_FLOAT, []any{1, 3, 8, 8})},
+		ValueInfo: []*onnxpb.ValueInfoProto{ValueInfo("t", onnxpb.TensorProto_FLOAT, []any{1, 8, 8, 3})},
+	}
+	m := &onnxpb.ModelProto{IrVersion: proto.Int64(8), Graph: g, OpsetImport: []*onnxpb.OperatorSetIdProto{{Version: proto.Int64(13)}}}
+	defer func() {
+		if r := recover(); r != nil {
+			t.Fatalf("panic: %v", r)
+		}
+	}()
+	_, _ = PrepareModel(m, SourceSpec{}, PrepareSettings{FeatureTensor: "t", SkipCheck: true}, t.TempDir())
 }
 
 func TestWriteTinyPrepared(t *testing.T) {

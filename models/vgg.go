@@ -224,7 +224,7 @@ func checkConv(m *onnxpb.ModelProto, n *onnxpb.NodeProto) (out, in int64, err er
 	if !ok {
 		return 0, 0, fmt.Errorf("convolution %s: weight %q is not a constant", nodeName(n), n.Input[1])
 	}
-	if len(w.Dims) != 4 || w.Dims[2] != 3 || w.Dims[3] != 3 {
+	if len(w.Dims) != 4 || w.Dims[0] <= 0 || w.Dims[1] <= 0 || w.Dims[2] != 3 || w.Dims[3] != 3 {
 		return 0, 0, fmt.Errorf("convolution %s: weight dims %v, want [out,in,3,3]", nodeName(n), w.Dims)
 	}
 	if w.GetDataType() != int32(onnxpb.TensorProto_FLOAT) {

@@ -128,6 +128,26 @@ func notVGG() map[string]*onnxpb.ModelProto {
 	two := TinyVGG(1)
 	two.Graph.Input = append(two.Graph.Input, ValueInfo("mask", onnxpb.TensorProto_FLOAT, []any{1}))
 	out["two inputs"] = two
+	// Negative channel counts, consistent along the chain, used to pass
+	// DetectVGG and make Prepare panic creating block5's missing bias.
+	neg := TinyVGG(1)
+	var convs []*onnxpb.NodeProto
+	for _, n := range neg.Graph.Node {
+		if n.GetOpType() == "Conv" {
+			convs = append(convs, n)
+		}
+	}
+	for i, n := range convs {
+		w, _ := Initializer(neg, n.Input[1])
+		w.Dims[0] = -w.Dims[0]
+		if i > 0 {
+			w.Dims[1] = -w.Dims[1]
+		}
+		if i >= len(convs)-3 {
+			n.Input = n.Input[:2]
+		}
+	}
+	out["negative channels"] = neg
 	return out
 }
 
