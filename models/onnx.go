@@ -179,12 +179,17 @@ func readExternal(t *onnxpb.TensorProto, dir string) error {
 		return fmt.Errorf("%w: tensor %q: %w", ErrExternalData, t.GetName(), err)
 	}
 	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%w: tensor %q: %w", ErrExternalData, t.GetName(), err)
+	}
 	if length < 0 {
-		st, err := f.Stat()
-		if err != nil {
-			return fmt.Errorf("%w: tensor %q: %w", ErrExternalData, t.GetName(), err)
-		}
 		length = st.Size() - offset
+	}
+	// Checked before allocating: a declared length must not make a small
+	// file cost gigabytes of memory.
+	if offset < 0 || length > st.Size()-offset {
+		return fmt.Errorf("%w: tensor %q: %d bytes at offset %d do not fit in %s (%d bytes)", ErrExternalData, t.GetName(), length, offset, path, st.Size())
 	}
 	if want, ok := byteSize(t); ok && want != length {
 		return fmt.Errorf("%w: tensor %q: %s holds %d bytes for it, its shape needs %d", ErrExternalData, t.GetName(), path, length, want)

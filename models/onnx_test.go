@@ -223,6 +223,17 @@ func TestExternalData(t *testing.T) {
 			t.Fatalf("error %q should name %s and weights.bin", err, path)
 		}
 	})
+	t.Run("shorter than declared", func(t *testing.T) {
+		dir := t.TempDir()
+		path, _ := externalModel(t, dir, true)
+		if err := os.Truncate(filepath.Join(dir, "weights.bin"), 20); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(path)
+		if !errors.Is(err, ErrExternalData) || !strings.Contains(err.Error(), "do not fit") || !strings.Contains(err.Error(), "weights.bin") {
+			t.Fatalf("err = %v, want one saying the data does not fit in weights.bin", err)
+		}
+	})
 	t.Run("outside the folder", func(t *testing.T) {
 		m := TinyVGG(4)
 		m.Graph.Initializer[0].DataLocation = onnxpb.TensorProto_EXTERNAL.Enum()
