@@ -49,6 +49,12 @@ Example:
 }
 
 func cacheInfoAction(c *cli.Context) error {
+	for _, a := range c.Args().Slice() {
+		// urfave/cli stops reading flags at the first argument.
+		if len(a) > 1 && strings.HasPrefix(a, "-") {
+			return usageError{fmt.Errorf("cache info: put flags such as %s before the folder", a)}
+		}
+	}
 	if c.Args().Len() != 1 {
 		return usageError{errors.New("cache info takes one cache folder")}
 	}

@@ -86,7 +86,7 @@ Example:
 			&cli.Float64Flag{Name: flagCompareVal, Usage: "instead of --val-data: hold out this `FRACTION` of --train-data (stratified)"},
 			&cli.Uint64Flag{Name: flagCompareSeed, Usage: "`SEED` of the split, initial weights, shuffling and dropout"},
 			&cli.StringFlag{Name: flagCompareOut, Usage: "report `DIR`", Required: true},
-			&cli.IntFlag{Name: flagCompareSize, Usage: "input side in pixels (default: the model's, 224 for VGG16)"},
+			&cli.IntFlag{Name: flagCompareSize, Usage: "input side in pixels", DefaultText: "the model's, 224 for VGG16"},
 			&cli.IntFlag{Name: flagCompareEpochs, Value: head.DefaultEpochs, Usage: "head-only training epochs"},
 			&cli.IntFlag{Name: flagCompareFineTuneEpochs, Value: head.DefaultFineTuneEpochs, Usage: "fine-tuning epochs"},
 			&cli.IntFlag{Name: flagCompareBatch, Value: head.DefaultBatch, Usage: "mini-batch size of both modes"},

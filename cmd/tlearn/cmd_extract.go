@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,9 +59,9 @@ Example:
 			&cli.StringFlag{Name: flagExtractCache, Usage: "cache `DIR` to write (made if missing)", Required: true},
 			&cli.Float64Flag{Name: flagExtractVal, Usage: "validation `FRACTION` (0..1): writes CACHE/train and CACHE/val"},
 			&cli.Uint64Flag{Name: flagExtractSeed, Usage: "seed of the --val split", Value: 1},
-			&cli.IntFlag{Name: flagExtractSize, Usage: "input side in pixels (default: the model's, 224 for VGG16; a multiple of 32)"},
+			&cli.IntFlag{Name: flagExtractSize, Usage: "input side in pixels, a multiple of 32", DefaultText: "the model's, 224 for VGG16"},
 			&cli.StringFlag{Name: flagExtractInterpolation, Value: string(dataset.Nearest), Usage: "resize filter: nearest (Keras' default), bilinear, bicubic or lanczos3"},
-			&cli.IntFlag{Name: flagExtractBatch, Usage: fmt.Sprintf("images per ONNX Runtime run (default %d)", extractor.DefaultBatch)},
+			&cli.IntFlag{Name: flagExtractBatch, Usage: "images per ONNX Runtime run", DefaultText: strconv.Itoa(extractor.DefaultBatch)},
 			&cli.BoolFlag{Name: flagExtractMaps, Usage: "also store block4_pool maps (float16), needed by finetune"},
 			&cli.BoolFlag{Name: flagExtractForce, Usage: "rebuild a cache made with other settings or from other files"},
 			&cli.BoolFlag{Name: flagExtractSkipBad, Usage: "leave images that cannot be decoded out of the cache, and list them"},

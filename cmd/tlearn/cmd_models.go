@@ -110,9 +110,9 @@ Example:
 		Flags: withCommon(
 			&cli.StringFlag{Name: flagModelsONNX, Usage: "the ONNX `FILE` to prepare", Required: true},
 			&cli.StringFlag{Name: flagModelsOut, Usage: "output `DIR` (created)", Required: true},
-			&cli.StringFlag{Name: flagModelsPreset, Usage: "VGG16 preset: " + strings.Join(models.Presets, " or ") + " (default: detected)"},
+			&cli.StringFlag{Name: flagModelsPreset, Usage: "VGG16 preset: " + strings.Join(models.Presets, " or "), DefaultText: "detected"},
 			&cli.StringFlag{Name: flagModelsFeatureTensor, Usage: "for a backbone that is not a VGG16: the `TENSOR` to pool"},
-			&cli.IntFlag{Name: flagModelsDefaultSize, Usage: "the image `SIDE` the backbone was trained at, recorded for extract (default: the input's fixed side, else 224)"},
+			&cli.IntFlag{Name: flagModelsDefaultSize, Usage: "the image `SIDE` the backbone was trained at, recorded for extract", DefaultText: "the input's fixed side, else 224"},
 			&cli.StringFlag{Name: flagModelsPreprocessing, Value: models.PreprocessingTorchvision, Usage: "with --feature-tensor: input preprocessing, " + models.PreprocessingTorchvision + " or " + models.PreprocessingCaffe},
 		),
 		Action: modelsPrepareAction,
@@ -160,8 +160,10 @@ func modelsPrepareAction(c *cli.Context) error {
 
 func modelsSynthCommand() *cli.Command {
 	return &cli.Command{
-		Name:        "synth",
-		Usage:       "write a model with seeded random weights (for tests and benchmarks)",
+		Name:  "synth",
+		Usage: "write a model with seeded random weights (for tests and benchmarks)",
+		Description: `Example:
+   tlearn models synth vgg16 --seed 1 --tiny --out tiny.onnx`,
 		Subcommands: []*cli.Command{modelsSynthVGG16Command()},
 	}
 }

@@ -261,8 +261,13 @@ func trainSettings(c *cli.Context) (head.Settings, error) {
 	}
 	s.ClassWeights = cw
 	// An explicit 0 would otherwise silently mean "the default".
-	if c.Float64(flagTrainLR) <= 0 || c.Int(flagTrainBatch) <= 0 || c.Int(flagTrainEpochs) <= 0 {
-		return s, usageError{fmt.Errorf("--%s, --%s and --%s must be positive", flagTrainLR, flagTrainBatch, flagTrainEpochs)}
+	if c.Float64(flagTrainLR) <= 0 {
+		return s, usageError{fmt.Errorf("--%s must be positive, got %g", flagTrainLR, c.Float64(flagTrainLR))}
+	}
+	for _, f := range []string{flagTrainBatch, flagTrainEpochs} {
+		if c.Int(f) <= 0 {
+			return s, usageError{fmt.Errorf("--%s must be positive, got %d", f, c.Int(f))}
+		}
 	}
 	if err := s.Validate(); err != nil {
 		return s, usageError{err}

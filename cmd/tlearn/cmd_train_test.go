@@ -190,6 +190,7 @@ func TestTrainCommandErrors(t *testing.T) {
 		{"no val", []string{"train", "--train", train, "--out", filepath.Join(root, "x")}, 2, "--val is missing"},
 		{"dropout 1", []string{"train", "--train", train, "--val", val, "--out", filepath.Join(root, "x"), "--dropout", "1"}, 2, "dropout"},
 		{"lr 0", []string{"train", "--train", train, "--val", val, "--out", filepath.Join(root, "x"), "--lr", "0"}, 2, "must be positive"},
+		{"epochs 0", []string{"train", "--train", train, "--val", val, "--out", filepath.Join(root, "x"), "--epochs", "0"}, 2, "--epochs must be positive, got 0"},
 		{"bad class weight", []string{"train", "--train", train, "--val", val, "--out", filepath.Join(root, "x"), "--class-weight", "heavy"}, 2, "balanced"},
 		{"bad sweep key", []string{"train", "--train", train, "--val", val, "--out", filepath.Join(root, "x"), "--sweep", "momentum=1,2"}, 2, "unknown key"},
 		{"bad sweep value", []string{"train", "--train", train, "--val", val, "--out", filepath.Join(root, "x"), "--sweep", "lr=1e-3,fast"}, 2, `bad value "fast"`},

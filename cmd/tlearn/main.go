@@ -57,8 +57,14 @@ Global settings (--ort-lib, --device, --threads, --quiet) are accepted by every
 subcommand and read from the environment too (see each command's --help).`,
 		HideHelpCommand:      true,
 		EnableBashCompletion: true,
-		Commands:             commands(),
-		ExitErrHandler:       func(*cli.Context, error) {}, // run() prints and picks the exit code
+		Commands:             guardUsage(commands()),
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usageError{fmt.Errorf("unknown command %q (see tlearn --help)", c.Args().First())}
+			}
+			return cli.ShowAppHelp(c)
+		},
+		ExitErrHandler: func(*cli.Context, error) {}, // run() prints and picks the exit code
 	}
 }
 

@@ -27,6 +27,13 @@ func Create(path string, perm os.FileMode) (*File, error) {
 	}
 	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
+		// The temporary's random name means nothing to the user: say what
+		// is wrong with the folder instead, where that is the problem.
+		if st, serr := os.Stat(dir); serr != nil {
+			return nil, fmt.Errorf("fsutil: create %s: folder %s: %w", path, dir, serr)
+		} else if !st.IsDir() {
+			return nil, fmt.Errorf("fsutil: create %s: %s is not a folder", path, dir)
+		}
 		return nil, fmt.Errorf("fsutil: create %s: %w", path, err)
 	}
 	if err := f.Chmod(perm); err != nil {
