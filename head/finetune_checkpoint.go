@@ -105,6 +105,10 @@ func (r *ftRun) restore(ck *ftCheckpoint, train, val *MapsData) error {
 		return fmt.Errorf("it holds %d epochs, more than the %d asked for", len(st.History), r.s.Epochs)
 	case r.keepBest && ck.best == nil:
 		return errors.New("it has no best-epoch weights")
+	case st.BestEpoch < -1 || st.BestEpoch >= len(st.History) || (len(st.History) > 0 && st.BestEpoch < 0):
+		return fmt.Errorf("its best epoch %d is not one of its %d epochs (damaged?)", st.BestEpoch, len(st.History))
+	case !isPermutation(st.Order):
+		return errors.New("its example order is not a permutation of the examples (damaged?)")
 	}
 	if err := r.shufflePCG.UnmarshalBinary(st.Shuffle); err != nil {
 		return fmt.Errorf("shuffle generator: %w", err)
@@ -116,6 +120,19 @@ func (r *ftRun) restore(ck *ftCheckpoint, train, val *MapsData) error {
 	r.bestEpoch, r.sinceBest, r.stopped = st.BestEpoch, st.SinceBest, st.Stopped
 	r.best = ck.best
 	return nil
+}
+
+// isPermutation reports whether order holds each of 0..len(order)-1 once,
+// as it must to index the data when training goes on.
+func isPermutation(order []int32) bool {
+	seen := make([]bool, len(order))
+	for _, i := range order {
+		if i < 0 || int(i) >= len(order) || seen[i] {
+			return false
+		}
+		seen[i] = true
+	}
+	return true
 }
 
 // writeCheckpoint writes ck to path atomically.

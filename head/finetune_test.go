@@ -411,6 +411,47 @@ func TestFineTuneSettingsResolve(t *testing.T) {
 	}
 }
 
+// TestRestoreRefusesDamagedState: a checkpoint whose state passes the
+// fingerprint but would index outside the data or the history is refused
+// at restore, not left to panic in the next epoch.
+func TestRestoreRefusesDamagedState(t *testing.T) {
+	fx := newFTFixture(5, 2, 2, 2, 4, 2)
+	s := FineTuneSettings{Settings: Settings{Hidden: 2, Epochs: 3, SaveBest: true}}.Resolve()
+	good := func() *ftCheckpoint {
+		r := newFTRun(fx.train, s)
+		shuf, _ := r.shufflePCG.MarshalBinary()
+		drop, _ := r.drop.src.MarshalBinary()
+		return &ftCheckpoint{best: fx.start, state: ftState{
+			Format: checkpointFormat, Fingerprint: fingerprint(s, fx.train, fx.val),
+			Steps: 2, History: History{{Epoch: 0}}, Order: []int32{2, 0, 3, 1},
+			Shuffle: shuf, Dropout: drop, BestEpoch: 0,
+		}}
+	}
+	if err := newFTRun(fx.train, s).restore(good(), fx.train, fx.val); err != nil {
+		t.Fatalf("valid state: %v", err)
+	}
+	for _, tc := range []struct {
+		desc   string
+		damage func(*ftState)
+		want   string
+	}{
+		{"order out of range", func(st *ftState) { st.Order[1] = 40 }, "permutation"},
+		{"negative order", func(st *ftState) { st.Order[1] = -1 }, "permutation"},
+		{"repeated example", func(st *ftState) { st.Order[1] = 2 }, "permutation"},
+		{"best epoch past the history", func(st *ftState) { st.BestEpoch = 1 }, "best epoch"},
+		{"no best epoch", func(st *ftState) { st.BestEpoch = -1 }, "best epoch"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			ck := good()
+			tc.damage(&ck.state)
+			err := newFTRun(fx.train, s).restore(ck, fx.train, fx.val)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
 // FuzzParseCheckpoint: a damaged checkpoint is an error, never a panic.
 func FuzzParseCheckpoint(f *testing.F) {
 	fx := newFTFixture(4, 2, 2, 2, 4, 2)

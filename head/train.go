@@ -200,6 +200,10 @@ func Evaluate(w *Weights, d *Data, topK int) (*Report, error) {
 // Predict returns the class probabilities [N×K] of the rows of x (N×D,
 // row-major) under the head w.
 func Predict(w *Weights, x []float32) ([]float32, error) {
+	// InputDim indexes the shapes, which only Validate guarantees.
+	if err := w.Validate(); err != nil {
+		return nil, fmt.Errorf("head: weights: %w", err)
+	}
 	dim := w.InputDim()
 	if len(x)%dim != 0 {
 		return nil, fmt.Errorf("%w: %d values are not rows of %d features", ErrData, len(x), dim)

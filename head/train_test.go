@@ -247,6 +247,15 @@ func TestPredict(t *testing.T) {
 	if _, err := Predict(res.Weights, make([]float32, 7)); err == nil {
 		t.Error("Predict accepted 7 values for rows of 6")
 	}
+	// Invalid weights are an error, not a panic (InputDim reads shapes).
+	bad := res.Weights.Clone()
+	delete(bad.Tensors, OutputWeight)
+	bad.Tensors[OutputBias] = Tensor{}
+	for _, w := range []*Weights{bad, {Classes: []string{"a"}}} {
+		if _, err := Predict(w, val.X); err == nil {
+			t.Error("Predict accepted invalid weights")
+		}
+	}
 }
 
 // TestStepAllocates nothing: every buffer is made once per Train call.

@@ -339,6 +339,7 @@ func ParseWeights(b []byte) (*Weights, error) {
 	}
 	type span struct {
 		name       string
+		shape      []int
 		start, end int64
 	}
 	spans := make([]span, 0, len(raw))
@@ -366,15 +367,11 @@ func ParseWeights(b []byte) (*Weights, error) {
 		if s < 0 || end < s || end > int64(len(data)) || end-s != size {
 			return nil, fmt.Errorf("tensor %s: data offsets [%d,%d) do not hold shape %v in %d data bytes", name, s, end, e.Shape, len(data))
 		}
-		spans = append(spans, span{name, s, end})
-		t := Tensor{Shape: e.Shape, Data: make([]float32, size/4)}
-		for i := range t.Data {
-			t.Data[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[s+int64(i)*4:]))
-		}
-		w.Tensors[name] = t
+		spans = append(spans, span{name, e.Shape, s, end})
 	}
 	// The format requires the tensors to tile the data exactly: no overlap,
-	// no gap, nothing after the last one.
+	// no gap, nothing after the last one. Checked before decoding, so that
+	// many entries naming the same bytes cannot multiply the allocation.
 	slices.SortFunc(spans, func(a, b span) int {
 		return cmp.Or(cmp.Compare(a.start, b.start), cmp.Compare(a.end, b.end))
 	})
@@ -387,6 +384,13 @@ func ParseWeights(b []byte) (*Weights, error) {
 	}
 	if at != int64(len(data)) {
 		return nil, fmt.Errorf("%d data bytes but the tensors cover %d (truncated or trailing garbage)", len(data), at)
+	}
+	for _, s := range spans {
+		t := Tensor{Shape: s.shape, Data: make([]float32, (s.end-s.start)/4)}
+		for i := range t.Data {
+			t.Data[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[s.start+int64(i)*4:]))
+		}
+		w.Tensors[s.name] = t
 	}
 	if err := w.Validate(); err != nil {
 		return nil, err

@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -171,6 +173,35 @@ func TestEvaluateRefusesMismatch(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestParseWeightsOverlapAllocation: many header entries naming the same
+// data bytes are refused before any of them is decoded, so a small file
+// cannot make the reader allocate a multiple of its size.
+func TestParseWeightsOverlapAllocation(t *testing.T) {
+	const floats, copies = 1 << 14, 256
+	size := floats * 4
+	var h strings.Builder
+	h.WriteString(`{"__metadata__":{"format":"tlearn-weights-1","classes":"[\"a\",\"b\"]"}`)
+	for i := range copies {
+		fmt.Fprintf(&h, `,"t%d":{"dtype":"F32","shape":[%d],"data_offsets":[0,%d]}`, i, floats, size)
+	}
+	h.WriteString("}")
+	b := binary.LittleEndian.AppendUint64(nil, uint64(h.Len()))
+	b = append(append(b, h.String()...), make([]byte, size)...)
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := ParseWeights(b)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "overlapping") {
+		t.Fatalf("error %v, want one about overlapping tensors", err)
+	}
+	// Decoding every entry would take copies·size = 16 MiB.
+	if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(4*len(b)+1<<20); got > limit {
+		t.Errorf("parsing a %d-byte file allocated %d bytes, want at most %d", len(b), got, limit)
 	}
 }
 
