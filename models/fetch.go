@@ -477,13 +477,16 @@ func (t *transfer) request(ctx context.Context) (done bool, err error) {
 	total := int64(-1)
 	switch {
 	case resp.StatusCode == http.StatusOK:
-		if t.offset > 0 {
+		total = resp.ContentLength
+		// A body of the wrong size (a proxy's error page) is refused below;
+		// it must not cost the part file first.
+		wrongSize := t.s.Size != 0 && total >= 0 && total != t.s.Size
+		if t.offset > 0 && !wrongSize {
 			t.s.Progress.Note("the server ignored the range request; downloading from the start")
 			if err := t.restart(); err != nil {
 				return false, err
 			}
 		}
-		total = resp.ContentLength
 	case resp.StatusCode == http.StatusPartialContent:
 		start, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
 		if !ok || start != t.offset {

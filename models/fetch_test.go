@@ -448,6 +448,8 @@ func TestFetchErrors(t *testing.T) {
 			wantMsg: []string{"the server offers"}, requests: 1},
 		{desc: "longer than expected, no length given", srv: &fetchServer{payload: append(bytes.Clone(payload), 1, 2, 3), ignoreRange: true, chunked: true},
 			wantIs: ErrDownloadMismatch, wantMsg: []string{"more than the expected"}, requests: 1},
+		{desc: "wrong file instead of the rest", srv: &fetchServer{payload: append(bytes.Clone(payload), 1, 2, 3), ignoreRange: true},
+			part: payload[:1000], wantMsg: []string{"the server offers"}, wantPart: true, requests: 1},
 		{desc: "not found", srv: &fetchServer{payload: payload, status: http.StatusNotFound}, wantMsg: []string{"404"}, requests: 1},
 		{desc: "server error, no retry", srv: &fetchServer{payload: payload, status: http.StatusBadGateway}, attempts: 1,
 			wantMsg: []string{"502", "interrupted"}, requests: 1},
