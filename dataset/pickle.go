@@ -109,6 +109,28 @@ func (u *unpickler) popMark() ([]any, bool) {
 }
 
 // length reads a little-endian length of size bytes (1, 4 or 8).
+// memoKey reads the memo key of a PUT/GET-family opcode: a decimal line for
+// the text form (textOp), else a 1-byte (byteOp) or 4-byte little-endian one.
+func (u *unpickler) memoKey(op, textOp, byteOp byte) (uint64, error) {
+	if op == textOp {
+		s, ok := u.line()
+		x, err := strconv.ParseUint(s, 10, 64)
+		if !ok || err != nil {
+			return 0, u.fail(op, "memo key %q", s)
+		}
+		return x, nil
+	}
+	size := 4
+	if op == byteOp {
+		size = 1
+	}
+	k, ok := u.length(size)
+	if !ok {
+		return 0, u.fail(op, "the data ends inside its memo key (truncated file?)")
+	}
+	return k, nil
+}
+
 func (u *unpickler) length(size int) (uint64, bool) {
 	b, ok := u.read(uint64(size))
 	if !ok {
@@ -400,21 +422,9 @@ func (u *unpickler) run() (any, error) {
 			}
 			obj.state = state
 		case 'q', 'r', 'p': // BINPUT, LONG_BINPUT, PUT
-			var key uint64
-			if op == 'p' {
-				s, ok := u.line()
-				x, err := strconv.ParseUint(s, 10, 64)
-				if !ok || err != nil {
-					return nil, u.fail(op, "memo key %q", s)
-				}
-				key = x
-			} else {
-				size := map[byte]int{'q': 1, 'r': 4}[op]
-				k, ok := u.length(size)
-				if !ok {
-					return nil, short("memo key")
-				}
-				key = k
+			key, err := u.memoKey(op, 'p', 'q')
+			if err != nil {
+				return nil, err
 			}
 			v, ok := u.top()
 			if !ok {
@@ -428,21 +438,9 @@ func (u *unpickler) run() (any, error) {
 			}
 			u.memo[uint64(len(u.memo))] = v
 		case 'h', 'j', 'g': // BINGET, LONG_BINGET, GET
-			var key uint64
-			if op == 'g' {
-				s, ok := u.line()
-				x, err := strconv.ParseUint(s, 10, 64)
-				if !ok || err != nil {
-					return nil, u.fail(op, "memo key %q", s)
-				}
-				key = x
-			} else {
-				size := map[byte]int{'h': 1, 'j': 4}[op]
-				k, ok := u.length(size)
-				if !ok {
-					return nil, short("memo key")
-				}
-				key = k
+			key, err := u.memoKey(op, 'g', 'h')
+			if err != nil {
+				return nil, err
 			}
 			v, ok := u.memo[key]
 			if !ok {

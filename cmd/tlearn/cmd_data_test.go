@@ -12,15 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func dataApp(stdout *bytes.Buffer) *cli.App {
-	return &cli.App{
-		Name:           "tlearn",
-		Writer:         stdout,
-		ErrWriter:      stdout,
-		Commands:       []*cli.Command{dataCommand()},
-		ExitErrHandler: func(*cli.Context, error) {},
-	}
-}
+func dataApp(stdout *bytes.Buffer) *cli.App { return appWith(stdout, nil, dataCommand()) }
 
 // writeIdx writes an IDX file of unsigned bytes.
 func writeIdx(t *testing.T, path string, dims []int, data []byte) {

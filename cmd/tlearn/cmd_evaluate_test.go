@@ -30,11 +30,7 @@ func TestEvaluateFineTunedRun(t *testing.T) {
 	writePNGs(t, data, "cat", 4)
 	writePNGs(t, data, "dog", 4)
 	app := func(stdout, stderr *bytes.Buffer) *cli.App {
-		return &cli.App{
-			Name: "tlearn", Writer: stdout, ErrWriter: stderr,
-			Commands:       []*cli.Command{extractCommand(), finetuneCommand(), evaluateCommand()},
-			ExitErrHandler: func(*cli.Context, error) {},
-		}
+		return appWith(stdout, stderr, extractCommand(), finetuneCommand(), evaluateCommand())
 	}
 	var out, errs bytes.Buffer
 	cpu := []string{"--device", "cpu", "--threads", "1"}

@@ -353,24 +353,21 @@ func TestExportErrors(t *testing.T) {
 }
 
 func rewriteSHA(t *testing.T, run, sha string) {
-	t.Helper()
-	info, err := head.ReadRunInfo(run)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info.ModelSHA256 = sha
-	if err := head.WriteJSON(filepath.Join(run, head.SettingsFile), info); err != nil {
-		t.Fatal(err)
-	}
+	rewriteRunInfo(t, run, func(info *head.RunInfo) { info.ModelSHA256 = sha })
 }
 
 func rewriteMode(t *testing.T, run, mode string) {
+	rewriteRunInfo(t, run, func(info *head.RunInfo) { info.Mode = mode })
+}
+
+// rewriteRunInfo edits the common part of run/settings.json.
+func rewriteRunInfo(t *testing.T, run string, edit func(*head.RunInfo)) {
 	t.Helper()
 	info, err := head.ReadRunInfo(run)
 	if err != nil {
 		t.Fatal(err)
 	}
-	info.Mode = mode
+	edit(info)
 	if err := head.WriteJSON(filepath.Join(run, head.SettingsFile), info); err != nil {
 		t.Fatal(err)
 	}

@@ -18,13 +18,7 @@ import (
 )
 
 func extractApp(stdout, stderr *bytes.Buffer) *cli.App {
-	return &cli.App{
-		Name:           "tlearn",
-		Writer:         stdout,
-		ErrWriter:      stderr,
-		Commands:       []*cli.Command{extractCommand(), cacheCommand()},
-		ExitErrHandler: func(*cli.Context, error) {},
-	}
+	return appWith(stdout, stderr, extractCommand(), cacheCommand())
 }
 
 // writePNGs writes n small seeded PNGs into dir/class.

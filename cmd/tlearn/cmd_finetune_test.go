@@ -17,13 +17,7 @@ import (
 )
 
 func finetuneApp(stdout, stderr *bytes.Buffer) *cli.App {
-	return &cli.App{
-		Name:           "tlearn",
-		Writer:         stdout,
-		ErrWriter:      stderr,
-		Commands:       []*cli.Command{extractCommand(), finetuneCommand()},
-		ExitErrHandler: func(*cli.Context, error) {},
-	}
+	return appWith(stdout, stderr, extractCommand(), finetuneCommand())
 }
 
 func TestFinetuneCommand(t *testing.T) {

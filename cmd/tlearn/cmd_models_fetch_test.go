@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,12 +22,7 @@ import (
 // fetchApp is an app with only the fetch command, so that this test does
 // not depend on where `models` lists its subcommands.
 func fetchApp(stdout *bytes.Buffer) *cli.App {
-	return &cli.App{
-		Name:           "tlearn",
-		Writer:         stdout,
-		Commands:       []*cli.Command{modelsFetchCommand()},
-		ExitErrHandler: func(*cli.Context, error) {},
-	}
+	return appWith(stdout, os.Stderr, modelsFetchCommand())
 }
 
 func TestModelsFetchCommand(t *testing.T) {

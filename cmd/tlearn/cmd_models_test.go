@@ -14,15 +14,7 @@ import (
 	"github.com/tlearn/tlearn/models"
 )
 
-func modelsApp(stdout *bytes.Buffer) *cli.App {
-	return &cli.App{
-		Name:           "tlearn",
-		Writer:         stdout,
-		ErrWriter:      stdout,
-		Commands:       []*cli.Command{modelsCommand()},
-		ExitErrHandler: func(*cli.Context, error) {},
-	}
-}
+func modelsApp(stdout *bytes.Buffer) *cli.App { return appWith(stdout, nil, modelsCommand()) }
 
 // TestModelsCommands runs synth, info and prepare the way the README does.
 func TestModelsCommands(t *testing.T) {

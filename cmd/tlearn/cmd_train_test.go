@@ -20,13 +20,7 @@ import (
 )
 
 func trainApp(stdout, stderr *bytes.Buffer) *cli.App {
-	return &cli.App{
-		Name:           "tlearn",
-		Writer:         stdout,
-		ErrWriter:      stderr,
-		Commands:       []*cli.Command{trainCommand(), evaluateCommand()},
-		ExitErrHandler: func(*cli.Context, error) {},
-	}
+	return appWith(stdout, stderr, trainCommand(), evaluateCommand())
 }
 
 // featureCache writes a complete cache of n rows of separable features
