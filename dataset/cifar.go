@@ -414,9 +414,9 @@ type cifarPythonBatch struct {
 	pixels []byte
 }
 
-// parseCIFARPythonBatch reads the dict {"data": uint8 array [N,3072],
-// "labels": N ints, "filenames": N names, ...} of one pickled batch.
-func parseCIFARPythonBatch(data []byte) (*cifarPythonBatch, error) {
+// unpickleDict reads a pickle whose top object must be a dict, as every
+// CIFAR python file is.
+func unpickleDict(data []byte) (*pyDict, error) {
 	v, err := unpickle(data)
 	if err != nil {
 		return nil, err
@@ -424,6 +424,16 @@ func parseCIFARPythonBatch(data []byte) (*cifarPythonBatch, error) {
 	d, ok := v.(*pyDict)
 	if !ok {
 		return nil, fmt.Errorf("pickle holds %s, want a dict", pyTypeName(v))
+	}
+	return d, nil
+}
+
+// parseCIFARPythonBatch reads the dict {"data": uint8 array [N,3072],
+// "labels": N ints, "filenames": N names, ...} of one pickled batch.
+func parseCIFARPythonBatch(data []byte) (*cifarPythonBatch, error) {
+	d, err := unpickleDict(data)
+	if err != nil {
+		return nil, err
 	}
 	dv, ok := d.get("data")
 	if !ok {
@@ -492,13 +502,9 @@ func pyInts(v any) ([]int64, error) {
 
 // parseCIFARPythonMeta reads batches.meta's "label_names".
 func parseCIFARPythonMeta(data []byte) ([]string, error) {
-	v, err := unpickle(data)
+	d, err := unpickleDict(data)
 	if err != nil {
 		return nil, err
-	}
-	d, ok := v.(*pyDict)
-	if !ok {
-		return nil, fmt.Errorf("pickle holds %s, want a dict", pyTypeName(v))
 	}
 	lv, ok := d.get("label_names")
 	if !ok {

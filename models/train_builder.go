@@ -164,30 +164,32 @@ func attrInts(name string, v ...int64) *onnxpb.AttributeProto {
 	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: v}
 }
 
-// constInts is a shared 1-D int64 initializer (shapes, axes, pads).
-func (b *graphBuilder) constInts(v ...int64) string {
-	key := fmt.Sprint("i", v)
+// sharedConst returns the initializer stored under key, or adds t (named
+// prefix_N) with its shape: equal constants are stored once per graph.
+func (b *graphBuilder) sharedConst(key, prefix string, dims []int64, t func(name string) *onnxpb.TensorProto) string {
 	if name, ok := b.consts[key]; ok {
 		return name
 	}
-	name := b.fresh("const_ints")
-	b.g.Initializer = append(b.g.Initializer, NewTensorInt64(name, []int64{int64(len(v))}, v))
+	name := b.fresh(prefix)
+	b.g.Initializer = append(b.g.Initializer, t(name))
 	b.consts[key] = name
-	b.shapes[name] = []int64{int64(len(v))}
+	b.shapes[name] = dims
 	return name
+}
+
+// constInts is a shared 1-D int64 initializer (shapes, axes, pads).
+func (b *graphBuilder) constInts(v ...int64) string {
+	dims := []int64{int64(len(v))}
+	return b.sharedConst(fmt.Sprint("i", v), "const_ints", dims, func(name string) *onnxpb.TensorProto {
+		return NewTensorInt64(name, dims, v)
+	})
 }
 
 // constFloat is a shared scalar float32 initializer.
 func (b *graphBuilder) constFloat(v float32) string {
-	key := fmt.Sprint("f", v)
-	if name, ok := b.consts[key]; ok {
-		return name
-	}
-	name := b.fresh("const_float")
-	b.g.Initializer = append(b.g.Initializer, NewTensorFloat32(name, nil, []float32{v}))
-	b.consts[key] = name
-	b.shapes[name] = []int64{}
-	return name
+	return b.sharedConst(fmt.Sprint("f", v), "const_float", []int64{}, func(name string) *onnxpb.TensorProto {
+		return NewTensorFloat32(name, nil, []float32{v})
+	})
 }
 
 // record puts a differentiable op on the tape when one of its inputs needs

@@ -1,6 +1,10 @@
 package models
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/tlearn/tlearn/models/onnxpb"
+)
 
 // convForm is how the training graph computes block5's convolutions and
 // their gradients. ONNX Runtime's CPU Conv kernel runs a 3×3 convolution
@@ -490,15 +494,9 @@ func (b *graphBuilder) winogradIndex(x string, h, w int64) string {
 
 // constScalarInt is a shared int64 scalar initializer.
 func (b *graphBuilder) constScalarInt(v int64) string {
-	key := fmt.Sprint("s", v)
-	if name, ok := b.consts[key]; ok {
-		return name
-	}
-	name := b.fresh("const_int")
-	b.g.Initializer = append(b.g.Initializer, NewTensorInt64(name, nil, []int64{v}))
-	b.consts[key] = name
-	b.shapes[name] = []int64{}
-	return name
+	return b.sharedConst(fmt.Sprint("s", v), "const_int", []int64{}, func(name string) *onnxpb.TensorProto {
+		return NewTensorInt64(name, nil, []int64{v})
+	})
 }
 
 // winogradInput gathers and transforms the 4×4 input tiles of NHWC x
