@@ -18,6 +18,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models"
 )
 
@@ -94,7 +95,7 @@ func BenchmarkExtract(b *testing.B) {
 	if _, err := os.Stat(cifarArchive); err != nil {
 		b.Skipf("needs %s (the shared data folder next to the repository): %v", cifarArchive, err)
 	}
-	ortlib.InitForTest(b)
+	ortlibtest.Init(b)
 	n := benchImages(b)
 	root := b.TempDir()
 	modelDir := filepath.Join(root, "model")

@@ -249,24 +249,13 @@ func (c *Classifier) run(ctx context.Context, n int) error {
 		v = [2]ort.Value{in, out}
 		c.views[n] = v
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		c.runOpts.Terminate()
-		close(fired)
+	err := ortlib.RunWithContext(ctx, c.runOpts, func() error {
+		return c.session.RunWithOptions([]ort.Value{v[0]}, []ort.Value{v[1]}, c.runOpts)
 	})
-	err := c.session.RunWithOptions([]ort.Value{v[0]}, []ort.Value{v[1]}, c.runOpts)
-	if !stop() {
-		<-fired
-		c.runOpts.UnsetTerminate()
-		return ctx.Err()
-	}
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("extractor: run %s: %w", c.path, err)
 	}
-	return nil
+	return err
 }
 
 // ClassFolderLabels returns the true class of each image of src when src

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 )
 
 // diskFullExit is the child's exit code when Extract fails, as the CLI
@@ -116,7 +117,7 @@ func TestDiskFullChild(t *testing.T) {
 		t.Skip("helper process of TestDiskFull")
 	}
 	data, dir, at := os.Getenv("TLEARN_FULL_DATA"), os.Getenv("TLEARN_FULL_CACHE"), os.Getenv("TLEARN_FULL_AT")
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	// Past the limit the kernel sends SIGXFSZ, which kills by default;
 	// ignored, the write fails with EFBIG instead.
 	signal.Ignore(syscall.SIGXFSZ)

@@ -18,6 +18,7 @@ import (
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models"
 )
 
@@ -189,7 +190,7 @@ func TestKillChild(t *testing.T) {
 	if model == "" {
 		t.Skip("helper process of TestResumeAfterKill")
 	}
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	// Killed in the middle of the third chunk: two are recorded, the
 	// third is partly written.
 	rec := &recorder{cancelAt: 20, onCancel: func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }}
@@ -524,7 +525,7 @@ func TestChunkSize(t *testing.T) {
 // enough to take a while, then checks that the Extractor still runs with a
 // fresh context (the terminate flag is cleared).
 func TestCancelRunInFlight(t *testing.T) {
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	dir := t.TempDir()
 	if _, err := models.WriteSynthPrepared(dir, models.SynthSettings{Seed: 1, Width: 0.25}); err != nil {
 		t.Fatal(err)

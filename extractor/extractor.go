@@ -242,25 +242,11 @@ func (e *Extractor) ModelSHA256() string { return e.sha256 }
 // run runs the session on the input tensor. A cancelled ctx terminates a
 // run in flight (ORT checks the flag between kernels).
 func (e *Extractor) run(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		e.runOpts.Terminate()
-		close(fired)
-	})
-	err := e.session.RunWithOptions(e.runOpts)
-	if !stop() {
-		<-fired
-		// Reusable for a later Extract with a fresh context.
-		e.runOpts.UnsetTerminate()
-		return ctx.Err()
-	}
-	if err != nil {
+	err := ortlib.RunWithContext(ctx, e.runOpts, func() error { return e.session.RunWithOptions(e.runOpts) })
+	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("extractor: run %s: %w", e.path, err)
 	}
-	return nil
+	return err
 }
 
 type nopProgress struct{}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models"
 )
 
@@ -35,7 +36,7 @@ var (
 // folder (a copy per test would cost a prepare each).
 func tinyModel(t testing.TB) string {
 	t.Helper()
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	tinyOnce.Do(func() {
 		tinyDir, tinyErr = os.MkdirTemp("", "tlearn-extractor-model-")
 		if tinyErr == nil {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 )
 
 // BenchmarkFineTuneStep runs FineTune end to end at VGG16's size (512
@@ -12,7 +13,7 @@ import (
 // reports the train steps' images/s (Go's batch filling included), the
 // figure to compare with ../shared/peers/torch_finetune.py.
 func BenchmarkFineTuneStep(b *testing.B) {
-	ortlib.InitForTest(b)
+	ortlibtest.Init(b)
 	fx := newFTFixture(1, 512, 14, 10, 128, 32)
 	s := FineTuneSettings{Settings: Settings{Epochs: 1}, Runtime: ortlib.Options{Device: ortlib.DeviceCPU}}
 	var ips float64

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models"
 )
 
@@ -15,7 +16,7 @@ import (
 // validation maps is FineTune's own validation report, whatever the batch
 // size FineTune validated with.
 func TestEvaluateFineTuned(t *testing.T) {
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	rt := ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1}
 	for _, tc := range []struct {
 		desc string
@@ -50,7 +51,7 @@ func TestEvaluateFineTuned(t *testing.T) {
 }
 
 func TestEvaluateFineTunedErrors(t *testing.T) {
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	rt := ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1}
 	fx := newFTFixture(5, 4, 4, 3, 16, 8)
 	other := newFTFixture(5, 6, 4, 3, 16, 8)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models"
 )
 
@@ -119,7 +120,7 @@ func relClose(a, b, tol float64) bool {
 // initial head, batches and dropout masks, so their losses agree over 100
 // steps.
 func TestFineTuneFrozenMatchesTrain(t *testing.T) {
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	for _, tc := range []struct {
 		desc string
 		s    Settings
@@ -241,7 +242,7 @@ func spatialFixture(seed uint64, n int) (*Weights, *MapsData) {
 }
 
 func TestFineTuneLearnsWhatTheHeadCannot(t *testing.T) {
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	start, train := spatialFixture(1, 192)
 	_, val := spatialFixture(2, 64)
 	s := FineTuneSettings{
@@ -289,7 +290,7 @@ func (r *ftRecorder) Note(msg string)               { r.notes = append(r.notes, 
 // TestFineTuneResume: a run interrupted in its third epoch and started
 // again ends exactly where an uninterrupted run ends.
 func TestFineTuneResume(t *testing.T) {
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	fx := newFTFixture(2, 4, 4, 3, 40, 16)
 	base := FineTuneSettings{
 		Settings: Settings{Hidden: 8, LR: 1e-3, Batch: 8, Epochs: 4, Seed: 9, SaveBest: true},
@@ -342,7 +343,7 @@ func TestFineTuneResume(t *testing.T) {
 }
 
 func TestFineTuneErrors(t *testing.T) {
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	fx := newFTFixture(3, 4, 4, 3, 16, 8)
 	other := newFTFixture(3, 6, 4, 3, 16, 8)
 	headOf := func(hidden, dim int) *Weights {

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tlearn/tlearn/dataset"
-	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -228,7 +228,7 @@ func runFloat32(t *testing.T, model []byte, input string, shape []int64, data []
 // and compares them with the extractor's features fed to the same head,
 // for both presets, with and without a hidden layer and fine-tuned block5.
 func TestExportMatchesCachedPath(t *testing.T) {
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	classes := []string{"cat", "dog", "bird"}
 	cases := []struct {
 		desc     string
@@ -425,7 +425,7 @@ func TestExportErrors(t *testing.T) {
 // TestExportCheckRun covers the check run: it needs ONNX Runtime, and it
 // passes on a good classifier.
 func TestExportCheckRun(t *testing.T) {
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	dir := t.TempDir()
 	spec, err := WriteTinyPrepared(dir, 4)
 	if err != nil {

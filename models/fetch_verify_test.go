@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -23,7 +24,7 @@ import (
 // the tolerance.
 func zooLikeArchive(t *testing.T, tamper bool) []byte {
 	t.Helper()
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	m := TinyVGG(7)
 	model, err := Marshal(m)
 	if err != nil {
@@ -124,7 +125,7 @@ func TestFetchVerifyRun(t *testing.T) {
 }
 
 func TestVerifyTestDataContent(t *testing.T) {
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	model, err := Marshal(TinyVGG(3))
 	if err != nil {
 		t.Fatal(err)

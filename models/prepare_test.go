@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tlearn/tlearn/dataset"
-	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -62,7 +62,7 @@ func imageShape(layout dataset.Layout, batch, side int64) []int64 {
 // TestPrepareMatchesUncut checks that the extractor's outputs equal the
 // uncut model's block5_pool (pooled) and block4_pool tensors under ORT.
 func TestPrepareMatchesUncut(t *testing.T) {
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	cases := []struct {
 		desc   string
 		s      SynthSettings
@@ -340,7 +340,7 @@ func TestWriteTinyPrepared(t *testing.T) {
 }
 
 func TestPrepareFeatureTensor(t *testing.T) {
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	full := SynthVGG16(SynthSettings{Seed: 21, Width: tinyWidth, Classifier: true, Size: 32})
 	v, err := DetectVGG(full)
 	if err != nil {
@@ -404,7 +404,7 @@ func TestPrepareFeatureTensor(t *testing.T) {
 // ../shared at its tensor 627, which has no shape information.
 func TestMobileNetFeatureTensor(t *testing.T) {
 	path := sharedModel(t, "mobilenetv2-12-int8.onnx")
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	dir := t.TempDir()
 	if _, err := Prepare(path, PrepareSettings{SkipCheck: true}, dir); !errors.Is(err, ErrNotVGG) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("without --feature-tensor: err = %v, want ErrNotVGG naming the file", err)
@@ -430,7 +430,7 @@ func TestMobileNetFeatureTensor(t *testing.T) {
 // compares the extractor with the uncut model at 32x32.
 func TestSharedVGG16(t *testing.T) {
 	path := sharedModel(t, "vgg16-cifar5.onnx")
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	dir := t.TempDir()
 	spec, err := Prepare(path, PrepareSettings{DefaultSize: 32}, dir)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 )
 
 // ErrNoORT is returned when a step needs a probe run but the process has
-// not initialized ONNX Runtime (cmd/tlearn and ortlib.InitForTest do).
+// not initialized ONNX Runtime (cmd/tlearn and ortlibtest.Init do).
 var ErrNoORT = errors.New("models: ONNX Runtime is not initialized (ortlib.Init)")
 
 // probeOutput is what a probe run tells about one output.

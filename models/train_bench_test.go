@@ -16,7 +16,7 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
-	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -211,7 +211,7 @@ func benchConvOps() []opBench {
 }
 
 func runOpBench(bb *testing.B, ob opBench) {
-	ortlib.InitForTest(bb)
+	ortlibtest.Init(bb)
 	gb := newGraphBuilder("bench")
 	ob.build(gb)
 	rng := rand.New(rand.NewPCG(1, 1))
@@ -309,7 +309,7 @@ func newTrainBenchRun(b testing.TB, tg *TrainGraph) *ortRun {
 }
 
 func newTrainBenchRunWith(b testing.TB, tg *TrainGraph, opt func(*ort.SessionOptions)) *ortRun {
-	ortlib.InitForTest(b)
+	ortlibtest.Init(b)
 	rng := rand.New(rand.NewPCG(2, 2))
 	shapes := map[string][]int64{}
 	for _, vi := range tg.Model.Graph.Input {
@@ -366,7 +366,7 @@ func TestProfileTrainStep(t *testing.T) {
 	if os.Getenv("TLEARN_PROFILE") == "" {
 		t.Skip("set TLEARN_PROFILE=1 to profile a train step at VGG16's size")
 	}
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	forms := map[string]convForm{"winograd": convWinograd, "hybrid": convHybrid, "gemm": convGEMM, "gemm_conv_dx": convGEMMConvDX}
 	names := strings.Split(cmp.Or(os.Getenv("TLEARN_PROFILE_FORMS"), "winograd"), ",")
 	for _, name := range names {

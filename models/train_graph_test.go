@@ -10,7 +10,7 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
-	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -50,7 +50,7 @@ type stepResult struct {
 // reference from the same (float32-representable) values.
 func runStepCase(t *testing.T, tc stepCase) stepResult {
 	t.Helper()
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	s := tc.spec
 	rng := rand.New(rand.NewPCG(7, uint64(s.Channels)))
 	net := newRefNet(rng, s.Channels, s.Height, s.Width, s.Hidden, s.Classes)
@@ -373,7 +373,7 @@ func allZero(v []float64) bool {
 // (MatMul, Add with broadcasting, Mul of two differentiable values) on a
 // small graph, against central differences of a float64 forward pass.
 func TestGenericGradRules(t *testing.T) {
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	const n, d, k = 3, 4, 5
 	rng := rand.New(rand.NewPCG(3, 3))
 	vals := map[string][]float64{}

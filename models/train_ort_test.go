@@ -10,6 +10,7 @@ import (
 
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -30,7 +31,7 @@ func newORTRun(tb testing.TB, m *onnxpb.ModelProto, inNames []string, ins []ort.
 // newORTRunWith is newORTRun with a hook that adjusts the session options.
 func newORTRunWith(tb testing.TB, m *onnxpb.ModelProto, inNames []string, ins []ort.Value, outNames []string, opt func(*ort.SessionOptions)) *ortRun {
 	tb.Helper()
-	ortlib.InitForTest(tb)
+	ortlibtest.Init(tb)
 	data, err := Marshal(m)
 	if err != nil {
 		tb.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/head"
-	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models"
 )
 
@@ -20,7 +20,7 @@ import (
 // head on a maps cache and reports what the run measured on the same
 // validation cache; a cache without maps is refused.
 func TestEvaluateFineTunedRun(t *testing.T) {
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	root := t.TempDir()
 	model := filepath.Join(root, "model")
 	if _, err := models.WriteTinyPrepared(model, 1); err != nil {

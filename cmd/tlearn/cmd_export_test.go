@@ -19,7 +19,7 @@ import (
 
 	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/cache"
-	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
@@ -116,7 +116,7 @@ func extractCache(t *testing.T, model, data, dir string) {
 
 func newExportFixture(t *testing.T, hidden int) *exportFixture {
 	t.Helper()
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	root := t.TempDir()
 	f := &exportFixture{
 		model: filepath.Join(root, "model"), data: filepath.Join(root, "data"),

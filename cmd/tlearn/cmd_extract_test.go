@@ -13,7 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/internal/cache"
-	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models"
 )
 
@@ -64,7 +64,7 @@ func captureStderr(t *testing.T, fn func()) string {
 }
 
 func TestExtractCommand(t *testing.T) {
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	root := t.TempDir()
 	model := filepath.Join(root, "model")
 	if _, err := models.WriteTinyPrepared(model, 1); err != nil {

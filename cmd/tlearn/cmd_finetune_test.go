@@ -12,7 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/head"
-	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models"
 )
 
@@ -21,7 +21,7 @@ func finetuneApp(stdout, stderr *bytes.Buffer) *cli.App {
 }
 
 func TestFinetuneCommand(t *testing.T) {
-	ortlib.InitForTest(t)
+	ortlibtest.Init(t)
 	root := t.TempDir()
 	model := filepath.Join(root, "model")
 	spec, err := models.WriteTinyPrepared(model, 1)

@@ -5,5 +5,5 @@
 // fine-tune trainer and every test that runs ORT need the same search order
 // and the same CUDA fallback rule; it must not hold any model or ML logic.
 // The ORT environment is process-global: cmd/tlearn calls Init once in main,
-// tests call it through InitForTest; libraries only receive ready sessions.
+// tests call it through ortlibtest.Init; libraries only receive ready sessions.
 package ortlib

@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"testing"
 
 	ort "github.com/yalue/onnxruntime_go"
 )
@@ -154,15 +153,6 @@ func Loaded() (Candidate, bool) {
 	mu.Lock()
 	defer mu.Unlock()
 	return loaded, done && initErr == nil
-}
-
-// InitForTest initializes ORT for a test or benchmark, failing it with the
-// install hint when the library is missing (`make test` runs `make setup`).
-func InitForTest(tb testing.TB) {
-	tb.Helper()
-	if _, err := Init(""); err != nil {
-		tb.Fatalf("%v", err)
-	}
 }
 
 // Version is the loaded library's version string, or "" before Init.

@@ -86,7 +86,9 @@ func TestParseDevice(t *testing.T) {
 
 // The npm library is CPU-only: auto falls back with a reason, cuda fails.
 func TestCUDAFallback(t *testing.T) {
-	InitForTest(t)
+	if _, err := Init(""); err != nil {
+		t.Fatal(err)
+	}
 	if ok, _ := CUDAStatus(); ok {
 		t.Skip("this ONNX Runtime has a working CUDA provider")
 	}
