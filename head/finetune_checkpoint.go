@@ -154,7 +154,7 @@ func writeCheckpoint(path string, ck *ftCheckpoint) error {
 		return fmt.Errorf("head: checkpoint %s: %w", path, err)
 	}
 	if err := fsutil.WriteWith(path, 0o644, func(w io.Writer) error {
-		return all.writeWithMeta(w, map[string]string{checkpointMeta: string(state)})
+		return all.Encode(w, map[string]string{checkpointMeta: string(state)})
 	}); err != nil {
 		return fmt.Errorf("head: checkpoint: %w", err)
 	}

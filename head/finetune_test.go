@@ -468,7 +468,7 @@ func FuzzParseCheckpoint(f *testing.F) {
 		all.Tensors[n] = t
 	}
 	state, _ := json.Marshal(ck.state)
-	if err := all.writeWithMeta(&buf, map[string]string{checkpointMeta: string(state)}); err != nil {
+	if err := all.Encode(&buf, map[string]string{checkpointMeta: string(state)}); err != nil {
 		f.Fatal(err)
 	}
 	valid := []byte(buf.String())

@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/head"
+	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/models"
 )
@@ -234,8 +235,8 @@ func compareAction(c *cli.Context) error {
 		deps   []string // stages whose outputs it reads
 	}{
 		{"extract", extracts, filepath.Join(valCache, "manifest.json"), nil},
-		{"head", [][]string{train}, filepath.Join(headDir, head.MetricsFile), []string{"extract"}},
-		{"finetune", [][]string{finetune}, filepath.Join(ftDir, head.MetricsFile), []string{"extract"}},
+		{"head", [][]string{train}, filepath.Join(headDir, rundir.MetricsFile), []string{"extract"}},
+		{"finetune", [][]string{finetune}, filepath.Join(ftDir, rundir.MetricsFile), []string{"extract"}},
 		{"export-head", [][]string{exportHead}, filepath.Join(headDir, classifierFile), []string{"head"}},
 		{"export-finetune", [][]string{exportFT}, filepath.Join(ftDir, classifierFile), []string{"finetune"}},
 	}
@@ -285,9 +286,9 @@ func compareAction(c *cli.Context) error {
 	if err := fsutil.WriteFile(filepath.Join(out, compareReportFile), []byte(rep.markdown), 0o644); err != nil {
 		return fmt.Errorf("compare: %w", err)
 	}
-	if err := head.PlotCurves(filepath.Join(out, compareCurvesFile), "head-only vs block5 fine-tuned: validation",
-		head.Series{Name: "head-only", History: rep.headHistory, ValidationOnly: true},
-		head.Series{Name: "fine-tuned", History: rep.ftHistory, ValidationOnly: true}); err != nil {
+	if err := rundir.PlotCurves(filepath.Join(out, compareCurvesFile), "head-only vs block5 fine-tuned: validation",
+		rundir.Series{Name: "head-only", History: rep.headHistory, ValidationOnly: true},
+		rundir.Series{Name: "fine-tuned", History: rep.ftHistory, ValidationOnly: true}); err != nil {
 		return fmt.Errorf("compare: %w", err)
 	}
 	fmt.Fprint(c.App.Writer, rep.table)
@@ -314,7 +315,7 @@ func runSubcommand(c *cli.Context, args []string) error {
 type compareReport struct {
 	markdown, table        string
 	headHistory, ftHistory head.History
-	headMetrics, ftMetrics *head.Metrics
+	headMetrics, ftMetrics *rundir.Metrics
 }
 
 // buildCompareReport reads the runs' metrics and histories and renders the
@@ -323,16 +324,16 @@ func buildCompareReport(out, model string, size int, c *cli.Context, rec *compar
 	r := &compareReport{}
 	var err error
 	headDir, ftDir := filepath.Join(out, compareHeadDir), filepath.Join(out, compareFTDir)
-	if r.headMetrics, err = head.ReadMetrics(headDir); err != nil {
+	if r.headMetrics, err = rundir.ReadMetrics(headDir); err != nil {
 		return nil, err
 	}
-	if r.ftMetrics, err = head.ReadMetrics(ftDir); err != nil {
+	if r.ftMetrics, err = rundir.ReadMetrics(ftDir); err != nil {
 		return nil, err
 	}
-	if r.headHistory, err = head.ReadHistory(filepath.Join(headDir, head.HistoryFile)); err != nil {
+	if r.headHistory, err = rundir.ReadHistory(filepath.Join(headDir, rundir.HistoryFile)); err != nil {
 		return nil, err
 	}
-	if r.ftHistory, err = head.ReadHistory(filepath.Join(ftDir, head.HistoryFile)); err != nil {
+	if r.ftHistory, err = rundir.ReadHistory(filepath.Join(ftDir, rundir.HistoryFile)); err != nil {
 		return nil, err
 	}
 	seconds := func(name string) float64 {
@@ -343,7 +344,7 @@ func buildCompareReport(out, model string, size int, c *cli.Context, rec *compar
 	}
 	rows := []struct {
 		mode  string
-		m     *head.Metrics
+		m     *rundir.Metrics
 		stage string
 	}{{"head-only (VGG16 frozen)", r.headMetrics, "head"}, {"block5 fine-tuned", r.ftMetrics, "finetune"}}
 

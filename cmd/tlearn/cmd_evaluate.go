@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/head"
+	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/internal/ortlib"
 )
@@ -67,18 +68,18 @@ func evaluateAction(c *cli.Context) error {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(t))
 	}
 	runDir, cacheDir := c.String(flagEvalRun), c.String(flagEvalCache)
-	info, err := head.ReadRunInfo(runDir)
+	info, err := rundir.ReadInfo(runDir)
 	if err != nil {
 		return err
 	}
-	fineTuned := info.Mode == head.ModeFineTune
+	fineTuned := info.Mode == rundir.ModeFineTune
 	var rt ortlib.Options
 	if fineTuned {
 		if rt, err = sessionOptions(c); err != nil {
 			return err
 		}
 	}
-	w, err := head.LoadWeights(filepath.Join(runDir, head.WeightsFile))
+	w, err := rundir.LoadWeights(filepath.Join(runDir, rundir.WeightsFile))
 	if err != nil {
 		return err
 	}
@@ -116,7 +117,7 @@ func evaluateAction(c *cli.Context) error {
 	}
 	out := c.String(flagEvalOut)
 	if out != "" {
-		if err := head.WriteJSON(out, rep); err != nil {
+		if err := rundir.WriteJSON(out, rep); err != nil {
 			return err
 		}
 		fmt.Fprintf(ew, "wrote %s\n", out)
@@ -127,7 +128,7 @@ func evaluateAction(c *cli.Context) error {
 	}
 	if png != "" {
 		title := fmt.Sprintf("%s on %s", filepath.Base(runDir), filepath.Base(filepath.Clean(cacheDir)))
-		if err := head.PlotConfusion(png, title, rep); err != nil {
+		if err := rundir.PlotConfusion(png, title, rep); err != nil {
 			return err
 		}
 		fmt.Fprintf(ew, "wrote %s\n", png)
@@ -138,7 +139,7 @@ func evaluateAction(c *cli.Context) error {
 // checkEvalCache refuses a cache whose features (for a fine-tuned run:
 // maps) the run cannot read: another backbone, another feature size or
 // channel count, other classes.
-func checkEvalCache(info *head.RunInfo, w *head.Weights, cc *cache.Cache, fineTuned bool) error {
+func checkEvalCache(info *rundir.Info, w *head.Weights, cc *cache.Cache, fineTuned bool) error {
 	m := cc.Manifest
 	dim, what := m.FeatureDim, "features per image"
 	if fineTuned {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tlearn/tlearn/head"
+	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/models"
 )
@@ -102,7 +103,7 @@ Example:
 
 // finetuneRunSettings is settings.json of a fine-tuning run.
 type finetuneRunSettings struct {
-	head.RunInfo
+	rundir.Info
 	head.FineTuneSettings
 	InitHead        string  `json:"init_head,omitempty"`
 	ImagesPerSecond float64 `json:"images_per_second"`
@@ -121,7 +122,7 @@ func finetuneAction(c *cli.Context) error {
 	s.Runtime = opts
 	out := filepath.Clean(c.String(flagFTOut))
 	if _, err := os.Stat(out); err == nil && !c.Bool(flagFTForce) {
-		return usageError{fmt.Errorf("%w: %s (choose another --%s, or --%s to replace it)", head.ErrRunExists, out, flagFTOut, flagFTForce)}
+		return usageError{fmt.Errorf("%w: %s (choose another --%s, or --%s to replace it)", rundir.ErrExists, out, flagFTOut, flagFTForce)}
 	}
 
 	modelDir := c.String(flagFTModel)
@@ -167,11 +168,11 @@ func finetuneAction(c *cli.Context) error {
 	}
 	initHead := c.String(flagFTInitHead)
 	if initHead != "" {
-		w, err := head.LoadWeights(filepath.Join(initHead, head.WeightsFile))
+		w, err := rundir.LoadWeights(filepath.Join(initHead, rundir.WeightsFile))
 		if err != nil {
 			return err
 		}
-		info, err := head.ReadRunInfo(initHead)
+		info, err := rundir.ReadInfo(initHead)
 		if err != nil {
 			return err
 		}
@@ -217,8 +218,8 @@ func finetuneAction(c *cli.Context) error {
 		}
 	}
 	settings := finetuneRunSettings{
-		RunInfo: head.RunInfo{
-			Mode: head.ModeFineTune, ModelDir: absModel, ModelSHA256: modelSHA, Preset: spec.Preset,
+		Info: rundir.Info{
+			Mode: rundir.ModeFineTune, ModelDir: absModel, ModelSHA256: modelSHA, Preset: spec.Preset,
 			Classes: trainData.Classes, TrainCache: trainRef, ValCache: valRef,
 			Created: time.Now().UTC(), Seconds: res.Seconds,
 		},
@@ -227,8 +228,8 @@ func finetuneAction(c *cli.Context) error {
 		ImagesPerSecond:  res.ImagesPerSecond,
 		Device:           string(res.Device),
 	}
-	metrics := head.NewMetrics(res.History, res.WeightsEpoch, res.Seconds, res.EarlyStopped, res.Validation)
-	if err := head.WriteRun(out, &head.Run{
+	metrics := rundir.NewMetrics(res.History, res.WeightsEpoch, res.Seconds, res.EarlyStopped, res.Validation)
+	if err := rundir.Write(out, &rundir.Contents{
 		Settings: settings, Weights: res.Weights, History: res.History, Metrics: metrics,
 		Title: filepath.Base(out) + " (block5 fine-tuned)", Overwrite: c.Bool(flagFTForce),
 	}); err != nil {
@@ -293,15 +294,15 @@ func checkpointPath(out string) string {
 
 // openMapsCache opens a cache and checks that it has maps made by the
 // prepared model (sha256 of its extractor.onnx) with its channel count.
-func openMapsCache(dir string, spec *models.Spec, modelSHA string) (*cache.Cache, head.CacheRef, error) {
+func openMapsCache(dir string, spec *models.Spec, modelSHA string) (*cache.Cache, rundir.CacheRef, error) {
 	cc, err := cache.Open(dir)
 	if err != nil {
-		return nil, head.CacheRef{}, err
+		return nil, rundir.CacheRef{}, err
 	}
 	m := cc.Manifest
-	fail := func(format string, args ...any) (*cache.Cache, head.CacheRef, error) {
+	fail := func(format string, args ...any) (*cache.Cache, rundir.CacheRef, error) {
 		cc.Close()
-		return nil, head.CacheRef{}, fmt.Errorf("finetune: "+format, args...)
+		return nil, rundir.CacheRef{}, fmt.Errorf("finetune: "+format, args...)
 	}
 	switch {
 	case len(m.MapsShape) != 3 || cc.Maps == nil:
@@ -318,7 +319,7 @@ func openMapsCache(dir string, spec *models.Spec, modelSHA string) (*cache.Cache
 	if err != nil {
 		abs = dir
 	}
-	return cc, head.CacheRef{Dir: abs, Fingerprint: m.Fingerprint, N: m.N}, nil
+	return cc, rundir.CacheRef{Dir: abs, Fingerprint: m.Fingerprint, N: m.N}, nil
 }
 
 func mapsData(cc *cache.Cache) *head.MapsData {

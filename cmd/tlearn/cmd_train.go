@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/head"
+	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/internal/fsutil"
 )
@@ -376,7 +377,7 @@ func trainAction(c *cli.Context) error {
 }
 
 // trainOne trains one head and writes its run directory.
-func trainOne(c *cli.Context, tc *trainCaches, s head.Settings, out, title, prefix string, force bool, w io.Writer) (*head.Metrics, error) {
+func trainOne(c *cli.Context, tc *trainCaches, s head.Settings, out, title, prefix string, force bool, w io.Writer) (*rundir.Metrics, error) {
 	train, val := tc.train, tc.val
 	fmt.Fprintf(w, "%straining on %d images (%d features, %d classes), validating on %d; %s\n",
 		prefix, train.Len(), train.Manifest.FeatureDim, len(train.Manifest.Classes), val.Len(), describeSettings(s.Resolve()))
@@ -393,9 +394,9 @@ func trainOne(c *cli.Context, tc *trainCaches, s head.Settings, out, title, pref
 	if err != nil {
 		return nil, err
 	}
-	m := res.Metrics(rep)
-	err = head.WriteRun(out, &head.Run{
-		Settings:  head.HeadRunSettings{RunInfo: info, Settings: res.Settings},
+	m := rundir.NewMetrics(res.History, res.WeightsEpoch, res.Seconds, res.EarlyStopped, rep)
+	err = rundir.Write(out, &rundir.Contents{
+		Settings:  rundir.HeadSettings{Info: info, Settings: res.Settings},
 		Weights:   res.Weights,
 		History:   res.History,
 		Metrics:   m,
@@ -422,22 +423,22 @@ func trainOne(c *cli.Context, tc *trainCaches, s head.Settings, out, title, pref
 // runInfo is the common part of settings.json: the model comes from the
 // cache manifest, which recorded the prepared model's folder and the
 // sha256 of its extractor.onnx.
-func runInfo(tc *trainCaches, res *head.Result) (head.RunInfo, error) {
-	ref := func(c *cache.Cache) (head.CacheRef, error) {
+func runInfo(tc *trainCaches, res *head.Result) (rundir.Info, error) {
+	ref := func(c *cache.Cache) (rundir.CacheRef, error) {
 		dir, err := filepath.Abs(c.Dir)
-		return head.CacheRef{Dir: dir, Fingerprint: c.Manifest.Fingerprint, N: c.Len()}, err
+		return rundir.CacheRef{Dir: dir, Fingerprint: c.Manifest.Fingerprint, N: c.Len()}, err
 	}
 	tr, err := ref(tc.train)
 	if err != nil {
-		return head.RunInfo{}, err
+		return rundir.Info{}, err
 	}
 	va, err := ref(tc.val)
 	if err != nil {
-		return head.RunInfo{}, err
+		return rundir.Info{}, err
 	}
 	m := tc.train.Manifest
-	return head.RunInfo{
-		Mode: head.ModeHead, ModelDir: m.Model.Dir, ModelSHA256: m.Model.ExtractorSHA256, Preset: m.Model.Preset,
+	return rundir.Info{
+		Mode: rundir.ModeHead, ModelDir: m.Model.Dir, ModelSHA256: m.Model.ExtractorSHA256, Preset: m.Model.Preset,
 		Classes: m.Classes, TrainCache: tr, ValCache: va, Created: time.Now().UTC(),
 		Backend: res.Backend, Seconds: res.Seconds,
 	}, nil
@@ -497,7 +498,7 @@ func seconds(s float64) string {
 // sweepResult is one line of the ranked table.
 type sweepResult struct {
 	name    string
-	m       *head.Metrics
+	m       *rundir.Metrics
 	reused  bool
 	seconds float64
 }
@@ -505,7 +506,7 @@ type sweepResult struct {
 func trainSweep(c *cli.Context, tc *trainCaches, runs []sweepRun, out string, force bool, w io.Writer) error {
 	// Check every existing run before training anything, so that a
 	// conflict does not surface after an hour of work.
-	reuse := make([]*head.Metrics, len(runs))
+	reuse := make([]*rundir.Metrics, len(runs))
 	for i, r := range runs {
 		dir := filepath.Join(out, r.name)
 		if _, err := os.Stat(dir); err != nil {
@@ -561,8 +562,8 @@ func trainSweep(c *cli.Context, tc *trainCaches, runs []sweepRun, out string, fo
 
 // sameRun reports whether dir holds a finished run of the same settings
 // on the same caches, and its metrics.
-func sameRun(dir string, tc *trainCaches, s head.Settings) (*head.Metrics, bool) {
-	rs, err := head.ReadHeadRunSettings(dir)
+func sameRun(dir string, tc *trainCaches, s head.Settings) (*rundir.Metrics, bool) {
+	rs, err := rundir.ReadHeadSettings(dir)
 	if err != nil {
 		return nil, false
 	}
@@ -570,11 +571,11 @@ func sameRun(dir string, tc *trainCaches, s head.Settings) (*head.Metrics, bool)
 		rs.ValCache.N != tc.val.Len() || !slices.Equal(rs.Classes, tc.train.Manifest.Classes) {
 		return nil, false
 	}
-	m, err := head.ReadMetrics(dir)
+	m, err := rundir.ReadMetrics(dir)
 	if err != nil {
 		return nil, false
 	}
-	if _, err := os.Stat(filepath.Join(dir, head.WeightsFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, rundir.WeightsFile)); err != nil {
 		return nil, false
 	}
 	return m, true
