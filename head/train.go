@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
+
+	"github.com/tlearn/tlearn/head/internal/recipe"
 )
 
 // Progress receives a training run's progress. Train calls it from the
@@ -48,8 +50,8 @@ type Result struct {
 type trainOptions struct {
 	lr, l2       float64
 	smoothing    float64
-	classWeights []float64 // nil: unweighted
-	drop         *dropout  // nil: no dropout
+	classWeights []float64       // nil: unweighted
+	drop         *recipe.Dropout // nil: no dropout
 }
 
 // Train fits a head to train and validates it on val after every epoch.
@@ -77,14 +79,14 @@ func Train(ctx context.Context, train, val *Data, s Settings, progress Progress)
 	d, k := train.Dim(), len(train.Classes)
 	net := newNetwork(d, s.Hidden, k, max(s.Batch, evalRows), true)
 	defer net.close()
-	net.initGlorot(rand.New(rand.NewPCG(s.Seed, streamInit)))
+	net.initGlorot(rand.New(rand.NewPCG(s.Seed, recipe.StreamInit)))
 
 	o := &trainOptions{lr: s.LR, l2: s.L2, smoothing: s.LabelSmoothing}
 	if s.Hidden > 0 && s.Dropout > 0 {
-		o.drop = newDropout(s.Dropout, s.Seed)
+		o.drop = recipe.NewDropout(s.Dropout, s.Seed)
 	}
 	if s.ClassWeights == Balanced {
-		o.classWeights = balancedWeights(train.classCounts())
+		o.classWeights = recipe.BalancedWeights(train.classCounts())
 	}
 
 	n := train.Len()
@@ -92,7 +94,7 @@ func Train(ctx context.Context, train, val *Data, s Settings, progress Progress)
 	for i := range order {
 		order[i] = int32(i)
 	}
-	shuffler := rand.New(rand.NewPCG(s.Seed, streamShuffle))
+	shuffler := rand.New(rand.NewPCG(s.Seed, recipe.StreamShuffle))
 	steps := (n + s.Batch - 1) / s.Batch
 
 	res := &Result{Settings: s, Best: -1, Backend: Backend()}
@@ -146,22 +148,6 @@ func Train(ctx context.Context, train, val *Data, s Settings, progress Progress)
 	res.Weights = net.weights(train.Classes)
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
-}
-
-// balancedWeights gives class c the weight N/(K·n_c); classes without
-// examples get 0 (they never occur in the loss anyway).
-func balancedWeights(counts []int) []float64 {
-	n := 0
-	for _, c := range counts {
-		n += c
-	}
-	w := make([]float64, len(counts))
-	for i, c := range counts {
-		if c > 0 {
-			w[i] = float64(n) / float64(len(counts)*c)
-		}
-	}
-	return w
 }
 
 // validate returns the mean loss (with label smoothing, without class
@@ -225,13 +211,25 @@ func Predict(w *Weights, x []float32) ([]float32, error) {
 		net.forward(x[r0*dim:(r0+m)*dim], m, false, nil)
 		for i := range m {
 			z := net.z2[i*net.kp : i*net.kp+k]
-			lse, _, _ := logSumExp(z)
+			lse, _, _ := recipe.LogSumExp(z)
 			for j, v := range z {
 				out[(r0+i)*k+j] = float32(math.Exp(float64(v) - lse))
 			}
 		}
 	}
 	return out, nil
+}
+
+// InitialWeights returns the head that Train starts from with this seed:
+// Glorot-uniform kernels (Keras' default) and zero biases, for dim
+// features, hidden units (0: no hidden layer) and the classes.
+// finetune.FineTune draws its fresh heads here, so that both trainers start
+// alike.
+func InitialWeights(dim, hidden int, classes []string, seed uint64) *Weights {
+	net := newNetwork(dim, hidden, len(classes), 1, false)
+	defer net.close()
+	net.initGlorot(rand.New(rand.NewPCG(seed, recipe.StreamInit)))
+	return net.weights(classes)
 }
 
 // inferenceNetwork checks w against d and loads it.

@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/head"
+	"github.com/tlearn/tlearn/head/finetune"
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/models"
@@ -89,7 +90,7 @@ Example:
 			&cli.StringFlag{Name: flagCompareOut, Usage: "report `DIR`", Required: true},
 			&cli.IntFlag{Name: flagCompareSize, Usage: "input side in pixels", DefaultText: "the model's, 224 for VGG16"},
 			&cli.IntFlag{Name: flagCompareEpochs, Value: head.DefaultEpochs, Usage: "head-only training epochs"},
-			&cli.IntFlag{Name: flagCompareFineTuneEpochs, Value: head.DefaultFineTuneEpochs, Usage: "fine-tuning epochs"},
+			&cli.IntFlag{Name: flagCompareFineTuneEpochs, Value: finetune.DefaultEpochs, Usage: "fine-tuning epochs"},
 			&cli.IntFlag{Name: flagCompareBatch, Value: head.DefaultBatch, Usage: "mini-batch size of both modes"},
 			&cli.Float64Flag{Name: flagCompareLR, Value: head.DefaultLR, Usage: "Adam's learning rate of both modes"},
 			&cli.BoolFlag{Name: flagCompareNoShuffle, Usage: "class-ordered batches, as the tutorial's generator (shuffle=False)"},

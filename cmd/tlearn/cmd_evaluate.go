@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/head"
+	"github.com/tlearn/tlearn/head/finetune"
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/internal/ortlib"
@@ -105,7 +106,7 @@ func evaluateAction(c *cli.Context) error {
 		if _, err := initORT(c); err != nil {
 			return err
 		}
-		rep, err = head.EvaluateFineTuned(c.Context, w, mapsData(cc), c.Int(flagEvalTopK), rt)
+		rep, err = finetune.Evaluate(c.Context, w, mapsData(cc), c.Int(flagEvalTopK), rt)
 	} else {
 		rep, err = head.Evaluate(w, cacheData(cc), c.Int(flagEvalTopK))
 	}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tlearn/tlearn/head"
+	"github.com/tlearn/tlearn/head/finetune"
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/models"
@@ -76,7 +77,7 @@ Example:
 			&cli.StringFlag{Name: flagFTTrain, Usage: "training cache `DIR` with maps (extract --maps)", Required: true},
 			&cli.StringFlag{Name: flagFTVal, Usage: "validation cache `DIR` with maps", Required: true},
 			&cli.StringFlag{Name: flagFTOut, Usage: "run `DIR` to write", Required: true},
-			&cli.IntFlag{Name: flagFTEpochs, Value: head.DefaultFineTuneEpochs, Usage: "passes over the training maps"},
+			&cli.IntFlag{Name: flagFTEpochs, Value: finetune.DefaultEpochs, Usage: "passes over the training maps"},
 			&cli.Float64Flag{Name: flagFTLR, Value: head.DefaultLR, Usage: "learning rate (of the head, and of block5 unless --block5-lr)"},
 			&cli.Float64Flag{Name: flagFTBlock5LR, Usage: "block5's learning rate", DefaultText: "--lr"},
 			&cli.IntFlag{Name: flagFTBatch, Value: head.DefaultBatch, Usage: "maps per step"},
@@ -85,8 +86,8 @@ Example:
 			&cli.Float64Flag{Name: flagFTDropout, Value: head.DefaultDropout, Usage: "dropout after the hidden layer (0: none)"},
 			&cli.Uint64Flag{Name: flagFTSeed, Usage: "seed of the head's initial weights, the shuffling and the dropout masks"},
 			&cli.StringFlag{Name: flagFTInitHead, Usage: "start from the head of this `RUN` directory (tlearn train)"},
-			&cli.StringFlag{Name: flagFTOptimizer, Value: head.OptimizerAdam, Usage: "adam or sgd"},
-			&cli.Float64Flag{Name: flagFTMomentum, Value: head.DefaultMomentum, Usage: "SGD momentum (0: plain SGD)"},
+			&cli.StringFlag{Name: flagFTOptimizer, Value: finetune.OptimizerAdam, Usage: "adam or sgd"},
+			&cli.Float64Flag{Name: flagFTMomentum, Value: finetune.DefaultMomentum, Usage: "SGD momentum (0: plain SGD)"},
 			&cli.Float64Flag{Name: flagFTWeightDecay, Usage: "decoupled weight decay (AdamW-style: θ ← (1−lr·wd)·θ, every parameter)"},
 			&cli.Float64Flag{Name: flagFTL2, Usage: "coupled L2 on the kernels (added to the gradient, as tlearn train's --l2)"},
 			&cli.Float64Flag{Name: flagFTSmoothing, Usage: "label smoothing (0..1)"},
@@ -104,7 +105,7 @@ Example:
 // finetuneRunSettings is settings.json of a fine-tuning run.
 type finetuneRunSettings struct {
 	rundir.Info
-	head.FineTuneSettings
+	finetune.Settings
 	InitHead        string  `json:"init_head,omitempty"`
 	ImagesPerSecond float64 `json:"images_per_second"`
 	Device          string  `json:"device"`
@@ -158,38 +159,18 @@ func finetuneAction(c *cli.Context) error {
 	if _, err := initORT(c); err != nil {
 		return err
 	}
-	block5, err := models.ReadBlock5(modelDir, spec)
+	initHead := c.String(flagFTInitHead)
+	start, err := finetune.StartWeights(modelDir, spec, modelSHA, initHead)
+	if errors.Is(err, finetune.ErrOtherModel) {
+		return fmt.Errorf("%w; give --%s a run trained on %s's features", err, flagFTInitHead, modelDir)
+	}
 	if err != nil {
 		return err
 	}
-	start := &head.Weights{Classes: trainData.Classes, Tensors: map[string]head.Tensor{}}
-	for _, t := range block5 {
-		start.Tensors[t.Name] = head.Tensor{Shape: t.Shape, Data: t.Data}
-	}
-	initHead := c.String(flagFTInitHead)
-	if initHead != "" {
-		w, err := rundir.LoadWeights(filepath.Join(initHead, rundir.WeightsFile))
-		if err != nil {
-			return err
-		}
-		info, err := rundir.ReadInfo(initHead)
-		if err != nil {
-			return err
-		}
-		if info.ModelSHA256 != "" && info.ModelSHA256 != modelSHA {
-			return fmt.Errorf("finetune: --%s %s was trained on features of another model (its extractor.onnx sha256 %s, %s has %s)", flagFTInitHead, initHead, short(info.ModelSHA256), modelDir, short(modelSHA))
-		}
-		// The head's size is the init head's, unless --hidden asks for
-		// another one explicitly (FineTune then explains the mismatch).
-		if !c.IsSet(flagFTHidden) && !c.IsSet(flagFTNoHidden) {
-			s.Hidden, s.NoHidden = w.HiddenSize(), w.HiddenSize() == 0
-		}
-		for _, name := range []string{head.HiddenWeight, head.HiddenBias, head.OutputWeight, head.OutputBias} {
-			if t, ok := w.Tensors[name]; ok {
-				start.Tensors[name] = t
-			}
-		}
-		start.Classes = w.Classes
+	// The head's size is the init head's, unless --hidden asks for another
+	// one explicitly (FineTune then explains the mismatch).
+	if initHead != "" && !c.IsSet(flagFTHidden) && !c.IsSet(flagFTNoHidden) {
+		s.Hidden, s.NoHidden = start.HiddenSize(), start.HiddenSize() == 0
 	}
 
 	ckpt := checkpointPath(out)
@@ -198,7 +179,7 @@ func finetuneAction(c *cli.Context) error {
 	prog := newFinetuneProgress(errw, s.Resolve())
 	fmt.Fprintf(errw, "fine-tuning block5 (%d channels, %d×%d maps) and the head on %d maps, validating on %d\n",
 		trainData.Shape[0], trainData.Shape[1], trainData.Shape[2], trainData.Len(), valData.Len())
-	res, err := head.FineTune(c.Context, trainData, valData, start, s, prog)
+	res, err := finetune.FineTune(c.Context, trainData, valData, start, s, prog)
 	prog.finish()
 	if err != nil {
 		if errors.Is(err, c.Context.Err()) && c.Context.Err() != nil {
@@ -223,10 +204,10 @@ func finetuneAction(c *cli.Context) error {
 			Classes: trainData.Classes, TrainCache: trainRef, ValCache: valRef,
 			Created: time.Now().UTC(), Seconds: res.Seconds,
 		},
-		FineTuneSettings: res.Settings,
-		InitHead:         absInit,
-		ImagesPerSecond:  res.ImagesPerSecond,
-		Device:           string(res.Device),
+		Settings:        res.Settings,
+		InitHead:        absInit,
+		ImagesPerSecond: res.ImagesPerSecond,
+		Device:          string(res.Device),
 	}
 	metrics := rundir.NewMetrics(res.History, res.WeightsEpoch, res.Seconds, res.EarlyStopped, res.Validation)
 	if err := rundir.Write(out, &rundir.Contents{
@@ -246,12 +227,12 @@ func finetuneAction(c *cli.Context) error {
 }
 
 // finetuneSettings reads the training flags.
-func finetuneSettings(c *cli.Context) (head.FineTuneSettings, error) {
+func finetuneSettings(c *cli.Context) (finetune.Settings, error) {
 	cw, err := head.ParseClassWeighting(c.String(flagFTClassWeight))
 	if err != nil {
-		return head.FineTuneSettings{}, err
+		return finetune.Settings{}, err
 	}
-	s := head.FineTuneSettings{
+	s := finetune.Settings{
 		Settings: head.Settings{
 			Hidden: c.Int(flagFTHidden), NoHidden: c.Bool(flagFTNoHidden),
 			Dropout: c.Float64(flagFTDropout), NoDropout: c.IsSet(flagFTDropout) && c.Float64(flagFTDropout) == 0,
@@ -289,7 +270,7 @@ func finetuneSettings(c *cli.Context) (head.FineTuneSettings, error) {
 // checkpointPath is the hidden sibling file of the run directory where
 // FineTune keeps its state until the run is written.
 func checkpointPath(out string) string {
-	return filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+"."+head.CheckpointFile)
+	return filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+"."+finetune.CheckpointFile)
 }
 
 // openMapsCache opens a cache and checks that it has maps made by the
@@ -322,9 +303,9 @@ func openMapsCache(dir string, spec *models.Spec, modelSHA string) (*cache.Cache
 	return cc, rundir.CacheRef{Dir: abs, Fingerprint: m.Fingerprint, N: m.N}, nil
 }
 
-func mapsData(cc *cache.Cache) *head.MapsData {
+func mapsData(cc *cache.Cache) *finetune.MapsData {
 	s := cc.Manifest.MapsShape
-	return &head.MapsData{Maps: cc.Maps, Y: cc.Labels, Classes: cc.Manifest.Classes, Shape: [3]int{s[0], s[1], s[2]}}
+	return &finetune.MapsData{Maps: cc.Maps, Y: cc.Labels, Classes: cc.Manifest.Classes, Shape: [3]int{s[0], s[1], s[2]}}
 }
 
 func fileSHA256(path string) (string, error) {
@@ -364,7 +345,7 @@ type finetuneProgress struct {
 	epochStart time.Time
 }
 
-func newFinetuneProgress(w io.Writer, s head.FineTuneSettings) *finetuneProgress {
+func newFinetuneProgress(w io.Writer, s finetune.Settings) *finetuneProgress {
 	p := &finetuneProgress{w: w, batch: s.Batch, epochs: s.Epochs, barEpoch: -1, runStart: time.Now()}
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		p.terminal = true

@@ -1,4 +1,4 @@
-package head
+package finetune
 
 import (
 	"crypto/sha256"
@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
@@ -31,33 +32,33 @@ const (
 
 // ftState is the training state besides the tensors.
 type ftState struct {
-	Format      int     `json:"format"`
-	Fingerprint string  `json:"fingerprint"`
-	Steps       int     `json:"steps"`
-	History     History `json:"history"`
-	Order       []int32 `json:"order"`
-	Shuffle     []byte  `json:"shuffle_pcg"`
-	Dropout     []byte  `json:"dropout_pcg"`
-	BestEpoch   int     `json:"best_epoch"`
-	SinceBest   int     `json:"since_best"`
-	Stopped     bool    `json:"stopped"`
+	Format      int          `json:"format"`
+	Fingerprint string       `json:"fingerprint"`
+	Steps       int          `json:"steps"`
+	History     head.History `json:"history"`
+	Order       []int32      `json:"order"`
+	Shuffle     []byte       `json:"shuffle_pcg"`
+	Dropout     []byte       `json:"dropout_pcg"`
+	BestEpoch   int          `json:"best_epoch"`
+	SinceBest   int          `json:"since_best"`
+	Stopped     bool         `json:"stopped"`
 }
 
 type ftCheckpoint struct {
-	weights *Weights
-	moments map[string]Tensor
-	best    *Weights // nil unless the run keeps its best epoch
+	weights *head.Weights
+	moments map[string]head.Tensor
+	best    *head.Weights // nil unless the run keeps its best epoch
 	state   ftState
 }
 
 // fingerprint identifies what a checkpoint may resume: the settings
 // (except the number of epochs, which a resumed run may raise) and the
 // data's shape, classes and labels.
-func fingerprint(s FineTuneSettings, train, val *MapsData) string {
+func fingerprint(s Settings, train, val *MapsData) string {
 	s.Epochs = 0
 	h := sha256.New()
 	b, _ := json.Marshal(struct {
-		S       FineTuneSettings
+		S       Settings
 		Shape   [3]int
 		Classes []string
 		N, NVal int
@@ -69,9 +70,9 @@ func fingerprint(s FineTuneSettings, train, val *MapsData) string {
 }
 
 // checkpoint captures the state after an epoch.
-func (r *ftRun) checkpoint(sess *ftSession, classes []string, train, val *MapsData) *ftCheckpoint {
+func (r *ftRun) checkpoint(sess *session, classes []string, train, val *MapsData) *ftCheckpoint {
 	shuf, _ := r.shufflePCG.MarshalBinary()
-	drop, _ := r.drop.src.MarshalBinary()
+	drop, _ := r.drop.MarshalBinary()
 	return &ftCheckpoint{
 		weights: sess.weights(classes),
 		moments: sess.momentTensors(),
@@ -113,7 +114,7 @@ func (r *ftRun) restore(ck *ftCheckpoint, train, val *MapsData) error {
 	if err := r.shufflePCG.UnmarshalBinary(st.Shuffle); err != nil {
 		return fmt.Errorf("shuffle generator: %w", err)
 	}
-	if err := r.drop.src.UnmarshalBinary(st.Dropout); err != nil {
+	if err := r.drop.UnmarshalBinary(st.Dropout); err != nil {
 		return fmt.Errorf("dropout generator: %w", err)
 	}
 	r.steps, r.history, r.order = st.Steps, st.History, st.Order
@@ -137,7 +138,7 @@ func isPermutation(order []int32) bool {
 
 // writeCheckpoint writes ck to path atomically.
 func writeCheckpoint(path string, ck *ftCheckpoint) error {
-	all := &Weights{Classes: ck.weights.Classes, Tensors: map[string]Tensor{}}
+	all := &head.Weights{Classes: ck.weights.Classes, Tensors: map[string]head.Tensor{}}
 	for n, t := range ck.weights.Tensors {
 		all.Tensors[n] = t
 	}
@@ -151,12 +152,12 @@ func writeCheckpoint(path string, ck *ftCheckpoint) error {
 	}
 	state, err := json.Marshal(ck.state)
 	if err != nil {
-		return fmt.Errorf("head: checkpoint %s: %w", path, err)
+		return fmt.Errorf("finetune: checkpoint %s: %w", path, err)
 	}
 	if err := fsutil.WriteWith(path, 0o644, func(w io.Writer) error {
 		return all.Encode(w, map[string]string{checkpointMeta: string(state)})
 	}); err != nil {
-		return fmt.Errorf("head: checkpoint: %w", err)
+		return fmt.Errorf("finetune: checkpoint: %w", err)
 	}
 	return nil
 }
@@ -169,18 +170,18 @@ func readCheckpoint(path string) (*ftCheckpoint, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("head: %w", err)
+		return nil, fmt.Errorf("finetune: %w", err)
 	}
 	ck, err := parseCheckpoint(b)
 	if err != nil {
-		return nil, fmt.Errorf("head: checkpoint %s: %w", path, err)
+		return nil, fmt.Errorf("finetune: checkpoint %s: %w", path, err)
 	}
 	return ck, nil
 }
 
 // parseCheckpoint decodes a checkpoint held in memory.
 func parseCheckpoint(b []byte) (*ftCheckpoint, error) {
-	all, err := ParseWeights(b)
+	all, err := head.ParseWeights(b)
 	if err != nil {
 		return nil, err
 	}
@@ -197,8 +198,8 @@ func parseCheckpoint(b []byte) (*ftCheckpoint, error) {
 		return nil, fmt.Errorf("no %s metadata (a weights file, not a fine-tuning checkpoint)", checkpointMeta)
 	}
 	ck := &ftCheckpoint{
-		weights: &Weights{Classes: all.Classes, Tensors: map[string]Tensor{}},
-		moments: map[string]Tensor{},
+		weights: &head.Weights{Classes: all.Classes, Tensors: map[string]head.Tensor{}},
+		moments: map[string]head.Tensor{},
 	}
 	if err := json.Unmarshal([]byte(raw), &ck.state); err != nil {
 		return nil, fmt.Errorf("state: %w", err)
@@ -207,7 +208,7 @@ func parseCheckpoint(b []byte) (*ftCheckpoint, error) {
 		switch {
 		case strings.HasPrefix(name, checkpointBestPfx):
 			if ck.best == nil {
-				ck.best = &Weights{Classes: all.Classes, Tensors: map[string]Tensor{}}
+				ck.best = &head.Weights{Classes: all.Classes, Tensors: map[string]head.Tensor{}}
 			}
 			ck.best.Tensors[strings.TrimPrefix(name, checkpointBestPfx)] = t
 		case strings.HasSuffix(name, ".m") || strings.HasSuffix(name, ".v"):

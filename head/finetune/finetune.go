@@ -1,4 +1,4 @@
-package head
+package finetune
 
 import (
 	"context"
@@ -10,23 +10,25 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tlearn/tlearn/head"
+	"github.com/tlearn/tlearn/head/internal/recipe"
 	"github.com/tlearn/tlearn/internal/ortlib"
 )
 
-// FineTuneResult is the outcome of a fine-tuning run.
-type FineTuneResult struct {
-	Settings FineTuneSettings // resolved
+// Result is the outcome of a fine-tuning run.
+type Result struct {
+	Settings Settings // resolved
 	// Weights hold the head and block5's three convolutions
 	// (block5_conv{1,2,3}.{weight,bias}, torchvision layout): the last
 	// epoch's, or the best epoch's with SaveBest or EarlyStop.
-	Weights      *Weights
+	Weights      *head.Weights
 	WeightsEpoch int
-	History      History
+	History      head.History
 	Best         int // index in History of the highest validation accuracy
 	EarlyStopped bool
 	// Validation is the report of Weights on the validation set (for the
 	// confusion matrix).
-	Validation *Report
+	Validation *head.Report
 	// Resumed is the number of epochs read from the checkpoint.
 	Resumed int
 	Seconds float64
@@ -56,16 +58,16 @@ type Noter interface {
 //
 // On cancellation FineTune stops within one step and returns ctx's error;
 // the checkpoint of the last finished epoch stays valid.
-func FineTune(ctx context.Context, train, val *MapsData, start *Weights, s FineTuneSettings, progress Progress) (*FineTuneResult, error) {
+func FineTune(ctx context.Context, train, val *MapsData, start *head.Weights, s Settings, progress head.Progress) (*Result, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
 	s = s.Resolve()
 	if err := train.Validate(); err != nil {
-		return nil, fmt.Errorf("head: training maps: %w", err)
+		return nil, fmt.Errorf("finetune: training maps: %w", err)
 	}
 	if err := val.Validate(); err != nil {
-		return nil, fmt.Errorf("head: validation maps: %w", err)
+		return nil, fmt.Errorf("finetune: validation maps: %w", err)
 	}
 	switch {
 	case train.Shape != val.Shape:
@@ -77,12 +79,12 @@ func FineTune(ctx context.Context, train, val *MapsData, start *Weights, s FineT
 		return nil, err
 	}
 	if progress == nil {
-		progress = EpochFunc(func(Epoch, int) {})
+		progress = head.EpochFunc(func(head.Epoch, int) {})
 	}
 	t0 := time.Now()
 	k := len(train.Classes)
 	spec := s.graphSpec(train.Shape, k)
-	sess, err := newFTSession(ctx, spec, s.Runtime)
+	sess, err := newSession(spec, s.Runtime)
 	if err != nil {
 		return nil, err
 	}
@@ -94,10 +96,10 @@ func FineTune(ctx context.Context, train, val *MapsData, start *Weights, s FineT
 
 	r := newFTRun(train, s)
 	w := start
-	if _, ok := start.Tensors[OutputWeight]; !ok {
+	if _, ok := start.Tensors[head.OutputWeight]; !ok {
 		w = withGlorotHead(start, train, s)
 	}
-	var moments map[string]Tensor
+	var moments map[string]head.Tensor
 	if s.Checkpoint != "" {
 		ck, err := readCheckpoint(s.Checkpoint)
 		switch {
@@ -106,7 +108,7 @@ func FineTune(ctx context.Context, train, val *MapsData, start *Weights, s FineT
 			return nil, err
 		default:
 			if err := r.restore(ck, train, val); err != nil {
-				return nil, fmt.Errorf("head: checkpoint %s: %w", s.Checkpoint, err)
+				return nil, fmt.Errorf("finetune: checkpoint %s: %w", s.Checkpoint, err)
 			}
 			w, moments = ck.weights, ck.moments
 			if noter != nil {
@@ -117,7 +119,7 @@ func FineTune(ctx context.Context, train, val *MapsData, start *Weights, s FineT
 	if err := sess.load(w, moments); err != nil {
 		return nil, err
 	}
-	res := &FineTuneResult{Settings: s, Resumed: len(r.history), Device: sess.device, DeviceNote: sess.fallback}
+	res := &Result{Settings: s, Resumed: len(r.history), Device: sess.device, DeviceNote: sess.fallback}
 
 	var trainSeconds float64
 	var trainImages int
@@ -132,7 +134,7 @@ func FineTune(ctx context.Context, train, val *MapsData, start *Weights, s FineT
 		var correct int
 		for step := range steps {
 			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("head: fine-tuning stopped in epoch %d: %w", epoch, err)
+				return nil, fmt.Errorf("finetune: fine-tuning stopped in epoch %d: %w", epoch, err)
 			}
 			rows := r.order[step*s.Batch : min((step+1)*s.Batch, n)]
 			b, err := sess.batch(len(rows))
@@ -142,14 +144,14 @@ func FineTune(ctx context.Context, train, val *MapsData, start *Weights, s FineT
 			b.fillMaps(train, rows)
 			r.fillLabels(b.labels.GetData(), train.Y, rows)
 			if b.mask != nil {
-				r.drop.mask(b.mask.GetData())
+				r.drop.Mask(b.mask.GetData())
 			}
 			r.steps++
 			sess.stepScalars(s, r.steps)
 			ts := time.Now()
-			if err := sess.step(b); err != nil {
+			if err := sess.step(ctx, b); err != nil {
 				if ctx.Err() != nil {
-					return nil, fmt.Errorf("head: fine-tuning stopped in epoch %d: %w", epoch, ctx.Err())
+					return nil, fmt.Errorf("finetune: fine-tuning stopped in epoch %d: %w", epoch, ctx.Err())
 				}
 				return nil, err
 			}
@@ -158,20 +160,20 @@ func FineTune(ctx context.Context, train, val *MapsData, start *Weights, s FineT
 			loss += float64(b.loss.GetData()[0]) * float64(len(rows))
 			logits := b.logits.GetData()
 			for i, row := range rows {
-				if _, arg, _ := logSumExp(logits[i*k : (i+1)*k]); arg == int(train.Y[row]) {
+				if _, arg, _ := recipe.LogSumExp(logits[i*k : (i+1)*k]); arg == int(train.Y[row]) {
 					correct++
 				}
 			}
 			progress.Step(epoch, step+1, steps)
 		}
-		e := Epoch{Epoch: epoch, Accuracy: float64(correct) / float64(n), Loss: loss / float64(n)}
+		e := head.Epoch{Epoch: epoch, Accuracy: float64(correct) / float64(n), Loss: loss / float64(n)}
 		if math.IsNaN(e.Loss) || math.IsInf(e.Loss, 0) {
-			return nil, fmt.Errorf("head: fine-tuning diverged in epoch %d (loss %g); lower the learning rate", epoch, e.Loss)
+			return nil, fmt.Errorf("finetune: fine-tuning diverged in epoch %d (loss %g); lower the learning rate", epoch, e.Loss)
 		}
-		e.ValLoss, e.ValAccuracy, err = validate(sess, val, s.Batch, s.LabelSmoothing, nil)
+		e.ValLoss, e.ValAccuracy, err = validate(ctx, sess, val, s.Batch, s.LabelSmoothing, nil)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, fmt.Errorf("head: fine-tuning stopped in epoch %d: %w", epoch, ctx.Err())
+				return nil, fmt.Errorf("finetune: fine-tuning stopped in epoch %d: %w", epoch, ctx.Err())
 			}
 			return nil, err
 		}
@@ -194,8 +196,8 @@ func FineTune(ctx context.Context, train, val *MapsData, start *Weights, s FineT
 		res.WeightsEpoch = r.bestEpoch
 	}
 	res.Weights = sess.weights(train.Classes)
-	tally := NewTally(train.Classes, 0)
-	if _, _, err := validate(sess, val, s.Batch, 0, tally); err != nil {
+	tally := head.NewTally(train.Classes, 0)
+	if _, _, err := validate(ctx, sess, val, s.Batch, 0, tally); err != nil {
 		return nil, err
 	}
 	res.Validation = tally.Report()
@@ -208,11 +210,8 @@ func FineTune(ctx context.Context, train, val *MapsData, start *Weights, s FineT
 
 // withGlorotHead returns start plus a head drawn exactly as Train draws
 // its initial weights.
-func withGlorotHead(start *Weights, d *MapsData, s FineTuneSettings) *Weights {
-	net := newNetwork(d.Shape[0], s.Hidden, len(d.Classes), 1, false)
-	defer net.close()
-	net.initGlorot(rand.New(rand.NewPCG(s.Seed, streamInit)))
-	w := net.weights(d.Classes)
+func withGlorotHead(start *head.Weights, d *MapsData, s Settings) *head.Weights {
+	w := head.InitialWeights(d.Shape[0], s.Hidden, d.Classes, s.Seed)
 	for name, t := range start.Tensors {
 		if _, ok := w.Tensors[name]; !ok {
 			w.Tensors[name] = t
@@ -224,7 +223,7 @@ func withGlorotHead(start *Weights, d *MapsData, s FineTuneSettings) *Weights {
 // validate runs the eval graph over d and returns the mean loss (with
 // label smoothing, no class weights, as Train's) and the accuracy; tally,
 // when not nil, counts every example.
-func validate(sess *ftSession, d *MapsData, bs int, smoothing float64, tally *Tally) (loss, acc float64, err error) {
+func validate(ctx context.Context, sess *session, d *MapsData, bs int, smoothing float64, tally *head.Tally) (loss, acc float64, err error) {
 	n, k := d.Len(), len(d.Classes)
 	rows := make([]int32, 0, bs)
 	u := smoothing / float64(k)
@@ -239,14 +238,14 @@ func validate(sess *ftSession, d *MapsData, bs int, smoothing float64, tally *Ta
 			return 0, 0, err
 		}
 		b.fillMaps(d, rows)
-		if err := sess.evaluate(b); err != nil {
+		if err := sess.evaluate(ctx, b); err != nil {
 			return 0, 0, err
 		}
 		logits := b.evalLogits()
 		for i, row := range rows {
 			z := logits[i*k : (i+1)*k]
 			y := int(d.Y[row])
-			lse, arg, sum := logSumExp(z)
+			lse, arg, sum := recipe.LogSumExp(z)
 			if arg == y {
 				correct++
 			}
@@ -262,36 +261,36 @@ func validate(sess *ftSession, d *MapsData, bs int, smoothing float64, tally *Ta
 // ftRun is the training state outside ONNX Runtime: the generators, the
 // example order, the history and the best epoch's weights.
 type ftRun struct {
-	s            FineTuneSettings
+	s            Settings
 	order        []int32
 	shufflePCG   *rand.PCG
 	shuffler     *rand.Rand
-	drop         *dropout
+	drop         *recipe.Dropout
 	steps        int // optimizer steps taken (Adam's t)
-	history      History
+	history      head.History
 	classWeights []float64
 
 	keepBest  bool
-	best      *Weights
+	best      *head.Weights
 	bestEpoch int
 	sinceBest int
 	stopped   bool
 }
 
-func newFTRun(train *MapsData, s FineTuneSettings) *ftRun {
+func newFTRun(train *MapsData, s Settings) *ftRun {
 	r := &ftRun{s: s, order: make([]int32, train.Len()), keepBest: s.SaveBest || s.EarlyStop > 0, bestEpoch: -1}
 	for i := range r.order {
 		r.order[i] = int32(i)
 	}
-	r.shufflePCG = rand.NewPCG(s.Seed, streamShuffle)
+	r.shufflePCG = rand.NewPCG(s.Seed, recipe.StreamShuffle)
 	r.shuffler = rand.New(r.shufflePCG)
 	rate := 0.0
 	if s.Hidden > 0 {
 		rate = s.Dropout
 	}
-	r.drop = newDropout(rate, s.Seed)
-	if s.ClassWeights == Balanced {
-		r.classWeights = balancedWeights(train.classCounts())
+	r.drop = recipe.NewDropout(rate, s.Seed)
+	if s.ClassWeights == head.Balanced {
+		r.classWeights = recipe.BalancedWeights(train.classCounts())
 	}
 	return r
 }
@@ -319,7 +318,7 @@ func (r *ftRun) fillLabels(dst []float32, y []int32, rows []int32) {
 }
 
 // endEpoch records e and tracks the best epoch and early stopping.
-func (r *ftRun) endEpoch(e Epoch, sess *ftSession, classes []string) {
+func (r *ftRun) endEpoch(e head.Epoch, sess *session, classes []string) {
 	r.history = append(r.history, e)
 	if r.bestEpoch < 0 || e.ValAccuracy > r.history[r.bestEpoch].ValAccuracy {
 		r.bestEpoch, r.sinceBest = e.Epoch, 0
@@ -331,24 +330,5 @@ func (r *ftRun) endEpoch(e Epoch, sess *ftSession, classes []string) {
 	}
 	if r.s.EarlyStop > 0 && r.sinceBest >= r.s.EarlyStop && e.Epoch+1 < r.s.Epochs {
 		r.stopped = true
-	}
-}
-
-// mask draws an inverted-dropout mask into dst (0 or 1/(1−rate) per unit)
-// from the same bits, in the same order, as apply: a fine-tuning run and a
-// Train run with the same seed drop the same units.
-func (d *dropout) mask(dst []float32) {
-	for i := 0; i < len(dst); i += 2 {
-		r := d.src.Uint64()
-		for j, bits := range [2]uint32{uint32(r), uint32(r >> 32)} {
-			if i+j >= len(dst) {
-				break
-			}
-			if bits >= d.thr {
-				dst[i+j] = d.scale
-			} else {
-				dst[i+j] = 0
-			}
-		}
 	}
 }
