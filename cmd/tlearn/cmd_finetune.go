@@ -11,9 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/head/finetune"
@@ -176,11 +174,15 @@ func finetuneAction(c *cli.Context) error {
 	ckpt := checkpointPath(out)
 	s.Checkpoint = ckpt
 	errw := errWriter(c)
-	prog := newFinetuneProgress(errw, s.Resolve())
+	prog := newEpochBar(errw)
 	fmt.Fprintf(errw, "fine-tuning block5 (%d channels, %d×%d maps) and the head on %d maps, validating on %d\n",
 		trainData.Shape[0], trainData.Shape[1], trainData.Shape[2], trainData.Len(), valData.Len())
 	res, err := finetune.FineTune(c.Context, trainData, valData, start, s, prog)
-	prog.finish()
+	prog.Finish()
+	var diverged *head.DivergedError
+	if errors.As(err, &diverged) {
+		return fmt.Errorf("%w; lower --%s (and --%s)", err, flagFTLR, flagFTBlock5LR)
+	}
 	if err != nil {
 		if errors.Is(err, c.Context.Err()) && c.Context.Err() != nil {
 			return c.Context.Err()
@@ -327,82 +329,3 @@ func short(sha string) string {
 	}
 	return sha
 }
-
-// finetuneProgress draws a bar per epoch with images/s and the run's ETA
-// on a terminal, or prints a line every plainLineEvery otherwise, and
-// one summary line per epoch.
-type finetuneProgress struct {
-	w        io.Writer
-	terminal bool
-	batch    int
-	epochs   int
-
-	bar        *progressbar.ProgressBar
-	barEpoch   int
-	runStart   time.Time
-	stepsDone  int // steps run by this process
-	lastLine   time.Time
-	epochStart time.Time
-}
-
-func newFinetuneProgress(w io.Writer, s finetune.Settings) *finetuneProgress {
-	p := &finetuneProgress{w: w, batch: s.Batch, epochs: s.Epochs, barEpoch: -1, runStart: time.Now()}
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		p.terminal = true
-	}
-	p.lastLine = p.runStart
-	return p
-}
-
-func (p *finetuneProgress) Note(msg string) {
-	p.clear()
-	fmt.Fprintln(p.w, msg)
-}
-
-func (p *finetuneProgress) Step(epoch, done, total int) {
-	p.stepsDone++
-	now := time.Now()
-	if epoch != p.barEpoch {
-		p.barEpoch, p.epochStart = epoch, now
-		if p.terminal {
-			p.clear()
-			p.bar = progressbar.NewOptions(total*p.batch,
-				progressbar.OptionSetDescription(fmt.Sprintf("epoch %d/%d", epoch+1, p.epochs)),
-				progressbar.OptionSetWriter(p.w),
-				progressbar.OptionShowCount(),
-				progressbar.OptionShowIts(),
-				progressbar.OptionSetItsString("images"),
-				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionThrottle(200*time.Millisecond),
-				progressbar.OptionFullWidth(),
-			)
-		}
-	}
-	if p.bar != nil {
-		p.bar.Set(done * p.batch)
-		return
-	}
-	if now.Sub(p.lastLine) >= plainLineEvery {
-		p.lastLine = now
-		rate := float64(p.stepsDone*p.batch) / now.Sub(p.runStart).Seconds()
-		left := (total - done) + (p.epochs-epoch-1)*total
-		eta := time.Duration(float64(left*p.batch) / max(rate, 1e-9) * float64(time.Second)).Round(time.Second)
-		fmt.Fprintf(p.w, "epoch %d/%d: step %d/%d, %.1f images/s, ETA %s\n", epoch+1, p.epochs, done, total, rate, eta)
-	}
-}
-
-func (p *finetuneProgress) EpochDone(e head.Epoch, epochs int) {
-	p.clear()
-	fmt.Fprintf(p.w, "epoch %d/%d: loss %.4f accuracy %.4f val_loss %.4f val_accuracy %.4f (%s)\n",
-		e.Epoch+1, epochs, e.Loss, e.Accuracy, e.ValLoss, e.ValAccuracy, time.Duration(e.Seconds*float64(time.Second)).Round(time.Second))
-}
-
-func (p *finetuneProgress) clear() {
-	if p.bar != nil {
-		p.bar.Exit()
-		fmt.Fprintln(p.w)
-		p.bar = nil
-	}
-}
-
-func (p *finetuneProgress) finish() { p.clear() }

@@ -54,7 +54,7 @@ func TestFinetuneCommand(t *testing.T) {
 	if err := finetuneApp(&out, &errs).Run(args); err != nil {
 		t.Fatalf("finetune: %v\n%s", err, errs.String())
 	}
-	for _, want := range []string{"fine-tuning block5 (32 channels, 4×4 maps)", "epoch 2/2: loss", "images/s", "wrote " + runDir} {
+	for _, want := range []string{"fine-tuning block5 (32 channels, 4×4 maps)", "epoch 2/2  loss", "images/s", "wrote " + runDir} {
 		if !strings.Contains(errs.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errs.String())
 		}

@@ -382,7 +382,13 @@ func trainOne(c *cli.Context, tc *trainCaches, s head.Settings, out, title, pref
 	fmt.Fprintf(w, "%straining on %d images (%d features, %d classes), validating on %d; %s\n",
 		prefix, train.Len(), train.Manifest.FeatureDim, len(train.Manifest.Classes), val.Len(), describeSettings(s.Resolve()))
 	trainD, valD := tc.data()
-	res, err := head.Train(c.Context, trainD, valD, s, &epochLines{w: w, prefix: prefix})
+	bar := newEpochBar(w)
+	res, err := head.Train(c.Context, trainD, valD, s, prefixed{bar, prefix})
+	bar.Finish()
+	var diverged *head.DivergedError
+	if errors.As(err, &diverged) {
+		return nil, fmt.Errorf("%w; lower --%s", err, flagTrainLR)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -470,20 +476,6 @@ func describeSettings(s head.Settings) string {
 	}
 	fmt.Fprintf(&b, ", seed %d", s.Seed)
 	return b.String()
-}
-
-// epochLines prints one line per epoch.
-type epochLines struct {
-	w      io.Writer
-	prefix string
-}
-
-func (p *epochLines) Step(epoch, done, total int) {}
-
-func (p *epochLines) EpochDone(e head.Epoch, epochs int) {
-	width := len(strconv.Itoa(epochs))
-	fmt.Fprintf(p.w, "%sepoch %*d/%d  loss %.4f  accuracy %.4f  val_loss %.4f  val_accuracy %.4f  %s\n",
-		p.prefix, width, e.Epoch+1, epochs, e.Loss, e.Accuracy, e.ValLoss, e.ValAccuracy, seconds(e.Seconds))
 }
 
 // seconds formats a duration for progress lines: milliseconds below one

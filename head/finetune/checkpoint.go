@@ -30,7 +30,8 @@ const (
 	checkpointBestPfx = "best/"
 )
 
-// ftState is the training state besides the tensors.
+// ftState is the training state besides the tensors. BestEpoch is the
+// index in History of the best epoch (head.EpochState.Best).
 type ftState struct {
 	Format      int          `json:"format"`
 	Fingerprint string       `json:"fingerprint"`
@@ -70,56 +71,57 @@ func fingerprint(s Settings, train, val *MapsData) string {
 }
 
 // checkpoint captures the state after an epoch.
-func (r *ftRun) checkpoint(sess *session, classes []string, train, val *MapsData) *ftCheckpoint {
-	shuf, _ := r.shufflePCG.MarshalBinary()
-	drop, _ := r.drop.MarshalBinary()
+func (m *model) checkpoint(st *head.EpochState) *ftCheckpoint {
+	shuf, _ := st.Shuffle.MarshalBinary()
+	drop, _ := m.drop.MarshalBinary()
 	return &ftCheckpoint{
-		weights: sess.weights(classes),
-		moments: sess.momentTensors(),
-		best:    r.best,
+		weights: m.sess.weights(m.train.Classes),
+		moments: m.sess.momentTensors(),
+		best:    m.best,
 		state: ftState{
 			Format:      checkpointFormat,
-			Fingerprint: fingerprint(r.s, train, val),
-			Steps:       r.steps,
-			History:     slices.Clone(r.history),
-			Order:       slices.Clone(r.order),
+			Fingerprint: fingerprint(m.s, m.train, m.val),
+			Steps:       m.steps,
+			History:     slices.Clone(st.History),
+			Order:       slices.Clone(st.Order),
 			Shuffle:     shuf,
 			Dropout:     drop,
-			BestEpoch:   r.bestEpoch,
-			SinceBest:   r.sinceBest,
-			Stopped:     r.stopped,
+			BestEpoch:   st.Best,
+			SinceBest:   st.SinceBest,
+			Stopped:     st.Stopped,
 		},
 	}
 }
 
-// restore continues r from a checkpoint of the same settings and data.
-func (r *ftRun) restore(ck *ftCheckpoint, train, val *MapsData) error {
-	st := ck.state
+// restore continues m and the epoch loop's state st from a checkpoint of
+// the same settings and data.
+func (m *model) restore(ck *ftCheckpoint, st *head.EpochState) error {
+	c := ck.state
 	switch {
-	case st.Format != checkpointFormat:
-		return fmt.Errorf("checkpoint format %d, this tlearn reads %d", st.Format, checkpointFormat)
-	case st.Fingerprint != fingerprint(r.s, train, val):
+	case c.Format != checkpointFormat:
+		return fmt.Errorf("checkpoint format %d, this tlearn reads %d", c.Format, checkpointFormat)
+	case c.Fingerprint != fingerprint(m.s, m.train, m.val):
 		return errors.New("it was written by a run with other settings or data; delete it to start over, or use another run directory")
-	case len(st.Order) != len(r.order):
-		return fmt.Errorf("it orders %d examples, the data has %d", len(st.Order), len(r.order))
-	case len(st.History) > r.s.Epochs:
-		return fmt.Errorf("it holds %d epochs, more than the %d asked for", len(st.History), r.s.Epochs)
-	case r.keepBest && ck.best == nil:
+	case len(c.Order) != len(st.Order):
+		return fmt.Errorf("it orders %d examples, the data has %d", len(c.Order), len(st.Order))
+	case len(c.History) > m.s.Epochs:
+		return fmt.Errorf("it holds %d epochs, more than the %d asked for", len(c.History), m.s.Epochs)
+	case (m.s.SaveBest || m.s.EarlyStop > 0) && ck.best == nil:
 		return errors.New("it has no best-epoch weights")
-	case st.BestEpoch < -1 || st.BestEpoch >= len(st.History) || (len(st.History) > 0 && st.BestEpoch < 0):
-		return fmt.Errorf("its best epoch %d is not one of its %d epochs (damaged?)", st.BestEpoch, len(st.History))
-	case !isPermutation(st.Order):
+	case c.BestEpoch < -1 || c.BestEpoch >= len(c.History) || (len(c.History) > 0 && c.BestEpoch < 0):
+		return fmt.Errorf("its best epoch %d is not one of its %d epochs (damaged?)", c.BestEpoch, len(c.History))
+	case !isPermutation(c.Order):
 		return errors.New("its example order is not a permutation of the examples (damaged?)")
 	}
-	if err := r.shufflePCG.UnmarshalBinary(st.Shuffle); err != nil {
+	if err := st.Shuffle.UnmarshalBinary(c.Shuffle); err != nil {
 		return fmt.Errorf("shuffle generator: %w", err)
 	}
-	if err := r.drop.UnmarshalBinary(st.Dropout); err != nil {
+	if err := m.drop.UnmarshalBinary(c.Dropout); err != nil {
 		return fmt.Errorf("dropout generator: %w", err)
 	}
-	r.steps, r.history, r.order = st.Steps, st.History, st.Order
-	r.bestEpoch, r.sinceBest, r.stopped = st.BestEpoch, st.SinceBest, st.Stopped
-	r.best = ck.best
+	m.steps, st.History, st.Order = c.Steps, c.History, c.Order
+	st.Best, st.SinceBest, st.Stopped = c.BestEpoch, c.SinceBest, c.Stopped
+	m.best = ck.best
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
+	"github.com/tlearn/tlearn/internal/progress"
 	"github.com/tlearn/tlearn/models"
 )
 
@@ -270,23 +271,19 @@ func TestFineTuneLearnsWhatTheHeadCannot(t *testing.T) {
 	}
 }
 
-// ftRecorder is a head.Progress that keeps what it is told.
-type ftRecorder struct {
-	steps  int
-	epochs []head.Epoch
-	notes  []string
-	cancel func()
-	stopAt int // cancel after this many steps (0: never)
+// cancelAfter records the reports and cancels after n steps.
+type cancelAfter struct {
+	progress.Recorder
+	n, steps int
+	cancel   func()
 }
 
-func (r *ftRecorder) Step(epoch, done, total int) {
-	r.steps++
-	if r.stopAt > 0 && r.steps == r.stopAt {
+func (r *cancelAfter) Add(n int) {
+	r.Recorder.Add(n)
+	if r.steps++; r.steps == r.n {
 		r.cancel()
 	}
 }
-func (r *ftRecorder) EpochDone(e head.Epoch, epochs int) { r.epochs = append(r.epochs, e) }
-func (r *ftRecorder) Note(msg string)                    { r.notes = append(r.notes, msg) }
 
 // TestFineTuneResume: a run interrupted in its third epoch and started
 // again ends exactly where an uninterrupted run ends.
@@ -305,20 +302,20 @@ func TestFineTuneResume(t *testing.T) {
 	s := base
 	s.Checkpoint = filepath.Join(t.TempDir(), CheckpointFile)
 	ctx, cancel := context.WithCancel(context.Background())
-	rec := &ftRecorder{cancel: cancel, stopAt: 2*5 + 3} // 5 steps per epoch
+	rec := &cancelAfter{cancel: cancel, n: 2*5 + 3} // 5 steps per epoch
 	if _, err := FineTune(ctx, fx.train, fx.val, fx.start, s, rec); !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted run: %v, want context.Canceled", err)
 	}
-	if len(rec.epochs) != 2 {
-		t.Fatalf("%d epochs finished before the interruption, want 2", len(rec.epochs))
+	if logs := rec.Logs(); len(logs) != 2 || !strings.HasPrefix(logs[1], "epoch 2/4  loss") {
+		t.Fatalf("epochs reported before the interruption: %q, want 2", logs)
 	}
-	rec2 := &ftRecorder{}
+	rec2 := &progress.Recorder{}
 	again, err := FineTune(context.Background(), fx.train, fx.val, fx.start, s, rec2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again.Resumed != 2 || len(rec2.notes) == 0 || !strings.Contains(rec2.notes[len(rec2.notes)-1], "resuming") {
-		t.Errorf("resumed %d epochs, notes %q", again.Resumed, rec2.notes)
+	if logs := rec2.Logs(); again.Resumed != 2 || len(logs) != 3 || !strings.Contains(logs[0], "resuming") || !strings.HasPrefix(logs[1], "epoch 3/4") {
+		t.Errorf("resumed %d epochs, logs %q", again.Resumed, logs)
 	}
 	for i := range whole.History {
 		a, b := whole.History[i], again.History[i]
@@ -418,16 +415,18 @@ func TestRestoreRefusesDamagedState(t *testing.T) {
 	fx := newFTFixture(5, 2, 2, 2, 4, 2)
 	s := Settings{Settings: head.Settings{Hidden: 2, Epochs: 3, SaveBest: true}}.Resolve()
 	good := func() *ftCheckpoint {
-		r := newFTRun(fx.train, s)
-		shuf, _ := r.shufflePCG.MarshalBinary()
-		drop, _ := r.drop.MarshalBinary()
+		shuf, _ := head.NewEpochState(fx.train.Len(), s.Seed).Shuffle.MarshalBinary()
+		drop, _ := newModel(nil, fx.train, fx.val, s).drop.MarshalBinary()
 		return &ftCheckpoint{best: fx.start, state: ftState{
 			Format: checkpointFormat, Fingerprint: fingerprint(s, fx.train, fx.val),
 			Steps: 2, History: head.History{{Epoch: 0}}, Order: []int32{2, 0, 3, 1},
 			Shuffle: shuf, Dropout: drop, BestEpoch: 0,
 		}}
 	}
-	if err := newFTRun(fx.train, s).restore(good(), fx.train, fx.val); err != nil {
+	restore := func(ck *ftCheckpoint) error {
+		return newModel(nil, fx.train, fx.val, s).restore(ck, head.NewEpochState(fx.train.Len(), s.Seed))
+	}
+	if err := restore(good()); err != nil {
 		t.Fatalf("valid state: %v", err)
 	}
 	for _, tc := range []struct {
@@ -444,7 +443,7 @@ func TestRestoreRefusesDamagedState(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			ck := good()
 			tc.damage(&ck.state)
-			err := newFTRun(fx.train, s).restore(ck, fx.train, fx.val)
+			err := restore(ck)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v, want an error containing %q", err, tc.want)
 			}
