@@ -9,7 +9,7 @@ import (
 // the epoch's training batches (with dropout active, as Keras reports them);
 // the validation figures are computed after the epoch's last step.
 type Epoch struct {
-	Epoch       int     `json:"epoch"` // counted from 0, like Keras' CSVLogger
+	Epoch       int     `json:"epoch"` // counted from 1, in files and on the console alike
 	Accuracy    float64 `json:"accuracy"`
 	Loss        float64 `json:"loss"`
 	ValAccuracy float64 `json:"val_accuracy"`
@@ -40,7 +40,7 @@ func (h History) Best() int {
 func (e Epoch) Line(epochs int) string {
 	width := len(strconv.Itoa(epochs))
 	return fmt.Sprintf("epoch %*d/%d  loss %.4f  accuracy %.4f  val_loss %.4f  val_accuracy %.4f  %s",
-		width, e.Epoch+1, epochs, e.Loss, e.Accuracy, e.ValLoss, e.ValAccuracy, formatSeconds(e.Seconds))
+		width, e.Epoch, epochs, e.Loss, e.Accuracy, e.ValLoss, e.ValAccuracy, formatSeconds(e.Seconds))
 }
 
 // formatSeconds is a duration for progress lines: milliseconds below one

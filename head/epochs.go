@@ -36,7 +36,8 @@ type Model interface {
 // EpochState is where an epoch loop stands between two epochs: all that
 // RunEpochs needs to go on, so that a trainer can checkpoint it and resume.
 type EpochState struct {
-	// History holds the epochs run so far, in order.
+	// History holds the epochs run so far, in order: History[i].Epoch is
+	// i+1.
 	History History
 	// Best is the index in History of the epoch with the highest
 	// validation accuracy (the earliest among equals); -1 before the
@@ -69,7 +70,7 @@ func NewEpochState(n int, seed uint64) *EpochState {
 // DivergedError reports an epoch whose mean training loss is not finite:
 // the learning rate is usually too high for the data.
 type DivergedError struct {
-	Epoch int     // the epoch, as Epoch.Epoch counts it
+	Epoch int     // counted from 1
 	Loss  float64 // NaN or ±Inf
 }
 
@@ -123,10 +124,11 @@ func RunEpochs(ctx context.Context, m Model, st *EpochState, s Settings, p progr
 	return st.Best, nil
 }
 
-// runEpoch runs epoch i's steps over order and validates.
+// runEpoch runs the steps of the epoch at index i of the history over
+// order and validates.
 func runEpoch(ctx context.Context, m Model, order []int32, s Settings, i int, p progress.Reporter) (Epoch, error) {
 	t0 := time.Now()
-	stopped := func() error { return fmt.Errorf("head: training stopped in epoch %d: %w", i, ctx.Err()) }
+	stopped := func() error { return fmt.Errorf("head: training stopped in epoch %d: %w", i+1, ctx.Err()) }
 	n := len(order)
 	p.Start(fmt.Sprintf("epoch %d/%d", i+1, s.Epochs), n, 0)
 	var loss float64
@@ -150,7 +152,7 @@ func runEpoch(ctx context.Context, m Model, order []int32, s Settings, i int, p 
 		p.Add(len(rows))
 	}
 	p.Finish()
-	e := Epoch{Epoch: i, Accuracy: float64(correct) / float64(n), Loss: loss / float64(n)}
+	e := Epoch{Epoch: i + 1, Accuracy: float64(correct) / float64(n), Loss: loss / float64(n)}
 	if math.IsNaN(e.Loss) || math.IsInf(e.Loss, 0) {
 		return Epoch{}, &DivergedError{Epoch: e.Epoch, Loss: e.Loss}
 	}

@@ -88,7 +88,7 @@ func TestRunEpochs(t *testing.T) {
 				t.Errorf("%d epoch lines and %d images reported, want %d and %d", got, rec.Added, tc.ran, 10*tc.ran)
 			}
 			for i, e := range st.History {
-				if e.Epoch != i || e.Loss != 0.5 || e.Accuracy != 1 {
+				if e.Epoch != i+1 || e.Loss != 0.5 || e.Accuracy != 1 {
 					t.Errorf("epoch %d recorded as %+v", i, e)
 				}
 			}
@@ -134,7 +134,7 @@ func TestRunEpochsErrors(t *testing.T) {
 	s := Settings{Epochs: 3, Batch: 4}
 	_, err := RunEpochs(context.Background(), &scripted{valAcc: []float64{0, 0, 0}, loss: math.Inf(1)}, NewEpochState(8, 0), s, nil)
 	var de *DivergedError
-	if !errors.As(err, &de) || de.Epoch != 0 || !math.IsInf(de.Loss, 1) {
+	if !errors.As(err, &de) || de.Epoch != 1 || !math.IsInf(de.Loss, 1) {
 		t.Errorf("infinite loss: %v, want a *DivergedError", err)
 	}
 	if err == nil || strings.Contains(err.Error(), "--") {

@@ -19,7 +19,7 @@ type Result struct {
 	// EarlyStop (early stopping always restores the best epoch, whether it
 	// stopped early or not).
 	Weights      *Weights
-	WeightsEpoch int // the epoch Weights come from, as Epoch.Epoch counts it
+	WeightsEpoch int // the epoch Weights come from, counted from 1
 	History      History
 	Best         int  // index in History of the highest validation accuracy
 	EarlyStopped bool // training ended before Settings.Epochs

@@ -135,8 +135,8 @@ func TestEarlyStopRestoresBest(t *testing.T) {
 			}
 			h := res.History
 			best := h.Best()
-			if res.Best != best || res.WeightsEpoch != best {
-				t.Fatalf("Best %d, WeightsEpoch %d, want %d", res.Best, res.WeightsEpoch, best)
+			if res.Best != best || res.WeightsEpoch != h[best].Epoch || h[best].Epoch != best+1 {
+				t.Fatalf("Best %d, WeightsEpoch %d; want %d and epoch %d", res.Best, res.WeightsEpoch, best, best+1)
 			}
 			if tc.s.EarlyStop > 0 {
 				if !res.EarlyStopped || len(h) != best+1+tc.s.EarlyStop {

@@ -354,7 +354,7 @@ func buildCompareReport(out, model string, size int, c *cli.Context, rec *compar
 	fmt.Fprintln(tw, "mode\ttrain acc\tval acc (final)\tbest val acc (epoch)\ttraining time")
 	for _, row := range rows {
 		fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.4f (%d)\t%s\n", row.mode, row.m.Final.Accuracy, row.m.Final.ValAccuracy,
-			row.m.Best.ValAccuracy, row.m.Best.Epoch+1, fmtSeconds(seconds(row.stage)))
+			row.m.Best.ValAccuracy, row.m.Best.Epoch, fmtSeconds(seconds(row.stage)))
 	}
 	tw.Flush()
 	fmt.Fprintf(&tb, "feature extraction (one pass, features and maps): %s\n", fmtSeconds(seconds("extract")))
@@ -368,10 +368,10 @@ func buildCompareReport(out, model string, size int, c *cli.Context, rec *compar
 	w("|---|---|---|---|---|---|---|---|\n")
 	for _, row := range rows {
 		w("| %s | %.4f | %.4f | %.4f | %.4f | %d | %d | %s |\n", row.mode, row.m.Final.Accuracy, row.m.Final.ValAccuracy,
-			row.m.Final.ValLoss, row.m.Best.ValAccuracy, row.m.Best.Epoch+1, row.m.EpochsRun, fmtSeconds(seconds(row.stage)))
+			row.m.Final.ValLoss, row.m.Best.ValAccuracy, row.m.Best.Epoch, row.m.EpochsRun, fmtSeconds(seconds(row.stage)))
 	}
 	w("\nFeature extraction (one pass, pooled features and block4_pool maps): %s. ", fmtSeconds(seconds("extract")))
-	w("Epochs are counted from 1 here; history.csv counts from 0 like Keras' CSVLogger. ")
+	w("Epochs are counted from 1, here and in history.csv. ")
 	w("Train accuracy is measured during the last epoch, with dropout on, as Keras reports it.\n\n")
 	w("For reference, the Keras tutorial (VGG16 with ImageNet weights, CIFAR-10, 10,000 train / 2,500 validation at 224×224) reports validation accuracy 0.692 head-only and 0.800 with block5 fine-tuned.\n\n")
 	w("![validation curves](%s)\n\n", compareCurvesFile)

@@ -64,7 +64,7 @@ func TestCompareEndToEnd(t *testing.T) {
 			t.Fatalf("no %s row in report.md:\n%s", mode, report)
 		}
 		for i, want := range []float64{m.Final.Accuracy, m.Final.ValAccuracy, m.Final.ValLoss, m.Best.ValAccuracy,
-			float64(m.Best.Epoch + 1), float64(m.EpochsRun)} {
+			float64(m.Best.Epoch), float64(m.EpochsRun)} {
 			got, _ := strconv.ParseFloat(row[i+1], 64)
 			if d := got - want; d > 5e-5 || d < -5e-5 {
 				t.Errorf("%s column %d: report %s, metrics.json %v", mode, i+1, row[i+1], want)

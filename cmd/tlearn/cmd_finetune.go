@@ -224,7 +224,7 @@ func finetuneAction(c *cli.Context) error {
 	f, b := metrics.Final, metrics.Best
 	fmt.Fprintf(errw, "done in %s on %s (%.1f images/s): final val_accuracy %.4f, best %.4f (epoch %d); wrote %s\n",
 		time.Duration(res.Seconds*float64(time.Second)).Round(time.Second), res.Device, res.ImagesPerSecond,
-		f.ValAccuracy, b.ValAccuracy, b.Epoch+1, out)
+		f.ValAccuracy, b.ValAccuracy, b.Epoch, out)
 	return nil
 }
 

@@ -52,7 +52,7 @@ func trainCommand() *cli.Command {
 		Description: `Trains the reference head (Dense(1024, ReLU) → Dropout(0.5) → Dense(K) →
 softmax, Adam with lr 1e-4, batch 32, 50 epochs) on the features of --train,
 validating on --val after every epoch, and writes the run directory --out:
-settings.json, weights.safetensors, history.csv (Keras CSVLogger columns),
+settings.json, weights.safetensors, history.csv (Keras CSVLogger columns, epochs from 1),
 metrics.json, curves.png and confusion.png. The run directory appears only when
 it is complete; Ctrl-C leaves nothing behind.
 
@@ -418,10 +418,8 @@ func trainOne(c *cli.Context, tc *trainCaches, s head.Settings, out, title, pref
 		stopped = " (stopped early)"
 	}
 	fmt.Fprintf(w, "%s%d epochs%s in %s (%s per epoch, %s)\n", prefix, n, stopped, seconds(res.Seconds), seconds(res.Seconds/float64(n)), res.Backend)
-	// Epochs count from 1 on the terminal, as in the progress lines; the
-	// files count from 0, as Keras' CSVLogger does.
 	fmt.Fprintf(w, "%sfinal: val_accuracy %.4f val_loss %.4f; best: val_accuracy %.4f in epoch %d; saved the weights of epoch %d: val top-5 %.4f, macro F1 %.4f\n",
-		prefix, m.Final.ValAccuracy, m.Final.ValLoss, m.Best.ValAccuracy, m.Best.Epoch+1, m.WeightsEpoch+1, rep.TopKAccuracy, rep.MacroF1)
+		prefix, m.Final.ValAccuracy, m.Final.ValLoss, m.Best.ValAccuracy, m.Best.Epoch, m.WeightsEpoch, rep.TopKAccuracy, rep.MacroF1)
 	fmt.Fprintf(w, "%swrote %s\n", prefix, out)
 	return m, nil
 }
@@ -581,14 +579,14 @@ func writeSweepTable(out io.Writer, results []sweepResult) error {
 		if r.reused {
 			note = " (reused)"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.4f\t%d\t%.4f\t%.4f\t%.1f%s\t\n", i+1, r.name, r.m.Best.ValAccuracy, r.m.Best.Epoch+1, r.m.Final.ValAccuracy, r.m.Final.ValLoss, r.seconds, note)
+		fmt.Fprintf(tw, "%d\t%s\t%.4f\t%d\t%.4f\t%.4f\t%.1f%s\t\n", i+1, r.name, r.m.Best.ValAccuracy, r.m.Best.Epoch, r.m.Final.ValAccuracy, r.m.Final.ValLoss, r.seconds, note)
 	}
 	return tw.Flush()
 }
 
 func writeSweepCSV(out io.Writer, results []sweepResult) error {
 	var b strings.Builder
-	// best_epoch counts from 0, as in history.csv.
+	// best_epoch counts from 1, as the table and history.csv do.
 	b.WriteString("rank,run,best_val_accuracy,best_epoch,final_val_accuracy,final_val_loss,seconds\n")
 	for i, r := range results {
 		fmt.Fprintf(&b, "%d,%s,%g,%d,%g,%g,%.3f\n", i+1, r.name, r.m.Best.ValAccuracy, r.m.Best.Epoch, r.m.Final.ValAccuracy, r.m.Final.ValLoss, r.seconds)

@@ -26,8 +26,11 @@ const CheckpointFile = "finetune-checkpoint.safetensors"
 // JSON in the metadata entry checkpointMeta.
 const (
 	checkpointMeta    = "tlearn_finetune_state"
-	checkpointFormat  = 1
+	checkpointFormat  = 2
 	checkpointBestPfx = "best/"
+	// checkpointFormat1 is the format of tlearn before epochs were counted
+	// from 1: the same but for its history, whose epochs count from 0.
+	checkpointFormat1 = 1
 )
 
 // ftState is the training state besides the tensors. BestEpoch is the
@@ -98,8 +101,8 @@ func (m *model) checkpoint(st *head.EpochState) *ftCheckpoint {
 func (m *model) restore(ck *ftCheckpoint, st *head.EpochState) error {
 	c := ck.state
 	switch {
-	case c.Format != checkpointFormat:
-		return fmt.Errorf("checkpoint format %d, this tlearn reads %d", c.Format, checkpointFormat)
+	case c.Format != checkpointFormat && c.Format != checkpointFormat1:
+		return fmt.Errorf("checkpoint format %d, this tlearn reads %d and %d", c.Format, checkpointFormat1, checkpointFormat)
 	case c.Fingerprint != fingerprint(m.s, m.train, m.val):
 		return errors.New("it was written by a run with other settings or data; delete it to start over, or use another run directory")
 	case len(c.Order) != len(st.Order):
@@ -118,6 +121,11 @@ func (m *model) restore(ck *ftCheckpoint, st *head.EpochState) error {
 	}
 	if err := m.drop.UnmarshalBinary(c.Dropout); err != nil {
 		return fmt.Errorf("dropout generator: %w", err)
+	}
+	if c.Format == checkpointFormat1 {
+		for i := range c.History {
+			c.History[i].Epoch++
+		}
 	}
 	m.steps, st.History, st.Order = c.Steps, c.History, c.Order
 	st.Best, st.SinceBest, st.Stopped = c.BestEpoch, c.SinceBest, c.Stopped

@@ -21,7 +21,7 @@ type Result struct {
 	// (block5_conv{1,2,3}.{weight,bias}, torchvision layout): the last
 	// epoch's, or the best epoch's with SaveBest or EarlyStop.
 	Weights      *head.Weights
-	WeightsEpoch int // the epoch Weights come from, as head.Epoch counts it
+	WeightsEpoch int // the epoch Weights come from, counted from 1
 	History      head.History
 	Best         int // index in History of the highest validation accuracy
 	EarlyStopped bool

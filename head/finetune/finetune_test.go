@@ -419,7 +419,7 @@ func TestRestoreRefusesDamagedState(t *testing.T) {
 		drop, _ := newModel(nil, fx.train, fx.val, s).drop.MarshalBinary()
 		return &ftCheckpoint{best: fx.start, state: ftState{
 			Format: checkpointFormat, Fingerprint: fingerprint(s, fx.train, fx.val),
-			Steps: 2, History: head.History{{Epoch: 0}}, Order: []int32{2, 0, 3, 1},
+			Steps: 2, History: head.History{{Epoch: 1}}, Order: []int32{2, 0, 3, 1},
 			Shuffle: shuf, Dropout: drop, BestEpoch: 0,
 		}}
 	}
@@ -428,6 +428,13 @@ func TestRestoreRefusesDamagedState(t *testing.T) {
 	}
 	if err := restore(good()); err != nil {
 		t.Fatalf("valid state: %v", err)
+	}
+	// The checkpoint of an older tlearn counts its epochs from 0.
+	old := good()
+	old.state.Format, old.state.History = checkpointFormat1, head.History{{Epoch: 0}}
+	st := head.NewEpochState(fx.train.Len(), s.Seed)
+	if err := newModel(nil, fx.train, fx.val, s).restore(old, st); err != nil || st.History[0].Epoch != 1 {
+		t.Errorf("format 1: %v, history %+v", err, st.History)
 	}
 	for _, tc := range []struct {
 		desc   string
@@ -457,7 +464,7 @@ func FuzzParseCheckpoint(f *testing.F) {
 	w := withGlorotHead(fx.start, fx.train, Settings{Settings: head.Settings{Hidden: 2}}.Resolve())
 	var buf strings.Builder
 	ck := &ftCheckpoint{weights: w, moments: map[string]head.Tensor{models.MomentName(head.OutputBias, "m"): head.NewTensor(2)},
-		state: ftState{Format: checkpointFormat, Steps: 3, Order: []int32{1, 0, 3, 2}, History: head.History{{Epoch: 0, Loss: 1}}}}
+		state: ftState{Format: checkpointFormat, Steps: 3, Order: []int32{1, 0, 3, 2}, History: head.History{{Epoch: 1, Loss: 1}}}}
 	all := &head.Weights{Classes: w.Classes, Tensors: map[string]head.Tensor{}}
 	for n, t := range ck.weights.Tensors {
 		all.Tensors[n] = t

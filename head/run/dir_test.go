@@ -61,7 +61,7 @@ func TestWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.EpochsRun != 3 || m.Final.Epoch != 2 || m.Validation == nil || m.Validation.N != 30 {
+	if m.EpochsRun != 3 || m.Final.Epoch != 3 || m.Best.Epoch < 1 || m.Validation == nil || m.Validation.N != 30 {
 		t.Errorf("metrics.json read back as %+v", m)
 	}
 	h, err := ReadHistory(filepath.Join(dir, HistoryFile))

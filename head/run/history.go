@@ -19,6 +19,7 @@ const HistoryFile = "history.csv"
 // historyColumns are the columns of history.csv, exactly those of Keras'
 // CSVLogger for a model compiled with metrics=["accuracy"] and fitted with
 // validation data: "epoch" first, then the logs' keys in sorted order.
+// Unlike CSVLogger's, the epochs count from 1.
 var historyColumns = []string{"epoch", "accuracy", "loss", "val_accuracy", "val_loss"}
 
 // writeHistoryCSV writes h in the CSVLogger format.
@@ -47,7 +48,8 @@ func WriteHistory(path string, h head.History) error {
 
 // readHistoryCSV parses a history in the CSVLogger format. Columns may come
 // in any order (Keras files with more metrics are accepted); the five of
-// historyColumns are required.
+// historyColumns are required. A history whose first epoch is 0 (Keras',
+// or tlearn's before epochs were counted from 1) is renumbered from 1.
 func readHistoryCSV(r io.Reader) (head.History, error) {
 	cr := csv.NewReader(r)
 	names, err := cr.Read()
@@ -68,6 +70,11 @@ func readHistoryCSV(r io.Reader) (head.History, error) {
 	for {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
+			if len(h) > 0 && h[0].Epoch == 0 {
+				for i := range h {
+					h[i].Epoch++
+				}
+			}
 			return h, nil
 		}
 		if err != nil {

@@ -11,15 +11,15 @@ import (
 
 func TestHistoryCSV(t *testing.T) {
 	h := head.History{
-		{Epoch: 0, Accuracy: 0.5, Loss: 1.25, ValAccuracy: 0.6, ValLoss: 1e-5, Seconds: 3},
-		{Epoch: 1, Accuracy: 0.75, Loss: 0.5, ValAccuracy: 0.8, ValLoss: 0.4},
+		{Epoch: 1, Accuracy: 0.5, Loss: 1.25, ValAccuracy: 0.6, ValLoss: 1e-5, Seconds: 3},
+		{Epoch: 2, Accuracy: 0.75, Loss: 0.5, ValAccuracy: 0.8, ValLoss: 0.4},
 	}
 	var b bytes.Buffer
 	if err := writeHistoryCSV(&b, h); err != nil {
 		t.Fatal(err)
 	}
-	// The columns of Keras' CSVLogger, epoch from 0.
-	want := "epoch,accuracy,loss,val_accuracy,val_loss\n0,0.5,1.25,0.6,1e-05\n1,0.75,0.5,0.8,0.4\n"
+	// The columns of Keras' CSVLogger, epoch from 1.
+	want := "epoch,accuracy,loss,val_accuracy,val_loss\n1,0.5,1.25,0.6,1e-05\n2,0.75,0.5,0.8,0.4\n"
 	if b.String() != want {
 		t.Fatalf("history.csv:\n%s\nwant:\n%s", b.String(), want)
 	}
@@ -45,7 +45,7 @@ func TestReadHistoryKeras(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(h) != 1 || h[0] != (head.Epoch{Accuracy: 0.25, Loss: 2, ValAccuracy: 0.5, ValLoss: 1.5}) {
+	if len(h) != 1 || h[0] != (head.Epoch{Epoch: 1, Accuracy: 0.25, Loss: 2, ValAccuracy: 0.5, ValLoss: 1.5}) {
 		t.Errorf("read %+v", h)
 	}
 	for _, bad := range []string{"", "epoch,loss\n", "epoch,accuracy,loss,val_accuracy,val_loss\nx,1,1,1,1\n"} {

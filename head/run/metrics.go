@@ -16,7 +16,7 @@ type Metrics struct {
 	Best         head.Epoch   `json:"best"`
 	EpochsRun    int          `json:"epochs_run"`
 	Seconds      float64      `json:"seconds"`
-	WeightsEpoch int          `json:"weights_epoch"` // the epoch whose weights were saved
+	WeightsEpoch int          `json:"weights_epoch"` // the epoch whose weights were saved, counted from 1
 	EarlyStopped bool         `json:"early_stopped"`
 	Validation   *head.Report `json:"validation,omitempty"`
 }
@@ -31,7 +31,9 @@ func NewMetrics(h head.History, weightsEpoch int, seconds float64, earlyStopped 
 	}
 }
 
-// ReadMetrics reads DIR/metrics.json.
+// ReadMetrics reads DIR/metrics.json. The epochs of a file written by
+// tlearn before epochs were counted from 1 are shifted: there the final
+// epoch's number is one less than the number of epochs run.
 func ReadMetrics(dir string) (*Metrics, error) {
 	p := filepath.Join(dir, MetricsFile)
 	b, err := os.ReadFile(p)
@@ -41,6 +43,11 @@ func ReadMetrics(dir string) (*Metrics, error) {
 	var m Metrics
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("run: %s: %w", p, err)
+	}
+	if m.EpochsRun > 0 && m.Final.Epoch == m.EpochsRun-1 {
+		m.Final.Epoch++
+		m.Best.Epoch++
+		m.WeightsEpoch++
 	}
 	return &m, nil
 }
