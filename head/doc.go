@@ -26,7 +26,14 @@
 // bias correction (DESIGN.md). A fixed Settings.Seed gives bit-identical
 // runs on the same machine and kernel.
 //
+// RunEpochs is the epoch loop of every trainer (Train here, FineTune in
+// head/finetune): shuffling, batching, the best epoch, early stopping,
+// the history and the progress reports (internal/progress: a phase
+// "epoch N/E" of images per epoch, then the epoch's Line). Epochs are
+// counted from 1.
+//
 // The package imports only gonum, the standard library and internal
-// helpers: no ONNX Runtime, no models, no files other than what callers
-// hand it (it opens no caches, run directories or prepared models).
+// helpers: no ONNX Runtime, no models, no head/run or head/finetune, and
+// no files (it opens no caches, run directories or prepared models;
+// callers hand it data and weights).
 package head

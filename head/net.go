@@ -322,8 +322,8 @@ func (n *network) w1Gradient() []float32 {
 func (n *network) trainStep(x []float32, y []int32, rows []int32, o *trainOptions) (loss float64, correct int) {
 	loss, correct = n.gradients(x, y, rows, o)
 	n.steps++
-	s := kernel.NewAdamStep(o.lr, 0, AdamBeta1, AdamBeta2, AdamEpsilon, n.steps)
-	sw := kernel.NewAdamStep(o.lr, o.l2, AdamBeta1, AdamBeta2, AdamEpsilon, n.steps)
+	s := kernel.NewAdamStep(o.lr, 0, adamBeta1, adamBeta2, adamEpsilon, n.steps)
+	sw := kernel.NewAdamStep(o.lr, o.l2, adamBeta1, adamBeta2, adamEpsilon, n.steps)
 	if n.h > 0 {
 		// w1's gradient is computed block by block, each block updated
 		// while it is in cache; the L2 term is added inside Adam.

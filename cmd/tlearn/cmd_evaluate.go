@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -69,7 +70,7 @@ func evaluateAction(c *cli.Context) error {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(t))
 	}
 	runDir, cacheDir := c.String(flagEvalRun), c.String(flagEvalCache)
-	info, err := rundir.ReadInfo(runDir)
+	info, err := readRunInfo(runDir)
 	if err != nil {
 		return err
 	}
@@ -135,6 +136,16 @@ func evaluateAction(c *cli.Context) error {
 		fmt.Fprintf(ew, "wrote %s\n", png)
 	}
 	return nil
+}
+
+// readRunInfo is rundir.ReadInfo of --run, with advice for a folder that
+// is not a run directory.
+func readRunInfo(dir string) (*rundir.Info, error) {
+	info, err := rundir.ReadInfo(dir)
+	if errors.Is(err, rundir.ErrNotRun) {
+		return nil, fmt.Errorf("%w (--%s takes a folder that tlearn train or tlearn finetune wrote)", err, flagEvalRun)
+	}
+	return info, err
 }
 
 // checkEvalCache refuses a cache whose features (for a fine-tuned run:

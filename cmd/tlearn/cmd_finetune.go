@@ -123,44 +123,18 @@ func finetuneAction(c *cli.Context) error {
 	if _, err := os.Stat(out); err == nil && !c.Bool(flagFTForce) {
 		return usageError{fmt.Errorf("%w: %s (choose another --%s, or --%s to replace it)", rundir.ErrExists, out, flagFTOut, flagFTForce)}
 	}
-
-	modelDir := c.String(flagFTModel)
-	spec, err := models.ReadSpec(modelDir)
+	in, err := openFinetuneInputs(c)
 	if err != nil {
 		return err
 	}
-	if spec.Block5 == nil || spec.Maps == nil {
-		return fmt.Errorf("finetune: %s is a %q model without VGG's block5: fine-tuning needs a VGG16 (prepare one with `tlearn models prepare`); train a head on its features with `tlearn train` instead", modelDir, spec.Preset)
-	}
-	modelSHA, err := fileSHA256(filepath.Join(modelDir, models.ExtractorFile))
-	if err != nil {
-		return err
-	}
-	train, trainRef, err := openMapsCache(c.String(flagFTTrain), spec, modelSHA)
-	if err != nil {
-		return err
-	}
-	defer train.Close()
-	val, valRef, err := openMapsCache(c.String(flagFTVal), spec, modelSHA)
-	if err != nil {
-		return err
-	}
-	defer val.Close()
-	if trainRef.Fingerprint != valRef.Fingerprint {
-		return fmt.Errorf("finetune: %s and %s were extracted with different settings (fingerprints differ); extract both with the same model and --size", trainRef.Dir, valRef.Dir)
-	}
-	trainData, valData := mapsData(train), mapsData(val)
-	if strings.Join(trainData.Classes, "\x00") != strings.Join(valData.Classes, "\x00") {
-		return fmt.Errorf("finetune: %s has classes %v, %s has %v", trainRef.Dir, trainData.Classes, valRef.Dir, valData.Classes)
-	}
-
+	defer in.Close()
 	if _, err := initORT(c); err != nil {
 		return err
 	}
 	initHead := c.String(flagFTInitHead)
-	start, err := finetune.StartWeights(modelDir, spec, modelSHA, initHead)
+	start, err := finetune.StartWeights(in.modelDir, in.spec, in.modelSHA, initHead)
 	if errors.Is(err, finetune.ErrOtherModel) {
-		return fmt.Errorf("%w; give --%s a run trained on %s's features", err, flagFTInitHead, modelDir)
+		return fmt.Errorf("%w; give --%s a run trained on %s's features", err, flagFTInitHead, in.modelDir)
 	}
 	if err != nil {
 		return err
@@ -175,9 +149,10 @@ func finetuneAction(c *cli.Context) error {
 	s.Checkpoint = ckpt
 	errw := errWriter(c)
 	prog := newEpochBar(errw)
+	td, vd := in.trainData, in.valData
 	fmt.Fprintf(errw, "fine-tuning block5 (%d channels, %d×%d maps) and the head on %d maps, validating on %d\n",
-		trainData.Shape[0], trainData.Shape[1], trainData.Shape[2], trainData.Len(), valData.Len())
-	res, err := finetune.FineTune(c.Context, trainData, valData, start, s, prog)
+		td.Shape[0], td.Shape[1], td.Shape[2], td.Len(), vd.Len())
+	res, err := finetune.FineTune(c.Context, td, vd, start, s, prog)
 	prog.Finish()
 	var diverged *head.DivergedError
 	if errors.As(err, &diverged) {
@@ -190,32 +165,17 @@ func finetuneAction(c *cli.Context) error {
 		return err
 	}
 
-	absModel, err := filepath.Abs(modelDir)
+	settings, err := in.runSettings(res, initHead)
 	if err != nil {
 		return err
-	}
-	absInit := ""
-	if initHead != "" {
-		if absInit, err = filepath.Abs(initHead); err != nil {
-			return err
-		}
-	}
-	settings := finetuneRunSettings{
-		Info: rundir.Info{
-			Mode: rundir.ModeFineTune, ModelDir: absModel, ModelSHA256: modelSHA, Preset: spec.Preset,
-			Classes: trainData.Classes, TrainCache: trainRef, ValCache: valRef,
-			Created: time.Now().UTC(), Seconds: res.Seconds,
-		},
-		Settings:        res.Settings,
-		InitHead:        absInit,
-		ImagesPerSecond: res.ImagesPerSecond,
-		Device:          string(res.Device),
 	}
 	metrics := rundir.NewMetrics(res.History, res.WeightsEpoch, res.Seconds, res.EarlyStopped, res.Validation)
 	if err := rundir.Write(out, &rundir.Contents{
 		Settings: settings, Weights: res.Weights, History: res.History, Metrics: metrics,
 		Title: filepath.Base(out) + " (block5 fine-tuned)", Overwrite: c.Bool(flagFTForce),
-	}); err != nil {
+	}); errors.Is(err, rundir.ErrExists) {
+		return fmt.Errorf("%w (choose another --%s, or --%s to replace it)", err, flagFTOut, flagFTForce)
+	} else if err != nil {
 		return err
 	}
 	if err := os.Remove(ckpt); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -226,6 +186,85 @@ func finetuneAction(c *cli.Context) error {
 		time.Duration(res.Seconds*float64(time.Second)).Round(time.Second), res.Device, res.ImagesPerSecond,
 		f.ValAccuracy, b.ValAccuracy, b.Epoch, out)
 	return nil
+}
+
+// finetuneInputs are the prepared model and the two map caches of a
+// fine-tuning run, opened and checked against each other.
+type finetuneInputs struct {
+	modelDir, modelSHA string
+	spec               *models.Spec
+	train, val         *cache.Cache
+	trainRef, valRef   rundir.CacheRef
+	trainData, valData *finetune.MapsData
+}
+
+// openFinetuneInputs reads --model and opens --train and --val.
+func openFinetuneInputs(c *cli.Context) (_ *finetuneInputs, err error) {
+	in := &finetuneInputs{modelDir: c.String(flagFTModel)}
+	defer func() {
+		if err != nil {
+			in.Close()
+		}
+	}()
+	if in.spec, err = models.ReadSpec(in.modelDir); err != nil {
+		return nil, err
+	}
+	if in.spec.Block5 == nil || in.spec.Maps == nil {
+		return nil, fmt.Errorf("finetune: %s is a %q model without VGG's block5: fine-tuning needs a VGG16 (prepare one with `tlearn models prepare`); train a head on its features with `tlearn train` instead", in.modelDir, in.spec.Preset)
+	}
+	if in.modelSHA, err = fileSHA256(filepath.Join(in.modelDir, models.ExtractorFile)); err != nil {
+		return nil, err
+	}
+	if in.train, in.trainRef, err = openMapsCache(c.String(flagFTTrain), in.spec, in.modelSHA); err != nil {
+		return nil, err
+	}
+	if in.val, in.valRef, err = openMapsCache(c.String(flagFTVal), in.spec, in.modelSHA); err != nil {
+		return nil, err
+	}
+	if in.trainRef.Fingerprint != in.valRef.Fingerprint {
+		return nil, fmt.Errorf("finetune: %s and %s were extracted with different settings (fingerprints differ); extract both with the same model and --size", in.trainRef.Dir, in.valRef.Dir)
+	}
+	in.trainData, in.valData = mapsData(in.train), mapsData(in.val)
+	if strings.Join(in.trainData.Classes, "\x00") != strings.Join(in.valData.Classes, "\x00") {
+		return nil, fmt.Errorf("finetune: %s has classes %v, %s has %v", in.trainRef.Dir, in.trainData.Classes, in.valRef.Dir, in.valData.Classes)
+	}
+	return in, nil
+}
+
+// Close closes the caches.
+func (in *finetuneInputs) Close() error {
+	var errs []error
+	for _, cc := range []*cache.Cache{in.train, in.val} {
+		if cc != nil {
+			errs = append(errs, cc.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// runSettings is settings.json of the finished run.
+func (in *finetuneInputs) runSettings(res *finetune.Result, initHead string) (finetuneRunSettings, error) {
+	absModel, err := filepath.Abs(in.modelDir)
+	if err != nil {
+		return finetuneRunSettings{}, err
+	}
+	absInit := ""
+	if initHead != "" {
+		if absInit, err = filepath.Abs(initHead); err != nil {
+			return finetuneRunSettings{}, err
+		}
+	}
+	return finetuneRunSettings{
+		Info: rundir.Info{
+			Mode: rundir.ModeFineTune, ModelDir: absModel, ModelSHA256: in.modelSHA, Preset: in.spec.Preset,
+			Classes: in.trainData.Classes, TrainCache: in.trainRef, ValCache: in.valRef,
+			Created: time.Now().UTC(), Seconds: res.Seconds,
+		},
+		Settings:        res.Settings,
+		InitHead:        absInit,
+		ImagesPerSecond: res.ImagesPerSecond,
+		Device:          string(res.Device),
+	}, nil
 }
 
 // finetuneSettings reads the training flags.

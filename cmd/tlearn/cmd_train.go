@@ -409,6 +409,9 @@ func trainOne(c *cli.Context, tc *trainCaches, s head.Settings, out, title, pref
 		Title:     title + ": " + describeSettings(res.Settings),
 		Overwrite: force,
 	})
+	if errors.Is(err, rundir.ErrExists) {
+		return nil, fmt.Errorf("%w (choose another --%s, or --%s to replace it)", err, flagTrainOut, flagTrainForce)
+	}
 	if err != nil {
 		return nil, err
 	}

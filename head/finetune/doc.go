@@ -10,6 +10,10 @@
 // epoch loop) come from package head, so that with block5 frozen FineTune
 // and head.Train take the same steps. The caller initializes ONNX Runtime
 // (internal/ortlib) once; the package opens sessions but never the
-// library. It must not import cmd/tlearn or the extractor, nor open
-// caches: callers hand it maps, weights and paths.
+// library.
+//
+// It imports head, head/run (StartWeights reads a head run), models (the
+// training graphs, block5's weights) and internal/ortlib; it must not
+// import the extractor or cmd/tlearn, nor open caches: callers hand it
+// maps, weights and paths.
 package finetune

@@ -128,8 +128,12 @@ func TestReadRunErrors(t *testing.T) {
 			if tc.settings != "" {
 				os.WriteFile(filepath.Join(d, SettingsFile), []byte(tc.settings), 0o644)
 			}
-			if _, err := ReadInfo(d); err == nil || !strings.Contains(err.Error(), tc.want) {
+			_, err := ReadInfo(d)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+			if errors.Is(err, ErrNotRun) != (tc.settings == "") {
+				t.Errorf("error %v wraps ErrNotRun: %v", err, errors.Is(err, ErrNotRun))
 			}
 		})
 	}

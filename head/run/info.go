@@ -93,6 +93,10 @@ func ReadHeadSettings(dir string) (*HeadSettings, error) {
 	return &s, nil
 }
 
+// ErrNotRun is wrapped by the errors of ReadInfo and ReadHeadSettings for
+// a folder that exists but has no settings.json.
+var ErrNotRun = errors.New("run: not a run directory")
+
 func readSettingsJSON(dir string, v any) error {
 	p := filepath.Join(dir, SettingsFile)
 	b, err := os.ReadFile(p)
@@ -101,7 +105,7 @@ func readSettingsJSON(dir string, v any) error {
 			if _, serr := os.Stat(dir); serr != nil {
 				return fmt.Errorf("run: run directory %s: %w", dir, serr)
 			}
-			return fmt.Errorf("run: %s: %w (not a run directory; make one with `tlearn train`)", p, err)
+			return fmt.Errorf("%w: %w", ErrNotRun, err)
 		}
 		return fmt.Errorf("run: %w", err)
 	}
