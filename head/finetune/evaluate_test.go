@@ -13,10 +13,10 @@ import (
 	"github.com/tlearn/tlearn/models"
 )
 
-// TestEvaluateFineTuned: the report of a fine-tuned run's weights on its
+// TestEvaluate: the report of a fine-tuned run's weights on its
 // validation maps is FineTune's own validation report, whatever the batch
 // size FineTune validated with.
-func TestEvaluateFineTuned(t *testing.T) {
+func TestEvaluate(t *testing.T) {
 	ortlibtest.Init(t)
 	rt := ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1}
 	for _, tc := range []struct {
@@ -51,7 +51,7 @@ func TestEvaluateFineTuned(t *testing.T) {
 	}
 }
 
-func TestEvaluateFineTunedErrors(t *testing.T) {
+func TestEvaluateErrors(t *testing.T) {
 	ortlibtest.Init(t)
 	rt := ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1}
 	fx := newFTFixture(5, 4, 4, 3, 16, 8)

@@ -377,7 +377,7 @@ func TestFineTuneErrors(t *testing.T) {
 	}
 }
 
-func TestFineTuneSettingsResolve(t *testing.T) {
+func TestSettingsResolve(t *testing.T) {
 	for _, tc := range []struct {
 		desc string
 		in   Settings
