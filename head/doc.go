@@ -1,9 +1,10 @@
 // Package head trains the classifier that sits on top of a frozen backbone:
 // the dense head of the reference tutorial (Dense(1024, ReLU) → Dropout(0.5)
-// → Dense(K) → softmax) on cached features, and it owns everything a
-// training run leaves behind — the weights file, the history, the metrics,
-// the plots and the layout of the run directory — so that the fine-tune
-// trainer (FineTune, in this package too) and the exporter share one format.
+// → Dense(K) → softmax) on cached features. It owns the head's weights and
+// their safetensors encoding (Weights), the evaluation metrics (Tally,
+// Report) and the per-epoch history (Epoch, History); package head/run puts
+// them into run directories and head/finetune trains block5 with the same
+// head numerics.
 //
 // Train works on plain float32 slices (Data), usually the read-only memory
 // maps of a feature cache; it never writes into them. The arithmetic is
@@ -25,9 +26,14 @@
 // bias correction (DESIGN.md). A fixed Settings.Seed gives bit-identical
 // runs on the same machine and kernel.
 //
-// FineTune trains block5 and the head together by running the training graph
-// that package models generates; it is the one place here that opens ONNX
-// Runtime sessions (the caller initializes the library). The package must
-// not open caches or prepared models itself: callers (cmd/tlearn) hand it
-// data, weights and paths.
+// RunEpochs is the epoch loop of every trainer (Train here, FineTune in
+// head/finetune): shuffling, batching, the best epoch, early stopping,
+// the history and the progress reports (internal/progress: a phase
+// "epoch N/E" of images per epoch, then the epoch's Line). Epochs are
+// counted from 1.
+//
+// The package imports only gonum, the standard library and internal
+// helpers: no ONNX Runtime, no models, no head/run or head/finetune, and
+// no files (it opens no caches, run directories or prepared models;
+// callers hand it data and weights).
 package head

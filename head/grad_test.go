@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/tlearn/tlearn/head/internal/recipe"
 )
 
 // near reports whether got is within an absolute plus relative tolerance
@@ -61,10 +63,10 @@ func (c gradCase) setup() (*network, *Data, []int32, *trainOptions) {
 	}
 	o := &trainOptions{lr: 1e-3, l2: c.l2, smoothing: c.smoothing}
 	if c.dropout > 0 {
-		o.drop = newDropout(c.dropout, 11)
+		o.drop = recipe.NewDropout(c.dropout, 11)
 	}
 	if c.balanced {
-		o.classWeights = balancedWeights(data.classCounts())
+		o.classWeights = recipe.BalancedWeights(data.classCounts())
 	}
 	return n, data, rows, o
 }
@@ -191,7 +193,7 @@ func testGradients(t *testing.T) {
 				for i := range ones {
 					ones[i] = 1
 				}
-				newDropout(c.dropout, 11).apply(ones, make([]float32, len(ones)))
+				recipe.NewDropout(c.dropout, 11).Apply(ones, make([]float32, len(ones)))
 				for i, v := range ones {
 					mask[i] = float64(v)
 				}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tlearn/tlearn/head/internal/kernel"
+	"github.com/tlearn/tlearn/head/internal/recipe"
 )
 
 // evalRows is the number of rows evaluated per forward pass outside
@@ -202,7 +203,7 @@ func (n *network) setWeights(w *Weights) {
 // forward computes the logits of rows input rows x (row-major, d wide) into
 // z2. With train set, the hidden layer records each unit's gate for the
 // backward pass, and applies dropout when drop is set.
-func (n *network) forward(x []float32, rows int, train bool, drop *dropout) {
+func (n *network) forward(x []float32, rows int, train bool, drop *recipe.Dropout) {
 	in := x
 	if n.h > 0 {
 		z1 := n.z1[:rows*n.h]
@@ -213,7 +214,7 @@ func (n *network) forward(x []float32, rows int, train bool, drop *dropout) {
 		n.run(taskForward, n.panels())
 		switch {
 		case drop != nil:
-			drop.apply(z1, n.gate[:rows*n.h])
+			drop.Apply(z1, n.gate[:rows*n.h])
 		case train:
 			gate := n.gate[:rows*n.h]
 			for i, v := range z1 {
@@ -321,8 +322,8 @@ func (n *network) w1Gradient() []float32 {
 func (n *network) trainStep(x []float32, y []int32, rows []int32, o *trainOptions) (loss float64, correct int) {
 	loss, correct = n.gradients(x, y, rows, o)
 	n.steps++
-	s := kernel.NewAdamStep(o.lr, 0, AdamBeta1, AdamBeta2, AdamEpsilon, n.steps)
-	sw := kernel.NewAdamStep(o.lr, o.l2, AdamBeta1, AdamBeta2, AdamEpsilon, n.steps)
+	s := kernel.NewAdamStep(o.lr, 0, adamBeta1, adamBeta2, adamEpsilon, n.steps)
+	sw := kernel.NewAdamStep(o.lr, o.l2, adamBeta1, adamBeta2, adamEpsilon, n.steps)
 	if n.h > 0 {
 		// w1's gradient is computed block by block, each block updated
 		// while it is in cache; the L2 term is added inside Adam.
@@ -409,7 +410,7 @@ func (n *network) lossGrad(bs int, y []int32, smoothing float64, classWeights []
 		z := n.z2[i*kp : i*kp+k]
 		clear(n.z2[i*kp+k : (i+1)*kp]) // the padding columns get no gradient
 		yi := int(y[i])
-		lse, arg, sum := logSumExp(z)
+		lse, arg, sum := recipe.LogSumExp(z)
 		if arg == yi {
 			correct++
 		}
@@ -434,89 +435,15 @@ func (n *network) lossGrad(bs int, y []int32, smoothing float64, classWeights []
 // ones, without class weights.
 func (n *network) evalLoss(rows int, y []int32, smoothing float64) (loss float64, correct int) {
 	k, kp := n.k, n.kp
-	u := smoothing / float64(k)
 	for i := range rows {
-		z := n.z2[i*kp : i*kp+k]
-		yi := int(y[i])
-		lse, arg, sum := logSumExp(z)
-		if arg == yi {
+		l, arg := recipe.CrossEntropy(n.z2[i*kp:i*kp+k], int(y[i]), smoothing)
+		if arg == int(y[i]) {
 			correct++
 		}
-		loss += lse - u*sum - (1-smoothing)*float64(z[yi])
+		loss += l
 	}
 	return loss, correct
 }
-
-// logSumExp returns log Σ exp(z) computed from the maximum, the index of
-// the first maximum and Σ z.
-func logSumExp(z []float32) (lse float64, arg int, sum float64) {
-	mx := z[0]
-	for j, v := range z {
-		if v > mx {
-			mx, arg = v, j
-		}
-	}
-	var s float64
-	for _, v := range z {
-		s += math.Exp(float64(v) - float64(mx))
-		sum += float64(v)
-	}
-	return float64(mx) + math.Log(s), arg, sum
-}
-
-// dropout draws inverted-dropout masks from a seeded generator.
-type dropout struct {
-	src   *rand.PCG
-	thr   uint32  // a unit is dropped when its 32 random bits are below thr
-	scale float32 // 1/(1-rate)
-}
-
-func newDropout(rate float64, seed uint64) *dropout {
-	return &dropout{
-		src:   rand.NewPCG(seed, streamDropout),
-		thr:   uint32(min(math.Round(rate*(1<<32)), math.MaxUint32)),
-		scale: float32(1 / (1 - rate)),
-	}
-}
-
-// apply applies ReLU and dropout to z in place and records each unit's gate
-// (0, or the scale of a kept positive unit). Every unit consumes 32 random
-// bits whether or not it is positive, so that the masks only depend on the
-// seed and the step.
-func (d *dropout) apply(z, gate []float32) {
-	gate = gate[:len(z)]
-	i := 0
-	for ; i+1 < len(z); i += 2 {
-		r := d.src.Uint64()
-		gate[i] = d.gate(z[i], uint32(r))
-		gate[i+1] = d.gate(z[i+1], uint32(r>>32))
-		z[i] *= gate[i]
-		z[i+1] *= gate[i+1]
-	}
-	if i < len(z) {
-		gate[i] = d.gate(z[i], uint32(d.src.Uint64()))
-		z[i] *= gate[i]
-	}
-}
-
-// gate is the scale when the unit is positive and its bits are at least
-// the threshold, else 0. It is computed without branches: both conditions
-// are random, so branches would be mispredicted half of the time.
-func (d *dropout) gate(z float32, bits uint32) float32 {
-	keep := 1 - (uint64(bits)-uint64(d.thr))>>63
-	// A float's bits read as int32 are positive exactly when it is above 0
-	// (NaN aside); -int64 of them is then negative.
-	pos := uint64(-int64(int32(math.Float32bits(z)))) >> 63
-	return d.scale * float32(keep&pos)
-}
-
-// Streams of the seeded generators, so that shuffling, initialisation and
-// dropout do not depend on each other's consumption.
-const (
-	streamInit    = 0x696e6974 // "init"
-	streamShuffle = 0x73687566 // "shuf"
-	streamDropout = 0x64726f70 // "drop"
-)
 
 // The tasks the workers split.
 const (

@@ -17,9 +17,9 @@ const (
 
 // Adam's constants (DESIGN.md, "Adam, exactly").
 const (
-	AdamBeta1   = 0.9
-	AdamBeta2   = 0.999
-	AdamEpsilon = 1e-7
+	adamBeta1   = 0.9
+	adamBeta2   = 0.999
+	adamEpsilon = 1e-7
 )
 
 // ClassWeighting says how the loss weighs the examples of each class.

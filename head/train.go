@@ -7,27 +7,10 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
+
+	"github.com/tlearn/tlearn/head/internal/recipe"
+	"github.com/tlearn/tlearn/internal/progress"
 )
-
-// Progress receives a training run's progress. Train calls it from the
-// goroutine that called Train; a nil Progress is allowed.
-type Progress interface {
-	// Step is called after each training step: done of total steps of
-	// epoch (counted from 0).
-	Step(epoch, done, total int)
-	// EpochDone is called after each epoch's validation, with the number
-	// of epochs planned.
-	EpochDone(e Epoch, epochs int)
-}
-
-// EpochFunc adapts a function to Progress; it ignores steps.
-type EpochFunc func(e Epoch, epochs int)
-
-// Step does nothing.
-func (EpochFunc) Step(epoch, done, total int) {}
-
-// EpochDone calls f.
-func (f EpochFunc) EpochDone(e Epoch, epochs int) { f(e, epochs) }
 
 // Result is the outcome of a training run.
 type Result struct {
@@ -36,7 +19,7 @@ type Result struct {
 	// EarlyStop (early stopping always restores the best epoch, whether it
 	// stopped early or not).
 	Weights      *Weights
-	WeightsEpoch int // the epoch (from 0) Weights come from
+	WeightsEpoch int // the epoch Weights come from, counted from 1
 	History      History
 	Best         int  // index in History of the highest validation accuracy
 	EarlyStopped bool // training ended before Settings.Epochs
@@ -48,15 +31,16 @@ type Result struct {
 type trainOptions struct {
 	lr, l2       float64
 	smoothing    float64
-	classWeights []float64 // nil: unweighted
-	drop         *dropout  // nil: no dropout
+	classWeights []float64       // nil: unweighted
+	drop         *recipe.Dropout // nil: no dropout
 }
 
 // Train fits a head to train and validates it on val after every epoch.
 // It returns when the epochs are done, early stopping ends training, or ctx
-// is cancelled (then with ctx's error and no result). train.X and val.X are
-// only read.
-func Train(ctx context.Context, train, val *Data, s Settings, progress Progress) (*Result, error) {
+// is cancelled (then with ctx's error and no result). Each epoch is
+// reported on p (nil: silent) as RunEpochs describes. train.X and val.X
+// are only read.
+func Train(ctx context.Context, train, val *Data, s Settings, p progress.Reporter) (*Result, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
@@ -70,99 +54,63 @@ func Train(ctx context.Context, train, val *Data, s Settings, progress Progress)
 	if err := compatible(train, val); err != nil {
 		return nil, err
 	}
-	if progress == nil {
-		progress = EpochFunc(func(Epoch, int) {})
-	}
 	start := time.Now()
-	d, k := train.Dim(), len(train.Classes)
-	net := newNetwork(d, s.Hidden, k, max(s.Batch, evalRows), true)
-	defer net.close()
-	net.initGlorot(rand.New(rand.NewPCG(s.Seed, streamInit)))
+	m := newHeadModel(train, val, s)
+	defer m.net.close()
+	st := NewEpochState(train.Len(), s.Seed)
+	w, err := RunEpochs(ctx, m, st, s, p)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{
+		Settings: s, Weights: m.net.weights(train.Classes), WeightsEpoch: st.History[w].Epoch,
+		History: st.History, Best: st.Best, EarlyStopped: st.Stopped,
+		Seconds: time.Since(start).Seconds(), Backend: Backend(),
+	}, nil
+}
 
+// headModel is the gonum head as RunEpochs trains it.
+type headModel struct {
+	net        *network
+	train, val *Data
+	o          *trainOptions
+	best       []float32 // the parameters of the best epoch, when kept
+}
+
+func newHeadModel(train, val *Data, s Settings) *headModel {
+	net := newNetwork(train.Dim(), s.Hidden, len(train.Classes), max(s.Batch, evalRows), true)
+	net.initGlorot(rand.New(rand.NewPCG(s.Seed, recipe.StreamInit)))
 	o := &trainOptions{lr: s.LR, l2: s.L2, smoothing: s.LabelSmoothing}
 	if s.Hidden > 0 && s.Dropout > 0 {
-		o.drop = newDropout(s.Dropout, s.Seed)
+		o.drop = recipe.NewDropout(s.Dropout, s.Seed)
 	}
 	if s.ClassWeights == Balanced {
-		o.classWeights = balancedWeights(train.classCounts())
+		o.classWeights = recipe.BalancedWeights(train.classCounts())
 	}
-
-	n := train.Len()
-	order := make([]int32, n)
-	for i := range order {
-		order[i] = int32(i)
-	}
-	shuffler := rand.New(rand.NewPCG(s.Seed, streamShuffle))
-	steps := (n + s.Batch - 1) / s.Batch
-
-	res := &Result{Settings: s, Best: -1, Backend: Backend()}
-	var best []float32 // parameters of the best epoch, kept when they may be returned
-	keepBest := s.SaveBest || s.EarlyStop > 0
-	sinceBest := 0
-	for epoch := range s.Epochs {
-		t0 := time.Now()
-		if !s.NoShuffle {
-			shuffler.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
-		}
-		var loss float64
-		var correct int
-		for step := range steps {
-			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("head: training stopped at epoch %d: %w", epoch, err)
-			}
-			rows := order[step*s.Batch : min((step+1)*s.Batch, n)]
-			l, c := net.trainStep(train.X, train.Y, rows, o)
-			loss += l
-			correct += c
-			progress.Step(epoch, step+1, steps)
-		}
-		e := Epoch{Epoch: epoch, Accuracy: float64(correct) / float64(n), Loss: loss / float64(n)}
-		if math.IsNaN(e.Loss) || math.IsInf(e.Loss, 0) {
-			return nil, fmt.Errorf("head: training diverged in epoch %d (loss %g); lower the learning rate", epoch, e.Loss)
-		}
-		e.ValLoss, e.ValAccuracy = net.validate(val, s.LabelSmoothing)
-		e.Seconds = time.Since(t0).Seconds()
-		res.History = append(res.History, e)
-		progress.EpochDone(e, s.Epochs)
-
-		if res.Best < 0 || e.ValAccuracy > res.History[res.Best].ValAccuracy {
-			res.Best, sinceBest = epoch, 0
-			if keepBest {
-				best = append(best[:0], net.params...)
-			}
-		} else {
-			sinceBest++
-		}
-		if s.EarlyStop > 0 && sinceBest >= s.EarlyStop && epoch+1 < s.Epochs {
-			res.EarlyStopped = true
-			break
-		}
-	}
-	res.WeightsEpoch = len(res.History) - 1
-	if keepBest {
-		copy(net.params, best)
-		res.WeightsEpoch = res.Best
-	}
-	res.Weights = net.weights(train.Classes)
-	res.Seconds = time.Since(start).Seconds()
-	return res, nil
+	return &headModel{net: net, train: train, val: val, o: o}
 }
 
-// balancedWeights gives class c the weight N/(K·n_c); classes without
-// examples get 0 (they never occur in the loss anyway).
-func balancedWeights(counts []int) []float64 {
-	n := 0
-	for _, c := range counts {
-		n += c
-	}
-	w := make([]float64, len(counts))
-	for i, c := range counts {
-		if c > 0 {
-			w[i] = float64(n) / float64(len(counts)*c)
-		}
-	}
-	return w
+func (m *headModel) Step(_ context.Context, rows []int32) (float64, int, error) {
+	l, c := m.net.trainStep(m.train.X, m.train.Y, rows, m.o)
+	return l, c, nil
 }
+
+func (m *headModel) Validate(context.Context) (float64, float64, error) {
+	l, a := m.net.validate(m.val, m.o.smoothing)
+	return l, a, nil
+}
+
+func (m *headModel) Snapshot() error {
+	m.best = append(m.best[:0], m.net.params...)
+	return nil
+}
+
+func (m *headModel) Restore() error {
+	copy(m.net.params, m.best)
+	return nil
+}
+
+func (m *headModel) EndEpoch(*EpochState) error { return nil }
 
 // validate returns the mean loss (with label smoothing, without class
 // weights) and the accuracy on d.
@@ -225,13 +173,25 @@ func Predict(w *Weights, x []float32) ([]float32, error) {
 		net.forward(x[r0*dim:(r0+m)*dim], m, false, nil)
 		for i := range m {
 			z := net.z2[i*net.kp : i*net.kp+k]
-			lse, _, _ := logSumExp(z)
+			lse, _, _ := recipe.LogSumExp(z)
 			for j, v := range z {
 				out[(r0+i)*k+j] = float32(math.Exp(float64(v) - lse))
 			}
 		}
 	}
 	return out, nil
+}
+
+// InitialWeights returns the head that Train starts from with this seed:
+// Glorot-uniform kernels (Keras' default) and zero biases, for dim
+// features, hidden units (0: no hidden layer) and the classes.
+// finetune.FineTune draws its fresh heads here, so that both trainers start
+// alike.
+func InitialWeights(dim, hidden int, classes []string, seed uint64) *Weights {
+	net := newNetwork(dim, hidden, len(classes), 1, false)
+	defer net.close()
+	net.initGlorot(rand.New(rand.NewPCG(seed, recipe.StreamInit)))
+	return net.weights(classes)
 }
 
 // inferenceNetwork checks w against d and loads it.

@@ -3,10 +3,13 @@ package head
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/tlearn/tlearn/internal/progress"
 )
 
 func TestTrainSeparable(t *testing.T) {
@@ -22,18 +25,26 @@ func TestTrainSeparable(t *testing.T) {
 		{"class weights, smoothing, L2", Settings{Hidden: 16, ClassWeights: Balanced, LabelSmoothing: 0.1, L2: 1e-3, LR: 1e-2, Epochs: 15, Seed: 1}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			var epochs []Epoch
-			steps := 0
-			res, err := Train(context.Background(), train, val, tc.s, &recorder{epochs: &epochs, steps: &steps})
+			rec := &progress.Recorder{}
+			res, err := Train(context.Background(), train, val, tc.s, rec)
 			if err != nil {
 				t.Fatal(err)
 			}
 			h := res.History
-			if len(h) != tc.s.Epochs || len(epochs) != tc.s.Epochs {
-				t.Fatalf("%d epochs in the history, %d reported, want %d", len(h), len(epochs), tc.s.Epochs)
+			if logs := rec.Logs(); len(h) != tc.s.Epochs || len(logs) != tc.s.Epochs || logs[0] != h[0].Line(tc.s.Epochs) {
+				t.Fatalf("%d epochs in the history, %d reported (%q), want %d", len(h), len(logs), logs, tc.s.Epochs)
 			}
-			if want := tc.s.Epochs * 4; steps != want { // 120 rows in batches of 32
-				t.Errorf("%d steps reported, want %d", steps, want)
+			steps := 0
+			for _, e := range rec.Events {
+				if strings.HasPrefix(e, "add ") {
+					steps++
+				}
+			}
+			if want := tc.s.Epochs * 4; steps != want || rec.Added != tc.s.Epochs*train.Len() { // 120 rows in batches of 32
+				t.Errorf("%d steps of %d images reported, want %d of %d", steps, rec.Added, want, tc.s.Epochs*train.Len())
+			}
+			if want := fmt.Sprintf("start epoch 1/%d %d 0", tc.s.Epochs, train.Len()); rec.Events[0] != want {
+				t.Errorf("first report %q, want %q", rec.Events[0], want)
 			}
 			if h[len(h)-1].Loss >= h[0].Loss/2 {
 				t.Errorf("loss went from %g to %g; want it at least halved", h[0].Loss, h[len(h)-1].Loss)
@@ -53,15 +64,6 @@ func TestTrainSeparable(t *testing.T) {
 		})
 	}
 }
-
-// recorder is a Progress for tests.
-type recorder struct {
-	epochs *[]Epoch
-	steps  *int
-}
-
-func (r *recorder) Step(epoch, done, total int)   { *r.steps++ }
-func (r *recorder) EpochDone(e Epoch, epochs int) { *r.epochs = append(*r.epochs, e) }
 
 // TestDeterministic trains twice with each setting, once with one core and
 // once with all: the weights must be bit-identical, and a different seed
@@ -133,8 +135,8 @@ func TestEarlyStopRestoresBest(t *testing.T) {
 			}
 			h := res.History
 			best := h.Best()
-			if res.Best != best || res.WeightsEpoch != best {
-				t.Fatalf("Best %d, WeightsEpoch %d, want %d", res.Best, res.WeightsEpoch, best)
+			if res.Best != best || res.WeightsEpoch != h[best].Epoch || h[best].Epoch != best+1 {
+				t.Fatalf("Best %d, WeightsEpoch %d; want %d and epoch %d", res.Best, res.WeightsEpoch, best, best+1)
 			}
 			if tc.s.EarlyStop > 0 {
 				if !res.EarlyStopped || len(h) != best+1+tc.s.EarlyStop {

@@ -9,15 +9,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"sort"
-
-	"github.com/tlearn/tlearn/internal/fsutil"
 )
-
-// WeightsFile is the name of the weights inside a run directory.
-const WeightsFile = "weights.safetensors"
 
 // WeightsFormat is the "format" entry of the safetensors metadata.
 const WeightsFormat = "tlearn-weights-1"
@@ -168,24 +162,10 @@ func (w *Weights) Validate() error {
 	return nil
 }
 
-// SaveWeights writes w to path in the safetensors format (atomically).
-func SaveWeights(path string, w *Weights) error {
-	if err := w.Validate(); err != nil {
-		return fmt.Errorf("head: save %s: %w", path, err)
-	}
-	if err := fsutil.WriteWith(path, 0o644, w.writeTo); err != nil {
-		return fmt.Errorf("head: save weights: %w", err)
-	}
-	return nil
-}
-
-// MarshalBinary encodes w in the safetensors format of SaveWeights.
+// MarshalBinary encodes w in the safetensors format (see Encode).
 func (w *Weights) MarshalBinary() ([]byte, error) {
-	if err := w.Validate(); err != nil {
-		return nil, fmt.Errorf("head: %w", err)
-	}
 	var b bytes.Buffer
-	if err := w.writeTo(&b); err != nil {
+	if err := w.Encode(&b, nil); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
@@ -202,11 +182,17 @@ type stEntry struct {
 // allocation sized by it (the safetensors library uses the same limit).
 const maxHeaderBytes = 100 << 20
 
-func (w *Weights) writeTo(out io.Writer) error { return w.writeWithMeta(out, nil) }
-
-// writeWithMeta is writeTo with extra metadata entries (the fine-tune
-// checkpoint keeps its optimizer state there).
-func (w *Weights) writeWithMeta(out io.Writer, extra map[string]string) error {
+// Encode validates w and writes it to out in the safetensors format: a
+// canonical JSON header with the tensors (sorted by name, F32, row-major)
+// and the metadata entries "format" (WeightsFormat) and "classes" (a JSON
+// list), then the data, 8-byte aligned as the reference writer does. extra
+// adds metadata entries for formats built on this one (the fine-tune
+// checkpoint keeps its training state there); it cannot replace "format"
+// or "classes".
+func (w *Weights) Encode(out io.Writer, extra map[string]string) error {
+	if err := w.Validate(); err != nil {
+		return fmt.Errorf("head: %w", err)
+	}
 	names := make([]string, 0, len(w.Tensors))
 	for n := range w.Tensors {
 		names = append(names, n)
@@ -216,10 +202,11 @@ func (w *Weights) writeWithMeta(out io.Writer, extra map[string]string) error {
 	if err != nil {
 		return err
 	}
-	meta := map[string]string{"format": WeightsFormat, "classes": string(classes)}
+	meta := map[string]string{}
 	for k, v := range extra {
 		meta[k] = v
 	}
+	meta["format"], meta["classes"] = WeightsFormat, string(classes)
 	// json.Marshal sorts map keys, which gives a canonical header.
 	header := map[string]any{"__metadata__": meta}
 	var off int64
@@ -276,52 +263,14 @@ func (b *byteWriter) floats(x []float32) {
 	}
 }
 
-// LoadWeights reads and validates a weights file written by SaveWeights (or
-// any safetensors file with the same tensors and metadata).
-func LoadWeights(path string) (*Weights, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("head: weights %s: %w (is this a finished run directory?)", path, err)
-		}
-		return nil, fmt.Errorf("head: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("head: %w", err)
-	}
-	if st.Size() > 1<<34 {
-		return nil, fmt.Errorf("head: weights %s: %d bytes is too large", path, st.Size())
-	}
-	b := make([]byte, st.Size())
-	if _, err := io.ReadFull(f, b); err != nil {
-		return nil, fmt.Errorf("head: read %s: %w", path, err)
-	}
-	w, err := ParseWeights(b)
-	if err != nil {
-		return nil, fmt.Errorf("head: weights %s: %w", path, err)
-	}
-	return w, nil
-}
-
-// ParseWeights decodes a safetensors file held in memory and validates it.
+// ParseWeights decodes a safetensors file held in memory (as Encode
+// writes it, or any safetensors file with the same tensors and metadata)
+// and validates it. Errors do not carry the package prefix: callers name
+// the file.
 func ParseWeights(b []byte) (*Weights, error) {
-	if len(b) < 8 {
-		return nil, fmt.Errorf("%d bytes is too short for a safetensors file (truncated?)", len(b))
-	}
-	n := binary.LittleEndian.Uint64(b)
-	if n < 2 || n > maxHeaderBytes || n > uint64(len(b)-8) {
-		return nil, fmt.Errorf("header length %d does not fit the file of %d bytes (not a safetensors file, or truncated)", n, len(b))
-	}
-	hb := b[8 : 8+n]
-	data := b[8+n:]
-	if hb[0] != '{' {
-		return nil, errors.New("header is not a JSON object (not a safetensors file)")
-	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(bytes.TrimRight(hb, " "), &raw); err != nil {
-		return nil, fmt.Errorf("malformed header: %w", err)
+	raw, data, err := splitSafetensors(b)
+	if err != nil {
+		return nil, err
 	}
 	w := &Weights{Tensors: make(map[string]Tensor, len(raw))}
 	var meta map[string]string
@@ -337,11 +286,55 @@ func ParseWeights(b []byte) (*Weights, error) {
 	if err := json.Unmarshal([]byte(meta["classes"]), &w.Classes); err != nil {
 		return nil, fmt.Errorf("metadata classes: %w", err)
 	}
-	type span struct {
-		name       string
-		shape      []int
-		start, end int64
+	spans, err := tensorSpans(raw, int64(len(data)))
+	if err != nil {
+		return nil, err
 	}
+	for _, s := range spans {
+		t := Tensor{Shape: s.shape, Data: make([]float32, (s.end-s.start)/4)}
+		for i := range t.Data {
+			t.Data[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[s.start+int64(i)*4:]))
+		}
+		w.Tensors[s.name] = t
+	}
+	if err := w.Validate(); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// splitSafetensors checks the length prefix and returns the header's
+// entries, unparsed, and the data bytes.
+func splitSafetensors(b []byte) (map[string]json.RawMessage, []byte, error) {
+	if len(b) < 8 {
+		return nil, nil, fmt.Errorf("%d bytes is too short for a safetensors file (truncated?)", len(b))
+	}
+	n := binary.LittleEndian.Uint64(b)
+	if n < 2 || n > maxHeaderBytes || n > uint64(len(b)-8) {
+		return nil, nil, fmt.Errorf("header length %d does not fit the file of %d bytes (not a safetensors file, or truncated)", n, len(b))
+	}
+	hb := b[8 : 8+n]
+	if hb[0] != '{' {
+		return nil, nil, errors.New("header is not a JSON object (not a safetensors file)")
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(bytes.TrimRight(hb, " "), &raw); err != nil {
+		return nil, nil, fmt.Errorf("malformed header: %w", err)
+	}
+	return raw, b[8+n:], nil
+}
+
+// span is where one tensor's bytes lie in the data.
+type span struct {
+	name       string
+	shape      []int
+	start, end int64
+}
+
+// tensorSpans parses the header's tensor entries and checks them against
+// the size of the data: F32 only, offsets that hold the shape, and
+// tensors that tile the data exactly. The spans come sorted by offset.
+func tensorSpans(raw map[string]json.RawMessage, dataLen int64) ([]span, error) {
 	spans := make([]span, 0, len(raw))
 	for name, r := range raw {
 		var e stEntry
@@ -359,13 +352,13 @@ func ParseWeights(b []byte) (*Weights, error) {
 				return nil, fmt.Errorf("tensor %s: bad shape %v", name, e.Shape)
 			}
 			size *= int64(d)
-			if size > int64(len(data)) {
+			if size > dataLen {
 				return nil, fmt.Errorf("tensor %s: shape %v needs more bytes than the file has", name, e.Shape)
 			}
 		}
 		s, end := e.DataOffsets[0], e.DataOffsets[1]
-		if s < 0 || end < s || end > int64(len(data)) || end-s != size {
-			return nil, fmt.Errorf("tensor %s: data offsets [%d,%d) do not hold shape %v in %d data bytes", name, s, end, e.Shape, len(data))
+		if s < 0 || end < s || end > dataLen || end-s != size {
+			return nil, fmt.Errorf("tensor %s: data offsets [%d,%d) do not hold shape %v in %d data bytes", name, s, end, e.Shape, dataLen)
 		}
 		spans = append(spans, span{name, e.Shape, s, end})
 	}
@@ -382,18 +375,8 @@ func ParseWeights(b []byte) (*Weights, error) {
 		}
 		at = s.end
 	}
-	if at != int64(len(data)) {
-		return nil, fmt.Errorf("%d data bytes but the tensors cover %d (truncated or trailing garbage)", len(data), at)
+	if at != dataLen {
+		return nil, fmt.Errorf("%d data bytes but the tensors cover %d (truncated or trailing garbage)", dataLen, at)
 	}
-	for _, s := range spans {
-		t := Tensor{Shape: s.shape, Data: make([]float32, (s.end-s.start)/4)}
-		for i := range t.Data {
-			t.Data[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[s.start+int64(i)*4:]))
-		}
-		w.Tensors[s.name] = t
-	}
-	if err := w.Validate(); err != nil {
-		return nil, err
-	}
-	return w, nil
+	return spans, nil
 }

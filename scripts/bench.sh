@@ -75,7 +75,7 @@ for stage in "${stages[@]}"; do
 		;;
 	finetune)
 		say "finetune: one train step of block5 + head at 14x14 maps, batch 32; tlearn vs torch_finetune.py"
-		go test -run '^$' -bench 'BenchmarkFineTuneStep' -benchtime 3x -timeout 30m ./head/ | grep -E '^Benchmark|images/s' || true
+		go test -run '^$' -bench 'BenchmarkFineTuneStep' -benchtime 3x -timeout 30m ./head/finetune/ | grep -E '^Benchmark|images/s' || true
 		$PY "$SHARED/peers/torch_finetune.py" --maps 14 --batch 32 --threads 2 --iters 3
 		;;
 	compare)

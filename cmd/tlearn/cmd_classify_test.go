@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tlearn/tlearn/head"
+	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/models"
 )
@@ -160,7 +160,7 @@ func TestExportClassify(t *testing.T) {
 		for name, tensor := range fitted.Tensors {
 			ft.Tensors[name] = tensor
 		}
-		f.writeRun(t, head.ModeFineTune, ft)
+		f.writeRun(t, rundir.ModeFineTune, ft)
 		clf := exportRun(t, f.run)
 		preds := filepath.Join(t.TempDir(), "preds.csv")
 		code, _, errs := runTlearn(t, "classify", "--model", clf, "--out", preds, "--top-k", "9", "--threads", "1", f.data)

@@ -16,6 +16,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/head"
+	"github.com/tlearn/tlearn/head/finetune"
+	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/models"
 )
@@ -88,7 +90,7 @@ Example:
 			&cli.StringFlag{Name: flagCompareOut, Usage: "report `DIR`", Required: true},
 			&cli.IntFlag{Name: flagCompareSize, Usage: "input side in pixels", DefaultText: "the model's, 224 for VGG16"},
 			&cli.IntFlag{Name: flagCompareEpochs, Value: head.DefaultEpochs, Usage: "head-only training epochs"},
-			&cli.IntFlag{Name: flagCompareFineTuneEpochs, Value: head.DefaultFineTuneEpochs, Usage: "fine-tuning epochs"},
+			&cli.IntFlag{Name: flagCompareFineTuneEpochs, Value: finetune.DefaultEpochs, Usage: "fine-tuning epochs"},
 			&cli.IntFlag{Name: flagCompareBatch, Value: head.DefaultBatch, Usage: "mini-batch size of both modes"},
 			&cli.Float64Flag{Name: flagCompareLR, Value: head.DefaultLR, Usage: "Adam's learning rate of both modes"},
 			&cli.BoolFlag{Name: flagCompareNoShuffle, Usage: "class-ordered batches, as the tutorial's generator (shuffle=False)"},
@@ -234,8 +236,8 @@ func compareAction(c *cli.Context) error {
 		deps   []string // stages whose outputs it reads
 	}{
 		{"extract", extracts, filepath.Join(valCache, "manifest.json"), nil},
-		{"head", [][]string{train}, filepath.Join(headDir, head.MetricsFile), []string{"extract"}},
-		{"finetune", [][]string{finetune}, filepath.Join(ftDir, head.MetricsFile), []string{"extract"}},
+		{"head", [][]string{train}, filepath.Join(headDir, rundir.MetricsFile), []string{"extract"}},
+		{"finetune", [][]string{finetune}, filepath.Join(ftDir, rundir.MetricsFile), []string{"extract"}},
 		{"export-head", [][]string{exportHead}, filepath.Join(headDir, classifierFile), []string{"head"}},
 		{"export-finetune", [][]string{exportFT}, filepath.Join(ftDir, classifierFile), []string{"finetune"}},
 	}
@@ -285,9 +287,9 @@ func compareAction(c *cli.Context) error {
 	if err := fsutil.WriteFile(filepath.Join(out, compareReportFile), []byte(rep.markdown), 0o644); err != nil {
 		return fmt.Errorf("compare: %w", err)
 	}
-	if err := head.PlotCurves(filepath.Join(out, compareCurvesFile), "head-only vs block5 fine-tuned: validation",
-		head.Series{Name: "head-only", History: rep.headHistory, ValidationOnly: true},
-		head.Series{Name: "fine-tuned", History: rep.ftHistory, ValidationOnly: true}); err != nil {
+	if err := rundir.PlotCurves(filepath.Join(out, compareCurvesFile), "head-only vs block5 fine-tuned: validation",
+		rundir.Series{Name: "head-only", History: rep.headHistory, ValidationOnly: true},
+		rundir.Series{Name: "fine-tuned", History: rep.ftHistory, ValidationOnly: true}); err != nil {
 		return fmt.Errorf("compare: %w", err)
 	}
 	fmt.Fprint(c.App.Writer, rep.table)
@@ -314,7 +316,7 @@ func runSubcommand(c *cli.Context, args []string) error {
 type compareReport struct {
 	markdown, table        string
 	headHistory, ftHistory head.History
-	headMetrics, ftMetrics *head.Metrics
+	headMetrics, ftMetrics *rundir.Metrics
 }
 
 // buildCompareReport reads the runs' metrics and histories and renders the
@@ -323,16 +325,16 @@ func buildCompareReport(out, model string, size int, c *cli.Context, rec *compar
 	r := &compareReport{}
 	var err error
 	headDir, ftDir := filepath.Join(out, compareHeadDir), filepath.Join(out, compareFTDir)
-	if r.headMetrics, err = head.ReadMetrics(headDir); err != nil {
+	if r.headMetrics, err = rundir.ReadMetrics(headDir); err != nil {
 		return nil, err
 	}
-	if r.ftMetrics, err = head.ReadMetrics(ftDir); err != nil {
+	if r.ftMetrics, err = rundir.ReadMetrics(ftDir); err != nil {
 		return nil, err
 	}
-	if r.headHistory, err = head.ReadHistory(filepath.Join(headDir, head.HistoryFile)); err != nil {
+	if r.headHistory, err = rundir.ReadHistory(filepath.Join(headDir, rundir.HistoryFile)); err != nil {
 		return nil, err
 	}
-	if r.ftHistory, err = head.ReadHistory(filepath.Join(ftDir, head.HistoryFile)); err != nil {
+	if r.ftHistory, err = rundir.ReadHistory(filepath.Join(ftDir, rundir.HistoryFile)); err != nil {
 		return nil, err
 	}
 	seconds := func(name string) float64 {
@@ -343,7 +345,7 @@ func buildCompareReport(out, model string, size int, c *cli.Context, rec *compar
 	}
 	rows := []struct {
 		mode  string
-		m     *head.Metrics
+		m     *rundir.Metrics
 		stage string
 	}{{"head-only (VGG16 frozen)", r.headMetrics, "head"}, {"block5 fine-tuned", r.ftMetrics, "finetune"}}
 
@@ -352,7 +354,7 @@ func buildCompareReport(out, model string, size int, c *cli.Context, rec *compar
 	fmt.Fprintln(tw, "mode\ttrain acc\tval acc (final)\tbest val acc (epoch)\ttraining time")
 	for _, row := range rows {
 		fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.4f (%d)\t%s\n", row.mode, row.m.Final.Accuracy, row.m.Final.ValAccuracy,
-			row.m.Best.ValAccuracy, row.m.Best.Epoch+1, fmtSeconds(seconds(row.stage)))
+			row.m.Best.ValAccuracy, row.m.Best.Epoch, fmtSeconds(seconds(row.stage)))
 	}
 	tw.Flush()
 	fmt.Fprintf(&tb, "feature extraction (one pass, features and maps): %s\n", fmtSeconds(seconds("extract")))
@@ -366,10 +368,10 @@ func buildCompareReport(out, model string, size int, c *cli.Context, rec *compar
 	w("|---|---|---|---|---|---|---|---|\n")
 	for _, row := range rows {
 		w("| %s | %.4f | %.4f | %.4f | %.4f | %d | %d | %s |\n", row.mode, row.m.Final.Accuracy, row.m.Final.ValAccuracy,
-			row.m.Final.ValLoss, row.m.Best.ValAccuracy, row.m.Best.Epoch+1, row.m.EpochsRun, fmtSeconds(seconds(row.stage)))
+			row.m.Final.ValLoss, row.m.Best.ValAccuracy, row.m.Best.Epoch, row.m.EpochsRun, fmtSeconds(seconds(row.stage)))
 	}
 	w("\nFeature extraction (one pass, pooled features and block4_pool maps): %s. ", fmtSeconds(seconds("extract")))
-	w("Epochs are counted from 1 here; history.csv counts from 0 like Keras' CSVLogger. ")
+	w("Epochs are counted from 1, here and in history.csv. ")
 	w("Train accuracy is measured during the last epoch, with dropout on, as Keras reports it.\n\n")
 	w("For reference, the Keras tutorial (VGG16 with ImageNet weights, CIFAR-10, 10,000 train / 2,500 validation at 224×224) reports validation accuracy 0.692 head-only and 0.800 with block5 fine-tuned.\n\n")
 	w("![validation curves](%s)\n\n", compareCurvesFile)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tlearn/tlearn/head"
+	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/models"
 )
 
@@ -54,7 +54,7 @@ func TestCompareEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	for mode, dir := range map[string]string{"head-only": "head", "block5 fine-tuned": "finetune"} {
-		m, err := head.ReadMetrics(filepath.Join(out, dir))
+		m, err := rundir.ReadMetrics(filepath.Join(out, dir))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +64,7 @@ func TestCompareEndToEnd(t *testing.T) {
 			t.Fatalf("no %s row in report.md:\n%s", mode, report)
 		}
 		for i, want := range []float64{m.Final.Accuracy, m.Final.ValAccuracy, m.Final.ValLoss, m.Best.ValAccuracy,
-			float64(m.Best.Epoch + 1), float64(m.EpochsRun)} {
+			float64(m.Best.Epoch), float64(m.EpochsRun)} {
 			got, _ := strconv.ParseFloat(row[i+1], 64)
 			if d := got - want; d > 5e-5 || d < -5e-5 {
 				t.Errorf("%s column %d: report %s, metrics.json %v", mode, i+1, row[i+1], want)
@@ -99,12 +99,12 @@ func TestCompareResumes(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted compare: err = %v, want context.Canceled", err)
 	}
-	weights := filepath.Join(out, "head", head.WeightsFile)
+	weights := filepath.Join(out, "head", rundir.WeightsFile)
 	before, err := os.Stat(weights)
 	if err != nil {
 		t.Fatalf("the head stage did not finish before the interruption: %v", err)
 	}
-	if fileExists(filepath.Join(out, "finetune", head.MetricsFile)) {
+	if fileExists(filepath.Join(out, "finetune", rundir.MetricsFile)) {
 		t.Fatal("the fine-tune stage ran despite the interruption")
 	}
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -10,6 +11,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/head"
+	"github.com/tlearn/tlearn/head/finetune"
+	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/internal/ortlib"
 )
@@ -67,18 +70,18 @@ func evaluateAction(c *cli.Context) error {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(t))
 	}
 	runDir, cacheDir := c.String(flagEvalRun), c.String(flagEvalCache)
-	info, err := head.ReadRunInfo(runDir)
+	info, err := readRunInfo(runDir)
 	if err != nil {
 		return err
 	}
-	fineTuned := info.Mode == head.ModeFineTune
+	fineTuned := info.Mode == rundir.ModeFineTune
 	var rt ortlib.Options
 	if fineTuned {
 		if rt, err = sessionOptions(c); err != nil {
 			return err
 		}
 	}
-	w, err := head.LoadWeights(filepath.Join(runDir, head.WeightsFile))
+	w, err := rundir.LoadWeights(filepath.Join(runDir, rundir.WeightsFile))
 	if err != nil {
 		return err
 	}
@@ -104,7 +107,7 @@ func evaluateAction(c *cli.Context) error {
 		if _, err := initORT(c); err != nil {
 			return err
 		}
-		rep, err = head.EvaluateFineTuned(c.Context, w, mapsData(cc), c.Int(flagEvalTopK), rt)
+		rep, err = finetune.Evaluate(c.Context, w, mapsData(cc), c.Int(flagEvalTopK), rt)
 	} else {
 		rep, err = head.Evaluate(w, cacheData(cc), c.Int(flagEvalTopK))
 	}
@@ -116,7 +119,7 @@ func evaluateAction(c *cli.Context) error {
 	}
 	out := c.String(flagEvalOut)
 	if out != "" {
-		if err := head.WriteJSON(out, rep); err != nil {
+		if err := rundir.WriteJSON(out, rep); err != nil {
 			return err
 		}
 		fmt.Fprintf(ew, "wrote %s\n", out)
@@ -127,7 +130,7 @@ func evaluateAction(c *cli.Context) error {
 	}
 	if png != "" {
 		title := fmt.Sprintf("%s on %s", filepath.Base(runDir), filepath.Base(filepath.Clean(cacheDir)))
-		if err := head.PlotConfusion(png, title, rep); err != nil {
+		if err := rundir.PlotConfusion(png, title, rep); err != nil {
 			return err
 		}
 		fmt.Fprintf(ew, "wrote %s\n", png)
@@ -135,10 +138,20 @@ func evaluateAction(c *cli.Context) error {
 	return nil
 }
 
+// readRunInfo is rundir.ReadInfo of --run, with advice for a folder that
+// is not a run directory.
+func readRunInfo(dir string) (*rundir.Info, error) {
+	info, err := rundir.ReadInfo(dir)
+	if errors.Is(err, rundir.ErrNotRun) {
+		return nil, fmt.Errorf("%w (--%s takes a folder that tlearn train or tlearn finetune wrote)", err, flagEvalRun)
+	}
+	return info, err
+}
+
 // checkEvalCache refuses a cache whose features (for a fine-tuned run:
 // maps) the run cannot read: another backbone, another feature size or
 // channel count, other classes.
-func checkEvalCache(info *head.RunInfo, w *head.Weights, cc *cache.Cache, fineTuned bool) error {
+func checkEvalCache(info *rundir.Info, w *head.Weights, cc *cache.Cache, fineTuned bool) error {
 	m := cc.Manifest
 	dim, what := m.FeatureDim, "features per image"
 	if fineTuned {

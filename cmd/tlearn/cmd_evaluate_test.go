@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/head"
+	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models"
 )
@@ -64,8 +65,8 @@ func TestEvaluateFineTunedRun(t *testing.T) {
 
 	report := filepath.Join(root, "report.json")
 	mustRun("evaluate", "--run", runDir, "--cache", val, "--out", report)
-	var m head.Metrics
-	b, err := os.ReadFile(filepath.Join(runDir, head.MetricsFile))
+	var m rundir.Metrics
+	b, err := os.ReadFile(filepath.Join(runDir, rundir.MetricsFile))
 	if err != nil {
 		t.Fatal(err)
 	}

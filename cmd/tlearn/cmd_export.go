@@ -16,6 +16,7 @@ import (
 
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/head"
+	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/onnxpb"
@@ -70,7 +71,7 @@ Example:
 // resizing finds the size and filter the run's features were made with:
 // the flags, else the training cache's manifest, else the model's default
 // (with a warning); from says where the size came from.
-func resizing(c *cli.Context, w io.Writer, ri *head.RunInfo, spec *models.Spec) (size int, interp dataset.Interpolation, from string, err error) {
+func resizing(c *cli.Context, w io.Writer, ri *rundir.Info, spec *models.Spec) (size int, interp dataset.Interpolation, from string, err error) {
 	size, name := c.Int(flagExportSize), c.String(flagExportInterpolation)
 	from = "--" + flagExportSize
 	if size == 0 || name == "" {
@@ -110,18 +111,18 @@ func exportAction(c *cli.Context) error {
 	if fi, err := os.Stat(filepath.Dir(out)); err != nil || !fi.IsDir() {
 		return fmt.Errorf("export: the folder of --%s %s does not exist", flagExportOut, out)
 	}
-	rs, err := head.ReadRunInfo(runDir)
+	rs, err := rundir.ReadInfo(runDir)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	weightsPath := filepath.Join(runDir, head.WeightsFile)
-	hw, err := head.LoadWeights(weightsPath)
+	weightsPath := filepath.Join(runDir, rundir.WeightsFile)
+	hw, err := rundir.LoadWeights(weightsPath)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
 	if !slices.Equal(rs.Classes, hw.Classes) {
 		return fmt.Errorf("export: class mismatch in %s: %s lists %d classes (%s) but %s holds %d (%s)",
-			runDir, head.SettingsFile, len(rs.Classes), strings.Join(rs.Classes, ", "), head.WeightsFile, len(hw.Classes), strings.Join(hw.Classes, ", "))
+			runDir, rundir.SettingsFile, len(rs.Classes), strings.Join(rs.Classes, ", "), rundir.WeightsFile, len(hw.Classes), strings.Join(hw.Classes, ", "))
 	}
 	ew, err := exportWeights(hw, rs.Mode, weightsPath)
 	if err != nil {
@@ -144,14 +145,14 @@ func exportAction(c *cli.Context) error {
 	sum := sha256.Sum256(b)
 	sha := hex.EncodeToString(sum[:])
 	if rs.ModelSHA256 == "" {
-		fmt.Fprintf(w, "warning: %s records no model_sha256: cannot check that %s is the model the run was trained on\n", filepath.Join(runDir, head.SettingsFile), extPath)
+		fmt.Fprintf(w, "warning: %s records no model_sha256: cannot check that %s is the model the run was trained on\n", filepath.Join(runDir, rundir.SettingsFile), extPath)
 	} else if sha != rs.ModelSHA256 {
 		fits := spec.Features.Dim == hw.InputDim()
 		switch {
 		case !c.IsSet(flagExportModel):
 			return fmt.Errorf("export: %s has sha256 %.12s… but run %s was trained on %.12s… (%s model_sha256): the prepared model changed since training; "+
 				"extract and train again, or pass --%s DIR to export with another prepared model whose features fit the weights",
-				extPath, sha, runDir, rs.ModelSHA256, head.SettingsFile, flagExportModel)
+				extPath, sha, runDir, rs.ModelSHA256, rundir.SettingsFile, flagExportModel)
 		case !fits:
 			return fmt.Errorf("export: --%s %s is not the model run %s was trained on (sha256 %.12s…, want %.12s…), and its %d features do not fit the weights' %d inputs",
 				flagExportModel, modelDir, runDir, sha, rs.ModelSHA256, spec.Features.Dim, hw.InputDim())
@@ -214,10 +215,10 @@ func exportWeights(w *head.Weights, mode, path string) (models.ExportWeights, er
 	switch {
 	case len(have) > 0 && len(missing) > 0:
 		return ew, fmt.Errorf("export: %s holds only some of block5's tensors: %s missing", path, strings.Join(missing, ", "))
-	case mode == head.ModeFineTune && len(have) == 0:
-		return ew, fmt.Errorf("export: %s has no block5 tensors, but %s says mode %q", path, head.SettingsFile, mode)
-	case mode == head.ModeHead && len(have) > 0:
-		return ew, fmt.Errorf("export: %s holds fine-tuned block5 tensors, but %s says mode %q", path, head.SettingsFile, mode)
+	case mode == rundir.ModeFineTune && len(have) == 0:
+		return ew, fmt.Errorf("export: %s has no block5 tensors, but %s says mode %q", path, rundir.SettingsFile, mode)
+	case mode == rundir.ModeHead && len(have) > 0:
+		return ew, fmt.Errorf("export: %s holds fine-tuned block5 tensors, but %s says mode %q", path, rundir.SettingsFile, mode)
 	case len(have) > 0:
 		ew.Block5 = &p
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tlearn/tlearn/head"
+	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models"
@@ -137,7 +138,7 @@ func newExportFixture(t *testing.T, hidden int) *exportFixture {
 	}
 	defer cc.Close()
 	f.weights = seededWeights(cc.Manifest.FeatureDim, hidden, f.classes, cc.Features)
-	f.writeRun(t, head.ModeHead, f.weights)
+	f.writeRun(t, rundir.ModeHead, f.weights)
 	return f
 }
 
@@ -193,11 +194,11 @@ func (f *exportFixture) writeRun(t *testing.T, mode string, w *head.Weights) {
 	}
 	abs, _ := filepath.Abs(f.model)
 	cacheAbs, _ := filepath.Abs(f.cache)
-	info := head.RunInfo{Mode: mode, ModelDir: abs, ModelSHA256: f.sha, Classes: f.classes, TrainCache: head.CacheRef{Dir: cacheAbs}}
-	if err := head.WriteJSON(filepath.Join(f.run, head.SettingsFile), info); err != nil {
+	info := rundir.Info{Mode: mode, ModelDir: abs, ModelSHA256: f.sha, Classes: f.classes, TrainCache: rundir.CacheRef{Dir: cacheAbs}}
+	if err := rundir.WriteJSON(filepath.Join(f.run, rundir.SettingsFile), info); err != nil {
 		t.Fatal(err)
 	}
-	if err := head.SaveWeights(filepath.Join(f.run, head.WeightsFile), w); err != nil {
+	if err := rundir.SaveWeights(filepath.Join(f.run, rundir.WeightsFile), w); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -314,24 +315,24 @@ func TestExportErrors(t *testing.T) {
 		code   int
 		want   string
 	}{
-		{"no settings", func(t *testing.T, run string) { os.Remove(filepath.Join(run, head.SettingsFile)) }, nil, 1, "not a run directory"},
-		{"no weights", func(t *testing.T, run string) { os.Remove(filepath.Join(run, head.WeightsFile)) }, nil, 1, head.WeightsFile},
+		{"no settings", func(t *testing.T, run string) { os.Remove(filepath.Join(run, rundir.SettingsFile)) }, nil, 1, "not a run directory"},
+		{"no weights", func(t *testing.T, run string) { os.Remove(filepath.Join(run, rundir.WeightsFile)) }, nil, 1, rundir.WeightsFile},
 		{"corrupt weights", func(t *testing.T, run string) {
-			p := filepath.Join(run, head.WeightsFile)
+			p := filepath.Join(run, rundir.WeightsFile)
 			b, _ := os.ReadFile(p)
 			os.WriteFile(p, b[:len(b)-7], 0o644)
-		}, nil, 1, filepath.Join("run", head.WeightsFile) + ": tensor"},
+		}, nil, 1, filepath.Join("run", rundir.WeightsFile) + ": tensor"},
 		{"class mismatch", func(t *testing.T, run string) {
 			w := seededWeights(32, 0, []string{"cat", "dog"}, make([]float32, 32))
-			head.SaveWeights(filepath.Join(run, head.WeightsFile), w)
+			rundir.SaveWeights(filepath.Join(run, rundir.WeightsFile), w)
 		}, nil, 1, "class mismatch"},
 		{"features do not fit", func(t *testing.T, run string) {
-			head.SaveWeights(filepath.Join(run, head.WeightsFile), seededWeights(40, 0, f.classes, make([]float32, 40)))
+			rundir.SaveWeights(filepath.Join(run, rundir.WeightsFile), seededWeights(40, 0, f.classes, make([]float32, 40)))
 		}, nil, 1, "output layer takes 40 features but the model's features have 32"},
 		{"model changed", func(t *testing.T, run string) { rewriteSHA(t, run, "0123456789abcdef") }, nil, 1, "changed since training"},
 		{"other model that fits", func(t *testing.T, run string) { rewriteSHA(t, run, "0123456789abcdef") }, []string{"--model", f.model}, 0, "warning: --model"},
 		{"other model that does not fit", nil, []string{"--model", other}, 1, "its 64 features do not fit the weights' 32 inputs"},
-		{"finetune without block5", func(t *testing.T, run string) { rewriteMode(t, run, head.ModeFineTune) }, nil, 1, "has no block5 tensors"},
+		{"finetune without block5", func(t *testing.T, run string) { rewriteMode(t, run, rundir.ModeFineTune) }, nil, 1, "has no block5 tensors"},
 		{"size not a multiple", nil, []string{"--size", "40"}, 1, "not a multiple of 32"},
 		{"bad interpolation", nil, []string{"--interpolation", "cubic"}, 2, "interpolation"},
 		{"no output folder", nil, []string{"--out", filepath.Join(t.TempDir(), "missing", "c.onnx")}, 1, "does not exist"},
@@ -353,22 +354,22 @@ func TestExportErrors(t *testing.T) {
 }
 
 func rewriteSHA(t *testing.T, run, sha string) {
-	rewriteRunInfo(t, run, func(info *head.RunInfo) { info.ModelSHA256 = sha })
+	rewriteRunInfo(t, run, func(info *rundir.Info) { info.ModelSHA256 = sha })
 }
 
 func rewriteMode(t *testing.T, run, mode string) {
-	rewriteRunInfo(t, run, func(info *head.RunInfo) { info.Mode = mode })
+	rewriteRunInfo(t, run, func(info *rundir.Info) { info.Mode = mode })
 }
 
 // rewriteRunInfo edits the common part of run/settings.json.
-func rewriteRunInfo(t *testing.T, run string, edit func(*head.RunInfo)) {
+func rewriteRunInfo(t *testing.T, run string, edit func(*rundir.Info)) {
 	t.Helper()
-	info, err := head.ReadRunInfo(run)
+	info, err := rundir.ReadInfo(run)
 	if err != nil {
 		t.Fatal(err)
 	}
 	edit(info)
-	if err := head.WriteJSON(filepath.Join(run, head.SettingsFile), info); err != nil {
+	if err := rundir.WriteJSON(filepath.Join(run, rundir.SettingsFile), info); err != nil {
 		t.Fatal(err)
 	}
 }

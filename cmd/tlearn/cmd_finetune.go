@@ -11,11 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/tlearn/tlearn/head"
+	"github.com/tlearn/tlearn/head/finetune"
+	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/models"
 )
@@ -75,7 +75,7 @@ Example:
 			&cli.StringFlag{Name: flagFTTrain, Usage: "training cache `DIR` with maps (extract --maps)", Required: true},
 			&cli.StringFlag{Name: flagFTVal, Usage: "validation cache `DIR` with maps", Required: true},
 			&cli.StringFlag{Name: flagFTOut, Usage: "run `DIR` to write", Required: true},
-			&cli.IntFlag{Name: flagFTEpochs, Value: head.DefaultFineTuneEpochs, Usage: "passes over the training maps"},
+			&cli.IntFlag{Name: flagFTEpochs, Value: finetune.DefaultEpochs, Usage: "passes over the training maps"},
 			&cli.Float64Flag{Name: flagFTLR, Value: head.DefaultLR, Usage: "learning rate (of the head, and of block5 unless --block5-lr)"},
 			&cli.Float64Flag{Name: flagFTBlock5LR, Usage: "block5's learning rate", DefaultText: "--lr"},
 			&cli.IntFlag{Name: flagFTBatch, Value: head.DefaultBatch, Usage: "maps per step"},
@@ -84,8 +84,8 @@ Example:
 			&cli.Float64Flag{Name: flagFTDropout, Value: head.DefaultDropout, Usage: "dropout after the hidden layer (0: none)"},
 			&cli.Uint64Flag{Name: flagFTSeed, Usage: "seed of the head's initial weights, the shuffling and the dropout masks"},
 			&cli.StringFlag{Name: flagFTInitHead, Usage: "start from the head of this `RUN` directory (tlearn train)"},
-			&cli.StringFlag{Name: flagFTOptimizer, Value: head.OptimizerAdam, Usage: "adam or sgd"},
-			&cli.Float64Flag{Name: flagFTMomentum, Value: head.DefaultMomentum, Usage: "SGD momentum (0: plain SGD)"},
+			&cli.StringFlag{Name: flagFTOptimizer, Value: finetune.OptimizerAdam, Usage: "adam or sgd"},
+			&cli.Float64Flag{Name: flagFTMomentum, Value: finetune.DefaultMomentum, Usage: "SGD momentum (0: plain SGD)"},
 			&cli.Float64Flag{Name: flagFTWeightDecay, Usage: "decoupled weight decay (AdamW-style: θ ← (1−lr·wd)·θ, every parameter)"},
 			&cli.Float64Flag{Name: flagFTL2, Usage: "coupled L2 on the kernels (added to the gradient, as tlearn train's --l2)"},
 			&cli.Float64Flag{Name: flagFTSmoothing, Usage: "label smoothing (0..1)"},
@@ -102,8 +102,8 @@ Example:
 
 // finetuneRunSettings is settings.json of a fine-tuning run.
 type finetuneRunSettings struct {
-	head.RunInfo
-	head.FineTuneSettings
+	rundir.Info
+	finetune.Settings
 	InitHead        string  `json:"init_head,omitempty"`
 	ImagesPerSecond float64 `json:"images_per_second"`
 	Device          string  `json:"device"`
@@ -121,84 +121,43 @@ func finetuneAction(c *cli.Context) error {
 	s.Runtime = opts
 	out := filepath.Clean(c.String(flagFTOut))
 	if _, err := os.Stat(out); err == nil && !c.Bool(flagFTForce) {
-		return usageError{fmt.Errorf("%w: %s (choose another --%s, or --%s to replace it)", head.ErrRunExists, out, flagFTOut, flagFTForce)}
+		return usageError{fmt.Errorf("%w: %s (choose another --%s, or --%s to replace it)", rundir.ErrExists, out, flagFTOut, flagFTForce)}
 	}
-
-	modelDir := c.String(flagFTModel)
-	spec, err := models.ReadSpec(modelDir)
+	in, err := openFinetuneInputs(c)
 	if err != nil {
 		return err
 	}
-	if spec.Block5 == nil || spec.Maps == nil {
-		return fmt.Errorf("finetune: %s is a %q model without VGG's block5: fine-tuning needs a VGG16 (prepare one with `tlearn models prepare`); train a head on its features with `tlearn train` instead", modelDir, spec.Preset)
-	}
-	modelSHA, err := fileSHA256(filepath.Join(modelDir, models.ExtractorFile))
-	if err != nil {
-		return err
-	}
-	train, trainRef, err := openMapsCache(c.String(flagFTTrain), spec, modelSHA)
-	if err != nil {
-		return err
-	}
-	defer train.Close()
-	val, valRef, err := openMapsCache(c.String(flagFTVal), spec, modelSHA)
-	if err != nil {
-		return err
-	}
-	defer val.Close()
-	if trainRef.Fingerprint != valRef.Fingerprint {
-		return fmt.Errorf("finetune: %s and %s were extracted with different settings (fingerprints differ); extract both with the same model and --size", trainRef.Dir, valRef.Dir)
-	}
-	trainData, valData := mapsData(train), mapsData(val)
-	if strings.Join(trainData.Classes, "\x00") != strings.Join(valData.Classes, "\x00") {
-		return fmt.Errorf("finetune: %s has classes %v, %s has %v", trainRef.Dir, trainData.Classes, valRef.Dir, valData.Classes)
-	}
-
+	defer in.Close()
 	if _, err := initORT(c); err != nil {
 		return err
 	}
-	block5, err := models.ReadBlock5(modelDir, spec)
+	initHead := c.String(flagFTInitHead)
+	start, err := finetune.StartWeights(in.modelDir, in.spec, in.modelSHA, initHead)
+	if errors.Is(err, finetune.ErrOtherModel) {
+		return fmt.Errorf("%w; give --%s a run trained on %s's features", err, flagFTInitHead, in.modelDir)
+	}
 	if err != nil {
 		return err
 	}
-	start := &head.Weights{Classes: trainData.Classes, Tensors: map[string]head.Tensor{}}
-	for _, t := range block5 {
-		start.Tensors[t.Name] = head.Tensor{Shape: t.Shape, Data: t.Data}
-	}
-	initHead := c.String(flagFTInitHead)
-	if initHead != "" {
-		w, err := head.LoadWeights(filepath.Join(initHead, head.WeightsFile))
-		if err != nil {
-			return err
-		}
-		info, err := head.ReadRunInfo(initHead)
-		if err != nil {
-			return err
-		}
-		if info.ModelSHA256 != "" && info.ModelSHA256 != modelSHA {
-			return fmt.Errorf("finetune: --%s %s was trained on features of another model (its extractor.onnx sha256 %s, %s has %s)", flagFTInitHead, initHead, short(info.ModelSHA256), modelDir, short(modelSHA))
-		}
-		// The head's size is the init head's, unless --hidden asks for
-		// another one explicitly (FineTune then explains the mismatch).
-		if !c.IsSet(flagFTHidden) && !c.IsSet(flagFTNoHidden) {
-			s.Hidden, s.NoHidden = w.HiddenSize(), w.HiddenSize() == 0
-		}
-		for _, name := range []string{head.HiddenWeight, head.HiddenBias, head.OutputWeight, head.OutputBias} {
-			if t, ok := w.Tensors[name]; ok {
-				start.Tensors[name] = t
-			}
-		}
-		start.Classes = w.Classes
+	// The head's size is the init head's, unless --hidden asks for another
+	// one explicitly (FineTune then explains the mismatch).
+	if initHead != "" && !c.IsSet(flagFTHidden) && !c.IsSet(flagFTNoHidden) {
+		s.Hidden, s.NoHidden = start.HiddenSize(), start.HiddenSize() == 0
 	}
 
 	ckpt := checkpointPath(out)
 	s.Checkpoint = ckpt
 	errw := errWriter(c)
-	prog := newFinetuneProgress(errw, s.Resolve())
+	prog := newEpochBar(errw)
+	td, vd := in.trainData, in.valData
 	fmt.Fprintf(errw, "fine-tuning block5 (%d channels, %d×%d maps) and the head on %d maps, validating on %d\n",
-		trainData.Shape[0], trainData.Shape[1], trainData.Shape[2], trainData.Len(), valData.Len())
-	res, err := head.FineTune(c.Context, trainData, valData, start, s, prog)
-	prog.finish()
+		td.Shape[0], td.Shape[1], td.Shape[2], td.Len(), vd.Len())
+	res, err := finetune.FineTune(c.Context, td, vd, start, s, prog)
+	prog.Finish()
+	var diverged *head.DivergedError
+	if errors.As(err, &diverged) {
+		return fmt.Errorf("%w; lower --%s (and --%s)", err, flagFTLR, flagFTBlock5LR)
+	}
 	if err != nil {
 		if errors.Is(err, c.Context.Err()) && c.Context.Err() != nil {
 			return c.Context.Err()
@@ -206,32 +165,17 @@ func finetuneAction(c *cli.Context) error {
 		return err
 	}
 
-	absModel, err := filepath.Abs(modelDir)
+	settings, err := in.runSettings(res, initHead)
 	if err != nil {
 		return err
 	}
-	absInit := ""
-	if initHead != "" {
-		if absInit, err = filepath.Abs(initHead); err != nil {
-			return err
-		}
-	}
-	settings := finetuneRunSettings{
-		RunInfo: head.RunInfo{
-			Mode: head.ModeFineTune, ModelDir: absModel, ModelSHA256: modelSHA, Preset: spec.Preset,
-			Classes: trainData.Classes, TrainCache: trainRef, ValCache: valRef,
-			Created: time.Now().UTC(), Seconds: res.Seconds,
-		},
-		FineTuneSettings: res.Settings,
-		InitHead:         absInit,
-		ImagesPerSecond:  res.ImagesPerSecond,
-		Device:           string(res.Device),
-	}
-	metrics := head.NewMetrics(res.History, res.WeightsEpoch, res.Seconds, res.EarlyStopped, res.Validation)
-	if err := head.WriteRun(out, &head.Run{
+	metrics := rundir.NewMetrics(res.History, res.WeightsEpoch, res.Seconds, res.EarlyStopped, res.Validation)
+	if err := rundir.Write(out, &rundir.Contents{
 		Settings: settings, Weights: res.Weights, History: res.History, Metrics: metrics,
 		Title: filepath.Base(out) + " (block5 fine-tuned)", Overwrite: c.Bool(flagFTForce),
-	}); err != nil {
+	}); errors.Is(err, rundir.ErrExists) {
+		return fmt.Errorf("%w (choose another --%s, or --%s to replace it)", err, flagFTOut, flagFTForce)
+	} else if err != nil {
 		return err
 	}
 	if err := os.Remove(ckpt); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -240,17 +184,96 @@ func finetuneAction(c *cli.Context) error {
 	f, b := metrics.Final, metrics.Best
 	fmt.Fprintf(errw, "done in %s on %s (%.1f images/s): final val_accuracy %.4f, best %.4f (epoch %d); wrote %s\n",
 		time.Duration(res.Seconds*float64(time.Second)).Round(time.Second), res.Device, res.ImagesPerSecond,
-		f.ValAccuracy, b.ValAccuracy, b.Epoch+1, out)
+		f.ValAccuracy, b.ValAccuracy, b.Epoch, out)
 	return nil
 }
 
+// finetuneInputs are the prepared model and the two map caches of a
+// fine-tuning run, opened and checked against each other.
+type finetuneInputs struct {
+	modelDir, modelSHA string
+	spec               *models.Spec
+	train, val         *cache.Cache
+	trainRef, valRef   rundir.CacheRef
+	trainData, valData *finetune.MapsData
+}
+
+// openFinetuneInputs reads --model and opens --train and --val.
+func openFinetuneInputs(c *cli.Context) (_ *finetuneInputs, err error) {
+	in := &finetuneInputs{modelDir: c.String(flagFTModel)}
+	defer func() {
+		if err != nil {
+			in.Close()
+		}
+	}()
+	if in.spec, err = models.ReadSpec(in.modelDir); err != nil {
+		return nil, err
+	}
+	if in.spec.Block5 == nil || in.spec.Maps == nil {
+		return nil, fmt.Errorf("finetune: %s is a %q model without VGG's block5: fine-tuning needs a VGG16 (prepare one with `tlearn models prepare`); train a head on its features with `tlearn train` instead", in.modelDir, in.spec.Preset)
+	}
+	if in.modelSHA, err = fileSHA256(filepath.Join(in.modelDir, models.ExtractorFile)); err != nil {
+		return nil, err
+	}
+	if in.train, in.trainRef, err = openMapsCache(c.String(flagFTTrain), in.spec, in.modelSHA); err != nil {
+		return nil, err
+	}
+	if in.val, in.valRef, err = openMapsCache(c.String(flagFTVal), in.spec, in.modelSHA); err != nil {
+		return nil, err
+	}
+	if in.trainRef.Fingerprint != in.valRef.Fingerprint {
+		return nil, fmt.Errorf("finetune: %s and %s were extracted with different settings (fingerprints differ); extract both with the same model and --size", in.trainRef.Dir, in.valRef.Dir)
+	}
+	in.trainData, in.valData = mapsData(in.train), mapsData(in.val)
+	if strings.Join(in.trainData.Classes, "\x00") != strings.Join(in.valData.Classes, "\x00") {
+		return nil, fmt.Errorf("finetune: %s has classes %v, %s has %v", in.trainRef.Dir, in.trainData.Classes, in.valRef.Dir, in.valData.Classes)
+	}
+	return in, nil
+}
+
+// Close closes the caches.
+func (in *finetuneInputs) Close() error {
+	var errs []error
+	for _, cc := range []*cache.Cache{in.train, in.val} {
+		if cc != nil {
+			errs = append(errs, cc.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// runSettings is settings.json of the finished run.
+func (in *finetuneInputs) runSettings(res *finetune.Result, initHead string) (finetuneRunSettings, error) {
+	absModel, err := filepath.Abs(in.modelDir)
+	if err != nil {
+		return finetuneRunSettings{}, err
+	}
+	absInit := ""
+	if initHead != "" {
+		if absInit, err = filepath.Abs(initHead); err != nil {
+			return finetuneRunSettings{}, err
+		}
+	}
+	return finetuneRunSettings{
+		Info: rundir.Info{
+			Mode: rundir.ModeFineTune, ModelDir: absModel, ModelSHA256: in.modelSHA, Preset: in.spec.Preset,
+			Classes: in.trainData.Classes, TrainCache: in.trainRef, ValCache: in.valRef,
+			Created: time.Now().UTC(), Seconds: res.Seconds,
+		},
+		Settings:        res.Settings,
+		InitHead:        absInit,
+		ImagesPerSecond: res.ImagesPerSecond,
+		Device:          string(res.Device),
+	}, nil
+}
+
 // finetuneSettings reads the training flags.
-func finetuneSettings(c *cli.Context) (head.FineTuneSettings, error) {
+func finetuneSettings(c *cli.Context) (finetune.Settings, error) {
 	cw, err := head.ParseClassWeighting(c.String(flagFTClassWeight))
 	if err != nil {
-		return head.FineTuneSettings{}, err
+		return finetune.Settings{}, err
 	}
-	s := head.FineTuneSettings{
+	s := finetune.Settings{
 		Settings: head.Settings{
 			Hidden: c.Int(flagFTHidden), NoHidden: c.Bool(flagFTNoHidden),
 			Dropout: c.Float64(flagFTDropout), NoDropout: c.IsSet(flagFTDropout) && c.Float64(flagFTDropout) == 0,
@@ -288,20 +311,20 @@ func finetuneSettings(c *cli.Context) (head.FineTuneSettings, error) {
 // checkpointPath is the hidden sibling file of the run directory where
 // FineTune keeps its state until the run is written.
 func checkpointPath(out string) string {
-	return filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+"."+head.CheckpointFile)
+	return filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+"."+finetune.CheckpointFile)
 }
 
 // openMapsCache opens a cache and checks that it has maps made by the
 // prepared model (sha256 of its extractor.onnx) with its channel count.
-func openMapsCache(dir string, spec *models.Spec, modelSHA string) (*cache.Cache, head.CacheRef, error) {
+func openMapsCache(dir string, spec *models.Spec, modelSHA string) (*cache.Cache, rundir.CacheRef, error) {
 	cc, err := cache.Open(dir)
 	if err != nil {
-		return nil, head.CacheRef{}, err
+		return nil, rundir.CacheRef{}, err
 	}
 	m := cc.Manifest
-	fail := func(format string, args ...any) (*cache.Cache, head.CacheRef, error) {
+	fail := func(format string, args ...any) (*cache.Cache, rundir.CacheRef, error) {
 		cc.Close()
-		return nil, head.CacheRef{}, fmt.Errorf("finetune: "+format, args...)
+		return nil, rundir.CacheRef{}, fmt.Errorf("finetune: "+format, args...)
 	}
 	switch {
 	case len(m.MapsShape) != 3 || cc.Maps == nil:
@@ -318,12 +341,12 @@ func openMapsCache(dir string, spec *models.Spec, modelSHA string) (*cache.Cache
 	if err != nil {
 		abs = dir
 	}
-	return cc, head.CacheRef{Dir: abs, Fingerprint: m.Fingerprint, N: m.N}, nil
+	return cc, rundir.CacheRef{Dir: abs, Fingerprint: m.Fingerprint, N: m.N}, nil
 }
 
-func mapsData(cc *cache.Cache) *head.MapsData {
+func mapsData(cc *cache.Cache) *finetune.MapsData {
 	s := cc.Manifest.MapsShape
-	return &head.MapsData{Maps: cc.Maps, Y: cc.Labels, Classes: cc.Manifest.Classes, Shape: [3]int{s[0], s[1], s[2]}}
+	return &finetune.MapsData{Maps: cc.Maps, Y: cc.Labels, Classes: cc.Manifest.Classes, Shape: [3]int{s[0], s[1], s[2]}}
 }
 
 func fileSHA256(path string) (string, error) {
@@ -345,82 +368,3 @@ func short(sha string) string {
 	}
 	return sha
 }
-
-// finetuneProgress draws a bar per epoch with images/s and the run's ETA
-// on a terminal, or prints a line every plainLineEvery otherwise, and
-// one summary line per epoch.
-type finetuneProgress struct {
-	w        io.Writer
-	terminal bool
-	batch    int
-	epochs   int
-
-	bar        *progressbar.ProgressBar
-	barEpoch   int
-	runStart   time.Time
-	stepsDone  int // steps run by this process
-	lastLine   time.Time
-	epochStart time.Time
-}
-
-func newFinetuneProgress(w io.Writer, s head.FineTuneSettings) *finetuneProgress {
-	p := &finetuneProgress{w: w, batch: s.Batch, epochs: s.Epochs, barEpoch: -1, runStart: time.Now()}
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		p.terminal = true
-	}
-	p.lastLine = p.runStart
-	return p
-}
-
-func (p *finetuneProgress) Note(msg string) {
-	p.clear()
-	fmt.Fprintln(p.w, msg)
-}
-
-func (p *finetuneProgress) Step(epoch, done, total int) {
-	p.stepsDone++
-	now := time.Now()
-	if epoch != p.barEpoch {
-		p.barEpoch, p.epochStart = epoch, now
-		if p.terminal {
-			p.clear()
-			p.bar = progressbar.NewOptions(total*p.batch,
-				progressbar.OptionSetDescription(fmt.Sprintf("epoch %d/%d", epoch+1, p.epochs)),
-				progressbar.OptionSetWriter(p.w),
-				progressbar.OptionShowCount(),
-				progressbar.OptionShowIts(),
-				progressbar.OptionSetItsString("images"),
-				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionThrottle(200*time.Millisecond),
-				progressbar.OptionFullWidth(),
-			)
-		}
-	}
-	if p.bar != nil {
-		p.bar.Set(done * p.batch)
-		return
-	}
-	if now.Sub(p.lastLine) >= plainLineEvery {
-		p.lastLine = now
-		rate := float64(p.stepsDone*p.batch) / now.Sub(p.runStart).Seconds()
-		left := (total - done) + (p.epochs-epoch-1)*total
-		eta := time.Duration(float64(left*p.batch) / max(rate, 1e-9) * float64(time.Second)).Round(time.Second)
-		fmt.Fprintf(p.w, "epoch %d/%d: step %d/%d, %.1f images/s, ETA %s\n", epoch+1, p.epochs, done, total, rate, eta)
-	}
-}
-
-func (p *finetuneProgress) EpochDone(e head.Epoch, epochs int) {
-	p.clear()
-	fmt.Fprintf(p.w, "epoch %d/%d: loss %.4f accuracy %.4f val_loss %.4f val_accuracy %.4f (%s)\n",
-		e.Epoch+1, epochs, e.Loss, e.Accuracy, e.ValLoss, e.ValAccuracy, time.Duration(e.Seconds*float64(time.Second)).Round(time.Second))
-}
-
-func (p *finetuneProgress) clear() {
-	if p.bar != nil {
-		p.bar.Exit()
-		fmt.Fprintln(p.w)
-		p.bar = nil
-	}
-}
-
-func (p *finetuneProgress) finish() { p.clear() }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/tlearn/tlearn/head"
+	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models"
 )
@@ -54,12 +54,12 @@ func TestFinetuneCommand(t *testing.T) {
 	if err := finetuneApp(&out, &errs).Run(args); err != nil {
 		t.Fatalf("finetune: %v\n%s", err, errs.String())
 	}
-	for _, want := range []string{"fine-tuning block5 (32 channels, 4×4 maps)", "epoch 2/2: loss", "images/s", "wrote " + runDir} {
+	for _, want := range []string{"fine-tuning block5 (32 channels, 4×4 maps)", "epoch 2/2  loss", "images/s", "wrote " + runDir} {
 		if !strings.Contains(errs.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errs.String())
 		}
 	}
-	for _, f := range []string{head.SettingsFile, head.WeightsFile, head.HistoryFile, head.MetricsFile, head.CurvesFile, head.ConfusionFile} {
+	for _, f := range []string{rundir.SettingsFile, rundir.WeightsFile, rundir.HistoryFile, rundir.MetricsFile, rundir.CurvesFile, rundir.ConfusionFile} {
 		if _, err := os.Stat(filepath.Join(runDir, f)); err != nil {
 			t.Error(err)
 		}
@@ -68,14 +68,14 @@ func TestFinetuneCommand(t *testing.T) {
 		t.Errorf("the checkpoint of a finished run is still there: %v", err)
 	}
 	var settings map[string]any
-	b, _ := os.ReadFile(filepath.Join(runDir, head.SettingsFile))
+	b, _ := os.ReadFile(filepath.Join(runDir, rundir.SettingsFile))
 	if err := json.Unmarshal(b, &settings); err != nil {
 		t.Fatal(err)
 	}
-	if settings["mode"] != head.ModeFineTune || settings["hidden"] != 8.0 || settings["optimizer"] != "adam" || settings["block5_lr"] != 1e-3 {
+	if settings["mode"] != rundir.ModeFineTune || settings["hidden"] != 8.0 || settings["optimizer"] != "adam" || settings["block5_lr"] != 1e-3 {
 		t.Errorf("settings.json: %s", b)
 	}
-	w, err := head.LoadWeights(filepath.Join(runDir, head.WeightsFile))
+	w, err := rundir.LoadWeights(filepath.Join(runDir, rundir.WeightsFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/head"
+	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/internal/fsutil"
 )
@@ -51,7 +52,7 @@ func trainCommand() *cli.Command {
 		Description: `Trains the reference head (Dense(1024, ReLU) → Dropout(0.5) → Dense(K) →
 softmax, Adam with lr 1e-4, batch 32, 50 epochs) on the features of --train,
 validating on --val after every epoch, and writes the run directory --out:
-settings.json, weights.safetensors, history.csv (Keras CSVLogger columns),
+settings.json, weights.safetensors, history.csv (Keras CSVLogger columns, epochs from 1),
 metrics.json, curves.png and confusion.png. The run directory appears only when
 it is complete; Ctrl-C leaves nothing behind.
 
@@ -376,12 +377,18 @@ func trainAction(c *cli.Context) error {
 }
 
 // trainOne trains one head and writes its run directory.
-func trainOne(c *cli.Context, tc *trainCaches, s head.Settings, out, title, prefix string, force bool, w io.Writer) (*head.Metrics, error) {
+func trainOne(c *cli.Context, tc *trainCaches, s head.Settings, out, title, prefix string, force bool, w io.Writer) (*rundir.Metrics, error) {
 	train, val := tc.train, tc.val
 	fmt.Fprintf(w, "%straining on %d images (%d features, %d classes), validating on %d; %s\n",
 		prefix, train.Len(), train.Manifest.FeatureDim, len(train.Manifest.Classes), val.Len(), describeSettings(s.Resolve()))
 	trainD, valD := tc.data()
-	res, err := head.Train(c.Context, trainD, valD, s, &epochLines{w: w, prefix: prefix})
+	bar := newEpochBar(w)
+	res, err := head.Train(c.Context, trainD, valD, s, prefixed{bar, prefix})
+	bar.Finish()
+	var diverged *head.DivergedError
+	if errors.As(err, &diverged) {
+		return nil, fmt.Errorf("%w; lower --%s", err, flagTrainLR)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -393,15 +400,18 @@ func trainOne(c *cli.Context, tc *trainCaches, s head.Settings, out, title, pref
 	if err != nil {
 		return nil, err
 	}
-	m := res.Metrics(rep)
-	err = head.WriteRun(out, &head.Run{
-		Settings:  head.HeadRunSettings{RunInfo: info, Settings: res.Settings},
+	m := rundir.NewMetrics(res.History, res.WeightsEpoch, res.Seconds, res.EarlyStopped, rep)
+	err = rundir.Write(out, &rundir.Contents{
+		Settings:  rundir.HeadSettings{Info: info, Settings: res.Settings},
 		Weights:   res.Weights,
 		History:   res.History,
 		Metrics:   m,
 		Title:     title + ": " + describeSettings(res.Settings),
 		Overwrite: force,
 	})
+	if errors.Is(err, rundir.ErrExists) {
+		return nil, fmt.Errorf("%w (choose another --%s, or --%s to replace it)", err, flagTrainOut, flagTrainForce)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -411,10 +421,8 @@ func trainOne(c *cli.Context, tc *trainCaches, s head.Settings, out, title, pref
 		stopped = " (stopped early)"
 	}
 	fmt.Fprintf(w, "%s%d epochs%s in %s (%s per epoch, %s)\n", prefix, n, stopped, seconds(res.Seconds), seconds(res.Seconds/float64(n)), res.Backend)
-	// Epochs count from 1 on the terminal, as in the progress lines; the
-	// files count from 0, as Keras' CSVLogger does.
 	fmt.Fprintf(w, "%sfinal: val_accuracy %.4f val_loss %.4f; best: val_accuracy %.4f in epoch %d; saved the weights of epoch %d: val top-5 %.4f, macro F1 %.4f\n",
-		prefix, m.Final.ValAccuracy, m.Final.ValLoss, m.Best.ValAccuracy, m.Best.Epoch+1, m.WeightsEpoch+1, rep.TopKAccuracy, rep.MacroF1)
+		prefix, m.Final.ValAccuracy, m.Final.ValLoss, m.Best.ValAccuracy, m.Best.Epoch, m.WeightsEpoch, rep.TopKAccuracy, rep.MacroF1)
 	fmt.Fprintf(w, "%swrote %s\n", prefix, out)
 	return m, nil
 }
@@ -422,22 +430,22 @@ func trainOne(c *cli.Context, tc *trainCaches, s head.Settings, out, title, pref
 // runInfo is the common part of settings.json: the model comes from the
 // cache manifest, which recorded the prepared model's folder and the
 // sha256 of its extractor.onnx.
-func runInfo(tc *trainCaches, res *head.Result) (head.RunInfo, error) {
-	ref := func(c *cache.Cache) (head.CacheRef, error) {
+func runInfo(tc *trainCaches, res *head.Result) (rundir.Info, error) {
+	ref := func(c *cache.Cache) (rundir.CacheRef, error) {
 		dir, err := filepath.Abs(c.Dir)
-		return head.CacheRef{Dir: dir, Fingerprint: c.Manifest.Fingerprint, N: c.Len()}, err
+		return rundir.CacheRef{Dir: dir, Fingerprint: c.Manifest.Fingerprint, N: c.Len()}, err
 	}
 	tr, err := ref(tc.train)
 	if err != nil {
-		return head.RunInfo{}, err
+		return rundir.Info{}, err
 	}
 	va, err := ref(tc.val)
 	if err != nil {
-		return head.RunInfo{}, err
+		return rundir.Info{}, err
 	}
 	m := tc.train.Manifest
-	return head.RunInfo{
-		Mode: head.ModeHead, ModelDir: m.Model.Dir, ModelSHA256: m.Model.ExtractorSHA256, Preset: m.Model.Preset,
+	return rundir.Info{
+		Mode: rundir.ModeHead, ModelDir: m.Model.Dir, ModelSHA256: m.Model.ExtractorSHA256, Preset: m.Model.Preset,
 		Classes: m.Classes, TrainCache: tr, ValCache: va, Created: time.Now().UTC(),
 		Backend: res.Backend, Seconds: res.Seconds,
 	}, nil
@@ -471,20 +479,6 @@ func describeSettings(s head.Settings) string {
 	return b.String()
 }
 
-// epochLines prints one line per epoch.
-type epochLines struct {
-	w      io.Writer
-	prefix string
-}
-
-func (p *epochLines) Step(epoch, done, total int) {}
-
-func (p *epochLines) EpochDone(e head.Epoch, epochs int) {
-	width := len(strconv.Itoa(epochs))
-	fmt.Fprintf(p.w, "%sepoch %*d/%d  loss %.4f  accuracy %.4f  val_loss %.4f  val_accuracy %.4f  %s\n",
-		p.prefix, width, e.Epoch+1, epochs, e.Loss, e.Accuracy, e.ValLoss, e.ValAccuracy, seconds(e.Seconds))
-}
-
 // seconds formats a duration for progress lines: milliseconds below one
 // second.
 func seconds(s float64) string {
@@ -497,7 +491,7 @@ func seconds(s float64) string {
 // sweepResult is one line of the ranked table.
 type sweepResult struct {
 	name    string
-	m       *head.Metrics
+	m       *rundir.Metrics
 	reused  bool
 	seconds float64
 }
@@ -505,7 +499,7 @@ type sweepResult struct {
 func trainSweep(c *cli.Context, tc *trainCaches, runs []sweepRun, out string, force bool, w io.Writer) error {
 	// Check every existing run before training anything, so that a
 	// conflict does not surface after an hour of work.
-	reuse := make([]*head.Metrics, len(runs))
+	reuse := make([]*rundir.Metrics, len(runs))
 	for i, r := range runs {
 		dir := filepath.Join(out, r.name)
 		if _, err := os.Stat(dir); err != nil {
@@ -561,8 +555,8 @@ func trainSweep(c *cli.Context, tc *trainCaches, runs []sweepRun, out string, fo
 
 // sameRun reports whether dir holds a finished run of the same settings
 // on the same caches, and its metrics.
-func sameRun(dir string, tc *trainCaches, s head.Settings) (*head.Metrics, bool) {
-	rs, err := head.ReadHeadRunSettings(dir)
+func sameRun(dir string, tc *trainCaches, s head.Settings) (*rundir.Metrics, bool) {
+	rs, err := rundir.ReadHeadSettings(dir)
 	if err != nil {
 		return nil, false
 	}
@@ -570,11 +564,11 @@ func sameRun(dir string, tc *trainCaches, s head.Settings) (*head.Metrics, bool)
 		rs.ValCache.N != tc.val.Len() || !slices.Equal(rs.Classes, tc.train.Manifest.Classes) {
 		return nil, false
 	}
-	m, err := head.ReadMetrics(dir)
+	m, err := rundir.ReadMetrics(dir)
 	if err != nil {
 		return nil, false
 	}
-	if _, err := os.Stat(filepath.Join(dir, head.WeightsFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, rundir.WeightsFile)); err != nil {
 		return nil, false
 	}
 	return m, true
@@ -588,14 +582,14 @@ func writeSweepTable(out io.Writer, results []sweepResult) error {
 		if r.reused {
 			note = " (reused)"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.4f\t%d\t%.4f\t%.4f\t%.1f%s\t\n", i+1, r.name, r.m.Best.ValAccuracy, r.m.Best.Epoch+1, r.m.Final.ValAccuracy, r.m.Final.ValLoss, r.seconds, note)
+		fmt.Fprintf(tw, "%d\t%s\t%.4f\t%d\t%.4f\t%.4f\t%.1f%s\t\n", i+1, r.name, r.m.Best.ValAccuracy, r.m.Best.Epoch, r.m.Final.ValAccuracy, r.m.Final.ValLoss, r.seconds, note)
 	}
 	return tw.Flush()
 }
 
 func writeSweepCSV(out io.Writer, results []sweepResult) error {
 	var b strings.Builder
-	// best_epoch counts from 0, as in history.csv.
+	// best_epoch counts from 1, as the table and history.csv do.
 	b.WriteString("rank,run,best_val_accuracy,best_epoch,final_val_accuracy,final_val_loss,seconds\n")
 	for i, r := range results {
 		fmt.Fprintf(&b, "%d,%s,%g,%d,%g,%g,%.3f\n", i+1, r.name, r.m.Best.ValAccuracy, r.m.Best.Epoch, r.m.Final.ValAccuracy, r.m.Final.ValLoss, r.seconds)

@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/head"
+	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/cache"
 )
 
@@ -93,7 +94,7 @@ func TestTrainCommand(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 		}
 	}
-	rs, err := head.ReadHeadRunSettings(out)
+	rs, err := rundir.ReadHeadSettings(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,12 +102,12 @@ func TestTrainCommand(t *testing.T) {
 		rs.Dropout != 0.5 || rs.TrainCache.N != 60 || !filepath.IsAbs(rs.ValCache.Dir) || rs.TrainCache.Fingerprint == "" {
 		t.Errorf("settings.json: %+v", rs)
 	}
-	for _, f := range []string{head.WeightsFile, head.HistoryFile, head.MetricsFile, head.CurvesFile, head.ConfusionFile} {
+	for _, f := range []string{rundir.WeightsFile, rundir.HistoryFile, rundir.MetricsFile, rundir.CurvesFile, rundir.ConfusionFile} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}
 	}
-	h, err := head.ReadHistory(filepath.Join(out, head.HistoryFile))
+	h, err := rundir.ReadHistory(filepath.Join(out, rundir.HistoryFile))
 	if err != nil || len(h) != 8 {
 		t.Fatalf("history: %v %v", h, err)
 	}
@@ -123,7 +124,7 @@ func TestTrainCommand(t *testing.T) {
 	if stderr.Len() != 0 {
 		t.Errorf("--quiet printed:\n%s", stderr.String())
 	}
-	if rs, _ := head.ReadHeadRunSettings(out); rs == nil || !rs.NoHidden {
+	if rs, _ := rundir.ReadHeadSettings(out); rs == nil || !rs.NoHidden {
 		t.Errorf("--hidden 0 did not train a head without hidden layer: %+v", rs)
 	}
 
@@ -166,10 +167,10 @@ func TestTrainCommandErrors(t *testing.T) {
 	}
 	noWeights := filepath.Join(root, "noweights")
 	copyRun(t, run, noWeights)
-	os.Remove(filepath.Join(noWeights, head.WeightsFile))
+	os.Remove(filepath.Join(noWeights, rundir.WeightsFile))
 	corrupt := filepath.Join(root, "corrupt")
 	copyRun(t, run, corrupt)
-	os.WriteFile(filepath.Join(corrupt, head.WeightsFile), []byte("\x10\x00\x00\x00\x00\x00\x00\x00{not json}      "), 0o644)
+	os.WriteFile(filepath.Join(corrupt, rundir.WeightsFile), []byte("\x10\x00\x00\x00\x00\x00\x00\x00{not json}      "), 0o644)
 
 	for _, tc := range []struct {
 		desc string
@@ -192,8 +193,8 @@ func TestTrainCommandErrors(t *testing.T) {
 		{"evaluate other backbone", []string{"evaluate", "--run", run, "--cache", otherModel}, 1, "another backbone"},
 		{"evaluate other class count", []string{"evaluate", "--run", run, "--cache", otherClasses}, 1, "2 classes [cat dog], the run has 3"},
 		{"evaluate renamed classes", []string{"evaluate", "--run", run, "--cache", renamed}, 1, "same names in the same order"},
-		{"evaluate missing weights", []string{"evaluate", "--run", noWeights, "--cache", val}, 1, filepath.Join(noWeights, head.WeightsFile)},
-		{"evaluate corrupt weights", []string{"evaluate", "--run", corrupt, "--cache", val}, 1, filepath.Join(corrupt, head.WeightsFile) + ": malformed header"},
+		{"evaluate missing weights", []string{"evaluate", "--run", noWeights, "--cache", val}, 1, filepath.Join(noWeights, rundir.WeightsFile)},
+		{"evaluate corrupt weights", []string{"evaluate", "--run", corrupt, "--cache", val}, 1, filepath.Join(corrupt, rundir.WeightsFile) + ": malformed header"},
 		{"evaluate no run", []string{"evaluate", "--run", filepath.Join(root, "a"), "--cache", val}, 1, "not a run directory"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -247,7 +248,7 @@ func TestTrainSweep(t *testing.T) {
 	}
 	names := []string{"lr-1e-2_dropout-0", "lr-1e-2_dropout-0.5", "lr-1e-4_dropout-0", "lr-1e-4_dropout-0.5"}
 	for _, n := range names {
-		rs, err := head.ReadHeadRunSettings(filepath.Join(out, n))
+		rs, err := rundir.ReadHeadSettings(filepath.Join(out, n))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"github.com/tlearn/tlearn/internal/progress"
 	"golang.org/x/term"
 )
 
@@ -22,6 +23,10 @@ type countBar struct {
 	w        io.Writer
 	terminal bool
 	unit     string
+
+	// quietStart leaves out the line that starts a phase when there is
+	// no terminal: training reports each epoch with a line of its own.
+	quietStart bool
 
 	bar         *progressbar.ProgressBar
 	label       string
@@ -50,7 +55,9 @@ func (p *countBar) Start(label string, total, doneBefore int) {
 		return
 	}
 	if !p.terminal {
-		fmt.Fprintf(p.w, "%s: %d %s to go\n", label, total-doneBefore, p.unit)
+		if !p.quietStart {
+			fmt.Fprintf(p.w, "%s: %d %s to go\n", label, total-doneBefore, p.unit)
+		}
 		return
 	}
 	p.bar = progressbar.NewOptions(total-doneBefore,
@@ -95,6 +102,13 @@ func (p *countBar) Clear() {
 	}
 }
 
+// Log prints msg on a line of its own, taking the bar off the line first
+// (it comes back with the next Add).
+func (p *countBar) Log(msg string) {
+	p.Clear()
+	fmt.Fprintln(p.w, msg)
+}
+
 // Finish ends the phase and leaves the line clean.
 func (p *countBar) Finish() {
 	if p.bar != nil {
@@ -104,4 +118,25 @@ func (p *countBar) Finish() {
 		p.bar.Clear()
 		p.bar = nil
 	}
+}
+
+// newEpochBar is the progress of a training run: a bar per epoch on a
+// terminal, and the epoch lines the trainers Log.
+func newEpochBar(w io.Writer) *countBar {
+	p := newCountBar(w, "images")
+	p.quietStart = true
+	return p
+}
+
+// prefixed puts a sweep run's name in front of every line and phase of
+// the reporter it wraps.
+type prefixed struct {
+	progress.Reporter
+	prefix string
+}
+
+func (p prefixed) Log(msg string) { p.Reporter.Log(p.prefix + msg) }
+
+func (p prefixed) Start(phase string, total, done int) {
+	p.Reporter.Start(p.prefix+phase, total, done)
 }

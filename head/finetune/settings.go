@@ -1,12 +1,22 @@
-package head
+package finetune
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
+	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/models"
 )
+
+// ErrData is wrapped by every error about inconsistent maps or starting
+// weights.
+var ErrData = errors.New("finetune: invalid data")
+
+// ErrSettings is wrapped by the errors about invalid fine-tuning settings;
+// those about the head's settings wrap head.ErrSettings.
+var ErrSettings = errors.New("finetune: invalid settings")
 
 // MapsData is a labelled set of block4_pool maps, the input of FineTune.
 type MapsData struct {
@@ -55,26 +65,26 @@ func (d *MapsData) classCounts() []int {
 
 // Fine-tuning defaults that differ from the head's.
 const (
-	DefaultFineTuneEpochs = 10
-	DefaultMomentum       = 0.9
+	DefaultEpochs   = 10
+	DefaultMomentum = 0.9
 )
 
-// Optimizers of FineTuneSettings.Optimizer.
+// Optimizers of Settings.Optimizer.
 const (
 	OptimizerAdam = models.OptimizerAdam
 	OptimizerSGD  = models.OptimizerSGD
 )
 
-// FineTuneSettings configure FineTune. The zero value is the reference
+// Settings configure FineTune. The zero value is the reference
 // experiment: the tutorial's head, Adam at 1e-4 for block5 and the head
-// alike, batch 32, DefaultFineTuneEpochs, seed 0.
-type FineTuneSettings struct {
-	// Settings are the head's, with the same meaning as for Train, except
-	// that Epochs 0 means DefaultFineTuneEpochs and L2 (coupled) also
+// alike, batch 32, DefaultEpochs, seed 0.
+type Settings struct {
+	// Settings are the head's, with the same meaning as for head.Train, except
+	// that Epochs 0 means DefaultEpochs and L2 (coupled) also
 	// applies to block5's kernels. Batches, initial head weights and
 	// dropout masks come from the same seeded streams as Train's, so that
 	// with block5 frozen both trainers take the same steps.
-	Settings
+	head.Settings
 	// Block5LR is block5's learning rate; 0 means LR (one rate for all,
 	// as the tutorial).
 	Block5LR float64 `json:"block5_lr"`
@@ -101,9 +111,9 @@ type FineTuneSettings struct {
 }
 
 // Resolve fills in the defaults.
-func (s FineTuneSettings) Resolve() FineTuneSettings {
+func (s Settings) Resolve() Settings {
 	if s.Epochs == 0 {
-		s.Epochs = DefaultFineTuneEpochs
+		s.Epochs = DefaultEpochs
 	}
 	s.Settings = s.Settings.Resolve()
 	if s.Block5LR == 0 {
@@ -125,7 +135,7 @@ func (s FineTuneSettings) Resolve() FineTuneSettings {
 }
 
 // Validate checks the resolved settings.
-func (s FineTuneSettings) Validate() error {
+func (s Settings) Validate() error {
 	if err := s.Settings.Validate(); err != nil {
 		return err
 	}
@@ -144,7 +154,7 @@ func (s FineTuneSettings) Validate() error {
 }
 
 // graphSpec is the training graph for these (resolved) settings.
-func (s FineTuneSettings) graphSpec(shape [3]int, classes int) models.TrainGraphSpec {
+func (s Settings) graphSpec(shape [3]int, classes int) models.TrainGraphSpec {
 	return models.TrainGraphSpec{
 		Channels: shape[0], Height: shape[1], Width: shape[2],
 		Hidden:       s.Hidden,
@@ -160,7 +170,7 @@ func (s FineTuneSettings) graphSpec(shape [3]int, classes int) models.TrainGraph
 
 // checkStart checks the starting weights against the data and settings:
 // block5's six tensors in torchvision layout, and a head when given.
-func checkStart(start *Weights, d *MapsData, s FineTuneSettings) error {
+func checkStart(start *head.Weights, d *MapsData, s Settings) error {
 	if start == nil {
 		return fmt.Errorf("%w: no starting weights (block5's tensors are needed)", ErrData)
 	}
@@ -169,24 +179,25 @@ func checkStart(start *Weights, d *MapsData, s FineTuneSettings) error {
 		for _, x := range []struct {
 			name  string
 			shape []int
+			size  int
 		}{
-			{models.Block5WeightName(i), []int{c, c, 3, 3}},
-			{models.Block5BiasName(i), []int{c}},
+			{models.Block5WeightName(i), []int{c, c, 3, 3}, c * c * 9},
+			{models.Block5BiasName(i), []int{c}, c},
 		} {
 			t, ok := start.Tensors[x.name]
 			if !ok {
 				return fmt.Errorf("%w: starting weights lack %s", ErrData, x.name)
 			}
-			if !slices.Equal(t.Shape, x.shape) || len(t.Data) != shapeSize(x.shape) {
+			if !slices.Equal(t.Shape, x.shape) || len(t.Data) != x.size {
 				return fmt.Errorf("%w: %s has shape %v, but maps with %d channels need %v (maps of another backbone?)", ErrData, x.name, t.Shape, c, x.shape)
 			}
 		}
 	}
-	if _, ok := start.Tensors[OutputWeight]; !ok {
+	if _, ok := start.Tensors[head.OutputWeight]; !ok {
 		return nil
 	}
 	if err := start.Validate(); err != nil {
-		return fmt.Errorf("%w: initial head: %v", ErrData, err)
+		return fmt.Errorf("%w: initial finetune: %v", ErrData, err)
 	}
 	switch {
 	case start.InputDim() != c:

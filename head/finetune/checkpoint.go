@@ -1,4 +1,4 @@
-package head
+package finetune
 
 import (
 	"crypto/sha256"
@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
@@ -25,39 +26,43 @@ const CheckpointFile = "finetune-checkpoint.safetensors"
 // JSON in the metadata entry checkpointMeta.
 const (
 	checkpointMeta    = "tlearn_finetune_state"
-	checkpointFormat  = 1
+	checkpointFormat  = 2
 	checkpointBestPfx = "best/"
+	// checkpointFormat1 is the format of tlearn before epochs were counted
+	// from 1: the same but for its history, whose epochs count from 0.
+	checkpointFormat1 = 1
 )
 
-// ftState is the training state besides the tensors.
+// ftState is the training state besides the tensors. BestEpoch is the
+// index in History of the best epoch (head.EpochState.Best).
 type ftState struct {
-	Format      int     `json:"format"`
-	Fingerprint string  `json:"fingerprint"`
-	Steps       int     `json:"steps"`
-	History     History `json:"history"`
-	Order       []int32 `json:"order"`
-	Shuffle     []byte  `json:"shuffle_pcg"`
-	Dropout     []byte  `json:"dropout_pcg"`
-	BestEpoch   int     `json:"best_epoch"`
-	SinceBest   int     `json:"since_best"`
-	Stopped     bool    `json:"stopped"`
+	Format      int          `json:"format"`
+	Fingerprint string       `json:"fingerprint"`
+	Steps       int          `json:"steps"`
+	History     head.History `json:"history"`
+	Order       []int32      `json:"order"`
+	Shuffle     []byte       `json:"shuffle_pcg"`
+	Dropout     []byte       `json:"dropout_pcg"`
+	BestEpoch   int          `json:"best_epoch"`
+	SinceBest   int          `json:"since_best"`
+	Stopped     bool         `json:"stopped"`
 }
 
 type ftCheckpoint struct {
-	weights *Weights
-	moments map[string]Tensor
-	best    *Weights // nil unless the run keeps its best epoch
+	weights *head.Weights
+	moments map[string]head.Tensor
+	best    *head.Weights // nil unless the run keeps its best epoch
 	state   ftState
 }
 
 // fingerprint identifies what a checkpoint may resume: the settings
 // (except the number of epochs, which a resumed run may raise) and the
 // data's shape, classes and labels.
-func fingerprint(s FineTuneSettings, train, val *MapsData) string {
+func fingerprint(s Settings, train, val *MapsData) string {
 	s.Epochs = 0
 	h := sha256.New()
 	b, _ := json.Marshal(struct {
-		S       FineTuneSettings
+		S       Settings
 		Shape   [3]int
 		Classes []string
 		N, NVal int
@@ -69,56 +74,62 @@ func fingerprint(s FineTuneSettings, train, val *MapsData) string {
 }
 
 // checkpoint captures the state after an epoch.
-func (r *ftRun) checkpoint(sess *ftSession, classes []string, train, val *MapsData) *ftCheckpoint {
-	shuf, _ := r.shufflePCG.MarshalBinary()
-	drop, _ := r.drop.src.MarshalBinary()
+func (m *model) checkpoint(st *head.EpochState) *ftCheckpoint {
+	shuf, _ := st.Shuffle.MarshalBinary()
+	drop, _ := m.drop.MarshalBinary()
 	return &ftCheckpoint{
-		weights: sess.weights(classes),
-		moments: sess.momentTensors(),
-		best:    r.best,
+		weights: m.sess.weights(m.train.Classes),
+		moments: m.sess.momentTensors(),
+		best:    m.best,
 		state: ftState{
 			Format:      checkpointFormat,
-			Fingerprint: fingerprint(r.s, train, val),
-			Steps:       r.steps,
-			History:     slices.Clone(r.history),
-			Order:       slices.Clone(r.order),
+			Fingerprint: fingerprint(m.s, m.train, m.val),
+			Steps:       m.steps,
+			History:     slices.Clone(st.History),
+			Order:       slices.Clone(st.Order),
 			Shuffle:     shuf,
 			Dropout:     drop,
-			BestEpoch:   r.bestEpoch,
-			SinceBest:   r.sinceBest,
-			Stopped:     r.stopped,
+			BestEpoch:   st.Best,
+			SinceBest:   st.SinceBest,
+			Stopped:     st.Stopped,
 		},
 	}
 }
 
-// restore continues r from a checkpoint of the same settings and data.
-func (r *ftRun) restore(ck *ftCheckpoint, train, val *MapsData) error {
-	st := ck.state
+// restore continues m and the epoch loop's state st from a checkpoint of
+// the same settings and data.
+func (m *model) restore(ck *ftCheckpoint, st *head.EpochState) error {
+	c := ck.state
 	switch {
-	case st.Format != checkpointFormat:
-		return fmt.Errorf("checkpoint format %d, this tlearn reads %d", st.Format, checkpointFormat)
-	case st.Fingerprint != fingerprint(r.s, train, val):
+	case c.Format != checkpointFormat && c.Format != checkpointFormat1:
+		return fmt.Errorf("checkpoint format %d, this tlearn reads %d and %d", c.Format, checkpointFormat1, checkpointFormat)
+	case c.Fingerprint != fingerprint(m.s, m.train, m.val):
 		return errors.New("it was written by a run with other settings or data; delete it to start over, or use another run directory")
-	case len(st.Order) != len(r.order):
-		return fmt.Errorf("it orders %d examples, the data has %d", len(st.Order), len(r.order))
-	case len(st.History) > r.s.Epochs:
-		return fmt.Errorf("it holds %d epochs, more than the %d asked for", len(st.History), r.s.Epochs)
-	case r.keepBest && ck.best == nil:
+	case len(c.Order) != len(st.Order):
+		return fmt.Errorf("it orders %d examples, the data has %d", len(c.Order), len(st.Order))
+	case len(c.History) > m.s.Epochs:
+		return fmt.Errorf("it holds %d epochs, more than the %d asked for", len(c.History), m.s.Epochs)
+	case (m.s.SaveBest || m.s.EarlyStop > 0) && ck.best == nil:
 		return errors.New("it has no best-epoch weights")
-	case st.BestEpoch < -1 || st.BestEpoch >= len(st.History) || (len(st.History) > 0 && st.BestEpoch < 0):
-		return fmt.Errorf("its best epoch %d is not one of its %d epochs (damaged?)", st.BestEpoch, len(st.History))
-	case !isPermutation(st.Order):
+	case c.BestEpoch < -1 || c.BestEpoch >= len(c.History) || (len(c.History) > 0 && c.BestEpoch < 0):
+		return fmt.Errorf("its best epoch %d is not one of its %d epochs (damaged?)", c.BestEpoch, len(c.History))
+	case !isPermutation(c.Order):
 		return errors.New("its example order is not a permutation of the examples (damaged?)")
 	}
-	if err := r.shufflePCG.UnmarshalBinary(st.Shuffle); err != nil {
+	if err := st.Shuffle.UnmarshalBinary(c.Shuffle); err != nil {
 		return fmt.Errorf("shuffle generator: %w", err)
 	}
-	if err := r.drop.src.UnmarshalBinary(st.Dropout); err != nil {
+	if err := m.drop.UnmarshalBinary(c.Dropout); err != nil {
 		return fmt.Errorf("dropout generator: %w", err)
 	}
-	r.steps, r.history, r.order = st.Steps, st.History, st.Order
-	r.bestEpoch, r.sinceBest, r.stopped = st.BestEpoch, st.SinceBest, st.Stopped
-	r.best = ck.best
+	if c.Format == checkpointFormat1 {
+		for i := range c.History {
+			c.History[i].Epoch++
+		}
+	}
+	m.steps, st.History, st.Order = c.Steps, c.History, c.Order
+	st.Best, st.SinceBest, st.Stopped = c.BestEpoch, c.SinceBest, c.Stopped
+	m.best = ck.best
 	return nil
 }
 
@@ -137,7 +148,7 @@ func isPermutation(order []int32) bool {
 
 // writeCheckpoint writes ck to path atomically.
 func writeCheckpoint(path string, ck *ftCheckpoint) error {
-	all := &Weights{Classes: ck.weights.Classes, Tensors: map[string]Tensor{}}
+	all := &head.Weights{Classes: ck.weights.Classes, Tensors: map[string]head.Tensor{}}
 	for n, t := range ck.weights.Tensors {
 		all.Tensors[n] = t
 	}
@@ -151,12 +162,12 @@ func writeCheckpoint(path string, ck *ftCheckpoint) error {
 	}
 	state, err := json.Marshal(ck.state)
 	if err != nil {
-		return fmt.Errorf("head: checkpoint %s: %w", path, err)
+		return fmt.Errorf("finetune: checkpoint %s: %w", path, err)
 	}
 	if err := fsutil.WriteWith(path, 0o644, func(w io.Writer) error {
-		return all.writeWithMeta(w, map[string]string{checkpointMeta: string(state)})
+		return all.Encode(w, map[string]string{checkpointMeta: string(state)})
 	}); err != nil {
-		return fmt.Errorf("head: checkpoint: %w", err)
+		return fmt.Errorf("finetune: checkpoint: %w", err)
 	}
 	return nil
 }
@@ -169,18 +180,18 @@ func readCheckpoint(path string) (*ftCheckpoint, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("head: %w", err)
+		return nil, fmt.Errorf("finetune: %w", err)
 	}
 	ck, err := parseCheckpoint(b)
 	if err != nil {
-		return nil, fmt.Errorf("head: checkpoint %s: %w", path, err)
+		return nil, fmt.Errorf("finetune: checkpoint %s: %w", path, err)
 	}
 	return ck, nil
 }
 
 // parseCheckpoint decodes a checkpoint held in memory.
 func parseCheckpoint(b []byte) (*ftCheckpoint, error) {
-	all, err := ParseWeights(b)
+	all, err := head.ParseWeights(b)
 	if err != nil {
 		return nil, err
 	}
@@ -197,8 +208,8 @@ func parseCheckpoint(b []byte) (*ftCheckpoint, error) {
 		return nil, fmt.Errorf("no %s metadata (a weights file, not a fine-tuning checkpoint)", checkpointMeta)
 	}
 	ck := &ftCheckpoint{
-		weights: &Weights{Classes: all.Classes, Tensors: map[string]Tensor{}},
-		moments: map[string]Tensor{},
+		weights: &head.Weights{Classes: all.Classes, Tensors: map[string]head.Tensor{}},
+		moments: map[string]head.Tensor{},
 	}
 	if err := json.Unmarshal([]byte(raw), &ck.state); err != nil {
 		return nil, fmt.Errorf("state: %w", err)
@@ -207,7 +218,7 @@ func parseCheckpoint(b []byte) (*ftCheckpoint, error) {
 		switch {
 		case strings.HasPrefix(name, checkpointBestPfx):
 			if ck.best == nil {
-				ck.best = &Weights{Classes: all.Classes, Tensors: map[string]Tensor{}}
+				ck.best = &head.Weights{Classes: all.Classes, Tensors: map[string]head.Tensor{}}
 			}
 			ck.best.Tensors[strings.TrimPrefix(name, checkpointBestPfx)] = t
 		case strings.HasSuffix(name, ".m") || strings.HasSuffix(name, ".v"):

@@ -1,36 +1,34 @@
-package head
+package finetune
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"math"
-	"sync"
 	"unsafe"
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/models"
 )
 
-// ftSession owns the ONNX Runtime sessions of a fine-tuning run and every
+// session owns the ONNX Runtime sessions of a fine-tuning run and every
 // tensor they read and write. The parameters and optimizer moments exist in
 // two sets: a step reads set cur and writes the updated values straight
 // into set 1−cur (onnxruntime_go binds preallocated outputs), then the sets
 // swap, so no step copies a parameter. Frozen parameters are only read and
 // exist once.
-type ftSession struct {
+type session struct {
 	// tg is the training graph, or, in an evaluation-only session, the
 	// eval graph itself (same parameters, no moments, no train session).
 	tg, eg      *models.TrainGraph
 	evalOnly    bool
 	train, eval *ort.DynamicAdvancedSession
-	runOpts     *ort.RunOptions
-	stopWatch   func() bool
-	// mu orders a cancellation's Terminate before Close's Destroy of the
-	// run options: the context fires on its own goroutine.
-	mu       sync.Mutex
+	// runOpts let a cancelled context terminate the run in flight
+	// (ortlib.RunWithContext).
+	runOpts  *ort.RunOptions
 	device   ortlib.Device
 	fallback string
 
@@ -40,14 +38,14 @@ type ftSession struct {
 
 	// The scalar inputs, by graph input name.
 	scalars map[string]*ort.Tensor[float32]
-	batches map[int]*ftBatch
+	batches map[int]*batchTensors
 
 	owned []ort.Value // every tensor, for Close
 }
 
-// ftBatch holds the per-batch tensors for one batch size, and the input and
+// batchTensors holds the per-batch tensors for one batch size, and the input and
 // output lists of both parameter sets.
-type ftBatch struct {
+type batchTensors struct {
 	n        int
 	maps     *ort.CustomDataTensor
 	mapsBits []uint16 // the float16 tensor's data
@@ -63,18 +61,18 @@ type ftBatch struct {
 	evalOut  []ort.Value
 }
 
-func newFTSession(ctx context.Context, spec models.TrainGraphSpec, opts ortlib.Options) (*ftSession, error) {
-	return openFTSession(ctx, spec, opts, false)
+func newSession(spec models.TrainGraphSpec, opts ortlib.Options) (*session, error) {
+	return openSession(spec, opts, false)
 }
 
-// newFTEvalSession runs only the eval graph: evaluating a fine-tuned run
+// newEvalSession runs only the eval graph: evaluating a fine-tuned run
 // needs neither the train step (whose compilation is the slow part) nor
 // the second parameter set and the optimizer moments.
-func newFTEvalSession(ctx context.Context, spec models.TrainGraphSpec, opts ortlib.Options) (*ftSession, error) {
-	return openFTSession(ctx, spec, opts, true)
+func newEvalSession(spec models.TrainGraphSpec, opts ortlib.Options) (*session, error) {
+	return openSession(spec, opts, true)
 }
 
-func openFTSession(ctx context.Context, spec models.TrainGraphSpec, opts ortlib.Options, evalOnly bool) (s *ftSession, err error) {
+func openSession(spec models.TrainGraphSpec, opts ortlib.Options, evalOnly bool) (s *session, err error) {
 	eg, err := models.BuildEval(spec)
 	if err != nil {
 		return nil, err
@@ -85,67 +83,17 @@ func openFTSession(ctx context.Context, spec models.TrainGraphSpec, opts ortlib.
 			return nil, err
 		}
 	}
-	s = &ftSession{tg: tg, eg: eg, evalOnly: evalOnly, scalars: map[string]*ort.Tensor[float32]{}, batches: map[int]*ftBatch{}}
+	s = &session{tg: tg, eg: eg, evalOnly: evalOnly, scalars: map[string]*ort.Tensor[float32]{}, batches: map[int]*batchTensors{}}
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
-	so, dev, why, err := ortlib.SessionOptions(opts)
-	if err != nil {
-		return nil, fmt.Errorf("head: fine-tune session: %w", err)
+	if err := s.startSessions(opts); err != nil {
+		return nil, err
 	}
-	defer so.Destroy()
-	s.device, s.fallback = dev, why
-	for _, g := range []struct {
-		tg  *models.TrainGraph
-		dst **ort.DynamicAdvancedSession
-	}{{tg, &s.train}, {eg, &s.eval}} {
-		if evalOnly && g.dst == &s.train {
-			continue
-		}
-		b, err := models.Marshal(g.tg.Model)
-		if err != nil {
-			return nil, err
-		}
-		*g.dst, err = ort.NewDynamicAdvancedSessionWithONNXData(b, g.tg.Inputs, g.tg.Outputs, so)
-		if err != nil {
-			return nil, fmt.Errorf("head: load the generated %s graph: %w", g.tg.Model.GetGraph().GetName(), err)
-		}
-	}
-	if s.runOpts, err = ort.NewRunOptions(); err != nil {
-		return nil, fmt.Errorf("head: run options: %w", err)
-	}
-	s.stopWatch = context.AfterFunc(ctx, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.runOpts != nil {
-			s.runOpts.Terminate()
-		}
-	})
-
-	for set := range 2 {
-		s.params[set] = make([]*ort.Tensor[float32], len(tg.Params))
-		s.moments[set] = make([][]*ort.Tensor[float32], len(tg.Params))
-		for i, p := range tg.Params {
-			if set == 1 && (!p.Trainable || evalOnly) {
-				s.params[1][i] = s.params[0][i]
-				continue
-			}
-			if s.params[set][i], err = s.newTensor(p.Shape...); err != nil {
-				return nil, err
-			}
-			if !p.Trainable {
-				continue
-			}
-			for range tg.Moments {
-				m, err := s.newTensor(p.Shape...)
-				if err != nil {
-					return nil, err
-				}
-				s.moments[set][i] = append(s.moments[set][i], m)
-			}
-		}
+	if err := s.allocParams(); err != nil {
+		return nil, err
 	}
 	for _, name := range tg.Inputs {
 		if isScalarInput(name) {
@@ -155,6 +103,68 @@ func openFTSession(ctx context.Context, spec models.TrainGraphSpec, opts ortlib.
 		}
 	}
 	return s, nil
+}
+
+// startSessions loads the graphs into ONNX Runtime sessions on the device
+// opts asks for and makes the run options.
+func (s *session) startSessions(opts ortlib.Options) error {
+	so, dev, why, err := ortlib.SessionOptions(opts)
+	if err != nil {
+		return fmt.Errorf("finetune: session: %w", err)
+	}
+	defer so.Destroy()
+	s.device, s.fallback = dev, why
+	for _, g := range []struct {
+		tg  *models.TrainGraph
+		dst **ort.DynamicAdvancedSession
+	}{{s.tg, &s.train}, {s.eg, &s.eval}} {
+		if s.evalOnly && g.dst == &s.train {
+			continue
+		}
+		b, err := models.Marshal(g.tg.Model)
+		if err != nil {
+			return err
+		}
+		*g.dst, err = ort.NewDynamicAdvancedSessionWithONNXData(b, g.tg.Inputs, g.tg.Outputs, so)
+		if err != nil {
+			return fmt.Errorf("finetune: load the generated %s graph: %w", g.tg.Model.GetGraph().GetName(), err)
+		}
+	}
+	if s.runOpts, err = ort.NewRunOptions(); err != nil {
+		return fmt.Errorf("finetune: run options: %w", err)
+	}
+	return nil
+}
+
+// allocParams makes the parameter and moment tensors of both sets; frozen
+// parameters (and every parameter of an eval-only session) exist once.
+func (s *session) allocParams() error {
+	tg := s.tg
+	for set := range 2 {
+		s.params[set] = make([]*ort.Tensor[float32], len(tg.Params))
+		s.moments[set] = make([][]*ort.Tensor[float32], len(tg.Params))
+		for i, p := range tg.Params {
+			if set == 1 && (!p.Trainable || s.evalOnly) {
+				s.params[1][i] = s.params[0][i]
+				continue
+			}
+			var err error
+			if s.params[set][i], err = s.newTensor(p.Shape...); err != nil {
+				return err
+			}
+			if !p.Trainable {
+				continue
+			}
+			for range tg.Moments {
+				m, err := s.newTensor(p.Shape...)
+				if err != nil {
+					return err
+				}
+				s.moments[set][i] = append(s.moments[set][i], m)
+			}
+		}
+	}
+	return nil
 }
 
 func isScalarInput(name string) bool {
@@ -167,25 +177,21 @@ func isScalarInput(name string) bool {
 	return false
 }
 
-func (s *ftSession) newTensor(dims ...int64) (*ort.Tensor[float32], error) {
+func (s *session) newTensor(dims ...int64) (*ort.Tensor[float32], error) {
 	t, err := ort.NewEmptyTensor[float32](ort.NewShape(dims...))
 	if err != nil {
-		return nil, fmt.Errorf("head: allocate tensor %v: %w", dims, err)
+		return nil, fmt.Errorf("finetune: allocate tensor %v: %w", dims, err)
 	}
 	s.owned = append(s.owned, t)
 	return t, nil
 }
 
 // Close releases the sessions and every tensor. It is idempotent.
-func (s *ftSession) Close() error {
+func (s *session) Close() error {
 	if s == nil {
 		return nil
 	}
 	var errs []error
-	if s.stopWatch != nil {
-		s.stopWatch()
-		s.stopWatch = nil
-	}
 	if s.train != nil {
 		errs = append(errs, s.train.Destroy())
 		s.train = nil
@@ -194,12 +200,10 @@ func (s *ftSession) Close() error {
 		errs = append(errs, s.eval.Destroy())
 		s.eval = nil
 	}
-	s.mu.Lock()
 	if s.runOpts != nil {
 		errs = append(errs, s.runOpts.Destroy())
 		s.runOpts = nil
 	}
-	s.mu.Unlock()
 	for _, t := range s.owned {
 		errs = append(errs, t.Destroy())
 	}
@@ -208,20 +212,20 @@ func (s *ftSession) Close() error {
 }
 
 // batch returns the tensors for batches of n maps, making them once.
-func (s *ftSession) batch(n int) (*ftBatch, error) {
+func (s *session) batch(n int) (*batchTensors, error) {
 	if b, ok := s.batches[n]; ok {
 		return b, nil
 	}
 	spec := s.tg.Spec
 	c, h, w, k := int64(spec.Channels), int64(spec.Height), int64(spec.Width), int64(spec.Classes)
-	b := &ftBatch{n: n}
+	b := &batchTensors{n: n}
 	raw := make([]byte, 2*int64(n)*c*h*w)
 	// The float16 tensor is refilled in place from the cache's map; its
 	// Go view is the same memory as []uint16 (Go aligns this allocation).
 	b.mapsBits = unsafe.Slice((*uint16)(unsafe.Pointer(&raw[0])), len(raw)/2)
 	mt, err := ort.NewCustomDataTensor(ort.NewShape(int64(n), c, h, w), raw, ort.TensorElementDataTypeFloat16)
 	if err != nil {
-		return nil, fmt.Errorf("head: allocate maps tensor: %w", err)
+		return nil, fmt.Errorf("finetune: allocate maps tensor: %w", err)
 	}
 	s.owned = append(s.owned, mt)
 	b.maps = mt
@@ -277,7 +281,7 @@ func (s *ftSession) batch(n int) (*ftBatch, error) {
 		case models.EvalFeaturesOutput:
 			b.evalOut = append(b.evalOut, b.features)
 		default:
-			panic("head: unexpected eval output " + name)
+			panic("finetune: unexpected eval output " + name)
 		}
 	}
 	s.batches[n] = b
@@ -286,7 +290,7 @@ func (s *ftSession) batch(n int) (*ftBatch, error) {
 
 // inputValue is the tensor behind a graph input when set holds the
 // current parameters.
-func (s *ftSession) inputValue(b *ftBatch, set int, name string, index map[string]int) ort.Value {
+func (s *session) inputValue(b *batchTensors, set int, name string, index map[string]int) ort.Value {
 	switch name {
 	case models.TrainMapsInput:
 		return b.maps
@@ -308,11 +312,11 @@ func (s *ftSession) inputValue(b *ftBatch, set int, name string, index map[strin
 			}
 		}
 	}
-	panic("head: unexpected graph input " + name)
+	panic("finetune: unexpected graph input " + name)
 }
 
 // outputValue is the tensor a train-step output goes to: the other set.
-func (s *ftSession) outputValue(b *ftBatch, set int, name string, index map[string]int) ort.Value {
+func (s *session) outputValue(b *batchTensors, set int, name string, index map[string]int) ort.Value {
 	switch name {
 	case models.TrainLossOutput:
 		return b.loss
@@ -329,11 +333,11 @@ func (s *ftSession) outputValue(b *ftBatch, set int, name string, index map[stri
 			}
 		}
 	}
-	panic("head: unexpected graph output " + name)
+	panic("finetune: unexpected graph output " + name)
 }
 
 // stepScalars sets the optimizer inputs for Adam step t (from 1).
-func (s *ftSession) stepScalars(st FineTuneSettings, t int) {
+func (s *session) stepScalars(st Settings, t int) {
 	set := func(name string, v float64) {
 		if x, ok := s.scalars[name]; ok {
 			x.GetData()[0] = float32(v)
@@ -353,17 +357,20 @@ func (s *ftSession) stepScalars(st FineTuneSettings, t int) {
 }
 
 // fillMaps copies the float16 maps of rows into the batch's tensor.
-func (b *ftBatch) fillMaps(d *MapsData, rows []int32) {
+func (b *batchTensors) fillMaps(d *MapsData, rows []int32) {
 	size := d.mapSize()
 	for i, r := range rows {
 		copy(b.mapsBits[i*size:(i+1)*size], d.Maps[int(r)*size:(int(r)+1)*size])
 	}
 }
 
-// step runs one train step on the filled batch and swaps the sets.
-func (s *ftSession) step(b *ftBatch) error {
-	if err := s.train.RunWithOptions(b.trainIn[s.cur], b.trainOut[s.cur], s.runOpts); err != nil {
-		return fmt.Errorf("head: train step: %w", err)
+// step runs one train step on the filled batch and swaps the sets. A
+// cancelled ctx stops the step in flight and leaves the sets as they were.
+func (s *session) step(ctx context.Context, b *batchTensors) error {
+	if err := ortlib.RunWithContext(ctx, s.runOpts, func() error {
+		return s.train.RunWithOptions(b.trainIn[s.cur], b.trainOut[s.cur], s.runOpts)
+	}); err != nil {
+		return fmt.Errorf("finetune: train step: %w", err)
 	}
 	s.cur = 1 - s.cur
 	return nil
@@ -372,22 +379,24 @@ func (s *ftSession) step(b *ftBatch) error {
 // evaluate runs the eval graph on the filled batch with the current
 // parameters; b.probs, b.features and the eval logits (b.evalOut[0]) hold
 // the results.
-func (s *ftSession) evaluate(b *ftBatch) error {
-	if err := s.eval.RunWithOptions(b.evalIn[s.cur], b.evalOut, s.runOpts); err != nil {
-		return fmt.Errorf("head: evaluate: %w", err)
+func (s *session) evaluate(ctx context.Context, b *batchTensors) error {
+	if err := ortlib.RunWithContext(ctx, s.runOpts, func() error {
+		return s.eval.RunWithOptions(b.evalIn[s.cur], b.evalOut, s.runOpts)
+	}); err != nil {
+		return fmt.Errorf("finetune: evaluate: %w", err)
 	}
 	return nil
 }
 
-func (b *ftBatch) evalLogits() []float32 { return b.evalOut[0].(*ort.Tensor[float32]).GetData() }
+func (b *batchTensors) evalLogits() []float32 { return b.evalOut[0].(*ort.Tensor[float32]).GetData() }
 
 // load copies w's parameters (torchvision layout) into the current set;
 // moments, when given by name, too (missing ones are zeroed).
-func (s *ftSession) load(w *Weights, moments map[string]Tensor) error {
+func (s *session) load(w *head.Weights, moments map[string]head.Tensor) error {
 	for i, p := range s.tg.Params {
 		t, ok := w.Tensors[p.Name]
 		if !ok || len(t.Data) != p.Size() {
-			return fmt.Errorf("head: no %s of %d values to start from", p.Name, p.Size())
+			return fmt.Errorf("finetune: no %s of %d values to start from", p.Name, p.Size())
 		}
 		p.FromTorchvision(s.params[s.cur][i].GetData(), t.Data)
 		for j, m := range s.tg.Moments {
@@ -400,7 +409,7 @@ func (s *ftSession) load(w *Weights, moments map[string]Tensor) error {
 			case !ok:
 				clear(dst)
 			case len(mt.Data) != len(dst):
-				return fmt.Errorf("head: checkpoint moment %s has %d values, want %d", models.MomentName(p.Name, m), len(mt.Data), len(dst))
+				return fmt.Errorf("finetune: checkpoint moment %s has %d values, want %d", models.MomentName(p.Name, m), len(mt.Data), len(dst))
 			default:
 				p.FromTorchvision(dst, mt.Data)
 			}
@@ -410,10 +419,10 @@ func (s *ftSession) load(w *Weights, moments map[string]Tensor) error {
 }
 
 // weights copies the current parameters out in torchvision/Keras layout.
-func (s *ftSession) weights(classes []string) *Weights {
-	w := &Weights{Classes: append([]string(nil), classes...), Tensors: map[string]Tensor{}}
+func (s *session) weights(classes []string) *head.Weights {
+	w := &head.Weights{Classes: append([]string(nil), classes...), Tensors: map[string]head.Tensor{}}
 	for i, p := range s.tg.Params {
-		t := Tensor{Shape: torchShape(p), Data: make([]float32, p.Size())}
+		t := head.Tensor{Shape: torchShape(p), Data: make([]float32, p.Size())}
 		p.ToTorchvision(t.Data, s.params[s.cur][i].GetData())
 		w.Tensors[p.Name] = t
 	}
@@ -422,14 +431,14 @@ func (s *ftSession) weights(classes []string) *Weights {
 
 // momentTensors copies the current moments out by MomentName, in
 // torchvision layout.
-func (s *ftSession) momentTensors() map[string]Tensor {
-	out := map[string]Tensor{}
+func (s *session) momentTensors() map[string]head.Tensor {
+	out := map[string]head.Tensor{}
 	for i, p := range s.tg.Params {
 		if !p.Trainable {
 			continue
 		}
 		for j, m := range s.tg.Moments {
-			t := Tensor{Shape: torchShape(p), Data: make([]float32, p.Size())}
+			t := head.Tensor{Shape: torchShape(p), Data: make([]float32, p.Size())}
 			p.ToTorchvision(t.Data, s.moments[s.cur][i][j].GetData())
 			out[models.MomentName(p.Name, m)] = t
 		}

@@ -1,4 +1,4 @@
-package head
+package finetune
 
 import (
 	"context"
@@ -13,27 +13,29 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
+	"github.com/tlearn/tlearn/internal/progress"
 	"github.com/tlearn/tlearn/models"
 )
 
 // ftFixture is a random fine-tuning problem: block5 weights for C
 // channels and labelled float16 maps.
 type ftFixture struct {
-	start      *Weights
+	start      *head.Weights
 	train, val *MapsData
 }
 
-func randomBlock5(rng *rand.Rand, c int, classes []string) *Weights {
-	w := &Weights{Classes: classes, Tensors: map[string]Tensor{}}
+func randomBlock5(rng *rand.Rand, c int, classes []string) *head.Weights {
+	w := &head.Weights{Classes: classes, Tensors: map[string]head.Tensor{}}
 	for i := 1; i <= 3; i++ {
-		k := NewTensor(c, c, 3, 3)
+		k := head.NewTensor(c, c, 3, 3)
 		for j := range k.Data {
 			k.Data[j] = float32(rng.NormFloat64() * math.Sqrt(2/float64(9*c)))
 		}
-		b := NewTensor(c)
+		b := head.NewTensor(c)
 		for j := range b.Data {
 			b.Data[j] = float32(rng.NormFloat64() * 0.05)
 		}
@@ -78,11 +80,11 @@ func newFTFixture(seed uint64, c, side, k, nTrain, nVal int) *ftFixture {
 
 // block5Features computes the head's input features (GAP of the pooled
 // block5 output) of every map with the eval graph.
-func block5Features(t *testing.T, start *Weights, d *MapsData) []float32 {
+func block5Features(t *testing.T, start *head.Weights, d *MapsData) []float32 {
 	t.Helper()
-	s := FineTuneSettings{Settings: Settings{NoHidden: true}}.Resolve()
+	s := Settings{Settings: head.Settings{NoHidden: true}}.Resolve()
 	spec := s.graphSpec(d.Shape, len(d.Classes))
-	sess, err := newFTSession(context.Background(), spec, ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1})
+	sess, err := newSession(spec, ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +105,7 @@ func block5Features(t *testing.T, start *Weights, d *MapsData) []float32 {
 			t.Fatal(err)
 		}
 		b.fillMaps(d, rows)
-		if err := sess.evaluate(b); err != nil {
+		if err := sess.evaluate(context.Background(), b); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, b.features.GetData()...)
@@ -123,22 +125,22 @@ func TestFineTuneFrozenMatchesTrain(t *testing.T) {
 	ortlibtest.Init(t)
 	for _, tc := range []struct {
 		desc string
-		s    Settings
+		s    head.Settings
 	}{
-		{"hidden, dropout, shuffled", Settings{Hidden: 16, LR: 1e-3, Batch: 8, Epochs: 10, Seed: 3}},
-		{"smoothing, balanced weights, L2", Settings{Hidden: 12, LR: 2e-3, Batch: 8, Epochs: 10, Seed: 4, LabelSmoothing: 0.1, ClassWeights: Balanced, L2: 1e-3}},
-		{"no hidden, no shuffle, tail batch", Settings{NoHidden: true, LR: 1e-2, Batch: 12, Epochs: 10, Seed: 5, NoShuffle: true}},
+		{"hidden, dropout, shuffled", head.Settings{Hidden: 16, LR: 1e-3, Batch: 8, Epochs: 10, Seed: 3}},
+		{"smoothing, balanced weights, L2", head.Settings{Hidden: 12, LR: 2e-3, Batch: 8, Epochs: 10, Seed: 4, LabelSmoothing: 0.1, ClassWeights: head.Balanced, L2: 1e-3}},
+		{"no hidden, no shuffle, tail batch", head.Settings{NoHidden: true, LR: 1e-2, Batch: 12, Epochs: 10, Seed: 5, NoShuffle: true}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			fx := newFTFixture(1, 8, 4, 3, 80, 24)
 			ft, err := FineTune(context.Background(), fx.train, fx.val, fx.start,
-				FineTuneSettings{Settings: tc.s, FreezeBlock5: true, Runtime: ortlib.Options{Device: ortlib.DeviceCPU}}, nil)
+				Settings{Settings: tc.s, FreezeBlock5: true, Runtime: ortlib.Options{Device: ortlib.DeviceCPU}}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			train := &Data{X: block5Features(t, fx.start, fx.train), Y: fx.train.Y, Classes: fx.train.Classes}
-			val := &Data{X: block5Features(t, fx.start, fx.val), Y: fx.val.Y, Classes: fx.val.Classes}
-			hd, err := Train(context.Background(), train, val, tc.s, nil)
+			train := &head.Data{X: block5Features(t, fx.start, fx.train), Y: fx.train.Y, Classes: fx.train.Classes}
+			val := &head.Data{X: block5Features(t, fx.start, fx.val), Y: fx.val.Y, Classes: fx.val.Classes}
+			hd, err := head.Train(context.Background(), train, val, tc.s, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -202,7 +204,7 @@ func equalF32(a, b []float32) bool {
 // window, so with an identity block5 the pooled features are the same for
 // both classes and the head alone cannot tell them apart; the 7×7
 // receptive field of three trained 3×3 convolutions can.
-func spatialFixture(seed uint64, n int) (*Weights, *MapsData) {
+func spatialFixture(seed uint64, n int) (*head.Weights, *MapsData) {
 	const c, side = 4, 8
 	rng := rand.New(rand.NewPCG(seed, 7))
 	classes := []string{"horizontal", "vertical"}
@@ -223,15 +225,15 @@ func spatialFixture(seed uint64, n int) (*Weights, *MapsData) {
 	}
 	d.Maps = make([]uint16, len(vals))
 	cache.F32ToF16(d.Maps, vals)
-	w := &Weights{Classes: classes, Tensors: map[string]Tensor{}}
+	w := &head.Weights{Classes: classes, Tensors: map[string]head.Tensor{}}
 	for i := 1; i <= 3; i++ {
-		k := NewTensor(c, c, 3, 3)
+		k := head.NewTensor(c, c, 3, 3)
 		for ch := range c {
 			k.Data[(ch*c+ch)*9+4] = 1 // identity: only the centre tap
 		}
 		// A positive bias keeps every unit active, so that gradients
 		// reach the off-centre taps; the features stay uninformative.
-		b := NewTensor(c)
+		b := head.NewTensor(c)
 		for ch := range b.Data {
 			b.Data[ch] = 0.1
 		}
@@ -245,8 +247,8 @@ func TestFineTuneLearnsWhatTheHeadCannot(t *testing.T) {
 	ortlibtest.Init(t)
 	start, train := spatialFixture(1, 192)
 	_, val := spatialFixture(2, 64)
-	s := FineTuneSettings{
-		Settings: Settings{Hidden: 16, NoDropout: true, LR: 1e-2, Batch: 16, Epochs: 20, Seed: 1},
+	s := Settings{
+		Settings: head.Settings{Hidden: 16, NoDropout: true, LR: 1e-2, Batch: 16, Epochs: 20, Seed: 1},
 		Runtime:  ortlib.Options{Device: ortlib.DeviceCPU},
 	}
 	frozen := s
@@ -269,31 +271,27 @@ func TestFineTuneLearnsWhatTheHeadCannot(t *testing.T) {
 	}
 }
 
-// ftRecorder is a Progress that keeps what it is told.
-type ftRecorder struct {
-	steps  int
-	epochs []Epoch
-	notes  []string
-	cancel func()
-	stopAt int // cancel after this many steps (0: never)
+// cancelAfter records the reports and cancels after n steps.
+type cancelAfter struct {
+	progress.Recorder
+	n, steps int
+	cancel   func()
 }
 
-func (r *ftRecorder) Step(epoch, done, total int) {
-	r.steps++
-	if r.stopAt > 0 && r.steps == r.stopAt {
+func (r *cancelAfter) Add(n int) {
+	r.Recorder.Add(n)
+	if r.steps++; r.steps == r.n {
 		r.cancel()
 	}
 }
-func (r *ftRecorder) EpochDone(e Epoch, epochs int) { r.epochs = append(r.epochs, e) }
-func (r *ftRecorder) Note(msg string)               { r.notes = append(r.notes, msg) }
 
 // TestFineTuneResume: a run interrupted in its third epoch and started
 // again ends exactly where an uninterrupted run ends.
 func TestFineTuneResume(t *testing.T) {
 	ortlibtest.Init(t)
 	fx := newFTFixture(2, 4, 4, 3, 40, 16)
-	base := FineTuneSettings{
-		Settings: Settings{Hidden: 8, LR: 1e-3, Batch: 8, Epochs: 4, Seed: 9, SaveBest: true},
+	base := Settings{
+		Settings: head.Settings{Hidden: 8, LR: 1e-3, Batch: 8, Epochs: 4, Seed: 9, SaveBest: true},
 		Runtime:  ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1},
 	}
 	whole, err := FineTune(context.Background(), fx.train, fx.val, fx.start, base, nil)
@@ -304,20 +302,20 @@ func TestFineTuneResume(t *testing.T) {
 	s := base
 	s.Checkpoint = filepath.Join(t.TempDir(), CheckpointFile)
 	ctx, cancel := context.WithCancel(context.Background())
-	rec := &ftRecorder{cancel: cancel, stopAt: 2*5 + 3} // 5 steps per epoch
+	rec := &cancelAfter{cancel: cancel, n: 2*5 + 3} // 5 steps per epoch
 	if _, err := FineTune(ctx, fx.train, fx.val, fx.start, s, rec); !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted run: %v, want context.Canceled", err)
 	}
-	if len(rec.epochs) != 2 {
-		t.Fatalf("%d epochs finished before the interruption, want 2", len(rec.epochs))
+	if logs := rec.Logs(); len(logs) != 2 || !strings.HasPrefix(logs[1], "epoch 2/4  loss") {
+		t.Fatalf("epochs reported before the interruption: %q, want 2", logs)
 	}
-	rec2 := &ftRecorder{}
+	rec2 := &progress.Recorder{}
 	again, err := FineTune(context.Background(), fx.train, fx.val, fx.start, s, rec2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again.Resumed != 2 || len(rec2.notes) == 0 || !strings.Contains(rec2.notes[len(rec2.notes)-1], "resuming") {
-		t.Errorf("resumed %d epochs, notes %q", again.Resumed, rec2.notes)
+	if logs := rec2.Logs(); again.Resumed != 2 || len(logs) != 3 || !strings.Contains(logs[0], "resuming") || !strings.HasPrefix(logs[1], "epoch 3/4") {
+		t.Errorf("resumed %d epochs, logs %q", again.Resumed, logs)
 	}
 	for i := range whole.History {
 		a, b := whole.History[i], again.History[i]
@@ -346,11 +344,9 @@ func TestFineTuneErrors(t *testing.T) {
 	ortlibtest.Init(t)
 	fx := newFTFixture(3, 4, 4, 3, 16, 8)
 	other := newFTFixture(3, 6, 4, 3, 16, 8)
-	headOf := func(hidden, dim int) *Weights {
+	headOf := func(hidden, dim int) *head.Weights {
 		w := fx.start.Clone()
-		net := newNetwork(dim, hidden, 3, 1, false)
-		defer net.close()
-		for n, t := range net.weights(fx.train.Classes).Tensors {
+		for n, t := range head.InitialWeights(dim, hidden, fx.train.Classes, 0).Tensors {
 			w.Tensors[n] = t
 		}
 		return w
@@ -360,20 +356,20 @@ func TestFineTuneErrors(t *testing.T) {
 	for _, tc := range []struct {
 		desc       string
 		train, val *MapsData
-		start      *Weights
-		s          Settings
+		start      *head.Weights
+		s          head.Settings
 		want       string
 	}{
-		{"maps of another backbone", fx.train, fx.val, other.start, Settings{}, "maps of another backbone"},
-		{"train and val shapes differ", fx.train, other.val, fx.start, Settings{}, "different backbones or sizes"},
-		{"missing block5 tensor", fx.train, fx.val, noBlock5, Settings{}, "lack block5_conv2.bias"},
-		{"init head of another size", fx.train, fx.val, headOf(8, 4), Settings{Hidden: 16}, "8 hidden units"},
-		{"init head of another backbone", fx.train, fx.val, headOf(16, 5), Settings{Hidden: 16}, "takes 5 features"},
-		{"no maps", &MapsData{Shape: [3]int{4, 4, 4}, Classes: fx.train.Classes, Y: []int32{0}}, fx.val, fx.start, Settings{}, "map values"},
-		{"bad settings", fx.train, fx.val, fx.start, Settings{Dropout: 1.5}, "dropout"},
+		{"maps of another backbone", fx.train, fx.val, other.start, head.Settings{}, "maps of another backbone"},
+		{"train and val shapes differ", fx.train, other.val, fx.start, head.Settings{}, "different backbones or sizes"},
+		{"missing block5 tensor", fx.train, fx.val, noBlock5, head.Settings{}, "lack block5_conv2.bias"},
+		{"init head of another size", fx.train, fx.val, headOf(8, 4), head.Settings{Hidden: 16}, "8 hidden units"},
+		{"init head of another backbone", fx.train, fx.val, headOf(16, 5), head.Settings{Hidden: 16}, "takes 5 features"},
+		{"no maps", &MapsData{Shape: [3]int{4, 4, 4}, Classes: fx.train.Classes, Y: []int32{0}}, fx.val, fx.start, head.Settings{}, "map values"},
+		{"bad settings", fx.train, fx.val, fx.start, head.Settings{Dropout: 1.5}, "dropout"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			_, err := FineTune(context.Background(), tc.train, tc.val, tc.start, FineTuneSettings{Settings: tc.s}, nil)
+			_, err := FineTune(context.Background(), tc.train, tc.val, tc.start, Settings{Settings: tc.s}, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v, want an error containing %q", err, tc.want)
 			}
@@ -381,24 +377,24 @@ func TestFineTuneErrors(t *testing.T) {
 	}
 }
 
-func TestFineTuneSettingsResolve(t *testing.T) {
+func TestSettingsResolve(t *testing.T) {
 	for _, tc := range []struct {
 		desc string
-		in   FineTuneSettings
-		want func(FineTuneSettings) bool
+		in   Settings
+		want func(Settings) bool
 		bad  bool
 	}{
-		{"defaults", FineTuneSettings{}, func(s FineTuneSettings) bool {
-			return s.Epochs == DefaultFineTuneEpochs && s.Block5LR == DefaultLR && s.Optimizer == OptimizerAdam && s.Momentum == 0 && s.Hidden == DefaultHidden
+		{"defaults", Settings{}, func(s Settings) bool {
+			return s.Epochs == DefaultEpochs && s.Block5LR == head.DefaultLR && s.Optimizer == OptimizerAdam && s.Momentum == 0 && s.Hidden == head.DefaultHidden
 		}, false},
-		{"block5 rate", FineTuneSettings{Block5LR: 1e-5}, func(s FineTuneSettings) bool { return s.Block5LR == 1e-5 && s.LR == DefaultLR }, false},
-		{"sgd momentum default", FineTuneSettings{Optimizer: OptimizerSGD}, func(s FineTuneSettings) bool { return s.Momentum == DefaultMomentum }, false},
-		{"plain sgd", FineTuneSettings{Optimizer: OptimizerSGD, NoMomentum: true}, func(s FineTuneSettings) bool { return s.Momentum == 0 }, false},
-		{"frozen", FineTuneSettings{FreezeBlock5: true, Block5LR: 1}, func(s FineTuneSettings) bool { return s.Block5LR == 0 }, false},
-		{"unknown optimizer", FineTuneSettings{Optimizer: "rmsprop"}, nil, true},
-		{"negative block5 rate", FineTuneSettings{Block5LR: -1}, nil, true},
-		{"momentum 1", FineTuneSettings{Optimizer: OptimizerSGD, Momentum: 1}, nil, true},
-		{"weight decay too large", FineTuneSettings{WeightDecay: 1e5}, nil, true},
+		{"block5 rate", Settings{Block5LR: 1e-5}, func(s Settings) bool { return s.Block5LR == 1e-5 && s.LR == head.DefaultLR }, false},
+		{"sgd momentum default", Settings{Optimizer: OptimizerSGD}, func(s Settings) bool { return s.Momentum == DefaultMomentum }, false},
+		{"plain sgd", Settings{Optimizer: OptimizerSGD, NoMomentum: true}, func(s Settings) bool { return s.Momentum == 0 }, false},
+		{"frozen", Settings{FreezeBlock5: true, Block5LR: 1}, func(s Settings) bool { return s.Block5LR == 0 }, false},
+		{"unknown optimizer", Settings{Optimizer: "rmsprop"}, nil, true},
+		{"negative block5 rate", Settings{Block5LR: -1}, nil, true},
+		{"momentum 1", Settings{Optimizer: OptimizerSGD, Momentum: 1}, nil, true},
+		{"weight decay too large", Settings{WeightDecay: 1e5}, nil, true},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			err := tc.in.Validate()
@@ -417,19 +413,28 @@ func TestFineTuneSettingsResolve(t *testing.T) {
 // at restore, not left to panic in the next epoch.
 func TestRestoreRefusesDamagedState(t *testing.T) {
 	fx := newFTFixture(5, 2, 2, 2, 4, 2)
-	s := FineTuneSettings{Settings: Settings{Hidden: 2, Epochs: 3, SaveBest: true}}.Resolve()
+	s := Settings{Settings: head.Settings{Hidden: 2, Epochs: 3, SaveBest: true}}.Resolve()
 	good := func() *ftCheckpoint {
-		r := newFTRun(fx.train, s)
-		shuf, _ := r.shufflePCG.MarshalBinary()
-		drop, _ := r.drop.src.MarshalBinary()
+		shuf, _ := head.NewEpochState(fx.train.Len(), s.Seed).Shuffle.MarshalBinary()
+		drop, _ := newModel(nil, fx.train, fx.val, s).drop.MarshalBinary()
 		return &ftCheckpoint{best: fx.start, state: ftState{
 			Format: checkpointFormat, Fingerprint: fingerprint(s, fx.train, fx.val),
-			Steps: 2, History: History{{Epoch: 0}}, Order: []int32{2, 0, 3, 1},
+			Steps: 2, History: head.History{{Epoch: 1}}, Order: []int32{2, 0, 3, 1},
 			Shuffle: shuf, Dropout: drop, BestEpoch: 0,
 		}}
 	}
-	if err := newFTRun(fx.train, s).restore(good(), fx.train, fx.val); err != nil {
+	restore := func(ck *ftCheckpoint) error {
+		return newModel(nil, fx.train, fx.val, s).restore(ck, head.NewEpochState(fx.train.Len(), s.Seed))
+	}
+	if err := restore(good()); err != nil {
 		t.Fatalf("valid state: %v", err)
+	}
+	// The checkpoint of an older tlearn counts its epochs from 0.
+	old := good()
+	old.state.Format, old.state.History = checkpointFormat1, head.History{{Epoch: 0}}
+	st := head.NewEpochState(fx.train.Len(), s.Seed)
+	if err := newModel(nil, fx.train, fx.val, s).restore(old, st); err != nil || st.History[0].Epoch != 1 {
+		t.Errorf("format 1: %v, history %+v", err, st.History)
 	}
 	for _, tc := range []struct {
 		desc   string
@@ -445,7 +450,7 @@ func TestRestoreRefusesDamagedState(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			ck := good()
 			tc.damage(&ck.state)
-			err := newFTRun(fx.train, s).restore(ck, fx.train, fx.val)
+			err := restore(ck)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v, want an error containing %q", err, tc.want)
 			}
@@ -456,11 +461,11 @@ func TestRestoreRefusesDamagedState(t *testing.T) {
 // FuzzParseCheckpoint: a damaged checkpoint is an error, never a panic.
 func FuzzParseCheckpoint(f *testing.F) {
 	fx := newFTFixture(4, 2, 2, 2, 4, 2)
-	w := withGlorotHead(fx.start, fx.train, FineTuneSettings{Settings: Settings{Hidden: 2}}.Resolve())
+	w := withGlorotHead(fx.start, fx.train, Settings{Settings: head.Settings{Hidden: 2}}.Resolve())
 	var buf strings.Builder
-	ck := &ftCheckpoint{weights: w, moments: map[string]Tensor{models.MomentName(OutputBias, "m"): NewTensor(2)},
-		state: ftState{Format: checkpointFormat, Steps: 3, Order: []int32{1, 0, 3, 2}, History: History{{Epoch: 0, Loss: 1}}}}
-	all := &Weights{Classes: w.Classes, Tensors: map[string]Tensor{}}
+	ck := &ftCheckpoint{weights: w, moments: map[string]head.Tensor{models.MomentName(head.OutputBias, "m"): head.NewTensor(2)},
+		state: ftState{Format: checkpointFormat, Steps: 3, Order: []int32{1, 0, 3, 2}, History: head.History{{Epoch: 1, Loss: 1}}}}
+	all := &head.Weights{Classes: w.Classes, Tensors: map[string]head.Tensor{}}
 	for n, t := range ck.weights.Tensors {
 		all.Tensors[n] = t
 	}
@@ -468,7 +473,7 @@ func FuzzParseCheckpoint(f *testing.F) {
 		all.Tensors[n] = t
 	}
 	state, _ := json.Marshal(ck.state)
-	if err := all.writeWithMeta(&buf, map[string]string{checkpointMeta: string(state)}); err != nil {
+	if err := all.Encode(&buf, map[string]string{checkpointMeta: string(state)}); err != nil {
 		f.Fatal(err)
 	}
 	valid := []byte(buf.String())

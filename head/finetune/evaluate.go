@@ -1,28 +1,29 @@
-package head
+package finetune
 
 import (
 	"context"
 	"fmt"
 
+	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/models"
 )
 
-// EvaluateFineTuned runs a fine-tuned run's weights (the head and
-// block5_conv{1,2,3}.*, as FineTuneResult.Weights or the run's weights
+// Evaluate runs a fine-tuned run's weights (the head and
+// block5_conv{1,2,3}.*, as Result.Weights or the run's weights
 // file) over d's block4_pool maps with the eval graph that FineTune
 // validates with, and reports as Evaluate does: accuracy, top-k accuracy
 // (topK < 1 means 5), per-class precision/recall/F1 and the confusion
 // matrix. The caller initializes ONNX Runtime.
-func EvaluateFineTuned(ctx context.Context, w *Weights, d *MapsData, topK int, rt ortlib.Options) (*Report, error) {
+func Evaluate(ctx context.Context, w *head.Weights, d *MapsData, topK int, rt ortlib.Options) (*head.Report, error) {
 	if err := d.Validate(); err != nil {
-		return nil, fmt.Errorf("head: evaluation maps: %w", err)
+		return nil, fmt.Errorf("finetune: evaluation maps: %w", err)
 	}
 	if w == nil {
 		return nil, fmt.Errorf("%w: no weights", ErrData)
 	}
-	if _, ok := w.Tensors[OutputWeight]; !ok {
-		return nil, fmt.Errorf("%w: the weights have no head (%s)", ErrData, OutputWeight)
+	if _, ok := w.Tensors[head.OutputWeight]; !ok {
+		return nil, fmt.Errorf("%w: the weights have no head (%s)", ErrData, head.OutputWeight)
 	}
 	for i := 1; i <= 3; i++ {
 		if _, ok := w.Tensors[models.Block5WeightName(i)]; !ok {
@@ -32,7 +33,7 @@ func EvaluateFineTuned(ctx context.Context, w *Weights, d *MapsData, topK int, r
 	// The checks of a two-stage start are exactly what evaluation needs:
 	// block5 fits the maps' channels, the head fits block5 and the classes.
 	hidden := w.HiddenSize()
-	if err := checkStart(w, d, FineTuneSettings{Settings: Settings{Hidden: hidden}}); err != nil {
+	if err := checkStart(w, d, Settings{Settings: head.Settings{Hidden: hidden}}); err != nil {
 		return nil, err
 	}
 	spec := models.TrainGraphSpec{
@@ -40,7 +41,7 @@ func EvaluateFineTuned(ctx context.Context, w *Weights, d *MapsData, topK int, r
 		Hidden: hidden, Classes: len(d.Classes),
 		Optimizer: models.OptimizerAdam, FreezeBlock5: true,
 	}
-	sess, err := newFTEvalSession(ctx, spec, rt)
+	sess, err := newEvalSession(spec, rt)
 	if err != nil {
 		return nil, err
 	}
@@ -48,10 +49,10 @@ func EvaluateFineTuned(ctx context.Context, w *Weights, d *MapsData, topK int, r
 	if err := sess.load(w, nil); err != nil {
 		return nil, err
 	}
-	tally := NewTally(w.Classes, topK)
-	if _, _, err := validate(sess, d, DefaultBatch, 0, tally); err != nil {
+	tally := head.NewTally(w.Classes, topK)
+	if _, _, err := validate(ctx, sess, d, head.DefaultBatch, 0, tally); err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("head: evaluation stopped: %w", ctx.Err())
+			return nil, fmt.Errorf("finetune: evaluation stopped: %w", ctx.Err())
 		}
 		return nil, err
 	}

@@ -1,27 +1,29 @@
-package head
+package run
 
 import (
 	"bytes"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tlearn/tlearn/head"
 )
 
 func TestHistoryCSV(t *testing.T) {
-	h := History{
-		{Epoch: 0, Accuracy: 0.5, Loss: 1.25, ValAccuracy: 0.6, ValLoss: 1e-5, Seconds: 3},
-		{Epoch: 1, Accuracy: 0.75, Loss: 0.5, ValAccuracy: 0.8, ValLoss: 0.4},
+	h := head.History{
+		{Epoch: 1, Accuracy: 0.5, Loss: 1.25, ValAccuracy: 0.6, ValLoss: 1e-5, Seconds: 3},
+		{Epoch: 2, Accuracy: 0.75, Loss: 0.5, ValAccuracy: 0.8, ValLoss: 0.4},
 	}
 	var b bytes.Buffer
-	if err := h.WriteCSV(&b); err != nil {
+	if err := writeHistoryCSV(&b, h); err != nil {
 		t.Fatal(err)
 	}
-	// The columns of Keras' CSVLogger, epoch from 0.
-	want := "epoch,accuracy,loss,val_accuracy,val_loss\n0,0.5,1.25,0.6,1e-05\n1,0.75,0.5,0.8,0.4\n"
+	// The columns of Keras' CSVLogger, epoch from 1.
+	want := "epoch,accuracy,loss,val_accuracy,val_loss\n1,0.5,1.25,0.6,1e-05\n2,0.75,0.5,0.8,0.4\n"
 	if b.String() != want {
 		t.Fatalf("history.csv:\n%s\nwant:\n%s", b.String(), want)
 	}
-	got, err := ReadHistoryCSV(&b)
+	got, err := readHistoryCSV(&b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,15 +41,15 @@ func TestHistoryCSV(t *testing.T) {
 func TestReadHistoryKeras(t *testing.T) {
 	// A Keras CSVLogger file with an extra metric column.
 	in := "epoch,accuracy,loss,lr,val_accuracy,val_loss\n0,0.25,2.0,1e-4,0.5,1.5\n"
-	h, err := ReadHistoryCSV(strings.NewReader(in))
+	h, err := readHistoryCSV(strings.NewReader(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(h) != 1 || h[0] != (Epoch{Accuracy: 0.25, Loss: 2, ValAccuracy: 0.5, ValLoss: 1.5}) {
+	if len(h) != 1 || h[0] != (head.Epoch{Epoch: 1, Accuracy: 0.25, Loss: 2, ValAccuracy: 0.5, ValLoss: 1.5}) {
 		t.Errorf("read %+v", h)
 	}
 	for _, bad := range []string{"", "epoch,loss\n", "epoch,accuracy,loss,val_accuracy,val_loss\nx,1,1,1,1\n"} {
-		if _, err := ReadHistoryCSV(strings.NewReader(bad)); err == nil {
+		if _, err := readHistoryCSV(strings.NewReader(bad)); err == nil {
 			t.Errorf("accepted %q", bad)
 		}
 	}

@@ -1,9 +1,10 @@
-package head
+package finetune
 
 import (
 	"context"
 	"testing"
 
+	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 )
@@ -15,7 +16,7 @@ import (
 func BenchmarkFineTuneStep(b *testing.B) {
 	ortlibtest.Init(b)
 	fx := newFTFixture(1, 512, 14, 10, 128, 32)
-	s := FineTuneSettings{Settings: Settings{Epochs: 1}, Runtime: ortlib.Options{Device: ortlib.DeviceCPU}}
+	s := Settings{Settings: head.Settings{Epochs: 1}, Runtime: ortlib.Options{Device: ortlib.DeviceCPU}}
 	var ips float64
 	for b.Loop() {
 		res, err := FineTune(context.Background(), fx.train, fx.val, fx.start, s, nil)

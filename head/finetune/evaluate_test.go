@@ -1,4 +1,4 @@
-package head
+package finetune
 
 import (
 	"context"
@@ -7,31 +7,32 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models"
 )
 
-// TestEvaluateFineTuned: the report of a fine-tuned run's weights on its
+// TestEvaluate: the report of a fine-tuned run's weights on its
 // validation maps is FineTune's own validation report, whatever the batch
 // size FineTune validated with.
-func TestEvaluateFineTuned(t *testing.T) {
+func TestEvaluate(t *testing.T) {
 	ortlibtest.Init(t)
 	rt := ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1}
 	for _, tc := range []struct {
 		desc string
-		s    Settings
+		s    head.Settings
 	}{
-		{"hidden and dropout", Settings{Hidden: 8, LR: 1e-2, Batch: 8, Epochs: 2, Seed: 1}},
-		{"no hidden", Settings{NoHidden: true, LR: 1e-2, Batch: 5, Epochs: 2, Seed: 2}},
+		{"hidden and dropout", head.Settings{Hidden: 8, LR: 1e-2, Batch: 8, Epochs: 2, Seed: 1}},
+		{"no hidden", head.Settings{NoHidden: true, LR: 1e-2, Batch: 5, Epochs: 2, Seed: 2}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			fx := newFTFixture(4, 4, 4, 3, 40, 24)
-			res, err := FineTune(context.Background(), fx.train, fx.val, fx.start, FineTuneSettings{Settings: tc.s, Runtime: rt}, nil)
+			res, err := FineTune(context.Background(), fx.train, fx.val, fx.start, Settings{Settings: tc.s, Runtime: rt}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := EvaluateFineTuned(context.Background(), res.Weights, fx.val, 0, rt)
+			got, err := Evaluate(context.Background(), res.Weights, fx.val, 0, rt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -50,12 +51,12 @@ func TestEvaluateFineTuned(t *testing.T) {
 	}
 }
 
-func TestEvaluateFineTunedErrors(t *testing.T) {
+func TestEvaluateErrors(t *testing.T) {
 	ortlibtest.Init(t)
 	rt := ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1}
 	fx := newFTFixture(5, 4, 4, 3, 16, 8)
 	other := newFTFixture(5, 6, 4, 3, 16, 8)
-	s := FineTuneSettings{Settings: Settings{Hidden: 4}}.Resolve()
+	s := Settings{Settings: head.Settings{Hidden: 4}}.Resolve()
 	w := withGlorotHead(fx.start, fx.train, s)
 	headOnly := w.Clone()
 	delete(headOnly.Tensors, models.Block5WeightName(1))
@@ -64,7 +65,7 @@ func TestEvaluateFineTunedErrors(t *testing.T) {
 	for _, tc := range []struct {
 		desc string
 		ctx  context.Context
-		w    *Weights
+		w    *head.Weights
 		d    *MapsData
 		want string
 	}{
@@ -75,7 +76,7 @@ func TestEvaluateFineTunedErrors(t *testing.T) {
 		{"cancelled", ctx, w, fx.val, context.Canceled.Error()},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			_, err := EvaluateFineTuned(tc.ctx, tc.w, tc.d, 0, rt)
+			_, err := Evaluate(tc.ctx, tc.w, tc.d, 0, rt)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v, want an error containing %q", err, tc.want)
 			}

@@ -1,4 +1,4 @@
-package head
+package run
 
 import (
 	"context"
@@ -9,33 +9,36 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlearn/tlearn/head"
 )
 
-// trainedRun trains a small head and returns what WriteRun needs.
-func trainedRun(t *testing.T) *Run {
+// trainedRun trains a small head and returns what Write needs.
+func trainedRun(t *testing.T) *Contents {
 	t.Helper()
-	train, val := blobs(60, 5, 3, 3, 1), blobs(30, 5, 3, 3, 2)
-	res, err := Train(context.Background(), train, val, Settings{Hidden: 8, Epochs: 3, LR: 1e-2}, nil)
+	train, val := clusters(60, 5, 3, 1), clusters(30, 5, 3, 2)
+	res, err := head.Train(context.Background(), train, val, head.Settings{Hidden: 8, Epochs: 3, LR: 1e-2}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Evaluate(res.Weights, val, 2)
+	rep, err := head.Evaluate(res.Weights, val, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	info := RunInfo{Mode: ModeHead, ModelDir: "/models/vgg", ModelSHA256: "abc", Classes: train.Classes,
+	info := Info{Mode: ModeHead, ModelDir: "/models/vgg", ModelSHA256: "abc", Classes: train.Classes,
 		TrainCache: CacheRef{Dir: "/c/train", Fingerprint: "f", N: 60}, ValCache: CacheRef{Dir: "/c/val", Fingerprint: "f", N: 30},
 		Created: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)}
-	return &Run{
-		Settings: HeadRunSettings{RunInfo: info, Settings: res.Settings},
-		Weights:  res.Weights, History: res.History, Metrics: res.Metrics(rep), Title: "test run",
+	return &Contents{
+		Settings: HeadSettings{Info: info, Settings: res.Settings},
+		Weights:  res.Weights, History: res.History, Title: "test run",
+		Metrics: NewMetrics(res.History, res.WeightsEpoch, res.Seconds, res.EarlyStopped, rep),
 	}
 }
 
-func TestWriteRun(t *testing.T) {
+func TestWrite(t *testing.T) {
 	run := trainedRun(t)
 	dir := filepath.Join(t.TempDir(), "runs", "a")
-	if err := WriteRun(dir, run); err != nil {
+	if err := Write(dir, run); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{SettingsFile, WeightsFile, HistoryFile, MetricsFile, CurvesFile, ConfusionFile} {
@@ -43,14 +46,14 @@ func TestWriteRun(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	s, err := ReadHeadRunSettings(dir)
+	s, err := ReadHeadSettings(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.ModelDir != "/models/vgg" || s.Hidden != 8 || s.Dropout != 0.5 || s.Mode != ModeHead {
 		t.Errorf("settings.json read back as %+v", s)
 	}
-	info, err := ReadRunInfo(dir)
+	info, err := ReadInfo(dir)
 	if err != nil || info.ValCache.N != 30 {
 		t.Fatalf("ReadRunInfo: %+v, %v", info, err)
 	}
@@ -58,7 +61,7 @@ func TestWriteRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.EpochsRun != 3 || m.Final.Epoch != 2 || m.Validation == nil || m.Validation.N != 30 {
+	if m.EpochsRun != 3 || m.Final.Epoch != 3 || m.Best.Epoch < 1 || m.Validation == nil || m.Validation.N != 30 {
 		t.Errorf("metrics.json read back as %+v", m)
 	}
 	h, err := ReadHistory(filepath.Join(dir, HistoryFile))
@@ -75,13 +78,13 @@ func TestWriteRun(t *testing.T) {
 	}
 
 	// An existing run is kept unless overwriting is asked for.
-	if err := WriteRun(dir, run); !errors.Is(err, ErrRunExists) {
-		t.Fatalf("second WriteRun: %v, want ErrRunExists", err)
+	if err := Write(dir, run); !errors.Is(err, ErrExists) {
+		t.Fatalf("second Write: %v, want ErrExists", err)
 	}
 	run.Overwrite = true
 	run.History = run.History[:2]
 	run.Metrics.EpochsRun = 2
-	if err := WriteRun(dir, run); err != nil {
+	if err := Write(dir, run); err != nil {
 		t.Fatal(err)
 	}
 	if m, _ := ReadMetrics(dir); m == nil || m.EpochsRun != 2 {
@@ -93,9 +96,9 @@ func TestWriteRun(t *testing.T) {
 	}
 }
 
-func TestRunDirAbort(t *testing.T) {
+func TestDirAbort(t *testing.T) {
 	parent := t.TempDir()
-	rd, err := CreateRunDir(filepath.Join(parent, "run"), false)
+	rd, err := Create(filepath.Join(parent, "run"), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,12 +128,16 @@ func TestReadRunErrors(t *testing.T) {
 			if tc.settings != "" {
 				os.WriteFile(filepath.Join(d, SettingsFile), []byte(tc.settings), 0o644)
 			}
-			if _, err := ReadRunInfo(d); err == nil || !strings.Contains(err.Error(), tc.want) {
+			_, err := ReadInfo(d)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+			if errors.Is(err, ErrNotRun) != (tc.settings == "") {
+				t.Errorf("error %v wraps ErrNotRun: %v", err, errors.Is(err, ErrNotRun))
 			}
 		})
 	}
-	if _, err := ReadRunInfo(filepath.Join(dir, "absent")); err == nil || !strings.Contains(err.Error(), "absent") {
+	if _, err := ReadInfo(filepath.Join(dir, "absent")); err == nil || !strings.Contains(err.Error(), "absent") {
 		t.Errorf("missing folder: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package head
+package run
 
 import (
 	"fmt"
@@ -12,13 +12,14 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
+	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
 // Series is one run's history on a curves chart.
 type Series struct {
 	Name    string // legend prefix; may be empty for a single run
-	History History
+	History head.History
 	// ValidationOnly leaves out the training curves (for comparing runs).
 	ValidationOnly bool
 }
@@ -59,10 +60,10 @@ func PlotCurves(path, title string, series ...Series) error {
 		}
 		for _, panel := range []struct {
 			p          *plot.Plot
-			train, val func(Epoch) float64
+			train, val func(head.Epoch) float64
 		}{
-			{acc, func(e Epoch) float64 { return e.Accuracy }, func(e Epoch) float64 { return e.ValAccuracy }},
-			{loss, func(e Epoch) float64 { return e.Loss }, func(e Epoch) float64 { return e.ValLoss }},
+			{acc, func(e head.Epoch) float64 { return e.Accuracy }, func(e head.Epoch) float64 { return e.ValAccuracy }},
+			{loss, func(e head.Epoch) float64 { return e.Loss }, func(e head.Epoch) float64 { return e.ValLoss }},
 		} {
 			if !s.ValidationOnly {
 				if err := addLine(panel.p, s.History, panel.train, c, true); err != nil {
@@ -153,14 +154,14 @@ func lineStyle(c color.Color, dashed bool) draw.LineStyle {
 	return s
 }
 
-func addLine(p *plot.Plot, h History, f func(Epoch) float64, c color.Color, dashed bool) error {
+func addLine(p *plot.Plot, h head.History, f func(head.Epoch) float64, c color.Color, dashed bool) error {
 	pts := make(plotter.XYs, len(h))
 	for i, e := range h {
 		pts[i] = plotter.XY{X: float64(e.Epoch), Y: f(e)}
 	}
 	l, err := plotter.NewLine(pts)
 	if err != nil {
-		return fmt.Errorf("head: plot: %w", err)
+		return fmt.Errorf("run: plot: %w", err)
 	}
 	l.LineStyle = lineStyle(c, dashed)
 	p.Add(l)
@@ -216,7 +217,7 @@ func niceStep(x float64) float64 {
 // true classes (top to bottom), columns predicted classes, each cell shows
 // its count and is shaded by the fraction of its row (the class's recall
 // on the diagonal), so that small classes stay readable.
-func PlotConfusion(path, title string, r *Report) error {
+func PlotConfusion(path, title string, r *head.Report) error {
 	k := len(r.Classes)
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("accuracy %.4f on %d examples", r.Accuracy, r.N)
@@ -257,7 +258,7 @@ func PlotConfusion(path, title string, r *Report) error {
 }
 
 // confusionCells is the plotter of PlotConfusion.
-type confusionCells struct{ r *Report }
+type confusionCells struct{ r *head.Report }
 
 func (c *confusionCells) Plot(dc draw.Canvas, p *plot.Plot) {
 	k := len(c.r.Classes)
@@ -333,7 +334,7 @@ func writePNG(path string, w, h vg.Length, title string, paint func(draw.Canvas)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("head: plot: %w", err)
+		return fmt.Errorf("run: plot: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,108 @@
+package run
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+
+	"github.com/tlearn/tlearn/head"
+	"github.com/tlearn/tlearn/internal/fsutil"
+)
+
+// HistoryFile is the name of the per-epoch log inside a run directory.
+const HistoryFile = "history.csv"
+
+// historyColumns are the columns of history.csv, exactly those of Keras'
+// CSVLogger for a model compiled with metrics=["accuracy"] and fitted with
+// validation data: "epoch" first, then the logs' keys in sorted order.
+// Unlike CSVLogger's, the epochs count from 1.
+var historyColumns = []string{"epoch", "accuracy", "loss", "val_accuracy", "val_loss"}
+
+// writeHistoryCSV writes h in the CSVLogger format.
+func writeHistoryCSV(w io.Writer, h head.History) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(historyColumns); err != nil {
+		return err
+	}
+	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+	for _, e := range h {
+		if err := cw.Write([]string{strconv.Itoa(e.Epoch), f(e.Accuracy), f(e.Loss), f(e.ValAccuracy), f(e.ValLoss)}); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// WriteHistory writes h to path (history.csv) atomically.
+func WriteHistory(path string, h head.History) error {
+	if err := fsutil.WriteWith(path, 0o644, func(w io.Writer) error { return writeHistoryCSV(w, h) }); err != nil {
+		return fmt.Errorf("run: history: %w", err)
+	}
+	return nil
+}
+
+// readHistoryCSV parses a history in the CSVLogger format. Columns may come
+// in any order (Keras files with more metrics are accepted); the five of
+// historyColumns are required. A history whose first epoch is 0 (Keras',
+// or tlearn's before epochs were counted from 1) is renumbered from 1.
+func readHistoryCSV(r io.Reader) (head.History, error) {
+	cr := csv.NewReader(r)
+	names, err := cr.Read()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty history")
+		}
+		return nil, err
+	}
+	col := make([]int, len(historyColumns))
+	for i, name := range historyColumns {
+		col[i] = slices.Index(names, name)
+		if col[i] < 0 {
+			return nil, fmt.Errorf("history has no %q column (columns %v)", name, names)
+		}
+	}
+	var h head.History
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			if len(h) > 0 && h[0].Epoch == 0 {
+				for i := range h {
+					h[i].Epoch++
+				}
+			}
+			return h, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		var e head.Epoch
+		if e.Epoch, err = strconv.Atoi(rec[col[0]]); err != nil {
+			return nil, fmt.Errorf("history line %d: epoch: %w", len(h)+2, err)
+		}
+		for i, dst := range []*float64{&e.Accuracy, &e.Loss, &e.ValAccuracy, &e.ValLoss} {
+			if *dst, err = strconv.ParseFloat(rec[col[i+1]], 64); err != nil {
+				return nil, fmt.Errorf("history line %d: %s: %w", len(h)+2, historyColumns[i+1], err)
+			}
+		}
+		h = append(h, e)
+	}
+}
+
+// ReadHistory reads a history.csv file.
+func ReadHistory(path string) (head.History, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	defer f.Close()
+	h, err := readHistoryCSV(f)
+	if err != nil {
+		return nil, fmt.Errorf("run: %s: %w", path, err)
+	}
+	return h, nil
+}
