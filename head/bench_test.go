@@ -34,10 +34,8 @@ func BenchmarkEpoch(b *testing.B) {
 		val := blobs(2500, d, 10, 0.3, 2)
 		for _, be := range benchBackends() {
 			b.Run(fmt.Sprintf("D=%d/%s", d, be.name), func(b *testing.B) {
-				defer func(old gemmBackend) { backend = old }(backend)
-				backend = be
 				for b.Loop() {
-					if _, err := Train(context.Background(), train, val, Settings{Epochs: 1, Seed: 1}, nil); err != nil {
+					if _, err := Train(context.Background(), train, val, Settings{Epochs: 1, Seed: 1, gemm: &be}, nil); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -32,7 +32,7 @@ type gemmBackend struct {
 // reference head at N=10,000, D=1280: assembly kernels 1.0–1.3 s (AVX2
 // only: 1.8–2.0 s), OpenBLAS 2.1 s, gonum 6–7.5 s. OpenBLAS pays on CPUs
 // without the kernels (arm64, old amd64), not here.
-var backend = selectBackend()
+var backend = selectBackend() // never reassigned: tests pass other backends explicitly
 
 func selectBackend() gemmBackend {
 	switch {

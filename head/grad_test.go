@@ -37,7 +37,7 @@ var gradCases = []gradCase{
 
 // setup makes the network (with non-zero biases, so that their gradients
 // matter), the data and the options of a case.
-func (c gradCase) setup() (*network, *Data, []int32, *trainOptions) {
+func (c gradCase) setup(be gemmBackend) (*network, *Data, []int32, *trainOptions) {
 	r := rand.New(rand.NewPCG(7, uint64(c.d*100+c.k)))
 	data := &Data{X: make([]float32, c.n*c.d), Y: make([]int32, c.n)}
 	for i := range data.X {
@@ -49,7 +49,7 @@ func (c gradCase) setup() (*network, *Data, []int32, *trainOptions) {
 	for j := range c.k {
 		data.Classes = append(data.Classes, fmt.Sprint(j))
 	}
-	n := newNetwork(c.d, c.hidden, c.k, c.batch, true)
+	n := newNetwork(c.d, c.hidden, c.k, c.batch, true, be)
 	n.initGlorot(r)
 	for i := range n.b1 {
 		n.b1[i] = float32(0.1 * r.NormFloat64())
@@ -148,20 +148,16 @@ func TestGradients(t *testing.T) {
 }
 
 // forBackends runs a test with every matrix-product backend of the build.
-func forBackends(t *testing.T, test func(t *testing.T)) {
+func forBackends(t *testing.T, test func(t *testing.T, be gemmBackend)) {
 	for _, be := range benchBackends() {
-		t.Run(be.name, func(t *testing.T) {
-			defer func(old gemmBackend) { backend = old }(backend)
-			backend = be
-			test(t)
-		})
+		t.Run(be.name, func(t *testing.T) { test(t, be) })
 	}
 }
 
-func testGradients(t *testing.T) {
+func testGradients(t *testing.T, be gemmBackend) {
 	for _, c := range gradCases {
 		t.Run(c.desc, func(t *testing.T) {
-			n, data, rows, o := c.setup()
+			n, data, rows, o := c.setup(be)
 			defer n.close()
 			// p is the parameters in the reference's plain layout.
 			plain := n.plainParams()
@@ -255,10 +251,10 @@ func TestStepIsAdam(t *testing.T) {
 	forBackends(t, testStepIsAdam)
 }
 
-func testStepIsAdam(t *testing.T) {
+func testStepIsAdam(t *testing.T, be gemmBackend) {
 	for _, c := range gradCases {
 		t.Run(c.desc, func(t *testing.T) {
-			n, data, rows, o := c.setup()
+			n, data, rows, o := c.setup(be)
 			defer n.close()
 			before := n.plainParams()
 			n.gradients(data.X, data.Y, rows, o)
@@ -277,7 +273,7 @@ func testStepIsAdam(t *testing.T) {
 				g[j] += o.l2 * float64(before[j])
 			}
 
-			m, _, _, o2 := c.setup()
+			m, _, _, o2 := c.setup(be)
 			defer m.close()
 			for step := 1; step <= 2; step++ {
 				m.trainStep(data.X, data.Y, rows, o2)
@@ -323,9 +319,9 @@ func TestW1GradientBlocks(t *testing.T) {
 	forBackends(t, testW1GradientBlocks)
 }
 
-func testW1GradientBlocks(t *testing.T) {
+func testW1GradientBlocks(t *testing.T, be gemmBackend) {
 	c := gradCase{hidden: 70, dropout: 0.5, d: 600, k: 3, batch: 13, n: 20}
-	n, data, rows, o := c.setup()
+	n, data, rows, o := c.setup(be)
 	defer n.close()
 	// Small row blocks, whatever the backend would choose.
 	n.rowBlock = 64

@@ -67,12 +67,12 @@ type pass struct {
 	rows int
 }
 
-func newNetwork(d, h, k, maxRows int, train bool) *network {
-	n := &network{d: d, h: h, k: k, in: d, kp: k, maxRows: maxRows, gemm: backend.gemm, workers: 1}
+func newNetwork(d, h, k, maxRows int, train bool, be gemmBackend) *network {
+	n := &network{d: d, h: h, k: k, in: d, kp: k, maxRows: maxRows, gemm: be.gemm, workers: 1}
 	if h > 0 {
 		n.in = h
 	}
-	if backend.split {
+	if be.split {
 		// Zero columns up to a multiple of 16 let the output layer run on
 		// the vector kernels instead of scalar edge code. They stay zero:
 		// their gradient is zero, and so is Adam's step for them.
@@ -96,7 +96,7 @@ func newNetwork(d, h, k, maxRows int, train bool) *network {
 		n.dz1 = make([]float32, maxRows*h)
 		n.w2t = make([]float32, kp*h)
 	}
-	if backend.split {
+	if be.split {
 		n.workers = runtime.GOMAXPROCS(0)
 	}
 	// The split points only depend on the shapes, never on the number of
@@ -104,14 +104,14 @@ func newNetwork(d, h, k, maxRows int, train bool) *network {
 	chain := kernel.Best()
 	ra, ca := chain.RowAlign(), chain.ColAlign()
 	n.panel = max(h, 1)
-	if backend.split {
+	if be.split {
 		n.panel = min(n.panel, ca)
 	}
 	if h > 0 {
 		// About 32 KB of gradient per block, so that it is still in the L1
 		// cache when Adam reads it; the BLAS libraries prefer larger calls.
 		target := 8192
-		if !backend.split {
+		if !be.split {
 			target = 1 << 17
 		}
 		n.rowBlock = max(ra, target/n.panel/ra*ra)

@@ -113,6 +113,10 @@ type Settings struct {
 	// SaveBest returns the weights of the epoch with the highest validation
 	// accuracy instead of the last epoch's (Keras' save_best_only).
 	SaveBest bool `json:"save_best"`
+
+	// gemm overrides the matrix-product backend (tests and benchmarks
+	// compare them); nil means the one chosen at start-up.
+	gemm *gemmBackend
 }
 
 // Resolve returns s with every default filled in (Hidden is 0 with
@@ -173,4 +177,12 @@ func (s Settings) Validate() error {
 		return bad("early-stop patience %d is negative", r.EarlyStop)
 	}
 	return nil
+}
+
+// backend is the matrix product that Train uses for s.
+func (s Settings) backend() gemmBackend {
+	if s.gemm != nil {
+		return *s.gemm
+	}
+	return backend
 }

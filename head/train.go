@@ -78,7 +78,7 @@ type headModel struct {
 }
 
 func newHeadModel(train, val *Data, s Settings) *headModel {
-	net := newNetwork(train.Dim(), s.Hidden, len(train.Classes), max(s.Batch, evalRows), true)
+	net := newNetwork(train.Dim(), s.Hidden, len(train.Classes), max(s.Batch, evalRows), true, s.backend())
 	net.initGlorot(rand.New(rand.NewPCG(s.Seed, recipe.StreamInit)))
 	o := &trainOptions{lr: s.LR, l2: s.L2, smoothing: s.LabelSmoothing}
 	if s.Hidden > 0 && s.Dropout > 0 {
@@ -188,7 +188,7 @@ func Predict(w *Weights, x []float32) ([]float32, error) {
 // finetune.FineTune draws its fresh heads here, so that both trainers start
 // alike.
 func InitialWeights(dim, hidden int, classes []string, seed uint64) *Weights {
-	net := newNetwork(dim, hidden, len(classes), 1, false)
+	net := newNetwork(dim, hidden, len(classes), 1, false, backend)
 	defer net.close()
 	net.initGlorot(rand.New(rand.NewPCG(seed, recipe.StreamInit)))
 	return net.weights(classes)
@@ -211,7 +211,7 @@ func inferenceNetwork(w *Weights, d *Data) (*network, error) {
 	if !slices.Equal(d.Classes, w.Classes) {
 		return nil, fmt.Errorf("%w: the data's classes %v are not the head's %v", ErrData, d.Classes, w.Classes)
 	}
-	net := newNetwork(d.Dim(), w.HiddenSize(), w.NumClasses(), evalRows, false)
+	net := newNetwork(d.Dim(), w.HiddenSize(), w.NumClasses(), evalRows, false, backend)
 	net.setWeights(w)
 	return net, nil
 }

@@ -262,9 +262,9 @@ func TestPredict(t *testing.T) {
 
 // TestStepAllocates nothing: every buffer is made once per Train call.
 func TestStepAllocatesNothing(t *testing.T) {
-	forBackends(t, func(t *testing.T) {
+	forBackends(t, func(t *testing.T, be gemmBackend) {
 		c := gradCase{hidden: 64, dropout: 0.5, l2: 1e-3, d: 40, k: 5, batch: 16, n: 20}
-		n, data, rows, o := c.setup()
+		n, data, rows, o := c.setup(be)
 		defer n.close()
 		n.trainStep(data.X, data.Y, rows, o)
 		if a := testing.AllocsPerRun(20, func() { n.trainStep(data.X, data.Y, rows, o) }); a != 0 {
