@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -233,11 +232,6 @@ type extractProgress struct {
 
 func newExtractProgress(w io.Writer) *extractProgress {
 	return &extractProgress{countBar: newCountBar(w, "images")}
-}
-
-func (p *extractProgress) Log(msg string) {
-	p.Clear()
-	fmt.Fprintln(p.w, strings.TrimSpace(msg))
 }
 
 func (p *extractProgress) Start(phase string, total, done int) {

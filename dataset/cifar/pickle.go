@@ -1,4 +1,4 @@
-package dataset
+package cifar
 
 import (
 	"bytes"
