@@ -40,11 +40,13 @@ type (
 var errPickle = errors.New("not a valid pickle")
 
 type unpickler struct {
-	data  []byte
-	pos   int
-	stack []any
-	marks []int
-	memo  map[uint64]any
+	data   []byte
+	pos    int
+	stack  []any
+	marks  []int
+	memo   map[uint64]any
+	done   bool // STOP was read
+	result any  // what STOP popped
 }
 
 // unpickle decodes one pickled value.
@@ -108,7 +110,6 @@ func (u *unpickler) popMark() ([]any, bool) {
 	return items, true
 }
 
-// length reads a little-endian length of size bytes (1, 4 or 8).
 // memoKey reads the memo key of a PUT/GET-family opcode: a decimal line for
 // the text form (textOp), else a 1-byte (byteOp) or 4-byte little-endian one.
 func (u *unpickler) memoKey(op, textOp, byteOp byte) (uint64, error) {
@@ -131,6 +132,7 @@ func (u *unpickler) memoKey(op, textOp, byteOp byte) (uint64, error) {
 	return k, nil
 }
 
+// length reads a little-endian length of size bytes (1, 4 or 8).
 func (u *unpickler) length(size int) (uint64, bool) {
 	b, ok := u.read(uint64(size))
 	if !ok {
@@ -145,312 +147,520 @@ func (u *unpickler) length(size int) (uint64, bool) {
 	return binary.LittleEndian.Uint64(b), true
 }
 
+// opcodes maps each opcode this reader understands to its handler; a nil
+// entry is refused. A handler reads the opcode's operands from the input
+// and works on the stack, marks and memo; STOP ends the run.
+var opcodes = [256]func(u *unpickler, op byte) error{
+	0x80: (*unpickler).opProto, // PROTO
+	0x95: (*unpickler).opFrame, // FRAME
+	'.':  (*unpickler).opStop,  // STOP
+
+	'(': (*unpickler).opMark,    // MARK
+	'1': (*unpickler).opPopMark, // POP_MARK
+	'0': (*unpickler).opPop,     // POP
+	'2': (*unpickler).opDup,     // DUP
+
+	'N':  (*unpickler).opEmpty, // NONE
+	0x88: (*unpickler).opEmpty, // NEWTRUE
+	0x89: (*unpickler).opEmpty, // NEWFALSE
+	')':  (*unpickler).opEmpty, // EMPTY_TUPLE
+	']':  (*unpickler).opEmpty, // EMPTY_LIST
+	'}':  (*unpickler).opEmpty, // EMPTY_DICT
+	0x8f: (*unpickler).opEmpty, // EMPTY_SET
+
+	'J':  (*unpickler).opBinInt,  // BININT
+	'K':  (*unpickler).opBinInt,  // BININT1
+	'M':  (*unpickler).opBinInt,  // BININT2
+	0x8a: (*unpickler).opLong,    // LONG1
+	0x8b: (*unpickler).opLong,    // LONG4
+	'I':  (*unpickler).opTextInt, // INT
+	'G':  (*unpickler).opFloat,   // BINFLOAT
+
+	'T':  (*unpickler).opBytes,   // BINSTRING
+	'U':  (*unpickler).opBytes,   // SHORT_BINSTRING
+	'B':  (*unpickler).opBytes,   // BINBYTES
+	'C':  (*unpickler).opBytes,   // SHORT_BINBYTES
+	0x8e: (*unpickler).opBytes,   // BINBYTES8
+	0x96: (*unpickler).opBytes,   // BYTEARRAY8
+	'X':  (*unpickler).opUnicode, // BINUNICODE
+	0x8c: (*unpickler).opUnicode, // SHORT_BINUNICODE
+	0x8d: (*unpickler).opUnicode, // BINUNICODE8
+
+	't':  (*unpickler).opTuple,    // TUPLE
+	0x85: (*unpickler).opTupleN,   // TUPLE1
+	0x86: (*unpickler).opTupleN,   // TUPLE2
+	0x87: (*unpickler).opTupleN,   // TUPLE3
+	'l':  (*unpickler).opList,     // LIST
+	0x91: (*unpickler).opList,     // FROZENSET: kept as a list
+	'a':  (*unpickler).opAppend,   // APPEND
+	'e':  (*unpickler).opAppends,  // APPENDS
+	0x90: (*unpickler).opAppends,  // ADDITEMS
+	'd':  (*unpickler).opDict,     // DICT
+	's':  (*unpickler).opSetItem,  // SETITEM
+	'u':  (*unpickler).opSetItems, // SETITEMS
+
+	'c':  (*unpickler).opGlobal,      // GLOBAL
+	0x93: (*unpickler).opStackGlobal, // STACK_GLOBAL
+	'R':  (*unpickler).opReduce,      // REDUCE
+	0x81: (*unpickler).opReduce,      // NEWOBJ
+	0x92: (*unpickler).opNewObjEx,    // NEWOBJ_EX
+	'b':  (*unpickler).opBuild,       // BUILD
+
+	'q':  (*unpickler).opPut,     // BINPUT
+	'r':  (*unpickler).opPut,     // LONG_BINPUT
+	'p':  (*unpickler).opPut,     // PUT
+	0x94: (*unpickler).opMemoize, // MEMOIZE
+	'h':  (*unpickler).opGet,     // BINGET
+	'j':  (*unpickler).opGet,     // LONG_BINGET
+	'g':  (*unpickler).opGet,     // GET
+}
+
+// run interprets opcodes until STOP and returns the value it pops.
 func (u *unpickler) run() (any, error) {
-	for {
+	for !u.done {
 		if u.pos >= len(u.data) {
 			return nil, fmt.Errorf("pickle: ended at byte %d without STOP (truncated?): %w", u.pos, errPickle)
 		}
 		op := u.data[u.pos]
 		u.pos++
-		short := func(what string) error { return u.fail(op, "the data ends inside its %s (truncated file?)", what) }
-		underflow := func() error { return u.fail(op, "stack underflow") }
-		switch op {
-		case 0x80: // PROTO
-			b, ok := u.read(1)
-			if !ok {
-				return nil, short("protocol")
-			}
-			if b[0] > 5 {
-				return nil, u.fail(op, "protocol %d", b[0])
-			}
-		case 0x95: // FRAME: a length hint only
-			if _, ok := u.read(8); !ok {
-				return nil, short("frame")
-			}
-		case '.': // STOP
-			v, ok := u.pop()
-			if !ok {
-				return nil, underflow()
-			}
-			return v, nil
-		case '(': // MARK
-			u.marks = append(u.marks, len(u.stack))
-		case '1': // POP_MARK
-			if _, ok := u.popMark(); !ok {
-				return nil, u.fail(op, "no mark")
-			}
-		case '0': // POP
-			if _, ok := u.pop(); !ok {
-				if _, ok := u.popMark(); !ok {
-					return nil, underflow()
-				}
-			}
-		case '2': // DUP
-			v, ok := u.top()
-			if !ok {
-				return nil, underflow()
-			}
-			u.push(v)
-		case 'N':
-			u.push(nil)
-		case 0x88:
-			u.push(true)
-		case 0x89:
-			u.push(false)
-		case 'J': // BININT
-			b, ok := u.read(4)
-			if !ok {
-				return nil, short("int")
-			}
-			u.push(int64(int32(binary.LittleEndian.Uint32(b))))
-		case 'K': // BININT1
-			b, ok := u.read(1)
-			if !ok {
-				return nil, short("int")
-			}
-			u.push(int64(b[0]))
-		case 'M': // BININT2
-			b, ok := u.read(2)
-			if !ok {
-				return nil, short("int")
-			}
-			u.push(int64(binary.LittleEndian.Uint16(b)))
-		case 0x8a, 0x8b: // LONG1, LONG4
-			size := 1
-			if op == 0x8b {
-				size = 4
-			}
-			n, ok := u.length(size)
-			if !ok {
-				return nil, short("long length")
-			}
-			if n > 8 {
-				return nil, u.fail(op, "integer of %d bytes, more than 64 bits", n)
-			}
-			b, ok := u.read(n)
-			if !ok {
-				return nil, short("long")
-			}
-			var x uint64
-			for i := len(b) - 1; i >= 0; i-- {
-				x = x<<8 | uint64(b[i])
-			}
-			if n > 0 && n < 8 && b[n-1]&0x80 != 0 { // two's complement: sign-extend
-				x |= ^uint64(0) << (8 * n)
-			}
-			u.push(int64(x))
-		case 'I': // INT (text); "I00"/"I01" are Python 2's False/True
-			s, ok := u.line()
-			if !ok {
-				return nil, short("int")
-			}
-			switch s {
-			case "00":
-				u.push(false)
-			case "01":
-				u.push(true)
-			default:
-				x, err := strconv.ParseInt(s, 10, 64)
-				if err != nil {
-					return nil, u.fail(op, "int %q", s)
-				}
-				u.push(x)
-			}
-		case 'G': // BINFLOAT
-			b, ok := u.read(8)
-			if !ok {
-				return nil, short("float")
-			}
-			u.push(math.Float64frombits(binary.BigEndian.Uint64(b)))
-		case 'T', 'U', 'B', 'C', 0x8e, 0x96: // BINSTRING, SHORT_BINSTRING, BINBYTES, SHORT_BINBYTES, BINBYTES8, BYTEARRAY8
-			size := map[byte]int{'T': 4, 'U': 1, 'B': 4, 'C': 1, 0x8e: 8, 0x96: 8}[op]
-			n, ok := u.length(size)
-			if !ok {
-				return nil, short("length")
-			}
-			if op == 'T' && n > math.MaxInt32 { // a signed length in Python 2
-				return nil, u.fail(op, "negative length")
-			}
-			b, ok := u.read(n)
-			if !ok {
-				return nil, short("bytes")
-			}
-			u.push(pyBytes(b))
-		case 'X', 0x8c, 0x8d: // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
-			size := map[byte]int{'X': 4, 0x8c: 1, 0x8d: 8}[op]
-			n, ok := u.length(size)
-			if !ok {
-				return nil, short("length")
-			}
-			b, ok := u.read(n)
-			if !ok {
-				return nil, short("string")
-			}
-			if !utf8.Valid(b) {
-				return nil, u.fail(op, "string is not UTF-8")
-			}
-			u.push(string(b))
-		case ')':
-			u.push(pyTuple{})
-		case 't':
-			items, ok := u.popMark()
-			if !ok {
-				return nil, u.fail(op, "no mark")
-			}
-			u.push(pyTuple(items))
-		case 0x85, 0x86, 0x87: // TUPLE1..3
-			n := int(op - 0x84)
-			if len(u.stack) < n || (len(u.marks) > 0 && u.marks[len(u.marks)-1] > len(u.stack)-n) {
-				return nil, underflow()
-			}
-			t := append(pyTuple(nil), u.stack[len(u.stack)-n:]...)
-			u.stack = u.stack[:len(u.stack)-n]
-			u.push(t)
-		case ']':
-			u.push(&pyList{})
-		case 'l':
-			items, ok := u.popMark()
-			if !ok {
-				return nil, u.fail(op, "no mark")
-			}
-			u.push(&pyList{items: items})
-		case 0x8f: // EMPTY_SET: kept as a list, its order is irrelevant here
-			u.push(&pyList{})
-		case 0x91: // FROZENSET
-			items, ok := u.popMark()
-			if !ok {
-				return nil, u.fail(op, "no mark")
-			}
-			u.push(&pyList{items: items})
-		case 'a': // APPEND
-			v, ok := u.pop()
-			if !ok {
-				return nil, underflow()
-			}
-			l, ok := u.topList()
-			if !ok {
-				return nil, u.fail(op, "append to a non-list")
-			}
-			l.items = append(l.items, v)
-		case 'e', 0x90: // APPENDS, ADDITEMS
-			items, ok := u.popMark()
-			if !ok {
-				return nil, u.fail(op, "no mark")
-			}
-			l, ok := u.topList()
-			if !ok {
-				return nil, u.fail(op, "append to a non-list")
-			}
-			l.items = append(l.items, items...)
-		case '}':
-			u.push(&pyDict{})
-		case 'd':
-			items, ok := u.popMark()
-			if !ok || len(items)%2 != 0 {
-				return nil, u.fail(op, "no mark or odd item count")
-			}
-			d := &pyDict{}
-			for i := 0; i < len(items); i += 2 {
-				d.keys, d.vals = append(d.keys, items[i]), append(d.vals, items[i+1])
-			}
-			u.push(d)
-		case 's': // SETITEM
-			v, ok1 := u.pop()
-			k, ok2 := u.pop()
-			if !ok1 || !ok2 {
-				return nil, underflow()
-			}
-			d, ok := u.topDict()
-			if !ok {
-				return nil, u.fail(op, "set item of a non-dict")
-			}
-			d.keys, d.vals = append(d.keys, k), append(d.vals, v)
-		case 'u': // SETITEMS
-			items, ok := u.popMark()
-			if !ok || len(items)%2 != 0 {
-				return nil, u.fail(op, "no mark or odd item count")
-			}
-			d, ok := u.topDict()
-			if !ok {
-				return nil, u.fail(op, "set items of a non-dict")
-			}
-			for i := 0; i < len(items); i += 2 {
-				d.keys, d.vals = append(d.keys, items[i]), append(d.vals, items[i+1])
-			}
-		case 'c': // GLOBAL
-			mod, ok1 := u.line()
-			name, ok2 := u.line()
-			if !ok1 || !ok2 {
-				return nil, short("global")
-			}
-			u.push(pyGlobal{mod, name})
-		case 0x93: // STACK_GLOBAL
-			name, ok1 := u.pop()
-			mod, ok2 := u.pop()
-			ms, ok3 := mod.(string)
-			ns, ok4 := name.(string)
-			if !ok1 || !ok2 || !ok3 || !ok4 {
-				return nil, u.fail(op, "want module and name strings")
-			}
-			u.push(pyGlobal{ms, ns})
-		case 'R', 0x81: // REDUCE, NEWOBJ
-			a, ok1 := u.pop()
-			fn, ok2 := u.pop()
-			args, ok3 := a.(pyTuple)
-			if !ok1 || !ok2 || !ok3 {
-				return nil, u.fail(op, "want a callable and an argument tuple")
-			}
-			u.push(&pyObject{fn: fn, args: args})
-		case 0x92: // NEWOBJ_EX: keyword arguments are dropped
-			_, ok0 := u.pop()
-			a, ok1 := u.pop()
-			fn, ok2 := u.pop()
-			args, ok3 := a.(pyTuple)
-			if !ok0 || !ok1 || !ok2 || !ok3 {
-				return nil, u.fail(op, "want a class, arguments and keywords")
-			}
-			u.push(&pyObject{fn: fn, args: args})
-		case 'b': // BUILD
-			state, ok := u.pop()
-			if !ok {
-				return nil, underflow()
-			}
-			t, ok := u.top()
-			obj, isObj := t.(*pyObject)
-			if !ok || !isObj {
-				return nil, u.fail(op, "build of a non-object")
-			}
-			obj.state = state
-		case 'q', 'r', 'p': // BINPUT, LONG_BINPUT, PUT
-			key, err := u.memoKey(op, 'p', 'q')
-			if err != nil {
-				return nil, err
-			}
-			v, ok := u.top()
-			if !ok {
-				return nil, underflow()
-			}
-			u.memo[key] = v
-		case 0x94: // MEMOIZE
-			v, ok := u.top()
-			if !ok {
-				return nil, underflow()
-			}
-			u.memo[uint64(len(u.memo))] = v
-		case 'h', 'j', 'g': // BINGET, LONG_BINGET, GET
-			key, err := u.memoKey(op, 'g', 'h')
-			if err != nil {
-				return nil, err
-			}
-			v, ok := u.memo[key]
-			if !ok {
-				return nil, u.fail(op, "memo key %d was never stored", key)
-			}
-			u.push(v)
-		default:
+		h := opcodes[op]
+		if h == nil {
 			return nil, u.fail(op, "not supported (this reader handles the binary pickles of protocols 2-5 that hold data, not code)")
 		}
+		if err := h(u, op); err != nil {
+			return nil, err
+		}
 	}
+	return u.result, nil
+}
+
+// operandSize is the byte size of the integer, or of the length prefix,
+// that follows an opcode of the int, long and string families.
+func operandSize(op byte) int {
+	switch op {
+	case 'K', 'U', 'C', 0x8c, 0x8a: // BININT1, SHORT_BINSTRING, SHORT_BINBYTES, SHORT_BINUNICODE, LONG1
+		return 1
+	case 'M': // BININT2
+		return 2
+	case 0x8e, 0x96, 0x8d: // BINBYTES8, BYTEARRAY8, BINUNICODE8
+		return 8
+	}
+	return 4 // BININT, LONG4, BINSTRING, BINBYTES, BINUNICODE
+}
+
+// short is the error of an operand cut off by the end of the data.
+func (u *unpickler) short(op byte, what string) error {
+	return u.fail(op, "the data ends inside its %s (truncated file?)", what)
+}
+
+func (u *unpickler) underflow(op byte) error { return u.fail(op, "stack underflow") }
+
+func (u *unpickler) noMark(op byte) error { return u.fail(op, "no mark") }
+
+// Framing and control.
+
+func (u *unpickler) opProto(op byte) error {
+	b, ok := u.read(1)
+	if !ok {
+		return u.short(op, "protocol")
+	}
+	if b[0] > 5 {
+		return u.fail(op, "protocol %d", b[0])
+	}
+	return nil
+}
+
+// opFrame skips a frame's length, which is only a hint.
+func (u *unpickler) opFrame(op byte) error {
+	if _, ok := u.read(8); !ok {
+		return u.short(op, "frame")
+	}
+	return nil
+}
+
+func (u *unpickler) opStop(op byte) error {
+	v, ok := u.pop()
+	if !ok {
+		return u.underflow(op)
+	}
+	u.result, u.done = v, true
+	return nil
+}
+
+// Stack and marks.
+
+func (u *unpickler) opMark(byte) error {
+	u.marks = append(u.marks, len(u.stack))
+	return nil
+}
+
+func (u *unpickler) opPopMark(op byte) error {
+	if _, ok := u.popMark(); !ok {
+		return u.noMark(op)
+	}
+	return nil
+}
+
+// opPop drops the top item, or the mark and what follows it when nothing
+// was pushed after it, as Python's unpickler does.
+func (u *unpickler) opPop(op byte) error {
+	if _, ok := u.pop(); !ok {
+		if _, ok := u.popMark(); !ok {
+			return u.underflow(op)
+		}
+	}
+	return nil
+}
+
+func (u *unpickler) opDup(op byte) error {
+	v, ok := u.top()
+	if !ok {
+		return u.underflow(op)
+	}
+	u.push(v)
+	return nil
+}
+
+// opEmpty pushes a constant or a new empty container.
+func (u *unpickler) opEmpty(op byte) error {
+	switch op {
+	case 'N':
+		u.push(nil)
+	case 0x88:
+		u.push(true)
+	case 0x89:
+		u.push(false)
+	case ')':
+		u.push(pyTuple{})
+	case ']', 0x8f: // an empty set is kept as a list: its order is irrelevant here
+		u.push(&pyList{})
+	case '}':
+		u.push(&pyDict{})
+	}
+	return nil
+}
+
+// Numbers.
+
+// opBinInt reads BININT (int32), BININT1 (uint8) or BININT2 (uint16).
+func (u *unpickler) opBinInt(op byte) error {
+	size := operandSize(op)
+	b, ok := u.read(uint64(size))
+	if !ok {
+		return u.short(op, "int")
+	}
+	switch size {
+	case 1:
+		u.push(int64(b[0]))
+	case 2:
+		u.push(int64(binary.LittleEndian.Uint16(b)))
+	default:
+		u.push(int64(int32(binary.LittleEndian.Uint32(b))))
+	}
+	return nil
+}
+
+// opLong reads LONG1 or LONG4: a little-endian two's complement integer of
+// up to 8 bytes.
+func (u *unpickler) opLong(op byte) error {
+	n, ok := u.length(operandSize(op))
+	if !ok {
+		return u.short(op, "long length")
+	}
+	if n > 8 {
+		return u.fail(op, "integer of %d bytes, more than 64 bits", n)
+	}
+	b, ok := u.read(n)
+	if !ok {
+		return u.short(op, "long")
+	}
+	var x uint64
+	for i := len(b) - 1; i >= 0; i-- {
+		x = x<<8 | uint64(b[i])
+	}
+	if n > 0 && n < 8 && b[n-1]&0x80 != 0 { // sign-extend
+		x |= ^uint64(0) << (8 * n)
+	}
+	u.push(int64(x))
+	return nil
+}
+
+// opTextInt reads INT, a decimal line; "I00" and "I01" are Python 2's
+// False and True.
+func (u *unpickler) opTextInt(op byte) error {
+	s, ok := u.line()
+	if !ok {
+		return u.short(op, "int")
+	}
+	switch s {
+	case "00":
+		u.push(false)
+	case "01":
+		u.push(true)
+	default:
+		x, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return u.fail(op, "int %q", s)
+		}
+		u.push(x)
+	}
+	return nil
+}
+
+func (u *unpickler) opFloat(op byte) error {
+	b, ok := u.read(8)
+	if !ok {
+		return u.short(op, "float")
+	}
+	u.push(math.Float64frombits(binary.BigEndian.Uint64(b)))
+	return nil
+}
+
+// Strings.
+
+// opBytes reads a Python 2 str or a Python 3 bytes or bytearray.
+func (u *unpickler) opBytes(op byte) error {
+	n, ok := u.length(operandSize(op))
+	if !ok {
+		return u.short(op, "length")
+	}
+	if op == 'T' && n > math.MaxInt32 { // a signed length in Python 2
+		return u.fail(op, "negative length")
+	}
+	b, ok := u.read(n)
+	if !ok {
+		return u.short(op, "bytes")
+	}
+	u.push(pyBytes(b))
+	return nil
+}
+
+// opUnicode reads a UTF-8 str.
+func (u *unpickler) opUnicode(op byte) error {
+	n, ok := u.length(operandSize(op))
+	if !ok {
+		return u.short(op, "length")
+	}
+	b, ok := u.read(n)
+	if !ok {
+		return u.short(op, "string")
+	}
+	if !utf8.Valid(b) {
+		return u.fail(op, "string is not UTF-8")
+	}
+	u.push(string(b))
+	return nil
+}
+
+// Containers.
+
+func (u *unpickler) opTuple(op byte) error {
+	items, ok := u.popMark()
+	if !ok {
+		return u.noMark(op)
+	}
+	u.push(pyTuple(items))
+	return nil
+}
+
+// opTupleN makes a tuple of the top 1 to 3 items (TUPLE1..3).
+func (u *unpickler) opTupleN(op byte) error {
+	n := int(op - 0x84)
+	if len(u.stack) < n || (len(u.marks) > 0 && u.marks[len(u.marks)-1] > len(u.stack)-n) {
+		return u.underflow(op)
+	}
+	t := append(pyTuple(nil), u.stack[len(u.stack)-n:]...)
+	u.stack = u.stack[:len(u.stack)-n]
+	u.push(t)
+	return nil
+}
+
+// opList makes a list (LIST) or a frozenset, kept as a list, of the items
+// since the last mark.
+func (u *unpickler) opList(op byte) error {
+	items, ok := u.popMark()
+	if !ok {
+		return u.noMark(op)
+	}
+	u.push(&pyList{items: items})
+	return nil
+}
+
+func (u *unpickler) opAppend(op byte) error {
+	v, ok := u.pop()
+	if !ok {
+		return u.underflow(op)
+	}
+	l, ok := u.topList()
+	if !ok {
+		return u.fail(op, "append to a non-list")
+	}
+	l.items = append(l.items, v)
+	return nil
+}
+
+// opAppends appends the items since the last mark to a list or set
+// (APPENDS, ADDITEMS).
+func (u *unpickler) opAppends(op byte) error {
+	items, ok := u.popMark()
+	if !ok {
+		return u.noMark(op)
+	}
+	l, ok := u.topList()
+	if !ok {
+		return u.fail(op, "append to a non-list")
+	}
+	l.items = append(l.items, items...)
+	return nil
+}
+
+func (u *unpickler) opDict(op byte) error {
+	items, ok := u.popMark()
+	if !ok || len(items)%2 != 0 {
+		return u.fail(op, "no mark or odd item count")
+	}
+	d := &pyDict{}
+	d.set(items)
+	u.push(d)
+	return nil
+}
+
+func (u *unpickler) opSetItem(op byte) error {
+	v, ok1 := u.pop()
+	k, ok2 := u.pop()
+	if !ok1 || !ok2 {
+		return u.underflow(op)
+	}
+	d, ok := u.topDict()
+	if !ok {
+		return u.fail(op, "set item of a non-dict")
+	}
+	d.set([]any{k, v})
+	return nil
+}
+
+func (u *unpickler) opSetItems(op byte) error {
+	items, ok := u.popMark()
+	if !ok || len(items)%2 != 0 {
+		return u.fail(op, "no mark or odd item count")
+	}
+	d, ok := u.topDict()
+	if !ok {
+		return u.fail(op, "set items of a non-dict")
+	}
+	d.set(items)
+	return nil
+}
+
+// set appends alternating keys and values.
+func (d *pyDict) set(kv []any) {
+	for i := 0; i < len(kv); i += 2 {
+		d.keys, d.vals = append(d.keys, kv[i]), append(d.vals, kv[i+1])
+	}
+}
+
+// Objects: recorded, never called.
+
+func (u *unpickler) opGlobal(op byte) error {
+	mod, ok1 := u.line()
+	name, ok2 := u.line()
+	if !ok1 || !ok2 {
+		return u.short(op, "global")
+	}
+	u.push(pyGlobal{mod, name})
+	return nil
+}
+
+func (u *unpickler) opStackGlobal(op byte) error {
+	name, ok1 := u.pop()
+	mod, ok2 := u.pop()
+	ms, ok3 := mod.(string)
+	ns, ok4 := name.(string)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return u.fail(op, "want module and name strings")
+	}
+	u.push(pyGlobal{ms, ns})
+	return nil
+}
+
+// opReduce records a call of a callable on an argument tuple (REDUCE,
+// NEWOBJ).
+func (u *unpickler) opReduce(op byte) error {
+	a, ok1 := u.pop()
+	fn, ok2 := u.pop()
+	args, ok3 := a.(pyTuple)
+	if !ok1 || !ok2 || !ok3 {
+		return u.fail(op, "want a callable and an argument tuple")
+	}
+	u.push(&pyObject{fn: fn, args: args})
+	return nil
+}
+
+// opNewObjEx is NEWOBJ with keyword arguments, which are dropped.
+func (u *unpickler) opNewObjEx(op byte) error {
+	_, ok0 := u.pop()
+	a, ok1 := u.pop()
+	fn, ok2 := u.pop()
+	args, ok3 := a.(pyTuple)
+	if !ok0 || !ok1 || !ok2 || !ok3 {
+		return u.fail(op, "want a class, arguments and keywords")
+	}
+	u.push(&pyObject{fn: fn, args: args})
+	return nil
+}
+
+func (u *unpickler) opBuild(op byte) error {
+	state, ok := u.pop()
+	if !ok {
+		return u.underflow(op)
+	}
+	t, ok := u.top()
+	obj, isObj := t.(*pyObject)
+	if !ok || !isObj {
+		return u.fail(op, "build of a non-object")
+	}
+	obj.state = state
+	return nil
+}
+
+// The memo.
+
+// opPut stores the top item under a key (BINPUT, LONG_BINPUT, PUT).
+func (u *unpickler) opPut(op byte) error {
+	key, err := u.memoKey(op, 'p', 'q')
+	if err != nil {
+		return err
+	}
+	v, ok := u.top()
+	if !ok {
+		return u.underflow(op)
+	}
+	u.memo[key] = v
+	return nil
+}
+
+// opMemoize stores the top item under the next free key.
+func (u *unpickler) opMemoize(op byte) error {
+	v, ok := u.top()
+	if !ok {
+		return u.underflow(op)
+	}
+	u.memo[uint64(len(u.memo))] = v
+	return nil
+}
+
+// opGet pushes a stored item (BINGET, LONG_BINGET, GET).
+func (u *unpickler) opGet(op byte) error {
+	key, err := u.memoKey(op, 'g', 'h')
+	if err != nil {
+		return err
+	}
+	v, ok := u.memo[key]
+	if !ok {
+		return u.fail(op, "memo key %d was never stored", key)
+	}
+	u.push(v)
+	return nil
 }
 
 func (u *unpickler) topList() (*pyList, bool) {
