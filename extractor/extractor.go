@@ -13,6 +13,7 @@ import (
 
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/progress"
 	"github.com/tlearn/tlearn/models"
 )
 
@@ -23,21 +24,6 @@ import (
 // and larger batches only add memory, a larger chunk and more work lost to
 // a kill.
 const DefaultBatch = 8
-
-// Progress receives Extract's reports. The CLI draws a bar from them; tests
-// record them. Calls come from the goroutine that called Open or Extract.
-type Progress interface {
-	// Log is a one-line message for the user: a CPU fallback, a resumed
-	// cache, a skipped image.
-	Log(msg string)
-	// Start begins a phase ("check" or "extract") of total items, done of
-	// which are already finished (a resumed cache).
-	Start(phase string, total, done int)
-	// Add reports n more items of the phase done.
-	Add(n int)
-	// Finish ends the phase.
-	Finish()
-}
 
 // Options choose how an Extractor runs. The zero value means: device auto,
 // one thread per core, the model's default input size, DefaultBatch, no
@@ -51,8 +37,12 @@ type Options struct {
 	Batch int
 	// Maps also stores block4_pool maps (float16) for fine-tuning; the
 	// model must be VGG-shaped.
-	Maps     bool
-	Progress Progress
+	Maps bool
+	// Progress receives the reports of Open and Extract, from the
+	// goroutine that called them: Log for a CPU fallback, a resumed cache
+	// or a skipped image; the phases "check" and "extract", counting
+	// images (an extract phase's done counts the rows of a resumed cache).
+	Progress progress.Reporter
 }
 
 // Extractor owns one ORT session over a prepared model's extractor.onnx
@@ -66,7 +56,7 @@ type Extractor struct {
 	batch  int
 	device ortlib.Device
 	why    string // why auto fell back to CPU; "" otherwise
-	prog   Progress
+	prog   progress.Reporter
 
 	session  *ort.AdvancedSession
 	input    *ort.Tensor[float32]
@@ -88,10 +78,7 @@ func Open(modelDir string, o Options) (*Extractor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("extractor: %w", err)
 	}
-	e := &Extractor{dir: abs, path: filepath.Join(abs, models.ExtractorFile), spec: spec, prog: o.Progress}
-	if e.prog == nil {
-		e.prog = nopProgress{}
-	}
+	e := &Extractor{dir: abs, path: filepath.Join(abs, models.ExtractorFile), spec: spec, prog: progress.OrNop(o.Progress)}
 	if e.size, err = inputSize(spec, o.Size); err != nil {
 		return nil, fmt.Errorf("extractor: %s: %w", abs, err)
 	}
@@ -248,10 +235,3 @@ func (e *Extractor) run(ctx context.Context) error {
 	}
 	return err
 }
-
-type nopProgress struct{}
-
-func (nopProgress) Log(string)             {}
-func (nopProgress) Start(string, int, int) {}
-func (nopProgress) Add(int)                {}
-func (nopProgress) Finish()                {}

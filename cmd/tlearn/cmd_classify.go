@@ -14,7 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/dataset"
-	"github.com/tlearn/tlearn/extractor"
+	"github.com/tlearn/tlearn/extractor/classify"
 	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/fsutil"
 )
@@ -75,7 +75,7 @@ Example:
 			&cli.StringFlag{Name: flagClassifyFormat, Usage: "record format: csv or jsonl", DefaultText: "jsonl when --out ends in .jsonl, else csv"},
 			&cli.IntFlag{Name: flagClassifyTopK, Value: defaultTopK, Usage: "most probable classes per record (capped at the number of classes)"},
 			&cli.StringFlag{Name: flagClassifyOut, Usage: "write the records to `FILE` instead of stdout"},
-			&cli.IntFlag{Name: flagClassifyBatch, Value: extractor.DefaultClassifyBatch, Usage: "images per ONNX Runtime run"},
+			&cli.IntFlag{Name: flagClassifyBatch, Value: classify.DefaultBatch, Usage: "images per ONNX Runtime run"},
 			&cli.BoolFlag{Name: flagClassifySkipBad, Usage: "list images that cannot be read at the end instead of failing"},
 			&cli.IntFlag{Name: flagClassifySize, Usage: "input side in pixels", DefaultText: "the one recorded at export"},
 			&cli.StringFlag{Name: flagClassifyInterpolation, Usage: "resize filter: nearest, bilinear, bicubic or lanczos3", DefaultText: "the one recorded at export"},
@@ -140,7 +140,7 @@ func classifyAction(c *cli.Context) error {
 	if _, err := initORT(c); err != nil {
 		return err
 	}
-	clf, err := extractor.OpenClassifier(c.String(flagClassifyModel), extractor.ClassifierOptions{
+	clf, err := classify.Open(c.String(flagClassifyModel), classify.Options{
 		ORT: opts, Size: c.Int(flagClassifySize), Interpolation: interp, Batch: c.Int(flagClassifyBatch),
 	})
 	if err != nil {
@@ -155,7 +155,7 @@ func classifyAction(c *cli.Context) error {
 	topK := min(c.Int(flagClassifyTopK), len(classes))
 	var labels []int
 	if fi, err := os.Stat(paths[0]); err == nil && fi.IsDir() && len(paths) == 1 {
-		labels = extractor.ClassFolderLabels(paths[0], src, classes)
+		labels = classify.ClassFolderLabels(paths[0], src, classes)
 	}
 
 	out := c.App.Writer
@@ -186,7 +186,7 @@ func classifyAction(c *cli.Context) error {
 	var bad []*dataset.DecodeError
 	top := make([]int, 0, topK)
 	start := time.Now()
-	err = clf.Classify(c.Context, src, func(p extractor.Prediction) error {
+	err = clf.Classify(c.Context, src, func(p classify.Prediction) error {
 		prog.Add(1)
 		if p.Err != nil {
 			bad = append(bad, p.Err)
@@ -199,7 +199,7 @@ func classifyAction(c *cli.Context) error {
 		if tally != nil {
 			tally.AddProbs(labels[p.Index], p.Probs)
 		}
-		top = extractor.TopK(top, p.Probs, topK)
+		top = classify.TopK(top, p.Probs, topK)
 		return rec.write(src.Path(p.Index), top, p.Probs)
 	})
 	prog.Finish()

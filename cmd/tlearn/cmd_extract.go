@@ -13,6 +13,7 @@ import (
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/extractor"
 	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/internal/progress"
 )
 
 const (
@@ -223,7 +224,7 @@ func printExtractSummary(w io.Writer, res *extractor.Result, e *extractor.Extrac
 	}
 }
 
-// extractProgress adapts countBar to extractor.Progress, naming the phase
+// extractProgress adapts countBar to Extract's phases, naming the phase
 // and the cache folder being written.
 type extractProgress struct {
 	*countBar
@@ -247,4 +248,4 @@ func (p *extractProgress) Start(phase string, total, done int) {
 }
 
 // Checks that extractProgress satisfies the interface Extract reports to.
-var _ extractor.Progress = (*extractProgress)(nil)
+var _ progress.Reporter = (*extractProgress)(nil)
