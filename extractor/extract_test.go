@@ -429,7 +429,45 @@ func TestOpenErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%v does not mention %q", err, tc.want)
 			}
+			var se *SizeError
+			if isSize := errors.As(err, &se); isSize != (tc.o.Size != 0) || (isSize && (se.Size != tc.o.Size || se.Model != tc.dir)) {
+				t.Errorf("%v: *SizeError %v (%+v), want one for size %d only", err, isSize, se, tc.o.Size)
+			}
 		})
+	}
+}
+
+func TestInputSize(t *testing.T) {
+	modelDir := extractortest.TinyModel(t)
+	spec, err := models.ReadSpec(modelDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		size, want int
+		why        string // "" when the size is accepted
+	}{
+		{0, spec.DefaultSize, ""},
+		{32, 32, ""},
+		{64, 64, ""},
+		{33, 0, "input size 33 is not a multiple of 32 (the model halves it 5 times); try 32"},
+		{80, 0, "try 96"},
+		{5000, 0, "input size 5000, want 1..4096"},
+		{-32, 0, "want 1..4096"},
+	} {
+		t.Run(fmt.Sprint(tc.size), func(t *testing.T) {
+			got, err := InputSize(modelDir, tc.size)
+			var se *SizeError
+			switch {
+			case tc.why == "" && (err != nil || got != tc.want):
+				t.Fatalf("InputSize = %d, %v; want %d", got, err, tc.want)
+			case tc.why != "" && (!errors.As(err, &se) || se.Size != tc.size || !strings.Contains(err.Error(), tc.why) || !strings.HasPrefix(err.Error(), "extractor: "+modelDir+": ")):
+				t.Fatalf("InputSize error %v, want a *SizeError saying %q", err, tc.why)
+			}
+		})
+	}
+	if _, err := InputSize(t.TempDir(), 32); err == nil || errors.As(err, new(*SizeError)) {
+		t.Errorf("folder without a model: %v, want an error that is not a *SizeError", err)
 	}
 }
 

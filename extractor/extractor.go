@@ -79,8 +79,8 @@ func Open(modelDir string, o Options) (*Extractor, error) {
 		return nil, fmt.Errorf("extractor: %w", err)
 	}
 	e := &Extractor{dir: abs, path: filepath.Join(abs, models.ExtractorFile), spec: spec, prog: progress.OrNop(o.Progress)}
-	if e.size, err = inputSize(spec, o.Size); err != nil {
-		return nil, fmt.Errorf("extractor: %s: %w", abs, err)
+	if e.size, err = inputSize(abs, spec, o.Size); err != nil {
+		return nil, err
 	}
 	e.batch = o.Batch
 	if e.batch == 0 {
@@ -109,23 +109,53 @@ func Open(modelDir string, o Options) (*Extractor, error) {
 	return e, nil
 }
 
-// inputSize checks a requested input side against the model's constraints.
-func inputSize(spec *models.Spec, want int) (int, error) {
+// SizeError is the error of Open and InputSize for an input side that the
+// model does not accept.
+type SizeError struct {
+	Model string // the prepared model folder
+	Size  int    // the side asked for
+	Err   error  // why the model does not accept it
+}
+
+func (e *SizeError) Error() string { return "extractor: " + e.Model + ": " + e.Err.Error() }
+func (e *SizeError) Unwrap() error { return e.Err }
+
+// InputSize returns the input side that Open uses for a requested size
+// (0: the model's default), or a *SizeError when the prepared model in
+// modelDir does not accept it. It reads only spec.json, so that a caller
+// can check a size before slower work.
+func InputSize(modelDir string, size int) (int, error) {
+	abs, err := filepath.Abs(modelDir)
+	if err != nil {
+		return 0, fmt.Errorf("extractor: %w", err)
+	}
+	spec, err := models.ReadSpec(abs)
+	if err != nil {
+		return 0, fmt.Errorf("extractor: %w", err)
+	}
+	return inputSize(abs, spec, size)
+}
+
+// inputSize checks a requested input side against the constraints of the
+// model in dir.
+func inputSize(dir string, spec *models.Spec, want int) (int, error) {
 	size := want
 	if size == 0 {
 		size = spec.DefaultSize
 	}
-	if spec.FixedSize > 0 && size != spec.FixedSize {
-		return 0, fmt.Errorf("the model takes only %d×%d inputs, not %d", spec.FixedSize, spec.FixedSize, size)
+	var why error
+	switch m := spec.SizeMultiple; {
+	case spec.FixedSize > 0 && size != spec.FixedSize:
+		why = fmt.Errorf("the model takes only %d×%d inputs, not %d", spec.FixedSize, spec.FixedSize, size)
+	case size <= 0 || size > 4096:
+		why = fmt.Errorf("input size %d, want 1..4096", size)
+	case m > 0 && size%m != 0:
+		why = fmt.Errorf("input size %d is not a multiple of %d (the model halves it %d times); try %d", size, m, log2(m), max(m, (size+m/2)/m*m))
+	case spec.Maps != nil && spec.Maps.Stride > 0 && size%spec.Maps.Stride != 0:
+		why = fmt.Errorf("input size %d is not a multiple of the maps' stride %d", size, spec.Maps.Stride)
 	}
-	if size <= 0 || size > 4096 {
-		return 0, fmt.Errorf("input size %d, want 1..4096", size)
-	}
-	if m := spec.SizeMultiple; m > 0 && size%m != 0 {
-		return 0, fmt.Errorf("input size %d is not a multiple of %d (the model halves it %d times); try %d", size, m, log2(m), max(m, (size+m/2)/m*m))
-	}
-	if spec.Maps != nil && spec.Maps.Stride > 0 && size%spec.Maps.Stride != 0 {
-		return 0, fmt.Errorf("input size %d is not a multiple of the maps' stride %d", size, spec.Maps.Stride)
+	if why != nil {
+		return 0, &SizeError{Model: dir, Size: want, Err: why}
 	}
 	return size, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -91,6 +92,12 @@ func extractAction(c *cli.Context) error {
 	}
 	if c.Args().Len() > 0 {
 		return usageError{fmt.Errorf("extract takes no arguments (got %q); use --data", c.Args().First())}
+	}
+	// A size the model does not take is bad usage, found before any work
+	// or output; other problems with the model are Open's to report.
+	var sizeErr *extractor.SizeError
+	if _, err := extractor.InputSize(c.String(flagExtractModel), c.Int(flagExtractSize)); errors.As(err, &sizeErr) {
+		return usageError{fmt.Errorf("--%s %d: %w", flagExtractSize, sizeErr.Size, err)}
 	}
 	w := errWriter(c)
 	cacheDir := c.String(flagExtractCache)

@@ -140,7 +140,7 @@ func TestExtractCommand(t *testing.T) {
 		{"other settings", []string{"--data", data, "--cache", cacheDir, "--val", "0.4", "--seed", "2", "--interpolation", "bilinear"}, 1, "interpolation nearest (now bilinear)"},
 		{"bad fraction", []string{"--data", data, "--cache", cacheDir, "--val", "1.5"}, 2, "--val"},
 		{"bad interpolation", []string{"--data", data, "--cache", cacheDir, "--interpolation", "cubic"}, 2, "cubic"},
-		{"bad size", []string{"--data", data, "--cache", filepath.Join(root, "c6"), "--size", "40"}, 1, "multiple of 32"},
+		{"bad size", []string{"--data", data, "--cache", filepath.Join(root, "c6"), "--size", "40"}, 2, "multiple of 32"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			var code int
@@ -151,5 +151,21 @@ func TestExtractCommand(t *testing.T) {
 				t.Errorf("exit %d, want %d; stderr lacks %q:\n%s", code, tc.code, tc.want, got)
 			}
 		})
+	}
+
+	// A size that is not a multiple of 32 is bad usage: exit status 2 and
+	// one line, before the dataset is listed (data has a README.txt that
+	// the listing would report) or any cache is made.
+	var code int
+	c7 := filepath.Join(root, "c7")
+	got := captureStderr(t, func() {
+		code = run([]string{"tlearn", "extract", "--model", model, "--data", data, "--cache", c7, "--size", "33"})
+	})
+	want := "tlearn: --size 33: extractor: " + model + ": input size 33 is not a multiple of 32 (the model halves it 5 times); try 32\n"
+	if code != 2 || got != want {
+		t.Errorf("--size 33: exit %d, stderr %q; want 2 and %q", code, got, want)
+	}
+	if _, err := os.Stat(c7); !os.IsNotExist(err) {
+		t.Errorf("--size 33 made %s: %v", c7, err)
 	}
 }
