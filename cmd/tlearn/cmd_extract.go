@@ -148,11 +148,23 @@ func extractAction(c *cli.Context) error {
 		res, err := e.Extract(c.Context, src, p.idx, p.dir, s)
 		prog.Finish()
 		if err != nil {
-			return err
+			return extractAdvice(err, s.SkipBad)
 		}
 		printExtractSummary(w, res, e, dev)
 	}
 	return nil
+}
+
+// extractAdvice adds to an Extract error the flag that gets past it (the
+// library names none).
+func extractAdvice(err error, skipBad bool) error {
+	switch {
+	case errors.Is(err, extractor.ErrMismatch) || errors.Is(err, extractor.ErrUnreadableCache):
+		return fmt.Errorf("%w; --%s rebuilds it, or choose another --%s folder", err, flagExtractForce, flagExtractCache)
+	case !skipBad && errors.As(err, new(*dataset.DecodeError)):
+		return fmt.Errorf("%w (--%s leaves such images out)", err, flagExtractSkipBad)
+	}
+	return err
 }
 
 // errWriter is stderr(c), or the app's ErrWriter when a test set one.

@@ -122,6 +122,9 @@ func TestExtractCommand(t *testing.T) {
 	writePNGs(t, bad, "cat", 2)
 	writePNGs(t, bad, "dog", 2)
 	os.WriteFile(filepath.Join(bad, "dog", "zero.png"), nil, 0o644)
+	brokenCache := filepath.Join(root, "broken")
+	os.MkdirAll(brokenCache, 0o755)
+	os.WriteFile(filepath.Join(brokenCache, cache.ManifestFile), []byte("{"), 0o644)
 	fileCache := filepath.Join(root, "file")
 	os.WriteFile(fileCache, []byte("x"), 0o644)
 	for _, tc := range []struct {
@@ -134,10 +137,14 @@ func TestExtractCommand(t *testing.T) {
 		{"one class", []string{"--data", oneClass, "--cache", filepath.Join(root, "c2")}, 1, "only one class"},
 		{"empty class folder", []string{"--data", emptyClass, "--cache", filepath.Join(root, "c3")}, 1, filepath.Join(emptyClass, "dog")},
 		{"zero-byte image", []string{"--data", bad, "--cache", filepath.Join(root, "c4")}, 1, filepath.Join(bad, "dog", "zero.png")},
+		{"zero-byte image advice", []string{"--data", bad, "--cache", filepath.Join(root, "c4")}, 1, "fix or remove them (--skip-bad leaves such images out)"},
 		{"zero-byte image skipped", []string{"--data", bad, "--cache", filepath.Join(root, "c5"), "--skip-bad"}, 0, "dog/zero.png: dataset: empty file"},
 		{"cache path is a file", []string{"--data", data, "--cache", fileCache}, 1, fileCache + " is a file"},
 		{"single cache where a split is", []string{"--data", data, "--cache", cacheDir}, 1, "train/val pair"},
 		{"other settings", []string{"--data", data, "--cache", cacheDir, "--val", "0.4", "--seed", "2", "--interpolation", "bilinear"}, 1, "interpolation nearest (now bilinear)"},
+		{"other settings advice", []string{"--data", data, "--cache", cacheDir, "--val", "0.4", "--seed", "2", "--interpolation", "bilinear"}, 1, "; --force rebuilds it, or choose another --cache folder"},
+		{"unreadable cache", []string{"--data", data, "--cache", brokenCache}, 1, "extractor: the existing cache cannot be read: cache: " + filepath.Join(brokenCache, cache.ManifestFile)},
+		{"unreadable cache advice", []string{"--data", data, "--cache", brokenCache}, 1, "; --force rebuilds it, or choose another --cache folder"},
 		{"bad fraction", []string{"--data", data, "--cache", cacheDir, "--val", "1.5"}, 2, "--val"},
 		{"bad interpolation", []string{"--data", data, "--cache", cacheDir, "--interpolation", "cubic"}, 2, "cubic"},
 		{"bad size", []string{"--data", data, "--cache", filepath.Join(root, "c6"), "--size", "40"}, 2, "multiple of 32"},
