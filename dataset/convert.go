@@ -1,36 +1,23 @@
 package dataset
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"image"
-	"image/png"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
-	"github.com/tlearn/tlearn/internal/fsutil"
+	"github.com/tlearn/tlearn/internal/progress"
 )
 
 // ErrNotEmpty is returned when an output folder already has content and
 // overwriting was not asked for.
 var ErrNotEmpty = errors.New("dataset: output folder is not empty")
 
-// Progress receives the progress of long work (conversions, copies). Total
-// is called once, before the first Add, with the number of items to
-// expect. Calls come from one goroutine at a time.
-type Progress interface {
-	Total(n int)
-	Add(n int)
-}
-
-// ConvertSettings controls ConvertCIFAR10 and ConvertMNIST. The zero value
-// converts everything into an empty or new folder.
+// ConvertSettings controls the archive converters (cifar.Convert,
+// mnist.Convert). The zero value converts everything into an empty or new
+// folder.
 type ConvertSettings struct {
 	// TrainPerClass and TestPerClass keep only the first N images of each
 	// class (in the order of the source files); 0 keeps all.
@@ -39,28 +26,23 @@ type ConvertSettings struct {
 	// Overwrite lets the output folder be non-empty: its train and test
 	// folders are deleted first (other content is left alone).
 	Overwrite bool
-	// Progress, when set, counts images written.
-	Progress Progress
+	// Progress, when set, gets one phase that counts the images written.
+	Progress progress.Reporter
 }
 
 // ConvertSummary says what a conversion wrote.
 type ConvertSummary struct {
-	Format  string   // "cifar10-python", "cifar10-binary" or "mnist-idx"
+	Format  string   // cifar.FormatPython, cifar.FormatBinary or mnist.FormatIDX
 	Classes []string // class folder names, in label order
 	Train   []int    // images written per class under train/
 	Test    []int    // images written per class under test/
 }
 
-func (s ConvertSettings) check() error {
-	if s.TrainPerClass < 0 || s.TestPerClass < 0 {
-		return fmt.Errorf("dataset: images per class must be 0 (all) or more, got %d train, %d test", s.TrainPerClass, s.TestPerClass)
-	}
-	return nil
-}
-
-// prepareOut makes out or checks that it is empty; with overwrite it
-// removes out/<part> for each part instead. It refuses an out that holds
-// src, or lies inside it, so that removing parts never touches the input.
+// PrepareOutput makes the folder out or checks that it is empty; with
+// overwrite it removes out/<part> for each part instead (other content is
+// left alone). It refuses a part that holds src, so that removing parts
+// never touches the input. A non-empty out without overwrite is an error
+// wrapping ErrNotEmpty.
 func PrepareOutput(src, out string, overwrite bool, parts ...string) error {
 	if err := checkNotNested(src, out, parts); err != nil {
 		return err
@@ -134,144 +116,4 @@ func realPath(p string) string {
 func within(p, dir string) bool {
 	rel, err := filepath.Rel(dir, p)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
-}
-
-// syncProgress serialises calls from several goroutines.
-type syncProgress struct {
-	mu sync.Mutex
-	p  Progress
-}
-
-func (s *syncProgress) total(n int) {
-	if s.p != nil {
-		s.p.Total(n)
-	}
-}
-
-func (s *syncProgress) add(n int) {
-	if s.p == nil {
-		return
-	}
-	s.mu.Lock()
-	s.p.Add(n)
-	s.mu.Unlock()
-}
-
-// pngWriter encodes and writes PNG files atomically with a few goroutines:
-// each file is synced before its rename, and the waits overlap.
-type pngWriter struct {
-	jobs     chan pngJob
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	err      error
-	failed   chan struct{}
-	progress *syncProgress
-}
-
-type pngJob struct {
-	path string
-	img  image.Image
-}
-
-const pngWriters = 4
-
-func newPNGWriter(p *syncProgress) *pngWriter {
-	w := &pngWriter{jobs: make(chan pngJob, 2*pngWriters), failed: make(chan struct{}), progress: p}
-	enc := png.Encoder{BufferPool: &pngPool{}}
-	for range pngWriters {
-		w.wg.Add(1)
-		go func() {
-			defer w.wg.Done()
-			var buf bytes.Buffer
-			for j := range w.jobs {
-				if w.error() != nil {
-					continue // drain
-				}
-				buf.Reset()
-				err := enc.Encode(&buf, j.img)
-				if err == nil {
-					err = fsutil.WriteWith(j.path, 0o644, func(f io.Writer) error {
-						_, err := f.Write(buf.Bytes())
-						return err
-					})
-				}
-				if err != nil {
-					w.fail(fmt.Errorf("dataset: write %s: %w", j.path, err))
-					continue
-				}
-				w.progress.add(1)
-			}
-		}()
-	}
-	return w
-}
-
-func (w *pngWriter) error() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
-}
-
-func (w *pngWriter) fail(err error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.err == nil {
-		w.err = err
-		close(w.failed)
-	}
-}
-
-// write queues one image; it returns the first write error or ctx's error.
-func (w *pngWriter) write(ctx context.Context, path string, img image.Image) error {
-	select {
-	case w.jobs <- pngJob{path, img}:
-		return nil
-	case <-w.failed:
-		return w.error()
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// close waits for the queued images and returns the first error.
-func (w *pngWriter) close() error {
-	close(w.jobs)
-	w.wg.Wait()
-	return w.error()
-}
-
-type pngPool struct{ p sync.Pool }
-
-func (p *pngPool) Get() *png.EncoderBuffer {
-	b, _ := p.p.Get().(*png.EncoderBuffer)
-	return b
-}
-func (p *pngPool) Put(b *png.EncoderBuffer) { p.p.Put(b) }
-
-// classDirs creates out/<split>/<class> for classes with images.
-func classDirs(out, split string, classes []string, counts []int) error {
-	for c, n := range counts {
-		if n == 0 {
-			continue
-		}
-		if err := os.MkdirAll(filepath.Join(out, split, classes[c]), 0o755); err != nil {
-			return fmt.Errorf("dataset: %w", err)
-		}
-	}
-	return nil
-}
-
-// checkClassNames rejects class names that cannot be folder names.
-func checkClassNames(where string, classes []string) error {
-	seen := map[string]bool{}
-	for i, c := range classes {
-		if c == "" || c == "." || c == ".." || strings.ContainsAny(c, "/\\\x00") || strings.HasPrefix(c, ".") {
-			return fmt.Errorf("dataset: %s: class %d is named %q, which cannot be a folder name", where, i, c)
-		}
-		if seen[c] {
-			return fmt.Errorf("dataset: %s: class name %q appears twice", where, c)
-		}
-		seen[c] = true
-	}
-	return nil
 }

@@ -144,107 +144,146 @@ func (d *decoder) scratchRGBA(w, h int) *image.RGBA {
 // toRGB brings every decoded type to *image.Gray or opaque *image.RGBA, the
 // two types the resizer and Preprocess walk fastest. JPEG's YCbCr is
 // converted here too: nfnt/resize would resize it in YCbCr and subsample the
-// chroma of the result again, where PIL resizes full RGB.
+// chroma of the result again, where PIL resizes full RGB. Each type that Go's
+// decoders return has a fast path that walks Pix; the At path is the
+// fallback.
 func (d *decoder) toRGB(img image.Image) image.Image {
-	b := img.Bounds()
-	w, h := b.Dx(), b.Dy()
 	switch m := img.(type) {
 	case *image.Gray:
 		return m
+	case *image.Gray16:
+		return grayFromGray16(m)
 	case *image.RGBA:
 		if m.Opaque() {
 			return m
 		}
-		out := d.scratchRGBA(w, h)
-		for y := 0; y < h; y++ {
-			src := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:4*w]
-			dst := out.Pix[y*out.Stride:][:4*w]
-			for x := 0; x < 4*w; x += 4 {
-				r, g, bl := unpremultiply(src[x], src[x+1], src[x+2], src[x+3])
-				dst[x], dst[x+1], dst[x+2], dst[x+3] = r, g, bl, 0xff
-			}
-		}
-		return out
-	case *image.YCbCr:
-		out := d.scratchRGBA(w, h)
-		draw.Draw(out, out.Rect, m, b.Min, draw.Src)
-		return out
-	case *image.NYCbCrA:
-		out := d.scratchRGBA(w, h)
-		draw.Draw(out, out.Rect, &m.YCbCr, b.Min, draw.Src)
-		return out
-	case *image.NRGBA:
-		out := d.scratchRGBA(w, h)
-		for y := 0; y < h; y++ {
-			src := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:4*w]
-			dst := out.Pix[y*out.Stride:][:4*w]
-			for x := 0; x < 4*w; x += 4 {
-				dst[x], dst[x+1], dst[x+2], dst[x+3] = src[x], src[x+1], src[x+2], 0xff
-			}
-		}
-		return out
-	case *image.Paletted:
-		var lut [256][3]uint8 // indices past the palette stay black
-		for i, c := range m.Palette {
-			if i == len(lut) {
-				break
-			}
-			if c == nil {
-				continue
-			}
-			n := color.NRGBAModel.Convert(c).(color.NRGBA)
-			lut[i] = [3]uint8{n.R, n.G, n.B}
-		}
-		out := d.scratchRGBA(w, h)
-		for y := 0; y < h; y++ {
-			src := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:w]
-			dst := out.Pix[y*out.Stride:][:4*w]
-			for x, p := range src {
-				c := &lut[p]
-				dst[4*x], dst[4*x+1], dst[4*x+2], dst[4*x+3] = c[0], c[1], c[2], 0xff
-			}
-		}
-		return out
-	case *image.CMYK:
-		out := d.scratchRGBA(w, h)
-		for y := 0; y < h; y++ {
-			src := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:4*w]
-			dst := out.Pix[y*out.Stride:][:4*w]
-			for x := 0; x < 4*w; x += 4 {
-				r, g, bl := color.CMYKToRGB(src[x], src[x+1], src[x+2], src[x+3])
-				dst[x], dst[x+1], dst[x+2], dst[x+3] = r, g, bl, 0xff
-			}
-		}
-		return out
-	case *image.Gray16:
-		out := image.NewGray(image.Rect(0, 0, w, h))
-		for y := 0; y < h; y++ {
-			src := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:2*w]
-			dst := out.Pix[y*out.Stride:][:w]
-			for x := range dst {
-				dst[x] = src[2*x] // big-endian: the high byte first
-			}
-		}
-		return out
-	case *image.NRGBA64:
-		out := d.scratchRGBA(w, h)
-		for y := 0; y < h; y++ {
-			src := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:8*w]
-			dst := out.Pix[y*out.Stride:][:4*w]
-			for x := 0; x < w; x++ {
-				dst[4*x], dst[4*x+1], dst[4*x+2], dst[4*x+3] = src[8*x], src[8*x+2], src[8*x+4], 0xff
-			}
-		}
-		return out
 	}
-	// RGBA64, Alpha, Gray16-with-alpha variants and anything a future
-	// decoder returns: slow, but correct.
-	out := d.scratchRGBA(w, h)
-	for y := 0; y < h; y++ {
+	b := img.Bounds()
+	out := d.scratchRGBA(b.Dx(), b.Dy())
+	switch m := img.(type) {
+	case *image.RGBA:
+		rgbFromRGBA(out, m)
+	case *image.YCbCr:
+		draw.Draw(out, out.Rect, m, b.Min, draw.Src)
+	case *image.NYCbCrA:
+		draw.Draw(out, out.Rect, &m.YCbCr, b.Min, draw.Src)
+	case *image.NRGBA:
+		rgbFromNRGBA(out, m)
+	case *image.Paletted:
+		rgbFromPaletted(out, m)
+	case *image.CMYK:
+		rgbFromCMYK(out, m)
+	case *image.NRGBA64:
+		rgbFromNRGBA64(out, m)
+	default:
+		// RGBA64, Alpha, Gray16-with-alpha variants and anything a future
+		// decoder returns: slow, but correct.
+		rgbFromAny(out, img)
+	}
+	return out
+}
+
+// The rgbFrom functions fill out, an opaque RGBA image of m's size at the
+// origin, with m's straight (not premultiplied) colours.
+
+func rgbFromRGBA(out *image.RGBA, m *image.RGBA) {
+	b := m.Bounds()
+	w := b.Dx()
+	for y := 0; y < b.Dy(); y++ {
+		src := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:4*w]
+		dst := out.Pix[y*out.Stride:][:4*w]
+		for x := 0; x < 4*w; x += 4 {
+			r, g, bl := unpremultiply(src[x], src[x+1], src[x+2], src[x+3])
+			dst[x], dst[x+1], dst[x+2], dst[x+3] = r, g, bl, 0xff
+		}
+	}
+}
+
+func rgbFromNRGBA(out *image.RGBA, m *image.NRGBA) {
+	b := m.Bounds()
+	w := b.Dx()
+	for y := 0; y < b.Dy(); y++ {
+		src := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:4*w]
+		dst := out.Pix[y*out.Stride:][:4*w]
+		for x := 0; x < 4*w; x += 4 {
+			dst[x], dst[x+1], dst[x+2], dst[x+3] = src[x], src[x+1], src[x+2], 0xff
+		}
+	}
+}
+
+func rgbFromPaletted(out *image.RGBA, m *image.Paletted) {
+	var lut [256][3]uint8 // indices past the palette stay black
+	for i, c := range m.Palette {
+		if i == len(lut) {
+			break
+		}
+		if c == nil {
+			continue
+		}
+		n := color.NRGBAModel.Convert(c).(color.NRGBA)
+		lut[i] = [3]uint8{n.R, n.G, n.B}
+	}
+	b := m.Bounds()
+	w := b.Dx()
+	for y := 0; y < b.Dy(); y++ {
+		src := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:w]
+		dst := out.Pix[y*out.Stride:][:4*w]
+		for x, p := range src {
+			c := &lut[p]
+			dst[4*x], dst[4*x+1], dst[4*x+2], dst[4*x+3] = c[0], c[1], c[2], 0xff
+		}
+	}
+}
+
+func rgbFromCMYK(out *image.RGBA, m *image.CMYK) {
+	b := m.Bounds()
+	w := b.Dx()
+	for y := 0; y < b.Dy(); y++ {
+		src := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:4*w]
+		dst := out.Pix[y*out.Stride:][:4*w]
+		for x := 0; x < 4*w; x += 4 {
+			r, g, bl := color.CMYKToRGB(src[x], src[x+1], src[x+2], src[x+3])
+			dst[x], dst[x+1], dst[x+2], dst[x+3] = r, g, bl, 0xff
+		}
+	}
+}
+
+// rgbFromNRGBA64 keeps the high byte of each 16-bit channel.
+func rgbFromNRGBA64(out *image.RGBA, m *image.NRGBA64) {
+	b := m.Bounds()
+	w := b.Dx()
+	for y := 0; y < b.Dy(); y++ {
+		src := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:8*w]
+		dst := out.Pix[y*out.Stride:][:4*w]
+		for x := 0; x < w; x++ {
+			dst[4*x], dst[4*x+1], dst[4*x+2], dst[4*x+3] = src[8*x], src[8*x+2], src[8*x+4], 0xff
+		}
+	}
+}
+
+func rgbFromAny(out *image.RGBA, img image.Image) {
+	b := img.Bounds()
+	w := b.Dx()
+	for y := 0; y < b.Dy(); y++ {
 		dst := out.Pix[y*out.Stride:][:4*w]
 		for x := 0; x < w; x++ {
 			c := color.NRGBA64Model.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.NRGBA64)
 			dst[4*x], dst[4*x+1], dst[4*x+2], dst[4*x+3] = uint8(c.R>>8), uint8(c.G>>8), uint8(c.B>>8), 0xff
+		}
+	}
+}
+
+// grayFromGray16 keeps the high byte of each pixel, in a new image (the
+// scratch buffer is RGBA).
+func grayFromGray16(m *image.Gray16) *image.Gray {
+	b := m.Bounds()
+	w := b.Dx()
+	out := image.NewGray(image.Rect(0, 0, w, b.Dy()))
+	for y := 0; y < b.Dy(); y++ {
+		src := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:2*w]
+		dst := out.Pix[y*out.Stride:][:w]
+		for x := range dst {
+			dst[x] = src[2*x] // big-endian: the high byte first
 		}
 	}
 	return out

@@ -1,7 +1,6 @@
-// Package dataset reads labelled images: class-folder sources, converters
-// that turn CIFAR-10 archives and MNIST idx files into class folders,
-// stratified seeded splits, decoding, resizing and per-backbone
-// preprocessing into batch tensors. It knows nothing of ONNX or training.
+// Package dataset reads labelled images: class-folder sources, stratified
+// seeded splits, decoding, resizing and per-backbone preprocessing into
+// batch tensors.
 //
 // The path of an image to a model input:
 //
@@ -15,8 +14,12 @@
 // naming the file. Label ids follow the sorted class-folder names, as
 // Keras' flow_from_directory numbers them.
 //
-// ConvertCIFAR10 and ConvertMNIST write PNG class folders from the public
-// distributions of those datasets (CIFAR-10's python pickles are read by a
-// small unpickler that interprets data and never code). Every file they
-// write is written atomically (internal/fsutil).
+// It also owns what the archive converters of its sub-packages share in
+// their API (ConvertSettings, ConvertSummary, PrepareOutput): dataset/cifar
+// and dataset/mnist write PNG class folders from the public distributions
+// of CIFAR-10 and MNIST, every file atomically (internal/fsutil). CopyItems
+// writes a split as class folders of hard links or copies.
+//
+// It knows nothing of ONNX or training: it must not import models,
+// extractor or head (they import it), nor its own sub-packages.
 package dataset

@@ -82,11 +82,37 @@ func Preprocess(dst []float32, i int, img image.Image, p Preprocessing) {
 	if i < 0 || len(dst) < (i+1)*3*plane {
 		panic(fmt.Sprintf("dataset: preprocess image %d of %d×%d into %d values", i, w, h, len(dst)))
 	}
-	out := dst[i*3*plane : (i+1)*3*plane]
+	var lut [3][256]float32
+	px := newPixelWriter(dst[i*3*plane:(i+1)*3*plane], plane, p, &lut)
+	switch m := img.(type) {
+	case *image.RGBA:
+		px.fromRGBA(m)
+	case *image.NRGBA:
+		px.fromNRGBA(m)
+	case *image.Gray:
+		px.fromGray(m)
+	case *image.YCbCr:
+		px.fromYCbCr(m)
+	default:
+		px.fromAny(img)
+	}
+}
 
+// pixelWriter places the 8-bit R, G and B values of one image into its
+// part of a batch tensor, through one table per channel.
+type pixelWriter struct {
+	// r, g and b start at the output value of each source channel's first
+	// pixel; step is the distance between two pixels' values.
+	r, g, b    []float32
+	step       int
+	lr, lg, lb *[256]float32 // the tables applied to R, G and B
+}
+
+// newPixelWriter fills lut (the caller's, so that nothing is allocated)
+// and lays out the channels of out, one image of plane pixels.
+func newPixelWriter(out []float32, plane int, p Preprocessing, lut *[3][256]float32) pixelWriter {
 	// One table per output channel, indexed by the 8-bit source value:
 	// exact (computed in float64 once) and cheaper than arithmetic per pixel.
-	var lut [3][256]float32
 	src := [3]int{0, 1, 2} // output channel k reads source channel src[k] of R,G,B
 	if p.ChannelOrder == BGR {
 		src = [3]int{2, 1, 0}
@@ -97,78 +123,96 @@ func Preprocess(dst []float32, i int, img image.Image, p Preprocessing) {
 			lut[k][v] = float32((float64(v)*scale - mean) / std)
 		}
 	}
-	// rgb[c] is the table applied to source channel c (R, G or B).
+	// rgb[c] is the table applied to source channel c (R, G or B), and
+	// off[c] the offset of its value for the first pixel.
 	var rgb [3]*[256]float32
-	for k := range src {
-		rgb[src[k]] = &lut[k]
-	}
-	// Offsets of each source channel's value for one pixel, and the step
-	// between pixels, in the chosen layout.
 	var off [3]int
 	step := 1
+	if p.Layout == NHWC {
+		step = 3
+	}
 	for k := range src {
+		rgb[src[k]] = &lut[k]
 		if p.Layout == NCHW {
 			off[src[k]] = k * plane
 		} else {
 			off[src[k]] = k
 		}
 	}
-	if p.Layout == NHWC {
-		step = 3
-	}
-	r, g, bl := out[off[0]:], out[off[1]:], out[off[2]:]
-	lr, lg, lb := rgb[0], rgb[1], rgb[2]
+	return pixelWriter{r: out[off[0]:], g: out[off[1]:], b: out[off[2]:], step: step, lr: rgb[0], lg: rgb[1], lb: rgb[2]}
+}
 
-	switch m := img.(type) {
-	case *image.RGBA:
-		for y := 0; y < h; y++ {
-			row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:4*w]
-			o := y * w * step
-			for x := 0; x < 4*w; x += 4 {
-				cr, cg, cb := row[x], row[x+1], row[x+2]
-				if a := row[x+3]; a != 0xff {
-					cr, cg, cb = unpremultiply(cr, cg, cb, a)
-				}
-				r[o], g[o], bl[o] = lr[cr], lg[cg], lb[cb]
-				o += step
+func (px *pixelWriter) fromRGBA(m *image.RGBA) {
+	b := m.Bounds()
+	w, step := b.Dx(), px.step
+	r, g, bl, lr, lg, lb := px.r, px.g, px.b, px.lr, px.lg, px.lb
+	for y := 0; y < b.Dy(); y++ {
+		row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:4*w]
+		o := y * w * step
+		for x := 0; x < 4*w; x += 4 {
+			cr, cg, cb := row[x], row[x+1], row[x+2]
+			if a := row[x+3]; a != 0xff {
+				cr, cg, cb = unpremultiply(cr, cg, cb, a)
 			}
+			r[o], g[o], bl[o] = lr[cr], lg[cg], lb[cb]
+			o += step
 		}
-	case *image.NRGBA:
-		for y := 0; y < h; y++ {
-			row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:4*w]
-			o := y * w * step
-			for x := 0; x < 4*w; x += 4 {
-				r[o], g[o], bl[o] = lr[row[x]], lg[row[x+1]], lb[row[x+2]]
-				o += step
-			}
+	}
+}
+
+func (px *pixelWriter) fromNRGBA(m *image.NRGBA) {
+	b := m.Bounds()
+	w, step := b.Dx(), px.step
+	r, g, bl, lr, lg, lb := px.r, px.g, px.b, px.lr, px.lg, px.lb
+	for y := 0; y < b.Dy(); y++ {
+		row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:4*w]
+		o := y * w * step
+		for x := 0; x < 4*w; x += 4 {
+			r[o], g[o], bl[o] = lr[row[x]], lg[row[x+1]], lb[row[x+2]]
+			o += step
 		}
-	case *image.Gray:
-		for y := 0; y < h; y++ {
-			row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:w]
-			o := y * w * step
-			for _, v := range row {
-				r[o], g[o], bl[o] = lr[v], lg[v], lb[v]
-				o += step
-			}
+	}
+}
+
+func (px *pixelWriter) fromGray(m *image.Gray) {
+	b := m.Bounds()
+	w, step := b.Dx(), px.step
+	r, g, bl, lr, lg, lb := px.r, px.g, px.b, px.lr, px.lg, px.lb
+	for y := 0; y < b.Dy(); y++ {
+		row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:w]
+		o := y * w * step
+		for _, v := range row {
+			r[o], g[o], bl[o] = lr[v], lg[v], lb[v]
+			o += step
 		}
-	case *image.YCbCr:
-		for y := 0; y < h; y++ {
-			o := y * w * step
-			for x := 0; x < w; x++ {
-				yi, ci := m.YOffset(b.Min.X+x, b.Min.Y+y), m.COffset(b.Min.X+x, b.Min.Y+y)
-				cr, cg, cb := color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
-				r[o], g[o], bl[o] = lr[cr], lg[cg], lb[cb]
-				o += step
-			}
+	}
+}
+
+func (px *pixelWriter) fromYCbCr(m *image.YCbCr) {
+	b := m.Bounds()
+	w, step := b.Dx(), px.step
+	r, g, bl, lr, lg, lb := px.r, px.g, px.b, px.lr, px.lg, px.lb
+	for y := 0; y < b.Dy(); y++ {
+		o := y * w * step
+		for x := 0; x < w; x++ {
+			yi, ci := m.YOffset(b.Min.X+x, b.Min.Y+y), m.COffset(b.Min.X+x, b.Min.Y+y)
+			cr, cg, cb := color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
+			r[o], g[o], bl[o] = lr[cr], lg[cg], lb[cb]
+			o += step
 		}
-	default:
-		for y := 0; y < h; y++ {
-			o := y * w * step
-			for x := 0; x < w; x++ {
-				c := color.NRGBAModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.NRGBA)
-				r[o], g[o], bl[o] = lr[c.R], lg[c.G], lb[c.B]
-				o += step
-			}
+	}
+}
+
+func (px *pixelWriter) fromAny(img image.Image) {
+	b := img.Bounds()
+	w, step := b.Dx(), px.step
+	r, g, bl, lr, lg, lb := px.r, px.g, px.b, px.lr, px.lg, px.lb
+	for y := 0; y < b.Dy(); y++ {
+		o := y * w * step
+		for x := 0; x < w; x++ {
+			c := color.NRGBAModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.NRGBA)
+			r[o], g[o], bl[o] = lr[c.R], lg[c.G], lb[c.B]
+			o += step
 		}
 	}
 }

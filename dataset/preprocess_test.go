@@ -126,6 +126,23 @@ func TestPreprocessTypes(t *testing.T) {
 	}
 }
 
+// TestPreprocessAllocs holds Preprocess to its promise of no allocation,
+// on every fast path and in both layouts.
+func TestPreprocessAllocs(t *testing.T) {
+	src := testImage(8, 6, 1)
+	rgba := image.NewRGBA(src.Rect)
+	gray := image.NewGray(src.Rect)
+	ycc := image.NewYCbCr(src.Rect, image.YCbCrSubsampleRatio420)
+	dst := make([]float32, 3*8*6)
+	for _, p := range []Preprocessing{TorchvisionPreprocessing, CaffePreprocessing} {
+		for _, img := range []image.Image{src, rgba, gray, ycc} {
+			if n := testing.AllocsPerRun(10, func() { Preprocess(dst, 0, img, p) }); n != 0 {
+				t.Errorf("%s %T: %v allocations", p.Layout, img, n)
+			}
+		}
+	}
+}
+
 func TestPreprocessPanics(t *testing.T) {
 	for _, tc := range []struct {
 		desc string

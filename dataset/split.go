@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/tlearn/tlearn/internal/fsutil"
+	"github.com/tlearn/tlearn/internal/progress"
 )
 
 // Split divides src's items into training and validation indices,
@@ -67,8 +68,11 @@ func Split(src *Source, val float64, seed uint64) (train, valIdx []int, err erro
 // CopyItems puts the items idx of src under dir, at their relative paths
 // (dir/<class>/<path in class>): hard links when the file system allows,
 // otherwise atomic copies. Existing files are not replaced. It returns how
-// many were linked and copied.
-func CopyItems(ctx context.Context, src *Source, idx []int, dir string, p Progress) (linked, copied int, err error) {
+// many were linked and copied. Each file done is one Add on p (nil:
+// silent); the caller starts and finishes the phase, so that several
+// calls (a split's train and val parts) can share one.
+func CopyItems(ctx context.Context, src *Source, idx []int, dir string, p progress.Reporter) (linked, copied int, err error) {
+	p = progress.OrNop(p)
 	if src.Dir == "" {
 		return 0, 0, errors.New("dataset: copy: the source has no folder (OpenFiles); item paths are not relative")
 	}
@@ -93,9 +97,7 @@ func CopyItems(ctx context.Context, src *Source, idx []int, dir string, p Progre
 			err := os.Link(from, to)
 			if err == nil {
 				linked++
-				if p != nil {
-					p.Add(1)
-				}
+				p.Add(1)
 				continue
 			}
 			if errors.Is(err, fs.ErrExist) || !linkUnsupported(err) {
@@ -107,9 +109,7 @@ func CopyItems(ctx context.Context, src *Source, idx []int, dir string, p Progre
 			return linked, copied, err
 		}
 		copied++
-		if p != nil {
-			p.Add(1)
-		}
+		p.Add(1)
 	}
 	for d := range dirs { // links are directory entries: make them durable too
 		if err := fsutil.SyncDir(d); err != nil {

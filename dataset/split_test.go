@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlearn/tlearn/internal/progress"
 )
 
 // fakeSource lists counts[c] items per class without files.
@@ -122,13 +124,13 @@ func TestCopyItems(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "out")
-	p := &recordProgress{}
+	p := &progress.Recorder{}
 	linked, copied, err := CopyItems(context.Background(), src, []int{0, 1, 3}, out, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if linked+copied != 3 || p.done != 3 {
-		t.Errorf("linked %d copied %d progress %d, want 3 in all", linked, copied, p.done)
+	if linked+copied != 3 || p.Added != 3 {
+		t.Errorf("linked %d copied %d progress %d, want 3 in all", linked, copied, p.Added)
 	}
 	for _, i := range []int{0, 1, 3} {
 		a, err1 := os.Stat(src.Path(i))

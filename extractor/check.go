@@ -30,7 +30,8 @@ const maxListed = 5
 // cache is allocated, so that N is known up front. Most images pass a
 // cheap test (quickCheck); the others are decoded in full and fail only if
 // the decoder fails. Without SkipBad any bad image is an error that names
-// the files; with it the result maps each bad path to the reason.
+// the files and wraps the first one's *dataset.DecodeError; with it the
+// result maps each bad path to the reason.
 func (e *Extractor) check(ctx context.Context, src *dataset.Source, listing []cache.Item, byPath map[string]int, s Settings) (map[string]string, error) {
 	e.prog.Start("check", len(listing), 0)
 	defer e.prog.Finish()
@@ -93,7 +94,7 @@ func (e *Extractor) check(ctx context.Context, src *dataset.Source, listing []ca
 			}
 			more += ")"
 		}
-		return nil, fmt.Errorf("extractor: %w%s; fix or remove them, or --skip-bad leaves them out", first, more)
+		return nil, fmt.Errorf("extractor: %w%s; fix or remove them", first, more)
 	}
 	return bad, nil
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/tlearn/tlearn/extractor/internal/extractortest"
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
@@ -32,7 +33,7 @@ const diskFullMarker = "DISKFULL-ERROR: "
 // file and leave a folder that the same command, without the limit,
 // completes into arrays byte-identical to an uninterrupted run's.
 func TestDiskFull(t *testing.T) {
-	data := makeDataset(t, []string{"a", "b"}, 12) // 24 images, batch 2: chunks of 8
+	data := extractortest.MakeDataset(t, []string{"a", "b"}, 12) // 24 images, batch 2: chunks of 8
 	e := openExtractor(t, Options{Batch: 2})
 	ref := filepath.Join(t.TempDir(), "ref")
 	if _, err := extract(t, e, data, ref, Settings{}); err != nil {
@@ -57,7 +58,7 @@ func TestDiskFull(t *testing.T) {
 				}
 			}
 			cmd := exec.Command(os.Args[0], "-test.run=^TestDiskFullChild$")
-			cmd.Env = append(os.Environ(), "TLEARN_FULL_MODEL="+tinyModel(t), "TLEARN_FULL_DATA="+data,
+			cmd.Env = append(os.Environ(), "TLEARN_FULL_MODEL="+extractortest.TinyModel(t), "TLEARN_FULL_DATA="+data,
 				"TLEARN_FULL_CACHE="+dir, "TLEARN_FULL_AT="+tc.at, fmt.Sprintf("TLEARN_FULL_FORCE=%t", tc.force))
 			out, err := cmd.CombinedOutput()
 			var ee *exec.ExitError
@@ -160,7 +161,7 @@ func TestDiskFullChild(t *testing.T) {
 	default:
 		t.Fatalf("TLEARN_FULL_AT=%q", at)
 	}
-	e, err := Open(model, Options{Size: testSize, Batch: 2, Progress: rec, ORT: ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1}})
+	e, err := Open(model, Options{Size: extractortest.Size, Batch: 2, Progress: rec, ORT: ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}

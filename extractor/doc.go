@@ -19,10 +19,11 @@
 // dropped from the cache: N shrinks in place, which moves only unfinished
 // rows (cache.Writer.Drop).
 //
-// A Classifier runs an exported classifier.onnx (models.Export) over images
-// for `tlearn classify`, with the same decoding and resizing as Extract.
+// Labelling images with an exported classifier is extractor/classify's job.
 //
 // The package must not parse image formats itself beyond that check, nor
 // train anything: decoding belongs to dataset, the cache format to
-// internal/cache, training to head.
+// internal/cache, training to head. It imports dataset, models,
+// internal/cache and internal/ortlib, and must not import head or
+// extractor/classify.
 package extractor

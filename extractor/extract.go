@@ -32,8 +32,8 @@ type Settings struct {
 	// SkipBad leaves images that cannot be decoded out of the cache (listed
 	// in the manifest and in Result.Skipped) instead of failing.
 	SkipBad bool
-	// Split records which part of a `--val` split this cache is; a cache
-	// of another split is not reused.
+	// Split records which part of a validation split this cache is; a
+	// cache of another split is not reused.
 	Split *cache.SplitRef
 }
 
@@ -63,6 +63,11 @@ func (r *Result) ImagesPerSecond() float64 {
 // ErrMismatch is wrapped by the errors about an existing cache that was
 // made with another model or settings or from other files.
 var ErrMismatch = errors.New("extractor: the cache does not match")
+
+// ErrUnreadableCache is wrapped by the error about an existing cache whose
+// manifest cannot be read. Like a mismatching cache, Settings.Force
+// replaces it.
+var ErrUnreadableCache = errors.New("extractor: the existing cache cannot be read")
 
 // minChunkBatches is the smallest chunk, in batches: a kill loses at most
 // this much work, and a chunk's manifest rewrite and fsync cost little next
@@ -195,7 +200,10 @@ func (e *Extractor) openCache(ctx context.Context, src *dataset.Source, listing 
 		}
 		return w, nil, nil
 	case err != nil && !errors.Is(err, cache.ErrNotCache) && !s.Force:
-		return nil, nil, fmt.Errorf("extractor: %w (--force rebuilds the cache)", err)
+		if derr := cache.CheckDir(dir); derr != nil {
+			return nil, nil, fmt.Errorf("extractor: %w", derr) // a file or other data: Force would not help
+		}
+		return nil, nil, fmt.Errorf("%w: %w", ErrUnreadableCache, err)
 	}
 	// A new cache. Check the folder before the check pass, which can take
 	// a while on a large dataset.
@@ -253,9 +261,9 @@ func compatible(dir string, old, want *cache.Manifest, listing []cache.Item) err
 	}
 	if (old.MapsShape == nil) != (want.MapsShape == nil) || !slices.Equal(old.MapsShape, want.MapsShape) {
 		if old.MapsShape == nil {
-			why = append(why, "no maps (now --maps)")
+			why = append(why, "no maps (now with maps)")
 		} else if want.MapsShape == nil {
-			why = append(why, "maps (now without --maps)")
+			why = append(why, "maps (now without)")
 		} else {
 			why = append(why, fmt.Sprintf("maps %v (now %v)", old.MapsShape, want.MapsShape))
 		}
@@ -267,11 +275,10 @@ func compatible(dir string, old, want *cache.Manifest, listing []cache.Item) err
 		why = append(why, fmt.Sprintf("split %s (now %s)", splitString(old.Split), splitString(want.Split)))
 	}
 	if len(why) > 0 {
-		return fmt.Errorf("%w: %s was made with %s; --force rebuilds it, or choose another --cache folder",
-			ErrMismatch, dir, strings.Join(why, ", "))
+		return fmt.Errorf("%w: %s was made with %s", ErrMismatch, dir, strings.Join(why, ", "))
 	}
 	if d := old.DiffItems(listing); !d.Empty() {
-		return fmt.Errorf("%w: the dataset changed since %s was made: %s; --force rebuilds it", ErrMismatch, dir, d)
+		return fmt.Errorf("%w: the dataset changed since %s was made: %s", ErrMismatch, dir, d)
 	}
 	return nil
 }
@@ -287,7 +294,7 @@ func splitString(s *cache.SplitRef) string {
 	if s == nil {
 		return "none"
 	}
-	return fmt.Sprintf("%s of --val %g --seed %d", s.Part, s.Val, s.Seed)
+	return fmt.Sprintf("%s (validation fraction %g, seed %d)", s.Part, s.Val, s.Seed)
 }
 
 // fill computes the pending chunks of w. With SkipBad, an image that fails
@@ -321,7 +328,7 @@ func (e *Extractor) fill(ctx context.Context, w *cache.Writer, src *dataset.Sour
 			}
 		}
 		if !s.SkipBad || row < 0 {
-			return fmt.Errorf("extractor: %w (finished chunks are kept: --skip-bad leaves the image out and resumes)", de)
+			return fmt.Errorf("extractor: %w; finished chunks are kept", de)
 		}
 		e.prog.Log(fmt.Sprintf("extractor: skipped %s: %v", de.Path, de.Err))
 		if err := w.Drop(row, de.Err.Error()); err != nil {

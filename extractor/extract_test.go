@@ -16,9 +16,11 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/extractor/internal/extractortest"
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
+	"github.com/tlearn/tlearn/internal/progress"
 	"github.com/tlearn/tlearn/models"
 )
 
@@ -32,12 +34,12 @@ func close32(a, b, tol float32) bool {
 // same preprocessed tensor: the batching, padding, ordering and float16
 // storage of Extract must not change the values.
 func TestFeaturesMatchDirectRun(t *testing.T) {
-	modelDir := tinyModel(t)
+	modelDir := extractortest.TinyModel(t)
 	spec, err := models.ReadSpec(modelDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := makeDataset(t, []string{"ant", "bee", "cow"}, 5)
+	data := extractortest.MakeDataset(t, []string{"ant", "bee", "cow"}, 5)
 	cacheDir := filepath.Join(t.TempDir(), "cache")
 	e := openExtractor(t, Options{Batch: 4, Maps: true})
 	res, err := extract(t, e, data, cacheDir, Settings{Interpolation: dataset.Bilinear})
@@ -53,8 +55,8 @@ func TestFeaturesMatchDirectRun(t *testing.T) {
 	}
 	defer c.Close()
 
-	side := int64(testSize / spec.Maps.Stride)
-	in, _ := ort.NewEmptyTensor[float32](ort.NewShape(1, 3, testSize, testSize))
+	side := int64(extractortest.Size / spec.Maps.Stride)
+	in, _ := ort.NewEmptyTensor[float32](ort.NewShape(1, 3, extractortest.Size, extractortest.Size))
 	feat, _ := ort.NewEmptyTensor[float32](ort.NewShape(1, int64(spec.Features.Dim)))
 	maps, _ := ort.NewEmptyTensor[float32](ort.NewShape(1, int64(spec.Maps.Channels), side, side))
 	defer in.Destroy()
@@ -80,7 +82,7 @@ func TestFeaturesMatchDirectRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dataset.Preprocess(in.GetData(), 0, dataset.Resize(img, testSize, dataset.Bilinear), spec.Preprocessing)
+		dataset.Preprocess(in.GetData(), 0, dataset.Resize(img, extractortest.Size, dataset.Bilinear), spec.Preprocessing)
 		if err := sess.Run(); err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +103,7 @@ func TestFeaturesMatchDirectRun(t *testing.T) {
 // TestResumeAfterCancel cancels an extraction after two chunks, resumes it,
 // and compares the arrays with an uninterrupted run's, byte for byte.
 func TestResumeAfterCancel(t *testing.T) {
-	data := makeDataset(t, []string{"a", "b"}, 20) // 40 images, batch 2: chunks of 8
+	data := extractortest.MakeDataset(t, []string{"a", "b"}, 20) // 40 images, batch 2: chunks of 8
 	e := openExtractor(t, Options{Batch: 2, Maps: true})
 	ref := filepath.Join(t.TempDir(), "ref")
 	if _, err := extract(t, e, data, ref, Settings{}); err != nil {
@@ -152,10 +154,10 @@ func TestResumeAfterCancel(t *testing.T) {
 // TestResumeAfterKill runs Extract in a child process that kills itself
 // with SIGKILL after two chunks, then resumes in this process.
 func TestResumeAfterKill(t *testing.T) {
-	data := makeDataset(t, []string{"a", "b"}, 12) // 24 images, batch 2: chunks of 8
+	data := extractortest.MakeDataset(t, []string{"a", "b"}, 12) // 24 images, batch 2: chunks of 8
 	dir := filepath.Join(t.TempDir(), "cache")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKillChild$", "-test.v")
-	cmd.Env = append(os.Environ(), "TLEARN_KILL_MODEL="+tinyModel(t), "TLEARN_KILL_DATA="+data, "TLEARN_KILL_CACHE="+dir)
+	cmd.Env = append(os.Environ(), "TLEARN_KILL_MODEL="+extractortest.TinyModel(t), "TLEARN_KILL_DATA="+data, "TLEARN_KILL_CACHE="+dir)
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
@@ -194,7 +196,7 @@ func TestKillChild(t *testing.T) {
 	// Killed in the middle of the third chunk: two are recorded, the
 	// third is partly written.
 	rec := &recorder{cancelAt: 20, onCancel: func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }}
-	e, err := Open(model, Options{Size: testSize, Batch: 2, Maps: true, Progress: rec, ORT: ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1}})
+	e, err := Open(model, Options{Size: extractortest.Size, Batch: 2, Maps: true, Progress: rec, ORT: ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +205,7 @@ func TestKillChild(t *testing.T) {
 }
 
 func TestMismatchRefused(t *testing.T) {
-	data := makeDataset(t, []string{"a", "b"}, 3)
+	data := extractortest.MakeDataset(t, []string{"a", "b"}, 3)
 	dir := filepath.Join(t.TempDir(), "cache")
 	e := openExtractor(t, Options{Batch: 4})
 	if _, err := extract(t, e, data, dir, Settings{}); err != nil {
@@ -217,15 +219,16 @@ func TestMismatchRefused(t *testing.T) {
 	}{
 		{"size", Options{Size: 64}, Settings{}, "size 32 (now 64)"},
 		{"interpolation", Options{}, Settings{Interpolation: dataset.Bicubic}, "interpolation nearest (now bicubic)"},
-		{"maps", Options{Maps: true}, Settings{}, "no maps (now --maps)"},
-		{"split", Options{}, Settings{Split: &cache.SplitRef{Part: "train", Val: 0.2, Seed: 1}}, "split none"},
+		{"maps", Options{Maps: true}, Settings{}, "no maps (now with maps)"},
+		{"split", Options{}, Settings{Split: &cache.SplitRef{Part: "train", Val: 0.2, Seed: 1}}, "split none (now train (validation fraction 0.2, seed 1))"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			tc.o.Batch = 4
 			e2 := openExtractor(t, tc.o)
 			_, err := extract(t, e2, data, dir, tc.s)
-			if !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "--force") {
-				t.Fatalf("got %v, want a mismatch about %q", err, tc.want)
+			// Library errors name no flags; the CLI adds the advice.
+			if !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "--") {
+				t.Fatalf("got %v, want a mismatch about %q that names no flag", err, tc.want)
 			}
 		})
 	}
@@ -234,7 +237,7 @@ func TestMismatchRefused(t *testing.T) {
 		if _, err := models.WriteTinyPrepared(other, 8); err != nil {
 			t.Fatal(err)
 		}
-		e2, err := Open(other, Options{Size: testSize, ORT: ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1}})
+		e2, err := Open(other, Options{Size: extractortest.Size, ORT: ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -260,7 +263,9 @@ func TestDatasetChangesDetected(t *testing.T) {
 		change func(t *testing.T, data string)
 		want   string
 	}{
-		{"added", func(t *testing.T, data string) { writeImage(t, filepath.Join(data, "b", "new.png"), 20, 20, 5) }, "1 added (b/new.png)"},
+		{"added", func(t *testing.T, data string) {
+			extractortest.WriteImage(t, filepath.Join(data, "b", "new.png"), 20, 20, 5)
+		}, "1 added (b/new.png)"},
 		{"removed", func(t *testing.T, data string) { os.Remove(filepath.Join(data, "a", "001.jpg")) }, "1 removed (a/001.jpg)"},
 		{"modified", func(t *testing.T, data string) {
 			p := filepath.Join(data, "a", "000.png")
@@ -268,7 +273,7 @@ func TestDatasetChangesDetected(t *testing.T) {
 		}, "1 changed"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			data := makeDataset(t, []string{"a", "b"}, 3)
+			data := extractortest.MakeDataset(t, []string{"a", "b"}, 3)
 			dir := filepath.Join(t.TempDir(), "cache")
 			if _, err := extract(t, e, data, dir, Settings{}); err != nil {
 				t.Fatal(err)
@@ -296,17 +301,17 @@ var badFiles = []struct {
 	{"zero bytes", "empty.png", func(t *testing.T, p string) { os.WriteFile(p, nil, 0o644) }, "empty", false},
 	{"text with a .jpg extension", "notes.jpg", func(t *testing.T, p string) { os.WriteFile(p, []byte("shopping list: eggs"), 0o644) }, "not a JPEG", false},
 	{"truncated JPEG", "cut.jpg", func(t *testing.T, p string) {
-		writeImage(t, p, 40, 40, 1)
+		extractortest.WriteImage(t, p, 40, 40, 1)
 		b, _ := os.ReadFile(p)
 		os.WriteFile(p, b[:len(b)*2/3], 0o644)
 	}, "truncated", false},
 	{"truncated PNG", "cut.png", func(t *testing.T, p string) {
-		writeImage(t, p, 40, 40, 2)
+		extractortest.WriteImage(t, p, 40, 40, 2)
 		b, _ := os.ReadFile(p)
 		os.WriteFile(p, b[:len(b)/2], 0o644)
 	}, "truncated", false},
 	{"corrupt header", "garbage.png", func(t *testing.T, p string) {
-		writeImage(t, p, 40, 40, 3)
+		extractortest.WriteImage(t, p, 40, 40, 3)
 		b, _ := os.ReadFile(p)
 		for i := 12; i < 40; i++ {
 			b[i] ^= 0x5a
@@ -316,7 +321,7 @@ var badFiles = []struct {
 	// Header and trailer intact, a damaged checksum inside: only a full
 	// decode finds it, during extraction (the Drop path).
 	{"corrupt data, intact ends", "zz-bad-crc.png", func(t *testing.T, p string) {
-		writeImage(t, p, 40, 40, 4)
+		extractortest.WriteImage(t, p, 40, 40, 4)
 		b, _ := os.ReadFile(p)
 		b[len(b)-12-1] ^= 0xff // last byte of the IDAT chunk's CRC
 		os.WriteFile(p, b, 0o644)
@@ -327,7 +332,7 @@ func TestBadImages(t *testing.T) {
 	e := openExtractor(t, Options{Batch: 2, Maps: true})
 	for _, tc := range badFiles {
 		t.Run(tc.desc, func(t *testing.T) {
-			data := makeDataset(t, []string{"a", "b"}, 10)
+			data := extractortest.MakeDataset(t, []string{"a", "b"}, 10)
 			bad := filepath.Join(data, "b", tc.name)
 			tc.write(t, bad)
 			dir := filepath.Join(t.TempDir(), "cache")
@@ -352,7 +357,7 @@ func TestBadImages(t *testing.T) {
 			}
 			rec := &recorder{}
 			e.prog = rec
-			defer func() { e.prog = nopProgress{} }()
+			defer func() { e.prog = progress.Nop{} }()
 			res, err := extract(t, e, data, dir, Settings{SkipBad: true})
 			if err != nil {
 				t.Fatal(err)
@@ -387,7 +392,7 @@ func TestBadImages(t *testing.T) {
 }
 
 func TestCacheFolderErrors(t *testing.T) {
-	data := makeDataset(t, []string{"a", "b"}, 2)
+	data := extractortest.MakeDataset(t, []string{"a", "b"}, 2)
 	e := openExtractor(t, Options{})
 	file := filepath.Join(t.TempDir(), "cache")
 	os.WriteFile(file, []byte("x"), 0o644)
@@ -404,7 +409,7 @@ func TestCacheFolderErrors(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
-	modelDir := tinyModel(t)
+	modelDir := extractortest.TinyModel(t)
 	for _, tc := range []struct {
 		desc string
 		dir  string
@@ -425,19 +430,57 @@ func TestOpenErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%v does not mention %q", err, tc.want)
 			}
+			var se *SizeError
+			if isSize := errors.As(err, &se); isSize != (tc.o.Size != 0) || (isSize && (se.Size != tc.o.Size || se.Model != tc.dir)) {
+				t.Errorf("%v: *SizeError %v (%+v), want one for size %d only", err, isSize, se, tc.o.Size)
+			}
 		})
+	}
+}
+
+func TestInputSize(t *testing.T) {
+	modelDir := extractortest.TinyModel(t)
+	spec, err := models.ReadSpec(modelDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		size, want int
+		why        string // "" when the size is accepted
+	}{
+		{0, spec.DefaultSize, ""},
+		{32, 32, ""},
+		{64, 64, ""},
+		{33, 0, "input size 33 is not a multiple of 32 (the model halves it 5 times); try 32"},
+		{80, 0, "try 96"},
+		{5000, 0, "input size 5000, want 1..4096"},
+		{-32, 0, "want 1..4096"},
+	} {
+		t.Run(fmt.Sprint(tc.size), func(t *testing.T) {
+			got, err := InputSize(modelDir, tc.size)
+			var se *SizeError
+			switch {
+			case tc.why == "" && (err != nil || got != tc.want):
+				t.Fatalf("InputSize = %d, %v; want %d", got, err, tc.want)
+			case tc.why != "" && (!errors.As(err, &se) || se.Size != tc.size || !strings.Contains(err.Error(), tc.why) || !strings.HasPrefix(err.Error(), "extractor: "+modelDir+": ")):
+				t.Fatalf("InputSize error %v, want a *SizeError saying %q", err, tc.why)
+			}
+		})
+	}
+	if _, err := InputSize(t.TempDir(), 32); err == nil || errors.As(err, new(*SizeError)) {
+		t.Errorf("folder without a model: %v, want an error that is not a *SizeError", err)
 	}
 }
 
 // TestCUDAFallback runs on the CPU-only library: auto falls back to CPU
 // with a one-line reason, cuda is an error.
 func TestCUDAFallback(t *testing.T) {
-	modelDir := tinyModel(t)
+	modelDir := extractortest.TinyModel(t)
 	if ok, _ := ortlib.CUDAStatus(); ok {
 		t.Skip("this ONNX Runtime library has CUDA: no fallback to test")
 	}
 	rec := &recorder{}
-	e, err := Open(modelDir, Options{Size: testSize, Progress: rec})
+	e, err := Open(modelDir, Options{Size: extractortest.Size, Progress: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +492,7 @@ func TestCUDAFallback(t *testing.T) {
 	if len(rec.logs) != 1 || !strings.Contains(rec.logs[0], "CPU") {
 		t.Errorf("logged %q, want one line about running on CPU", rec.logs)
 	}
-	if e, err := Open(modelDir, Options{Size: testSize, ORT: ortlib.Options{Device: ortlib.DeviceCUDA}}); err == nil {
+	if e, err := Open(modelDir, Options{Size: extractortest.Size, ORT: ortlib.Options{Device: ortlib.DeviceCUDA}}); err == nil {
 		e.Close()
 		t.Error("--device cuda worked without CUDA")
 	} else if !strings.Contains(err.Error(), "CUDA") {
@@ -462,7 +505,7 @@ func TestClose(t *testing.T) {
 	if err := nilE.Close(); err != nil {
 		t.Error(err)
 	}
-	e, err := Open(tinyModel(t), Options{Size: testSize, ORT: ortlib.Options{Device: ortlib.DeviceCPU}})
+	e, err := Open(extractortest.TinyModel(t), Options{Size: extractortest.Size, ORT: ortlib.Options{Device: ortlib.DeviceCPU}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,7 +518,7 @@ func TestClose(t *testing.T) {
 }
 
 func TestSubsetAndSplit(t *testing.T) {
-	data := makeDataset(t, []string{"a", "b"}, 5)
+	data := extractortest.MakeDataset(t, []string{"a", "b"}, 5)
 	src := openSource(t, data)
 	train, val, err := dataset.Split(src, 0.4, 3)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/progress"
 	"github.com/tlearn/tlearn/models"
 )
 
@@ -23,21 +24,6 @@ import (
 // and larger batches only add memory, a larger chunk and more work lost to
 // a kill.
 const DefaultBatch = 8
-
-// Progress receives Extract's reports. The CLI draws a bar from them; tests
-// record them. Calls come from the goroutine that called Open or Extract.
-type Progress interface {
-	// Log is a one-line message for the user: a CPU fallback, a resumed
-	// cache, a skipped image.
-	Log(msg string)
-	// Start begins a phase ("check" or "extract") of total items, done of
-	// which are already finished (a resumed cache).
-	Start(phase string, total, done int)
-	// Add reports n more items of the phase done.
-	Add(n int)
-	// Finish ends the phase.
-	Finish()
-}
 
 // Options choose how an Extractor runs. The zero value means: device auto,
 // one thread per core, the model's default input size, DefaultBatch, no
@@ -51,8 +37,12 @@ type Options struct {
 	Batch int
 	// Maps also stores block4_pool maps (float16) for fine-tuning; the
 	// model must be VGG-shaped.
-	Maps     bool
-	Progress Progress
+	Maps bool
+	// Progress receives the reports of Open and Extract, from the
+	// goroutine that called them: Log for a CPU fallback, a resumed cache
+	// or a skipped image; the phases "check" and "extract", counting
+	// images (an extract phase's done counts the rows of a resumed cache).
+	Progress progress.Reporter
 }
 
 // Extractor owns one ORT session over a prepared model's extractor.onnx
@@ -66,7 +56,7 @@ type Extractor struct {
 	batch  int
 	device ortlib.Device
 	why    string // why auto fell back to CPU; "" otherwise
-	prog   Progress
+	prog   progress.Reporter
 
 	session  *ort.AdvancedSession
 	input    *ort.Tensor[float32]
@@ -88,12 +78,9 @@ func Open(modelDir string, o Options) (*Extractor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("extractor: %w", err)
 	}
-	e := &Extractor{dir: abs, path: filepath.Join(abs, models.ExtractorFile), spec: spec, prog: o.Progress}
-	if e.prog == nil {
-		e.prog = nopProgress{}
-	}
-	if e.size, err = inputSize(spec, o.Size); err != nil {
-		return nil, fmt.Errorf("extractor: %s: %w", abs, err)
+	e := &Extractor{dir: abs, path: filepath.Join(abs, models.ExtractorFile), spec: spec, prog: progress.OrNop(o.Progress)}
+	if e.size, err = inputSize(abs, spec, o.Size); err != nil {
+		return nil, err
 	}
 	e.batch = o.Batch
 	if e.batch == 0 {
@@ -122,23 +109,53 @@ func Open(modelDir string, o Options) (*Extractor, error) {
 	return e, nil
 }
 
-// inputSize checks a requested input side against the model's constraints.
-func inputSize(spec *models.Spec, want int) (int, error) {
+// SizeError is the error of Open and InputSize for an input side that the
+// model does not accept.
+type SizeError struct {
+	Model string // the prepared model folder
+	Size  int    // the side asked for
+	Err   error  // why the model does not accept it
+}
+
+func (e *SizeError) Error() string { return "extractor: " + e.Model + ": " + e.Err.Error() }
+func (e *SizeError) Unwrap() error { return e.Err }
+
+// InputSize returns the input side that Open uses for a requested size
+// (0: the model's default), or a *SizeError when the prepared model in
+// modelDir does not accept it. It reads only spec.json, so that a caller
+// can check a size before slower work.
+func InputSize(modelDir string, size int) (int, error) {
+	abs, err := filepath.Abs(modelDir)
+	if err != nil {
+		return 0, fmt.Errorf("extractor: %w", err)
+	}
+	spec, err := models.ReadSpec(abs)
+	if err != nil {
+		return 0, fmt.Errorf("extractor: %w", err)
+	}
+	return inputSize(abs, spec, size)
+}
+
+// inputSize checks a requested input side against the constraints of the
+// model in dir.
+func inputSize(dir string, spec *models.Spec, want int) (int, error) {
 	size := want
 	if size == 0 {
 		size = spec.DefaultSize
 	}
-	if spec.FixedSize > 0 && size != spec.FixedSize {
-		return 0, fmt.Errorf("the model takes only %d×%d inputs, not %d", spec.FixedSize, spec.FixedSize, size)
+	var why error
+	switch m := spec.SizeMultiple; {
+	case spec.FixedSize > 0 && size != spec.FixedSize:
+		why = fmt.Errorf("the model takes only %d×%d inputs, not %d", spec.FixedSize, spec.FixedSize, size)
+	case size <= 0 || size > 4096:
+		why = fmt.Errorf("input size %d, want 1..4096", size)
+	case m > 0 && size%m != 0:
+		why = fmt.Errorf("input size %d is not a multiple of %d (the model halves it %d times); try %d", size, m, log2(m), max(m, (size+m/2)/m*m))
+	case spec.Maps != nil && spec.Maps.Stride > 0 && size%spec.Maps.Stride != 0:
+		why = fmt.Errorf("input size %d is not a multiple of the maps' stride %d", size, spec.Maps.Stride)
 	}
-	if size <= 0 || size > 4096 {
-		return 0, fmt.Errorf("input size %d, want 1..4096", size)
-	}
-	if m := spec.SizeMultiple; m > 0 && size%m != 0 {
-		return 0, fmt.Errorf("input size %d is not a multiple of %d (the model halves it %d times); try %d", size, m, log2(m), max(m, (size+m/2)/m*m))
-	}
-	if spec.Maps != nil && spec.Maps.Stride > 0 && size%spec.Maps.Stride != 0 {
-		return 0, fmt.Errorf("input size %d is not a multiple of the maps' stride %d", size, spec.Maps.Stride)
+	if why != nil {
+		return 0, &SizeError{Model: dir, Size: want, Err: why}
 	}
 	return size, nil
 }
@@ -248,10 +265,3 @@ func (e *Extractor) run(ctx context.Context) error {
 	}
 	return err
 }
-
-type nopProgress struct{}
-
-func (nopProgress) Log(string)             {}
-func (nopProgress) Start(string, int, int) {}
-func (nopProgress) Add(int)                {}
-func (nopProgress) Finish()                {}

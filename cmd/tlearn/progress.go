@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -93,6 +94,12 @@ func (p *countBar) Add(n int) {
 		fmt.Fprintf(p.w, "%s: %d/%d %s (%.0f%%), %.1f %s/s, ETA %s\n",
 			p.label, have, p.total, p.unit, 100*float64(have)/float64(max(p.total, 1)), rate, p.unit, eta)
 	}
+}
+
+// Log prints a one-line message, taking the bar off the line first.
+func (p *countBar) Log(msg string) {
+	p.Clear()
+	fmt.Fprintln(p.w, strings.TrimSpace(msg))
 }
 
 // Clear takes the bar off the line so that a message can be printed.

@@ -68,8 +68,8 @@ func Open(dir string) (*Cache, error) {
 	}
 	for i, l := range c.Labels {
 		if int(l) != m.Items[i].Label {
-			return nil, errors.Join(fmt.Errorf("cache: %s: row %d has label %d, the manifest says %d (the cache is corrupt; rebuild it with `tlearn extract --force`)",
-				filepath.Join(dir, LabelsFile), i, l, m.Items[i].Label), c.Close())
+			return nil, errors.Join(fmt.Errorf("%w: %s: row %d has label %d, the manifest says %d",
+				ErrCorrupt, filepath.Join(dir, LabelsFile), i, l, m.Items[i].Label), c.Close())
 		}
 	}
 	return c, nil
@@ -111,8 +111,8 @@ func checkArrayFile(f *os.File, p string, a ArraySpec) (int64, error) {
 		return 0, fmt.Errorf("cache: %s: %w", p, err)
 	}
 	if h.DType != a.DType || h.FortranOrder || !slices.Equal(h.Shape, a.Shape) {
-		return 0, fmt.Errorf("cache: %s: array is %s %v (fortran order %v), the manifest wants %s %v; rebuild with `tlearn extract --force`",
-			p, h.DType, h.Shape, h.FortranOrder, a.DType, a.Shape)
+		return 0, fmt.Errorf("%w: %s: array is %s %v (fortran order %v), the manifest wants %s %v",
+			ErrCorrupt, p, h.DType, h.Shape, h.FortranOrder, a.DType, a.Shape)
 	}
 	if h.DataOffset%int64(a.DType.Size()) != 0 {
 		return 0, fmt.Errorf("cache: %s: data offset %d is not aligned", p, h.DataOffset)
@@ -123,7 +123,7 @@ func checkArrayFile(f *os.File, p string, a ArraySpec) (int64, error) {
 	}
 	want := h.DataOffset + a.RowBytes()*int64(a.Shape[0])
 	if st.Size() != want {
-		return 0, fmt.Errorf("cache: %s: %d bytes, want %d (truncated or overwritten; rebuild with `tlearn extract --force`)", p, st.Size(), want)
+		return 0, fmt.Errorf("%w: %s: %d bytes, want %d (truncated or overwritten)", ErrCorrupt, p, st.Size(), want)
 	}
 	return h.DataOffset, nil
 }
@@ -209,8 +209,8 @@ func verifyDir(dir string, m *Manifest) error {
 					return fmt.Errorf("cache: read %s: %w", p, err)
 				}
 				if got := fmt.Sprintf("%08x", h.Sum32()); got != r.Checksums[a.File] {
-					return fmt.Errorf("cache: %s: rows [%d,%d) have checksum %s, the manifest says %s (the file was changed after extraction; rebuild with `tlearn extract --force`)",
-						p, r.Start, r.End, got, r.Checksums[a.File])
+					return fmt.Errorf("%w: %s: rows [%d,%d) have checksum %s, the manifest says %s (the file was changed after extraction)",
+						ErrCorrupt, p, r.Start, r.End, got, r.Checksums[a.File])
 				}
 			}
 			return nil

@@ -149,7 +149,7 @@ func TestIncompleteAndResume(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 
-	if _, err := Open(dir); !errors.Is(err, ErrIncomplete) || !strings.Contains(err.Error(), "resume") {
+	if _, err := Open(dir); !errors.Is(err, ErrIncomplete) || !strings.Contains(err.Error(), "6 of 10 rows done") {
 		t.Fatalf("Open of an unfinished cache: %v", err)
 	}
 	w, err = Resume(dir)
@@ -216,7 +216,7 @@ func TestVerifyDetectsChanges(t *testing.T) {
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Resume(dir); err == nil || !strings.Contains(err.Error(), FeaturesFile) {
+	if _, err := Resume(dir); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), FeaturesFile) {
 		t.Errorf("Resume over a changed file: %v", err)
 	}
 }
@@ -236,28 +236,34 @@ func TestOpenErrors(t *testing.T) {
 		desc  string
 		setup func(t *testing.T) string
 		want  string
+		is    error // nil: not checked
 	}{
-		{"missing folder", func(t *testing.T) string { return filepath.Join(t.TempDir(), "nope") }, "not a cache folder"},
+		{"missing folder", func(t *testing.T) string { return filepath.Join(t.TempDir(), "nope") }, "not a cache folder", ErrNotCache},
 		{"a file", func(t *testing.T) string {
 			p := filepath.Join(t.TempDir(), "f")
 			os.WriteFile(p, []byte("x"), 0o644)
 			return p
-		}, "is a file"},
+		}, "is a file", nil},
 		{"truncated array", func(t *testing.T) string {
 			dir := complete(t)
 			os.Truncate(filepath.Join(dir, FeaturesFile), 70)
 			return dir
-		}, FeaturesFile},
+		}, FeaturesFile, ErrNotNpy},
+		{"array cut short", func(t *testing.T) string {
+			dir := complete(t)
+			os.Truncate(filepath.Join(dir, FeaturesFile), int64(len(EncodeHeader(Float32, []int{4, 2})))+8)
+			return dir
+		}, "truncated or overwritten", ErrCorrupt},
 		{"array of another shape", func(t *testing.T) string {
 			dir := complete(t)
 			os.WriteFile(filepath.Join(dir, LabelsFile), append(EncodeHeader(Int32, []int{5}), make([]byte, 20)...), 0o644)
 			return dir
-		}, LabelsFile},
+		}, LabelsFile, ErrCorrupt},
 		{"not json", func(t *testing.T) string {
 			dir := complete(t)
 			os.WriteFile(filepath.Join(dir, ManifestFile), []byte("{"), 0o644)
 			return dir
-		}, ManifestFile},
+		}, ManifestFile, nil},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			c, err := Open(tc.setup(t))
@@ -267,6 +273,12 @@ func TestOpenErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not mention %q", err, tc.want)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("error %q does not wrap %v", err, tc.is)
+			}
+			if strings.Contains(err.Error(), "--") {
+				t.Errorf("error %q names a flag", err)
 			}
 		})
 	}

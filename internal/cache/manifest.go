@@ -30,11 +30,16 @@ const (
 const FormatVersion = 1
 
 // ErrIncomplete is wrapped by Open's error for a cache whose extraction has
-// not finished.
-var ErrIncomplete = errors.New("cache: extraction not finished; re-run the same `tlearn extract` command to resume it")
+// not finished: the same extraction resumes it.
+var ErrIncomplete = errors.New("cache: extraction not finished")
 
 // ErrNotCache is wrapped by errors about folders without a manifest.
-var ErrNotCache = errors.New("cache: not a cache folder (no " + ManifestFile + "; make one with `tlearn extract`)")
+var ErrNotCache = errors.New("cache: not a cache folder (no " + ManifestFile + ")")
+
+// ErrCorrupt is wrapped by errors about array files that disagree with
+// their manifest (wrong header, size, labels or checksums): a cache
+// changed or damaged after extraction, which only a new extraction mends.
+var ErrCorrupt = errors.New("cache: corrupt")
 
 // Manifest describes a cache: how its features were made, from which files,
 // and which rows are finished.

@@ -198,7 +198,7 @@ func resizeArray(f *os.File, p string, a ArraySpec) error {
 		return fmt.Errorf("cache: %s: %w", p, err)
 	}
 	if len(h.Shape) != len(a.Shape) || len(h.Shape) == 0 || h.DType != a.DType || !slices.Equal(h.Shape[1:], a.Shape[1:]) {
-		return fmt.Errorf("cache: %s: array is %s %v, the manifest wants %s %v; rebuild with `tlearn extract --force`", p, h.DType, h.Shape, a.DType, a.Shape)
+		return fmt.Errorf("%w: %s: array is %s %v, the manifest wants %s %v", ErrCorrupt, p, h.DType, h.Shape, a.DType, a.Shape)
 	}
 	if h.Shape[0] == a.Shape[0] {
 		return nil

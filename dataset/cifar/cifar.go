@@ -1,4 +1,4 @@
-package dataset
+package cifar
 
 import (
 	"archive/tar"
@@ -14,6 +14,10 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/dataset/internal/convert"
+	"github.com/tlearn/tlearn/internal/progress"
 )
 
 // CIFAR-10 as distributed at https://www.cs.toronto.edu/~kriz/cifar.html:
@@ -35,11 +39,10 @@ const (
 	maxMetaBytes = 1 << 20
 )
 
-// Formats reported in ConvertSummary.Format.
+// Formats reported in dataset.ConvertSummary.Format.
 const (
-	FormatCIFAR10Python = "cifar10-python"
-	FormatCIFAR10Binary = "cifar10-binary"
-	FormatMNIST         = "mnist-idx"
+	FormatPython = "cifar10-python" // pickled batches (cifar-10-python.tar.gz)
+	FormatBinary = "cifar10-binary" // records of label and pixels (cifar-10-binary.tar.gz)
 )
 
 var cifarTrainBatches = []string{"data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5"}
@@ -54,8 +57,8 @@ type cifarKind struct {
 }
 
 var (
-	cifarPython = cifarKind{FormatCIFAR10Python, "", "batches.meta"}
-	cifarBinary = cifarKind{FormatCIFAR10Binary, ".bin", "batches.meta.txt"}
+	cifarPython = cifarKind{FormatPython, "", "batches.meta"}
+	cifarBinary = cifarKind{FormatBinary, ".bin", "batches.meta.txt"}
 )
 
 // cifarMember maps a file's base name to its version and batch ("" for
@@ -74,7 +77,7 @@ func cifarMember(base string) (k cifarKind, batch string, ok bool) {
 	return cifarKind{}, "", false
 }
 
-// ConvertCIFAR10 writes the CIFAR-10 images of src (the python or binary
+// Convert writes the CIFAR-10 images of src (the python or binary
 // version: its .tar.gz, a .tar, or an unpacked folder) as PNG class folders
 // out/train/<class>/ and out/test/<class>/. The python version keeps its
 // original file names (its "filenames" entries); the binary version has
@@ -83,8 +86,8 @@ func cifarMember(base string) (k cifarKind, batch string, ok bool) {
 // batch order, are written. Each PNG is written atomically. out must be
 // empty or new unless s.Overwrite. Errors name the file (and the archive
 // member) at fault.
-func ConvertCIFAR10(ctx context.Context, src, out string, s ConvertSettings) (*ConvertSummary, error) {
-	if err := s.check(); err != nil {
+func Convert(ctx context.Context, src, out string, s dataset.ConvertSettings) (*dataset.ConvertSummary, error) {
+	if err := convert.Check("cifar", s); err != nil {
 		return nil, err
 	}
 	in, err := openCIFARInput(src)
@@ -104,19 +107,20 @@ func ConvertCIFAR10(ctx context.Context, src, out string, s ConvertSettings) (*C
 		return nil, err
 	}
 	plan := sc.plan(kind, classes, s)
-	sum := &ConvertSummary{Format: kind.format, Classes: classes, Train: plan.counts[0], Test: plan.counts[1]}
+	sum := &dataset.ConvertSummary{Format: kind.format, Classes: classes, Train: plan.counts[0], Test: plan.counts[1]}
 
-	if err := PrepareOutput(src, out, s.Overwrite, "train", "test"); err != nil {
+	if err := dataset.PrepareOutput(src, out, s.Overwrite, "train", "test"); err != nil {
 		return nil, err
 	}
 	for i, split := range []string{"train", "test"} {
-		if err := classDirs(out, split, classes, plan.counts[i]); err != nil {
+		if err := convert.ClassDirs("cifar", out, split, classes, plan.counts[i]); err != nil {
 			return nil, err
 		}
 	}
-	progress := &syncProgress{p: s.Progress}
-	progress.total(plan.total)
-	w := newPNGWriter(progress)
+	prog := progress.OrNop(s.Progress)
+	prog.Start("writing cifar10 images", plan.total, 0)
+	defer prog.Finish()
+	w := convert.NewPNGWriter("cifar", prog)
 	left := len(plan.paths)
 	err = in.each(ctx, func(base, where string, r io.Reader, size int64) error {
 		_, batch, _ := cifarMember(base)
@@ -127,12 +131,12 @@ func ConvertCIFAR10(ctx context.Context, src, out string, s ConvertSettings) (*C
 		want := sc.batches[batch]
 		put := func(i int, label uint8, pix []byte) error {
 			if i >= len(want.labels) || want.labels[i] != label {
-				return fmt.Errorf("dataset: cifar10: %s changed while it was being converted", where)
+				return fmt.Errorf("cifar: %s changed while it was being converted", where)
 			}
 			if paths[i] == "" {
 				return nil
 			}
-			return w.write(ctx, filepath.Join(out, filepath.FromSlash(paths[i])), cifarImage(pix))
+			return w.Write(ctx, filepath.Join(out, filepath.FromSlash(paths[i])), cifarImage(pix))
 		}
 		var rerr error
 		if kind == cifarBinary {
@@ -148,7 +152,7 @@ func ConvertCIFAR10(ctx context.Context, src, out string, s ConvertSettings) (*C
 		}
 		return nil
 	})
-	if cerr := w.close(); err == nil {
+	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -185,7 +189,7 @@ func (sc *cifarScan) add(base, where string, r io.Reader, size int64) error {
 		return nil
 	}
 	if w, dup := sc.where[base]; dup {
-		return fmt.Errorf("dataset: cifar10: %s appears twice: %s and %s", base, w, where)
+		return fmt.Errorf("cifar: %s appears twice: %s and %s", base, w, where)
 	}
 	sc.where[base] = where
 	if batch == "" {
@@ -200,7 +204,7 @@ func (sc *cifarScan) add(base, where string, r io.Reader, size int64) error {
 			classes, err = parseCIFARBinaryMeta(data)
 		}
 		if err != nil {
-			return fmt.Errorf("dataset: cifar10: %s: %w", where, err)
+			return fmt.Errorf("cifar: %s: %w", where, err)
 		}
 		if sc.classes == nil {
 			sc.classes = map[cifarKind][]string{}
@@ -226,7 +230,7 @@ func (sc *cifarScan) add(base, where string, r io.Reader, size int64) error {
 		}
 		pb, err := parseCIFARPythonBatch(data)
 		if err != nil {
-			return fmt.Errorf("dataset: cifar10: %s: %w", where, err)
+			return fmt.Errorf("cifar: %s: %w", where, err)
 		}
 		b.labels, b.names = pb.labels, pb.names
 	}
@@ -248,9 +252,9 @@ func (sc *cifarScan) check(src string) (cifarKind, []string, error) {
 	}
 	switch len(kinds) {
 	case 0:
-		return cifarKind{}, nil, fmt.Errorf("dataset: cifar10: %s has no CIFAR-10 batches (want the python version's data_batch_1..5 and test_batch, or the binary version's data_batch_1.bin..5.bin and test_batch.bin)", src)
+		return cifarKind{}, nil, fmt.Errorf("cifar: %s has no CIFAR-10 batches (want the python version's data_batch_1..5 and test_batch, or the binary version's data_batch_1.bin..5.bin and test_batch.bin)", src)
 	case 2:
-		return cifarKind{}, nil, fmt.Errorf("dataset: cifar10: %s holds batches of both the python and the binary version; give one", src)
+		return cifarKind{}, nil, fmt.Errorf("cifar: %s holds batches of both the python and the binary version; give one", src)
 	}
 	kind := kinds[0]
 	var missing []string
@@ -264,7 +268,7 @@ func (sc *cifarScan) check(src string) (cifarKind, []string, error) {
 		missing = append(missing, kind.meta)
 	}
 	if len(missing) > 0 {
-		return kind, nil, fmt.Errorf("dataset: cifar10: %s lacks %s", src, strings.Join(missing, ", "))
+		return kind, nil, fmt.Errorf("cifar: %s lacks %s", src, strings.Join(missing, ", "))
 	}
 	if err := checkClassNames(sc.where[kind.meta], classes); err != nil {
 		return kind, nil, err
@@ -272,7 +276,7 @@ func (sc *cifarScan) check(src string) (cifarKind, []string, error) {
 	for name, b := range sc.batches {
 		for i, l := range b.labels {
 			if int(l) >= len(classes) {
-				return kind, nil, fmt.Errorf("dataset: cifar10: %s: image %d has label %d, but %s names %d classes", sc.where[name+kind.suffix], i, l, kind.meta, len(classes))
+				return kind, nil, fmt.Errorf("cifar: %s: image %d has label %d, but %s names %d classes", sc.where[name+kind.suffix], i, l, kind.meta, len(classes))
 			}
 		}
 	}
@@ -286,7 +290,7 @@ type cifarPlan struct {
 }
 
 // plan picks the images to write and their names.
-func (sc *cifarScan) plan(kind cifarKind, classes []string, s ConvertSettings) cifarPlan {
+func (sc *cifarScan) plan(kind cifarKind, classes []string, s dataset.ConvertSettings) cifarPlan {
 	p := cifarPlan{paths: map[string][]string{}}
 	for si, split := range []struct {
 		name    string
@@ -347,26 +351,19 @@ func cifarFileName(name string, pos int, used map[string]bool) string {
 // readMember reads a whole file or archive member of a known size.
 func readMember(r io.Reader, size, limit int64, where string) ([]byte, error) {
 	if size < 0 || size > limit {
-		return nil, fmt.Errorf("dataset: cifar10: %s: %d bytes, more than the %d expected", where, size, limit)
+		return nil, fmt.Errorf("cifar: %s: %d bytes, more than the %d expected", where, size, limit)
 	}
 	data := make([]byte, size)
 	if _, err := io.ReadFull(r, data); err != nil {
-		return nil, fmt.Errorf("dataset: cifar10: read %s: %w", where, truncated(err))
+		return nil, fmt.Errorf("cifar: read %s: %w", where, convert.Truncated(err))
 	}
 	return data, nil
-}
-
-func truncated(err error) error {
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return fmt.Errorf("file is truncated: %w", io.ErrUnexpectedEOF)
-	}
-	return err
 }
 
 // readCIFARBinary calls fn for each record of a binary batch.
 func readCIFARBinary(ctx context.Context, r io.Reader, size int64, where string, classes int, fn func(i int, label uint8, pix []byte) error) error {
 	if size%cifarRecord != 0 {
-		return fmt.Errorf("dataset: cifar10: %s: %d bytes is not a whole number of %d-byte records (truncated?)", where, size, cifarRecord)
+		return fmt.Errorf("cifar: %s: %d bytes is not a whole number of %d-byte records (truncated?)", where, size, cifarRecord)
 	}
 	br := bufio.NewReaderSize(r, 1<<16)
 	rec := make([]byte, cifarRecord)
@@ -375,10 +372,10 @@ func readCIFARBinary(ctx context.Context, r io.Reader, size int64, where string,
 			return ctx.Err()
 		}
 		if _, err := io.ReadFull(br, rec); err != nil {
-			return fmt.Errorf("dataset: cifar10: read %s: record %d: %w", where, i, truncated(err))
+			return fmt.Errorf("cifar: read %s: record %d: %w", where, i, convert.Truncated(err))
 		}
 		if int(rec[0]) >= classes {
-			return fmt.Errorf("dataset: cifar10: %s: record %d has label %d, want 0..%d", where, i, rec[0], classes-1)
+			return fmt.Errorf("cifar: %s: record %d has label %d, want 0..%d", where, i, rec[0], classes-1)
 		}
 		if err := fn(i, rec[0], rec[1:]); err != nil {
 			return err
@@ -395,11 +392,11 @@ func readCIFARPython(r io.Reader, size int64, where string, classes int, fn func
 	}
 	b, err := parseCIFARPythonBatch(data)
 	if err != nil {
-		return fmt.Errorf("dataset: cifar10: %s: %w", where, err)
+		return fmt.Errorf("cifar: %s: %w", where, err)
 	}
 	for i, l := range b.labels {
 		if int(l) >= classes {
-			return fmt.Errorf("dataset: cifar10: %s: image %d has label %d, want 0..%d", where, i, l, classes-1)
+			return fmt.Errorf("cifar: %s: image %d has label %d, want 0..%d", where, i, l, classes-1)
 		}
 		if err := fn(i, l, b.pixels[i*cifarPixels:(i+1)*cifarPixels]); err != nil {
 			return err
@@ -552,9 +549,9 @@ func openCIFARInput(src string) (cifarInput, error) {
 	fi, err := os.Stat(src)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("dataset: cifar10: %s does not exist", src)
+			return nil, fmt.Errorf("cifar: %s does not exist", src)
 		}
-		return nil, fmt.Errorf("dataset: cifar10: %w", err)
+		return nil, fmt.Errorf("cifar: %w", err)
 	}
 	if !fi.IsDir() {
 		return tarInput(src), nil
@@ -566,7 +563,7 @@ func openCIFARInput(src string) (cifarInput, error) {
 			}
 		}
 	}
-	return nil, fmt.Errorf("dataset: cifar10: %s has no CIFAR-10 batches (want data_batch_1..5 and test_batch of the python version, or the .bin files of the binary version, there or in cifar-10-batches-py or cifar-10-batches-bin)", src)
+	return nil, fmt.Errorf("cifar: %s has no CIFAR-10 batches (want data_batch_1..5 and test_batch of the python version, or the .bin files of the binary version, there or in cifar-10-batches-py or cifar-10-batches-bin)", src)
 }
 
 type dirInput string
@@ -591,7 +588,7 @@ func (d dirInput) each(ctx context.Context, fn func(base, where string, r io.Rea
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("dataset: cifar10: %w", err)
+			return fmt.Errorf("cifar: %w", err)
 		}
 		fi, err := f.Stat()
 		if err == nil {
@@ -615,7 +612,7 @@ func (t tarInput) String() string { return string(t) }
 func (t tarInput) each(ctx context.Context, fn func(base, where string, r io.Reader, size int64) error) error {
 	f, err := os.Open(string(t))
 	if err != nil {
-		return fmt.Errorf("dataset: cifar10: %w", err)
+		return fmt.Errorf("cifar: %w", err)
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 1<<16)
@@ -623,7 +620,7 @@ func (t tarInput) each(ctx context.Context, fn func(base, where string, r io.Rea
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		gz, err := gzip.NewReader(br)
 		if err != nil {
-			return fmt.Errorf("dataset: cifar10: read %s: %w", t, truncated(err))
+			return fmt.Errorf("cifar: read %s: %w", t, convert.Truncated(err))
 		}
 		defer gz.Close()
 		r = gz
@@ -638,10 +635,10 @@ func (t tarInput) each(ctx context.Context, fn func(base, where string, r io.Rea
 			return nil
 		}
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return fmt.Errorf("dataset: cifar10: read %s: the archive is truncated: %w", t, err)
+			return fmt.Errorf("cifar: read %s: the archive is truncated: %w", t, err)
 		}
 		if err != nil {
-			return fmt.Errorf("dataset: cifar10: read %s: %w (want a .tar.gz or .tar of CIFAR-10, or its unpacked folder)", t, err)
+			return fmt.Errorf("cifar: read %s: %w (want a .tar.gz or .tar of CIFAR-10, or its unpacked folder)", t, err)
 		}
 		if hdr.Typeflag != tar.TypeReg {
 			continue
@@ -658,4 +655,19 @@ func (t tarInput) each(ctx context.Context, fn func(base, where string, r io.Rea
 			return err
 		}
 	}
+}
+
+// checkClassNames rejects class names that cannot be folder names.
+func checkClassNames(where string, classes []string) error {
+	seen := map[string]bool{}
+	for i, c := range classes {
+		if c == "" || c == "." || c == ".." || strings.ContainsAny(c, "/\\\x00") || strings.HasPrefix(c, ".") {
+			return fmt.Errorf("cifar: %s: class %d is named %q, which cannot be a folder name", where, i, c)
+		}
+		if seen[c] {
+			return fmt.Errorf("cifar: %s: class name %q appears twice", where, c)
+		}
+		seen[c] = true
+	}
+	return nil
 }

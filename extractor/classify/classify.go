@@ -1,4 +1,4 @@
-package extractor
+package classify
 
 import (
 	"context"
@@ -17,22 +17,20 @@ import (
 	"github.com/tlearn/tlearn/models"
 )
 
-// DefaultClassifyBatch is the batch size of a Classifier when
-// ClassifierOptions.Batch is 0.
-const DefaultClassifyBatch = 16
+// DefaultBatch is the batch size of a Classifier when Options.Batch is 0.
+const DefaultBatch = 16
 
-// ClassifierOptions choose how a Classifier runs. The zero value means:
-// device auto, one thread per core, the classifier's recorded size and
-// interpolation, DefaultClassifyBatch.
-type ClassifierOptions struct {
+// Options choose how a Classifier runs. The zero value means: device auto,
+// one thread per core, the classifier's recorded size and interpolation,
+// DefaultBatch.
+type Options struct {
 	ORT ortlib.Options
 	// Size is the square side images are resized to; 0 means the size
 	// recorded at export.
 	Size int
 	// Interpolation is the resize filter; "" means the recorded one.
 	Interpolation dataset.Interpolation
-	// Batch is the number of images per ORT run; 0 means
-	// DefaultClassifyBatch.
+	// Batch is the number of images per ORT run; 0 means DefaultBatch.
 	Batch int
 	// Workers decode and resize in parallel with inference; 0 means
 	// dataset.DefaultWorkers.
@@ -62,53 +60,53 @@ type Classifier struct {
 	views map[int][2]ort.Value
 }
 
-// OpenClassifier loads a classifier written by `tlearn export`. ORT must
-// be initialized. A file that is not ONNX, or an ONNX model without
+// Open loads a classifier written by models.Export (`tlearn export`). ORT
+// must be initialized (ortlib.Init). A file that is not ONNX, or an ONNX model without
 // tlearn's metadata, fails with an error naming the file (wrapping
 // models.ErrNotClassifier in the second case).
-func OpenClassifier(path string, o ClassifierOptions) (*Classifier, error) {
+func Open(path string, o Options) (*Classifier, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("extractor: %w", err)
+		return nil, fmt.Errorf("classify: %w", err)
 	}
 	m, err := models.Unmarshal(b)
 	if err != nil {
-		return nil, fmt.Errorf("extractor: load %s: %w", path, err)
+		return nil, fmt.Errorf("classify: load %s: %w", path, err)
 	}
 	info, err := models.ReadClassifierInfo(m)
 	if err != nil {
-		return nil, fmt.Errorf("extractor: %s: %w", path, err)
+		return nil, fmt.Errorf("classify: %s: %w", path, err)
 	}
 	c := &Classifier{path: path, info: info, size: o.Size, batch: o.Batch, workers: o.Workers, interp: o.Interpolation}
 	if c.size == 0 {
 		c.size = info.Size
 	}
 	if err := info.CheckSize(c.size); err != nil {
-		return nil, fmt.Errorf("extractor: %s: %w", path, err)
+		return nil, fmt.Errorf("classify: %s: %w", path, err)
 	}
 	if c.interp == "" {
 		c.interp = info.Interpolation
 	}
 	if _, err := dataset.ParseInterpolation(string(c.interp)); err != nil {
-		return nil, fmt.Errorf("extractor: %w", err)
+		return nil, fmt.Errorf("classify: %w", err)
 	}
 	if c.batch == 0 {
-		c.batch = DefaultClassifyBatch
+		c.batch = DefaultBatch
 	}
 	if c.batch < 1 || c.batch > 4096 {
-		return nil, fmt.Errorf("extractor: batch %d, want 1..4096", o.Batch)
+		return nil, fmt.Errorf("classify: batch %d, want 1..4096", o.Batch)
 	}
 	so, used, why, err := ortlib.SessionOptions(o.ORT)
 	if err != nil {
-		return nil, fmt.Errorf("extractor: %w", err)
+		return nil, fmt.Errorf("classify: %w", err)
 	}
 	defer so.Destroy()
 	c.device, c.why = used, why
 	if c.session, err = ort.NewDynamicAdvancedSessionWithONNXData(b, []string{models.ClassifierInput}, []string{models.ClassifierOutput}, so); err != nil {
-		return nil, fmt.Errorf("extractor: load %s: %w", path, err)
+		return nil, fmt.Errorf("classify: load %s: %w", path, err)
 	}
 	if c.runOpts, err = ort.NewRunOptions(); err != nil {
-		return nil, errors.Join(fmt.Errorf("extractor: run options: %w", err), c.Close())
+		return nil, errors.Join(fmt.Errorf("classify: run options: %w", err), c.Close())
 	}
 	c.pixels = make([]uint8, c.batch*c.imageLen())
 	c.probs = make([]float32, c.batch*len(info.Classes))
@@ -138,7 +136,7 @@ func (c *Classifier) Close() error {
 		c.runOpts = nil
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("extractor: close %s: %w", c.path, err)
+		return fmt.Errorf("classify: close %s: %w", c.path, err)
 	}
 	return nil
 }
@@ -189,7 +187,7 @@ func (c *Classifier) Classify(ctx context.Context, src *dataset.Source, fn func(
 		Batch: c.batch, Workers: c.workers, SkipBad: true,
 	})
 	if err != nil {
-		return fmt.Errorf("extractor: %w", err)
+		return fmt.Errorf("classify: %w", err)
 	}
 	defer l.Close()
 	staging := make([]float32, l.BatchLen())
@@ -224,7 +222,7 @@ func (c *Classifier) Classify(ctx context.Context, src *dataset.Source, fn func(
 				p.Probs = c.probs[next*k : (next+1)*k]
 				next++
 			} else if p.Err = bad[src.Path(pos)]; p.Err == nil {
-				return fmt.Errorf("extractor: image %s is neither classified nor reported bad", src.Path(pos))
+				return fmt.Errorf("classify: image %s is neither classified nor reported bad", src.Path(pos))
 			}
 			if err := fn(p); err != nil {
 				return err
@@ -240,11 +238,11 @@ func (c *Classifier) run(ctx context.Context, n int) error {
 		s := int64(c.size)
 		in, err := ort.NewTensor(ort.NewShape(int64(n), s, s, 3), c.pixels)
 		if err != nil {
-			return fmt.Errorf("extractor: input tensor: %w", err)
+			return fmt.Errorf("classify: input tensor: %w", err)
 		}
 		out, err := ort.NewTensor(ort.NewShape(int64(n), int64(len(c.info.Classes))), c.probs)
 		if err != nil {
-			return errors.Join(fmt.Errorf("extractor: output tensor: %w", err), in.Destroy())
+			return errors.Join(fmt.Errorf("classify: output tensor: %w", err), in.Destroy())
 		}
 		v = [2]ort.Value{in, out}
 		c.views[n] = v
@@ -253,7 +251,7 @@ func (c *Classifier) run(ctx context.Context, n int) error {
 		return c.session.RunWithOptions([]ort.Value{v[0]}, []ort.Value{v[1]}, c.runOpts)
 	})
 	if err != nil && ctx.Err() == nil {
-		return fmt.Errorf("extractor: run %s: %w", c.path, err)
+		return fmt.Errorf("classify: run %s: %w", c.path, err)
 	}
 	return err
 }

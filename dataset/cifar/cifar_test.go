@@ -1,4 +1,4 @@
-package dataset
+package cifar
 
 import (
 	"bytes"
@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"image/png"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/internal/progress"
 )
 
 // writeCIFAR writes one CIFAR version in the given container and returns
@@ -38,20 +40,6 @@ func writeCIFAR(t *testing.T, format string, proto int, container string, recs m
 	return ""
 }
 
-func readPNG(t *testing.T, path string) image.Image {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return img
-}
-
 // expectCIFAR lists the files a conversion must write and their pixels.
 func expectCIFAR(format string, recs map[string][]cifarRec, trainN, testN int) map[string][]byte {
 	want := map[string][]byte{}
@@ -66,7 +54,7 @@ func expectCIFAR(format string, recs map[string][]cifarRec, trainN, testN int) m
 			for _, r := range recs[b] {
 				name := fmt.Sprintf("%05d.png", pos)
 				pos++
-				if format == FormatCIFAR10Python {
+				if format == FormatPython {
 					name = r.name
 				}
 				if split.limit > 0 && counts[r.label] >= split.limit {
@@ -118,7 +106,7 @@ func checkConverted(t *testing.T, out string, want map[string][]byte) {
 	}
 }
 
-func TestConvertCIFAR10(t *testing.T) {
+func TestConvert(t *testing.T) {
 	recs := fakeCIFAR(5, 12, 10)
 	for _, tc := range []struct {
 		desc, format string
@@ -126,19 +114,19 @@ func TestConvertCIFAR10(t *testing.T) {
 		container    string
 		train, test  int
 	}{
-		{"python py2 tar.gz", FormatCIFAR10Python, 2, "tar.gz", 0, 0},
-		{"python py2 parent folder subset", FormatCIFAR10Python, 2, "parent folder", 2, 1},
-		{"python protocol 4 tar", FormatCIFAR10Python, 4, "tar", 0, 0},
-		{"python protocol 5 folder subset", FormatCIFAR10Python, 5, "batches folder", 5, 3},
-		{"binary tar.gz subset", FormatCIFAR10Binary, 0, "tar.gz", 3, 1},
-		{"binary folder", FormatCIFAR10Binary, 0, "batches folder", 0, 0},
-		{"binary parent folder", FormatCIFAR10Binary, 0, "parent folder", 0, 0},
+		{"python py2 tar.gz", FormatPython, 2, "tar.gz", 0, 0},
+		{"python py2 parent folder subset", FormatPython, 2, "parent folder", 2, 1},
+		{"python protocol 4 tar", FormatPython, 4, "tar", 0, 0},
+		{"python protocol 5 folder subset", FormatPython, 5, "batches folder", 5, 3},
+		{"binary tar.gz subset", FormatBinary, 0, "tar.gz", 3, 1},
+		{"binary folder", FormatBinary, 0, "batches folder", 0, 0},
+		{"binary parent folder", FormatBinary, 0, "parent folder", 0, 0},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			src := writeCIFAR(t, tc.format, tc.proto, tc.container, recs)
 			out := filepath.Join(t.TempDir(), "out")
-			p := &recordProgress{}
-			sum, err := ConvertCIFAR10(context.Background(), src, out, ConvertSettings{TrainPerClass: tc.train, TestPerClass: tc.test, Progress: p})
+			p := &progress.Recorder{}
+			sum, err := Convert(context.Background(), src, out, dataset.ConvertSettings{TrainPerClass: tc.train, TestPerClass: tc.test, Progress: p})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,23 +139,26 @@ func TestConvertCIFAR10(t *testing.T) {
 			for c := range cifarClasses {
 				total += sum.Train[c] + sum.Test[c]
 			}
-			if total != len(want) || p.total != len(want) || p.done != len(want) {
-				t.Errorf("summary counts %d, progress %d of %d, want %d", total, p.done, p.total, len(want))
+			if want := fmt.Sprintf("start writing cifar10 images %d 0", len(want)); len(p.Events) == 0 || p.Events[0] != want || p.Events[len(p.Events)-1] != "finish" {
+				t.Errorf("progress events %q..., want %q first", p.Events[:min(3, len(p.Events))], want)
+			}
+			if total != len(want) || p.Added != len(want) {
+				t.Errorf("summary counts %d, progress %d, want %d", total, p.Added, len(want))
 			}
 		})
 	}
 }
 
-func TestConvertCIFAR10Names(t *testing.T) {
+func TestConvertNames(t *testing.T) {
 	recs := fakeCIFAR(5, 4, 10)
 	// Same name twice in one class, a path and a name without extension.
 	recs["data_batch_2"][0].name = recs["data_batch_1"][0].name
 	recs["data_batch_2"][0].label = recs["data_batch_1"][0].label
 	recs["data_batch_2"][1].name = "../../evil"
 	recs["data_batch_2"][2].name = ".hidden.png"
-	src := writeCIFAR(t, FormatCIFAR10Python, 2, "tar.gz", recs)
+	src := writeCIFAR(t, FormatPython, 2, "tar.gz", recs)
 	out := t.TempDir()
-	if _, err := ConvertCIFAR10(context.Background(), src, out, ConvertSettings{}); err != nil {
+	if _, err := Convert(context.Background(), src, out, dataset.ConvertSettings{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{
@@ -182,10 +173,10 @@ func TestConvertCIFAR10Names(t *testing.T) {
 	}
 }
 
-func TestConvertCIFAR10Errors(t *testing.T) {
+func TestConvertErrors(t *testing.T) {
 	recs := fakeCIFAR(5, 6, 10)
-	pyDir, pyNames, pyFiles := cifarFiles(FormatCIFAR10Python, 2, recs)
-	binDir, binNames, binFiles := cifarFiles(FormatCIFAR10Binary, 0, recs)
+	pyDir, pyNames, pyFiles := cifarFiles(FormatPython, 2, recs)
+	binDir, binNames, binFiles := cifarFiles(FormatBinary, 0, recs)
 	tmp := t.TempDir()
 
 	full := filepath.Join(tmp, "full.tar.gz")
@@ -243,7 +234,7 @@ func TestConvertCIFAR10Errors(t *testing.T) {
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out")
-			_, err := ConvertCIFAR10(context.Background(), tc.src, out, ConvertSettings{})
+			_, err := Convert(context.Background(), tc.src, out, dataset.ConvertSettings{})
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -258,14 +249,14 @@ func TestConvertCIFAR10Errors(t *testing.T) {
 
 func TestConvertOutputFolder(t *testing.T) {
 	recs := fakeCIFAR(5, 2, 10)
-	src := writeCIFAR(t, FormatCIFAR10Binary, 0, "batches folder", recs)
+	src := writeCIFAR(t, FormatBinary, 0, "batches folder", recs)
 	out := t.TempDir()
 	writeFile(t, filepath.Join(out, "train", "stale", "old.png"), []byte("x"))
 	writeFile(t, filepath.Join(out, "keep.txt"), []byte("x"))
-	if _, err := ConvertCIFAR10(context.Background(), src, out, ConvertSettings{}); !errors.Is(err, ErrNotEmpty) {
-		t.Fatalf("non-empty output: %v, want ErrNotEmpty", err)
+	if _, err := Convert(context.Background(), src, out, dataset.ConvertSettings{}); !errors.Is(err, dataset.ErrNotEmpty) {
+		t.Fatalf("non-empty output: %v, want dataset.ErrNotEmpty", err)
 	}
-	if _, err := ConvertCIFAR10(context.Background(), src, out, ConvertSettings{Overwrite: true}); err != nil {
+	if _, err := Convert(context.Background(), src, out, dataset.ConvertSettings{Overwrite: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(out, "train", "stale")); !os.IsNotExist(err) {
@@ -276,23 +267,23 @@ func TestConvertOutputFolder(t *testing.T) {
 	}
 	file := filepath.Join(t.TempDir(), "file")
 	writeFile(t, file, nil)
-	if _, err := ConvertCIFAR10(context.Background(), src, file, ConvertSettings{}); err == nil || !strings.Contains(err.Error(), "is a file") {
+	if _, err := Convert(context.Background(), src, file, dataset.ConvertSettings{}); err == nil || !strings.Contains(err.Error(), "is a file") {
 		t.Errorf("output is a file: %v", err)
 	}
-	if _, err := ConvertCIFAR10(context.Background(), src, filepath.Dir(src), ConvertSettings{Overwrite: true}); err != nil {
+	if _, err := Convert(context.Background(), src, filepath.Dir(src), dataset.ConvertSettings{Overwrite: true}); err != nil {
 		t.Errorf("output around the input: %v", err)
 	}
 	nested := t.TempDir()
-	dir, names, files := cifarFiles(FormatCIFAR10Binary, 0, recs)
+	dir, names, files := cifarFiles(FormatBinary, 0, recs)
 	for _, n := range names {
 		writeFile(t, filepath.Join(nested, "train", dir, n), files[n])
 	}
-	if _, err := ConvertCIFAR10(context.Background(), filepath.Join(nested, "train", dir), nested, ConvertSettings{Overwrite: true}); err == nil || !strings.Contains(err.Error(), "would be replaced") {
+	if _, err := Convert(context.Background(), filepath.Join(nested, "train", dir), nested, dataset.ConvertSettings{Overwrite: true}); err == nil || !strings.Contains(err.Error(), "would be replaced") {
 		t.Errorf("input inside an output part: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := ConvertCIFAR10(ctx, src, filepath.Join(t.TempDir(), "o"), ConvertSettings{}); !errors.Is(err, context.Canceled) {
+	if _, err := Convert(ctx, src, filepath.Join(t.TempDir(), "o"), dataset.ConvertSettings{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
 }
@@ -324,7 +315,7 @@ func FuzzCIFARPickle(f *testing.F) {
 func FuzzCIFARBinary(f *testing.F) {
 	recs := fakeCIFAR(1, 1, 10)
 	f.Add(binaryBatch(recs["data_batch_1"]))
-	f.Add([]byte(join(cifarClasses, "\n")))
+	f.Add([]byte(strings.Join(cifarClasses, "\n")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		n := 0
 		err := readCIFARBinary(context.Background(), bytes.NewReader(data), int64(len(data)), "fuzz", 10, func(i int, label uint8, pix []byte) error {

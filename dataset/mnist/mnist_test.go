@@ -1,4 +1,4 @@
-package dataset
+package mnist
 
 import (
 	"bytes"
@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/internal/progress"
 )
 
 type fakeMNIST struct {
@@ -50,7 +53,7 @@ func writeMNIST(t *testing.T, train, test fakeMNIST, gz bool) string {
 	return dir
 }
 
-func TestConvertMNIST(t *testing.T) {
+func TestConvert(t *testing.T) {
 	train, test := makeMNIST(57, 28, 28, 1), makeMNIST(23, 28, 28, 4)
 	for _, tc := range []struct {
 		desc        string
@@ -63,8 +66,8 @@ func TestConvertMNIST(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			src := writeMNIST(t, train, test, tc.gz)
 			out := filepath.Join(t.TempDir(), "out")
-			p := &recordProgress{}
-			sum, err := ConvertMNIST(context.Background(), src, out, ConvertSettings{TrainPerClass: tc.train, TestPerClass: tc.test, Progress: p})
+			p := &progress.Recorder{}
+			sum, err := Convert(context.Background(), src, out, dataset.ConvertSettings{TrainPerClass: tc.train, TestPerClass: tc.test, Progress: p})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -98,21 +101,21 @@ func TestConvertMNIST(t *testing.T) {
 					t.Errorf("%s: summary counts %v, want %v", s.name, s.counts, counts)
 				}
 			}
-			if p.total != written || p.done != written {
-				t.Errorf("progress %d of %d, want %d", p.done, p.total, written)
+			if p.Added != written || len(p.Events) == 0 || p.Events[0] != fmt.Sprintf("start writing mnist images %d 0", written) {
+				t.Errorf("progress %d added, first event %q, want %d", p.Added, p.Events[:min(1, len(p.Events))], written)
 			}
-			if fmt.Sprint(sum.Classes) != "[0 1 2 3 4 5 6 7 8 9]" || sum.Format != FormatMNIST {
+			if fmt.Sprint(sum.Classes) != "[0 1 2 3 4 5 6 7 8 9]" || sum.Format != FormatIDX {
 				t.Errorf("summary %+v", sum)
 			}
 			// The class folders open as a dataset.
-			if s, err := Open(filepath.Join(out, "train"), Settings{Strict: true}); err != nil || len(s.Classes) != 10 {
+			if s, err := dataset.Open(filepath.Join(out, "train"), dataset.Settings{Strict: true}); err != nil || len(s.Classes) != 10 {
 				t.Errorf("open converted: %v", err)
 			}
 		})
 	}
 }
 
-func TestConvertMNISTErrors(t *testing.T) {
+func TestConvertErrors(t *testing.T) {
 	good := makeMNIST(10, 4, 4, 0)
 	for _, tc := range []struct {
 		desc   string
@@ -139,7 +142,7 @@ func TestConvertMNISTErrors(t *testing.T) {
 			if tc.remove != "" {
 				os.Remove(filepath.Join(src, tc.remove))
 			}
-			_, err := ConvertMNIST(context.Background(), src, filepath.Join(t.TempDir(), "out"), ConvertSettings{})
+			_, err := Convert(context.Background(), src, filepath.Join(t.TempDir(), "out"), dataset.ConvertSettings{})
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -150,7 +153,7 @@ func TestConvertMNISTErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ConvertMNIST(context.Background(), filepath.Join(t.TempDir(), "nope"), t.TempDir(), ConvertSettings{}); err == nil || !strings.Contains(err.Error(), "does not exist") {
+	if _, err := Convert(context.Background(), filepath.Join(t.TempDir(), "nope"), t.TempDir(), dataset.ConvertSettings{}); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("missing folder: %v", err)
 	}
 }
@@ -167,7 +170,7 @@ func TestGoMNIST(t *testing.T) {
 	}
 	src := filepath.Join(string(bytes.TrimSpace(dir)), "data")
 	out := t.TempDir()
-	sum, err := ConvertMNIST(context.Background(), src, out, ConvertSettings{TrainPerClass: 2, TestPerClass: 1})
+	sum, err := Convert(context.Background(), src, out, dataset.ConvertSettings{TrainPerClass: 2, TestPerClass: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package dataset
+package mnist
 
 import (
 	"bufio"
@@ -14,6 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/dataset/internal/convert"
+	"github.com/tlearn/tlearn/internal/progress"
 )
 
 // MNIST ships as IDX files (http://yann.lecun.com/exdb/mnist/, and the
@@ -33,7 +37,10 @@ const (
 	mnistLabels = 10
 )
 
-// ConvertMNIST writes the MNIST digits of the IDX files in the folder src
+// FormatIDX is reported in dataset.ConvertSummary.Format.
+const FormatIDX = "mnist-idx"
+
+// Convert writes the MNIST digits of the IDX files in the folder src
 // (as shipped, or gzipped) as PNG class folders out/train/<digit>/ and
 // out/test/<digit>/ (class names "0" to "9"; the t10k files are the test
 // split), grayscale, named by their index in the file (00000.png). With
@@ -41,19 +48,19 @@ const (
 // written. Fashion-MNIST, which has the same files, converts too (with
 // digit folder names). Each PNG is written atomically; out must be empty or
 // new unless s.Overwrite.
-func ConvertMNIST(ctx context.Context, src, out string, s ConvertSettings) (*ConvertSummary, error) {
-	if err := s.check(); err != nil {
+func Convert(ctx context.Context, src, out string, s dataset.ConvertSettings) (*dataset.ConvertSummary, error) {
+	if err := convert.Check("mnist", s); err != nil {
 		return nil, err
 	}
 	fi, err := os.Stat(src)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("dataset: mnist: folder %s does not exist", src)
+			return nil, fmt.Errorf("mnist: folder %s does not exist", src)
 		}
-		return nil, fmt.Errorf("dataset: mnist: %w", err)
+		return nil, fmt.Errorf("mnist: %w", err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("dataset: mnist: %s is a file; give the folder that holds train-images-idx3-ubyte(.gz) and the other IDX files", src)
+		return nil, fmt.Errorf("mnist: %s is a file; give the folder that holds train-images-idx3-ubyte(.gz) and the other IDX files", src)
 	}
 	classes := make([]string, mnistLabels)
 	for i := range classes {
@@ -86,30 +93,31 @@ func ConvertMNIST(ctx context.Context, src, out string, s ConvertSettings) (*Con
 			}
 		}
 	}
-	if err := PrepareOutput(src, out, s.Overwrite, "train", "test"); err != nil {
+	if err := dataset.PrepareOutput(src, out, s.Overwrite, "train", "test"); err != nil {
 		return nil, err
 	}
-	progress := &syncProgress{p: s.Progress}
-	progress.total(total)
-	w := newPNGWriter(progress)
+	prog := progress.OrNop(s.Progress)
+	prog.Start("writing mnist images", total, 0)
+	defer prog.Finish()
+	w := convert.NewPNGWriter("mnist", prog)
 	for _, sp := range splits {
-		if err = classDirs(out, sp.name, classes, sp.counts); err != nil {
+		if err = convert.ClassDirs("mnist", out, sp.name, classes, sp.counts); err != nil {
 			break
 		}
 		if err = writeMNISTSplit(ctx, w, sp.images, sp.label, sp.labels, sp.limit, sp.counts, filepath.Join(out, sp.name)); err != nil {
 			break
 		}
 	}
-	if cerr := w.close(); err == nil {
+	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &ConvertSummary{Format: FormatMNIST, Classes: classes, Train: splits[0].counts, Test: splits[1].counts}, nil
+	return &dataset.ConvertSummary{Format: FormatIDX, Classes: classes, Train: splits[0].counts, Test: splits[1].counts}, nil
 }
 
-func writeMNISTSplit(ctx context.Context, w *pngWriter, imagesPath, labelsPath string, labels []uint8, limit int, want []int, dir string) error {
+func writeMNISTSplit(ctx context.Context, w *convert.PNGWriter, imagesPath, labelsPath string, labels []uint8, limit int, want []int, dir string) error {
 	f, r, err := openIdx(imagesPath)
 	if err != nil {
 		return err
@@ -120,7 +128,7 @@ func writeMNISTSplit(ctx context.Context, w *pngWriter, imagesPath, labelsPath s
 		return err
 	}
 	if m.n != len(labels) {
-		return fmt.Errorf("dataset: mnist: %s has %d images but %s has %d labels", imagesPath, m.n, labelsPath, len(labels))
+		return fmt.Errorf("mnist: %s has %d images but %s has %d labels", imagesPath, m.n, labelsPath, len(labels))
 	}
 	counts := make([]int, mnistLabels)
 	left := 0
@@ -143,7 +151,7 @@ func writeMNISTSplit(ctx context.Context, w *pngWriter, imagesPath, labelsPath s
 		left--
 		img := image.NewGray(image.Rect(0, 0, m.cols, m.rows))
 		copy(img.Pix, buf)
-		if err := w.write(ctx, filepath.Join(dir, strconv.Itoa(int(l)), fmt.Sprintf("%05d.png", i)), img); err != nil {
+		if err := w.Write(ctx, filepath.Join(dir, strconv.Itoa(int(l)), fmt.Sprintf("%05d.png", i)), img); err != nil {
 			return err
 		}
 	}
@@ -160,7 +168,7 @@ func findIdx(dir, prefix, kind string, dims int) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("dataset: mnist: %s has no %s or %s.gz", dir, base, base)
+	return "", fmt.Errorf("mnist: %s has no %s or %s.gz", dir, base, base)
 }
 
 // openIdx opens an IDX file, decompressing it when it is gzipped (whatever
@@ -168,14 +176,14 @@ func findIdx(dir, prefix, kind string, dims int) (string, error) {
 func openIdx(path string) (io.Closer, io.Reader, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("dataset: mnist: %w", err)
+		return nil, nil, fmt.Errorf("mnist: %w", err)
 	}
 	br := bufio.NewReaderSize(f, 1<<16)
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		gz, err := gzip.NewReader(br)
 		if err != nil {
 			f.Close()
-			return nil, nil, fmt.Errorf("dataset: mnist: read %s: %w", path, truncated(err))
+			return nil, nil, fmt.Errorf("mnist: read %s: %w", path, convert.Truncated(err))
 		}
 		return f, bufio.NewReaderSize(gz, 1<<16), nil
 	}
@@ -196,27 +204,27 @@ func readIdxLabelsFile(path string) ([]uint8, error) {
 func readIdxHeader(r io.Reader, where string, ndim int) ([]int, error) {
 	var magic [4]byte
 	if _, err := io.ReadFull(r, magic[:]); err != nil {
-		return nil, fmt.Errorf("dataset: mnist: read %s: %w", where, truncated(err))
+		return nil, fmt.Errorf("mnist: read %s: %w", where, convert.Truncated(err))
 	}
 	if magic[0] != 0 || magic[1] != 0 {
-		return nil, fmt.Errorf("dataset: mnist: %s is not an IDX file (it starts with % x)", where, magic[:])
+		return nil, fmt.Errorf("mnist: %s is not an IDX file (it starts with % x)", where, magic[:])
 	}
 	if magic[2] != idxUnsignedByte {
-		return nil, fmt.Errorf("dataset: mnist: %s holds elements of type %#02x, want unsigned bytes (0x08)", where, magic[2])
+		return nil, fmt.Errorf("mnist: %s holds elements of type %#02x, want unsigned bytes (0x08)", where, magic[2])
 	}
 	if int(magic[3]) != ndim {
-		return nil, fmt.Errorf("dataset: mnist: %s has %d dimensions, want %d", where, magic[3], ndim)
+		return nil, fmt.Errorf("mnist: %s has %d dimensions, want %d", where, magic[3], ndim)
 	}
 	dims := make([]int, ndim)
 	for i := range dims {
 		var b [4]byte
 		if _, err := io.ReadFull(r, b[:]); err != nil {
-			return nil, fmt.Errorf("dataset: mnist: read %s: %w", where, truncated(err))
+			return nil, fmt.Errorf("mnist: read %s: %w", where, convert.Truncated(err))
 		}
 		dims[i] = int(binary.BigEndian.Uint32(b[:]))
 	}
 	if dims[0] > maxIdxItems {
-		return nil, fmt.Errorf("dataset: mnist: %s claims %d items, more than %d", where, dims[0], maxIdxItems)
+		return nil, fmt.Errorf("mnist: %s claims %d items, more than %d", where, dims[0], maxIdxItems)
 	}
 	return dims, nil
 }
@@ -232,14 +240,14 @@ func readIdxLabels(r io.Reader, where string) ([]uint8, error) {
 	// millions of labels in a short file costs nothing.
 	labels, err := io.ReadAll(io.LimitReader(r, int64(dims[0])))
 	if err != nil {
-		return nil, fmt.Errorf("dataset: mnist: read %s: %w", where, truncated(err))
+		return nil, fmt.Errorf("mnist: read %s: %w", where, convert.Truncated(err))
 	}
 	if len(labels) != dims[0] {
-		return nil, fmt.Errorf("dataset: mnist: %s: file is truncated: %d of %d labels", where, len(labels), dims[0])
+		return nil, fmt.Errorf("mnist: %s: file is truncated: %d of %d labels", where, len(labels), dims[0])
 	}
 	for i, l := range labels {
 		if l >= mnistLabels {
-			return nil, fmt.Errorf("dataset: mnist: %s: label %d is %d, want 0..9", where, i, l)
+			return nil, fmt.Errorf("mnist: %s: label %d is %d, want 0..9", where, i, l)
 		}
 	}
 	return labels, nil
@@ -260,7 +268,7 @@ func readIdxImagesHeader(r io.Reader, where string) (*idxImages, error) {
 	}
 	m := &idxImages{r: r, where: where, n: dims[0], rows: dims[1], cols: dims[2]}
 	if m.rows < 1 || m.cols < 1 || m.rows > maxIdxSide || m.cols > maxIdxSide || m.rows*m.cols > maxIdxImage {
-		return nil, fmt.Errorf("dataset: mnist: %s: images of %d×%d pixels", where, m.cols, m.rows)
+		return nil, fmt.Errorf("mnist: %s: images of %d×%d pixels", where, m.cols, m.rows)
 	}
 	return m, nil
 }
@@ -268,10 +276,10 @@ func readIdxImagesHeader(r io.Reader, where string) (*idxImages, error) {
 // next reads the next image's rows×cols bytes into buf.
 func (m *idxImages) next(buf []byte) error {
 	if m.read >= m.n {
-		return fmt.Errorf("dataset: mnist: %s: read past its %d images", m.where, m.n)
+		return fmt.Errorf("mnist: %s: read past its %d images", m.where, m.n)
 	}
 	if _, err := io.ReadFull(m.r, buf[:m.rows*m.cols]); err != nil {
-		return fmt.Errorf("dataset: mnist: read %s: image %d of %d: %w", m.where, m.read, m.n, truncated(err))
+		return fmt.Errorf("mnist: read %s: image %d of %d: %w", m.where, m.read, m.n, convert.Truncated(err))
 	}
 	m.read++
 	return nil

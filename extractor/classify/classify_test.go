@@ -1,4 +1,4 @@
-package extractor
+package classify
 
 import (
 	"context"
@@ -12,10 +12,18 @@ import (
 	"testing"
 
 	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/extractor"
+	"github.com/tlearn/tlearn/extractor/internal/extractortest"
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/models"
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	extractortest.RemoveTinyModel()
+	os.Exit(code)
+}
 
 // testHead is a seeded softmax-regression head on d features, scaled so
 // that its probabilities are far from 0 and 1 on the tiny model's features.
@@ -54,7 +62,7 @@ func headForward(x []float32, w models.ExportWeights) []float32 {
 // writeClassifier exports the tiny model with w into dir/classifier.onnx.
 func writeClassifier(t testing.TB, w models.ExportWeights, classes []string) string {
 	t.Helper()
-	model := tinyModel(t)
+	model := extractortest.TinyModel(t)
 	spec, err := models.ReadSpec(model)
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +71,7 @@ func writeClassifier(t testing.TB, w models.ExportWeights, classes []string) str
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := models.Export(spec, ext, w, models.ExportSettings{Classes: classes, Size: testSize, SkipCheck: true})
+	m, err := models.Export(spec, ext, w, models.ExportSettings{Classes: classes, Size: extractortest.Size, SkipCheck: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,10 +82,33 @@ func writeClassifier(t testing.TB, w models.ExportWeights, classes []string) str
 	return path
 }
 
-func openClassifier(t testing.TB, path string, o ClassifierOptions) *Classifier {
+// extractCache extracts the features of the images of data with the tiny
+// model into a new cache and returns its folder: the reference that
+// classification must match.
+func extractCache(t testing.TB, data string) string {
+	t.Helper()
+	e, err := extractor.Open(extractortest.TinyModel(t), extractor.Options{
+		Size: extractortest.Size, Batch: 3, ORT: ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	src, err := dataset.Open(data, dataset.Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "cache")
+	if _, err := e.Extract(context.Background(), src, nil, dir, extractor.Settings{}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func openClassifier(t testing.TB, path string, o Options) *Classifier {
 	t.Helper()
 	o.ORT = ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1}
-	c, err := OpenClassifier(path, o)
+	c, err := Open(path, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,13 +139,9 @@ func classifyAll(t testing.TB, c *Classifier, src *dataset.Source) []Prediction 
 // several batch sizes and compares with the cached-feature path: Extract's
 // features fed to the same head in Go.
 func TestClassifyMatchesCache(t *testing.T) {
-	e := openExtractor(t, Options{Batch: 3})
 	classes := []string{"cat", "dog"}
-	data := makeDataset(t, classes, 5)
-	cacheDir := filepath.Join(t.TempDir(), "cache")
-	if _, err := extract(t, e, data, cacheDir, Settings{}); err != nil {
-		t.Fatal(err)
-	}
+	data := extractortest.MakeDataset(t, classes, 5)
+	cacheDir := extractCache(t, data)
 	cc, err := cache.Open(cacheDir)
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +163,7 @@ func TestClassifyMatchesCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, batch := range []int{1, 4, 16} {
-		c := openClassifier(t, path, ClassifierOptions{Batch: batch})
+		c := openClassifier(t, path, Options{Batch: batch})
 		got := classifyAll(t, c, src)
 		if len(got) != len(src.Items) {
 			t.Fatalf("batch %d: %d predictions for %d images", batch, len(got), len(src.Items))
@@ -171,10 +198,10 @@ func TestClassifyMatchesCache(t *testing.T) {
 }
 
 func TestClassifyCancel(t *testing.T) {
-	tinyModel(t)
+	extractortest.TinyModel(t)
 	path := writeClassifier(t, testHead(32, 2, 1), []string{"a", "b"})
-	c := openClassifier(t, path, ClassifierOptions{Batch: 2})
-	src, err := dataset.OpenFiles([]string{makeDataset(t, []string{"a", "b"}, 3)}, dataset.Settings{})
+	c := openClassifier(t, path, Options{Batch: 2})
+	src, err := dataset.OpenFiles([]string{extractortest.MakeDataset(t, []string{"a", "b"}, 3)}, dataset.Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,8 +227,8 @@ func TestClassifyCancel(t *testing.T) {
 	}
 }
 
-func TestOpenClassifierErrors(t *testing.T) {
-	model := tinyModel(t)
+func TestOpenErrors(t *testing.T) {
+	model := extractortest.TinyModel(t)
 	good := writeClassifier(t, testHead(32, 2, 1), []string{"a", "b"})
 	garbage := filepath.Join(t.TempDir(), "garbage.onnx")
 	if err := os.WriteFile(garbage, []byte("not a model at all"), 0o644); err != nil {
@@ -211,20 +238,20 @@ func TestOpenClassifierErrors(t *testing.T) {
 	cases := []struct {
 		desc string
 		path string
-		o    ClassifierOptions
+		o    Options
 		is   error
 		want string
 	}{
-		{"plain ONNX model", ext, ClassifierOptions{}, models.ErrNotClassifier, ext + ": not a tlearn classifier"},
-		{"not ONNX", garbage, ClassifierOptions{}, models.ErrNotONNX, garbage},
-		{"missing", garbage + ".missing", ClassifierOptions{}, os.ErrNotExist, "garbage.onnx.missing"},
-		{"size", good, ClassifierOptions{Size: 40}, nil, "not a multiple of 32"},
-		{"interpolation", good, ClassifierOptions{Interpolation: "cubic"}, nil, "interpolation"},
-		{"batch", good, ClassifierOptions{Batch: -1}, nil, "batch -1"},
+		{"plain ONNX model", ext, Options{}, models.ErrNotClassifier, ext + ": not a tlearn classifier"},
+		{"not ONNX", garbage, Options{}, models.ErrNotONNX, garbage},
+		{"missing", garbage + ".missing", Options{}, os.ErrNotExist, "garbage.onnx.missing"},
+		{"size", good, Options{Size: 40}, nil, "not a multiple of 32"},
+		{"interpolation", good, Options{Interpolation: "cubic"}, nil, "interpolation"},
+		{"batch", good, Options{Batch: -1}, nil, "batch -1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
-			c, err := OpenClassifier(tc.path, tc.o)
+			c, err := Open(tc.path, tc.o)
 			if err == nil {
 				c.Close()
 				t.Fatal("no error")
@@ -234,8 +261,8 @@ func TestOpenClassifierErrors(t *testing.T) {
 			}
 		})
 	}
-	c := openClassifier(t, good, ClassifierOptions{Size: 64, Interpolation: dataset.Bilinear})
-	if c.Size() != 64 || c.Interpolation() != dataset.Bilinear || c.Batch() != DefaultClassifyBatch || !slices.Equal(c.Classes(), []string{"a", "b"}) {
+	c := openClassifier(t, good, Options{Size: 64, Interpolation: dataset.Bilinear})
+	if c.Size() != 64 || c.Interpolation() != dataset.Bilinear || c.Batch() != DefaultBatch || !slices.Equal(c.Classes(), []string{"a", "b"}) {
 		t.Fatalf("size %d interpolation %s batch %d classes %v", c.Size(), c.Interpolation(), c.Batch(), c.Classes())
 	}
 	if err := c.Close(); err != nil {

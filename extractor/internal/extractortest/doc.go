@@ -1,0 +1,4 @@
+// Package extractortest holds the fixtures that the tests of extractor and
+// extractor/classify share: the tiny prepared VGG and class folders of
+// seeded images. Only tests import it.
+package extractortest
