@@ -96,7 +96,8 @@ func (p *countBar) Add(n int) {
 	}
 }
 
-// Log prints a one-line message, taking the bar off the line first.
+// Log prints a one-line message on a line of its own, taking the bar off
+// the line first (it comes back with the next Add).
 func (p *countBar) Log(msg string) {
 	p.Clear()
 	fmt.Fprintln(p.w, strings.TrimSpace(msg))
@@ -107,13 +108,6 @@ func (p *countBar) Clear() {
 	if p.bar != nil {
 		p.bar.Clear()
 	}
-}
-
-// Log prints msg on a line of its own, taking the bar off the line first
-// (it comes back with the next Add).
-func (p *countBar) Log(msg string) {
-	p.Clear()
-	fmt.Fprintln(p.w, msg)
 }
 
 // Finish ends the phase and leaves the line clean.
