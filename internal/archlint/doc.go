@@ -14,8 +14,8 @@
 // PKG and DEP are paths relative to the module ("head/finetune"); a
 // trailing "/..." matches the package and every package below it. A tlearn
 // package without a rule of its own is an error, so that a new package
-// cannot slip past the map. Test files are checked too: a test may import
-// what its package may, plus internal/ortlib/ortlibtest.
+// cannot slip past the map. Only the packages' own files are checked: tests
+// may import whatever builds their fixtures.
 //
 // archlint must not import any tlearn package: it checks them.
 package main

@@ -123,10 +123,8 @@ func (rs *rules) ruleFor(p string) (string, bool) {
 
 // pkg is what archlint needs of `go list -json`.
 type pkg struct {
-	ImportPath   string
-	Imports      []string
-	TestImports  []string
-	XTestImports []string
+	ImportPath string
+	Imports    []string // of the package's non-test files
 }
 
 func listPackages(dir string) (module string, pkgs []pkg, err error) {
@@ -156,9 +154,6 @@ func listPackages(dir string) (module string, pkgs []pkg, err error) {
 	return module, pkgs, nil
 }
 
-// testOnly may be imported by any test.
-const testOnly = "internal/ortlib/ortlibtest"
-
 func (rs *rules) check(module string, pkgs []pkg) []string {
 	var problems []string
 	rel := func(path string) (string, bool) {
@@ -175,10 +170,10 @@ func (rs *rules) check(module string, pkgs []pkg) []string {
 			continue
 		}
 		allowed := rs.allow[pat]
-		check := func(imports []string, test bool) {
+		check := func(imports []string) {
 			for _, imp := range imports {
 				if dep, ok := rel(imp); ok {
-					if dep == self || (test && (dep == testOnly || match(self+"/...", dep))) {
+					if dep == self {
 						continue
 					}
 					if !slices.ContainsFunc(allowed, func(a string) bool { return match(a, dep) }) {
@@ -194,9 +189,7 @@ func (rs *rules) check(module string, pkgs []pkg) []string {
 				}
 			}
 		}
-		check(p.Imports, false)
-		check(p.TestImports, true)
-		check(p.XTestImports, true)
+		check(p.Imports)
 	}
 	slices.Sort(problems)
 	return slices.Compact(problems)
