@@ -34,13 +34,6 @@ func commonFlags() []cli.Flag {
 // withCommon appends the common flags to a subcommand's own.
 func withCommon(flags ...cli.Flag) []cli.Flag { return append(flags, commonFlags()...) }
 
-// initORT loads the ONNX Runtime library once per process.
-func initORT(c *cli.Context) (ortlib.Candidate, error) {
-	return ortlib.Init(c.String(flagORTLib))
-}
-
-func closeORT() {} // the process exit releases the environment; sessions are closed by their owners
-
 // sessionOptions reads --device and --threads.
 func sessionOptions(c *cli.Context) (ortlib.Options, error) {
 	dev, err := ortlib.ParseDevice(c.String(flagDevice))
