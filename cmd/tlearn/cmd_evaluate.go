@@ -157,3 +157,19 @@ func checkEvalCache(info *head.RunInfo, w *head.Weights, cc *cache.Cache, fineTu
 	}
 	return nil
 }
+
+func cacheData(cc *cache.Cache) *head.Data {
+	return &head.Data{X: cc.Features, Y: cc.Labels, Classes: cc.Manifest.Classes}
+}
+
+func mapsData(cc *cache.Cache) *head.MapsData {
+	s := cc.Manifest.MapsShape
+	return &head.MapsData{Maps: cc.Maps, Y: cc.Labels, Classes: cc.Manifest.Classes, Shape: [3]int{s[0], s[1], s[2]}}
+}
+
+func shortSHA(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}

@@ -1,23 +1,14 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"strings"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/tlearn/tlearn/head"
-	"github.com/tlearn/tlearn/internal/cache"
-	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/internal/experiment"
 )
 
 const (
@@ -100,15 +91,6 @@ Example:
 	}
 }
 
-// finetuneRunSettings is settings.json of a fine-tuning run.
-type finetuneRunSettings struct {
-	head.RunInfo
-	head.FineTuneSettings
-	InitHead        string  `json:"init_head,omitempty"`
-	ImagesPerSecond float64 `json:"images_per_second"`
-	Device          string  `json:"device"`
-}
-
 func finetuneAction(c *cli.Context) error {
 	opts, err := sessionOptions(c)
 	if err != nil {
@@ -119,129 +101,22 @@ func finetuneAction(c *cli.Context) error {
 		return usageError{err}
 	}
 	s.Runtime = opts
-	out := filepath.Clean(c.String(flagFTOut))
-	if _, err := os.Stat(out); err == nil && !c.Bool(flagFTForce) {
-		return usageError{fmt.Errorf("%w: %s (choose another --%s, or --%s to replace it)", head.ErrRunExists, out, flagFTOut, flagFTForce)}
-	}
-
-	modelDir := c.String(flagFTModel)
-	spec, err := models.ReadSpec(modelDir)
-	if err != nil {
-		return err
-	}
-	if spec.Block5 == nil || spec.Maps == nil {
-		return fmt.Errorf("finetune: %s is a %q model without VGG's block5: fine-tuning needs a VGG16 (prepare one with `tlearn models prepare`); train a head on its features with `tlearn train` instead", modelDir, spec.Preset)
-	}
-	modelSHA, err := fileSHA256(filepath.Join(modelDir, models.ExtractorFile))
-	if err != nil {
-		return err
-	}
-	train, trainRef, err := openMapsCache(c.String(flagFTTrain), spec, modelSHA)
-	if err != nil {
-		return err
-	}
-	defer train.Close()
-	val, valRef, err := openMapsCache(c.String(flagFTVal), spec, modelSHA)
-	if err != nil {
-		return err
-	}
-	defer val.Close()
-	if trainRef.Fingerprint != valRef.Fingerprint {
-		return fmt.Errorf("finetune: %s and %s were extracted with different settings (fingerprints differ); extract both with the same model and --size", trainRef.Dir, valRef.Dir)
-	}
-	trainData, valData := mapsData(train), mapsData(val)
-	if strings.Join(trainData.Classes, "\x00") != strings.Join(valData.Classes, "\x00") {
-		return fmt.Errorf("finetune: %s has classes %v, %s has %v", trainRef.Dir, trainData.Classes, valRef.Dir, valData.Classes)
-	}
-
 	if _, err := initORT(c); err != nil {
 		return err
 	}
-	block5, err := models.ReadBlock5(modelDir, spec)
-	if err != nil {
-		return err
+	p := newReporter(errWriter(c))
+	defer p.Finish()
+	_, err = experiment.FineTune(c.Context, experiment.FineTuneSettings{
+		Model: c.String(flagFTModel), Train: c.String(flagFTTrain), Val: c.String(flagFTVal), Out: c.String(flagFTOut),
+		InitHead: c.String(flagFTInitHead), Tuning: s, Overwrite: c.Bool(flagFTForce),
+	}, p)
+	switch {
+	case errors.Is(err, head.ErrRunExists):
+		return usageError{fmt.Errorf("%w (choose another --%s, or --%s to replace it)", err, flagFTOut, flagFTForce)}
+	case errors.Is(err, experiment.ErrNotVGG):
+		return fmt.Errorf("%w: fine-tuning needs a VGG16 (prepare one with `tlearn models prepare`); train a head on its features with `tlearn train` instead", err)
 	}
-	start := &head.Weights{Classes: trainData.Classes, Tensors: map[string]head.Tensor{}}
-	for _, t := range block5 {
-		start.Tensors[t.Name] = head.Tensor{Shape: t.Shape, Data: t.Data}
-	}
-	initHead := c.String(flagFTInitHead)
-	if initHead != "" {
-		w, err := head.LoadWeights(filepath.Join(initHead, head.WeightsFile))
-		if err != nil {
-			return err
-		}
-		info, err := head.ReadRunInfo(initHead)
-		if err != nil {
-			return err
-		}
-		if info.ModelSHA256 != "" && info.ModelSHA256 != modelSHA {
-			return fmt.Errorf("finetune: --%s %s was trained on features of another model (its extractor.onnx sha256 %s, %s has %s)", flagFTInitHead, initHead, short(info.ModelSHA256), modelDir, short(modelSHA))
-		}
-		// The head's size is the init head's, unless --hidden asks for
-		// another one explicitly (FineTune then explains the mismatch).
-		if !c.IsSet(flagFTHidden) && !c.IsSet(flagFTNoHidden) {
-			s.Hidden, s.NoHidden = w.HiddenSize(), w.HiddenSize() == 0
-		}
-		for _, name := range []string{head.HiddenWeight, head.HiddenBias, head.OutputWeight, head.OutputBias} {
-			if t, ok := w.Tensors[name]; ok {
-				start.Tensors[name] = t
-			}
-		}
-		start.Classes = w.Classes
-	}
-
-	ckpt := checkpointPath(out)
-	s.Checkpoint = ckpt
-	errw := errWriter(c)
-	prog := newFinetuneProgress(errw, s.Resolve())
-	fmt.Fprintf(errw, "fine-tuning block5 (%d channels, %d×%d maps) and the head on %d maps, validating on %d\n",
-		trainData.Shape[0], trainData.Shape[1], trainData.Shape[2], trainData.Len(), valData.Len())
-	res, err := head.FineTune(c.Context, trainData, valData, start, s, prog)
-	prog.finish()
-	if err != nil {
-		if errors.Is(err, c.Context.Err()) && c.Context.Err() != nil {
-			return c.Context.Err()
-		}
-		return err
-	}
-
-	absModel, err := filepath.Abs(modelDir)
-	if err != nil {
-		return err
-	}
-	absInit := ""
-	if initHead != "" {
-		if absInit, err = filepath.Abs(initHead); err != nil {
-			return err
-		}
-	}
-	settings := finetuneRunSettings{
-		RunInfo: head.RunInfo{
-			Mode: head.ModeFineTune, ModelDir: absModel, ModelSHA256: modelSHA, Preset: spec.Preset,
-			Classes: trainData.Classes, TrainCache: trainRef, ValCache: valRef,
-			Created: time.Now().UTC(), Seconds: res.Seconds,
-		},
-		FineTuneSettings: res.Settings,
-		InitHead:         absInit,
-		ImagesPerSecond:  res.ImagesPerSecond,
-		Device:           string(res.Device),
-	}
-	metrics := head.NewMetrics(res.History, res.WeightsEpoch, res.Seconds, res.EarlyStopped, res.Validation)
-	if err := head.WriteRun(out, &head.Run{
-		Settings: settings, Weights: res.Weights, History: res.History, Metrics: metrics,
-		Title: filepath.Base(out) + " (block5 fine-tuned)", Overwrite: c.Bool(flagFTForce),
-	}); err != nil {
-		return err
-	}
-	if err := os.Remove(ckpt); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("finetune: remove the finished run's checkpoint: %w", err)
-	}
-	f, b := metrics.Final, metrics.Best
-	fmt.Fprintf(errw, "done in %s on %s (%.1f images/s): final val_accuracy %.4f, best %.4f (epoch %d); wrote %s\n",
-		time.Duration(res.Seconds*float64(time.Second)).Round(time.Second), res.Device, res.ImagesPerSecond,
-		f.ValAccuracy, b.ValAccuracy, b.Epoch+1, out)
-	return nil
+	return err
 }
 
 // finetuneSettings reads the training flags.
@@ -250,9 +125,14 @@ func finetuneSettings(c *cli.Context) (head.FineTuneSettings, error) {
 	if err != nil {
 		return head.FineTuneSettings{}, err
 	}
+	hidden := 0
+	if c.IsSet(flagFTHidden) {
+		hidden = c.Int(flagFTHidden)
+	}
 	s := head.FineTuneSettings{
 		Settings: head.Settings{
-			Hidden: c.Int(flagFTHidden), NoHidden: c.Bool(flagFTNoHidden),
+			// Hidden 0 is the --init-head's size, else the default.
+			Hidden: hidden, NoHidden: c.Bool(flagFTNoHidden),
 			Dropout: c.Float64(flagFTDropout), NoDropout: c.IsSet(flagFTDropout) && c.Float64(flagFTDropout) == 0,
 			LR: c.Float64(flagFTLR), Batch: c.Int(flagFTBatch), Epochs: c.Int(flagFTEpochs),
 			L2: c.Float64(flagFTL2), LabelSmoothing: c.Float64(flagFTSmoothing), ClassWeights: cw,
@@ -284,143 +164,3 @@ func finetuneSettings(c *cli.Context) (head.FineTuneSettings, error) {
 	}
 	return s, nil
 }
-
-// checkpointPath is the hidden sibling file of the run directory where
-// FineTune keeps its state until the run is written.
-func checkpointPath(out string) string {
-	return filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+"."+head.CheckpointFile)
-}
-
-// openMapsCache opens a cache and checks that it has maps made by the
-// prepared model (sha256 of its extractor.onnx) with its channel count.
-func openMapsCache(dir string, spec *models.Spec, modelSHA string) (*cache.Cache, head.CacheRef, error) {
-	cc, err := cache.Open(dir)
-	if err != nil {
-		return nil, head.CacheRef{}, err
-	}
-	m := cc.Manifest
-	fail := func(format string, args ...any) (*cache.Cache, head.CacheRef, error) {
-		cc.Close()
-		return nil, head.CacheRef{}, fmt.Errorf("finetune: "+format, args...)
-	}
-	switch {
-	case len(m.MapsShape) != 3 || cc.Maps == nil:
-		return fail("%s has no block4_pool maps; extract it again with --maps", dir)
-	case m.Model.ExtractorSHA256 != modelSHA:
-		return fail("%s was extracted with another model (extractor.onnx sha256 %s, the --%s has %s); fine-tune with the model the maps came from",
-			dir, short(m.Model.ExtractorSHA256), flagFTModel, short(modelSHA))
-	case m.MapsShape[0] != spec.Block5.Channels:
-		return fail("%s has maps of %d channels, the model's block5 takes %d (maps of another backbone?)", dir, m.MapsShape[0], spec.Block5.Channels)
-	case m.MapsShape[1] < 2 || m.MapsShape[2] < 2:
-		return fail("%s has %d×%d maps; block5's max pool needs at least 2×2 (extract at --size 32 or more)", dir, m.MapsShape[1], m.MapsShape[2])
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		abs = dir
-	}
-	return cc, head.CacheRef{Dir: abs, Fingerprint: m.Fingerprint, N: m.N}, nil
-}
-
-func mapsData(cc *cache.Cache) *head.MapsData {
-	s := cc.Manifest.MapsShape
-	return &head.MapsData{Maps: cc.Maps, Y: cc.Labels, Classes: cc.Manifest.Classes, Shape: [3]int{s[0], s[1], s[2]}}
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("finetune: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("finetune: read %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
-}
-
-// finetuneProgress draws a bar per epoch with images/s and the run's ETA
-// on a terminal, or prints a line every plainLineEvery otherwise, and
-// one summary line per epoch.
-type finetuneProgress struct {
-	w        io.Writer
-	terminal bool
-	batch    int
-	epochs   int
-
-	bar        *progressbar.ProgressBar
-	barEpoch   int
-	runStart   time.Time
-	stepsDone  int // steps run by this process
-	lastLine   time.Time
-	epochStart time.Time
-}
-
-func newFinetuneProgress(w io.Writer, s head.FineTuneSettings) *finetuneProgress {
-	p := &finetuneProgress{w: w, batch: s.Batch, epochs: s.Epochs, barEpoch: -1, runStart: time.Now()}
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		p.terminal = true
-	}
-	p.lastLine = p.runStart
-	return p
-}
-
-func (p *finetuneProgress) Note(msg string) {
-	p.clear()
-	fmt.Fprintln(p.w, msg)
-}
-
-func (p *finetuneProgress) Step(epoch, done, total int) {
-	p.stepsDone++
-	now := time.Now()
-	if epoch != p.barEpoch {
-		p.barEpoch, p.epochStart = epoch, now
-		if p.terminal {
-			p.clear()
-			p.bar = progressbar.NewOptions(total*p.batch,
-				progressbar.OptionSetDescription(fmt.Sprintf("epoch %d/%d", epoch+1, p.epochs)),
-				progressbar.OptionSetWriter(p.w),
-				progressbar.OptionShowCount(),
-				progressbar.OptionShowIts(),
-				progressbar.OptionSetItsString("images"),
-				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionThrottle(200*time.Millisecond),
-				progressbar.OptionFullWidth(),
-			)
-		}
-	}
-	if p.bar != nil {
-		p.bar.Set(done * p.batch)
-		return
-	}
-	if now.Sub(p.lastLine) >= plainLineEvery {
-		p.lastLine = now
-		rate := float64(p.stepsDone*p.batch) / now.Sub(p.runStart).Seconds()
-		left := (total - done) + (p.epochs-epoch-1)*total
-		eta := time.Duration(float64(left*p.batch) / max(rate, 1e-9) * float64(time.Second)).Round(time.Second)
-		fmt.Fprintf(p.w, "epoch %d/%d: step %d/%d, %.1f images/s, ETA %s\n", epoch+1, p.epochs, done, total, rate, eta)
-	}
-}
-
-func (p *finetuneProgress) EpochDone(e head.Epoch, epochs int) {
-	p.clear()
-	fmt.Fprintf(p.w, "epoch %d/%d: loss %.4f accuracy %.4f val_loss %.4f val_accuracy %.4f (%s)\n",
-		e.Epoch+1, epochs, e.Loss, e.Accuracy, e.ValLoss, e.ValAccuracy, time.Duration(e.Seconds*float64(time.Second)).Round(time.Second))
-}
-
-func (p *finetuneProgress) clear() {
-	if p.bar != nil {
-		p.bar.Exit()
-		fmt.Fprintln(p.w)
-		p.bar = nil
-	}
-}
-
-func (p *finetuneProgress) finish() { p.clear() }

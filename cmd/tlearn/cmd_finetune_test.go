@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/head"
+	"github.com/tlearn/tlearn/internal/experiment"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models"
 )
@@ -54,7 +55,7 @@ func TestFinetuneCommand(t *testing.T) {
 	if err := finetuneApp(&out, &errs).Run(args); err != nil {
 		t.Fatalf("finetune: %v\n%s", err, errs.String())
 	}
-	for _, want := range []string{"fine-tuning block5 (32 channels, 4×4 maps)", "epoch 2/2: loss", "images/s", "wrote " + runDir} {
+	for _, want := range []string{"fine-tuning block5 (32 channels, 4×4 maps)", "epoch 2/2  loss", "images/s", "wrote " + runDir} {
 		if !strings.Contains(errs.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errs.String())
 		}
@@ -64,7 +65,7 @@ func TestFinetuneCommand(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if _, err := os.Stat(checkpointPath(runDir)); !os.IsNotExist(err) {
+	if _, err := os.Stat(experiment.CheckpointPath(runDir)); !os.IsNotExist(err) {
 		t.Errorf("the checkpoint of a finished run is still there: %v", err)
 	}
 	var settings map[string]any

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/internal/experiment"
 )
 
 func trainApp(stdout, stderr *bytes.Buffer) *cli.App {
@@ -236,6 +237,7 @@ func copyRun(t *testing.T, from, to string) {
 }
 
 func TestTrainSweep(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	train, val := cachePair(t, filepath.Join(root, "cache"), testClasses, "aaaa")
 	out := filepath.Join(root, "sweep")
@@ -272,7 +274,7 @@ func TestTrainSweep(t *testing.T) {
 		}
 		prev = acc
 	}
-	if b, err := os.ReadFile(filepath.Join(out, sweepFile)); err != nil || strings.Count(string(b), "\n") != 5 {
+	if b, err := os.ReadFile(filepath.Join(out, experiment.SweepFile)); err != nil || strings.Count(string(b), "\n") != 5 {
 		t.Errorf("sweep.csv: %q %v", b, err)
 	}
 
@@ -292,6 +294,7 @@ func TestTrainSweep(t *testing.T) {
 }
 
 func TestTrainInterrupted(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	train, val := cachePair(t, filepath.Join(root, "cache"), testClasses, "aaaa")
 	out := filepath.Join(root, "run")

@@ -54,6 +54,14 @@ func stderr(c *cli.Context) io.Writer {
 	return os.Stderr
 }
 
+// errWriter is stderr(c), or the app's ErrWriter when a test set one.
+func errWriter(c *cli.Context) io.Writer {
+	if c.Bool(flagQuiet) || c.App.ErrWriter == nil {
+		return stderr(c)
+	}
+	return c.App.ErrWriter
+}
+
 // usageError marks bad flags or arguments: exit status 2.
 type usageError struct{ err error }
 

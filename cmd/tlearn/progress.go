@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
+
+	"github.com/tlearn/tlearn/internal/progress"
 )
 
 // plainLineEvery is how often progress prints a line when stderr is not a
@@ -50,7 +53,11 @@ func (p *countBar) Start(label string, total, doneBefore int) {
 		return
 	}
 	if !p.terminal {
-		fmt.Fprintf(p.w, "%s: %d %s to go\n", label, total-doneBefore, p.unit)
+		// A training epoch's phase ends with its epoch line: a start line
+		// per epoch would double the log.
+		if !strings.HasPrefix(label, "epoch ") {
+			fmt.Fprintf(p.w, "%s: %d %s to go\n", label, total-doneBefore, p.unit)
+		}
 		return
 	}
 	p.bar = progressbar.NewOptions(total-doneBefore,
@@ -105,3 +112,20 @@ func (p *countBar) Finish() {
 		p.bar = nil
 	}
 }
+
+// reporter prints a library job's reports on w: its phases as a countBar,
+// its messages one per line. Every command that runs a job of
+// internal/experiment hands it one.
+type reporter struct{ *countBar }
+
+func newReporter(w io.Writer) *reporter { return &reporter{newCountBar(w, "images")} }
+
+// Log prints msg on a line of its own.
+func (r *reporter) Log(msg string) {
+	r.Clear()
+	if r.w != io.Discard {
+		fmt.Fprintln(r.w, strings.TrimRight(msg, "\n"))
+	}
+}
+
+var _ progress.Reporter = (*reporter)(nil)
