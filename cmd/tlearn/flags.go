@@ -97,7 +97,9 @@ func guardUsage(cmds []*cli.Command) []*cli.Command {
 					if c.Args().Present() {
 						return usageError{fmt.Errorf("%s: unknown command %q (see %s --help)", cmdPath(c), c.Args().First(), c.Command.HelpName)}
 					}
-					return cli.ShowSubcommandHelp(c)
+					// A bare group is a mistake too: the help goes on stdout
+					// only when asked for with --help.
+					return usageError{fmt.Errorf("%s: missing command, one of %s (see %s --help)", cmdPath(c), strings.Join(subcommandNames(c.Command), ", "), c.Command.HelpName)}
 				}
 			}
 			continue
@@ -131,6 +133,18 @@ func guardUsage(cmds []*cli.Command) []*cli.Command {
 		}
 	}
 	return cmds
+}
+
+// subcommandNames lists the visible subcommands of cmd, without the
+// "help" that urfave/cli adds.
+func subcommandNames(cmd *cli.Command) []string {
+	var names []string
+	for _, sub := range cmd.Subcommands {
+		if !sub.Hidden && sub.Name != "help" {
+			names = append(names, sub.Name)
+		}
+	}
+	return names
 }
 
 // cmdPath is the command's name as error messages start with ("models info"),
