@@ -170,3 +170,19 @@ func checkEvalCache(info *rundir.Info, w *head.Weights, cc *cache.Cache, fineTun
 	}
 	return nil
 }
+
+func cacheData(cc *cache.Cache) *head.Data {
+	return &head.Data{X: cc.Features, Y: cc.Labels, Classes: cc.Manifest.Classes}
+}
+
+func mapsData(cc *cache.Cache) *finetune.MapsData {
+	s := cc.Manifest.MapsShape
+	return &finetune.MapsData{Maps: cc.Maps, Y: cc.Labels, Classes: cc.Manifest.Classes, Shape: [3]int{s[0], s[1], s[2]}}
+}
+
+func shortSHA(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}

@@ -1,25 +1,13 @@
 package main
 
 import (
-	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-	"slices"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/dataset"
-	"github.com/tlearn/tlearn/head"
-	rundir "github.com/tlearn/tlearn/head/run"
-	"github.com/tlearn/tlearn/internal/cache"
-	"github.com/tlearn/tlearn/models"
-	"github.com/tlearn/tlearn/models/onnxpb"
+	"github.com/tlearn/tlearn/internal/experiment"
 )
 
 const (
@@ -68,34 +56,6 @@ Example:
 	}
 }
 
-// resizing finds the size and filter the run's features were made with:
-// the flags, else the training cache's manifest, else the model's default
-// (with a warning); from says where the size came from.
-func resizing(c *cli.Context, w io.Writer, ri *rundir.Info, spec *models.Spec) (size int, interp dataset.Interpolation, from string, err error) {
-	size, name := c.Int(flagExportSize), c.String(flagExportInterpolation)
-	from = "--" + flagExportSize
-	if size == 0 || name == "" {
-		m, err := cache.ReadManifest(ri.TrainCache.Dir)
-		switch {
-		case err == nil:
-			if size == 0 {
-				size, from = m.Size, "the training cache "+ri.TrainCache.Dir
-			}
-			if name == "" {
-				name = m.Interpolation
-			}
-		case size == 0:
-			size, from = spec.DefaultSize, "the model's default"
-			fmt.Fprintf(w, "warning: the run's training cache is not readable (%v): recording the model's default size %d and filter %s; pass --%s and --%s if the run was trained on other ones\n",
-				err, size, cmp.Or(name, string(dataset.Nearest)), flagExportSize, flagExportInterpolation)
-		}
-	}
-	if interp, err = dataset.ParseInterpolation(name); err != nil {
-		return 0, "", "", usageError{err}
-	}
-	return size, interp, from, nil
-}
-
 func exportAction(c *cli.Context) error {
 	if c.Args().Len() > 0 {
 		return usageError{fmt.Errorf("export takes no arguments (got %q)", c.Args().First())}
@@ -106,138 +66,24 @@ func exportAction(c *cli.Context) error {
 	if _, err := sessionOptions(c); err != nil {
 		return err
 	}
-	w := errWriter(c)
-	runDir, out := c.String(flagExportRun), c.String(flagExportOut)
-	if fi, err := os.Stat(filepath.Dir(out)); err != nil || !fi.IsDir() {
-		return fmt.Errorf("export: the folder of --%s %s does not exist", flagExportOut, out)
-	}
-	rs, err := rundir.ReadInfo(runDir)
-	if err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	weightsPath := filepath.Join(runDir, rundir.WeightsFile)
-	hw, err := rundir.LoadWeights(weightsPath)
-	if err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	if !slices.Equal(rs.Classes, hw.Classes) {
-		return fmt.Errorf("export: class mismatch in %s: %s lists %d classes (%s) but %s holds %d (%s)",
-			runDir, rundir.SettingsFile, len(rs.Classes), strings.Join(rs.Classes, ", "), rundir.WeightsFile, len(hw.Classes), strings.Join(hw.Classes, ", "))
-	}
-	ew, err := exportWeights(hw, rs.Mode, weightsPath)
-	if err != nil {
-		return err
-	}
-
-	modelDir := rs.ModelDir
-	if c.IsSet(flagExportModel) {
-		modelDir = c.String(flagExportModel)
-	}
-	spec, err := models.ReadSpec(modelDir)
-	if err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	extPath := filepath.Join(modelDir, models.ExtractorFile)
-	b, err := os.ReadFile(extPath)
-	if err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	sum := sha256.Sum256(b)
-	sha := hex.EncodeToString(sum[:])
-	if rs.ModelSHA256 == "" {
-		fmt.Fprintf(w, "warning: %s records no model_sha256: cannot check that %s is the model the run was trained on\n", filepath.Join(runDir, rundir.SettingsFile), extPath)
-	} else if sha != rs.ModelSHA256 {
-		fits := spec.Features.Dim == hw.InputDim()
-		switch {
-		case !c.IsSet(flagExportModel):
-			return fmt.Errorf("export: %s has sha256 %.12s… but run %s was trained on %.12s… (%s model_sha256): the prepared model changed since training; "+
-				"extract and train again, or pass --%s DIR to export with another prepared model whose features fit the weights",
-				extPath, sha, runDir, rs.ModelSHA256, rundir.SettingsFile, flagExportModel)
-		case !fits:
-			return fmt.Errorf("export: --%s %s is not the model run %s was trained on (sha256 %.12s…, want %.12s…), and its %d features do not fit the weights' %d inputs",
-				flagExportModel, modelDir, runDir, sha, rs.ModelSHA256, spec.Features.Dim, hw.InputDim())
+	var interp dataset.Interpolation
+	if name := c.String(flagExportInterpolation); name != "" {
+		var err error
+		if interp, err = dataset.ParseInterpolation(name); err != nil {
+			return usageError{err}
 		}
-		fmt.Fprintf(w, "warning: --%s %s is not the model run %s was trained on (sha256 %.12s…, want %.12s…); its %d features fit the weights, so the export goes on: check the classifier's accuracy\n",
-			flagExportModel, modelDir, runDir, sha, rs.ModelSHA256, spec.Features.Dim)
-	}
-	m, err := models.Unmarshal(b)
-	if err != nil {
-		return fmt.Errorf("export: load %s: %w", extPath, err)
-	}
-	size, interp, from, err := resizing(c, w, rs, spec)
-	if err != nil {
-		return err
 	}
 	if _, err := initORT(c); err != nil {
 		return err
 	}
-	cm, err := models.Export(spec, m, ew, models.ExportSettings{
-		Classes: hw.Classes, Size: size, Interpolation: interp, ExtractorSHA256: sha, Threads: c.Int(flagThreads),
-	})
-	if err != nil {
-		if errors.Is(err, models.ErrWeightsMismatch) {
-			return fmt.Errorf("export: %s and model %s: %w", weightsPath, modelDir, err)
-		}
-		return fmt.Errorf("export: model %s: %w", modelDir, err)
+	p := newReporter(errWriter(c))
+	defer p.Finish()
+	_, err := experiment.Export(experiment.ExportSettings{
+		Run: c.String(flagExportRun), Out: c.String(flagExportOut), Model: c.String(flagExportModel),
+		Size: c.Int(flagExportSize), Interpolation: interp, Threads: c.Int(flagThreads),
+	}, p)
+	if errors.Is(err, experiment.ErrModelChanged) {
+		return fmt.Errorf("%w; extract and train again, or pass --%s DIR to export with another prepared model whose features fit the weights", err, flagExportModel)
 	}
-	if err := models.Save(out, cm); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	return printExportSummary(w, out, cm, modelDir, spec, from)
-}
-
-// exportWeights converts the run's weights to models' plain tensors and
-// checks them against the run's mode.
-func exportWeights(w *head.Weights, mode, path string) (models.ExportWeights, error) {
-	var ew models.ExportWeights
-	if k, b, ok := w.Hidden(); ok {
-		ew.Hidden = &models.Dense{In: k.Shape[0], Out: k.Shape[1], Kernel: k.Data, Bias: b.Data}
-	}
-	k, b := w.Output()
-	ew.Output = models.Dense{In: k.Shape[0], Out: k.Shape[1], Kernel: k.Data, Bias: b.Data}
-	var p models.Block5Params
-	var have, missing []string
-	for i := range 3 {
-		for j, name := range []string{models.Block5WeightName(i + 1), models.Block5BiasName(i + 1)} {
-			t, ok := w.Tensors[name]
-			if !ok {
-				missing = append(missing, name)
-				continue
-			}
-			have = append(have, name)
-			if j == 0 {
-				p.ConvWeights[i] = t.Data
-			} else {
-				p.ConvBiases[i] = t.Data
-			}
-		}
-	}
-	switch {
-	case len(have) > 0 && len(missing) > 0:
-		return ew, fmt.Errorf("export: %s holds only some of block5's tensors: %s missing", path, strings.Join(missing, ", "))
-	case mode == rundir.ModeFineTune && len(have) == 0:
-		return ew, fmt.Errorf("export: %s has no block5 tensors, but %s says mode %q", path, rundir.SettingsFile, mode)
-	case mode == rundir.ModeHead && len(have) > 0:
-		return ew, fmt.Errorf("export: %s holds fine-tuned block5 tensors, but %s says mode %q", path, rundir.SettingsFile, mode)
-	case len(have) > 0:
-		ew.Block5 = &p
-	}
-	return ew, nil
-}
-
-func printExportSummary(w io.Writer, out string, m *onnxpb.ModelProto, modelDir string, spec *models.Spec, from string) error {
-	info, err := models.ReadClassifierInfo(m)
-	if err != nil {
-		return fmt.Errorf("export: %s: %w", out, err)
-	}
-	var size int64
-	if fi, err := os.Stat(out); err == nil {
-		size = fi.Size()
-	}
-	in, outs := info.Summary()
-	fmt.Fprintf(w, "wrote %s (%.1f MB): %s classifier, %s backbone from %s\n", out, float64(size)/1e6, info.Mode, spec.Preset, modelDir)
-	fmt.Fprintf(w, "  input:  %s\n", in)
-	fmt.Fprintf(w, "  output: %s\n", outs)
-	fmt.Fprintf(w, "  size from %s\n", from)
-	return nil
+	return err
 }

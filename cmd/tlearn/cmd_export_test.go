@@ -330,7 +330,7 @@ func TestExportErrors(t *testing.T) {
 			rundir.SaveWeights(filepath.Join(run, rundir.WeightsFile), seededWeights(40, 0, f.classes, make([]float32, 40)))
 		}, nil, 1, "output layer takes 40 features but the model's features have 32"},
 		{"model changed", func(t *testing.T, run string) { rewriteSHA(t, run, "0123456789abcdef") }, nil, 1, "changed since training"},
-		{"other model that fits", func(t *testing.T, run string) { rewriteSHA(t, run, "0123456789abcdef") }, []string{"--model", f.model}, 0, "warning: --model"},
+		{"other model that fits", func(t *testing.T, run string) { rewriteSHA(t, run, "0123456789abcdef") }, []string{"--model", f.model}, 0, "warning: the model"},
 		{"other model that does not fit", nil, []string{"--model", other}, 1, "its 64 features do not fit the weights' 32 inputs"},
 		{"finetune without block5", func(t *testing.T, run string) { rewriteMode(t, run, rundir.ModeFineTune) }, nil, 1, "has no block5 tensors"},
 		{"size not a multiple", nil, []string{"--size", "40"}, 1, "not a multiple of 32"},

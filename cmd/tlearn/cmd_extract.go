@@ -3,18 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/extractor"
-	"github.com/tlearn/tlearn/internal/cache"
-	"github.com/tlearn/tlearn/internal/progress"
+	"github.com/tlearn/tlearn/internal/experiment"
 )
 
 const (
@@ -31,9 +26,6 @@ const (
 	flagExtractSkipBad       = "skip-bad"
 	flagExtractStrict        = "strict"
 )
-
-// maxListedSkips bounds the files listed one per line in a summary.
-const maxListedSkips = 20
 
 func extractCommand() *cli.Command {
 	return &cli.Command{
@@ -99,60 +91,24 @@ func extractAction(c *cli.Context) error {
 	if _, err := extractor.InputSize(c.String(flagExtractModel), c.Int(flagExtractSize)); errors.As(err, &sizeErr) {
 		return usageError{fmt.Errorf("--%s %d: %w", flagExtractSize, sizeErr.Size, err)}
 	}
-	w := errWriter(c)
-	cacheDir := c.String(flagExtractCache)
-	if err := checkCacheLayout(cacheDir, c.IsSet(flagExtractVal)); err != nil {
-		return err
-	}
-
-	src, err := dataset.Open(c.String(flagExtractData), dataset.Settings{Strict: c.Bool(flagExtractStrict)})
-	if err != nil {
-		return err
-	}
-	reportListingSkips(w, src)
-
 	if _, err := initORT(c); err != nil {
 		return err
 	}
-	prog := newExtractProgress(w)
-	e, err := extractor.Open(c.String(flagExtractModel), extractor.Options{
-		ORT: opts, Size: c.Int(flagExtractSize), Batch: c.Int(flagExtractBatch), Maps: c.Bool(flagExtractMaps), Progress: prog,
-	})
-	if err != nil {
-		return err
-	}
-	defer e.Close()
-
-	s := extractor.Settings{Interpolation: interp, Force: c.Bool(flagExtractForce), SkipBad: c.Bool(flagExtractSkipBad)}
-	type part struct {
-		dir   string
-		idx   []int
-		split *cache.SplitRef
-	}
-	parts := []part{{dir: cacheDir}}
-	if c.IsSet(flagExtractVal) {
-		seed := c.Uint64(flagExtractSeed)
-		train, valIdx, err := dataset.Split(src, val, seed)
-		if err != nil {
-			return err
+	p := newReporter(errWriter(c))
+	defer p.Finish()
+	_, err = experiment.Extract(c.Context, experiment.ExtractSettings{
+		Model: c.String(flagExtractModel), Data: c.String(flagExtractData), Cache: c.String(flagExtractCache),
+		Val: val, Seed: c.Uint64(flagExtractSeed),
+		Runtime: opts, Size: c.Int(flagExtractSize), Batch: c.Int(flagExtractBatch), Maps: c.Bool(flagExtractMaps),
+		Interpolation: interp, Force: c.Bool(flagExtractForce), SkipBad: c.Bool(flagExtractSkipBad), Strict: c.Bool(flagExtractStrict),
+	}, p)
+	if errors.Is(err, experiment.ErrCacheLayout) {
+		if c.IsSet(flagExtractVal) {
+			return fmt.Errorf("%w; drop --%s to use it, or choose another --%s folder", err, flagExtractVal, flagExtractCache)
 		}
-		parts = []part{
-			{filepath.Join(cacheDir, "train"), train, &cache.SplitRef{Part: "train", Val: val, Seed: seed}},
-			{filepath.Join(cacheDir, "val"), valIdx, &cache.SplitRef{Part: "val", Val: val, Seed: seed}},
-		}
+		return fmt.Errorf("%w; add the same --%s and --%s to resume it, or choose another --%s folder", err, flagExtractVal, flagExtractSeed, flagExtractCache)
 	}
-	dev, _ := e.Device()
-	for _, p := range parts {
-		s.Split = p.split
-		prog.label = p.dir
-		res, err := e.Extract(c.Context, src, p.idx, p.dir, s)
-		prog.Finish()
-		if err != nil {
-			return extractAdvice(err, s.SkipBad)
-		}
-		printExtractSummary(w, res, e, dev)
-	}
-	return nil
+	return extractAdvice(err, c.Bool(flagExtractSkipBad))
 }
 
 // extractAdvice adds to an Extract error the flag that gets past it (the
@@ -166,105 +122,3 @@ func extractAdvice(err error, skipBad bool) error {
 	}
 	return err
 }
-
-// errWriter is stderr(c), or the app's ErrWriter when a test set one.
-func errWriter(c *cli.Context) io.Writer {
-	if c.Bool(flagQuiet) || c.App.ErrWriter == nil {
-		return stderr(c)
-	}
-	return c.App.ErrWriter
-}
-
-// checkCacheLayout refuses to mix a single cache and a train/val pair in
-// one folder, with a message that says which one is there.
-func checkCacheLayout(dir string, split bool) error {
-	_, err := os.Stat(filepath.Join(dir, cache.ManifestFile))
-	single := err == nil
-	_, err = os.Stat(filepath.Join(dir, "train", cache.ManifestFile))
-	pair := err == nil
-	switch {
-	case split && single:
-		return fmt.Errorf("extract: %s holds a cache without a validation split; drop --%s to use it, or choose another --%s folder", dir, flagExtractVal, flagExtractCache)
-	case !split && pair:
-		return fmt.Errorf("extract: %s holds a train/val pair made with --%s; add the same --%s and --%s to resume it, or choose another --%s folder",
-			dir, flagExtractVal, flagExtractVal, flagExtractSeed, flagExtractCache)
-	}
-	return nil
-}
-
-// reportListingSkips lists the files that the dataset listing passed over
-// (hidden, not images, outside class folders).
-func reportListingSkips(w io.Writer, src *dataset.Source) {
-	if len(src.Skipped) == 0 {
-		return
-	}
-	fmt.Fprintf(w, "%s: %d files are not used (--%s makes this an error):\n", src.Dir, len(src.Skipped), flagExtractStrict)
-	for i, s := range src.Skipped {
-		if i == maxListedSkips {
-			fmt.Fprintf(w, "  ... and %d more\n", len(src.Skipped)-i)
-			break
-		}
-		fmt.Fprintf(w, "  %s: %s\n", s.Path, s.Reason)
-	}
-}
-
-func printExtractSummary(w io.Writer, res *extractor.Result, e *extractor.Extractor, dev any) {
-	what := fmt.Sprintf("%d features", e.Spec().Features.Dim)
-	if m, err := cache.ReadManifest(res.Dir); err == nil && m.MapsShape != nil {
-		what += fmt.Sprintf(", maps %d×%d×%d", m.MapsShape[0], m.MapsShape[1], m.MapsShape[2])
-	}
-	size := ""
-	if n, err := cache.DiskSize(res.Dir); err == nil {
-		size = ", " + cache.FormatBytes(n)
-	}
-	if res.UpToDate {
-		fmt.Fprintf(w, "%s: up to date: %d images, %s%s\n", res.Dir, res.N, what, size)
-	} else {
-		reused := ""
-		if res.Reused > 0 {
-			reused = fmt.Sprintf(", %d reused", res.Reused)
-		}
-		busy := ""
-		if res.Elapsed > 0 {
-			busy = fmt.Sprintf(", ONNX Runtime busy %.0f%%", 100*res.Inference.Seconds()/res.Elapsed.Seconds())
-		}
-		fmt.Fprintf(w, "%s: %d images (%d computed in %s, %.1f images/s on %s%s%s), %s%s\n",
-			res.Dir, res.N, res.Computed, res.Elapsed.Round(time.Second), res.ImagesPerSecond(), dev, busy, reused, what, size)
-	}
-	if len(res.Skipped) > 0 {
-		fmt.Fprintf(w, "%s: %d images left out (--%s):\n", res.Dir, len(res.Skipped), flagExtractSkipBad)
-		for i, s := range res.Skipped {
-			if i == maxListedSkips {
-				fmt.Fprintf(w, "  ... and %d more (tlearn cache info %s lists all)\n", len(res.Skipped)-i, res.Dir)
-				break
-			}
-			fmt.Fprintf(w, "  %s: %s\n", s.Path, s.Reason)
-		}
-	}
-}
-
-// extractProgress adapts countBar to Extract's phases, naming the phase
-// and the cache folder being written.
-type extractProgress struct {
-	*countBar
-	label string // the cache folder being written
-}
-
-func newExtractProgress(w io.Writer) *extractProgress {
-	return &extractProgress{countBar: newCountBar(w, "images")}
-}
-
-func (p *extractProgress) Start(phase string, total, done int) {
-	verb := "extracting"
-	if phase == "check" {
-		verb = "checking images for"
-	}
-	d := fmt.Sprintf("%s %s", verb, p.label)
-	if done > 0 {
-		d += fmt.Sprintf(" (%d done before)", done)
-	}
-	p.countBar.Start(d, total, done)
-}
-
-// Checks that extractProgress satisfies the interface Extract reports to.
-var _ progress.Reporter = (*extractProgress)(nil)

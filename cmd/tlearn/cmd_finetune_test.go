@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	rundir "github.com/tlearn/tlearn/head/run"
+	"github.com/tlearn/tlearn/internal/experiment"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models"
 )
@@ -64,7 +65,7 @@ func TestFinetuneCommand(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if _, err := os.Stat(checkpointPath(runDir)); !os.IsNotExist(err) {
+	if _, err := os.Stat(experiment.CheckpointPath(runDir)); !os.IsNotExist(err) {
 		t.Errorf("the checkpoint of a finished run is still there: %v", err)
 	}
 	var settings map[string]any

@@ -18,6 +18,7 @@ import (
 	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/internal/experiment"
 )
 
 func trainApp(stdout, stderr *bytes.Buffer) *cli.App {
@@ -237,6 +238,7 @@ func copyRun(t *testing.T, from, to string) {
 }
 
 func TestTrainSweep(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	train, val := cachePair(t, filepath.Join(root, "cache"), testClasses, "aaaa")
 	out := filepath.Join(root, "sweep")
@@ -273,7 +275,7 @@ func TestTrainSweep(t *testing.T) {
 		}
 		prev = acc
 	}
-	if b, err := os.ReadFile(filepath.Join(out, sweepFile)); err != nil || strings.Count(string(b), "\n") != 5 {
+	if b, err := os.ReadFile(filepath.Join(out, experiment.SweepFile)); err != nil || strings.Count(string(b), "\n") != 5 {
 		t.Errorf("sweep.csv: %q %v", b, err)
 	}
 
@@ -293,6 +295,7 @@ func TestTrainSweep(t *testing.T) {
 }
 
 func TestTrainInterrupted(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	train, val := cachePair(t, filepath.Join(root, "cache"), testClasses, "aaaa")
 	out := filepath.Join(root, "run")

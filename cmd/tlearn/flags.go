@@ -34,13 +34,6 @@ func commonFlags() []cli.Flag {
 // withCommon appends the common flags to a subcommand's own.
 func withCommon(flags ...cli.Flag) []cli.Flag { return append(flags, commonFlags()...) }
 
-// initORT loads the ONNX Runtime library once per process.
-func initORT(c *cli.Context) (ortlib.Candidate, error) {
-	return ortlib.Init(c.String(flagORTLib))
-}
-
-func closeORT() {} // the process exit releases the environment; sessions are closed by their owners
-
 // sessionOptions reads --device and --threads.
 func sessionOptions(c *cli.Context) (ortlib.Options, error) {
 	dev, err := ortlib.ParseDevice(c.String(flagDevice))
@@ -59,6 +52,14 @@ func stderr(c *cli.Context) io.Writer {
 		return io.Discard
 	}
 	return os.Stderr
+}
+
+// errWriter is stderr(c), or the app's ErrWriter when a test set one.
+func errWriter(c *cli.Context) io.Writer {
+	if c.Bool(flagQuiet) || c.App.ErrWriter == nil {
+		return stderr(c)
+	}
+	return c.App.ErrWriter
 }
 
 // usageError marks bad flags or arguments: exit status 2.
@@ -96,7 +97,9 @@ func guardUsage(cmds []*cli.Command) []*cli.Command {
 					if c.Args().Present() {
 						return usageError{fmt.Errorf("%s: unknown command %q (see %s --help)", cmdPath(c), c.Args().First(), c.Command.HelpName)}
 					}
-					return cli.ShowSubcommandHelp(c)
+					// A bare group is a mistake too: the help goes on stdout
+					// only when asked for with --help.
+					return usageError{fmt.Errorf("%s: missing command, one of %s (see %s --help)", cmdPath(c), strings.Join(subcommandNames(c.Command), ", "), c.Command.HelpName)}
 				}
 			}
 			continue
@@ -130,6 +133,18 @@ func guardUsage(cmds []*cli.Command) []*cli.Command {
 		}
 	}
 	return cmds
+}
+
+// subcommandNames lists the visible subcommands of cmd, without the
+// "help" that urfave/cli adds.
+func subcommandNames(cmd *cli.Command) []string {
+	var names []string
+	for _, sub := range cmd.Subcommands {
+		if !sub.Hidden && sub.Name != "help" {
+			names = append(names, sub.Name)
+		}
+	}
+	return names
 }
 
 // cmdPath is the command's name as error messages start with ("models info"),

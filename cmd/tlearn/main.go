@@ -9,12 +9,23 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/tlearn/tlearn/internal/ortlib"
 )
 
 // version is set by `make build` with -ldflags -X main.version=...
 var version = "dev"
 
-func main() { os.Exit(run(os.Args)) }
+// main runs one command, then unloads ONNX Runtime if the command loaded it
+// (run itself leaves it loaded, so that tests can call run many times).
+func main() {
+	code := run(os.Args)
+	if err := ortlib.Close(); err != nil {
+		fmt.Fprintf(os.Stderr, "tlearn: %v\n", err)
+		code = max(code, 1)
+	}
+	os.Exit(code)
+}
 
 // exitCoder lets an action pick its exit status (e.g. 2 for bad usage).
 type exitCoder interface{ ExitCode() int }
@@ -22,7 +33,6 @@ type exitCoder interface{ ExitCode() int }
 func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	defer closeORT()
 	app := newApp()
 	if err := app.RunContext(ctx, args); err != nil {
 		if errors.Is(err, context.Canceled) {
@@ -83,4 +93,13 @@ func commands() []*cli.Command {
 		classifyCommand(),
 		compareCommand(),
 	}
+}
+
+// initORT loads ONNX Runtime for the commands that run models, the first
+// time one asks: it is the one place where cmd/tlearn initializes the
+// library (with --ort-lib, which every command accepts); later calls
+// return the first call's result, and main unloads it after the command.
+// Libraries receive the loaded runtime; they never initialize it.
+func initORT(c *cli.Context) (ortlib.Candidate, error) {
+	return ortlib.Init(c.String(flagORTLib))
 }

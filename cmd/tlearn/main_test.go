@@ -1,6 +1,10 @@
 package main
 
 import (
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -16,6 +20,8 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{"unknown command", []string{"nosuch"}, `unknown command "nosuch"`},
 		{"unknown subcommand", []string{"models", "nosuch"}, `models: unknown command "nosuch"`},
+		{"bare models", []string{"models"}, "models: missing command, one of info, prepare, synth, fetch (see"},
+		{"bare cache", []string{"cache"}, "cache: missing command, one of info (see"},
 		{"missing required flags", []string{"extract", "--model", "m"}, "extract: missing --data, --cache"},
 		{"bad int", []string{"train", "--epochs", "abc"}, `invalid value "abc" for flag --epochs`},
 		{"unknown flag", []string{"train", "--bogus"}, "not defined: --bogus"},
@@ -31,5 +37,36 @@ func TestUsageErrors(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want exit 2, no stdout and one line with %q", code, stdout, stderr, tc.want)
 			}
 		})
+	}
+}
+
+// The help of a command group is still there when asked for.
+func TestGroupHelp(t *testing.T) {
+	code, stdout, _ := runTlearn(t, "models", "--help")
+	if code != 0 || !strings.Contains(stdout, "prepare") {
+		t.Errorf("tlearn models --help: exit %d, stdout %q", code, stdout)
+	}
+}
+
+// The CLI reaches ONNX Runtime and gonum only through tlearn's packages
+// (ARCHITECTURE.md): it must not import them itself.
+func TestNoDirectORTOrGonum(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, f := range files {
+		af, err := parser.ParseFile(fset, f, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range af.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			if strings.HasPrefix(path, "github.com/yalue/onnxruntime_go") || strings.HasPrefix(path, "gonum.org/") {
+				t.Errorf("%s imports %s", f, path)
+			}
+		}
 	}
 }

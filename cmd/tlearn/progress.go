@@ -8,8 +8,9 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"github.com/tlearn/tlearn/internal/progress"
 	"golang.org/x/term"
+
+	"github.com/tlearn/tlearn/internal/progress"
 )
 
 // plainLineEvery is how often progress prints a line when stderr is not a
@@ -24,10 +25,6 @@ type countBar struct {
 	w        io.Writer
 	terminal bool
 	unit     string
-
-	// quietStart leaves out the line that starts a phase when there is
-	// no terminal: training reports each epoch with a line of its own.
-	quietStart bool
 
 	bar         *progressbar.ProgressBar
 	label       string
@@ -56,7 +53,9 @@ func (p *countBar) Start(label string, total, doneBefore int) {
 		return
 	}
 	if !p.terminal {
-		if !p.quietStart {
+		// A training epoch's phase ends with its epoch line: a start line
+		// per epoch would double the log.
+		if !strings.HasPrefix(label, "epoch ") {
 			fmt.Fprintf(p.w, "%s: %d %s to go\n", label, total-doneBefore, p.unit)
 		}
 		return
@@ -96,13 +95,6 @@ func (p *countBar) Add(n int) {
 	}
 }
 
-// Log prints a one-line message on a line of its own, taking the bar off
-// the line first (it comes back with the next Add).
-func (p *countBar) Log(msg string) {
-	p.Clear()
-	fmt.Fprintln(p.w, strings.TrimSpace(msg))
-}
-
 // Clear takes the bar off the line so that a message can be printed.
 func (p *countBar) Clear() {
 	if p.bar != nil {
@@ -121,23 +113,18 @@ func (p *countBar) Finish() {
 	}
 }
 
-// newEpochBar is the progress of a training run: a bar per epoch on a
-// terminal, and the epoch lines the trainers Log.
-func newEpochBar(w io.Writer) *countBar {
-	p := newCountBar(w, "images")
-	p.quietStart = true
-	return p
+// Log prints a one-line message on a line of its own, taking the bar off
+// the line first (it comes back with the next Add).
+func (p *countBar) Log(msg string) {
+	p.Clear()
+	if p.w != io.Discard {
+		fmt.Fprintln(p.w, strings.TrimRight(msg, "\n"))
+	}
 }
 
-// prefixed puts a sweep run's name in front of every line and phase of
-// the reporter it wraps.
-type prefixed struct {
-	progress.Reporter
-	prefix string
-}
+// newReporter prints a library job's reports on w: its phases as a bar or
+// plain lines, its messages one per line. Every command that runs a job of
+// internal/experiment hands it one.
+func newReporter(w io.Writer) *countBar { return newCountBar(w, "images") }
 
-func (p prefixed) Log(msg string) { p.Reporter.Log(p.prefix + msg) }
-
-func (p prefixed) Start(phase string, total, done int) {
-	p.Reporter.Start(p.prefix+phase, total, done)
-}
+var _ progress.Reporter = (*countBar)(nil)

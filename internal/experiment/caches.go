@@ -1,0 +1,99 @@
+package experiment
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/tlearn/tlearn/head"
+	rundir "github.com/tlearn/tlearn/head/run"
+	"github.com/tlearn/tlearn/internal/cache"
+)
+
+// caches are an opened training and validation feature cache.
+type caches struct {
+	train, val *cache.Cache
+}
+
+func (c *caches) Close() error { return errors.Join(c.train.Close(), c.val.Close()) }
+
+func (c *caches) data() (train, val *head.Data) {
+	return cacheData(c.train), cacheData(c.val)
+}
+
+func cacheData(c *cache.Cache) *head.Data {
+	return &head.Data{X: c.Features, Y: c.Labels, Classes: c.Manifest.Classes}
+}
+
+// openCaches opens the two caches and checks that they hold comparable
+// features of the same classes. With valDir "", trainDir must hold the
+// train/ and val/ caches that a split extraction writes.
+func openCaches(trainDir, valDir string) (*caches, error) {
+	if valDir == "" {
+		pair := filepath.Join(trainDir, "train")
+		if _, err := os.Stat(filepath.Join(pair, cache.ManifestFile)); err != nil {
+			return nil, fmt.Errorf("%w: %s has no train/ and val/ caches", ErrNoValCache, trainDir)
+		}
+		trainDir, valDir = pair, filepath.Join(trainDir, "val")
+	}
+	train, err := cache.Open(trainDir)
+	if err != nil {
+		return nil, err
+	}
+	val, err := cache.Open(valDir)
+	if err != nil {
+		return nil, errors.Join(err, train.Close())
+	}
+	c := &caches{train, val}
+	tm, vm := train.Manifest, val.Manifest
+	switch {
+	case tm.Fingerprint != vm.Fingerprint:
+		err = fmt.Errorf("experiment: %s and %s were extracted differently (model %s vs %s, size %d vs %d, interpolation %s vs %s): their features are not comparable; extract both with the same model and settings",
+			trainDir, valDir, shortSHA(tm.Model.ExtractorSHA256), shortSHA(vm.Model.ExtractorSHA256), tm.Size, vm.Size, tm.Interpolation, vm.Interpolation)
+	case !slices.Equal(tm.Classes, vm.Classes):
+		err = fmt.Errorf("experiment: %s has classes %v but %s has %v", trainDir, tm.Classes, valDir, vm.Classes)
+	case tm.FeatureDim != vm.FeatureDim:
+		err = fmt.Errorf("experiment: %s has %d features per image but %s has %d", trainDir, tm.FeatureDim, valDir, vm.FeatureDim)
+	}
+	if err != nil {
+		return nil, errors.Join(err, c.Close())
+	}
+	return c, nil
+}
+
+// runInfo is the common part of a head run's settings.json: the model
+// comes from the cache manifest, which recorded the prepared model's folder
+// and the sha256 of its extractor.onnx.
+func (c *caches) runInfo(res *head.Result) (rundir.Info, error) {
+	tr, err := cacheRef(c.train)
+	if err != nil {
+		return rundir.Info{}, err
+	}
+	va, err := cacheRef(c.val)
+	if err != nil {
+		return rundir.Info{}, err
+	}
+	m := c.train.Manifest
+	return rundir.Info{
+		Mode: rundir.ModeHead, ModelDir: m.Model.Dir, ModelSHA256: m.Model.ExtractorSHA256, Preset: m.Model.Preset,
+		Classes: m.Classes, TrainCache: tr, ValCache: va, Created: now(),
+		Backend: res.Backend, Seconds: res.Seconds,
+	}, nil
+}
+
+func cacheRef(c *cache.Cache) (rundir.CacheRef, error) {
+	dir, err := filepath.Abs(c.Dir)
+	if err != nil {
+		return rundir.CacheRef{}, fmt.Errorf("experiment: %w", err)
+	}
+	return rundir.CacheRef{Dir: dir, Fingerprint: c.Manifest.Fingerprint, N: c.Len()}, nil
+}
+
+func shortSHA(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}

@@ -1,0 +1,190 @@
+package experiment
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/extractor"
+	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/progress"
+)
+
+// maxListedSkips bounds the files listed one per line in a summary.
+const maxListedSkips = 20
+
+// ExtractSettings say which images go through which prepared model into
+// which cache. The zero value of every optional field means the default of
+// extractor.Options, extractor.Settings and dataset.Settings.
+type ExtractSettings struct {
+	// Model is the prepared model folder (models.Prepare).
+	Model string
+	// Data holds one sub-folder of images per class.
+	Data string
+	// Cache is the cache folder to write (made if missing); with Val it
+	// receives two caches, Cache/train and Cache/val.
+	Cache string
+	// Val, between 0 and 1, holds out that fraction of every class as a
+	// validation cache, split by Seed; 0 writes one cache of every image.
+	Val  float64
+	Seed uint64
+
+	Runtime       ortlib.Options
+	Size          int  // input side; 0 means the model's default
+	Batch         int  // images per ONNX Runtime run; 0 means extractor.DefaultBatch
+	Maps          bool // also store block4_pool maps (for FineTune)
+	Interpolation dataset.Interpolation
+	Force         bool // rebuild a cache made with other settings or files
+	SkipBad       bool // leave undecodable images out instead of failing
+	Strict        bool // fail on hidden or non-image files in Data
+}
+
+// Extract streams the images of s.Data through the prepared model into
+// the cache (or the train/val pair) at s.Cache. A cache that is complete
+// and up to date is only checked; an unfinished one resumes. It logs what
+// the listing passed over and one summary per cache on p, whose phases are
+// named after the cache being written. The caller initializes ONNX Runtime.
+func Extract(ctx context.Context, s ExtractSettings, p progress.Reporter) ([]*extractor.Result, error) {
+	p = progress.OrNop(p)
+	if s.Val != 0 && !(s.Val > 0 && s.Val < 1) {
+		return nil, fmt.Errorf("%w: validation fraction %v, want between 0 and 1", ErrSettings, s.Val)
+	}
+	if err := checkCacheLayout(s.Cache, s.Val > 0); err != nil {
+		return nil, err
+	}
+	src, err := dataset.Open(s.Data, dataset.Settings{Strict: s.Strict})
+	if err != nil {
+		return nil, err
+	}
+	logListingSkips(p, src)
+
+	parts := []extractPart{{dir: s.Cache}}
+	if s.Val > 0 {
+		train, val, err := dataset.Split(src, s.Val, s.Seed)
+		if err != nil {
+			return nil, err
+		}
+		parts = []extractPart{
+			{filepath.Join(s.Cache, "train"), train, &cache.SplitRef{Part: "train", Val: s.Val, Seed: s.Seed}},
+			{filepath.Join(s.Cache, "val"), val, &cache.SplitRef{Part: "val", Val: s.Val, Seed: s.Seed}},
+		}
+	}
+	pp := &partReporter{Reporter: p}
+	e, err := extractor.Open(s.Model, extractor.Options{ORT: s.Runtime, Size: s.Size, Batch: s.Batch, Maps: s.Maps, Progress: pp})
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+	es := extractor.Settings{Interpolation: s.Interpolation, Force: s.Force, SkipBad: s.SkipBad}
+	var results []*extractor.Result
+	for _, part := range parts {
+		es.Split = part.split
+		pp.dir = part.dir
+		res, err := e.Extract(ctx, src, part.idx, part.dir, es)
+		if err != nil {
+			return nil, err
+		}
+		logExtractSummary(p, res, e)
+		results = append(results, res)
+	}
+	return results, nil
+}
+
+// extractPart is one cache of an extraction: all images, or one side of
+// a split.
+type extractPart struct {
+	dir   string
+	idx   []int
+	split *cache.SplitRef
+}
+
+// partReporter names the extractor's phases after the cache being written.
+type partReporter struct {
+	progress.Reporter
+	dir string
+}
+
+func (p *partReporter) Start(phase string, total, done int) {
+	verb := "extracting"
+	if phase == "check" {
+		verb = "checking images for"
+	}
+	d := verb + " " + p.dir
+	if done > 0 {
+		d += fmt.Sprintf(" (%d done before)", done)
+	}
+	p.Reporter.Start(d, total, done)
+}
+
+// checkCacheLayout refuses to mix a single cache and a train/val pair in
+// one folder, with a message that says which one is there.
+func checkCacheLayout(dir string, split bool) error {
+	_, err := os.Stat(filepath.Join(dir, cache.ManifestFile))
+	single := err == nil
+	_, err = os.Stat(filepath.Join(dir, "train", cache.ManifestFile))
+	pair := err == nil
+	switch {
+	case split && single:
+		return fmt.Errorf("%w: %s holds a cache without a validation split", ErrCacheLayout, dir)
+	case !split && pair:
+		return fmt.Errorf("%w: %s holds a train/val pair made with a validation split", ErrCacheLayout, dir)
+	}
+	return nil
+}
+
+// logListingSkips lists the files that the dataset listing passed over
+// (hidden, not images, outside class folders).
+func logListingSkips(p progress.Reporter, src *dataset.Source) {
+	if len(src.Skipped) == 0 {
+		return
+	}
+	p.Log(fmt.Sprintf("%s: %d files are not used (strict listing makes this an error):", src.Dir, len(src.Skipped)))
+	for i, s := range src.Skipped {
+		if i == maxListedSkips {
+			p.Log(fmt.Sprintf("  ... and %d more", len(src.Skipped)-i))
+			break
+		}
+		p.Log(fmt.Sprintf("  %s: %s", s.Path, s.Reason))
+	}
+}
+
+func logExtractSummary(p progress.Reporter, res *extractor.Result, e *extractor.Extractor) {
+	what := fmt.Sprintf("%d features", e.Spec().Features.Dim)
+	if m, err := cache.ReadManifest(res.Dir); err == nil && m.MapsShape != nil {
+		what += fmt.Sprintf(", maps %d×%d×%d", m.MapsShape[0], m.MapsShape[1], m.MapsShape[2])
+	}
+	size := ""
+	if n, err := cache.DiskSize(res.Dir); err == nil {
+		size = ", " + cache.FormatBytes(n)
+	}
+	if res.UpToDate {
+		p.Log(fmt.Sprintf("%s: up to date: %d images, %s%s", res.Dir, res.N, what, size))
+	} else {
+		reused := ""
+		if res.Reused > 0 {
+			reused = fmt.Sprintf(", %d reused", res.Reused)
+		}
+		busy := ""
+		if res.Elapsed > 0 {
+			busy = fmt.Sprintf(", ONNX Runtime busy %.0f%%", 100*res.Inference.Seconds()/res.Elapsed.Seconds())
+		}
+		dev, _ := e.Device()
+		p.Log(fmt.Sprintf("%s: %d images (%d computed in %s, %.1f images/s on %s%s%s), %s%s",
+			res.Dir, res.N, res.Computed, res.Elapsed.Round(time.Second), res.ImagesPerSecond(), dev, busy, reused, what, size))
+	}
+	if len(res.Skipped) > 0 {
+		p.Log(fmt.Sprintf("%s: %d undecodable images left out:", res.Dir, len(res.Skipped)))
+		for i, s := range res.Skipped {
+			if i == maxListedSkips {
+				p.Log(fmt.Sprintf("  ... and %d more (tlearn cache info %s lists all)", len(res.Skipped)-i, res.Dir))
+				break
+			}
+			p.Log(fmt.Sprintf("  %s: %s", s.Path, strings.TrimSpace(s.Reason)))
+		}
+	}
+}

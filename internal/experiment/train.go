@@ -1,0 +1,152 @@
+package experiment
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tlearn/tlearn/head"
+	rundir "github.com/tlearn/tlearn/head/run"
+	"github.com/tlearn/tlearn/internal/progress"
+)
+
+// TrainSettings say what one head run trains on and where it is written.
+// The zero Head is the reference head and optimizer.
+type TrainSettings struct {
+	// Train is the training feature cache, or, when Val is "", a folder
+	// holding the train/ and val/ caches of a split extraction.
+	Train string
+	// Val is the validation feature cache.
+	Val string
+	// Out is the run directory to write.
+	Out string
+	// Title heads the plots, before the settings; "" means Out's base name.
+	Title string
+	// Head are the training settings.
+	Head head.Settings
+	// Overwrite replaces an existing run directory. Without it an existing
+	// Out is an error wrapping rundir.ErrExists, returned before training.
+	Overwrite bool
+}
+
+// Run is a finished run directory and its metrics.
+type Run struct {
+	Dir     string
+	Metrics *rundir.Metrics
+	// Reused is set when a finished run with the same settings was found
+	// and kept instead of training again.
+	Reused bool
+}
+
+// now is the creation time recorded in settings.json.
+func now() time.Time { return time.Now().UTC() }
+
+// Train trains one head on a pair of feature caches and writes its run
+// directory (settings.json, weights, history, metrics, plots). It logs the
+// data, every epoch and a summary on p (nil: silent). On cancellation it
+// returns ctx's error and leaves no run directory behind.
+func Train(ctx context.Context, s TrainSettings, p progress.Reporter) (*Run, error) {
+	if err := s.Head.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkNew(s.Out, s.Overwrite); err != nil {
+		return nil, err
+	}
+	c, err := openCaches(s.Train, s.Val)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	title := s.Title
+	if title == "" {
+		title = filepath.Base(s.Out)
+	}
+	m, err := trainRun(ctx, c, s.Head, s.Out, title, s.Overwrite, progress.OrNop(p))
+	if err != nil {
+		return nil, err
+	}
+	return &Run{Dir: s.Out, Metrics: m}, nil
+}
+
+// checkNew refuses an existing run directory unless it may be replaced,
+// so that the conflict shows before the work, not after it.
+func checkNew(dir string, overwrite bool) error {
+	if _, err := os.Stat(dir); err == nil && !overwrite {
+		return fmt.Errorf("%w: %s", rundir.ErrExists, dir)
+	}
+	return nil
+}
+
+// trainRun trains one head on c and writes its run directory out.
+func trainRun(ctx context.Context, c *caches, s head.Settings, out, title string, overwrite bool, p progress.Reporter) (*rundir.Metrics, error) {
+	train, val := c.train, c.val
+	r := s.Resolve()
+	p.Log(fmt.Sprintf("training on %d images (%d features, %d classes), validating on %d; %s",
+		train.Len(), train.Manifest.FeatureDim, len(train.Manifest.Classes), val.Len(), describeSettings(r)))
+	trainD, valD := c.data()
+	res, err := head.Train(ctx, trainD, valD, s, p)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := head.Evaluate(res.Weights, valD, 5)
+	if err != nil {
+		return nil, err
+	}
+	info, err := c.runInfo(res)
+	if err != nil {
+		return nil, err
+	}
+	m := rundir.NewMetrics(res.History, res.WeightsEpoch, res.Seconds, res.EarlyStopped, rep)
+	err = rundir.Write(out, &rundir.Contents{
+		Settings:  rundir.HeadSettings{Info: info, Settings: res.Settings},
+		Weights:   res.Weights,
+		History:   res.History,
+		Metrics:   m,
+		Title:     title + ": " + describeSettings(res.Settings),
+		Overwrite: overwrite,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n := len(res.History)
+	stopped := ""
+	if res.EarlyStopped {
+		stopped = " (stopped early)"
+	}
+	p.Log(fmt.Sprintf("%d epochs%s in %s (%s per epoch, %s)", n, stopped, formatSeconds(res.Seconds), formatSeconds(res.Seconds/float64(n)), res.Backend))
+	p.Log(fmt.Sprintf("final: val_accuracy %.4f val_loss %.4f; best: val_accuracy %.4f in epoch %d; saved the weights of epoch %d: val top-5 %.4f, macro F1 %.4f",
+		m.Final.ValAccuracy, m.Final.ValLoss, m.Best.ValAccuracy, m.Best.Epoch, m.WeightsEpoch, rep.TopKAccuracy, rep.MacroF1))
+	p.Log("wrote " + out)
+	return m, nil
+}
+
+// describeSettings is a one-line summary of the settings that matter most.
+func describeSettings(s head.Settings) string {
+	var b strings.Builder
+	if s.NoHidden {
+		b.WriteString("no hidden layer")
+	} else {
+		fmt.Fprintf(&b, "hidden %d, dropout %g", s.Hidden, s.Dropout)
+	}
+	fmt.Fprintf(&b, ", lr %g, batch %d, %d epochs", s.LR, s.Batch, s.Epochs)
+	if s.L2 > 0 {
+		fmt.Fprintf(&b, ", L2 %g", s.L2)
+	}
+	if s.LabelSmoothing > 0 {
+		fmt.Fprintf(&b, ", label smoothing %g", s.LabelSmoothing)
+	}
+	if s.ClassWeights != head.Unweighted {
+		fmt.Fprintf(&b, ", %s class weights", s.ClassWeights)
+	}
+	if s.NoShuffle {
+		b.WriteString(", unshuffled")
+	}
+	if s.EarlyStop > 0 {
+		fmt.Fprintf(&b, ", early stop %d", s.EarlyStop)
+	}
+	fmt.Fprintf(&b, ", seed %d", s.Seed)
+	return b.String()
+}
