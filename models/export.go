@@ -12,10 +12,9 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	ort "github.com/yalue/onnxruntime_go"
-
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -135,8 +134,8 @@ func Export(spec *Spec, extractor *onnxpb.ModelProto, w ExportWeights, s ExportS
 	}
 	m := proto.Clone(extractor).(*onnxpb.ModelProto)
 	g := m.Graph
-	names := tensorNames(g)
-	ren := reserve(g, names, ClassifierInput, ClassifierOutput)
+	names := onnxgraph.Names(g)
+	ren := onnxgraph.Reserve(g, names, ClassifierInput, ClassifierOutput)
 	input, features := ren(spec.Input), ren(spec.Features.Name)
 	if !slices.ContainsFunc(g.Input, func(vi *onnxpb.ValueInfoProto) bool { return vi.GetName() == input }) {
 		return nil, fmt.Errorf("models: export: the extractor has no input %q (spec.json and extractor.onnx do not belong together)", spec.Input)
@@ -157,10 +156,10 @@ func Export(spec *Spec, extractor *onnxpb.ModelProto, w ExportWeights, s ExportS
 	if spec.FixedSize > 0 {
 		dims = []any{"N", spec.FixedSize, spec.FixedSize, 3}
 	}
-	g.Input = []*onnxpb.ValueInfoProto{ValueInfo(ClassifierInput, onnxpb.TensorProto_UINT8, dims)}
-	g.Output = []*onnxpb.ValueInfoProto{ValueInfo(ClassifierOutput, onnxpb.TensorProto_FLOAT, []any{"N", len(s.Classes)})}
+	g.Input = []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo(ClassifierInput, onnxpb.TensorProto_UINT8, dims)}
+	g.Output = []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo(ClassifierOutput, onnxpb.TensorProto_FLOAT, []any{"N", len(s.Classes)})}
 	g.ValueInfo = nil
-	prune(g)
+	onnxgraph.Prune(g)
 	g.Name = proto.String("tlearn_classifier")
 
 	mode := ModeHead
@@ -288,7 +287,7 @@ func setBlock5(g *onnxpb.GraphProto, spec *Spec, ren func(string) string, p *Blo
 				return fmt.Errorf("block5 parameter %q is not an initializer of the extractor (spec.json and extractor.onnx do not belong together)", name)
 			}
 			old := g.Initializer[i]
-			n, ok := numElements(old.Dims)
+			n, ok := onnxgraph.NumElements(old.Dims)
 			if !ok || n != int64(len(data)) {
 				return fmt.Errorf("%w: block5_conv%d has %d fine-tuned values for the model's %s of shape %v", ErrWeightsMismatch, k+1, len(data), name, old.Dims)
 			}
@@ -307,27 +306,27 @@ func preprocessNodes(g *onnxpb.GraphProto, names map[string]bool, p dataset.Prep
 	var nodes []*onnxpb.NodeProto
 	x := ClassifierInput
 	next := func(op, base string, inputs []string, attrs ...*onnxpb.AttributeProto) {
-		out := unique(names, base)
-		nodes = append(nodes, Node(op, out, append([]string{x}, inputs...), []string{out}, attrs...))
+		out := onnxgraph.Unique(names, base)
+		nodes = append(nodes, onnxgraph.Node(op, out, append([]string{x}, inputs...), []string{out}, attrs...))
 		x = out
 	}
 	constant := func(base string, t func(string) *onnxpb.TensorProto) string {
-		name := unique(names, base)
+		name := onnxgraph.Unique(names, base)
 		g.Initializer = append(g.Initializer, t(name))
 		return name
 	}
 	axis := int64(3)
 	channelDims := []int64{3}
 	if p.Layout == dataset.NCHW {
-		next("Transpose", "tlearn_pixels_nchw", nil, AttrInts("perm", 0, 3, 1, 2))
+		next("Transpose", "tlearn_pixels_nchw", nil, onnxgraph.AttrInts("perm", 0, 3, 1, 2))
 		axis = 1
 		channelDims = []int64{3, 1, 1}
 	}
 	if p.ChannelOrder == dataset.BGR {
 		idx := constant("tlearn_bgr_index", func(n string) *onnxpb.TensorProto { return NewTensorInt64(n, []int64{3}, []int64{2, 1, 0}) })
-		next("Gather", "tlearn_pixels_bgr", []string{idx}, AttrInt("axis", axis))
+		next("Gather", "tlearn_pixels_bgr", []string{idx}, onnxgraph.AttrInt("axis", axis))
 	}
-	next("Cast", "tlearn_pixels_float", nil, AttrInt("to", int64(onnxpb.TensorProto_FLOAT)))
+	next("Cast", "tlearn_pixels_float", nil, onnxgraph.AttrInt("to", int64(onnxpb.TensorProto_FLOAT)))
 	// v = (pixel·Scale − Mean)/Std = pixel·a + b, a and b rounded once
 	// from float64.
 	var a, b [3]float32
@@ -355,24 +354,24 @@ func headNodes(g *onnxpb.GraphProto, names map[string]bool, w ExportWeights, fea
 	var nodes []*onnxpb.NodeProto
 	x := features
 	dense := func(layer string, d *Dense) {
-		kernel, bias := unique(names, "tlearn_"+layer+".weight"), unique(names, "tlearn_"+layer+".bias")
+		kernel, bias := onnxgraph.Unique(names, "tlearn_"+layer+".weight"), onnxgraph.Unique(names, "tlearn_"+layer+".bias")
 		g.Initializer = append(g.Initializer,
 			NewTensorFloat32(kernel, []int64{int64(d.In), int64(d.Out)}, d.Kernel),
 			NewTensorFloat32(bias, []int64{int64(d.Out)}, d.Bias))
-		out := unique(names, "tlearn_"+layer)
+		out := onnxgraph.Unique(names, "tlearn_"+layer)
 		// Gemm takes the Keras-layout kernel [in,out] as B without transB.
-		nodes = append(nodes, Node("Gemm", "tlearn_"+layer, []string{x, kernel, bias}, []string{out}))
+		nodes = append(nodes, onnxgraph.Node("Gemm", "tlearn_"+layer, []string{x, kernel, bias}, []string{out}))
 		x = out
 	}
 	if w.Hidden != nil {
 		dense("hidden", w.Hidden)
-		out := unique(names, "tlearn_hidden_relu")
-		nodes = append(nodes, Node("Relu", "tlearn_hidden_relu", []string{x}, []string{out}))
+		out := onnxgraph.Unique(names, "tlearn_hidden_relu")
+		nodes = append(nodes, onnxgraph.Node("Relu", "tlearn_hidden_relu", []string{x}, []string{out}))
 		x = out
 	}
 	output := w.Output
 	dense("output", &output)
-	nodes = append(nodes, Node("Softmax", "tlearn_softmax", []string{x}, []string{ClassifierOutput}, AttrInt("axis", 1)))
+	nodes = append(nodes, onnxgraph.Node("Softmax", "tlearn_softmax", []string{x}, []string{ClassifierOutput}, onnxgraph.AttrInt("axis", 1)))
 	return nodes
 }
 
@@ -512,17 +511,17 @@ func checkClassifierIO(g *onnxpb.GraphProto, k int) error {
 	if len(g.GetInput()) != 1 || g.Input[0].GetName() != ClassifierInput {
 		return fmt.Errorf("classifier input: want one input %q", ClassifierInput)
 	}
-	elem, dims, known := Shape(g.Input[0])
+	elem, dims, known := onnxgraph.Shape(g.Input[0])
 	if elem != onnxpb.TensorProto_UINT8 || !known || len(dims) != 4 || dims[3].Value != 3 {
-		return fmt.Errorf("classifier input %q: want uint8 [N,H,W,3], have %s %v", ClassifierInput, dataTypeName(int32(elem)), dims)
+		return fmt.Errorf("classifier input %q: want uint8 [N,H,W,3], have %s %v", ClassifierInput, onnxgraph.DataTypeName(int32(elem)), dims)
 	}
 	i := slices.IndexFunc(g.GetOutput(), func(vi *onnxpb.ValueInfoProto) bool { return vi.GetName() == ClassifierOutput })
 	if i < 0 {
 		return fmt.Errorf("classifier has no output %q", ClassifierOutput)
 	}
-	elem, dims, known = Shape(g.Output[i])
+	elem, dims, known = onnxgraph.Shape(g.Output[i])
 	if elem != onnxpb.TensorProto_FLOAT || !known || len(dims) != 2 || (dims[1].Value > 0 && dims[1].Value != int64(k)) {
-		return fmt.Errorf("classifier output %q: want float [N,%d], have %s %v", ClassifierOutput, k, dataTypeName(int32(elem)), dims)
+		return fmt.Errorf("classifier output %q: want float [N,%d], have %s %v", ClassifierOutput, k, onnxgraph.DataTypeName(int32(elem)), dims)
 	}
 	return nil
 }
@@ -539,10 +538,14 @@ func checkClassifier(m *onnxpb.ModelProto, side, k, threads int) error {
 	for i := range pix {
 		pix[i] = uint8(i*7 + i/(3*side)) // smooth in x, varied across rows and channels
 	}
-	probs, shape, err := runUint8(b, ClassifierInput, []int64{batch, int64(side), int64(side), 3}, pix, ClassifierOutput, threads)
+	res, err := ortlib.Probe(b, []ortlib.Tensor{{Name: ClassifierInput, Shape: []int64{batch, int64(side), int64(side), 3}, Data: pix}}, []string{ClassifierOutput}, threads)
 	if err != nil {
 		return fmt.Errorf("check run of the classifier: %w", err)
 	}
+	if !res[0].Float32 {
+		return fmt.Errorf("check run of the classifier: output %s is not float32", ClassifierOutput)
+	}
+	probs, shape := res[0].Data, res[0].Shape
 	if !slices.Equal(shape, []int64{batch, int64(k)}) {
 		return fmt.Errorf("check run of the classifier: %s has shape %v, want [%d %d]", ClassifierOutput, shape, batch, k)
 	}
@@ -571,37 +574,4 @@ func (info *ClassifierInfo) Summary() (input, output string) {
 	input = fmt.Sprintf("%s uint8 [N,%s,3] RGB 0..255, resized to %d×%d (%s) before the model", ClassifierInput, side, info.Size, info.Size, info.Interpolation)
 	output = fmt.Sprintf("%s float32 [N,%d]: %s", ClassifierOutput, len(info.Classes), strings.Join(info.Classes, ", "))
 	return input, output
-}
-
-// runUint8 runs a serialized model once on CPU with one uint8 input and
-// returns one float32 output and its shape.
-func runUint8(model []byte, input string, shape []int64, data []uint8, output string, threads int) ([]float32, []int64, error) {
-	if !ort.IsInitialized() {
-		return nil, nil, ErrNoORT
-	}
-	so, _, _, err := ortlib.SessionOptions(ortlib.Options{Device: ortlib.DeviceCPU, Threads: threads})
-	if err != nil {
-		return nil, nil, err
-	}
-	defer so.Destroy()
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{input}, []string{output}, so)
-	if err != nil {
-		return nil, nil, fmt.Errorf("onnxruntime: %w", err)
-	}
-	defer sess.Destroy()
-	in, err := ort.NewTensor(ort.NewShape(shape...), data)
-	if err != nil {
-		return nil, nil, fmt.Errorf("onnxruntime: %w", err)
-	}
-	defer in.Destroy()
-	outs := []ort.Value{nil}
-	if err := sess.Run([]ort.Value{in}, outs); err != nil {
-		return nil, nil, fmt.Errorf("onnxruntime: %w", err)
-	}
-	defer outs[0].Destroy()
-	t, ok := outs[0].(*ort.Tensor[float32])
-	if !ok {
-		return nil, nil, fmt.Errorf("output %s is not float32", output)
-	}
-	return slices.Clone(t.GetData()), slices.Clone(t.GetShape()), nil
 }

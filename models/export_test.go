@@ -15,7 +15,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -279,10 +281,11 @@ func TestExportMatchesCachedPath(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, shape, err := runUint8(b, ClassifierInput, []int64{n, int64(tc.side), int64(tc.side), 3}, pix, ClassifierOutput, 1)
+			res, err := ortlib.Probe(b, []ortlib.Tensor{{Name: ClassifierInput, Shape: []int64{n, int64(tc.side), int64(tc.side), 3}, Data: pix}}, []string{ClassifierOutput}, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
+			got, shape := res[0].Data, res[0].Shape
 			if !slices.Equal(shape, []int64{n, int64(len(classes))}) {
 				t.Fatalf("output shape %v", shape)
 			}
@@ -319,7 +322,7 @@ func checkClassifierGraph(t *testing.T, m *onnxpb.ModelProto, w ExportWeights) {
 	if len(g.Input) != 1 || len(g.Output) != 1 || g.Output[0].GetName() != ClassifierOutput {
 		t.Fatalf("inputs %v outputs %v", g.Input, g.Output)
 	}
-	elem, dims, _ := Shape(g.Input[0])
+	elem, dims, _ := onnxgraph.Shape(g.Input[0])
 	if elem != onnxpb.TensorProto_UINT8 || len(dims) != 4 || dims[1].Param == "" || dims[2].Param == "" || dims[3].Value != 3 {
 		t.Fatalf("input %s %v", elem, dims)
 	}
@@ -481,10 +484,10 @@ func TestReadClassifierInfoErrors(t *testing.T) {
 		{"interpolation", setMeta(MetaInterpolation, "cubic"), MetaInterpolation},
 		{"layout", setMeta(MetaInputLayout, "NCHW float"), MetaInputLayout},
 		{"input type", func(m *onnxpb.ModelProto) {
-			m.Graph.Input[0] = ValueInfo(ClassifierInput, onnxpb.TensorProto_FLOAT, []any{"N", "H", "W", 3})
+			m.Graph.Input[0] = onnxgraph.ValueInfo(ClassifierInput, onnxpb.TensorProto_FLOAT, []any{"N", "H", "W", 3})
 		}, "want uint8 [N,H,W,3]"},
 		{"output classes", func(m *onnxpb.ModelProto) {
-			m.Graph.Output[0] = ValueInfo(ClassifierOutput, onnxpb.TensorProto_FLOAT, []any{"N", 5})
+			m.Graph.Output[0] = onnxgraph.ValueInfo(ClassifierOutput, onnxpb.TensorProto_FLOAT, []any{"N", 5})
 		}, "want float [N,2]"},
 	}
 	for _, tc := range cases {
@@ -507,8 +510,8 @@ func FuzzReadClassifierInfo(f *testing.F) {
 	f.Add(`[""]`, "0", "x", "-1", "?", `[`)
 	f.Fuzz(func(t *testing.T, classes, size, multiple, fixed, interp, pre string) {
 		m := &onnxpb.ModelProto{Graph: &onnxpb.GraphProto{
-			Input:  []*onnxpb.ValueInfoProto{ValueInfo(ClassifierInput, onnxpb.TensorProto_UINT8, []any{"N", "H", "W", 3})},
-			Output: []*onnxpb.ValueInfoProto{ValueInfo(ClassifierOutput, onnxpb.TensorProto_FLOAT, []any{"N", nil})},
+			Input:  []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo(ClassifierInput, onnxpb.TensorProto_UINT8, []any{"N", "H", "W", 3})},
+			Output: []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo(ClassifierOutput, onnxpb.TensorProto_FLOAT, []any{"N", nil})},
 		}}
 		for _, kv := range [][2]string{{MetaFormat, "1"}, {MetaClasses, classes}, {MetaSize, size}, {MetaSizeMultiple, multiple},
 			{MetaFixedSize, fixed}, {MetaInterpolation, interp}, {MetaPreprocessing, pre}, {MetaInputLayout, ClassifierInputLayout}} {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -151,7 +152,7 @@ func runTestData(sess *ort.DynamicAdvancedSession, dir string, inNames, outNames
 			return res, err
 		}
 		if t.GetDataType() != int32(onnxpb.TensorProto_FLOAT) {
-			return skip("%s is %s; only float32 test data is checked", filepath.Base(file), dataTypeName(t.GetDataType()))
+			return skip("%s is %s; only float32 test data is checked", filepath.Base(file), onnxgraph.DataTypeName(t.GetDataType()))
 		}
 		data, dims, err := TensorFloat32(t)
 		if err != nil {
@@ -182,7 +183,7 @@ func runTestData(sess *ort.DynamicAdvancedSession, dir string, inNames, outNames
 			return res, err
 		}
 		if t.GetDataType() != int32(onnxpb.TensorProto_FLOAT) {
-			return skip("%s is %s; only float32 test data is checked", filepath.Base(file), dataTypeName(t.GetDataType()))
+			return skip("%s is %s; only float32 test data is checked", filepath.Base(file), onnxgraph.DataTypeName(t.GetDataType()))
 		}
 		want, dims, err := TensorFloat32(t)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -331,8 +332,8 @@ func TestInitializerAliases(t *testing.T) {
 	}
 	t.Run("value_floats Constant", func(t *testing.T) {
 		g := &onnxpb.GraphProto{Node: []*onnxpb.NodeProto{
-			Node("Constant", "c", nil, []string{"c"}, &onnxpb.AttributeProto{Name: proto.String("value_floats"), Type: onnxpb.AttributeProto_FLOATS.Enum(), Floats: []float32{1, 2}}),
-			Node("Identity", "i", []string{"c"}, []string{"i"}),
+			onnxgraph.Node("Constant", "c", nil, []string{"c"}, &onnxpb.AttributeProto{Name: proto.String("value_floats"), Type: onnxpb.AttributeProto_FLOATS.Enum(), Floats: []float32{1, 2}}),
+			onnxgraph.Node("Identity", "i", []string{"c"}, []string{"i"}),
 		}}
 		tt, ok := Initializer(&onnxpb.ModelProto{Graph: g}, "i")
 		if !ok {

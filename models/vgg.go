@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -102,7 +103,7 @@ func DetectVGG(m *onnxpb.ModelProto) (*VGG, error) {
 		}
 		switch n.GetOpType() {
 		case "Transpose":
-			perm := attr(n, "perm").GetInts()
+			perm := onnxgraph.Attr(n, "perm").GetInts()
 			switch {
 			case slices.Equal(perm, []int64{0, 3, 1, 2}) && blk == 0 && len(v.convs[0]) == 0:
 				v.Layout = dataset.NHWC
@@ -141,7 +142,7 @@ func DetectVGG(m *onnxpb.ModelProto) (*VGG, error) {
 			if got := len(v.convs[blk]); got != vggConvCount[blk] {
 				return nil, fmt.Errorf("%w: block %d ends (MaxPool %s) after %d convolutions, VGG16 has %d", ErrNotVGG, blk+1, nodeName(n), got, vggConvCount[blk])
 			}
-			if k, s := attr(n, "kernel_shape").GetInts(), attr(n, "strides").GetInts(); !slices.Equal(k, []int64{2, 2}) || !slices.Equal(s, []int64{2, 2}) {
+			if k, s := onnxgraph.Attr(n, "kernel_shape").GetInts(), onnxgraph.Attr(n, "strides").GetInts(); !slices.Equal(k, []int64{2, 2}) || !slices.Equal(s, []int64{2, 2}) {
 				return nil, fmt.Errorf("%w: MaxPool %s has kernel %v and strides %v, not 2x2 stride 2", ErrNotVGG, nodeName(n), k, s)
 			}
 			v.Blocks[blk].Pool = n.Output[0]
@@ -228,19 +229,19 @@ func checkConv(m *onnxpb.ModelProto, n *onnxpb.NodeProto) (out, in int64, err er
 		return 0, 0, fmt.Errorf("convolution %s: weight dims %v, want [out,in,3,3]", nodeName(n), w.Dims)
 	}
 	if w.GetDataType() != int32(onnxpb.TensorProto_FLOAT) {
-		return 0, 0, fmt.Errorf("convolution %s: weight type %s, want FLOAT", nodeName(n), dataTypeName(w.GetDataType()))
+		return 0, 0, fmt.Errorf("convolution %s: weight type %s, want FLOAT", nodeName(n), onnxgraph.DataTypeName(w.GetDataType()))
 	}
-	if g := attr(n, "group"); g != nil && g.GetI() != 1 {
+	if g := onnxgraph.Attr(n, "group"); g != nil && g.GetI() != 1 {
 		return 0, 0, fmt.Errorf("convolution %s has group %d", nodeName(n), g.GetI())
 	}
-	if s := attr(n, "strides"); s != nil && !slices.Equal(s.GetInts(), []int64{1, 1}) {
+	if s := onnxgraph.Attr(n, "strides"); s != nil && !slices.Equal(s.GetInts(), []int64{1, 1}) {
 		return 0, 0, fmt.Errorf("convolution %s has strides %v", nodeName(n), s.GetInts())
 	}
-	if d := attr(n, "dilations"); d != nil && !slices.Equal(d.GetInts(), []int64{1, 1}) {
+	if d := onnxgraph.Attr(n, "dilations"); d != nil && !slices.Equal(d.GetInts(), []int64{1, 1}) {
 		return 0, 0, fmt.Errorf("convolution %s has dilations %v", nodeName(n), d.GetInts())
 	}
-	pads := attr(n, "pads").GetInts()
-	auto := string(attr(n, "auto_pad").GetS())
+	pads := onnxgraph.Attr(n, "pads").GetInts()
+	auto := string(onnxgraph.Attr(n, "auto_pad").GetS())
 	if !slices.Equal(pads, []int64{1, 1, 1, 1}) && auto != "SAME_UPPER" && auto != "SAME_LOWER" {
 		return 0, 0, fmt.Errorf("convolution %s has pads %v (auto_pad %q); VGG16 pads 1", nodeName(n), pads, auto)
 	}

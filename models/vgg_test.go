@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -29,7 +30,7 @@ func kerasNamesNCHW() *onnxpb.ModelProto {
 			}
 		}
 	}
-	g.Input[0] = ValueInfo(g.Input[0].GetName(), onnxpb.TensorProto_FLOAT, []any{"N", 3, "H", "W"})
+	g.Input[0] = onnxgraph.ValueInfo(g.Input[0].GetName(), onnxpb.TensorProto_FLOAT, []any{"N", 3, "H", "W"})
 	return m
 }
 
@@ -120,13 +121,13 @@ func notVGG() map[string]*onnxpb.ModelProto {
 	stride := TinyVGG(1)
 	for _, n := range stride.Graph.Node {
 		if n.GetOpType() == "MaxPool" {
-			n.Attribute = []*onnxpb.AttributeProto{AttrInts("kernel_shape", 3, 3), AttrInts("strides", 2, 2)}
+			n.Attribute = []*onnxpb.AttributeProto{onnxgraph.AttrInts("kernel_shape", 3, 3), onnxgraph.AttrInts("strides", 2, 2)}
 			break
 		}
 	}
 	out["3x3 pool"] = stride
 	two := TinyVGG(1)
-	two.Graph.Input = append(two.Graph.Input, ValueInfo("mask", onnxpb.TensorProto_FLOAT, []any{1}))
+	two.Graph.Input = append(two.Graph.Input, onnxgraph.ValueInfo("mask", onnxpb.TensorProto_FLOAT, []any{1}))
 	out["two inputs"] = two
 	// Negative channel counts, consistent along the chain, used to pass
 	// DetectVGG and make Prepare panic creating block5's missing bias.
