@@ -14,6 +14,7 @@ import (
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/extractor"
 	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
 const (
@@ -196,7 +197,7 @@ func printExtractSummary(w io.Writer, res *extractor.Result, e *extractor.Extrac
 	}
 	size := ""
 	if n, err := cache.DiskSize(res.Dir); err == nil {
-		size = ", " + cache.FormatBytes(n)
+		size = ", " + fsutil.FormatBytes(n)
 	}
 	if res.UpToDate {
 		fmt.Fprintf(w, "%s: up to date: %d images, %s%s\n", res.Dir, res.N, what, size)
