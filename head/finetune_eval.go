@@ -6,6 +6,7 @@ import (
 
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/traingraph"
 )
 
 // EvaluateFineTuned runs a fine-tuned run's weights (the head and
@@ -35,10 +36,10 @@ func EvaluateFineTuned(ctx context.Context, w *Weights, d *MapsData, topK int, r
 	if err := checkStart(w, d, FineTuneSettings{Settings: Settings{Hidden: hidden}}); err != nil {
 		return nil, err
 	}
-	spec := models.TrainGraphSpec{
+	spec := traingraph.Spec{
 		Channels: d.Shape[0], Height: d.Shape[1], Width: d.Shape[2],
 		Hidden: hidden, Classes: len(d.Classes),
-		Optimizer: models.OptimizerAdam, FreezeBlock5: true,
+		Optimizer: traingraph.OptimizerAdam, FreezeBlock5: true,
 	}
 	sess, err := newFTEvalSession(ctx, spec, rt)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/traingraph"
 )
 
 // ftSession owns the ONNX Runtime sessions of a fine-tuning run and every
@@ -23,7 +24,7 @@ import (
 type ftSession struct {
 	// tg is the training graph, or, in an evaluation-only session, the
 	// eval graph itself (same parameters, no moments, no train session).
-	tg, eg      *models.TrainGraph
+	tg, eg      *traingraph.Graph
 	evalOnly    bool
 	train, eval *ort.DynamicAdvancedSession
 	runOpts     *ort.RunOptions
@@ -63,25 +64,25 @@ type ftBatch struct {
 	evalOut  []ort.Value
 }
 
-func newFTSession(ctx context.Context, spec models.TrainGraphSpec, opts ortlib.Options) (*ftSession, error) {
+func newFTSession(ctx context.Context, spec traingraph.Spec, opts ortlib.Options) (*ftSession, error) {
 	return openFTSession(ctx, spec, opts, false)
 }
 
 // newFTEvalSession runs only the eval graph: evaluating a fine-tuned run
 // needs neither the train step (whose compilation is the slow part) nor
 // the second parameter set and the optimizer moments.
-func newFTEvalSession(ctx context.Context, spec models.TrainGraphSpec, opts ortlib.Options) (*ftSession, error) {
+func newFTEvalSession(ctx context.Context, spec traingraph.Spec, opts ortlib.Options) (*ftSession, error) {
 	return openFTSession(ctx, spec, opts, true)
 }
 
-func openFTSession(ctx context.Context, spec models.TrainGraphSpec, opts ortlib.Options, evalOnly bool) (s *ftSession, err error) {
-	eg, err := models.BuildEval(spec)
+func openFTSession(ctx context.Context, spec traingraph.Spec, opts ortlib.Options, evalOnly bool) (s *ftSession, err error) {
+	eg, err := traingraph.Eval(spec)
 	if err != nil {
 		return nil, err
 	}
 	tg := eg
 	if !evalOnly {
-		if tg, err = models.BuildTrainStep(spec); err != nil {
+		if tg, err = traingraph.TrainStep(spec); err != nil {
 			return nil, err
 		}
 	}
@@ -98,7 +99,7 @@ func openFTSession(ctx context.Context, spec models.TrainGraphSpec, opts ortlib.
 	defer so.Destroy()
 	s.device, s.fallback = dev, why
 	for _, g := range []struct {
-		tg  *models.TrainGraph
+		tg  *traingraph.Graph
 		dst **ort.DynamicAdvancedSession
 	}{{tg, &s.train}, {eg, &s.eval}} {
 		if evalOnly && g.dst == &s.train {
@@ -159,9 +160,9 @@ func openFTSession(ctx context.Context, spec models.TrainGraphSpec, opts ortlib.
 
 func isScalarInput(name string) bool {
 	switch name {
-	case models.AdamVScaleInput, models.L2Input,
-		models.LRInput(models.GroupBlock5), models.LRInput(models.GroupHead),
-		models.DecayInput(models.GroupBlock5), models.DecayInput(models.GroupHead):
+	case traingraph.AdamVScaleInput, traingraph.L2Input,
+		traingraph.LRInput(traingraph.GroupBlock5), traingraph.LRInput(traingraph.GroupHead),
+		traingraph.DecayInput(traingraph.GroupBlock5), traingraph.DecayInput(traingraph.GroupHead):
 		return true
 	}
 	return false
@@ -270,11 +271,11 @@ func (s *ftSession) batch(n int) (*ftBatch, error) {
 	}
 	for _, name := range s.eg.Outputs {
 		switch name {
-		case models.LogitsOutput:
+		case traingraph.LogitsOutput:
 			b.evalOut = append(b.evalOut, evalLogits)
-		case models.ProbsOutput:
+		case traingraph.ProbsOutput:
 			b.evalOut = append(b.evalOut, b.probs)
-		case models.EvalFeaturesOutput:
+		case traingraph.FeaturesOutput:
 			b.evalOut = append(b.evalOut, b.features)
 		default:
 			panic("head: unexpected eval output " + name)
@@ -288,11 +289,11 @@ func (s *ftSession) batch(n int) (*ftBatch, error) {
 // current parameters.
 func (s *ftSession) inputValue(b *ftBatch, set int, name string, index map[string]int) ort.Value {
 	switch name {
-	case models.TrainMapsInput:
+	case traingraph.MapsInput:
 		return b.maps
-	case models.TrainLabelsInput:
+	case traingraph.LabelsInput:
 		return b.labels
-	case models.TrainMaskInput:
+	case traingraph.MaskInput:
 		return b.mask
 	}
 	if t, ok := s.scalars[name]; ok {
@@ -303,7 +304,7 @@ func (s *ftSession) inputValue(b *ftBatch, set int, name string, index map[strin
 	}
 	for i, p := range s.tg.Params {
 		for j, m := range s.tg.Moments {
-			if p.Trainable && name == models.MomentName(p.Name, m) {
+			if p.Trainable && name == traingraph.MomentName(p.Name, m) {
 				return s.moments[set][i][j]
 			}
 		}
@@ -314,17 +315,17 @@ func (s *ftSession) inputValue(b *ftBatch, set int, name string, index map[strin
 // outputValue is the tensor a train-step output goes to: the other set.
 func (s *ftSession) outputValue(b *ftBatch, set int, name string, index map[string]int) ort.Value {
 	switch name {
-	case models.TrainLossOutput:
+	case traingraph.LossOutput:
 		return b.loss
-	case models.LogitsOutput:
+	case traingraph.LogitsOutput:
 		return b.logits
 	}
 	for i, p := range s.tg.Params {
-		if name == models.NextName(p.Name) {
+		if name == traingraph.NextName(p.Name) {
 			return s.params[1-set][i]
 		}
 		for j, m := range s.tg.Moments {
-			if p.Trainable && name == models.NextName(models.MomentName(p.Name, m)) {
+			if p.Trainable && name == traingraph.NextName(traingraph.MomentName(p.Name, m)) {
 				return s.moments[1-set][i][j]
 			}
 		}
@@ -339,17 +340,17 @@ func (s *ftSession) stepScalars(st FineTuneSettings, t int) {
 			x.GetData()[0] = float32(v)
 		}
 	}
-	lr := map[string]float64{models.GroupHead: st.LR, models.GroupBlock5: st.Block5LR}
+	lr := map[string]float64{traingraph.GroupHead: st.LR, traingraph.GroupBlock5: st.Block5LR}
 	for g, r := range lr {
 		step := r
 		if st.Optimizer == OptimizerAdam {
-			step = r / (1 - math.Pow(models.AdamBeta1, float64(t)))
+			step = r / (1 - math.Pow(traingraph.AdamBeta1, float64(t)))
 		}
-		set(models.LRInput(g), step)
-		set(models.DecayInput(g), 1-r*st.WeightDecay)
+		set(traingraph.LRInput(g), step)
+		set(traingraph.DecayInput(g), 1-r*st.WeightDecay)
 	}
-	set(models.AdamVScaleInput, 1/math.Sqrt(1-math.Pow(models.AdamBeta2, float64(t))))
-	set(models.L2Input, st.L2)
+	set(traingraph.AdamVScaleInput, 1/math.Sqrt(1-math.Pow(traingraph.AdamBeta2, float64(t))))
+	set(traingraph.L2Input, st.L2)
 }
 
 // fillMaps copies the float16 maps of rows into the batch's tensor.
@@ -395,12 +396,12 @@ func (s *ftSession) load(w *Weights, moments map[string]Tensor) error {
 				continue
 			}
 			dst := s.moments[s.cur][i][j].GetData()
-			mt, ok := moments[models.MomentName(p.Name, m)]
+			mt, ok := moments[traingraph.MomentName(p.Name, m)]
 			switch {
 			case !ok:
 				clear(dst)
 			case len(mt.Data) != len(dst):
-				return fmt.Errorf("head: checkpoint moment %s has %d values, want %d", models.MomentName(p.Name, m), len(mt.Data), len(dst))
+				return fmt.Errorf("head: checkpoint moment %s has %d values, want %d", traingraph.MomentName(p.Name, m), len(mt.Data), len(dst))
 			default:
 				p.FromTorchvision(dst, mt.Data)
 			}
@@ -431,22 +432,22 @@ func (s *ftSession) momentTensors() map[string]Tensor {
 		for j, m := range s.tg.Moments {
 			t := Tensor{Shape: torchShape(p), Data: make([]float32, p.Size())}
 			p.ToTorchvision(t.Data, s.moments[s.cur][i][j].GetData())
-			out[models.MomentName(p.Name, m)] = t
+			out[traingraph.MomentName(p.Name, m)] = t
 		}
 	}
 	return out
 }
 
 // torchShape is p's shape in torchvision layout.
-func torchShape(p models.TrainParam) []int {
+func torchShape(p traingraph.Param) []int {
 	dims := make([]int, len(p.Shape))
 	for i, d := range p.Shape {
 		dims[i] = int(d)
 	}
 	switch p.Layout {
-	case models.LayoutOHWI:
+	case traingraph.LayoutOHWI:
 		dims = []int{dims[0], dims[3], 3, 3}
-	case models.LayoutHWIO:
+	case traingraph.LayoutHWIO:
 		dims = []int{dims[3], dims[2], 3, 3}
 	}
 	return dims

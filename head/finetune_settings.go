@@ -6,6 +6,7 @@ import (
 
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/traingraph"
 )
 
 // MapsData is a labelled set of block4_pool maps, the input of FineTune.
@@ -61,8 +62,8 @@ const (
 
 // Optimizers of FineTuneSettings.Optimizer.
 const (
-	OptimizerAdam = models.OptimizerAdam
-	OptimizerSGD  = models.OptimizerSGD
+	OptimizerAdam = traingraph.OptimizerAdam
+	OptimizerSGD  = traingraph.OptimizerSGD
 )
 
 // FineTuneSettings configure FineTune. The zero value is the reference
@@ -144,8 +145,8 @@ func (s FineTuneSettings) Validate() error {
 }
 
 // graphSpec is the training graph for these (resolved) settings.
-func (s FineTuneSettings) graphSpec(shape [3]int, classes int) models.TrainGraphSpec {
-	return models.TrainGraphSpec{
+func (s FineTuneSettings) graphSpec(shape [3]int, classes int) traingraph.Spec {
+	return traingraph.Spec{
 		Channels: shape[0], Height: shape[1], Width: shape[2],
 		Hidden:       s.Hidden,
 		Classes:      classes,

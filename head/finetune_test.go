@@ -17,6 +17,7 @@ import (
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/traingraph"
 )
 
 // ftFixture is a random fine-tuning problem: block5 weights for C
@@ -458,7 +459,7 @@ func FuzzParseCheckpoint(f *testing.F) {
 	fx := newFTFixture(4, 2, 2, 2, 4, 2)
 	w := withGlorotHead(fx.start, fx.train, FineTuneSettings{Settings: Settings{Hidden: 2}}.Resolve())
 	var buf strings.Builder
-	ck := &ftCheckpoint{weights: w, moments: map[string]Tensor{models.MomentName(OutputBias, "m"): NewTensor(2)},
+	ck := &ftCheckpoint{weights: w, moments: map[string]Tensor{traingraph.MomentName(OutputBias, "m"): NewTensor(2)},
 		state: ftState{Format: checkpointFormat, Steps: 3, Order: []int32{1, 0, 3, 2}, History: History{{Epoch: 0, Loss: 1}}}}
 	all := &Weights{Classes: w.Classes, Tensors: map[string]Tensor{}}
 	for n, t := range ck.weights.Tensors {
