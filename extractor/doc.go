@@ -19,7 +19,7 @@
 // dropped from the cache: N shrinks in place, which moves only unfinished
 // rows (cache.Writer.Drop).
 //
-// A Classifier runs an exported classifier.onnx (models.Export) over images
+// A Classifier runs an exported classifier.onnx (classifier.Build) over images
 // for `tlearn classify`, with the same decoding and resizing as Extract.
 //
 // The package must not parse image formats itself beyond that check, nor

@@ -18,6 +18,7 @@ import (
 	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/classifier"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -170,11 +171,11 @@ func exportAction(c *cli.Context) error {
 	if _, err := initORT(c); err != nil {
 		return err
 	}
-	cm, err := models.Export(spec, m, ew, models.ExportSettings{
+	cm, err := classifier.Build(spec, m, ew, classifier.Settings{
 		Classes: hw.Classes, Size: size, Interpolation: interp, ExtractorSHA256: sha, Threads: c.Int(flagThreads),
 	})
 	if err != nil {
-		if errors.Is(err, models.ErrWeightsMismatch) {
+		if errors.Is(err, classifier.ErrWeightsMismatch) {
 			return fmt.Errorf("export: %s and model %s: %w", weightsPath, modelDir, err)
 		}
 		return fmt.Errorf("export: model %s: %w", modelDir, err)
@@ -187,14 +188,14 @@ func exportAction(c *cli.Context) error {
 
 // exportWeights converts the run's weights to models' plain tensors and
 // checks them against the run's mode.
-func exportWeights(w *head.Weights, mode, path string) (models.ExportWeights, error) {
-	var ew models.ExportWeights
+func exportWeights(w *head.Weights, mode, path string) (classifier.Weights, error) {
+	var ew classifier.Weights
 	if k, b, ok := w.Hidden(); ok {
-		ew.Hidden = &models.Dense{In: k.Shape[0], Out: k.Shape[1], Kernel: k.Data, Bias: b.Data}
+		ew.Hidden = &classifier.Dense{In: k.Shape[0], Out: k.Shape[1], Kernel: k.Data, Bias: b.Data}
 	}
 	k, b := w.Output()
-	ew.Output = models.Dense{In: k.Shape[0], Out: k.Shape[1], Kernel: k.Data, Bias: b.Data}
-	var p models.Block5Params
+	ew.Output = classifier.Dense{In: k.Shape[0], Out: k.Shape[1], Kernel: k.Data, Bias: b.Data}
+	var p classifier.Block5Params
 	var have, missing []string
 	for i := range 3 {
 		for j, name := range []string{models.Block5WeightName(i + 1), models.Block5BiasName(i + 1)} {
@@ -225,7 +226,7 @@ func exportWeights(w *head.Weights, mode, path string) (models.ExportWeights, er
 }
 
 func printExportSummary(w io.Writer, out string, m *onnxpb.ModelProto, modelDir string, spec *models.Spec, from string) error {
-	info, err := models.ReadClassifierInfo(m)
+	info, err := classifier.ReadInfo(m)
 	if err != nil {
 		return fmt.Errorf("export: %s: %w", out, err)
 	}
