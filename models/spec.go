@@ -1,9 +1,13 @@
 package models
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -97,6 +101,50 @@ func ReadSpec(dir string) (*Spec, error) {
 		return nil, fmt.Errorf("models: %s: missing input or features", path)
 	}
 	return &s, nil
+}
+
+// ReadExtractor reads DIR/extractor.onnx and returns its bytes and their
+// hex sha256, the prepared model's identity that caches, run folders and
+// classifiers record. Callers that load the model hash the bytes they
+// load, so that the recorded sha256 names exactly the model that ran.
+func ReadExtractor(dir string) (onnx []byte, sum string, err error) {
+	return hashExtractor(dir, true)
+}
+
+// ExtractorSHA256 is the hex sha256 of DIR/extractor.onnx (see
+// ReadExtractor), read as a stream: a full VGG16 is half a gigabyte.
+func ExtractorSHA256(dir string) (string, error) {
+	_, sum, err := hashExtractor(dir, false)
+	return sum, err
+}
+
+// hashExtractor hashes DIR/extractor.onnx and, with keep, returns its bytes.
+func hashExtractor(dir string, keep bool) ([]byte, string, error) {
+	path := filepath.Join(dir, ExtractorFile)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("models: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	var w io.Writer = h
+	var buf *bytes.Buffer
+	if keep {
+		st, err := f.Stat()
+		if err != nil {
+			return nil, "", fmt.Errorf("models: %w", err)
+		}
+		buf = bytes.NewBuffer(make([]byte, 0, st.Size()+bytes.MinRead))
+		w = io.MultiWriter(h, buf)
+	}
+	if _, err := io.Copy(w, f); err != nil {
+		return nil, "", fmt.Errorf("models: read %s: %w", path, err)
+	}
+	var b []byte
+	if keep {
+		b = buf.Bytes()
+	}
+	return b, hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // WriteSpec writes DIR/spec.json atomically.

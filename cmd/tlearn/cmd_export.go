@@ -2,8 +2,6 @@ package main
 
 import (
 	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -138,12 +136,10 @@ func exportAction(c *cli.Context) error {
 		return fmt.Errorf("export: %w", err)
 	}
 	extPath := filepath.Join(modelDir, models.ExtractorFile)
-	b, err := os.ReadFile(extPath)
+	b, sha, err := models.ReadExtractor(modelDir)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	sum := sha256.Sum256(b)
-	sha := hex.EncodeToString(sum[:])
 	if rs.ModelSHA256 == "" {
 		fmt.Fprintf(w, "warning: %s records no model_sha256: cannot check that %s is the model the run was trained on\n", filepath.Join(runDir, head.SettingsFile), extPath)
 	} else if sha != rs.ModelSHA256 {

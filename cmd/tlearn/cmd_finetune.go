@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -132,9 +130,9 @@ func finetuneAction(c *cli.Context) error {
 	if spec.Block5 == nil || spec.Maps == nil {
 		return fmt.Errorf("finetune: %s is a %q model without VGG's block5: fine-tuning needs a VGG16 (prepare one with `tlearn models prepare`); train a head on its features with `tlearn train` instead", modelDir, spec.Preset)
 	}
-	modelSHA, err := fileSHA256(filepath.Join(modelDir, models.ExtractorFile))
+	modelSHA, err := models.ExtractorSHA256(modelDir)
 	if err != nil {
-		return err
+		return fmt.Errorf("finetune: %w", err)
 	}
 	train, trainRef, err := openMapsCache(c.String(flagFTTrain), spec, modelSHA)
 	if err != nil {
@@ -324,19 +322,6 @@ func openMapsCache(dir string, spec *models.Spec, modelSHA string) (*cache.Cache
 func mapsData(cc *cache.Cache) *head.MapsData {
 	s := cc.Manifest.MapsShape
 	return &head.MapsData{Maps: cc.Maps, Y: cc.Labels, Classes: cc.Manifest.Classes, Shape: [3]int{s[0], s[1], s[2]}}
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("finetune: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("finetune: read %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func short(sha string) string {
