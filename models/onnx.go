@@ -22,11 +22,11 @@ import (
 
 // Sentinel errors of Load; the returned errors wrap them and name the file.
 var (
-	ErrEmpty     = errors.New("empty file")
-	ErrNotONNX   = errors.New("not an ONNX model")
-	ErrTruncated = errors.New("truncated ONNX file")
+	ErrEmpty     = errors.New("models: empty file")
+	ErrNotONNX   = errors.New("models: not an ONNX model")
+	ErrTruncated = errors.New("models: truncated ONNX file")
 	// ErrExternalData means a tensor stored outside the model file could not be read.
-	ErrExternalData = errors.New("external tensor data")
+	ErrExternalData = errors.New("models: external tensor data")
 )
 
 // Load reads an ONNX model. Tensors whose data lives in external files

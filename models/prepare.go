@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -33,6 +34,10 @@ const (
 	checkSize       = 64  // side of the self-check run: small, and 4x4 maps
 	checkBatch      = 2   // a batch of 2 shows that the batch dim is free
 )
+
+// ErrNoTensor is wrapped when PrepareSettings.FeatureTensor names a tensor
+// that no node of the graph writes.
+var ErrNoTensor = errors.New("models: no such tensor")
 
 // PrepareSettings chooses how Prepare cuts a model. The zero value detects
 // a VGG16 and its preset and checks the result once under ONNX Runtime.
@@ -185,7 +190,7 @@ func WriteTinyPrepared(dir string, seed int64) (*Spec, error) {
 func cutVGG(m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Spec, error) {
 	v, err := DetectVGG(m)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w; for another backbone name the tensor to pool with --feature-tensor", err)
+		return nil, nil, err
 	}
 	preset := s.Preset
 	if preset == "" {
@@ -291,6 +296,62 @@ func ownParams(g *onnxpb.GraphProto, conv *onnxpb.NodeProto, k int, names map[st
 
 // cutCustom cuts any backbone at s.FeatureTensor.
 func cutCustom(m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Spec, error) {
+	pre, err := customPreprocessing(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	input, dims, layout, err := customInput(m.GetGraph())
+	if err != nil {
+		return nil, nil, err
+	}
+	pre.Layout = layout
+	declared := fixedSide(input)
+	size := cmp.Or(s.DefaultSize, declared, vggDefaultSize)
+	t := s.FeatureTensor
+	producer := producers(m.GetGraph())
+	if producer[t] == nil {
+		return nil, nil, fmt.Errorf("%w %q: no node writes it", ErrNoTensor, t)
+	}
+	rank, dim, err := featureShape(m, t, input.GetName(), dims, layout, cmp.Or(declared, size), s.Threads)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, in, transposed, err := cutAt(m, t, producer[t], rank, input.GetName(), layout)
+	if err != nil {
+		return nil, nil, err
+	}
+	if transposed {
+		// dim was read on the NHWC tensor; the probe of the check run below
+		// confirms the final [N,D].
+		dim = 0
+	}
+	spec := &Spec{
+		Preset:        PresetCustom,
+		Preprocessing: pre,
+		Input:         in,
+		DefaultSize:   size,
+		Features:      FeaturesSpec{Name: FeaturesOutput, Dim: int(dim), Tensor: t},
+	}
+	symbolicSpatial := declared == 0
+	if !s.SkipCheck || dim <= 0 {
+		if spec.Features.Dim, symbolicSpatial, err = checkCustomCut(out, in, dims, layout, size, s.Threads); err != nil {
+			return nil, nil, err
+		}
+	}
+	if !symbolicSpatial {
+		if s.SkipCheck && dim > 0 {
+			size = declared // unchecked: keep the model's own size
+		}
+		spec.FixedSize = size
+		setInputDims(out.Graph, in, fixedInputDims(dims, layout, size))
+	}
+	setOutputDims(out.Graph, FeaturesOutput, []any{"N", spec.Features.Dim})
+	return out, spec, nil
+}
+
+// customPreprocessing checks the settings of a cut at a feature tensor and
+// returns the input preprocessing they name (its layout still unset).
+func customPreprocessing(s PrepareSettings) (dataset.Preprocessing, error) {
 	var pre dataset.Preprocessing
 	switch s.Preprocessing {
 	case "", PreprocessingTorchvision:
@@ -298,43 +359,53 @@ func cutCustom(m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Sp
 	case PreprocessingCaffe:
 		pre = dataset.CaffePreprocessing
 	default:
-		return nil, nil, fmt.Errorf("unknown preprocessing %q (want %s or %s)", s.Preprocessing, PreprocessingTorchvision, PreprocessingCaffe)
+		return pre, fmt.Errorf("unknown preprocessing %q (want %s or %s)", s.Preprocessing, PreprocessingTorchvision, PreprocessingCaffe)
 	}
 	if s.Preset != "" && s.Preset != PresetCustom {
-		return nil, nil, fmt.Errorf("%w: %s is a VGG16 preset; with --feature-tensor the preset is %s", ErrPreset, s.Preset, PresetCustom)
+		return pre, fmt.Errorf("%w: %s is a VGG16 preset; a cut at a feature tensor takes preset %s", ErrPreset, s.Preset, PresetCustom)
 	}
-	g := m.GetGraph()
+	return pre, nil
+}
+
+// customInput is the graph's image input: float32, rank 4, NHWC when its
+// last dim is 3 and its second is not, else NCHW.
+func customInput(g *onnxpb.GraphProto) (*onnxpb.ValueInfoProto, []onnxgraph.Dim, dataset.Layout, error) {
 	input, err := imageInput(g)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	elem, dims, known := onnxgraph.Shape(input)
 	if elem != onnxpb.TensorProto_FLOAT {
-		return nil, nil, fmt.Errorf("input %q is %s; tlearn feeds float32 images", input.GetName(), onnxgraph.DataTypeName(int32(elem)))
+		return nil, nil, "", fmt.Errorf("input %q is %s; tlearn feeds float32 images", input.GetName(), onnxgraph.DataTypeName(int32(elem)))
 	}
 	if !known || len(dims) != 4 {
-		return nil, nil, fmt.Errorf("input %q has shape %v; want an image batch of rank 4", input.GetName(), dims)
+		return nil, nil, "", fmt.Errorf("input %q has shape %v; want an image batch of rank 4", input.GetName(), dims)
 	}
 	layout := dataset.NCHW
 	if dims[3].Value == 3 && dims[1].Value != 3 {
 		layout = dataset.NHWC
 	}
-	pre.Layout = layout
-	declared := fixedSide(input)
-	size := cmp.Or(s.DefaultSize, declared, vggDefaultSize)
-	t := s.FeatureTensor
+	return input, dims, layout, nil
+}
+
+// producers maps each tensor to the node that writes it.
+func producers(g *onnxpb.GraphProto) map[string]*onnxpb.NodeProto {
 	producer := map[string]*onnxpb.NodeProto{}
-	for _, n := range g.Node {
+	for _, n := range g.GetNode() {
 		for _, o := range n.Output {
 			producer[o] = n
 		}
 	}
-	if producer[t] == nil {
-		return nil, nil, fmt.Errorf("no node writes a tensor named %q (see `tlearn models info --json` for the graph's outputs, or Netron for all tensors)", t)
-	}
+	return producer
+}
 
-	// Rank and element type: declared, or found by running the model up to t.
-	rank, dim, isFloat := -1, int64(0), false
+// featureShape is the rank of tensor t and its second dim (0 when
+// unknown): as the graph declares them, else found by running the model
+// up to t once at the given input side (which needs ONNX Runtime). A
+// tensor that is not float32 is an error.
+func featureShape(m *onnxpb.ModelProto, t, input string, dims []onnxgraph.Dim, layout dataset.Layout, side, threads int) (rank int, dim int64, err error) {
+	g := m.GetGraph()
+	rank, isFloat := -1, false
 	for _, vi := range append(slices.Clone(g.ValueInfo), g.Output...) {
 		if vi.GetName() == t {
 			if e, d, ok := onnxgraph.Shape(vi); ok && d != nil {
@@ -348,14 +419,14 @@ func cutCustom(m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Sp
 	if rank < 0 || dim <= 0 {
 		pm := proto.Clone(m).(*onnxpb.ModelProto)
 		pm.Graph.Output = []*onnxpb.ValueInfoProto{{Name: proto.String(t)}}
-		finishCut(pm, input.GetName(), layout, false)
+		finishCut(pm, input, layout, false)
 		b, err := Marshal(pm)
 		if err != nil {
-			return nil, nil, err
+			return 0, 0, err
 		}
-		res, err := probe(b, input.GetName(), inputShape(dims, layout, 1, cmp.Or(declared, size)), []string{t}, s.Threads)
+		res, err := probe(b, input, inputShape(dims, layout, 1, side), []string{t}, threads)
 		if err != nil {
-			return nil, nil, fmt.Errorf("probe run to find the shape of %q: %w", t, err)
+			return 0, 0, fmt.Errorf("probe run to find the shape of %q: %w", t, err)
 		}
 		rank, isFloat = len(res[0].Shape), res[0].Float32
 		if rank >= 2 {
@@ -363,29 +434,34 @@ func cutCustom(m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Sp
 		}
 	}
 	if !isFloat {
-		return nil, nil, fmt.Errorf("feature tensor %q is not float32 (a quantized tensor?); name a float tensor, e.g. the output of a DequantizeLinear", t)
+		return 0, 0, fmt.Errorf("feature tensor %q is not float32 (a quantized tensor?); name a float tensor, e.g. the output of a DequantizeLinear", t)
 	}
-	out := proto.Clone(m).(*onnxpb.ModelProto)
-	g = out.Graph
-	names := onnxgraph.Names(g)
+	return rank, dim, nil
+}
+
+// cutAt returns a copy of m whose one output, FeaturesOutput, is tensor t
+// (written by node tp) pooled by global average pooling (rank 4) or taken
+// as it is (rank 2), and the name of the copy's input. transposed reports
+// that the pooled tensor is the NCHW tensor that tp transposes to t.
+func cutAt(m *onnxpb.ModelProto, t string, tp *onnxpb.NodeProto, rank int, input string, layout dataset.Layout) (out *onnxpb.ModelProto, in string, transposed bool, err error) {
 	pooled := t
 	switch rank {
 	case 4:
 		// tf2onnx transposes back to NHWC before a graph output; pool the
 		// NCHW tensor it transposed.
-		if p := producer[t]; p.GetOpType() == "Transpose" && len(p.Input) == 1 && slices.Equal(onnxgraph.Attr(p, "perm").GetInts(), []int64{0, 2, 3, 1}) {
-			pooled = p.Input[0]
-			// dim was read on the NHWC tensor; the probe of the check run below
-			// confirms the final [N,D].
-			dim = 0
+		if tp.GetOpType() == "Transpose" && len(tp.Input) == 1 && slices.Equal(onnxgraph.Attr(tp, "perm").GetInts(), []int64{0, 2, 3, 1}) {
+			pooled, transposed = tp.Input[0], true
 		}
 	case 2:
 	default:
-		return nil, nil, fmt.Errorf("feature tensor %q has rank %d; want 4 (pooled) or 2", t, rank)
+		return nil, "", false, fmt.Errorf("feature tensor %q has rank %d; want 4 (pooled) or 2", t, rank)
 	}
+	out = proto.Clone(m).(*onnxpb.ModelProto)
+	g := out.Graph
+	names := onnxgraph.Names(g)
 	ren := onnxgraph.Reserve(g, names, FeaturesOutput)
 	pooled = ren(pooled)
-	in := ren(input.GetName())
+	in = ren(input)
 	if rank == 4 {
 		gap := onnxgraph.Unique(names, "features_gap")
 		g.Node = append(g.Node,
@@ -397,46 +473,33 @@ func cutCustom(m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Sp
 	g.Output = []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo(FeaturesOutput, onnxpb.TensorProto_FLOAT, []any{"N", nil})}
 	finishCut(out, in, layout, true)
 	out.DocString = proto.String(fmt.Sprintf("tlearn models prepare: custom backbone, output %s from %q", FeaturesOutput, t))
-	spec := &Spec{
-		Preset:        PresetCustom,
-		Preprocessing: pre,
-		Input:         in,
-		DefaultSize:   size,
-		Features:      FeaturesSpec{Name: FeaturesOutput, Dim: int(dim), Tensor: t},
+	return out, in, transposed, nil
+}
+
+// checkCustomCut runs the cut model at side size, then at size+32, and
+// returns the features' width and whether the input's spatial dims may
+// stay free: only where the model runs at another size too (models with
+// fixed Reshapes do not).
+func checkCustomCut(out *onnxpb.ModelProto, in string, dims []onnxgraph.Dim, layout dataset.Layout, size, threads int) (dim int, symbolic bool, err error) {
+	b, err := Marshal(out)
+	if err != nil {
+		return 0, false, err
 	}
-	symbolicSpatial := declared == 0
-	if !s.SkipCheck || dim <= 0 {
-		// Free spatial dims only where the model runs at another size too:
-		// models with fixed Reshapes do not.
-		for _, side := range []int{size, size + 32} {
-			b, err := Marshal(out)
-			if err != nil {
-				return nil, nil, err
+	for _, side := range []int{size, size + 32} {
+		res, err := probe(b, in, inputShape(dims, layout, checkBatch, side), []string{FeaturesOutput}, threads)
+		if err != nil {
+			if side != size {
+				break
 			}
-			res, err := probe(b, in, inputShape(dims, layout, checkBatch, side), []string{FeaturesOutput}, s.Threads)
-			if err != nil {
-				if side != size {
-					break
-				}
-				return nil, nil, fmt.Errorf("check run of the cut model: %w", err)
-			}
-			sh := res[0].Shape
-			if len(sh) != 2 || sh[0] != checkBatch {
-				return nil, nil, fmt.Errorf("check run of the cut model: %s has shape %v, want [%d,D]", FeaturesOutput, sh, checkBatch)
-			}
-			spec.Features.Dim = int(sh[1])
-			symbolicSpatial = side != size
+			return 0, false, fmt.Errorf("check run of the cut model: %w", err)
 		}
-	}
-	if !symbolicSpatial {
-		if s.SkipCheck && dim > 0 {
-			size = declared // unchecked: keep the model's own size
+		sh := res[0].Shape
+		if len(sh) != 2 || sh[0] != checkBatch {
+			return 0, false, fmt.Errorf("check run of the cut model: %s has shape %v, want [%d,D]", FeaturesOutput, sh, checkBatch)
 		}
-		spec.FixedSize = size
-		setInputDims(out.Graph, in, fixedInputDims(dims, layout, size))
+		dim, symbolic = int(sh[1]), side != size
 	}
-	setOutputDims(out.Graph, FeaturesOutput, []any{"N", spec.Features.Dim})
-	return out, spec, nil
+	return dim, symbolic, nil
 }
 
 // fixedSide is the input's fixed square side, or 0.

@@ -390,8 +390,8 @@ func TestPrepareFeatureTensor(t *testing.T) {
 	}
 	t.Run("unknown tensor", func(t *testing.T) {
 		_, err := PrepareModel(full, SourceSpec{}, PrepareSettings{FeatureTensor: "nope"}, t.TempDir())
-		if err == nil || !strings.Contains(err.Error(), `"nope"`) {
-			t.Fatalf("err = %v", err)
+		if !errors.Is(err, ErrNoTensor) || !strings.Contains(err.Error(), `"nope"`) {
+			t.Fatalf("err = %v, want ErrNoTensor naming the tensor", err)
 		}
 	})
 	t.Run("VGG preset with a feature tensor", func(t *testing.T) {

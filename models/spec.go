@@ -75,7 +75,7 @@ type SourceSpec struct {
 }
 
 // ErrNotPrepared is returned when a folder holds no prepared model.
-var ErrNotPrepared = errors.New("models: not a prepared model folder (run `tlearn models prepare`)")
+var ErrNotPrepared = errors.New("models: not a prepared model folder")
 
 // ReadSpec reads and checks DIR/spec.json.
 func ReadSpec(dir string) (*Spec, error) {

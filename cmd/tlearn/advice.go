@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/classifier"
 )
 
@@ -17,6 +18,7 @@ func withAdvice(err error) error {
 		err    error
 		advice string
 	}{
+		{models.ErrNotPrepared, "prepare one with `tlearn models prepare`"},
 		{classifier.ErrNotClassifier, "make one with `tlearn export`"},
 	} {
 		if errors.Is(err, a.err) {
