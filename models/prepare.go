@@ -164,19 +164,12 @@ func WriteSynthPrepared(dir string, s SynthSettings) (*Spec, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(b)
-	style := "torchvision"
-	switch {
-	case s.Keras:
-		style = "keras"
-	case s.Zoo:
-		style = "zoo"
-	}
 	width := s.Width
 	if width == 0 {
 		width = 1
 	}
 	source := SourceSpec{
-		Path:   fmt.Sprintf("synth:vgg16?style=%s&width=%g&seed=%d", style, width, s.Seed),
+		Path:   fmt.Sprintf("synth:vgg16?style=%s&width=%g&seed=%d", s.style(), width, s.Seed),
 		SHA256: hex.EncodeToString(sum[:]), Bytes: int64(len(b)),
 	}
 	return PrepareModel(m, source, PrepareSettings{SkipCheck: true}, dir)

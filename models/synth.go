@@ -1,12 +1,14 @@
 package models
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
@@ -17,6 +19,24 @@ var (
 	vggChannels  = [5]int{64, 128, 256, 512, 512}
 	vggConvCount = [5]int{2, 2, 3, 3, 3}
 )
+
+// MetaSynthetic is the metadata_props key under which a model made by
+// SynthVGG16 says that tlearn made it, with the settings that rebuild it
+// (JSON: architecture, style, layout, seed, width, size, classifier). The
+// graph itself mimics a real exporter's, producer name included, so this
+// key is what tells a synthetic model from a real one.
+const MetaSynthetic = "tlearn.synthetic"
+
+// synthMeta is the value of MetaSynthetic.
+type synthMeta struct {
+	Architecture string         `json:"architecture"`
+	Style        string         `json:"style"` // torchvision, keras or zoo
+	Layout       dataset.Layout `json:"layout"`
+	Seed         int64          `json:"seed"`
+	Width        float64        `json:"width"`
+	Size         int            `json:"size"`
+	Classifier   bool           `json:"classifier"`
+}
 
 // SynthSettings chooses a synthetic VGG16. The zero value is torchvision's
 // conv base (vgg16().features) at full width, seed 0.
@@ -66,6 +86,17 @@ func SynthVGG16(s SynthSettings) *onnxpb.ModelProto {
 		b.torchvision()
 	}
 	return b.m
+}
+
+// style names the exporter whose graph s mimics.
+func (s SynthSettings) style() string {
+	switch {
+	case s.Keras:
+		return "keras"
+	case s.Zoo:
+		return "zoo"
+	}
+	return "torchvision"
 }
 
 // TinyVGG is the VGG16 topology at 1/16 width (channels 4, 8, 16, 32, 32),
@@ -352,4 +383,14 @@ func (b *vggBuilder) finish(ir, opset int64, producer, version string) {
 	if version != "" {
 		b.m.ProducerVersion = proto.String(version)
 	}
+	layout := dataset.NCHW
+	if b.s.Keras {
+		layout = dataset.NHWC
+	}
+	meta, err := json.Marshal(synthMeta{Architecture: "vgg16", Style: b.s.style(), Layout: layout,
+		Seed: b.s.Seed, Width: b.s.Width, Size: b.s.Size, Classifier: b.s.Classifier})
+	if err != nil {
+		panic(fmt.Sprintf("models: SynthVGG16: %v", err)) // a struct of plain fields always encodes
+	}
+	b.m.MetadataProps = []*onnxpb.StringStringEntryProto{{Key: proto.String(MetaSynthetic), Value: proto.String(string(meta))}}
 }

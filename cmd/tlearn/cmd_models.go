@@ -202,6 +202,8 @@ keras.applications.VGG16 (NHWC input). Real weights cannot be downloaded
 everywhere; this stands in for them. --tiny divides channels by 16 (well
 under 1 MB); --classifier adds the fully connected layers (full VGG16: 528 MB);
 --zoo mimics the ONNX Model Zoo's vgg16-7 (fixed 1x3x224x224 input, classifier).
+The graph mimics the exporter's, but the file's metadata says that tlearn made
+it (key tlearn.synthetic: style, layout, seed, width; see models info --json).
 
 Example:
    tlearn models synth vgg16 --seed 1 --out vgg16.onnx

@@ -36,7 +36,7 @@ func TestModelsCommands(t *testing.T) {
 		{desc: "synth tiny", args: []string{"models", "synth", "vgg16", "--seed", "3", "--tiny", "--out", tiny, "-q"}},
 		{desc: "synth tiny keras", args: []string{"models", "synth", "vgg16", "--seed", "3", "--tiny", "--keras", "--out", keras, "-q"}},
 		{desc: "info", args: []string{"models", "info", tiny}, want: []string{"Conv 13", "MaxPool 5", "block5: 32 channels", "vgg16-torchvision", "[batch,3,height,width]"}},
-		{desc: "info --json after the file", args: []string{"models", "info", keras, "--json"}, want: []string{`"preset": "vgg16-keras"`, `"layout": "NHWC"`}},
+		{desc: "info --json after the file", args: []string{"models", "info", keras, "--json"}, want: []string{`"preset": "vgg16-keras"`, `"layout": "NHWC"`, `"tlearn.synthetic": "{\"architecture\":\"vgg16\",\"style\":\"keras\"`}},
 		{desc: "prepare with the detected preset", args: []string{"models", "prepare", "--onnx", keras, "--out", filepath.Join(dir, "model"), "-q", "--device", "cpu"}},
 		{desc: "info on the prepared folder", args: []string{"models", "info", filepath.Join(dir, "model")}, want: []string{"prepared: preset vgg16-keras", "features: [N,32]"}},
 		{desc: "wrong preset", args: []string{"models", "prepare", "--onnx", tiny, "--preset", models.PresetKeras, "--out", filepath.Join(dir, "bad"), "-q"}, wantErr: tiny},
