@@ -116,7 +116,7 @@ func Inspect(m *onnxpb.ModelProto) *Info {
 		info.NotVGG = strings.TrimPrefix(err.Error(), ErrNotVGG.Error()+": ")
 	} else {
 		info.VGG = v
-		info.Preset, _ = DetectPreset(v)
+		info.Preset, _ = detectPreset(v)
 	}
 	return info
 }
@@ -148,7 +148,7 @@ func InspectPath(path string) (*Info, error) {
 	if st.IsDir() {
 		if spec, err = ReadSpec(path); err != nil {
 			if errors.Is(err, ErrNotPrepared) {
-				return nil, fmt.Errorf("models: info %s: a folder, but no %s in it: give an .onnx file or a prepared model folder", path, SpecFile)
+				return nil, fmt.Errorf("models: info %s: a folder, but no %s in it: give an .onnx file or a prepared model folder", path, specFile)
 			}
 			return nil, err
 		}

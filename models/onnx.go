@@ -294,8 +294,8 @@ func TensorFloat32(t *onnxpb.TensorProto) (data []float32, dims []int64, err err
 	return data, append([]int64(nil), t.Dims...), nil
 }
 
-// TensorInt64 is TensorFloat32 for INT64 tensors (shapes, axes, indices).
-func TensorInt64(t *onnxpb.TensorProto) (data []int64, dims []int64, err error) {
+// tensorInt64 is TensorFloat32 for INT64 tensors (shapes, axes, indices).
+func tensorInt64(t *onnxpb.TensorProto) (data []int64, dims []int64, err error) {
 	if t.GetDataType() != int32(onnxpb.TensorProto_INT64) {
 		return nil, nil, fmt.Errorf("models: tensor %q: data type %s, want INT64", t.GetName(), onnxgraph.DataTypeName(t.GetDataType()))
 	}

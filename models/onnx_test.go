@@ -279,7 +279,7 @@ func TestTensors(t *testing.T) {
 		t    *onnxpb.TensorProto
 	}{{"int64 raw_data", ints}, {"int64_data", intData}} {
 		t.Run(tc.desc, func(t *testing.T) {
-			got, _, err := TensorInt64(tc.t)
+			got, _, err := tensorInt64(tc.t)
 			if err != nil || got[0] != -1 || got[2] != 1<<40 {
 				t.Fatalf("got %v, %v", got, err)
 			}

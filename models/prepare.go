@@ -90,16 +90,16 @@ func Prepare(src string, s PrepareSettings, outDir string) (*Spec, error) {
 	}
 	sum := sha256.Sum256(b)
 	source := SourceSpec{Path: abs, SHA256: hex.EncodeToString(sum[:]), Bytes: int64(len(b))}
-	spec, err := PrepareModel(m, source, s, outDir)
+	spec, err := prepareModel(m, source, s, outDir)
 	if err != nil {
 		return nil, fmt.Errorf("models: prepare %s: %w", src, err)
 	}
 	return spec, nil
 }
 
-// PrepareModel is Prepare for a model already in memory; source is recorded
+// prepareModel is Prepare for a model already in memory; source is recorded
 // in the spec as given. Its errors do not name a file.
-func PrepareModel(m *onnxpb.ModelProto, source SourceSpec, s PrepareSettings, outDir string) (*Spec, error) {
+func prepareModel(m *onnxpb.ModelProto, source SourceSpec, s PrepareSettings, outDir string) (*Spec, error) {
 	var (
 		ext  *onnxpb.ModelProto
 		spec *Spec
@@ -113,7 +113,7 @@ func PrepareModel(m *onnxpb.ModelProto, source SourceSpec, s PrepareSettings, ou
 	if err != nil {
 		return nil, err
 	}
-	spec.Format = SpecFormat
+	spec.Format = specFormat
 	spec.Source = source
 	b, err := Marshal(ext)
 	if err != nil {
@@ -172,7 +172,7 @@ func WriteSynthPrepared(dir string, s SynthSettings) (*Spec, error) {
 		Path:   fmt.Sprintf("synth:vgg16?style=%s&width=%g&seed=%d", s.style(), width, s.Seed),
 		SHA256: hex.EncodeToString(sum[:]), Bytes: int64(len(b)),
 	}
-	return PrepareModel(m, source, PrepareSettings{SkipCheck: true}, dir)
+	return prepareModel(m, source, PrepareSettings{SkipCheck: true}, dir)
 }
 
 // WriteTinyPrepared writes TinyVGG(seed), prepared, into dir.
@@ -187,13 +187,13 @@ func cutVGG(m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Spec,
 	}
 	preset := s.Preset
 	if preset == "" {
-		if preset, err = DetectPreset(v); err != nil {
+		if preset, err = detectPreset(v); err != nil {
 			return nil, nil, err
 		}
-	} else if err := CheckPreset(v, preset); err != nil {
+	} else if err := checkPreset(v, preset); err != nil {
 		return nil, nil, err
 	}
-	pre, _ := PresetPreprocessing(preset)
+	pre, _ := presetPreprocessing(preset)
 	pre.Layout = v.Layout
 
 	out := proto.Clone(m).(*onnxpb.ModelProto)

@@ -91,7 +91,7 @@ func TestPrepareMatchesUncut(t *testing.T) {
 				tc.mutate(src)
 			}
 			dir := t.TempDir()
-			spec, err := PrepareModel(src, SourceSpec{Path: "synth"}, PrepareSettings{}, dir)
+			spec, err := prepareModel(src, SourceSpec{Path: "synth"}, PrepareSettings{}, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -273,7 +273,7 @@ func TestPrepareInputWithoutShape(t *testing.T) {
 			}
 			in.Type.GetTensorType().Shape = nil
 			dir := t.TempDir()
-			spec, err := PrepareModel(m, SourceSpec{}, PrepareSettings{SkipCheck: true}, dir)
+			spec, err := prepareModel(m, SourceSpec{}, PrepareSettings{SkipCheck: true}, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -309,7 +309,7 @@ func TestPrepareFeatureTensorMalformedTranspose(t *testing.T) {
 			t.Fatalf("panic: %v", r)
 		}
 	}()
-	_, _ = PrepareModel(m, SourceSpec{}, PrepareSettings{FeatureTensor: "t", SkipCheck: true}, t.TempDir())
+	_, _ = prepareModel(m, SourceSpec{}, PrepareSettings{FeatureTensor: "t", SkipCheck: true}, t.TempDir())
 }
 
 func TestWriteTinyPrepared(t *testing.T) {
@@ -364,7 +364,7 @@ func TestPrepareFeatureTensor(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
 			dir := t.TempDir()
-			spec, err := PrepareModel(tc.m, SourceSpec{}, PrepareSettings{FeatureTensor: tc.tensor, Preprocessing: PreprocessingCaffe}, dir)
+			spec, err := prepareModel(tc.m, SourceSpec{}, PrepareSettings{FeatureTensor: tc.tensor, Preprocessing: PreprocessingCaffe}, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -389,13 +389,13 @@ func TestPrepareFeatureTensor(t *testing.T) {
 		})
 	}
 	t.Run("unknown tensor", func(t *testing.T) {
-		_, err := PrepareModel(full, SourceSpec{}, PrepareSettings{FeatureTensor: "nope"}, t.TempDir())
+		_, err := prepareModel(full, SourceSpec{}, PrepareSettings{FeatureTensor: "nope"}, t.TempDir())
 		if !errors.Is(err, ErrNoTensor) || !strings.Contains(err.Error(), `"nope"`) {
 			t.Fatalf("err = %v, want ErrNoTensor naming the tensor", err)
 		}
 	})
 	t.Run("VGG preset with a feature tensor", func(t *testing.T) {
-		_, err := PrepareModel(full, SourceSpec{}, PrepareSettings{FeatureTensor: v.Blocks[3].Pool, Preset: PresetKeras}, t.TempDir())
+		_, err := prepareModel(full, SourceSpec{}, PrepareSettings{FeatureTensor: v.Blocks[3].Pool, Preset: PresetKeras}, t.TempDir())
 		if !errors.Is(err, ErrPreset) {
 			t.Fatalf("err = %v", err)
 		}

@@ -15,11 +15,14 @@ import (
 	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
-// File names inside a prepared model folder (DESIGN.md, "Files on disk").
+// ExtractorFile is the model inside a prepared model folder, next to its
+// spec.json (DESIGN.md, "Files on disk"); ReadSpec and WriteSpec handle
+// the spec.
+const ExtractorFile = "extractor.onnx"
+
 const (
-	ExtractorFile = "extractor.onnx"
-	SpecFile      = "spec.json"
-	SpecFormat    = 1
+	specFile   = "spec.json"
+	specFormat = 1 // the spec.json format this tlearn writes and reads
 )
 
 // Tensor names that every prepared extractor.onnx uses.
@@ -79,7 +82,7 @@ var ErrNotPrepared = errors.New("models: not a prepared model folder")
 
 // ReadSpec reads and checks DIR/spec.json.
 func ReadSpec(dir string) (*Spec, error) {
-	path := filepath.Join(dir, SpecFile)
+	path := filepath.Join(dir, specFile)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -91,8 +94,8 @@ func ReadSpec(dir string) (*Spec, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("models: %s: %w", path, err)
 	}
-	if s.Format != SpecFormat {
-		return nil, fmt.Errorf("models: %s: format %d, this tlearn reads %d", path, s.Format, SpecFormat)
+	if s.Format != specFormat {
+		return nil, fmt.Errorf("models: %s: format %d, this tlearn reads %d", path, s.Format, specFormat)
 	}
 	if err := s.Preprocessing.Validate(); err != nil {
 		return nil, fmt.Errorf("models: %s: %w", path, err)
@@ -153,5 +156,5 @@ func WriteSpec(dir string, s *Spec) error {
 	if err != nil {
 		return err
 	}
-	return fsutil.WriteFile(filepath.Join(dir, SpecFile), append(b, '\n'), 0o644)
+	return fsutil.WriteFile(filepath.Join(dir, specFile), append(b, '\n'), 0o644)
 }

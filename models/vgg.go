@@ -21,8 +21,8 @@ const (
 // Presets lists the VGG16 presets.
 var Presets = []string{PresetTorchvision, PresetKeras}
 
-// PresetPreprocessing returns a preset's input preprocessing.
-func PresetPreprocessing(preset string) (dataset.Preprocessing, bool) {
+// presetPreprocessing returns a preset's input preprocessing.
+func presetPreprocessing(preset string) (dataset.Preprocessing, bool) {
 	switch preset {
 	case PresetTorchvision:
 		return dataset.TorchvisionPreprocessing, true
@@ -314,12 +314,12 @@ func nodeName(n *onnxpb.NodeProto) string {
 	return "(unnamed)"
 }
 
-// DetectPreset chooses the preset of a VGG graph: NHWC input through a
+// detectPreset chooses the preset of a VGG graph: NHWC input through a
 // Transpose is a tf2onnx Keras export; NCHW input is torchvision's (and
 // the Model Zoo's) unless layer names look like Keras', in which case the
 // channel order cannot be told from the graph and the caller must name the
 // preset (PrepareSettings.Preset). Errors wrap ErrPreset.
-func DetectPreset(v *VGG) (string, error) {
+func detectPreset(v *VGG) (string, error) {
 	if v.Layout == dataset.NHWC {
 		return PresetKeras, nil
 	}
@@ -330,9 +330,9 @@ func DetectPreset(v *VGG) (string, error) {
 	return PresetTorchvision, nil
 }
 
-// CheckPreset reports whether preset fits the graph's input layout.
-func CheckPreset(v *VGG, preset string) error {
-	p, ok := PresetPreprocessing(preset)
+// checkPreset reports whether preset fits the graph's input layout.
+func checkPreset(v *VGG, preset string) error {
+	p, ok := presetPreprocessing(preset)
 	if !ok {
 		return fmt.Errorf("%w: unknown preset %q (want %s)", ErrPreset, preset, strings.Join(Presets, " or "))
 	}

@@ -55,7 +55,7 @@ func TestDetectPreset(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := DetectPreset(v)
+			p, err := detectPreset(v)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,10 +74,10 @@ func TestDetectPreset(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := DetectPreset(v); !errors.Is(err, ErrPreset) || !strings.Contains(err.Error(), "must be named") || strings.Contains(err.Error(), "--") {
+		if _, err := detectPreset(v); !errors.Is(err, ErrPreset) || !strings.Contains(err.Error(), "must be named") || strings.Contains(err.Error(), "--") {
 			t.Fatalf("err = %v, want an ErrPreset that asks for the preset without naming a CLI flag", err)
 		}
-		if err := CheckPreset(v, PresetKeras); err != nil {
+		if err := checkPreset(v, PresetKeras); err != nil {
 			t.Fatalf("explicit keras preset refused: %v", err)
 		}
 	})
