@@ -418,7 +418,7 @@ func TestOpenErrors(t *testing.T) {
 	}{
 		{"size not a multiple", modelDir, Options{Size: 40}, "multiple of 32"},
 		{"batch", modelDir, Options{Batch: -1}, "batch"},
-		{"not prepared", t.TempDir(), Options{}, "models prepare"},
+		{"not prepared", t.TempDir(), Options{}, "not a prepared model folder"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			tc.o.ORT.Device = ortlib.DeviceCPU

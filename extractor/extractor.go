@@ -2,11 +2,8 @@ package extractor
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -94,12 +91,11 @@ func Open(modelDir string, o Options) (*Extractor, error) {
 	}
 	// Hash the bytes the session loads, so that the sha256 in the cache
 	// names exactly the model that made it.
-	onnx, err := os.ReadFile(e.path)
+	onnx, sum, err := models.ReadExtractor(abs)
 	if err != nil {
 		return nil, fmt.Errorf("extractor: %w", err)
 	}
-	sum := sha256.Sum256(onnx)
-	e.sha256 = hex.EncodeToString(sum[:])
+	e.sha256 = sum
 	if err := e.newSession(onnx, o); err != nil {
 		return nil, errors.Join(err, e.Close())
 	}

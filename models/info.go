@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -67,7 +68,7 @@ func Inspect(m *onnxpb.ModelProto) *Info {
 	inits := make(map[string]bool)
 	for _, t := range g.GetInitializer() {
 		inits[t.GetName()] = true
-		n, _ := numElements(t.Dims)
+		n, _ := onnxgraph.NumElements(t.Dims)
 		info.Parameters += n
 		b, _ := byteSize(t)
 		info.ParameterBytes += b
@@ -89,7 +90,7 @@ func Inspect(m *onnxpb.ModelProto) *Info {
 		counts[op]++
 		if n.GetOpType() == "Constant" {
 			if t, ok := constantValue(n); ok {
-				c, _ := numElements(t.Dims)
+				c, _ := onnxgraph.NumElements(t.Dims)
 				info.Parameters += c
 				b, _ := byteSize(t)
 				info.ParameterBytes += b
@@ -115,14 +116,14 @@ func Inspect(m *onnxpb.ModelProto) *Info {
 		info.NotVGG = strings.TrimPrefix(err.Error(), ErrNotVGG.Error()+": ")
 	} else {
 		info.VGG = v
-		info.Preset, _ = DetectPreset(v)
+		info.Preset, _ = detectPreset(v)
 	}
 	return info
 }
 
 func tensorInfo(vi *onnxpb.ValueInfoProto) TensorInfo {
-	elem, dims, known := Shape(vi)
-	ti := TensorInfo{Name: vi.GetName(), Type: strings.ToLower(dataTypeName(int32(elem)))}
+	elem, dims, known := onnxgraph.Shape(vi)
+	ti := TensorInfo{Name: vi.GetName(), Type: strings.ToLower(onnxgraph.DataTypeName(int32(elem)))}
 	if vi.GetType().GetTensorType() == nil {
 		ti.Type = "?"
 	}
@@ -147,7 +148,7 @@ func InspectPath(path string) (*Info, error) {
 	if st.IsDir() {
 		if spec, err = ReadSpec(path); err != nil {
 			if errors.Is(err, ErrNotPrepared) {
-				return nil, fmt.Errorf("models: info %s: a folder, but no %s in it: give an .onnx file or a prepared model folder", path, SpecFile)
+				return nil, fmt.Errorf("models: info %s: a folder, but no %s in it: give an .onnx file or a prepared model folder", path, specFile)
 			}
 			return nil, err
 		}

@@ -16,16 +16,17 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/tlearn/tlearn/internal/fsutil"
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
 // Sentinel errors of Load; the returned errors wrap them and name the file.
 var (
-	ErrEmpty     = errors.New("empty file")
-	ErrNotONNX   = errors.New("not an ONNX model")
-	ErrTruncated = errors.New("truncated ONNX file")
+	ErrEmpty     = errors.New("models: empty file")
+	ErrNotONNX   = errors.New("models: not an ONNX model")
+	ErrTruncated = errors.New("models: truncated ONNX file")
 	// ErrExternalData means a tensor stored outside the model file could not be read.
-	ErrExternalData = errors.New("external tensor data")
+	ErrExternalData = errors.New("models: external tensor data")
 )
 
 // Load reads an ONNX model. Tensors whose data lives in external files
@@ -262,28 +263,15 @@ func byteSize(t *onnxpb.TensorProto) (int64, bool) {
 	if es == 0 {
 		return 0, false
 	}
-	n, ok := numElements(t.Dims)
+	n, ok := onnxgraph.NumElements(t.Dims)
 	return n * es, ok
-}
-
-// numElements is the product of dims; false when a dim is negative or the
-// product overflows.
-func numElements(dims []int64) (int64, bool) {
-	n := int64(1)
-	for _, d := range dims {
-		if d < 0 || (d > 0 && n > math.MaxInt64/d) {
-			return 0, false
-		}
-		n *= d
-	}
-	return n, true
 }
 
 // TensorFloat32 returns a float32 tensor's values (from raw_data or
 // float_data) and its dims. The data is a fresh slice.
 func TensorFloat32(t *onnxpb.TensorProto) (data []float32, dims []int64, err error) {
 	if t.GetDataType() != int32(onnxpb.TensorProto_FLOAT) {
-		return nil, nil, fmt.Errorf("models: tensor %q: data type %s, want FLOAT", t.GetName(), dataTypeName(t.GetDataType()))
+		return nil, nil, fmt.Errorf("models: tensor %q: data type %s, want FLOAT", t.GetName(), onnxgraph.DataTypeName(t.GetDataType()))
 	}
 	n, err := tensorLen(t)
 	if err != nil {
@@ -306,10 +294,10 @@ func TensorFloat32(t *onnxpb.TensorProto) (data []float32, dims []int64, err err
 	return data, append([]int64(nil), t.Dims...), nil
 }
 
-// TensorInt64 is TensorFloat32 for INT64 tensors (shapes, axes, indices).
-func TensorInt64(t *onnxpb.TensorProto) (data []int64, dims []int64, err error) {
+// tensorInt64 is TensorFloat32 for INT64 tensors (shapes, axes, indices).
+func tensorInt64(t *onnxpb.TensorProto) (data []int64, dims []int64, err error) {
 	if t.GetDataType() != int32(onnxpb.TensorProto_INT64) {
-		return nil, nil, fmt.Errorf("models: tensor %q: data type %s, want INT64", t.GetName(), dataTypeName(t.GetDataType()))
+		return nil, nil, fmt.Errorf("models: tensor %q: data type %s, want INT64", t.GetName(), onnxgraph.DataTypeName(t.GetDataType()))
 	}
 	n, err := tensorLen(t)
 	if err != nil {
@@ -336,7 +324,7 @@ func tensorLen(t *onnxpb.TensorProto) (int64, error) {
 	if t.GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
 		return 0, fmt.Errorf("models: tensor %q: %w not loaded (use models.Load)", t.GetName(), ErrExternalData)
 	}
-	n, ok := numElements(t.Dims)
+	n, ok := onnxgraph.NumElements(t.Dims)
 	if !ok || n > math.MaxInt32 {
 		return 0, fmt.Errorf("models: tensor %q: bad dims %v", t.GetName(), t.Dims)
 	}
@@ -346,7 +334,7 @@ func tensorLen(t *onnxpb.TensorProto) (int64, error) {
 // NewTensorFloat32 makes a float32 initializer with little-endian raw_data.
 // It panics when len(data) does not match dims (a programmer error).
 func NewTensorFloat32(name string, dims []int64, data []float32) *onnxpb.TensorProto {
-	if n, ok := numElements(dims); !ok || n != int64(len(data)) {
+	if n, ok := onnxgraph.NumElements(dims); !ok || n != int64(len(data)) {
 		panic(fmt.Sprintf("models: NewTensorFloat32 %q: %d values for dims %v", name, len(data), dims))
 	}
 	raw := make([]byte, 4*len(data))
@@ -363,7 +351,7 @@ func NewTensorFloat32(name string, dims []int64, data []float32) *onnxpb.TensorP
 
 // NewTensorInt64 makes an int64 initializer with little-endian raw_data.
 func NewTensorInt64(name string, dims []int64, data []int64) *onnxpb.TensorProto {
-	if n, ok := numElements(dims); !ok || n != int64(len(data)) {
+	if n, ok := onnxgraph.NumElements(dims); !ok || n != int64(len(data)) {
 		panic(fmt.Sprintf("models: NewTensorInt64 %q: %d values for dims %v", name, len(data), dims))
 	}
 	raw := make([]byte, 8*len(data))
@@ -443,11 +431,4 @@ func constantValue(n *onnxpb.NodeProto) (*onnxpb.TensorProto, bool) {
 		}
 	}
 	return nil, false
-}
-
-func dataTypeName(dt int32) string {
-	if s, ok := onnxpb.TensorProto_DataType_name[dt]; ok {
-		return s
-	}
-	return strconv.Itoa(int(dt))
 }

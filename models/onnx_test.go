@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -278,7 +279,7 @@ func TestTensors(t *testing.T) {
 		t    *onnxpb.TensorProto
 	}{{"int64 raw_data", ints}, {"int64_data", intData}} {
 		t.Run(tc.desc, func(t *testing.T) {
-			got, _, err := TensorInt64(tc.t)
+			got, _, err := tensorInt64(tc.t)
 			if err != nil || got[0] != -1 || got[2] != 1<<40 {
 				t.Fatalf("got %v, %v", got, err)
 			}
@@ -331,8 +332,8 @@ func TestInitializerAliases(t *testing.T) {
 	}
 	t.Run("value_floats Constant", func(t *testing.T) {
 		g := &onnxpb.GraphProto{Node: []*onnxpb.NodeProto{
-			Node("Constant", "c", nil, []string{"c"}, &onnxpb.AttributeProto{Name: proto.String("value_floats"), Type: onnxpb.AttributeProto_FLOATS.Enum(), Floats: []float32{1, 2}}),
-			Node("Identity", "i", []string{"c"}, []string{"i"}),
+			onnxgraph.Node("Constant", "c", nil, []string{"c"}, &onnxpb.AttributeProto{Name: proto.String("value_floats"), Type: onnxpb.AttributeProto_FLOATS.Enum(), Floats: []float32{1, 2}}),
+			onnxgraph.Node("Identity", "i", []string{"c"}, []string{"i"}),
 		}}
 		tt, ok := Initializer(&onnxpb.ModelProto{Graph: g}, "i")
 		if !ok {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/internal/fsutil"
+	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -31,6 +34,10 @@ const (
 	checkSize       = 64  // side of the self-check run: small, and 4x4 maps
 	checkBatch      = 2   // a batch of 2 shows that the batch dim is free
 )
+
+// ErrNoTensor is wrapped when PrepareSettings.FeatureTensor names a tensor
+// that no node of the graph writes.
+var ErrNoTensor = errors.New("models: no such tensor")
 
 // PrepareSettings chooses how Prepare cuts a model. The zero value detects
 // a VGG16 and its preset and checks the result once under ONNX Runtime.
@@ -83,16 +90,16 @@ func Prepare(src string, s PrepareSettings, outDir string) (*Spec, error) {
 	}
 	sum := sha256.Sum256(b)
 	source := SourceSpec{Path: abs, SHA256: hex.EncodeToString(sum[:]), Bytes: int64(len(b))}
-	spec, err := PrepareModel(m, source, s, outDir)
+	spec, err := prepareModel(m, source, s, outDir)
 	if err != nil {
 		return nil, fmt.Errorf("models: prepare %s: %w", src, err)
 	}
 	return spec, nil
 }
 
-// PrepareModel is Prepare for a model already in memory; source is recorded
+// prepareModel is Prepare for a model already in memory; source is recorded
 // in the spec as given. Its errors do not name a file.
-func PrepareModel(m *onnxpb.ModelProto, source SourceSpec, s PrepareSettings, outDir string) (*Spec, error) {
+func prepareModel(m *onnxpb.ModelProto, source SourceSpec, s PrepareSettings, outDir string) (*Spec, error) {
 	var (
 		ext  *onnxpb.ModelProto
 		spec *Spec
@@ -106,7 +113,7 @@ func PrepareModel(m *onnxpb.ModelProto, source SourceSpec, s PrepareSettings, ou
 	if err != nil {
 		return nil, err
 	}
-	spec.Format = SpecFormat
+	spec.Format = specFormat
 	spec.Source = source
 	b, err := Marshal(ext)
 	if err != nil {
@@ -157,22 +164,15 @@ func WriteSynthPrepared(dir string, s SynthSettings) (*Spec, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(b)
-	style := "torchvision"
-	switch {
-	case s.Keras:
-		style = "keras"
-	case s.Zoo:
-		style = "zoo"
-	}
 	width := s.Width
 	if width == 0 {
 		width = 1
 	}
 	source := SourceSpec{
-		Path:   fmt.Sprintf("synth:vgg16?style=%s&width=%g&seed=%d", style, width, s.Seed),
+		Path:   fmt.Sprintf("synth:vgg16?style=%s&width=%g&seed=%d", s.style(), width, s.Seed),
 		SHA256: hex.EncodeToString(sum[:]), Bytes: int64(len(b)),
 	}
-	return PrepareModel(m, source, PrepareSettings{SkipCheck: true}, dir)
+	return prepareModel(m, source, PrepareSettings{SkipCheck: true}, dir)
 }
 
 // WriteTinyPrepared writes TinyVGG(seed), prepared, into dir.
@@ -183,23 +183,23 @@ func WriteTinyPrepared(dir string, seed int64) (*Spec, error) {
 func cutVGG(m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Spec, error) {
 	v, err := DetectVGG(m)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w; for another backbone name the tensor to pool with --feature-tensor", err)
+		return nil, nil, err
 	}
 	preset := s.Preset
 	if preset == "" {
-		if preset, err = DetectPreset(v); err != nil {
+		if preset, err = detectPreset(v); err != nil {
 			return nil, nil, err
 		}
-	} else if err := CheckPreset(v, preset); err != nil {
+	} else if err := checkPreset(v, preset); err != nil {
 		return nil, nil, err
 	}
-	pre, _ := PresetPreprocessing(preset)
+	pre, _ := presetPreprocessing(preset)
 	pre.Layout = v.Layout
 
 	out := proto.Clone(m).(*onnxpb.ModelProto)
 	g := out.Graph
-	names := tensorNames(g)
-	ren := reserve(g, names, FeaturesOutput, MapsOutput)
+	names := onnxgraph.Names(g)
+	ren := onnxgraph.Reserve(g, names, FeaturesOutput, MapsOutput)
 	input := ren(v.Input)
 	// The clone's nodes sit at the same indexes as the original's.
 	var b5 [3]*onnxpb.NodeProto
@@ -224,15 +224,15 @@ func cutVGG(m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Spec,
 		spec.Block5.ConvWeights[i], spec.Block5.ConvBiases[i] = w, b
 	}
 	pool4, pool5 := ren(v.Blocks[3].Pool), ren(v.Blocks[4].Pool)
-	gap := unique(names, "features_gap")
+	gap := onnxgraph.Unique(names, "features_gap")
 	g.Node = append(g.Node,
-		Node("GlobalAveragePool", "tlearn_features_gap", []string{pool5}, []string{gap}),
-		Node("Flatten", "tlearn_features", []string{gap}, []string{FeaturesOutput}, AttrInt("axis", 1)),
-		Node("Identity", "tlearn_maps", []string{pool4}, []string{MapsOutput}),
+		onnxgraph.Node("GlobalAveragePool", "tlearn_features_gap", []string{pool5}, []string{gap}),
+		onnxgraph.Node("Flatten", "tlearn_features", []string{gap}, []string{FeaturesOutput}, onnxgraph.AttrInt("axis", 1)),
+		onnxgraph.Node("Identity", "tlearn_maps", []string{pool4}, []string{MapsOutput}),
 	)
 	g.Output = []*onnxpb.ValueInfoProto{
-		ValueInfo(FeaturesOutput, onnxpb.TensorProto_FLOAT, []any{"N", spec.Features.Dim}),
-		ValueInfo(MapsOutput, onnxpb.TensorProto_FLOAT, []any{"N", spec.Maps.Channels, "maps_h", "maps_w"}),
+		onnxgraph.ValueInfo(FeaturesOutput, onnxpb.TensorProto_FLOAT, []any{"N", spec.Features.Dim}),
+		onnxgraph.ValueInfo(MapsOutput, onnxpb.TensorProto_FLOAT, []any{"N", spec.Maps.Channels, "maps_h", "maps_w"}),
 	}
 	finishCut(out, input, v.Layout, true)
 	out.DocString = proto.String(fmt.Sprintf("tlearn models prepare: %s backbone, outputs %s (global average pool of %q) and %s (%q)",
@@ -264,7 +264,7 @@ func ownParams(g *onnxpb.GraphProto, conv *onnxpb.NodeProto, k int, names map[st
 	}
 	if len(conv.Input) < 3 || conv.Input[2] == "" {
 		ch, _ := Initializer(&onnxpb.ModelProto{Graph: g}, conv.Input[1])
-		name := unique(names, fmt.Sprintf("block5_conv%d.bias", k))
+		name := onnxgraph.Unique(names, fmt.Sprintf("block5_conv%d.bias", k))
 		g.Initializer = append(g.Initializer, NewTensorFloat32(name, ch.Dims[:1], make([]float32, ch.Dims[0])))
 		conv.Input = append(conv.Input[:2], name)
 		uses[name] = 1
@@ -280,7 +280,7 @@ func ownParams(g *onnxpb.GraphProto, conv *onnxpb.NodeProto, k int, names map[st
 			continue
 		}
 		c := proto.Clone(t).(*onnxpb.TensorProto)
-		c.Name = proto.String(unique(names, fmt.Sprintf("block5_conv%d.%s", k, kind)))
+		c.Name = proto.String(onnxgraph.Unique(names, fmt.Sprintf("block5_conv%d.%s", k, kind)))
 		g.Initializer = append(g.Initializer, c)
 		conv.Input[1+j] = c.GetName()
 	}
@@ -289,112 +289,35 @@ func ownParams(g *onnxpb.GraphProto, conv *onnxpb.NodeProto, k int, names map[st
 
 // cutCustom cuts any backbone at s.FeatureTensor.
 func cutCustom(m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Spec, error) {
-	var pre dataset.Preprocessing
-	switch s.Preprocessing {
-	case "", PreprocessingTorchvision:
-		pre = dataset.TorchvisionPreprocessing
-	case PreprocessingCaffe:
-		pre = dataset.CaffePreprocessing
-	default:
-		return nil, nil, fmt.Errorf("unknown preprocessing %q (want %s or %s)", s.Preprocessing, PreprocessingTorchvision, PreprocessingCaffe)
-	}
-	if s.Preset != "" && s.Preset != PresetCustom {
-		return nil, nil, fmt.Errorf("%w: %s is a VGG16 preset; with --feature-tensor the preset is %s", ErrPreset, s.Preset, PresetCustom)
-	}
-	g := m.GetGraph()
-	input, err := imageInput(g)
+	pre, err := customPreprocessing(s)
 	if err != nil {
 		return nil, nil, err
 	}
-	elem, dims, known := Shape(input)
-	if elem != onnxpb.TensorProto_FLOAT {
-		return nil, nil, fmt.Errorf("input %q is %s; tlearn feeds float32 images", input.GetName(), dataTypeName(int32(elem)))
-	}
-	if !known || len(dims) != 4 {
-		return nil, nil, fmt.Errorf("input %q has shape %v; want an image batch of rank 4", input.GetName(), dims)
-	}
-	layout := dataset.NCHW
-	if dims[3].Value == 3 && dims[1].Value != 3 {
-		layout = dataset.NHWC
+	input, dims, layout, err := customInput(m.GetGraph())
+	if err != nil {
+		return nil, nil, err
 	}
 	pre.Layout = layout
 	declared := fixedSide(input)
 	size := cmp.Or(s.DefaultSize, declared, vggDefaultSize)
 	t := s.FeatureTensor
-	producer := map[string]*onnxpb.NodeProto{}
-	for _, n := range g.Node {
-		for _, o := range n.Output {
-			producer[o] = n
-		}
-	}
+	producer := producers(m.GetGraph())
 	if producer[t] == nil {
-		return nil, nil, fmt.Errorf("no node writes a tensor named %q (see `tlearn models info --json` for the graph's outputs, or Netron for all tensors)", t)
+		return nil, nil, fmt.Errorf("%w %q: no node writes it", ErrNoTensor, t)
 	}
-
-	// Rank and element type: declared, or found by running the model up to t.
-	rank, dim, isFloat := -1, int64(0), false
-	for _, vi := range append(slices.Clone(g.ValueInfo), g.Output...) {
-		if vi.GetName() == t {
-			if e, d, ok := Shape(vi); ok && d != nil {
-				rank, isFloat = len(d), e == onnxpb.TensorProto_FLOAT
-				if len(d) >= 2 {
-					dim = d[1].Value
-				}
-			}
-		}
+	rank, dim, err := featureShape(m, t, input.GetName(), dims, layout, cmp.Or(declared, size), s.Threads)
+	if err != nil {
+		return nil, nil, err
 	}
-	if rank < 0 || dim <= 0 {
-		pm := proto.Clone(m).(*onnxpb.ModelProto)
-		pm.Graph.Output = []*onnxpb.ValueInfoProto{{Name: proto.String(t)}}
-		finishCut(pm, input.GetName(), layout, false)
-		b, err := Marshal(pm)
-		if err != nil {
-			return nil, nil, err
-		}
-		res, err := probe(b, input.GetName(), inputShape(dims, layout, 1, cmp.Or(declared, size)), []string{t}, s.Threads)
-		if err != nil {
-			return nil, nil, fmt.Errorf("probe run to find the shape of %q: %w", t, err)
-		}
-		rank, isFloat = len(res[0].Shape), res[0].Float
-		if rank >= 2 {
-			dim = res[0].Shape[1]
-		}
+	out, in, transposed, err := cutAt(m, t, producer[t], rank, input.GetName(), layout)
+	if err != nil {
+		return nil, nil, err
 	}
-	if !isFloat {
-		return nil, nil, fmt.Errorf("feature tensor %q is not float32 (a quantized tensor?); name a float tensor, e.g. the output of a DequantizeLinear", t)
+	if transposed {
+		// dim was read on the NHWC tensor; the probe of the check run below
+		// confirms the final [N,D].
+		dim = 0
 	}
-	out := proto.Clone(m).(*onnxpb.ModelProto)
-	g = out.Graph
-	names := tensorNames(g)
-	pooled := t
-	switch rank {
-	case 4:
-		// tf2onnx transposes back to NHWC before a graph output; pool the
-		// NCHW tensor it transposed.
-		if p := producer[t]; p.GetOpType() == "Transpose" && len(p.Input) == 1 && slices.Equal(attr(p, "perm").GetInts(), []int64{0, 2, 3, 1}) {
-			pooled = p.Input[0]
-			// dim was read on the NHWC tensor; the probe of the check run below
-			// confirms the final [N,D].
-			dim = 0
-		}
-	case 2:
-	default:
-		return nil, nil, fmt.Errorf("feature tensor %q has rank %d; want 4 (pooled) or 2", t, rank)
-	}
-	ren := reserve(g, names, FeaturesOutput)
-	pooled = ren(pooled)
-	in := ren(input.GetName())
-	if rank == 4 {
-		gap := unique(names, "features_gap")
-		g.Node = append(g.Node,
-			Node("GlobalAveragePool", "tlearn_features_gap", []string{pooled}, []string{gap}),
-			Node("Flatten", "tlearn_features", []string{gap}, []string{FeaturesOutput}, AttrInt("axis", 1)))
-	} else {
-		g.Node = append(g.Node, Node("Identity", "tlearn_features", []string{pooled}, []string{FeaturesOutput}))
-	}
-	g.Output = []*onnxpb.ValueInfoProto{ValueInfo(FeaturesOutput, onnxpb.TensorProto_FLOAT, []any{"N", nil})}
-	finishCut(out, in, layout, true)
-	out.DocString = proto.String(fmt.Sprintf("tlearn models prepare: custom backbone, output %s from %q", FeaturesOutput, t))
 	spec := &Spec{
 		Preset:        PresetCustom,
 		Preprocessing: pre,
@@ -404,26 +327,8 @@ func cutCustom(m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Sp
 	}
 	symbolicSpatial := declared == 0
 	if !s.SkipCheck || dim <= 0 {
-		// Free spatial dims only where the model runs at another size too:
-		// models with fixed Reshapes do not.
-		for _, side := range []int{size, size + 32} {
-			b, err := Marshal(out)
-			if err != nil {
-				return nil, nil, err
-			}
-			res, err := probe(b, in, inputShape(dims, layout, checkBatch, side), []string{FeaturesOutput}, s.Threads)
-			if err != nil {
-				if side != size {
-					break
-				}
-				return nil, nil, fmt.Errorf("check run of the cut model: %w", err)
-			}
-			sh := res[0].Shape
-			if len(sh) != 2 || sh[0] != checkBatch {
-				return nil, nil, fmt.Errorf("check run of the cut model: %s has shape %v, want [%d,D]", FeaturesOutput, sh, checkBatch)
-			}
-			spec.Features.Dim = int(sh[1])
-			symbolicSpatial = side != size
+		if spec.Features.Dim, symbolicSpatial, err = checkCustomCut(out, in, dims, layout, size, s.Threads); err != nil {
+			return nil, nil, err
 		}
 	}
 	if !symbolicSpatial {
@@ -437,9 +342,162 @@ func cutCustom(m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Sp
 	return out, spec, nil
 }
 
+// customPreprocessing checks the settings of a cut at a feature tensor and
+// returns the input preprocessing they name (its layout still unset).
+func customPreprocessing(s PrepareSettings) (dataset.Preprocessing, error) {
+	var pre dataset.Preprocessing
+	switch s.Preprocessing {
+	case "", PreprocessingTorchvision:
+		pre = dataset.TorchvisionPreprocessing
+	case PreprocessingCaffe:
+		pre = dataset.CaffePreprocessing
+	default:
+		return pre, fmt.Errorf("unknown preprocessing %q (want %s or %s)", s.Preprocessing, PreprocessingTorchvision, PreprocessingCaffe)
+	}
+	if s.Preset != "" && s.Preset != PresetCustom {
+		return pre, fmt.Errorf("%w: %s is a VGG16 preset; a cut at a feature tensor takes preset %s", ErrPreset, s.Preset, PresetCustom)
+	}
+	return pre, nil
+}
+
+// customInput is the graph's image input: float32, rank 4, NHWC when its
+// last dim is 3 and its second is not, else NCHW.
+func customInput(g *onnxpb.GraphProto) (*onnxpb.ValueInfoProto, []onnxgraph.Dim, dataset.Layout, error) {
+	input, err := imageInput(g)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	elem, dims, known := onnxgraph.Shape(input)
+	if elem != onnxpb.TensorProto_FLOAT {
+		return nil, nil, "", fmt.Errorf("input %q is %s; tlearn feeds float32 images", input.GetName(), onnxgraph.DataTypeName(int32(elem)))
+	}
+	if !known || len(dims) != 4 {
+		return nil, nil, "", fmt.Errorf("input %q has shape %v; want an image batch of rank 4", input.GetName(), dims)
+	}
+	layout := dataset.NCHW
+	if dims[3].Value == 3 && dims[1].Value != 3 {
+		layout = dataset.NHWC
+	}
+	return input, dims, layout, nil
+}
+
+// producers maps each tensor to the node that writes it.
+func producers(g *onnxpb.GraphProto) map[string]*onnxpb.NodeProto {
+	producer := map[string]*onnxpb.NodeProto{}
+	for _, n := range g.GetNode() {
+		for _, o := range n.Output {
+			producer[o] = n
+		}
+	}
+	return producer
+}
+
+// featureShape is the rank of tensor t and its second dim (0 when
+// unknown): as the graph declares them, else found by running the model
+// up to t once at the given input side (which needs ONNX Runtime). A
+// tensor that is not float32 is an error.
+func featureShape(m *onnxpb.ModelProto, t, input string, dims []onnxgraph.Dim, layout dataset.Layout, side, threads int) (rank int, dim int64, err error) {
+	g := m.GetGraph()
+	rank, isFloat := -1, false
+	for _, vi := range append(slices.Clone(g.ValueInfo), g.Output...) {
+		if vi.GetName() == t {
+			if e, d, ok := onnxgraph.Shape(vi); ok && d != nil {
+				rank, isFloat = len(d), e == onnxpb.TensorProto_FLOAT
+				if len(d) >= 2 {
+					dim = d[1].Value
+				}
+			}
+		}
+	}
+	if rank < 0 || dim <= 0 {
+		pm := proto.Clone(m).(*onnxpb.ModelProto)
+		pm.Graph.Output = []*onnxpb.ValueInfoProto{{Name: proto.String(t)}}
+		finishCut(pm, input, layout, false)
+		b, err := Marshal(pm)
+		if err != nil {
+			return 0, 0, err
+		}
+		res, err := probe(b, input, inputShape(dims, layout, 1, side), []string{t}, threads)
+		if err != nil {
+			return 0, 0, fmt.Errorf("probe run to find the shape of %q: %w", t, err)
+		}
+		rank, isFloat = len(res[0].Shape), res[0].Float32
+		if rank >= 2 {
+			dim = res[0].Shape[1]
+		}
+	}
+	if !isFloat {
+		return 0, 0, fmt.Errorf("feature tensor %q is not float32 (a quantized tensor?); name a float tensor, e.g. the output of a DequantizeLinear", t)
+	}
+	return rank, dim, nil
+}
+
+// cutAt returns a copy of m whose one output, FeaturesOutput, is tensor t
+// (written by node tp) pooled by global average pooling (rank 4) or taken
+// as it is (rank 2), and the name of the copy's input. transposed reports
+// that the pooled tensor is the NCHW tensor that tp transposes to t.
+func cutAt(m *onnxpb.ModelProto, t string, tp *onnxpb.NodeProto, rank int, input string, layout dataset.Layout) (out *onnxpb.ModelProto, in string, transposed bool, err error) {
+	pooled := t
+	switch rank {
+	case 4:
+		// tf2onnx transposes back to NHWC before a graph output; pool the
+		// NCHW tensor it transposed.
+		if tp.GetOpType() == "Transpose" && len(tp.Input) == 1 && slices.Equal(onnxgraph.Attr(tp, "perm").GetInts(), []int64{0, 2, 3, 1}) {
+			pooled, transposed = tp.Input[0], true
+		}
+	case 2:
+	default:
+		return nil, "", false, fmt.Errorf("feature tensor %q has rank %d; want 4 (pooled) or 2", t, rank)
+	}
+	out = proto.Clone(m).(*onnxpb.ModelProto)
+	g := out.Graph
+	names := onnxgraph.Names(g)
+	ren := onnxgraph.Reserve(g, names, FeaturesOutput)
+	pooled = ren(pooled)
+	in = ren(input)
+	if rank == 4 {
+		gap := onnxgraph.Unique(names, "features_gap")
+		g.Node = append(g.Node,
+			onnxgraph.Node("GlobalAveragePool", "tlearn_features_gap", []string{pooled}, []string{gap}),
+			onnxgraph.Node("Flatten", "tlearn_features", []string{gap}, []string{FeaturesOutput}, onnxgraph.AttrInt("axis", 1)))
+	} else {
+		g.Node = append(g.Node, onnxgraph.Node("Identity", "tlearn_features", []string{pooled}, []string{FeaturesOutput}))
+	}
+	g.Output = []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo(FeaturesOutput, onnxpb.TensorProto_FLOAT, []any{"N", nil})}
+	finishCut(out, in, layout, true)
+	out.DocString = proto.String(fmt.Sprintf("tlearn models prepare: custom backbone, output %s from %q", FeaturesOutput, t))
+	return out, in, transposed, nil
+}
+
+// checkCustomCut runs the cut model at side size, then at size+32, and
+// returns the features' width and whether the input's spatial dims may
+// stay free: only where the model runs at another size too (models with
+// fixed Reshapes do not).
+func checkCustomCut(out *onnxpb.ModelProto, in string, dims []onnxgraph.Dim, layout dataset.Layout, size, threads int) (dim int, symbolic bool, err error) {
+	b, err := Marshal(out)
+	if err != nil {
+		return 0, false, err
+	}
+	for _, side := range []int{size, size + 32} {
+		res, err := probe(b, in, inputShape(dims, layout, checkBatch, side), []string{FeaturesOutput}, threads)
+		if err != nil {
+			if side != size {
+				break
+			}
+			return 0, false, fmt.Errorf("check run of the cut model: %w", err)
+		}
+		sh := res[0].Shape
+		if len(sh) != 2 || sh[0] != checkBatch {
+			return 0, false, fmt.Errorf("check run of the cut model: %s has shape %v, want [%d,D]", FeaturesOutput, sh, checkBatch)
+		}
+		dim, symbolic = int(sh[1]), side != size
+	}
+	return dim, symbolic, nil
+}
+
 // fixedSide is the input's fixed square side, or 0.
 func fixedSide(input *onnxpb.ValueInfoProto) int {
-	_, dims, _ := Shape(input)
+	_, dims, _ := onnxgraph.Shape(input)
 	if len(dims) != 4 {
 		return 0
 	}
@@ -453,7 +511,7 @@ func fixedSide(input *onnxpb.ValueInfoProto) int {
 	return 0
 }
 
-func inputShape(dims []Dim, layout dataset.Layout, batch, side int) []int64 {
+func inputShape(dims []onnxgraph.Dim, layout dataset.Layout, batch, side int) []int64 {
 	// A VGG's input may declare no shape (it is optional in ONNX); its first
 	// Conv takes 3 channels.
 	var c int64
@@ -472,7 +530,7 @@ func inputShape(dims []Dim, layout dataset.Layout, batch, side int) []int64 {
 	return []int64{int64(batch), c, int64(side), int64(side)}
 }
 
-func fixedInputDims(dims []Dim, layout dataset.Layout, side int) []any {
+func fixedInputDims(dims []onnxgraph.Dim, layout dataset.Layout, side int) []any {
 	s := inputShape(dims, layout, 1, side)
 	return []any{"N", s[1], s[2], s[3]}
 }
@@ -483,7 +541,7 @@ func fixedInputDims(dims []Dim, layout dataset.Layout, side int) []any {
 // the free dims; ONNX Runtime infers shapes itself.
 func finishCut(m *onnxpb.ModelProto, input string, layout dataset.Layout, spatial bool) {
 	g := m.Graph
-	prune(g)
+	onnxgraph.Prune(g)
 	g.ValueInfo = nil
 	inits := make(map[string]bool, len(g.Initializer))
 	for _, t := range g.Initializer {
@@ -501,7 +559,7 @@ func finishCut(m *onnxpb.ModelProto, input string, layout dataset.Layout, spatia
 		m.IrVersion = proto.Int64(max(m.GetIrVersion(), 4))
 	}
 	g.Input = ins
-	_, dims, _ := Shape(ins[0])
+	_, dims, _ := onnxgraph.Shape(ins[0])
 	c := inputShape(dims, layout, 1, 1)
 	var nd []any
 	switch {
@@ -536,7 +594,7 @@ func finishCut(m *onnxpb.ModelProto, input string, layout dataset.Layout, spatia
 func setInputDims(g *onnxpb.GraphProto, name string, dims []any) {
 	for i, vi := range g.Input {
 		if vi.GetName() == name {
-			g.Input[i] = ValueInfo(name, onnxpb.TensorProto_FLOAT, dims)
+			g.Input[i] = onnxgraph.ValueInfo(name, onnxpb.TensorProto_FLOAT, dims)
 		}
 	}
 }
@@ -544,152 +602,17 @@ func setInputDims(g *onnxpb.GraphProto, name string, dims []any) {
 func setOutputDims(g *onnxpb.GraphProto, name string, dims []any) {
 	for i, vi := range g.Output {
 		if vi.GetName() == name {
-			g.Output[i] = ValueInfo(name, onnxpb.TensorProto_FLOAT, dims)
+			g.Output[i] = onnxgraph.ValueInfo(name, onnxpb.TensorProto_FLOAT, dims)
 		}
 	}
-}
-
-// prune keeps the nodes and initializers that the graph's outputs depend on.
-// Nodes are in topological order (ONNX requires it), so one backward pass
-// suffices; names used inside subgraphs count as used.
-func prune(g *onnxpb.GraphProto) {
-	need := make(map[string]bool)
-	for _, o := range g.Output {
-		need[o.GetName()] = true
-	}
-	keep := make([]bool, len(g.Node))
-	for i := len(g.Node) - 1; i >= 0; i-- {
-		n := g.Node[i]
-		for _, o := range n.Output {
-			if need[o] {
-				keep[i] = true
-			}
-		}
-		if !keep[i] {
-			continue
-		}
-		for _, in := range n.Input {
-			need[in] = true
-		}
-		for _, a := range n.Attribute {
-			for _, sg := range append([]*onnxpb.GraphProto{a.G}, a.Graphs...) {
-				subgraphNames(sg, need)
-			}
-		}
-	}
-	var nodes []*onnxpb.NodeProto
-	for i, n := range g.Node {
-		if keep[i] {
-			nodes = append(nodes, n)
-		}
-	}
-	g.Node = nodes
-	var inits []*onnxpb.TensorProto
-	for _, t := range g.Initializer {
-		if need[t.GetName()] {
-			inits = append(inits, t)
-		}
-	}
-	g.Initializer = inits
-	var sparse []*onnxpb.SparseTensorProto
-	for _, t := range g.SparseInitializer {
-		if need[t.GetValues().GetName()] {
-			sparse = append(sparse, t)
-		}
-	}
-	g.SparseInitializer = sparse
-}
-
-func subgraphNames(g *onnxpb.GraphProto, need map[string]bool) {
-	if g == nil {
-		return
-	}
-	for _, n := range g.Node {
-		for _, in := range n.Input {
-			need[in] = true
-		}
-		for _, a := range n.Attribute {
-			for _, sg := range append([]*onnxpb.GraphProto{a.G}, a.Graphs...) {
-				subgraphNames(sg, need)
-			}
-		}
-	}
-}
-
-// tensorNames lists every value name of g.
-func tensorNames(g *onnxpb.GraphProto) map[string]bool {
-	names := make(map[string]bool)
-	for _, vi := range g.Input {
-		names[vi.GetName()] = true
-	}
-	for _, t := range g.Initializer {
-		names[t.GetName()] = true
-	}
-	for _, n := range g.Node {
-		for _, o := range n.Output {
-			names[o] = true
-		}
-		for _, in := range n.Input {
-			names[in] = true
-		}
-	}
-	return names
-}
-
-// unique returns base, or base with a numeric suffix, unused in names, and
-// marks it used.
-func unique(names map[string]bool, base string) string {
-	name := base
-	for i := 1; names[name]; i++ {
-		name = fmt.Sprintf("%s_%d", base, i)
-	}
-	names[name] = true
-	return name
-}
-
-// reserve renames tensors of g that carry one of the fixed output names, so
-// that the extractor's outputs can have them, and returns the mapping from
-// old to new names (the identity for names it did not touch).
-func reserve(g *onnxpb.GraphProto, names map[string]bool, fixed ...string) func(string) string {
-	renamed := make(map[string]string)
-	for _, f := range fixed {
-		if !names[f] {
-			names[f] = true
-			continue
-		}
-		to := unique(names, f+"_src")
-		renamed[f] = to
-		rename := func(s []string) {
-			for i, x := range s {
-				if x == f {
-					s[i] = to
-				}
-			}
-		}
-		for _, n := range g.Node {
-			rename(n.Input)
-			rename(n.Output)
-		}
-		for _, t := range g.Initializer {
-			if t.GetName() == f {
-				t.Name = proto.String(to)
-			}
-		}
-		for _, vi := range slices.Concat(g.Input, g.Output, g.ValueInfo) {
-			if vi.GetName() == f {
-				vi.Name = proto.String(to)
-			}
-		}
-	}
-	return func(s string) string { return cmp.Or(renamed[s], s) }
 }
 
 // checkVGGExtractor runs a prepared VGG extractor once at checkSize and
 // compares its outputs' shapes with the spec.
 func checkVGGExtractor(model []byte, spec *Spec, threads int) error {
-	dims := []Dim{{}, {Value: 3}, {}, {}}
+	dims := []onnxgraph.Dim{{}, {Value: 3}, {}, {}}
 	if spec.Preprocessing.Layout == dataset.NHWC {
-		dims = []Dim{{}, {}, {}, {Value: 3}}
+		dims = []onnxgraph.Dim{{}, {}, {}, {Value: 3}}
 	}
 	res, err := probe(model, spec.Input, inputShape(dims, spec.Preprocessing.Layout, checkBatch, checkSize), []string{FeaturesOutput, MapsOutput}, threads)
 	if err != nil {
@@ -698,9 +621,21 @@ func checkVGGExtractor(model []byte, spec *Spec, threads int) error {
 	m := checkSize / spec.Maps.Stride
 	want := [][]int64{{checkBatch, int64(spec.Features.Dim)}, {checkBatch, int64(spec.Maps.Channels), int64(m), int64(m)}}
 	for i, r := range res {
-		if !slices.Equal(r.Shape, want[i]) || !r.Float {
+		if !slices.Equal(r.Shape, want[i]) || !r.Float32 {
 			return fmt.Errorf("check run of the cut model: output %d has shape %v, want %v float32", i, r.Shape, want[i])
 		}
 	}
 	return nil
+}
+
+// probe runs model once under ONNX Runtime on a deterministic input of the
+// given shape: a smooth, varied pattern in the range of preprocessed
+// pixels. Probes are small (batch 1 or 2 at test sizes).
+func probe(model []byte, input string, shape []int64, outputs []string, threads int) ([]ortlib.ProbeOutput, error) {
+	n, _ := onnxgraph.NumElements(shape)
+	data := make([]float32, n)
+	for i := range data {
+		data[i] = float32(i%251)/125 - 1
+	}
+	return ortlib.Probe(model, []ortlib.Tensor{{Name: input, Shape: shape, Data: data}}, outputs, threads)
 }

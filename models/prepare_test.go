@@ -12,14 +12,16 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
 // runWith runs m on probe's deterministic input of shape and returns the
 // named values; names that are not graph outputs are exposed as extra
 // outputs first, so intermediate tensors of an uncut model can be read.
-func runWith(t *testing.T, m *onnxpb.ModelProto, input string, shape []int64, names ...string) []probeOutput {
+func runWith(t *testing.T, m *onnxpb.ModelProto, input string, shape []int64, names ...string) []ortlib.ProbeOutput {
 	t.Helper()
 	m = proto.Clone(m).(*onnxpb.ModelProto)
 	for _, n := range names {
@@ -39,7 +41,7 @@ func runWith(t *testing.T, m *onnxpb.ModelProto, input string, shape []int64, na
 }
 
 // gap averages an NCHW tensor over H and W.
-func gap(x probeOutput) []float32 {
+func gap(x ortlib.ProbeOutput) []float32 {
 	n, c, hw := int(x.Shape[0]), int(x.Shape[1]), int(x.Shape[2]*x.Shape[3])
 	out := make([]float32, n*c)
 	for i := range out {
@@ -89,7 +91,7 @@ func TestPrepareMatchesUncut(t *testing.T) {
 				tc.mutate(src)
 			}
 			dir := t.TempDir()
-			spec, err := PrepareModel(src, SourceSpec{Path: "synth"}, PrepareSettings{}, dir)
+			spec, err := prepareModel(src, SourceSpec{Path: "synth"}, PrepareSettings{}, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -141,7 +143,7 @@ func checkExtractorGraph(t *testing.T, src, ext *onnxpb.ModelProto, spec *Spec) 
 	if len(g.Input) != 1 || g.Input[0].GetName() != spec.Input {
 		t.Fatalf("inputs %v, want only %s", g.Input, spec.Input)
 	}
-	_, dims, _ := Shape(g.Input[0])
+	_, dims, _ := onnxgraph.Shape(g.Input[0])
 	fixed := 0
 	for _, d := range dims {
 		if d.Value > 0 {
@@ -271,7 +273,7 @@ func TestPrepareInputWithoutShape(t *testing.T) {
 			}
 			in.Type.GetTensorType().Shape = nil
 			dir := t.TempDir()
-			spec, err := PrepareModel(m, SourceSpec{}, PrepareSettings{SkipCheck: true}, dir)
+			spec, err := prepareModel(m, SourceSpec{}, PrepareSettings{SkipCheck: true}, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -279,7 +281,7 @@ func TestPrepareInputWithoutShape(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, dims, _ := Shape(ext.Graph.Input[0])
+			_, dims, _ := onnxgraph.Shape(ext.Graph.Input[0])
 			if got := fmt.Sprint(dims); got != tc.want || spec.DefaultSize != vggDefaultSize {
 				t.Fatalf("input dims %s, default size %d; want %s, %d", got, spec.DefaultSize, tc.want, vggDefaultSize)
 			}
@@ -293,13 +295,13 @@ func TestPrepareInputWithoutShape(t *testing.T) {
 func TestPrepareFeatureTensorMalformedTranspose(t *testing.T) {
 	g := &onnxpb.GraphProto{
 		Name:  proto.String("g"),
-		Input: []*onnxpb.ValueInfoProto{ValueInfo("x", onnxpb.TensorProto_FLOAT, []any{1, 3, 8, 8})},
+		Input: []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo("x", onnxpb.TensorProto_FLOAT, []any{1, 3, 8, 8})},
 		Node: []*onnxpb.NodeProto{
-			Node("Relu", "r", []string{"x"}, []string{"y"}),
-			Node("Transpose", "t", nil, []string{"t"}, AttrInts("perm", 0, 2, 3, 1)),
+			onnxgraph.Node("Relu", "r", []string{"x"}, []string{"y"}),
+			onnxgraph.Node("Transpose", "t", nil, []string{"t"}, onnxgraph.AttrInts("perm", 0, 2, 3, 1)),
 		},
-		Output:    []*onnxpb.ValueInfoProto{ValueInfo("y", onnxpb.TensorProto_FLOAT, []any{1, 3, 8, 8})},
-		ValueInfo: []*onnxpb.ValueInfoProto{ValueInfo("t", onnxpb.TensorProto_FLOAT, []any{1, 8, 8, 3})},
+		Output:    []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo("y", onnxpb.TensorProto_FLOAT, []any{1, 3, 8, 8})},
+		ValueInfo: []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo("t", onnxpb.TensorProto_FLOAT, []any{1, 8, 8, 3})},
 	}
 	m := &onnxpb.ModelProto{IrVersion: proto.Int64(8), Graph: g, OpsetImport: []*onnxpb.OperatorSetIdProto{{Version: proto.Int64(13)}}}
 	defer func() {
@@ -307,7 +309,7 @@ func TestPrepareFeatureTensorMalformedTranspose(t *testing.T) {
 			t.Fatalf("panic: %v", r)
 		}
 	}()
-	_, _ = PrepareModel(m, SourceSpec{}, PrepareSettings{FeatureTensor: "t", SkipCheck: true}, t.TempDir())
+	_, _ = prepareModel(m, SourceSpec{}, PrepareSettings{FeatureTensor: "t", SkipCheck: true}, t.TempDir())
 }
 
 func TestWriteTinyPrepared(t *testing.T) {
@@ -362,7 +364,7 @@ func TestPrepareFeatureTensor(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
 			dir := t.TempDir()
-			spec, err := PrepareModel(tc.m, SourceSpec{}, PrepareSettings{FeatureTensor: tc.tensor, Preprocessing: PreprocessingCaffe}, dir)
+			spec, err := prepareModel(tc.m, SourceSpec{}, PrepareSettings{FeatureTensor: tc.tensor, Preprocessing: PreprocessingCaffe}, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -387,13 +389,13 @@ func TestPrepareFeatureTensor(t *testing.T) {
 		})
 	}
 	t.Run("unknown tensor", func(t *testing.T) {
-		_, err := PrepareModel(full, SourceSpec{}, PrepareSettings{FeatureTensor: "nope"}, t.TempDir())
-		if err == nil || !strings.Contains(err.Error(), `"nope"`) {
-			t.Fatalf("err = %v", err)
+		_, err := prepareModel(full, SourceSpec{}, PrepareSettings{FeatureTensor: "nope"}, t.TempDir())
+		if !errors.Is(err, ErrNoTensor) || !strings.Contains(err.Error(), `"nope"`) {
+			t.Fatalf("err = %v, want ErrNoTensor naming the tensor", err)
 		}
 	})
 	t.Run("VGG preset with a feature tensor", func(t *testing.T) {
-		_, err := PrepareModel(full, SourceSpec{}, PrepareSettings{FeatureTensor: v.Blocks[3].Pool, Preset: PresetKeras}, t.TempDir())
+		_, err := prepareModel(full, SourceSpec{}, PrepareSettings{FeatureTensor: v.Blocks[3].Pool, Preset: PresetKeras}, t.TempDir())
 		if !errors.Is(err, ErrPreset) {
 			t.Fatalf("err = %v", err)
 		}

@@ -1,9 +1,13 @@
 package models
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -11,11 +15,14 @@ import (
 	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
-// File names inside a prepared model folder (DESIGN.md, "Files on disk").
+// ExtractorFile is the model inside a prepared model folder, next to its
+// spec.json (DESIGN.md, "Files on disk"); ReadSpec and WriteSpec handle
+// the spec.
+const ExtractorFile = "extractor.onnx"
+
 const (
-	ExtractorFile = "extractor.onnx"
-	SpecFile      = "spec.json"
-	SpecFormat    = 1
+	specFile   = "spec.json"
+	specFormat = 1 // the spec.json format this tlearn writes and reads
 )
 
 // Tensor names that every prepared extractor.onnx uses.
@@ -71,11 +78,11 @@ type SourceSpec struct {
 }
 
 // ErrNotPrepared is returned when a folder holds no prepared model.
-var ErrNotPrepared = errors.New("models: not a prepared model folder (run `tlearn models prepare`)")
+var ErrNotPrepared = errors.New("models: not a prepared model folder")
 
 // ReadSpec reads and checks DIR/spec.json.
 func ReadSpec(dir string) (*Spec, error) {
-	path := filepath.Join(dir, SpecFile)
+	path := filepath.Join(dir, specFile)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -87,8 +94,8 @@ func ReadSpec(dir string) (*Spec, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("models: %s: %w", path, err)
 	}
-	if s.Format != SpecFormat {
-		return nil, fmt.Errorf("models: %s: format %d, this tlearn reads %d", path, s.Format, SpecFormat)
+	if s.Format != specFormat {
+		return nil, fmt.Errorf("models: %s: format %d, this tlearn reads %d", path, s.Format, specFormat)
 	}
 	if err := s.Preprocessing.Validate(); err != nil {
 		return nil, fmt.Errorf("models: %s: %w", path, err)
@@ -99,11 +106,55 @@ func ReadSpec(dir string) (*Spec, error) {
 	return &s, nil
 }
 
+// ReadExtractor reads DIR/extractor.onnx and returns its bytes and their
+// hex sha256, the prepared model's identity that caches, run folders and
+// classifiers record. Callers that load the model hash the bytes they
+// load, so that the recorded sha256 names exactly the model that ran.
+func ReadExtractor(dir string) (onnx []byte, sum string, err error) {
+	return hashExtractor(dir, true)
+}
+
+// ExtractorSHA256 is the hex sha256 of DIR/extractor.onnx (see
+// ReadExtractor), read as a stream: a full VGG16 is half a gigabyte.
+func ExtractorSHA256(dir string) (string, error) {
+	_, sum, err := hashExtractor(dir, false)
+	return sum, err
+}
+
+// hashExtractor hashes DIR/extractor.onnx and, with keep, returns its bytes.
+func hashExtractor(dir string, keep bool) ([]byte, string, error) {
+	path := filepath.Join(dir, ExtractorFile)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("models: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	var w io.Writer = h
+	var buf *bytes.Buffer
+	if keep {
+		st, err := f.Stat()
+		if err != nil {
+			return nil, "", fmt.Errorf("models: %w", err)
+		}
+		buf = bytes.NewBuffer(make([]byte, 0, st.Size()+bytes.MinRead))
+		w = io.MultiWriter(h, buf)
+	}
+	if _, err := io.Copy(w, f); err != nil {
+		return nil, "", fmt.Errorf("models: read %s: %w", path, err)
+	}
+	var b []byte
+	if keep {
+		b = buf.Bytes()
+	}
+	return b, hex.EncodeToString(h.Sum(nil)), nil
+}
+
 // WriteSpec writes DIR/spec.json atomically.
 func WriteSpec(dir string, s *Spec) error {
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
 	}
-	return fsutil.WriteFile(filepath.Join(dir, SpecFile), append(b, '\n'), 0o644)
+	return fsutil.WriteFile(filepath.Join(dir, specFile), append(b, '\n'), 0o644)
 }

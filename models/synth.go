@@ -1,12 +1,15 @@
 package models
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -16,6 +19,24 @@ var (
 	vggChannels  = [5]int{64, 128, 256, 512, 512}
 	vggConvCount = [5]int{2, 2, 3, 3, 3}
 )
+
+// MetaSynthetic is the metadata_props key under which a model made by
+// SynthVGG16 says that tlearn made it, with the settings that rebuild it
+// (JSON: architecture, style, layout, seed, width, size, classifier). The
+// graph itself mimics a real exporter's, producer name included, so this
+// key is what tells a synthetic model from a real one.
+const MetaSynthetic = "tlearn.synthetic"
+
+// synthMeta is the value of MetaSynthetic.
+type synthMeta struct {
+	Architecture string         `json:"architecture"`
+	Style        string         `json:"style"` // torchvision, keras or zoo
+	Layout       dataset.Layout `json:"layout"`
+	Seed         int64          `json:"seed"`
+	Width        float64        `json:"width"`
+	Size         int            `json:"size"`
+	Classifier   bool           `json:"classifier"`
+}
 
 // SynthSettings chooses a synthetic VGG16. The zero value is torchvision's
 // conv base (vgg16().features) at full width, seed 0.
@@ -65,6 +86,17 @@ func SynthVGG16(s SynthSettings) *onnxpb.ModelProto {
 		b.torchvision()
 	}
 	return b.m
+}
+
+// style names the exporter whose graph s mimics.
+func (s SynthSettings) style() string {
+	switch {
+	case s.Keras:
+		return "keras"
+	case s.Zoo:
+		return "zoo"
+	}
+	return "torchvision"
 }
 
 // TinyVGG is the VGG16 topology at 1/16 width (channels 4, 8, 16, 32, 32),
@@ -131,13 +163,13 @@ func (b *vggBuilder) add(n *onnxpb.NodeProto) string {
 
 func convAttrs() []*onnxpb.AttributeProto {
 	return []*onnxpb.AttributeProto{
-		AttrInts("dilations", 1, 1), AttrInt("group", 1), AttrInts("kernel_shape", 3, 3),
-		AttrInts("pads", 1, 1, 1, 1), AttrInts("strides", 1, 1),
+		onnxgraph.AttrInts("dilations", 1, 1), onnxgraph.AttrInt("group", 1), onnxgraph.AttrInts("kernel_shape", 3, 3),
+		onnxgraph.AttrInts("pads", 1, 1, 1, 1), onnxgraph.AttrInts("strides", 1, 1),
 	}
 }
 
 func poolAttrs() []*onnxpb.AttributeProto {
-	return []*onnxpb.AttributeProto{AttrInts("kernel_shape", 2, 2), AttrInts("pads", 0, 0, 0, 0), AttrInts("strides", 2, 2)}
+	return []*onnxpb.AttributeProto{onnxgraph.AttrInts("kernel_shape", 2, 2), onnxgraph.AttrInts("pads", 0, 0, 0, 0), onnxgraph.AttrInts("strides", 2, 2)}
 }
 
 func (b *vggBuilder) hidden() (hidden, classes int) {
@@ -161,7 +193,7 @@ func (b *vggBuilder) torchvision() {
 	}
 	x := "input"
 	b.g.Name = proto.String("main_graph")
-	b.g.Input = []*onnxpb.ValueInfoProto{ValueInfo(x, onnxpb.TensorProto_FLOAT, []any{"batch", 3, "height", "width"})}
+	b.g.Input = []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo(x, onnxpb.TensorProto_FLOAT, []any{"batch", 3, "height", "width"})}
 	idx, in, ident := 0, 3, 0
 	for blk := range 5 {
 		for range vggConvCount[blk] {
@@ -172,7 +204,7 @@ func (b *vggBuilder) torchvision() {
 			if blk >= 3 {
 				ident++
 				alias := fmt.Sprintf("onnx::Conv_%d", 100+ident)
-				b.add(Node("Identity", fmt.Sprintf("/Identity_%d", ident), []string{bName}, []string{alias}))
+				b.add(onnxgraph.Node("Identity", fmt.Sprintf("/Identity_%d", ident), []string{bName}, []string{alias}))
 				bName = alias
 			}
 			if idx == 26 { // block5_conv2
@@ -181,13 +213,13 @@ func (b *vggBuilder) torchvision() {
 				b.g.Initializer = append(b.g.Initializer[:len(b.g.Initializer)-2], b.g.Initializer[len(b.g.Initializer)-1])
 				cname := fmt.Sprintf("onnx::Conv_%d", 200+idx)
 				t.Name = nil
-				b.add(Node("Constant", fmt.Sprintf("/Constant_%d", idx), nil, []string{cname}, AttrTensor("value", t)))
+				b.add(onnxgraph.Node("Constant", fmt.Sprintf("/Constant_%d", idx), nil, []string{cname}, onnxgraph.AttrTensor("value", t)))
 				wName = cname
 			}
 			path := fmt.Sprintf("%s/%s%d", scope, prefix, idx)
-			x = b.add(Node("Conv", path+"/Conv", []string{x, wName, bName}, []string{path + "/Conv_output_0"}, convAttrs()...))
+			x = b.add(onnxgraph.Node("Conv", path+"/Conv", []string{x, wName, bName}, []string{path + "/Conv_output_0"}, convAttrs()...))
 			path = fmt.Sprintf("%s/%s%d", scope, prefix, idx+1)
-			x = b.add(Node("Relu", path+"/Relu", []string{x}, []string{path + "/Relu_output_0"}))
+			x = b.add(onnxgraph.Node("Relu", path+"/Relu", []string{x}, []string{path + "/Relu_output_0"}))
 			idx += 2
 			in = ch[blk]
 		}
@@ -196,17 +228,17 @@ func (b *vggBuilder) torchvision() {
 		if blk == 4 && !b.s.Classifier {
 			out = "block5_pool"
 		}
-		x = b.add(Node("MaxPool", path+"/MaxPool", []string{x}, []string{out}, append(poolAttrs(), AttrInt("ceil_mode", 0))...))
+		x = b.add(onnxgraph.Node("MaxPool", path+"/MaxPool", []string{x}, []string{out}, append(poolAttrs(), onnxgraph.AttrInt("ceil_mode", 0))...))
 		idx++
 	}
 	if !b.s.Classifier {
-		b.g.Output = []*onnxpb.ValueInfoProto{ValueInfo(x, onnxpb.TensorProto_FLOAT, []any{"batch", ch[4], "Convpool_dim_2", "Convpool_dim_3"})}
+		b.g.Output = []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo(x, onnxpb.TensorProto_FLOAT, []any{"batch", ch[4], "Convpool_dim_2", "Convpool_dim_3"})}
 		b.finish(8, 17, "pytorch", "2.1.0")
 		return
 	}
 	side := b.s.Size / 32
 	hidden, classes := b.hidden()
-	x = b.add(Node("Flatten", "/Flatten", []string{x}, []string{"/Flatten_output_0"}, AttrInt("axis", 1)))
+	x = b.add(onnxgraph.Node("Flatten", "/Flatten", []string{x}, []string{"/Flatten_output_0"}, onnxgraph.AttrInt("axis", 1)))
 	in = ch[4] * side * side
 	for i, out := range []int{hidden, hidden, classes} {
 		w, bias := b.dense(in, out)
@@ -217,15 +249,15 @@ func (b *vggBuilder) torchvision() {
 		if i < 2 {
 			name = fmt.Sprintf("/classifier/classifier.%d/Gemm_output_0", 3*i)
 		}
-		x = b.add(Node("Gemm", fmt.Sprintf("/classifier/classifier.%d/Gemm", 3*i), []string{x, wName, bName}, []string{name},
-			AttrFloat("alpha", 1), AttrFloat("beta", 1), AttrInt("transB", 1)))
+		x = b.add(onnxgraph.Node("Gemm", fmt.Sprintf("/classifier/classifier.%d/Gemm", 3*i), []string{x, wName, bName}, []string{name},
+			onnxgraph.AttrFloat("alpha", 1), onnxgraph.AttrFloat("beta", 1), onnxgraph.AttrInt("transB", 1)))
 		if i < 2 {
 			path := fmt.Sprintf("/classifier/classifier.%d", 3*i+1)
-			x = b.add(Node("Relu", path+"/Relu", []string{x}, []string{path + "/Relu_output_0"}))
+			x = b.add(onnxgraph.Node("Relu", path+"/Relu", []string{x}, []string{path + "/Relu_output_0"}))
 		}
 		in = out
 	}
-	b.g.Output = []*onnxpb.ValueInfoProto{ValueInfo(x, onnxpb.TensorProto_FLOAT, []any{"batch", classes})}
+	b.g.Output = []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo(x, onnxpb.TensorProto_FLOAT, []any{"batch", classes})}
 	b.finish(8, 17, "pytorch", "2.1.0")
 }
 
@@ -238,8 +270,8 @@ func (b *vggBuilder) keras() {
 	const scope = "StatefulPartitionedCall/vgg16/"
 	in0 := "input_1"
 	b.g.Name = proto.String("tf2onnx")
-	b.g.Input = []*onnxpb.ValueInfoProto{ValueInfo(in0, onnxpb.TensorProto_FLOAT, []any{"unk__38", "unk__39", "unk__40", 3})}
-	x := b.add(Node("Transpose", scope+"block1_conv1/Conv2D__6", []string{in0}, []string{scope + "block1_conv1/Conv2D__6:0"}, AttrInts("perm", 0, 3, 1, 2)))
+	b.g.Input = []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo(in0, onnxpb.TensorProto_FLOAT, []any{"unk__38", "unk__39", "unk__40", 3})}
+	x := b.add(onnxgraph.Node("Transpose", scope+"block1_conv1/Conv2D__6", []string{in0}, []string{scope + "block1_conv1/Conv2D__6:0"}, onnxgraph.AttrInts("perm", 0, 3, 1, 2)))
 	in := 3
 	for blk := range 5 {
 		for c := range vggConvCount[blk] {
@@ -247,24 +279,24 @@ func (b *vggBuilder) keras() {
 			layer := fmt.Sprintf("block%d_conv%d", blk+1, c+1)
 			wName := b.init(NewTensorFloat32(fmt.Sprintf("vgg16/%s/Conv2D/ReadVariableOp:0", layer), []int64{int64(ch[blk]), int64(in), 3, 3}, w))
 			bName := b.init(NewTensorFloat32(fmt.Sprintf("vgg16/%s/BiasAdd/ReadVariableOp:0", layer), []int64{int64(ch[blk])}, bias))
-			x = b.add(Node("Conv", scope+layer+"/BiasAdd", []string{x, wName, bName}, []string{scope + layer + "/BiasAdd:0"}, convAttrs()...))
-			x = b.add(Node("Relu", scope+layer+"/Relu", []string{x}, []string{scope + layer + "/Relu:0"}))
+			x = b.add(onnxgraph.Node("Conv", scope+layer+"/BiasAdd", []string{x, wName, bName}, []string{scope + layer + "/BiasAdd:0"}, convAttrs()...))
+			x = b.add(onnxgraph.Node("Relu", scope+layer+"/Relu", []string{x}, []string{scope + layer + "/Relu:0"}))
 			in = ch[blk]
 		}
 		pool := fmt.Sprintf("block%d_pool", blk+1)
-		x = b.add(Node("MaxPool", scope+pool+"/MaxPool", []string{x}, []string{scope + pool + "/MaxPool:0"}, poolAttrs()...))
+		x = b.add(onnxgraph.Node("MaxPool", scope+pool+"/MaxPool", []string{x}, []string{scope + pool + "/MaxPool:0"}, poolAttrs()...))
 	}
 	if !b.s.Classifier {
-		x = b.add(Node("Transpose", scope+"block5_pool/MaxPool__54", []string{x}, []string{"block5_pool"}, AttrInts("perm", 0, 2, 3, 1)))
-		b.g.Output = []*onnxpb.ValueInfoProto{ValueInfo(x, onnxpb.TensorProto_FLOAT, []any{"unk__41", "unk__42", "unk__43", ch[4]})}
+		x = b.add(onnxgraph.Node("Transpose", scope+"block5_pool/MaxPool__54", []string{x}, []string{"block5_pool"}, onnxgraph.AttrInts("perm", 0, 2, 3, 1)))
+		b.g.Output = []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo(x, onnxpb.TensorProto_FLOAT, []any{"unk__41", "unk__42", "unk__43", ch[4]})}
 		b.finish(7, 13, "tf2onnx", "1.16.1 15c810")
 		return
 	}
 	side := b.s.Size / 32
 	hidden, classes := b.hidden()
-	x = b.add(Node("Transpose", scope+"block5_pool/MaxPool__54", []string{x}, []string{scope + "block5_pool/MaxPool__54:0"}, AttrInts("perm", 0, 2, 3, 1)))
+	x = b.add(onnxgraph.Node("Transpose", scope+"block5_pool/MaxPool__54", []string{x}, []string{scope + "block5_pool/MaxPool__54:0"}, onnxgraph.AttrInts("perm", 0, 2, 3, 1)))
 	shape := b.init(NewTensorInt64("const_fold_opt__60", []int64{2}, []int64{-1, int64(ch[4] * side * side)}))
-	x = b.add(Node("Reshape", scope+"flatten/Reshape", []string{x, shape}, []string{scope + "flatten/Reshape:0"}))
+	x = b.add(onnxgraph.Node("Reshape", scope+"flatten/Reshape", []string{x, shape}, []string{scope + "flatten/Reshape:0"}))
 	in = ch[4] * side * side
 	for i, out := range []int{hidden, hidden, classes} {
 		layer := [3]string{"fc1", "fc2", "predictions"}[i]
@@ -272,16 +304,16 @@ func (b *vggBuilder) keras() {
 		// Keras keeps dense kernels as [in,out]: tf2onnx emits MatMul + Add.
 		wName := b.init(NewTensorFloat32(fmt.Sprintf("vgg16/%s/MatMul/ReadVariableOp:0", layer), []int64{int64(in), int64(out)}, w))
 		bName := b.init(NewTensorFloat32(fmt.Sprintf("vgg16/%s/BiasAdd/ReadVariableOp:0", layer), []int64{int64(out)}, bias))
-		x = b.add(Node("MatMul", scope+layer+"/MatMul", []string{x, wName}, []string{scope + layer + "/MatMul:0"}))
-		x = b.add(Node("Add", scope+layer+"/BiasAdd", []string{x, bName}, []string{scope + layer + "/BiasAdd:0"}))
+		x = b.add(onnxgraph.Node("MatMul", scope+layer+"/MatMul", []string{x, wName}, []string{scope + layer + "/MatMul:0"}))
+		x = b.add(onnxgraph.Node("Add", scope+layer+"/BiasAdd", []string{x, bName}, []string{scope + layer + "/BiasAdd:0"}))
 		if i < 2 {
-			x = b.add(Node("Relu", scope+layer+"/Relu", []string{x}, []string{scope + layer + "/Relu:0"}))
+			x = b.add(onnxgraph.Node("Relu", scope+layer+"/Relu", []string{x}, []string{scope + layer + "/Relu:0"}))
 		} else {
-			x = b.add(Node("Softmax", scope+layer+"/Softmax", []string{x}, []string{"predictions"}, AttrInt("axis", 1)))
+			x = b.add(onnxgraph.Node("Softmax", scope+layer+"/Softmax", []string{x}, []string{"predictions"}, onnxgraph.AttrInt("axis", 1)))
 		}
 		in = out
 	}
-	b.g.Output = []*onnxpb.ValueInfoProto{ValueInfo(x, onnxpb.TensorProto_FLOAT, []any{"unk__44", classes})}
+	b.g.Output = []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo(x, onnxpb.TensorProto_FLOAT, []any{"unk__44", classes})}
 	b.finish(7, 13, "tf2onnx", "1.16.1 15c810")
 }
 
@@ -292,9 +324,9 @@ func (b *vggBuilder) zoo() {
 	ch := b.s.Channels()
 	side := b.s.Size
 	b.g.Name = proto.String("mxnet_converted_model")
-	b.g.Input = []*onnxpb.ValueInfoProto{ValueInfo("data", onnxpb.TensorProto_FLOAT, []any{1, 3, side, side})}
+	b.g.Input = []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo("data", onnxpb.TensorProto_FLOAT, []any{1, 3, side, side})}
 	fixed := func(name string, dims ...any) {
-		b.g.ValueInfo = append(b.g.ValueInfo, ValueInfo(name, onnxpb.TensorProto_FLOAT, dims))
+		b.g.ValueInfo = append(b.g.ValueInfo, onnxgraph.ValueInfo(name, onnxpb.TensorProto_FLOAT, dims))
 	}
 	x, in, conv := "data", 3, 0
 	for blk := range 5 {
@@ -303,40 +335,40 @@ func (b *vggBuilder) zoo() {
 			name := fmt.Sprintf("vgg0_conv%d", conv)
 			wName := b.init(NewTensorFloat32(name+"_weight", []int64{int64(ch[blk]), int64(in), 3, 3}, w))
 			bName := b.init(NewTensorFloat32(name+"_bias", []int64{int64(ch[blk])}, bias))
-			x = b.add(Node("Conv", name+"_fwd", []string{x, wName, bName}, []string{name + "_fwd"}, AttrInts("dilations", 1, 1), AttrInt("group", 1), AttrInts("kernel_shape", 3, 3), AttrInts("pads", 1, 1, 1, 1), AttrInts("strides", 1, 1)))
+			x = b.add(onnxgraph.Node("Conv", name+"_fwd", []string{x, wName, bName}, []string{name + "_fwd"}, onnxgraph.AttrInts("dilations", 1, 1), onnxgraph.AttrInt("group", 1), onnxgraph.AttrInts("kernel_shape", 3, 3), onnxgraph.AttrInts("pads", 1, 1, 1, 1), onnxgraph.AttrInts("strides", 1, 1)))
 			fixed(x, 1, ch[blk], side, side)
-			x = b.add(Node("Relu", fmt.Sprintf("vgg0_relu%d_fwd", conv), []string{x}, []string{fmt.Sprintf("vgg0_relu%d_fwd", conv)}))
+			x = b.add(onnxgraph.Node("Relu", fmt.Sprintf("vgg0_relu%d_fwd", conv), []string{x}, []string{fmt.Sprintf("vgg0_relu%d_fwd", conv)}))
 			fixed(x, 1, ch[blk], side, side)
 			in = ch[blk]
 			conv++
 		}
 		side /= 2
 		name := fmt.Sprintf("vgg0_pool%d_fwd", blk)
-		x = b.add(Node("MaxPool", name, []string{x}, []string{name}, poolAttrs()...))
+		x = b.add(onnxgraph.Node("MaxPool", name, []string{x}, []string{name}, poolAttrs()...))
 		fixed(x, 1, ch[blk], side, side)
 	}
 	hidden, classes := b.hidden()
 	in = ch[4] * side * side
 	for i, out := range []int{hidden, hidden, classes} {
-		x = b.add(Node("Flatten", fmt.Sprintf("flatten_%d", 60+5*i), []string{x}, []string{fmt.Sprintf("flatten_%d", 60+5*i)}, AttrInt("axis", 1)))
+		x = b.add(onnxgraph.Node("Flatten", fmt.Sprintf("flatten_%d", 60+5*i), []string{x}, []string{fmt.Sprintf("flatten_%d", 60+5*i)}, onnxgraph.AttrInt("axis", 1)))
 		w, bias := b.dense(in, out)
 		name := fmt.Sprintf("vgg0_dense%d", i)
 		wName := b.init(NewTensorFloat32(name+"_weight", []int64{int64(out), int64(in)}, w))
 		bName := b.init(NewTensorFloat32(name+"_bias", []int64{int64(out)}, bias))
-		x = b.add(Node("Gemm", name+"_fwd", []string{x, wName, bName}, []string{name + "_fwd"}, AttrFloat("alpha", 1), AttrFloat("beta", 1), AttrInt("transA", 0), AttrInt("transB", 1)))
+		x = b.add(onnxgraph.Node("Gemm", name+"_fwd", []string{x, wName, bName}, []string{name + "_fwd"}, onnxgraph.AttrFloat("alpha", 1), onnxgraph.AttrFloat("beta", 1), onnxgraph.AttrInt("transA", 0), onnxgraph.AttrInt("transB", 1)))
 		if i < 2 {
-			x = b.add(Node("Relu", fmt.Sprintf("vgg0_relu%d_fwd", 13+i), []string{x}, []string{fmt.Sprintf("vgg0_relu%d_fwd", 13+i)}))
-			x = b.add(Node("Dropout", fmt.Sprintf("vgg0_dropout%d_fwd", i), []string{x}, []string{fmt.Sprintf("vgg0_dropout%d_fwd", i)}, AttrFloat("ratio", 0.5)))
+			x = b.add(onnxgraph.Node("Relu", fmt.Sprintf("vgg0_relu%d_fwd", 13+i), []string{x}, []string{fmt.Sprintf("vgg0_relu%d_fwd", 13+i)}))
+			x = b.add(onnxgraph.Node("Dropout", fmt.Sprintf("vgg0_dropout%d_fwd", i), []string{x}, []string{fmt.Sprintf("vgg0_dropout%d_fwd", i)}, onnxgraph.AttrFloat("ratio", 0.5)))
 		}
 		in = out
 	}
-	b.g.Output = []*onnxpb.ValueInfoProto{ValueInfo(x, onnxpb.TensorProto_FLOAT, []any{1, classes})}
+	b.g.Output = []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo(x, onnxpb.TensorProto_FLOAT, []any{1, classes})}
 	for _, t := range b.g.Initializer {
 		dims := make([]any, len(t.Dims))
 		for i, d := range t.Dims {
 			dims[i] = d
 		}
-		b.g.Input = append(b.g.Input, ValueInfo(t.GetName(), onnxpb.TensorProto_FLOAT, dims))
+		b.g.Input = append(b.g.Input, onnxgraph.ValueInfo(t.GetName(), onnxpb.TensorProto_FLOAT, dims))
 	}
 	b.finish(3, 7, "MXNet", "")
 }
@@ -351,4 +383,14 @@ func (b *vggBuilder) finish(ir, opset int64, producer, version string) {
 	if version != "" {
 		b.m.ProducerVersion = proto.String(version)
 	}
+	layout := dataset.NCHW
+	if b.s.Keras {
+		layout = dataset.NHWC
+	}
+	meta, err := json.Marshal(synthMeta{Architecture: "vgg16", Style: b.s.style(), Layout: layout,
+		Seed: b.s.Seed, Width: b.s.Width, Size: b.s.Size, Classifier: b.s.Classifier})
+	if err != nil {
+		panic(fmt.Sprintf("models: SynthVGG16: %v", err)) // a struct of plain fields always encodes
+	}
+	b.m.MetadataProps = []*onnxpb.StringStringEntryProto{{Key: proto.String(MetaSynthetic), Value: proto.String(string(meta))}}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -20,8 +21,8 @@ const (
 // Presets lists the VGG16 presets.
 var Presets = []string{PresetTorchvision, PresetKeras}
 
-// PresetPreprocessing returns a preset's input preprocessing.
-func PresetPreprocessing(preset string) (dataset.Preprocessing, bool) {
+// presetPreprocessing returns a preset's input preprocessing.
+func presetPreprocessing(preset string) (dataset.Preprocessing, bool) {
 	switch preset {
 	case PresetTorchvision:
 		return dataset.TorchvisionPreprocessing, true
@@ -32,10 +33,10 @@ func PresetPreprocessing(preset string) (dataset.Preprocessing, bool) {
 }
 
 // ErrNotVGG is wrapped by DetectVGG's errors: the graph is not a VGG16.
-var ErrNotVGG = errors.New("not a VGG16-shaped graph")
+var ErrNotVGG = errors.New("models: not a VGG16-shaped graph")
 
 // ErrPreset is wrapped when a preset does not fit a graph or none can be chosen.
-var ErrPreset = errors.New("preset")
+var ErrPreset = errors.New("models: preset")
 
 // VGG describes the VGG16 conv base found in a graph.
 type VGG struct {
@@ -72,18 +73,10 @@ func DetectVGG(m *onnxpb.ModelProto) (*VGG, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotVGG, err)
 	}
-	v := &VGG{Input: input.GetName(), Layout: dataset.NCHW, input: input}
-	consumers := make(map[string][]*onnxpb.NodeProto)
-	for _, n := range g.Node {
-		for i, in := range n.Input {
-			if i == 0 || n.GetOpType() != "Conv" { // a weight is not a chain tensor
-				consumers[in] = append(consumers[in], n)
-			}
-		}
-	}
-	cur, blk, inCh := v.Input, 0, int64(0)
-	var pending *onnxpb.NodeProto // a Conv waiting for its Relu
-	for steps := 0; blk < 5; steps++ {
+	w := &vggWalk{m: m, v: &VGG{Input: input.GetName(), Layout: dataset.NCHW, input: input}}
+	consumers := chainConsumers(g)
+	cur := w.v.Input
+	for steps := 0; w.blk < 5; steps++ {
 		if steps > len(g.Node) {
 			return nil, fmt.Errorf("%w: the graph loops", ErrNotVGG)
 		}
@@ -91,78 +84,141 @@ func DetectVGG(m *onnxpb.ModelProto) (*VGG, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrNotVGG, err)
 		}
-		if len(n.Output) == 0 {
-			return nil, fmt.Errorf("%w: node %s has no output", ErrNotVGG, nodeName(n))
-		}
-		if n.GetDomain() != "" && n.GetDomain() != "ai.onnx" {
-			return nil, fmt.Errorf("%w: node %s has op %s of domain %q", ErrNotVGG, nodeName(n), n.GetOpType(), n.GetDomain())
-		}
-		if pending != nil && n.GetOpType() != "Relu" {
-			return nil, fmt.Errorf("%w: Conv %s is followed by %s %s, not Relu", ErrNotVGG, nodeName(pending), n.GetOpType(), nodeName(n))
-		}
-		switch n.GetOpType() {
-		case "Transpose":
-			perm := attr(n, "perm").GetInts()
-			switch {
-			case slices.Equal(perm, []int64{0, 3, 1, 2}) && blk == 0 && len(v.convs[0]) == 0:
-				v.Layout = dataset.NHWC
-			case slices.Equal(perm, []int64{0, 3, 1, 2}) || slices.Equal(perm, []int64{0, 2, 3, 1}):
-				// tf2onnx without its optimizer wraps single ops in
-				// Transpose pairs; the NCHW ops in between are what count.
-			default:
-				return nil, fmt.Errorf("%w: Transpose %s has perm %v", ErrNotVGG, nodeName(n), perm)
-			}
-		case "Identity", "Dropout":
-		case "Relu":
-			pending = nil
-		case "Conv":
-			c, in, err := checkConv(m, n)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %w", ErrNotVGG, err)
-			}
-			if len(v.convs[blk]) == vggConvCount[blk] {
-				return nil, fmt.Errorf("%w: block %d has more than %d convolutions (Conv %s)", ErrNotVGG, blk+1, vggConvCount[blk], nodeName(n))
-			}
-			if inCh != 0 && in != inCh {
-				return nil, fmt.Errorf("%w: Conv %s takes %d channels, the previous layer gives %d", ErrNotVGG, nodeName(n), in, inCh)
-			}
-			if inCh == 0 && in != 3 {
-				return nil, fmt.Errorf("%w: the first Conv %s takes %d channels, not 3 (RGB)", ErrNotVGG, nodeName(n), in)
-			}
-			if len(v.convs[blk]) > 0 && int(c) != v.Blocks[blk].Channels {
-				return nil, fmt.Errorf("%w: Conv %s in block %d has %d channels, the block's first has %d", ErrNotVGG, nodeName(n), blk+1, c, v.Blocks[blk].Channels)
-			}
-			v.convs[blk] = append(v.convs[blk], n)
-			v.Blocks[blk].Convs = append(v.Blocks[blk].Convs, nodeName(n))
-			v.Blocks[blk].Channels = int(c)
-			inCh = c
-			pending = n
-		case "MaxPool":
-			if got := len(v.convs[blk]); got != vggConvCount[blk] {
-				return nil, fmt.Errorf("%w: block %d ends (MaxPool %s) after %d convolutions, VGG16 has %d", ErrNotVGG, blk+1, nodeName(n), got, vggConvCount[blk])
-			}
-			if k, s := attr(n, "kernel_shape").GetInts(), attr(n, "strides").GetInts(); !slices.Equal(k, []int64{2, 2}) || !slices.Equal(s, []int64{2, 2}) {
-				return nil, fmt.Errorf("%w: MaxPool %s has kernel %v and strides %v, not 2x2 stride 2", ErrNotVGG, nodeName(n), k, s)
-			}
-			v.Blocks[blk].Pool = n.Output[0]
-			blk++
-		default:
-			where := "after the input"
-			if blk > 0 || len(v.convs[0]) > 0 {
-				where = fmt.Sprintf("in block %d", blk+1)
-			}
-			return nil, fmt.Errorf("%w: node %s (%s) %s; a VGG16 conv base has only Conv, Relu and MaxPool", ErrNotVGG, nodeName(n), n.GetOpType(), where)
+		if err := w.step(n); err != nil {
+			return nil, err
 		}
 		cur = n.Output[0]
 	}
-	for _, blk := range v.convs {
-		for _, n := range blk {
-			if strings.Contains(n.GetName(), "block1_conv1") || strings.Contains(n.Output[0], "block1_conv1") {
-				v.KerasNames = true
+	w.v.KerasNames = kerasNames(w.v.convs)
+	return w.v, nil
+}
+
+// chainConsumers maps each tensor to the nodes that take it as a data
+// input (a Conv's weight and bias are not chain tensors).
+func chainConsumers(g *onnxpb.GraphProto) map[string][]*onnxpb.NodeProto {
+	consumers := make(map[string][]*onnxpb.NodeProto)
+	for _, n := range g.Node {
+		for i, in := range n.Input {
+			if i == 0 || n.GetOpType() != "Conv" {
+				consumers[in] = append(consumers[in], n)
 			}
 		}
 	}
-	return v, nil
+	return consumers
+}
+
+// vggWalk is DetectVGG's state along the chain.
+type vggWalk struct {
+	m       *onnxpb.ModelProto
+	v       *VGG
+	blk     int               // the block being read, 0..4
+	inCh    int64             // channels the next Conv must take; 0 before the first
+	pending *onnxpb.NodeProto // a Conv waiting for its Relu
+}
+
+// notVGGf is an error wrapping ErrNotVGG that says where the graph departs
+// from VGG16.
+func notVGGf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrNotVGG, fmt.Sprintf(format, args...))
+}
+
+// step checks one node of the chain and records it. Its errors (and those
+// of the steps it calls) wrap ErrNotVGG.
+func (w *vggWalk) step(n *onnxpb.NodeProto) error {
+	if len(n.Output) == 0 {
+		return notVGGf("node %s has no output", nodeName(n))
+	}
+	if n.GetDomain() != "" && n.GetDomain() != "ai.onnx" {
+		return notVGGf("node %s has op %s of domain %q", nodeName(n), n.GetOpType(), n.GetDomain())
+	}
+	if w.pending != nil && n.GetOpType() != "Relu" {
+		return notVGGf("Conv %s is followed by %s %s, not Relu", nodeName(w.pending), n.GetOpType(), nodeName(n))
+	}
+	switch n.GetOpType() {
+	case "Transpose":
+		return w.transpose(n)
+	case "Identity", "Dropout":
+	case "Relu":
+		w.pending = nil
+	case "Conv":
+		return w.conv(n)
+	case "MaxPool":
+		return w.maxPool(n)
+	default:
+		where := "after the input"
+		if w.blk > 0 || len(w.v.convs[0]) > 0 {
+			where = fmt.Sprintf("in block %d", w.blk+1)
+		}
+		return notVGGf("node %s (%s) %s; a VGG16 conv base has only Conv, Relu and MaxPool", nodeName(n), n.GetOpType(), where)
+	}
+	return nil
+}
+
+// transpose accepts a Transpose to NCHW before the first Conv (NHWC
+// input) and layout Transposes in pairs around NCHW ops.
+func (w *vggWalk) transpose(n *onnxpb.NodeProto) error {
+	perm := onnxgraph.Attr(n, "perm").GetInts()
+	switch {
+	case slices.Equal(perm, []int64{0, 3, 1, 2}) && w.blk == 0 && len(w.v.convs[0]) == 0:
+		w.v.Layout = dataset.NHWC
+	case slices.Equal(perm, []int64{0, 3, 1, 2}) || slices.Equal(perm, []int64{0, 2, 3, 1}):
+		// tf2onnx without its optimizer wraps single ops in
+		// Transpose pairs; the NCHW ops in between are what count.
+	default:
+		return notVGGf("Transpose %s has perm %v", nodeName(n), perm)
+	}
+	return nil
+}
+
+// conv checks a Conv against VGG16's plan and the layer before it.
+func (w *vggWalk) conv(n *onnxpb.NodeProto) error {
+	c, in, err := checkConv(w.m, n)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNotVGG, err)
+	}
+	blk, v := w.blk, w.v
+	switch {
+	case len(v.convs[blk]) == vggConvCount[blk]:
+		return notVGGf("block %d has more than %d convolutions (Conv %s)", blk+1, vggConvCount[blk], nodeName(n))
+	case w.inCh != 0 && in != w.inCh:
+		return notVGGf("Conv %s takes %d channels, the previous layer gives %d", nodeName(n), in, w.inCh)
+	case w.inCh == 0 && in != 3:
+		return notVGGf("the first Conv %s takes %d channels, not 3 (RGB)", nodeName(n), in)
+	case len(v.convs[blk]) > 0 && int(c) != v.Blocks[blk].Channels:
+		return notVGGf("Conv %s in block %d has %d channels, the block's first has %d", nodeName(n), blk+1, c, v.Blocks[blk].Channels)
+	}
+	v.convs[blk] = append(v.convs[blk], n)
+	v.Blocks[blk].Convs = append(v.Blocks[blk].Convs, nodeName(n))
+	v.Blocks[blk].Channels = int(c)
+	w.inCh = c
+	w.pending = n
+	return nil
+}
+
+// maxPool ends a block that has all its convolutions.
+func (w *vggWalk) maxPool(n *onnxpb.NodeProto) error {
+	blk := w.blk
+	if got := len(w.v.convs[blk]); got != vggConvCount[blk] {
+		return notVGGf("block %d ends (MaxPool %s) after %d convolutions, VGG16 has %d", blk+1, nodeName(n), got, vggConvCount[blk])
+	}
+	if k, s := onnxgraph.Attr(n, "kernel_shape").GetInts(), onnxgraph.Attr(n, "strides").GetInts(); !slices.Equal(k, []int64{2, 2}) || !slices.Equal(s, []int64{2, 2}) {
+		return notVGGf("MaxPool %s has kernel %v and strides %v, not 2x2 stride 2", nodeName(n), k, s)
+	}
+	w.v.Blocks[blk].Pool = n.Output[0]
+	w.blk++
+	return nil
+}
+
+// kerasNames reports whether the convolutions carry Keras' layer names.
+func kerasNames(convs [5][]*onnxpb.NodeProto) bool {
+	for _, blk := range convs {
+		for _, n := range blk {
+			if strings.Contains(n.GetName(), "block1_conv1") || strings.Contains(n.Output[0], "block1_conv1") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // imageInput is the one graph input that is not an initializer (IR < 4
@@ -228,19 +284,19 @@ func checkConv(m *onnxpb.ModelProto, n *onnxpb.NodeProto) (out, in int64, err er
 		return 0, 0, fmt.Errorf("convolution %s: weight dims %v, want [out,in,3,3]", nodeName(n), w.Dims)
 	}
 	if w.GetDataType() != int32(onnxpb.TensorProto_FLOAT) {
-		return 0, 0, fmt.Errorf("convolution %s: weight type %s, want FLOAT", nodeName(n), dataTypeName(w.GetDataType()))
+		return 0, 0, fmt.Errorf("convolution %s: weight type %s, want FLOAT", nodeName(n), onnxgraph.DataTypeName(w.GetDataType()))
 	}
-	if g := attr(n, "group"); g != nil && g.GetI() != 1 {
+	if g := onnxgraph.Attr(n, "group"); g != nil && g.GetI() != 1 {
 		return 0, 0, fmt.Errorf("convolution %s has group %d", nodeName(n), g.GetI())
 	}
-	if s := attr(n, "strides"); s != nil && !slices.Equal(s.GetInts(), []int64{1, 1}) {
+	if s := onnxgraph.Attr(n, "strides"); s != nil && !slices.Equal(s.GetInts(), []int64{1, 1}) {
 		return 0, 0, fmt.Errorf("convolution %s has strides %v", nodeName(n), s.GetInts())
 	}
-	if d := attr(n, "dilations"); d != nil && !slices.Equal(d.GetInts(), []int64{1, 1}) {
+	if d := onnxgraph.Attr(n, "dilations"); d != nil && !slices.Equal(d.GetInts(), []int64{1, 1}) {
 		return 0, 0, fmt.Errorf("convolution %s has dilations %v", nodeName(n), d.GetInts())
 	}
-	pads := attr(n, "pads").GetInts()
-	auto := string(attr(n, "auto_pad").GetS())
+	pads := onnxgraph.Attr(n, "pads").GetInts()
+	auto := string(onnxgraph.Attr(n, "auto_pad").GetS())
 	if !slices.Equal(pads, []int64{1, 1, 1, 1}) && auto != "SAME_UPPER" && auto != "SAME_LOWER" {
 		return 0, 0, fmt.Errorf("convolution %s has pads %v (auto_pad %q); VGG16 pads 1", nodeName(n), pads, auto)
 	}
@@ -258,25 +314,25 @@ func nodeName(n *onnxpb.NodeProto) string {
 	return "(unnamed)"
 }
 
-// DetectPreset chooses the preset of a VGG graph: NHWC input through a
+// detectPreset chooses the preset of a VGG graph: NHWC input through a
 // Transpose is a tf2onnx Keras export; NCHW input is torchvision's (and
 // the Model Zoo's) unless layer names look like Keras', in which case the
 // channel order cannot be told from the graph and the caller must name the
-// preset. Errors wrap ErrPreset.
-func DetectPreset(v *VGG) (string, error) {
+// preset (PrepareSettings.Preset). Errors wrap ErrPreset.
+func detectPreset(v *VGG) (string, error) {
 	if v.Layout == dataset.NHWC {
 		return PresetKeras, nil
 	}
 	if v.KerasNames {
-		return "", fmt.Errorf("%w: the input is NCHW but the layers have Keras names; a Keras export with NCHW input takes BGR caffe preprocessing, torchvision RGB: choose with --preset %s|%s",
+		return "", fmt.Errorf("%w: the input is NCHW but the layers have Keras names; a Keras export with NCHW input takes BGR caffe preprocessing, torchvision RGB: the preset (%s or %s) must be named",
 			ErrPreset, PresetTorchvision, PresetKeras)
 	}
 	return PresetTorchvision, nil
 }
 
-// CheckPreset reports whether preset fits the graph's input layout.
-func CheckPreset(v *VGG, preset string) error {
-	p, ok := PresetPreprocessing(preset)
+// checkPreset reports whether preset fits the graph's input layout.
+func checkPreset(v *VGG, preset string) error {
+	p, ok := presetPreprocessing(preset)
 	if !ok {
 		return fmt.Errorf("%w: unknown preset %q (want %s)", ErrPreset, preset, strings.Join(Presets, " or "))
 	}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -29,7 +30,7 @@ func kerasNamesNCHW() *onnxpb.ModelProto {
 			}
 		}
 	}
-	g.Input[0] = ValueInfo(g.Input[0].GetName(), onnxpb.TensorProto_FLOAT, []any{"N", 3, "H", "W"})
+	g.Input[0] = onnxgraph.ValueInfo(g.Input[0].GetName(), onnxpb.TensorProto_FLOAT, []any{"N", 3, "H", "W"})
 	return m
 }
 
@@ -54,7 +55,7 @@ func TestDetectPreset(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := DetectPreset(v)
+			p, err := detectPreset(v)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -73,10 +74,10 @@ func TestDetectPreset(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := DetectPreset(v); !errors.Is(err, ErrPreset) || !strings.Contains(err.Error(), "--preset") {
-			t.Fatalf("err = %v, want an ErrPreset that asks for --preset", err)
+		if _, err := detectPreset(v); !errors.Is(err, ErrPreset) || !strings.Contains(err.Error(), "must be named") || strings.Contains(err.Error(), "--") {
+			t.Fatalf("err = %v, want an ErrPreset that asks for the preset without naming a CLI flag", err)
 		}
-		if err := CheckPreset(v, PresetKeras); err != nil {
+		if err := checkPreset(v, PresetKeras); err != nil {
 			t.Fatalf("explicit keras preset refused: %v", err)
 		}
 	})
@@ -120,13 +121,13 @@ func notVGG() map[string]*onnxpb.ModelProto {
 	stride := TinyVGG(1)
 	for _, n := range stride.Graph.Node {
 		if n.GetOpType() == "MaxPool" {
-			n.Attribute = []*onnxpb.AttributeProto{AttrInts("kernel_shape", 3, 3), AttrInts("strides", 2, 2)}
+			n.Attribute = []*onnxpb.AttributeProto{onnxgraph.AttrInts("kernel_shape", 3, 3), onnxgraph.AttrInts("strides", 2, 2)}
 			break
 		}
 	}
 	out["3x3 pool"] = stride
 	two := TinyVGG(1)
-	two.Graph.Input = append(two.Graph.Input, ValueInfo("mask", onnxpb.TensorProto_FLOAT, []any{1}))
+	two.Graph.Input = append(two.Graph.Input, onnxgraph.ValueInfo("mask", onnxpb.TensorProto_FLOAT, []any{1}))
 	out["two inputs"] = two
 	// Negative channel counts, consistent along the chain, used to pass
 	// DetectVGG and make Prepare panic creating block5's missing bias.
@@ -157,14 +158,15 @@ func TestNotVGG(t *testing.T) {
 			if _, err := DetectVGG(m); !errors.Is(err, ErrNotVGG) {
 				t.Fatalf("err = %v, want ErrNotVGG", err)
 			}
-			// Prepare names the file and points at --feature-tensor.
+			// Prepare names the file; the CLI, not models, points at
+			// --feature-tensor.
 			path := filepath.Join(t.TempDir(), "other.onnx")
 			if err := Save(path, m); err != nil {
 				t.Fatal(err)
 			}
 			_, err := Prepare(path, PrepareSettings{SkipCheck: true}, t.TempDir())
-			if !errors.Is(err, ErrNotVGG) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "--feature-tensor") {
-				t.Fatalf("err = %v, want ErrNotVGG naming %s and --feature-tensor", err, path)
+			if !errors.Is(err, ErrNotVGG) || !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), "--") {
+				t.Fatalf("err = %v, want ErrNotVGG naming %s and no CLI flag", err, path)
 			}
 		})
 	}
@@ -180,7 +182,7 @@ func TestWrongPreset(t *testing.T) {
 		{"keras preset on torchvision graph", TinyVGG(1), PresetKeras, "expects NHWC"},
 		{"torchvision preset on keras graph", SynthVGG16(SynthSettings{Keras: true, Width: tinyWidth}), PresetTorchvision, "expects NCHW"},
 		{"unknown preset", TinyVGG(1), "resnet50", "unknown preset"},
-		{"ambiguous without preset", kerasNamesNCHW(), "", "--preset"},
+		{"ambiguous without preset", kerasNamesNCHW(), "", "must be named"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -5,20 +5,32 @@ import (
 	"fmt"
 
 	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/classifier"
 )
 
-// advise adds to an error the tlearn command that mends it: the libraries
-// name no commands or flags. Errors that only one command meets get their
-// advice in that command's file (extractAdvice, dataOutError); these come
-// from every command that reads a cache.
-func advise(err error) error {
-	switch {
-	case errors.Is(err, cache.ErrCorrupt):
-		return fmt.Errorf("%w (rebuild it with tlearn extract --force)", err)
-	case errors.Is(err, cache.ErrIncomplete):
-		return fmt.Errorf("%w (run the same tlearn extract command again to resume it)", err)
-	case errors.Is(err, cache.ErrNotCache):
-		return fmt.Errorf("%w (make one with tlearn extract)", err)
+// commonAdvice is what the user can do about an error that any command may
+// meet, in terms of tlearn's commands: the libraries' errors say what is
+// wrong, never which command or flag to use. Advice that depends on one
+// command's flags is added by that command (extractAdvice, dataOutError,
+// withPrepareAdvice, withFetchAdvice).
+var commonAdvice = []struct {
+	err    error
+	advice string
+}{
+	{cache.ErrCorrupt, "rebuild it with tlearn extract --force"},
+	{cache.ErrIncomplete, "run the same tlearn extract command again to resume it"},
+	{cache.ErrNotCache, "make one with tlearn extract"},
+	{models.ErrNotPrepared, "prepare one with `tlearn models prepare`"},
+	{classifier.ErrNotClassifier, "make one with `tlearn export`"},
+}
+
+// withAdvice adds the first matching advice of commonAdvice to err.
+func withAdvice(err error) error {
+	for _, a := range commonAdvice {
+		if errors.Is(err, a.err) {
+			return fmt.Errorf("%w (%s)", err, a.advice)
+		}
 	}
 	return err
 }

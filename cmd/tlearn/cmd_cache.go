@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
 const flagCacheVerify = "verify"
@@ -130,7 +131,7 @@ func printCacheInfo(w io.Writer, dir string, m *cache.Manifest) {
 	}
 	fmt.Fprintf(w, "  data:          %s\n", m.DataDir)
 	if n, err := cache.DiskSize(dir); err == nil {
-		fmt.Fprintf(w, "  size on disk:  %s\n", cache.FormatBytes(n))
+		fmt.Fprintf(w, "  size on disk:  %s\n", fsutil.FormatBytes(n))
 	}
 	fmt.Fprintf(w, "  written:       %s to %s\n", m.Created.Local().Format(time.DateTime), m.Updated.Local().Format(time.DateTime))
 }

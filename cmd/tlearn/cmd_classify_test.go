@@ -260,7 +260,7 @@ func TestClassifyErrors(t *testing.T) {
 	}{
 		{"empty folder", []string{"--model", clf, empty}, 1, []string{empty + " has no images"}, -1},
 		{"missing path", []string{"--model", clf, filepath.Join(empty, "nope")}, 1, []string{"does not exist"}, -1},
-		{"not a tlearn classifier", []string{"--model", extractor, f.data}, 1, []string{extractor + ": not a tlearn classifier"}, -1},
+		{"not a tlearn classifier", []string{"--model", extractor, f.data}, 1, []string{extractor + ": classifier: not a tlearn classifier", "(make one with `tlearn export`)"}, -1},
 		{"unreadable image", []string{"--model", clf, bad}, 1, []string{"cannot read " + broken, "1 of 12 images could not be read", "classified 11 images"}, 11},
 		{"unreadable image skipped", []string{"--model", clf, "--skip-bad", bad}, 0, []string{"skipped 1 images that could not be read", "  " + broken + ": ", "examples: 11"}, 11},
 		{"quiet still reports unreadable images", []string{"--model", clf, "--quiet", bad}, 1, []string{"cannot read " + broken}, 11},

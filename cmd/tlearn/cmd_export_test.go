@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"image"
 	"image/color"
@@ -95,16 +93,6 @@ type exportFixture struct {
 	weights                 *head.Weights
 }
 
-func sha256File(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
-
 // extractCache runs `tlearn extract` of data with model into dir.
 func extractCache(t *testing.T, model, data, dir string) {
 	t.Helper()
@@ -127,7 +115,11 @@ func newExportFixture(t *testing.T, hidden int) *exportFixture {
 	if _, err := models.WriteTinyPrepared(f.model, 1); err != nil {
 		t.Fatal(err)
 	}
-	f.sha = sha256File(t, filepath.Join(f.model, models.ExtractorFile))
+	sha, err := models.ExtractorSHA256(f.model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.sha = sha
 	for i, c := range f.classes {
 		writeClassImages(t, f.data, c, 3+i, uint64(i))
 	}

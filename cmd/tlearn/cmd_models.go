@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -145,7 +146,7 @@ func modelsPrepareAction(c *cli.Context) error {
 	}
 	spec, err := models.Prepare(c.String(flagModelsONNX), s, c.String(flagModelsOut))
 	if err != nil {
-		return err
+		return withPrepareAdvice(err, s)
 	}
 	w := stderr(c)
 	fmt.Fprintf(w, "prepared %s (%s, %s %s input %q) -> %s\n", c.String(flagModelsONNX), spec.Preset,
@@ -156,6 +157,28 @@ func modelsPrepareAction(c *cli.Context) error {
 	}
 	fmt.Fprintln(w)
 	return nil
+}
+
+// withPrepareAdvice adds what the user can do about an error of Prepare
+// with settings s, in terms of this command's flags (package models' errors
+// do not know them).
+func withPrepareAdvice(err error, s models.PrepareSettings) error {
+	var advice string
+	switch {
+	case errors.Is(err, models.ErrNotVGG):
+		advice = "for another backbone, name the tensor to pool with --" + flagModelsFeatureTensor
+	case errors.Is(err, models.ErrPreset) && s.FeatureTensor != "":
+		advice = "with --" + flagModelsFeatureTensor + " the preset is " + models.PresetCustom + ": leave out --" + flagModelsPreset
+	case errors.Is(err, models.ErrPreset) && s.Preset == "":
+		advice = "choose with --" + flagModelsPreset + " " + strings.Join(models.Presets, "|")
+	case errors.Is(err, models.ErrPreset):
+		advice = "leave out --" + flagModelsPreset + " to detect it from the graph"
+	case errors.Is(err, models.ErrNoTensor):
+		advice = "see `tlearn models info --json` for the graph's outputs, or Netron for all tensors"
+	default:
+		return err
+	}
+	return fmt.Errorf("%w (%s)", err, advice)
 }
 
 func modelsSynthCommand() *cli.Command {
@@ -179,6 +202,8 @@ keras.applications.VGG16 (NHWC input). Real weights cannot be downloaded
 everywhere; this stands in for them. --tiny divides channels by 16 (well
 under 1 MB); --classifier adds the fully connected layers (full VGG16: 528 MB);
 --zoo mimics the ONNX Model Zoo's vgg16-7 (fixed 1x3x224x224 input, classifier).
+The graph mimics the exporter's, but the file's metadata says that tlearn made
+it (key tlearn.synthetic: style, layout, seed, width; see models info --json).
 
 Example:
    tlearn models synth vgg16 --seed 1 --out vgg16.onnx

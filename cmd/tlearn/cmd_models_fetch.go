@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -8,10 +9,11 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"github.com/tlearn/tlearn/internal/fsutil"
+	"github.com/tlearn/tlearn/internal/progress"
+	"github.com/tlearn/tlearn/models/fetch"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
-
-	"github.com/tlearn/tlearn/models"
 )
 
 // Flags of `tlearn models fetch`.
@@ -58,7 +60,7 @@ func modelsFetchAction(c *cli.Context) error {
 	if len(args) != 1 {
 		return usageError{fmt.Errorf("models fetch: want one model name (vgg16, vgg16-12 or vgg16-7), got %d arguments", len(args))}
 	}
-	preset, err := models.LookupFetchPreset(args[0])
+	preset, err := fetch.LookupPreset(args[0])
 	if err != nil {
 		return usageError{err}
 	}
@@ -88,13 +90,34 @@ func modelsFetchAction(c *cli.Context) error {
 			s.Progress = &fetchLines{w: w, name: preset.Name + ".tar.gz"}
 		}
 	}
-	model, err := models.Fetch(c.Context, s)
+	model, err := fetch.Get(c.Context, s)
 	if err != nil {
-		return err
+		return withFetchAdvice(err)
 	}
 	fmt.Fprintln(c.App.Writer, model)
 	fmt.Fprintf(w, "model: %s\nnext:  tlearn models prepare --onnx %s --out model\n", model, shellQuote(model))
 	return nil
+}
+
+// withFetchAdvice adds what the user can do about a fetch error, in terms
+// of this command's flags (package fetch's errors do not know them).
+func withFetchAdvice(err error) error {
+	for _, a := range []struct {
+		err    error
+		advice string
+	}{
+		{fetch.ErrDownloadMismatch, "check --" + flagFetchURL + " and --" + flagFetchSHA256 + ", or try again"},
+		{fetch.ErrOtherSize, "check --" + flagFetchURL + " and --" + flagFetchSHA256},
+		{fetch.ErrInterrupted, "run the same command again to resume"},
+		{fetch.ErrSeveralModels, "unpack it yourself and pass the one you want to `tlearn models prepare --onnx`"},
+		{fetch.ErrFolderExists, "move it away or choose another --" + flagFetchDir},
+		{fetch.ErrNoDir, "set --" + flagFetchDir},
+	} {
+		if errors.Is(err, a.err) {
+			return fmt.Errorf("%w (%s)", err, a.advice)
+		}
+	}
+	return err
 }
 
 // fetchInterspersedFlags lets flags follow the model name
@@ -155,6 +178,13 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
+// fetchBar and fetchLines show a download's bytes, where countBar would
+// show a count of items.
+var (
+	_ progress.Reporter = (*fetchBar)(nil)
+	_ progress.Reporter = (*fetchLines)(nil)
+)
+
 // fetchBar draws a progress bar with bytes/s and ETA on a terminal.
 type fetchBar struct {
 	w    io.Writer
@@ -162,14 +192,17 @@ type fetchBar struct {
 	bar  *progressbar.ProgressBar
 }
 
-func (p *fetchBar) Begin(offset, total int64) {
+// Start begins a transfer of total bytes (-1 when unknown), offset of
+// which are on disk from an interrupted download. The phase is always
+// fetch.DownloadPhase; the bar shows the file's name instead.
+func (p *fetchBar) Start(_ string, total, offset int) {
 	desc := p.name
 	remaining := int64(-1)
 	if total > 0 {
-		remaining = total - offset
+		remaining = int64(total - offset)
 	}
 	if offset > 0 {
-		desc = fmt.Sprintf("%s (from %s)", p.name, models.FormatBytes(offset))
+		desc = fmt.Sprintf("%s (from %s)", p.name, fsutil.FormatBytes(int64(offset)))
 	}
 	// The bar counts only this transfer's bytes, so that its rate and ETA
 	// are not inflated by what an earlier run downloaded.
@@ -195,7 +228,7 @@ func (p *fetchBar) Add(n int) {
 	}
 }
 
-func (p *fetchBar) End() {
+func (p *fetchBar) Finish() {
 	if p.bar != nil {
 		// A full bar has ended its line already; Exit ends a partial one.
 		if !p.bar.IsFinished() {
@@ -205,7 +238,7 @@ func (p *fetchBar) End() {
 	}
 }
 
-func (p *fetchBar) Note(msg string) {
+func (p *fetchBar) Log(msg string) {
 	if p.bar != nil {
 		p.bar.Clear()
 	}
@@ -221,16 +254,17 @@ type fetchLines struct {
 	start, last        time.Time
 }
 
-func (p *fetchLines) Begin(offset, total int64) {
-	p.offset, p.total, p.got = offset, total, 0
+// Start begins a transfer; see fetchBar.Start.
+func (p *fetchLines) Start(_ string, total, offset int) {
+	p.offset, p.total, p.got = int64(offset), int64(total), 0
 	p.start = time.Now()
 	p.last = p.start
 	what := "unknown size"
 	if total > 0 {
-		what = models.FormatBytes(total)
+		what = fsutil.FormatBytes(p.total)
 	}
 	if offset > 0 {
-		fmt.Fprintf(p.w, "downloading %s (%s) from %s\n", p.name, what, models.FormatBytes(offset))
+		fmt.Fprintf(p.w, "downloading %s (%s) from %s\n", p.name, what, fsutil.FormatBytes(p.offset))
 	} else {
 		fmt.Fprintf(p.w, "downloading %s (%s)\n", p.name, what)
 	}
@@ -244,9 +278,9 @@ func (p *fetchLines) Add(n int) {
 	}
 }
 
-func (p *fetchLines) End() { p.line(time.Now()) }
+func (p *fetchLines) Finish() { p.line(time.Now()) }
 
-func (p *fetchLines) Note(msg string) { fmt.Fprintln(p.w, msg) }
+func (p *fetchLines) Log(msg string) { fmt.Fprintln(p.w, msg) }
 
 func (p *fetchLines) line(now time.Time) {
 	secs := now.Sub(p.start).Seconds()
@@ -256,7 +290,7 @@ func (p *fetchLines) line(now time.Time) {
 	}
 	have := p.offset + p.got
 	if p.total <= 0 {
-		fmt.Fprintf(p.w, "  %s, %s/s\n", models.FormatBytes(have), models.FormatBytes(int64(rate)))
+		fmt.Fprintf(p.w, "  %s, %s/s\n", fsutil.FormatBytes(have), fsutil.FormatBytes(int64(rate)))
 		return
 	}
 	eta := "?"
@@ -264,5 +298,5 @@ func (p *fetchLines) line(now time.Time) {
 		eta = (time.Duration(float64(p.total-have)/rate) * time.Second).Round(time.Second).String()
 	}
 	fmt.Fprintf(p.w, "  %s of %s (%.0f%%), %s/s, ETA %s\n",
-		models.FormatBytes(have), models.FormatBytes(p.total), 100*float64(have)/float64(p.total), models.FormatBytes(int64(rate)), eta)
+		fsutil.FormatBytes(have), fsutil.FormatBytes(p.total), 100*float64(have)/float64(p.total), fsutil.FormatBytes(int64(rate)), eta)
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlearn/tlearn/models/fetch"
 	"github.com/urfave/cli/v2"
 )
 
@@ -84,10 +86,10 @@ func TestModelsFetchCommand(t *testing.T) {
 func TestFetchLines(t *testing.T) {
 	var out bytes.Buffer
 	p := &fetchLines{w: &out, name: "vgg16-12.tar.gz"}
-	p.Begin(200e6, 512e6)
+	p.Start(fetch.DownloadPhase, 512e6, 200e6)
 	p.Add(1000)
-	p.End()
-	p.Note("sha256 verified")
+	p.Finish()
+	p.Log("sha256 verified")
 	got := out.String()
 	for _, want := range []string{"downloading vgg16-12.tar.gz (512.0 MB) from 200.0 MB\n", "  200.0 MB of 512.0 MB (39%), ", "/s, ETA ", "sha256 verified\n"} {
 		if !strings.Contains(got, want) {
@@ -105,5 +107,28 @@ func TestShellQuote(t *testing.T) {
 		if got := shellQuote(in); got != want {
 			t.Errorf("shellQuote(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestFetchAdvice(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("%w: got 3 bytes", fetch.ErrDownloadMismatch), "(check --url and --sha256, or try again)"},
+		{fmt.Errorf("%w: 4 bytes", fetch.ErrOtherSize), "(check --url and --sha256)"},
+		{fmt.Errorf("%w at 1 kB", fetch.ErrInterrupted), "(run the same command again to resume)"},
+		{fmt.Errorf("%w: a.onnx, b.onnx", fetch.ErrSeveralModels), "`tlearn models prepare --onnx`)"},
+		{fmt.Errorf("%w: /x", fetch.ErrFolderExists), "choose another --dir)"},
+		{fmt.Errorf("%w: no home", fetch.ErrNoDir), "(set --dir)"},
+	} {
+		got := withFetchAdvice(tc.err)
+		if !errors.Is(got, tc.err) || !strings.HasPrefix(got.Error(), tc.err.Error()) || !strings.HasSuffix(got.Error(), tc.want) {
+			t.Errorf("withFetchAdvice(%v) = %v, want it with %q", tc.err, got, tc.want)
+		}
+	}
+	other := errors.New("fetch: HTTP 404")
+	if got := withFetchAdvice(other); got != other {
+		t.Errorf("withFetchAdvice(%v) = %v, want it unchanged", other, got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,10 +36,12 @@ func TestModelsCommands(t *testing.T) {
 		{desc: "synth tiny", args: []string{"models", "synth", "vgg16", "--seed", "3", "--tiny", "--out", tiny, "-q"}},
 		{desc: "synth tiny keras", args: []string{"models", "synth", "vgg16", "--seed", "3", "--tiny", "--keras", "--out", keras, "-q"}},
 		{desc: "info", args: []string{"models", "info", tiny}, want: []string{"Conv 13", "MaxPool 5", "block5: 32 channels", "vgg16-torchvision", "[batch,3,height,width]"}},
-		{desc: "info --json after the file", args: []string{"models", "info", keras, "--json"}, want: []string{`"preset": "vgg16-keras"`, `"layout": "NHWC"`}},
+		{desc: "info --json after the file", args: []string{"models", "info", keras, "--json"}, want: []string{`"preset": "vgg16-keras"`, `"layout": "NHWC"`, `"tlearn.synthetic": "{\"architecture\":\"vgg16\",\"style\":\"keras\"`}},
 		{desc: "prepare with the detected preset", args: []string{"models", "prepare", "--onnx", keras, "--out", filepath.Join(dir, "model"), "-q", "--device", "cpu"}},
 		{desc: "info on the prepared folder", args: []string{"models", "info", filepath.Join(dir, "model")}, want: []string{"prepared: preset vgg16-keras", "features: [N,32]"}},
 		{desc: "wrong preset", args: []string{"models", "prepare", "--onnx", tiny, "--preset", models.PresetKeras, "--out", filepath.Join(dir, "bad"), "-q"}, wantErr: tiny},
+		{desc: "wrong preset: the CLI advises", args: []string{"models", "prepare", "--onnx", tiny, "--preset", models.PresetKeras, "--out", filepath.Join(dir, "bad"), "-q"}, wantErr: "(leave out --preset to detect it from the graph)"},
+		{desc: "unknown feature tensor: the CLI advises", args: []string{"models", "prepare", "--onnx", tiny, "--feature-tensor", "nope", "--out", filepath.Join(dir, "bad"), "-q"}, wantErr: "(see `tlearn models info --json`"},
 		{desc: "not onnx", args: []string{"models", "info", notONNX}, wantErr: "not an ONNX model"},
 		{desc: "synth unknown architecture", args: []string{"models", "synth", "resnet50", "--out", tiny}, wantErr: "resnet50"},
 		{desc: "tiny and width", args: []string{"models", "synth", "vgg16", "--tiny", "--width", "2", "--out", tiny}, wantErr: "--width", usage: true},
@@ -77,5 +80,31 @@ func TestModelsCommands(t *testing.T) {
 	}
 	if info.Spec == nil || info.Spec.Maps == nil || info.Spec.Maps.Channels != 32 {
 		t.Fatalf("info --json: %+v", info)
+	}
+}
+
+func TestPrepareAdvice(t *testing.T) {
+	for _, tc := range []struct {
+		desc string
+		err  error
+		s    models.PrepareSettings
+		want string
+	}{
+		{"not VGG", fmt.Errorf("%w: a branch", models.ErrNotVGG), models.PrepareSettings{}, "name the tensor to pool with --feature-tensor"},
+		{"ambiguous preset", fmt.Errorf("%w: Keras names", models.ErrPreset), models.PrepareSettings{}, "choose with --preset vgg16-torchvision|vgg16-keras"},
+		{"preset that does not fit", fmt.Errorf("%w: expects NHWC", models.ErrPreset), models.PrepareSettings{Preset: models.PresetKeras}, "leave out --preset"},
+		{"preset with a feature tensor", fmt.Errorf("%w: a VGG16 preset", models.ErrPreset), models.PrepareSettings{Preset: models.PresetKeras, FeatureTensor: "x"}, "the preset is custom"},
+		{"no such tensor", fmt.Errorf("%w \"x\"", models.ErrNoTensor), models.PrepareSettings{FeatureTensor: "x"}, "tlearn models info --json"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			got := withPrepareAdvice(tc.err, tc.s)
+			if !errors.Is(got, tc.err) || !strings.HasPrefix(got.Error(), tc.err.Error()+" (") || !strings.Contains(got.Error(), tc.want) {
+				t.Errorf("got %v, want %v with advice %q", got, tc.err, tc.want)
+			}
+		})
+	}
+	other := errors.New("models: prepare x: permission denied")
+	if got := withPrepareAdvice(other, models.PrepareSettings{}); got != other {
+		t.Errorf("got %v, want the error unchanged", got)
 	}
 }

@@ -39,7 +39,7 @@ func run(args []string) int {
 			fmt.Fprintln(os.Stderr, "tlearn: interrupted; finished work is kept and the same command resumes it")
 			return 130
 		}
-		fmt.Fprintf(os.Stderr, "tlearn: %v\n", advise(err))
+		fmt.Fprintf(os.Stderr, "tlearn: %v\n", withAdvice(err))
 		var ec exitCoder
 		if errors.As(err, &ec) && ec.ExitCode() != 0 {
 			return ec.ExitCode()

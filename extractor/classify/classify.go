@@ -15,6 +15,7 @@ import (
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/classifier"
 )
 
 // DefaultBatch is the batch size of a Classifier when Options.Batch is 0.
@@ -37,12 +38,12 @@ type Options struct {
 	Workers int
 }
 
-// Classifier owns an ORT session over an exported classifier (models.Export)
+// Classifier owns an ORT session over an exported classifier (classifier.Build)
 // and the buffers it runs on: one uint8 pixel batch and one probability
 // batch, allocated once. It is not safe for concurrent use.
 type Classifier struct {
 	path    string
-	info    *models.ClassifierInfo
+	info    *classifier.Info
 	size    int
 	batch   int
 	workers int
@@ -60,10 +61,10 @@ type Classifier struct {
 	views map[int][2]ort.Value
 }
 
-// Open loads a classifier written by models.Export (`tlearn export`). ORT
+// Open loads a classifier written by classifier.Build (`tlearn export`). ORT
 // must be initialized (ortlib.Init). A file that is not ONNX, or an ONNX model without
 // tlearn's metadata, fails with an error naming the file (wrapping
-// models.ErrNotClassifier in the second case).
+// classifier.ErrNotClassifier in the second case).
 func Open(path string, o Options) (*Classifier, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -73,7 +74,7 @@ func Open(path string, o Options) (*Classifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("classify: load %s: %w", path, err)
 	}
-	info, err := models.ReadClassifierInfo(m)
+	info, err := classifier.ReadInfo(m)
 	if err != nil {
 		return nil, fmt.Errorf("classify: %s: %w", path, err)
 	}
@@ -102,7 +103,7 @@ func Open(path string, o Options) (*Classifier, error) {
 	}
 	defer so.Destroy()
 	c.device, c.why = used, why
-	if c.session, err = ort.NewDynamicAdvancedSessionWithONNXData(b, []string{models.ClassifierInput}, []string{models.ClassifierOutput}, so); err != nil {
+	if c.session, err = ort.NewDynamicAdvancedSessionWithONNXData(b, []string{classifier.Input}, []string{classifier.Output}, so); err != nil {
 		return nil, fmt.Errorf("classify: load %s: %w", path, err)
 	}
 	if c.runOpts, err = ort.NewRunOptions(); err != nil {
@@ -142,7 +143,7 @@ func (c *Classifier) Close() error {
 }
 
 // Info is what the classifier records about itself.
-func (c *Classifier) Info() *models.ClassifierInfo { return c.info }
+func (c *Classifier) Info() *classifier.Info { return c.info }
 
 // Classes are the names of the outputs, in order.
 func (c *Classifier) Classes() []string { return c.info.Classes }

@@ -17,6 +17,7 @@ import (
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/classifier"
 )
 
 func TestMain(m *testing.M) {
@@ -27,9 +28,9 @@ func TestMain(m *testing.M) {
 
 // testHead is a seeded softmax-regression head on d features, scaled so
 // that its probabilities are far from 0 and 1 on the tiny model's features.
-func testHead(d, k int, scale float64) models.ExportWeights {
+func testHead(d, k int, scale float64) classifier.Weights {
 	rng := rand.New(rand.NewPCG(3, 3))
-	w := models.ExportWeights{Output: models.Dense{In: d, Out: k, Kernel: make([]float32, d*k), Bias: make([]float32, k)}}
+	w := classifier.Weights{Output: classifier.Dense{In: d, Out: k, Kernel: make([]float32, d*k), Bias: make([]float32, k)}}
 	for i := range w.Output.Kernel {
 		w.Output.Kernel[i] = float32(rng.NormFloat64() * scale / math.Sqrt(float64(d)))
 	}
@@ -37,7 +38,7 @@ func testHead(d, k int, scale float64) models.ExportWeights {
 }
 
 // headForward is the head in float64 with a softmax.
-func headForward(x []float32, w models.ExportWeights) []float32 {
+func headForward(x []float32, w classifier.Weights) []float32 {
 	d := w.Output
 	z := make([]float64, d.Out)
 	for o := range z {
@@ -60,7 +61,7 @@ func headForward(x []float32, w models.ExportWeights) []float32 {
 }
 
 // writeClassifier exports the tiny model with w into dir/classifier.onnx.
-func writeClassifier(t testing.TB, w models.ExportWeights, classes []string) string {
+func writeClassifier(t testing.TB, w classifier.Weights, classes []string) string {
 	t.Helper()
 	model := extractortest.TinyModel(t)
 	spec, err := models.ReadSpec(model)
@@ -71,7 +72,7 @@ func writeClassifier(t testing.TB, w models.ExportWeights, classes []string) str
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := models.Export(spec, ext, w, models.ExportSettings{Classes: classes, Size: extractortest.Size, SkipCheck: true})
+	m, err := classifier.Build(spec, ext, w, classifier.Settings{Classes: classes, Size: extractortest.Size, SkipCheck: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +243,7 @@ func TestOpenErrors(t *testing.T) {
 		is   error
 		want string
 	}{
-		{"plain ONNX model", ext, Options{}, models.ErrNotClassifier, ext + ": not a tlearn classifier"},
+		{"plain ONNX model", ext, Options{}, classifier.ErrNotClassifier, ext + ": classifier: not a tlearn classifier"},
 		{"not ONNX", garbage, Options{}, models.ErrNotONNX, garbage},
 		{"missing", garbage + ".missing", Options{}, os.ErrNotExist, "garbage.onnx.missing"},
 		{"size", good, Options{Size: 40}, nil, "not a multiple of 32"},

@@ -1,5 +1,5 @@
 // Package classify labels images with a classifier exported by tlearn (one
-// ONNX file: backbone, head and softmax; models.Export): Open loads it into
+// ONNX file: backbone, head and softmax; classifier.Build): Open loads it into
 // an ONNX Runtime session, and Classifier.Classify runs every image of a
 // dataset.Source through it with the decoding and resizing of extraction,
 // so that a cached-feature model and its export give the same

@@ -21,7 +21,7 @@ const CheckpointFile = "finetune-checkpoint.safetensors"
 
 // A checkpoint is a weights file (the same safetensors format, so any
 // reader opens it) with the optimizer moments as extra tensors named
-// models.MomentName(param, "m"/"v"), the best epoch's parameters under
+// traingraph.MomentName(param, "m"/"v"), the best epoch's parameters under
 // "best/", all in torchvision layout, and the rest of the training state as
 // JSON in the metadata entry checkpointMeta.
 const (

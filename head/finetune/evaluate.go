@@ -7,6 +7,7 @@ import (
 	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/traingraph"
 )
 
 // Evaluate runs a fine-tuned run's weights (the head and
@@ -36,10 +37,10 @@ func Evaluate(ctx context.Context, w *head.Weights, d *MapsData, topK int, rt or
 	if err := checkStart(w, d, Settings{Settings: head.Settings{Hidden: hidden}}); err != nil {
 		return nil, err
 	}
-	spec := models.TrainGraphSpec{
+	spec := traingraph.Spec{
 		Channels: d.Shape[0], Height: d.Shape[1], Width: d.Shape[2],
 		Hidden: hidden, Classes: len(d.Classes),
-		Optimizer: models.OptimizerAdam, FreezeBlock5: true,
+		Optimizer: traingraph.OptimizerAdam, FreezeBlock5: true,
 	}
 	sess, err := newEvalSession(spec, rt)
 	if err != nil {

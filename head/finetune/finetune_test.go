@@ -19,6 +19,7 @@ import (
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/internal/progress"
 	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/traingraph"
 )
 
 // ftFixture is a random fine-tuning problem: block5 weights for C
@@ -463,7 +464,7 @@ func FuzzParseCheckpoint(f *testing.F) {
 	fx := newFTFixture(4, 2, 2, 2, 4, 2)
 	w := withGlorotHead(fx.start, fx.train, Settings{Settings: head.Settings{Hidden: 2}}.Resolve())
 	var buf strings.Builder
-	ck := &ftCheckpoint{weights: w, moments: map[string]head.Tensor{models.MomentName(head.OutputBias, "m"): head.NewTensor(2)},
+	ck := &ftCheckpoint{weights: w, moments: map[string]head.Tensor{traingraph.MomentName(head.OutputBias, "m"): head.NewTensor(2)},
 		state: ftState{Format: checkpointFormat, Steps: 3, Order: []int32{1, 0, 3, 2}, History: head.History{{Epoch: 1, Loss: 1}}}}
 	all := &head.Weights{Classes: w.Classes, Tensors: map[string]head.Tensor{}}
 	for n, t := range ck.weights.Tensors {

@@ -12,6 +12,7 @@ import (
 	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/traingraph"
 )
 
 // session owns the ONNX Runtime sessions of a fine-tuning run and every
@@ -23,7 +24,7 @@ import (
 type session struct {
 	// tg is the training graph, or, in an evaluation-only session, the
 	// eval graph itself (same parameters, no moments, no train session).
-	tg, eg      *models.TrainGraph
+	tg, eg      *traingraph.Graph
 	evalOnly    bool
 	train, eval *ort.DynamicAdvancedSession
 	// runOpts let a cancelled context terminate the run in flight
@@ -61,25 +62,25 @@ type batchTensors struct {
 	evalOut  []ort.Value
 }
 
-func newSession(spec models.TrainGraphSpec, opts ortlib.Options) (*session, error) {
+func newSession(spec traingraph.Spec, opts ortlib.Options) (*session, error) {
 	return openSession(spec, opts, false)
 }
 
 // newEvalSession runs only the eval graph: evaluating a fine-tuned run
 // needs neither the train step (whose compilation is the slow part) nor
 // the second parameter set and the optimizer moments.
-func newEvalSession(spec models.TrainGraphSpec, opts ortlib.Options) (*session, error) {
+func newEvalSession(spec traingraph.Spec, opts ortlib.Options) (*session, error) {
 	return openSession(spec, opts, true)
 }
 
-func openSession(spec models.TrainGraphSpec, opts ortlib.Options, evalOnly bool) (s *session, err error) {
-	eg, err := models.BuildEval(spec)
+func openSession(spec traingraph.Spec, opts ortlib.Options, evalOnly bool) (s *session, err error) {
+	eg, err := traingraph.Eval(spec)
 	if err != nil {
 		return nil, err
 	}
 	tg := eg
 	if !evalOnly {
-		if tg, err = models.BuildTrainStep(spec); err != nil {
+		if tg, err = traingraph.TrainStep(spec); err != nil {
 			return nil, err
 		}
 	}
@@ -115,7 +116,7 @@ func (s *session) startSessions(opts ortlib.Options) error {
 	defer so.Destroy()
 	s.device, s.fallback = dev, why
 	for _, g := range []struct {
-		tg  *models.TrainGraph
+		tg  *traingraph.Graph
 		dst **ort.DynamicAdvancedSession
 	}{{s.tg, &s.train}, {s.eg, &s.eval}} {
 		if s.evalOnly && g.dst == &s.train {
@@ -169,9 +170,9 @@ func (s *session) allocParams() error {
 
 func isScalarInput(name string) bool {
 	switch name {
-	case models.AdamVScaleInput, models.L2Input,
-		models.LRInput(models.GroupBlock5), models.LRInput(models.GroupHead),
-		models.DecayInput(models.GroupBlock5), models.DecayInput(models.GroupHead):
+	case traingraph.AdamVScaleInput, traingraph.L2Input,
+		traingraph.LRInput(traingraph.GroupBlock5), traingraph.LRInput(traingraph.GroupHead),
+		traingraph.DecayInput(traingraph.GroupBlock5), traingraph.DecayInput(traingraph.GroupHead):
 		return true
 	}
 	return false
@@ -274,11 +275,11 @@ func (s *session) batch(n int) (*batchTensors, error) {
 	}
 	for _, name := range s.eg.Outputs {
 		switch name {
-		case models.LogitsOutput:
+		case traingraph.LogitsOutput:
 			b.evalOut = append(b.evalOut, evalLogits)
-		case models.ProbsOutput:
+		case traingraph.ProbsOutput:
 			b.evalOut = append(b.evalOut, b.probs)
-		case models.EvalFeaturesOutput:
+		case traingraph.FeaturesOutput:
 			b.evalOut = append(b.evalOut, b.features)
 		default:
 			panic("finetune: unexpected eval output " + name)
@@ -292,11 +293,11 @@ func (s *session) batch(n int) (*batchTensors, error) {
 // current parameters.
 func (s *session) inputValue(b *batchTensors, set int, name string, index map[string]int) ort.Value {
 	switch name {
-	case models.TrainMapsInput:
+	case traingraph.MapsInput:
 		return b.maps
-	case models.TrainLabelsInput:
+	case traingraph.LabelsInput:
 		return b.labels
-	case models.TrainMaskInput:
+	case traingraph.MaskInput:
 		return b.mask
 	}
 	if t, ok := s.scalars[name]; ok {
@@ -307,7 +308,7 @@ func (s *session) inputValue(b *batchTensors, set int, name string, index map[st
 	}
 	for i, p := range s.tg.Params {
 		for j, m := range s.tg.Moments {
-			if p.Trainable && name == models.MomentName(p.Name, m) {
+			if p.Trainable && name == traingraph.MomentName(p.Name, m) {
 				return s.moments[set][i][j]
 			}
 		}
@@ -318,17 +319,17 @@ func (s *session) inputValue(b *batchTensors, set int, name string, index map[st
 // outputValue is the tensor a train-step output goes to: the other set.
 func (s *session) outputValue(b *batchTensors, set int, name string, index map[string]int) ort.Value {
 	switch name {
-	case models.TrainLossOutput:
+	case traingraph.LossOutput:
 		return b.loss
-	case models.LogitsOutput:
+	case traingraph.LogitsOutput:
 		return b.logits
 	}
 	for i, p := range s.tg.Params {
-		if name == models.NextName(p.Name) {
+		if name == traingraph.NextName(p.Name) {
 			return s.params[1-set][i]
 		}
 		for j, m := range s.tg.Moments {
-			if p.Trainable && name == models.NextName(models.MomentName(p.Name, m)) {
+			if p.Trainable && name == traingraph.NextName(traingraph.MomentName(p.Name, m)) {
 				return s.moments[1-set][i][j]
 			}
 		}
@@ -343,17 +344,17 @@ func (s *session) stepScalars(st Settings, t int) {
 			x.GetData()[0] = float32(v)
 		}
 	}
-	lr := map[string]float64{models.GroupHead: st.LR, models.GroupBlock5: st.Block5LR}
+	lr := map[string]float64{traingraph.GroupHead: st.LR, traingraph.GroupBlock5: st.Block5LR}
 	for g, r := range lr {
 		step := r
 		if st.Optimizer == OptimizerAdam {
-			step = r / (1 - math.Pow(models.AdamBeta1, float64(t)))
+			step = r / (1 - math.Pow(traingraph.AdamBeta1, float64(t)))
 		}
-		set(models.LRInput(g), step)
-		set(models.DecayInput(g), 1-r*st.WeightDecay)
+		set(traingraph.LRInput(g), step)
+		set(traingraph.DecayInput(g), 1-r*st.WeightDecay)
 	}
-	set(models.AdamVScaleInput, 1/math.Sqrt(1-math.Pow(models.AdamBeta2, float64(t))))
-	set(models.L2Input, st.L2)
+	set(traingraph.AdamVScaleInput, 1/math.Sqrt(1-math.Pow(traingraph.AdamBeta2, float64(t))))
+	set(traingraph.L2Input, st.L2)
 }
 
 // fillMaps copies the float16 maps of rows into the batch's tensor.
@@ -404,12 +405,12 @@ func (s *session) load(w *head.Weights, moments map[string]head.Tensor) error {
 				continue
 			}
 			dst := s.moments[s.cur][i][j].GetData()
-			mt, ok := moments[models.MomentName(p.Name, m)]
+			mt, ok := moments[traingraph.MomentName(p.Name, m)]
 			switch {
 			case !ok:
 				clear(dst)
 			case len(mt.Data) != len(dst):
-				return fmt.Errorf("finetune: checkpoint moment %s has %d values, want %d", models.MomentName(p.Name, m), len(mt.Data), len(dst))
+				return fmt.Errorf("finetune: checkpoint moment %s has %d values, want %d", traingraph.MomentName(p.Name, m), len(mt.Data), len(dst))
 			default:
 				p.FromTorchvision(dst, mt.Data)
 			}
@@ -440,22 +441,22 @@ func (s *session) momentTensors() map[string]head.Tensor {
 		for j, m := range s.tg.Moments {
 			t := head.Tensor{Shape: torchShape(p), Data: make([]float32, p.Size())}
 			p.ToTorchvision(t.Data, s.moments[s.cur][i][j].GetData())
-			out[models.MomentName(p.Name, m)] = t
+			out[traingraph.MomentName(p.Name, m)] = t
 		}
 	}
 	return out
 }
 
 // torchShape is p's shape in torchvision layout.
-func torchShape(p models.TrainParam) []int {
+func torchShape(p traingraph.Param) []int {
 	dims := make([]int, len(p.Shape))
 	for i, d := range p.Shape {
 		dims[i] = int(d)
 	}
 	switch p.Layout {
-	case models.LayoutOHWI:
+	case traingraph.LayoutOHWI:
 		dims = []int{dims[0], dims[3], 3, 3}
-	case models.LayoutHWIO:
+	case traingraph.LayoutHWIO:
 		dims = []int{dims[3], dims[2], 3, 3}
 	}
 	return dims

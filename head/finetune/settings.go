@@ -8,6 +8,7 @@ import (
 	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/traingraph"
 )
 
 // ErrData is wrapped by every error about inconsistent maps or starting
@@ -71,8 +72,8 @@ const (
 
 // Optimizers of Settings.Optimizer.
 const (
-	OptimizerAdam = models.OptimizerAdam
-	OptimizerSGD  = models.OptimizerSGD
+	OptimizerAdam = traingraph.OptimizerAdam
+	OptimizerSGD  = traingraph.OptimizerSGD
 )
 
 // Settings configure FineTune. The zero value is the reference
@@ -154,8 +155,8 @@ func (s Settings) Validate() error {
 }
 
 // graphSpec is the training graph for these (resolved) settings.
-func (s Settings) graphSpec(shape [3]int, classes int) models.TrainGraphSpec {
-	return models.TrainGraphSpec{
+func (s Settings) graphSpec(shape [3]int, classes int) traingraph.Spec {
+	return traingraph.Spec{
 		Channels: shape[0], Height: shape[1], Width: shape[2],
 		Hidden:       s.Hidden,
 		Classes:      classes,

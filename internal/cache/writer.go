@@ -132,9 +132,9 @@ func createArray(p string, a ArraySpec) error {
 	size := int64(len(hdr)) + a.RowBytes()*int64(a.Shape[0])
 	if err := preallocate(f.File, size); err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
-			return fmt.Errorf("cache: %s: the disk has no room for %s of %s: %w", filepath.Dir(p), FormatBytes(size), filepath.Base(p), err)
+			return fmt.Errorf("cache: %s: the disk has no room for %s of %s: %w", filepath.Dir(p), fsutil.FormatBytes(size), filepath.Base(p), err)
 		}
-		return fmt.Errorf("cache: preallocate %s (%s): %w", p, FormatBytes(size), err)
+		return fmt.Errorf("cache: preallocate %s (%s): %w", p, fsutil.FormatBytes(size), err)
 	}
 	if _, err := f.WriteAt(hdr, 0); err != nil {
 		return fmt.Errorf("cache: write %s: %w", p, err)
@@ -390,19 +390,6 @@ func (w *Writer) Close() error {
 	}
 	w.files = nil
 	return errors.Join(errs...)
-}
-
-// FormatBytes is n in B, KiB, MiB or GiB, for summaries.
-func FormatBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // DiskSize is the total size of the cache's files; a preallocated cache has

@@ -2,8 +2,6 @@ package experiment
 
 import (
 	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -17,6 +15,7 @@ import (
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/internal/progress"
 	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/classifier"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -41,11 +40,11 @@ type ExportSettings struct {
 }
 
 // Export combines the prepared model a run was trained on with the run's
-// weights into one ONNX classifier (models.Export), checks it with one run
+// weights into one ONNX classifier (classifier.Build), checks it with one run
 // under ONNX Runtime and writes it to s.Out. It logs warnings and a
 // summary on p (nil: silent) and returns what the classifier records about
 // itself. The caller initializes ONNX Runtime.
-func Export(s ExportSettings, p progress.Reporter) (*models.ClassifierInfo, error) {
+func Export(s ExportSettings, p progress.Reporter) (*classifier.Info, error) {
 	p = progress.OrNop(p)
 	if fi, err := os.Stat(filepath.Dir(s.Out)); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("experiment: the folder of %s does not exist", s.Out)
@@ -73,12 +72,10 @@ func Export(s ExportSettings, p progress.Reporter) (*models.ClassifierInfo, erro
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
 	extPath := filepath.Join(modelDir, models.ExtractorFile)
-	b, err := os.ReadFile(extPath)
+	b, sha, err := models.ReadExtractor(modelDir)
 	if err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
-	sum := sha256.Sum256(b)
-	sha := hex.EncodeToString(sum[:])
 	if err := checkExportModel(p, s, rs, spec, hw, extPath, sha); err != nil {
 		return nil, err
 	}
@@ -90,11 +87,11 @@ func Export(s ExportSettings, p progress.Reporter) (*models.ClassifierInfo, erro
 	if err != nil {
 		return nil, err
 	}
-	cm, err := models.Export(spec, m, ew, models.ExportSettings{
+	cm, err := classifier.Build(spec, m, ew, classifier.Settings{
 		Classes: hw.Classes, Size: size, Interpolation: interp, ExtractorSHA256: sha, Threads: s.Threads,
 	})
 	if err != nil {
-		if errors.Is(err, models.ErrWeightsMismatch) {
+		if errors.Is(err, classifier.ErrWeightsMismatch) {
 			return nil, fmt.Errorf("experiment: %s and model %s: %w", weightsPath, modelDir, err)
 		}
 		return nil, fmt.Errorf("experiment: model %s: %w", modelDir, err)
@@ -155,14 +152,14 @@ func resizing(p progress.Reporter, s ExportSettings, ri *rundir.Info, spec *mode
 
 // exportWeights converts the run's weights to models' plain tensors and
 // checks them against the run's mode.
-func exportWeights(w *head.Weights, mode, path string) (models.ExportWeights, error) {
-	var ew models.ExportWeights
+func exportWeights(w *head.Weights, mode, path string) (classifier.Weights, error) {
+	var ew classifier.Weights
 	if k, b, ok := w.Hidden(); ok {
-		ew.Hidden = &models.Dense{In: k.Shape[0], Out: k.Shape[1], Kernel: k.Data, Bias: b.Data}
+		ew.Hidden = &classifier.Dense{In: k.Shape[0], Out: k.Shape[1], Kernel: k.Data, Bias: b.Data}
 	}
 	k, b := w.Output()
-	ew.Output = models.Dense{In: k.Shape[0], Out: k.Shape[1], Kernel: k.Data, Bias: b.Data}
-	var p models.Block5Params
+	ew.Output = classifier.Dense{In: k.Shape[0], Out: k.Shape[1], Kernel: k.Data, Bias: b.Data}
+	var p classifier.Block5Params
 	var have, missing []string
 	for i := range 3 {
 		for j, name := range []string{models.Block5WeightName(i + 1), models.Block5BiasName(i + 1)} {
@@ -192,8 +189,8 @@ func exportWeights(w *head.Weights, mode, path string) (models.ExportWeights, er
 	return ew, nil
 }
 
-func logExportSummary(p progress.Reporter, out string, m *onnxpb.ModelProto, modelDir string, spec *models.Spec, from string) (*models.ClassifierInfo, error) {
-	info, err := models.ReadClassifierInfo(m)
+func logExportSummary(p progress.Reporter, out string, m *onnxpb.ModelProto, modelDir string, spec *models.Spec, from string) (*classifier.Info, error) {
+	info, err := classifier.ReadInfo(m)
 	if err != nil {
 		return nil, fmt.Errorf("experiment: %s: %w", out, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/extractor"
 	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/progress"
 )
@@ -160,7 +161,7 @@ func logExtractSummary(p progress.Reporter, res *extractor.Result, e *extractor.
 	}
 	size := ""
 	if n, err := cache.DiskSize(res.Dir); err == nil {
-		size = ", " + cache.FormatBytes(n)
+		size = ", " + fsutil.FormatBytes(n)
 	}
 	if res.UpToDate {
 		p.Log(fmt.Sprintf("%s: up to date: %d images, %s%s", res.Dir, res.N, what, size))

@@ -2,11 +2,8 @@ package experiment
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -78,7 +75,7 @@ func FineTune(ctx context.Context, s FineTuneSettings, p progress.Reporter) (*Ru
 	if spec.Block5 == nil || spec.Maps == nil {
 		return nil, fmt.Errorf("%w: %s is a %q model without VGG's block5", ErrNotVGG, s.Model, spec.Preset)
 	}
-	modelSHA, err := fileSHA256(filepath.Join(s.Model, models.ExtractorFile))
+	modelSHA, err := models.ExtractorSHA256(s.Model)
 	if err != nil {
 		return nil, err
 	}
@@ -218,17 +215,4 @@ func openMapsCache(dir, modelDir string, spec *models.Spec, modelSHA string) (*m
 func mapsData(cc *cache.Cache) *finetune.MapsData {
 	s := cc.Manifest.MapsShape
 	return &finetune.MapsData{Maps: cc.Maps, Y: cc.Labels, Classes: cc.Manifest.Classes, Shape: [3]int{s[0], s[1], s[2]}}
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("experiment: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("experiment: read %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

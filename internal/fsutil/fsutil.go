@@ -1,7 +1,9 @@
 // Package fsutil writes files atomically: to a temporary name in the same
 // folder, synced, then renamed over the final name, so that a reader sees
 // either the old complete file or the new complete one, never a torn write.
-// Every file tlearn produces goes through it. It holds no other logic.
+// Every file tlearn produces goes through it. It also formats file sizes
+// for people (FormatBytes), so that every size tlearn prints uses one unit
+// system. It holds no other logic and imports no other tlearn package.
 package fsutil
 
 import (
@@ -110,4 +112,21 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("fsutil: sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// FormatBytes writes n for people in decimal units (kB = 10³ bytes, MB =
+// 10⁶, GB = 10⁹), the units most of tlearn's output already used: download
+// sizes (as the ONNX Model Zoo and web servers give them), model and
+// classifier sizes. Cache sizes, once printed in KiB/MiB/GiB, use them
+// too, so that two sizes on one screen compare directly.
+func FormatBytes(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d B", n)
 }

@@ -95,3 +95,21 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestFormatBytes(t *testing.T) {
+	for _, tc := range []struct {
+		n    int64
+		want string
+	}{
+		{0, "0 B"},
+		{999, "999 B"},
+		{1000, "1.0 kB"},
+		{230_400, "230.4 kB"},
+		{512_679_010, "512.7 MB"},
+		{1_500_000_000, "1.50 GB"},
+	} {
+		if got := FormatBytes(tc.n); got != tc.want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}

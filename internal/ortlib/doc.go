@@ -1,5 +1,7 @@
 // Package ortlib finds, loads and describes the ONNX Runtime shared library,
-// and builds session options for a requested device.
+// builds session options for a requested device, runs a session so that a
+// context can cancel it (RunWithContext), and runs a model once on CPU for
+// short checks (Probe, with ErrNoORT before Init).
 //
 // It exists as a small internal package because the CLI, the extractor, the
 // fine-tune trainer and every test that runs ORT need the same search order

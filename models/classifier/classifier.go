@@ -1,4 +1,4 @@
-package models
+package classifier
 
 import (
 	"cmp"
@@ -12,21 +12,21 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	ort "github.com/yalue/onnxruntime_go"
-
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
 // Tensor names and input layout of an exported classifier.
 const (
-	ClassifierInput  = "pixels"        // uint8 [N,H,W,3], RGB
-	ClassifierOutput = "probabilities" // float32 [N,K]
-	// ClassifierInputLayout is recorded under MetaInputLayout.
-	ClassifierInputLayout = "NHWC uint8 RGB"
-	// ClassifierFormat is the MetaFormat this tlearn writes and reads.
-	ClassifierFormat = 1
+	Input  = "pixels"        // uint8 [N,H,W,3], RGB
+	Output = "probabilities" // float32 [N,K]
+	// InputLayout is recorded under MetaInputLayout.
+	InputLayout = "NHWC uint8 RGB"
+	// Format is the MetaFormat this tlearn writes and reads.
+	Format = 1
 )
 
 // Keys of an exported classifier's metadata_props. Values are strings;
@@ -39,7 +39,7 @@ const (
 	MetaFixedSize     = "tlearn.fixed_size"    // the only side the backbone accepts (absent: free)
 	MetaInterpolation = "tlearn.interpolation" // resize filter, as dataset.ParseInterpolation reads it
 	MetaPreprocessing = "tlearn.preprocessing" // JSON of dataset.Preprocessing, as done inside the graph
-	MetaInputLayout   = "tlearn.input_layout"  // ClassifierInputLayout
+	MetaInputLayout   = "tlearn.input_layout"  // InputLayout
 	MetaSourceSHA256  = "tlearn.source_model_sha256"
 	MetaBackboneSHA   = "tlearn.backbone_sha256" // of the file `models prepare` cut
 	MetaPreset        = "tlearn.preset"
@@ -52,16 +52,16 @@ const (
 	ModeFinetune = "finetune" // block5 trained with the head
 )
 
-// minExportOpset is the oldest default-domain opset Export extends: from 7
+// minOpset is the oldest default-domain opset Build extends: from 7
 // on, Gemm, Mul and Add broadcast their bias without attributes.
-const minExportOpset = 7
+const minOpset = 7
 
-// Sentinel errors of Export and ReadClassifierInfo; returned errors wrap them.
+// Sentinel errors of Build and ReadInfo; returned errors wrap them.
 var (
 	// ErrWeightsMismatch means the weights do not fit the model or the classes.
-	ErrWeightsMismatch = errors.New("weights do not fit the model")
+	ErrWeightsMismatch = errors.New("classifier: weights do not fit the model")
 	// ErrNotClassifier means an ONNX file lacks tlearn's classifier metadata.
-	ErrNotClassifier = errors.New("not a tlearn classifier (no " + MetaClasses + " metadata; make one with `tlearn export`)")
+	ErrNotClassifier = errors.New("classifier: not a tlearn classifier (no " + MetaClasses + " metadata)")
 )
 
 // Dense is a fully connected layer in Keras layout: y = x·Kernel + Bias.
@@ -72,15 +72,15 @@ type Dense struct {
 }
 
 // Block5Params are fine-tuned values for block5's three convolutions, in
-// the order and torchvision layout of Spec.Block5: ConvWeights[k] is
+// the order and torchvision layout of models.Spec.Block5: ConvWeights[k] is
 // [C,C,3,3] row-major, ConvBiases[k] is [C].
 type Block5Params struct {
 	ConvWeights [3][]float32
 	ConvBiases  [3][]float32
 }
 
-// ExportWeights are the trained parameters that Export puts on the backbone.
-type ExportWeights struct {
+// Weights are the trained parameters that Build puts on the backbone.
+type Weights struct {
 	Hidden *Dense // nil for a head without a hidden layer
 	Output Dense
 	// Block5 replaces the prepared model's block5 parameters (a fine-tuned
@@ -88,10 +88,10 @@ type ExportWeights struct {
 	Block5 *Block5Params
 }
 
-// ExportSettings describe the classifier beyond its weights. Classes is
+// Settings describe the classifier beyond its weights. Classes is
 // required; the zero value of the rest means: the model's default size,
 // nearest-neighbour resizing, and a check run under ONNX Runtime.
-type ExportSettings struct {
+type Settings struct {
 	// Classes are the names of the K outputs, in order.
 	Classes []string
 	// Size is the square side recorded as the classifier's input size; 0
@@ -110,8 +110,8 @@ type ExportSettings struct {
 	Threads int
 }
 
-// Export builds one ONNX classifier from a prepared extractor (the model
-// in spec's folder, as Load returns it) and trained weights:
+// Build builds one ONNX classifier from a prepared extractor (the model
+// in spec's folder, as models.Load returns it) and trained weights:
 //
 //	pixels uint8 [N,H,W,3] RGB
 //	  -> (Transpose to NCHW) -> (Gather BGR) -> Cast float -> Mul, Add   (preprocessing)
@@ -122,31 +122,31 @@ type ExportSettings struct {
 // (any other side accepted by the backbone works too). The maps output and
 // what only it needs are dropped; block5's initializers carry w.Block5 when
 // given. Class names, size, interpolation and preprocessing are recorded in
-// metadata_props (the Meta* keys; ReadClassifierInfo reads them back). The
+// metadata_props (the Meta* keys; ReadInfo reads them back). The
 // extractor is not modified. Unless s.SkipCheck, the result is run once
 // under ONNX Runtime.
-func Export(spec *Spec, extractor *onnxpb.ModelProto, w ExportWeights, s ExportSettings) (*onnxpb.ModelProto, error) {
-	size, err := checkExport(spec, w, &s)
+func Build(spec *models.Spec, extractor *onnxpb.ModelProto, w Weights, s Settings) (*onnxpb.ModelProto, error) {
+	size, err := checkBuild(spec, w, &s)
 	if err != nil {
-		return nil, fmt.Errorf("models: export: %w", err)
+		return nil, buildError(err)
 	}
-	if v := defaultOpset(extractor); v < minExportOpset {
-		return nil, fmt.Errorf("models: export: the backbone uses ONNX opset %d; export needs %d or newer (re-export the backbone with a newer opset)", v, minExportOpset)
+	if v := defaultOpset(extractor); v < minOpset {
+		return nil, fmt.Errorf("classifier: the backbone uses ONNX opset %d; the classifier needs %d or newer (re-export the backbone with a newer opset)", v, minOpset)
 	}
 	m := proto.Clone(extractor).(*onnxpb.ModelProto)
 	g := m.Graph
-	names := tensorNames(g)
-	ren := reserve(g, names, ClassifierInput, ClassifierOutput)
+	names := onnxgraph.Names(g)
+	ren := onnxgraph.Reserve(g, names, Input, Output)
 	input, features := ren(spec.Input), ren(spec.Features.Name)
 	if !slices.ContainsFunc(g.Input, func(vi *onnxpb.ValueInfoProto) bool { return vi.GetName() == input }) {
-		return nil, fmt.Errorf("models: export: the extractor has no input %q (spec.json and extractor.onnx do not belong together)", spec.Input)
+		return nil, fmt.Errorf("classifier: the extractor has no input %q (spec.json and extractor.onnx do not belong together)", spec.Input)
 	}
 	if !slices.ContainsFunc(g.Output, func(vi *onnxpb.ValueInfoProto) bool { return vi.GetName() == features }) {
-		return nil, fmt.Errorf("models: export: the extractor has no output %q", spec.Features.Name)
+		return nil, fmt.Errorf("classifier: the extractor has no output %q", spec.Features.Name)
 	}
 	if w.Block5 != nil {
 		if err := setBlock5(g, spec, ren, w.Block5); err != nil {
-			return nil, fmt.Errorf("models: export: %w", err)
+			return nil, buildError(err)
 		}
 	}
 
@@ -157,19 +157,19 @@ func Export(spec *Spec, extractor *onnxpb.ModelProto, w ExportWeights, s ExportS
 	if spec.FixedSize > 0 {
 		dims = []any{"N", spec.FixedSize, spec.FixedSize, 3}
 	}
-	g.Input = []*onnxpb.ValueInfoProto{ValueInfo(ClassifierInput, onnxpb.TensorProto_UINT8, dims)}
-	g.Output = []*onnxpb.ValueInfoProto{ValueInfo(ClassifierOutput, onnxpb.TensorProto_FLOAT, []any{"N", len(s.Classes)})}
+	g.Input = []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo(Input, onnxpb.TensorProto_UINT8, dims)}
+	g.Output = []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo(Output, onnxpb.TensorProto_FLOAT, []any{"N", len(s.Classes)})}
 	g.ValueInfo = nil
-	prune(g)
+	onnxgraph.Prune(g)
 	g.Name = proto.String("tlearn_classifier")
 
 	mode := ModeHead
 	if w.Block5 != nil {
 		mode = ModeFinetune
 	}
-	meta, err := classifierMetadata(spec, s, size, mode)
+	meta, err := metadata(spec, s, size, mode)
 	if err != nil {
-		return nil, fmt.Errorf("models: export: %w", err)
+		return nil, buildError(err)
 	}
 	m.MetadataProps = meta
 	m.ProducerName = proto.String("tlearn")
@@ -179,19 +179,28 @@ func Export(spec *Spec, extractor *onnxpb.ModelProto, w ExportWeights, s ExportS
 		hidden = fmt.Sprintf("hidden %d", w.Hidden.Out)
 	}
 	m.DocString = proto.String(fmt.Sprintf("tlearn export: %s classifier (%s backbone, %s, %d classes); input %s %s, output %s [N,%d]",
-		mode, spec.Preset, hidden, len(s.Classes), ClassifierInput, ClassifierInputLayout, ClassifierOutput, len(s.Classes)))
+		mode, spec.Preset, hidden, len(s.Classes), Input, InputLayout, Output, len(s.Classes)))
 
 	if !s.SkipCheck {
-		if err := checkClassifier(m, size, len(s.Classes), s.Threads); err != nil {
-			return nil, fmt.Errorf("models: export: %w", err)
+		if err := checkRun(m, size, len(s.Classes), s.Threads); err != nil {
+			return nil, buildError(err)
 		}
 	}
 	return m, nil
 }
 
-// checkExport validates the weights against the spec and fills defaults;
+// buildError prefixes an error of one of Build's steps with the package
+// name, which the ErrWeightsMismatch errors they return start with already.
+func buildError(err error) error {
+	if errors.Is(err, ErrWeightsMismatch) {
+		return err
+	}
+	return fmt.Errorf("classifier: %w", err)
+}
+
+// checkBuild validates the weights against the spec and fills defaults;
 // it returns the recorded input side.
-func checkExport(spec *Spec, w ExportWeights, s *ExportSettings) (int, error) {
+func checkBuild(spec *models.Spec, w Weights, s *Settings) (int, error) {
 	if spec == nil {
 		return 0, errors.New("no spec")
 	}
@@ -272,7 +281,7 @@ func defaultOpset(m *onnxpb.ModelProto) int64 {
 
 // setBlock5 replaces the values of block5's initializers in place, keeping
 // their names and dims.
-func setBlock5(g *onnxpb.GraphProto, spec *Spec, ren func(string) string, p *Block5Params) error {
+func setBlock5(g *onnxpb.GraphProto, spec *models.Spec, ren func(string) string, p *Block5Params) error {
 	inits := make(map[string]int, len(g.Initializer))
 	for i, t := range g.Initializer {
 		inits[t.GetName()] = i
@@ -288,11 +297,11 @@ func setBlock5(g *onnxpb.GraphProto, spec *Spec, ren func(string) string, p *Blo
 				return fmt.Errorf("block5 parameter %q is not an initializer of the extractor (spec.json and extractor.onnx do not belong together)", name)
 			}
 			old := g.Initializer[i]
-			n, ok := numElements(old.Dims)
+			n, ok := onnxgraph.NumElements(old.Dims)
 			if !ok || n != int64(len(data)) {
 				return fmt.Errorf("%w: block5_conv%d has %d fine-tuned values for the model's %s of shape %v", ErrWeightsMismatch, k+1, len(data), name, old.Dims)
 			}
-			g.Initializer[i] = NewTensorFloat32(old.GetName(), old.Dims, data)
+			g.Initializer[i] = models.NewTensorFloat32(old.GetName(), old.Dims, data)
 		}
 	}
 	return nil
@@ -305,29 +314,29 @@ func setBlock5(g *onnxpb.GraphProto, spec *Spec, ren func(string) string, p *Blo
 // Add per channel, left out where they are the identity.
 func preprocessNodes(g *onnxpb.GraphProto, names map[string]bool, p dataset.Preprocessing, input string) []*onnxpb.NodeProto {
 	var nodes []*onnxpb.NodeProto
-	x := ClassifierInput
+	x := Input
 	next := func(op, base string, inputs []string, attrs ...*onnxpb.AttributeProto) {
-		out := unique(names, base)
-		nodes = append(nodes, Node(op, out, append([]string{x}, inputs...), []string{out}, attrs...))
+		out := onnxgraph.Unique(names, base)
+		nodes = append(nodes, onnxgraph.Node(op, out, append([]string{x}, inputs...), []string{out}, attrs...))
 		x = out
 	}
 	constant := func(base string, t func(string) *onnxpb.TensorProto) string {
-		name := unique(names, base)
+		name := onnxgraph.Unique(names, base)
 		g.Initializer = append(g.Initializer, t(name))
 		return name
 	}
 	axis := int64(3)
 	channelDims := []int64{3}
 	if p.Layout == dataset.NCHW {
-		next("Transpose", "tlearn_pixels_nchw", nil, AttrInts("perm", 0, 3, 1, 2))
+		next("Transpose", "tlearn_pixels_nchw", nil, onnxgraph.AttrInts("perm", 0, 3, 1, 2))
 		axis = 1
 		channelDims = []int64{3, 1, 1}
 	}
 	if p.ChannelOrder == dataset.BGR {
-		idx := constant("tlearn_bgr_index", func(n string) *onnxpb.TensorProto { return NewTensorInt64(n, []int64{3}, []int64{2, 1, 0}) })
-		next("Gather", "tlearn_pixels_bgr", []string{idx}, AttrInt("axis", axis))
+		idx := constant("tlearn_bgr_index", func(n string) *onnxpb.TensorProto { return models.NewTensorInt64(n, []int64{3}, []int64{2, 1, 0}) })
+		next("Gather", "tlearn_pixels_bgr", []string{idx}, onnxgraph.AttrInt("axis", axis))
 	}
-	next("Cast", "tlearn_pixels_float", nil, AttrInt("to", int64(onnxpb.TensorProto_FLOAT)))
+	next("Cast", "tlearn_pixels_float", nil, onnxgraph.AttrInt("to", int64(onnxpb.TensorProto_FLOAT)))
 	// v = (pixel·Scale − Mean)/Std = pixel·a + b, a and b rounded once
 	// from float64.
 	var a, b [3]float32
@@ -336,11 +345,11 @@ func preprocessNodes(g *onnxpb.GraphProto, names map[string]bool, p dataset.Prep
 		b[c] = float32(-float64(p.Mean[c]) / float64(p.Std[c]))
 	}
 	if a != [3]float32{1, 1, 1} {
-		k := constant("tlearn_preprocess_scale", func(n string) *onnxpb.TensorProto { return NewTensorFloat32(n, channelDims, a[:]) })
+		k := constant("tlearn_preprocess_scale", func(n string) *onnxpb.TensorProto { return models.NewTensorFloat32(n, channelDims, a[:]) })
 		next("Mul", "tlearn_pixels_scaled", []string{k})
 	}
 	if b != [3]float32{} {
-		k := constant("tlearn_preprocess_offset", func(n string) *onnxpb.TensorProto { return NewTensorFloat32(n, channelDims, b[:]) })
+		k := constant("tlearn_preprocess_offset", func(n string) *onnxpb.TensorProto { return models.NewTensorFloat32(n, channelDims, b[:]) })
 		next("Add", "tlearn_pixels_preprocessed", []string{k})
 	}
 	// The last node writes the backbone's input tensor itself, so that the
@@ -351,32 +360,32 @@ func preprocessNodes(g *onnxpb.GraphProto, names map[string]bool, p dataset.Prep
 
 // headNodes appends the dense head's initializers to g and returns its
 // nodes, from features to the classifier's output.
-func headNodes(g *onnxpb.GraphProto, names map[string]bool, w ExportWeights, features string) []*onnxpb.NodeProto {
+func headNodes(g *onnxpb.GraphProto, names map[string]bool, w Weights, features string) []*onnxpb.NodeProto {
 	var nodes []*onnxpb.NodeProto
 	x := features
 	dense := func(layer string, d *Dense) {
-		kernel, bias := unique(names, "tlearn_"+layer+".weight"), unique(names, "tlearn_"+layer+".bias")
+		kernel, bias := onnxgraph.Unique(names, "tlearn_"+layer+".weight"), onnxgraph.Unique(names, "tlearn_"+layer+".bias")
 		g.Initializer = append(g.Initializer,
-			NewTensorFloat32(kernel, []int64{int64(d.In), int64(d.Out)}, d.Kernel),
-			NewTensorFloat32(bias, []int64{int64(d.Out)}, d.Bias))
-		out := unique(names, "tlearn_"+layer)
+			models.NewTensorFloat32(kernel, []int64{int64(d.In), int64(d.Out)}, d.Kernel),
+			models.NewTensorFloat32(bias, []int64{int64(d.Out)}, d.Bias))
+		out := onnxgraph.Unique(names, "tlearn_"+layer)
 		// Gemm takes the Keras-layout kernel [in,out] as B without transB.
-		nodes = append(nodes, Node("Gemm", "tlearn_"+layer, []string{x, kernel, bias}, []string{out}))
+		nodes = append(nodes, onnxgraph.Node("Gemm", "tlearn_"+layer, []string{x, kernel, bias}, []string{out}))
 		x = out
 	}
 	if w.Hidden != nil {
 		dense("hidden", w.Hidden)
-		out := unique(names, "tlearn_hidden_relu")
-		nodes = append(nodes, Node("Relu", "tlearn_hidden_relu", []string{x}, []string{out}))
+		out := onnxgraph.Unique(names, "tlearn_hidden_relu")
+		nodes = append(nodes, onnxgraph.Node("Relu", "tlearn_hidden_relu", []string{x}, []string{out}))
 		x = out
 	}
 	output := w.Output
 	dense("output", &output)
-	nodes = append(nodes, Node("Softmax", "tlearn_softmax", []string{x}, []string{ClassifierOutput}, AttrInt("axis", 1)))
+	nodes = append(nodes, onnxgraph.Node("Softmax", "tlearn_softmax", []string{x}, []string{Output}, onnxgraph.AttrInt("axis", 1)))
 	return nodes
 }
 
-func classifierMetadata(spec *Spec, s ExportSettings, size int, mode string) ([]*onnxpb.StringStringEntryProto, error) {
+func metadata(spec *models.Spec, s Settings, size int, mode string) ([]*onnxpb.StringStringEntryProto, error) {
 	classes, err := json.Marshal(s.Classes)
 	if err != nil {
 		return nil, err
@@ -386,12 +395,12 @@ func classifierMetadata(spec *Spec, s ExportSettings, size int, mode string) ([]
 		return nil, err
 	}
 	kv := map[string]string{
-		MetaFormat:        strconv.Itoa(ClassifierFormat),
+		MetaFormat:        strconv.Itoa(Format),
 		MetaClasses:       string(classes),
 		MetaSize:          strconv.Itoa(size),
 		MetaInterpolation: string(s.Interpolation),
 		MetaPreprocessing: string(pre),
-		MetaInputLayout:   ClassifierInputLayout,
+		MetaInputLayout:   InputLayout,
 		MetaSourceSHA256:  s.ExtractorSHA256,
 		MetaBackboneSHA:   spec.Source.SHA256,
 		MetaPreset:        spec.Preset,
@@ -417,8 +426,8 @@ func classifierMetadata(spec *Spec, s ExportSettings, size int, mode string) ([]
 	return props, nil
 }
 
-// ClassifierInfo is what an exported classifier records about itself.
-type ClassifierInfo struct {
+// Info is what an exported classifier records about itself.
+type Info struct {
 	Format        int
 	Classes       []string
 	Size          int // default square input side
@@ -432,7 +441,14 @@ type ClassifierInfo struct {
 }
 
 // CheckSize reports whether side is an input side the classifier accepts.
-func (c *ClassifierInfo) CheckSize(side int) error {
+func (c *Info) CheckSize(side int) error {
+	if err := c.checkSize(side); err != nil {
+		return fmt.Errorf("classifier: %w", err)
+	}
+	return nil
+}
+
+func (c *Info) checkSize(side int) error {
 	switch {
 	case side <= 0 || side > 1<<14:
 		return fmt.Errorf("input size %d out of range", side)
@@ -444,10 +460,10 @@ func (c *ClassifierInfo) CheckSize(side int) error {
 	return nil
 }
 
-// ReadClassifierInfo reads the metadata and checks the input and output of
-// a classifier made by Export. A model without MetaClasses gives an error
+// ReadInfo reads the metadata and checks the input and output of
+// a classifier made by Build. A model without MetaClasses gives an error
 // wrapping ErrNotClassifier. Errors do not name a file.
-func ReadClassifierInfo(m *onnxpb.ModelProto) (*ClassifierInfo, error) {
+func ReadInfo(m *onnxpb.ModelProto) (*Info, error) {
 	kv := make(map[string]string, len(m.GetMetadataProps()))
 	for _, p := range m.GetMetadataProps() {
 		kv[p.GetKey()] = p.GetValue()
@@ -457,12 +473,12 @@ func ReadClassifierInfo(m *onnxpb.ModelProto) (*ClassifierInfo, error) {
 		return nil, ErrNotClassifier
 	}
 	bad := func(key string, err error) error {
-		return fmt.Errorf("classifier metadata %s: %w", key, err)
+		return fmt.Errorf("classifier: metadata %s: %w", key, err)
 	}
-	info := &ClassifierInfo{Mode: kv[MetaMode], SourceSHA256: kv[MetaSourceSHA256], Preset: kv[MetaPreset]}
+	info := &Info{Mode: kv[MetaMode], SourceSHA256: kv[MetaSourceSHA256], Preset: kv[MetaPreset]}
 	var err error
-	if info.Format, err = strconv.Atoi(kv[MetaFormat]); err != nil || info.Format != ClassifierFormat {
-		return nil, bad(MetaFormat, fmt.Errorf("%q, this tlearn reads %d", kv[MetaFormat], ClassifierFormat))
+	if info.Format, err = strconv.Atoi(kv[MetaFormat]); err != nil || info.Format != Format {
+		return nil, bad(MetaFormat, fmt.Errorf("%q, this tlearn reads %d", kv[MetaFormat], Format))
 	}
 	if err := json.Unmarshal([]byte(raw), &info.Classes); err != nil {
 		return nil, bad(MetaClasses, err)
@@ -486,7 +502,7 @@ func ReadClassifierInfo(m *onnxpb.ModelProto) (*ClassifierInfo, error) {
 		}
 		*f.dst = n
 	}
-	if err := info.CheckSize(info.Size); err != nil {
+	if err := info.checkSize(info.Size); err != nil {
 		return nil, bad(MetaSize, err)
 	}
 	if info.Interpolation, err = dataset.ParseInterpolation(kv[MetaInterpolation]); err != nil {
@@ -497,40 +513,40 @@ func ReadClassifierInfo(m *onnxpb.ModelProto) (*ClassifierInfo, error) {
 			return nil, bad(MetaPreprocessing, err)
 		}
 	}
-	if l := kv[MetaInputLayout]; l != ClassifierInputLayout {
-		return nil, bad(MetaInputLayout, fmt.Errorf("%q, want %q", l, ClassifierInputLayout))
+	if l := kv[MetaInputLayout]; l != InputLayout {
+		return nil, bad(MetaInputLayout, fmt.Errorf("%q, want %q", l, InputLayout))
 	}
-	if err := checkClassifierIO(m.GetGraph(), len(info.Classes)); err != nil {
+	if err := checkIO(m.GetGraph(), len(info.Classes)); err != nil {
 		return nil, err
 	}
 	return info, nil
 }
 
-// checkClassifierIO checks the declared input and output against the
+// checkIO checks the declared input and output against the
 // metadata, so that a hand-edited file fails here rather than in a run.
-func checkClassifierIO(g *onnxpb.GraphProto, k int) error {
-	if len(g.GetInput()) != 1 || g.Input[0].GetName() != ClassifierInput {
-		return fmt.Errorf("classifier input: want one input %q", ClassifierInput)
+func checkIO(g *onnxpb.GraphProto, k int) error {
+	if len(g.GetInput()) != 1 || g.Input[0].GetName() != Input {
+		return fmt.Errorf("classifier: input: want one input %q", Input)
 	}
-	elem, dims, known := Shape(g.Input[0])
+	elem, dims, known := onnxgraph.Shape(g.Input[0])
 	if elem != onnxpb.TensorProto_UINT8 || !known || len(dims) != 4 || dims[3].Value != 3 {
-		return fmt.Errorf("classifier input %q: want uint8 [N,H,W,3], have %s %v", ClassifierInput, dataTypeName(int32(elem)), dims)
+		return fmt.Errorf("classifier: input %q: want uint8 [N,H,W,3], have %s %v", Input, onnxgraph.DataTypeName(int32(elem)), dims)
 	}
-	i := slices.IndexFunc(g.GetOutput(), func(vi *onnxpb.ValueInfoProto) bool { return vi.GetName() == ClassifierOutput })
+	i := slices.IndexFunc(g.GetOutput(), func(vi *onnxpb.ValueInfoProto) bool { return vi.GetName() == Output })
 	if i < 0 {
-		return fmt.Errorf("classifier has no output %q", ClassifierOutput)
+		return fmt.Errorf("classifier: no output %q", Output)
 	}
-	elem, dims, known = Shape(g.Output[i])
+	elem, dims, known = onnxgraph.Shape(g.Output[i])
 	if elem != onnxpb.TensorProto_FLOAT || !known || len(dims) != 2 || (dims[1].Value > 0 && dims[1].Value != int64(k)) {
-		return fmt.Errorf("classifier output %q: want float [N,%d], have %s %v", ClassifierOutput, k, dataTypeName(int32(elem)), dims)
+		return fmt.Errorf("classifier: output %q: want float [N,%d], have %s %v", Output, k, onnxgraph.DataTypeName(int32(elem)), dims)
 	}
 	return nil
 }
 
-// checkClassifier runs a classifier once on a batch of two deterministic
+// checkRun runs a classifier once on a batch of two deterministic
 // images and checks that each row is a probability distribution.
-func checkClassifier(m *onnxpb.ModelProto, side, k, threads int) error {
-	b, err := Marshal(m)
+func checkRun(m *onnxpb.ModelProto, side, k, threads int) error {
+	b, err := models.Marshal(m)
 	if err != nil {
 		return err
 	}
@@ -539,12 +555,16 @@ func checkClassifier(m *onnxpb.ModelProto, side, k, threads int) error {
 	for i := range pix {
 		pix[i] = uint8(i*7 + i/(3*side)) // smooth in x, varied across rows and channels
 	}
-	probs, shape, err := runUint8(b, ClassifierInput, []int64{batch, int64(side), int64(side), 3}, pix, ClassifierOutput, threads)
+	res, err := ortlib.Probe(b, []ortlib.Tensor{{Name: Input, Shape: []int64{batch, int64(side), int64(side), 3}, Data: pix}}, []string{Output}, threads)
 	if err != nil {
 		return fmt.Errorf("check run of the classifier: %w", err)
 	}
+	if !res[0].Float32 {
+		return fmt.Errorf("check run of the classifier: output %s is not float32", Output)
+	}
+	probs, shape := res[0].Data, res[0].Shape
 	if !slices.Equal(shape, []int64{batch, int64(k)}) {
-		return fmt.Errorf("check run of the classifier: %s has shape %v, want [%d %d]", ClassifierOutput, shape, batch, k)
+		return fmt.Errorf("check run of the classifier: %s has shape %v, want [%d %d]", Output, shape, batch, k)
 	}
 	for r := range batch {
 		var sum float64
@@ -563,45 +583,12 @@ func checkClassifier(m *onnxpb.ModelProto, side, k, threads int) error {
 
 // Summary describes the classifier's input and output in one line each,
 // for people.
-func (info *ClassifierInfo) Summary() (input, output string) {
+func (info *Info) Summary() (input, output string) {
 	side := "H,W"
 	if info.FixedSize > 0 {
 		side = fmt.Sprintf("%d,%d", info.FixedSize, info.FixedSize)
 	}
-	input = fmt.Sprintf("%s uint8 [N,%s,3] RGB 0..255, resized to %d×%d (%s) before the model", ClassifierInput, side, info.Size, info.Size, info.Interpolation)
-	output = fmt.Sprintf("%s float32 [N,%d]: %s", ClassifierOutput, len(info.Classes), strings.Join(info.Classes, ", "))
+	input = fmt.Sprintf("%s uint8 [N,%s,3] RGB 0..255, resized to %d×%d (%s) before the model", Input, side, info.Size, info.Size, info.Interpolation)
+	output = fmt.Sprintf("%s float32 [N,%d]: %s", Output, len(info.Classes), strings.Join(info.Classes, ", "))
 	return input, output
-}
-
-// runUint8 runs a serialized model once on CPU with one uint8 input and
-// returns one float32 output and its shape.
-func runUint8(model []byte, input string, shape []int64, data []uint8, output string, threads int) ([]float32, []int64, error) {
-	if !ort.IsInitialized() {
-		return nil, nil, ErrNoORT
-	}
-	so, _, _, err := ortlib.SessionOptions(ortlib.Options{Device: ortlib.DeviceCPU, Threads: threads})
-	if err != nil {
-		return nil, nil, err
-	}
-	defer so.Destroy()
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{input}, []string{output}, so)
-	if err != nil {
-		return nil, nil, fmt.Errorf("onnxruntime: %w", err)
-	}
-	defer sess.Destroy()
-	in, err := ort.NewTensor(ort.NewShape(shape...), data)
-	if err != nil {
-		return nil, nil, fmt.Errorf("onnxruntime: %w", err)
-	}
-	defer in.Destroy()
-	outs := []ort.Value{nil}
-	if err := sess.Run([]ort.Value{in}, outs); err != nil {
-		return nil, nil, fmt.Errorf("onnxruntime: %w", err)
-	}
-	defer outs[0].Destroy()
-	t, ok := outs[0].(*ort.Tensor[float32])
-	if !ok {
-		return nil, nil, fmt.Errorf("output %s is not float32", output)
-	}
-	return slices.Clone(t.GetData()), slices.Clone(t.GetShape()), nil
 }

@@ -1,4 +1,4 @@
-package models
+package traingraph
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -79,7 +80,7 @@ func (b *graphBuilder) fresh(hint string) string {
 func (b *graphBuilder) shape(v string) []int64 {
 	s, ok := b.shapes[v]
 	if !ok {
-		panic(fmt.Sprintf("models: graph builder: no shape for %q", v))
+		panic(fmt.Sprintf("traingraph: graph builder: no shape for %q", v))
 	}
 	return s
 }
@@ -156,14 +157,6 @@ func (b *graphBuilder) nodeNamed(op string, in []string, name string, shape []in
 	return name
 }
 
-func attrInt(name string, v int64) *onnxpb.AttributeProto {
-	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(v)}
-}
-
-func attrInts(name string, v ...int64) *onnxpb.AttributeProto {
-	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: v}
-}
-
 // sharedConst returns the initializer stored under key, or adds t (named
 // prefix_N) with its shape: equal constants are stored once per graph.
 func (b *graphBuilder) sharedConst(key, prefix string, dims []int64, t func(name string) *onnxpb.TensorProto) string {
@@ -181,14 +174,14 @@ func (b *graphBuilder) sharedConst(key, prefix string, dims []int64, t func(name
 func (b *graphBuilder) constInts(v ...int64) string {
 	dims := []int64{int64(len(v))}
 	return b.sharedConst(fmt.Sprint("i", v), "const_ints", dims, func(name string) *onnxpb.TensorProto {
-		return NewTensorInt64(name, dims, v)
+		return models.NewTensorInt64(name, dims, v)
 	})
 }
 
 // constFloat is a shared scalar float32 initializer.
 func (b *graphBuilder) constFloat(v float32) string {
 	return b.sharedConst(fmt.Sprint("f", v), "const_float", []int64{}, func(name string) *onnxpb.TensorProto {
-		return NewTensorFloat32(name, nil, []float32{v})
+		return models.NewTensorFloat32(name, nil, []float32{v})
 	})
 }
 
@@ -235,7 +228,7 @@ func (b *graphBuilder) backward(loss string, wrt []string) []string {
 		}
 		rule, ok := gradRules[n.op]
 		if !ok {
-			panic(fmt.Sprintf("models: no gradient rule for %s", n.op))
+			panic(fmt.Sprintf("traingraph: no gradient rule for %s", n.op))
 		}
 		outer := b.scope
 		b.scope = "backward/" + n.op
@@ -257,7 +250,7 @@ func (b *graphBuilder) backward(loss string, wrt []string) []string {
 	for i, v := range wrt {
 		g, ok := grads[v]
 		if !ok {
-			panic(fmt.Sprintf("models: %q does not reach the loss", v))
+			panic(fmt.Sprintf("traingraph: %q does not reach the loss", v))
 		}
 		out[i] = g
 	}

@@ -1,8 +1,9 @@
-package models
+package traingraph
 
 import (
 	"slices"
 
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -49,13 +50,13 @@ func gemmGrad(b *graphBuilder, n *tapeNode, dOut []string, need []bool) []string
 	dy := dOut[0]
 	d := make([]string, 3)
 	if need[0] {
-		d[0] = b.node("Gemm", []string{dy, w}, b.shape(a), attrInt("transB", 1))
+		d[0] = b.node("Gemm", []string{dy, w}, b.shape(a), onnxgraph.AttrInt("transB", 1))
 	}
 	if need[1] {
-		d[1] = b.node("Gemm", []string{a, dy}, b.shape(w), attrInt("transA", 1))
+		d[1] = b.node("Gemm", []string{a, dy}, b.shape(w), onnxgraph.AttrInt("transA", 1))
 	}
 	if need[2] {
-		d[2] = b.node("ReduceSum", []string{dy, b.constInts(0)}, []int64{b.shape(w)[1]}, attrInt("keepdims", 0))
+		d[2] = b.node("ReduceSum", []string{dy, b.constInts(0)}, []int64{b.shape(w)[1]}, onnxgraph.AttrInt("keepdims", 0))
 	}
 	return d
 }
@@ -70,10 +71,10 @@ func (b *graphBuilder) matMul(a, w string) string {
 func matMulGrad(b *graphBuilder, n *tapeNode, dOut []string, need []bool) []string {
 	d := make([]string, 2)
 	if need[0] {
-		d[0] = b.node("Gemm", []string{dOut[0], n.in[1]}, b.shape(n.in[0]), attrInt("transB", 1))
+		d[0] = b.node("Gemm", []string{dOut[0], n.in[1]}, b.shape(n.in[0]), onnxgraph.AttrInt("transB", 1))
 	}
 	if need[1] {
-		d[1] = b.node("Gemm", []string{n.in[0], dOut[0]}, b.shape(n.in[1]), attrInt("transA", 1))
+		d[1] = b.node("Gemm", []string{n.in[0], dOut[0]}, b.shape(n.in[1]), onnxgraph.AttrInt("transA", 1))
 	}
 	return d
 }
@@ -148,7 +149,7 @@ func (b *graphBuilder) sumTo(d string, to []int64) string {
 	}
 	r := d
 	if len(axes) > 0 {
-		r = b.node("ReduceSum", []string{d, b.constInts(axes...)}, kept, attrInt("keepdims", 1))
+		r = b.node("ReduceSum", []string{d, b.constInts(axes...)}, kept, onnxgraph.AttrInt("keepdims", 1))
 	}
 	if len(to) == len(kept) {
 		return r
@@ -161,10 +162,10 @@ func (b *graphBuilder) sumTo(d string, to []int64) string {
 // loss has shape [1].
 func (b *graphBuilder) softmaxCrossEntropy(logits, labels string) string {
 	s := b.shape(logits)
-	logp := b.node("LogSoftmax", []string{logits}, s, attrInt("axis", 1))
+	logp := b.node("LogSoftmax", []string{logits}, s, onnxgraph.AttrInt("axis", 1))
 	prod := b.node("Mul", []string{labels, logp}, s)
-	sum := b.node("ReduceSum", []string{prod, b.constInts(1)}, []int64{s[0]}, attrInt("keepdims", 0))
-	mean := b.node("ReduceMean", []string{sum}, []int64{1}, attrInts("axes", 0), attrInt("keepdims", 1))
+	sum := b.node("ReduceSum", []string{prod, b.constInts(1)}, []int64{s[0]}, onnxgraph.AttrInt("keepdims", 0))
+	mean := b.node("ReduceMean", []string{sum}, []int64{1}, onnxgraph.AttrInts("axes", 0), onnxgraph.AttrInt("keepdims", 1))
 	loss := b.node("Neg", []string{mean}, []int64{1})
 	b.record("SoftmaxCrossEntropy", []string{logits, labels}, []string{loss}, map[string]string{"logp": logp})
 	return loss
@@ -178,10 +179,10 @@ func softmaxCrossEntropyGrad(b *graphBuilder, n *tapeNode, dOut []string, need [
 	logits, labels := n.in[0], n.in[1]
 	s := b.shape(logits)
 	p := b.node("Exp", []string{n.saved["logp"]}, s)
-	mass := b.node("ReduceSum", []string{labels, b.constInts(1)}, []int64{s[0], 1}, attrInt("keepdims", 1))
+	mass := b.node("ReduceSum", []string{labels, b.constInts(1)}, []int64{s[0], 1}, onnxgraph.AttrInt("keepdims", 1))
 	diff := b.node("Sub", []string{b.node("Mul", []string{p, mass}, s), labels}, s)
-	bs := b.node("Shape", []string{logits}, []int64{1}, attrInt("start", 0), attrInt("end", 1))
-	bf := b.node("Cast", []string{bs}, []int64{1}, attrInt("to", int64(onnxpb.TensorProto_FLOAT)))
+	bs := b.node("Shape", []string{logits}, []int64{1}, onnxgraph.AttrInt("start", 0), onnxgraph.AttrInt("end", 1))
+	bf := b.node("Cast", []string{bs}, []int64{1}, onnxgraph.AttrInt("to", int64(onnxpb.TensorProto_FLOAT)))
 	sc := b.node("Div", []string{dOut[0], bf}, []int64{1})
 	d := make([]string, 2)
 	if need[0] {

@@ -1,4 +1,4 @@
-package models
+package fetch
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -70,21 +72,21 @@ func prefixed(p, s string) string {
 // failures to run at all; a mismatch is a result with Pass false.
 func VerifyTestData(ctx context.Context, modelPath string, sets []string, opts ortlib.Options) ([]TestDataResult, error) {
 	if !ort.IsInitialized() {
-		return nil, errors.New("models: verify: ONNX Runtime is not initialized (ortlib.Init)")
+		return nil, fmt.Errorf("fetch: verify: %w", ortlib.ErrNoORT)
 	}
 	so, _, _, err := ortlib.SessionOptions(opts)
 	if err != nil {
-		return nil, fmt.Errorf("models: verify %s: %w", modelPath, err)
+		return nil, fmt.Errorf("fetch: verify %s: %w", modelPath, err)
 	}
 	defer so.Destroy()
 	ins, outs, err := ort.GetInputOutputInfoWithOptions(modelPath, so)
 	if err != nil {
-		return nil, fmt.Errorf("models: verify: load %s: %w", modelPath, err)
+		return nil, fmt.Errorf("fetch: verify: load %s: %w", modelPath, err)
 	}
 	inNames, outNames := ioNames(ins), ioNames(outs)
 	sess, err := ort.NewDynamicAdvancedSession(modelPath, inNames, outNames, so)
 	if err != nil {
-		return nil, fmt.Errorf("models: verify: load %s: %w", modelPath, err)
+		return nil, fmt.Errorf("fetch: verify: load %s: %w", modelPath, err)
 	}
 	defer sess.Destroy()
 	results := make([]TestDataResult, 0, len(sets))
@@ -114,27 +116,53 @@ func ioNames(infos []ort.InputOutputInfo) []string {
 // errors are errors.
 func runTestData(sess *ort.DynamicAdvancedSession, dir string, inNames, outNames []string) (TestDataResult, error) {
 	res := TestDataResult{Dir: dir}
-	fail := func(format string, args ...any) (TestDataResult, error) {
-		res.Reason = fmt.Sprintf(format, args...)
+	err := checkTestData(sess, &res, inNames, outNames)
+	var p *problem
+	if errors.As(err, &p) {
+		res.Reason, res.Skipped = p.reason, p.skip
 		return res, nil
 	}
-	skip := func(format string, args ...any) (TestDataResult, error) {
-		res.Skipped = true
-		return fail(format, args...)
-	}
-	inFiles, err := numberedFiles(dir, "input_")
 	if err != nil {
 		return res, err
 	}
-	outFiles, err := numberedFiles(dir, "output_")
+	res.Pass = res.Mismatches == 0
+	return res, nil
+}
+
+// problem is a finding about a test data set's content: the set fails or,
+// with skip, cannot be checked. checkTestData's steps return it as an
+// error so that they stop at the first one.
+type problem struct {
+	reason string
+	skip   bool
+}
+
+func (p *problem) Error() string { return p.reason }
+
+func failf(format string, args ...any) error {
+	return &problem{reason: fmt.Sprintf(format, args...)}
+}
+
+func skipf(format string, args ...any) error {
+	return &problem{reason: fmt.Sprintf(format, args...), skip: true}
+}
+
+// checkTestData runs the model on the folder res.Dir and counts the
+// compared and mismatching values into res.
+func checkTestData(sess *ort.DynamicAdvancedSession, res *TestDataResult, inNames, outNames []string) error {
+	inFiles, err := numberedFiles(res.Dir, "input_")
 	if err != nil {
-		return res, err
+		return err
+	}
+	outFiles, err := numberedFiles(res.Dir, "output_")
+	if err != nil {
+		return err
 	}
 	if len(inFiles) != len(inNames) {
-		return fail("%d input files for a model with %d inputs (%s)", len(inFiles), len(inNames), strings.Join(inNames, ", "))
+		return failf("%d input files for a model with %d inputs (%s)", len(inFiles), len(inNames), strings.Join(inNames, ", "))
 	}
 	if len(outFiles) == 0 || len(outFiles) > len(outNames) {
-		return fail("%d output files for a model with %d outputs", len(outFiles), len(outNames))
+		return failf("%d output files for a model with %d outputs", len(outFiles), len(outNames))
 	}
 	inputs := make([]ort.Value, len(inNames))
 	outputs := make([]ort.Value, len(outNames))
@@ -145,85 +173,109 @@ func runTestData(sess *ort.DynamicAdvancedSession, dir string, inNames, outNames
 			}
 		}
 	}()
-	for i, file := range inFiles {
-		t, err := readTensorProto(file)
+	if err := readInputs(inFiles, inNames, inputs); err != nil {
+		return err
+	}
+	if err := sess.Run(inputs, outputs); err != nil {
+		return failf("ONNX Runtime cannot run the model on these inputs: %v", err)
+	}
+	for i, file := range outFiles {
+		if err := compareOutput(file, i, outNames, outputs, res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readInputs makes a tensor of each input file, in the slot of the model
+// input it names (else the file's position).
+func readInputs(files, names []string, inputs []ort.Value) error {
+	for i, file := range files {
+		name, data, dims, err := readFloatTensor(file)
 		if err != nil {
-			return res, err
+			return err
 		}
-		if t.GetDataType() != int32(onnxpb.TensorProto_FLOAT) {
-			return skip("%s is %s; only float32 test data is checked", filepath.Base(file), dataTypeName(t.GetDataType()))
-		}
-		data, dims, err := TensorFloat32(t)
-		if err != nil {
-			return fail("%s: %v", filepath.Base(file), err)
-		}
-		slot := i
-		if j := slices.Index(inNames, t.GetName()); j >= 0 {
-			slot = j
-		}
+		slot := slotOf(names, name, i)
 		if inputs[slot] != nil {
-			return fail("two input files for input %q", inNames[slot])
+			return failf("two input files for input %q", names[slot])
 		}
 		v, err := ort.NewTensor(ort.NewShape(dims...), data)
 		if err != nil {
-			return res, fmt.Errorf("models: verify %s: %w", file, err)
+			return fmt.Errorf("fetch: verify %s: %w", file, err)
 		}
 		inputs[slot] = v
 	}
 	if i := slices.Index(inputs, nil); i >= 0 {
-		return fail("no input file for input %q", inNames[i])
+		return failf("no input file for input %q", names[i])
 	}
-	if err := sess.Run(inputs, outputs); err != nil {
-		return fail("ONNX Runtime cannot run the model on these inputs: %v", err)
+	return nil
+}
+
+// compareOutput compares the i-th output file with the model output it
+// names (else the i-th), counting into res.
+func compareOutput(file string, i int, names []string, outputs []ort.Value, res *TestDataResult) error {
+	name, want, dims, err := readFloatTensor(file)
+	if err != nil {
+		return err
 	}
-	for i, file := range outFiles {
-		t, err := readTensorProto(file)
-		if err != nil {
-			return res, err
-		}
-		if t.GetDataType() != int32(onnxpb.TensorProto_FLOAT) {
-			return skip("%s is %s; only float32 test data is checked", filepath.Base(file), dataTypeName(t.GetDataType()))
-		}
-		want, dims, err := TensorFloat32(t)
-		if err != nil {
-			return fail("%s: %v", filepath.Base(file), err)
-		}
-		slot := i
-		if j := slices.Index(outNames, t.GetName()); j >= 0 {
-			slot = j
-		}
-		got, ok := outputs[slot].(*ort.Tensor[float32])
-		if !ok {
-			return skip("output %q is not a float32 tensor", outNames[slot])
-		}
-		gotData := got.GetData()
-		if len(gotData) != len(want) {
-			return fail("output %q has shape %v, %s expects %v", outNames[slot], got.GetShape(), filepath.Base(file), dims)
-		}
-		for k, w := range want {
-			g := float64(gotData[k])
-			d := math.Abs(g - float64(w))
-			if math.IsNaN(g) && math.IsNaN(float64(w)) {
-				d = 0 // numpy's assert_allclose treats NaNs as equal
-			}
-			if !(d <= TestDataATol+TestDataRTol*math.Abs(float64(w))) {
-				res.Mismatches++
-			}
-			if d > res.MaxAbsDiff || math.IsNaN(d) {
-				res.MaxAbsDiff = d
-			}
-		}
-		res.Compared += len(want)
+	slot := slotOf(names, name, i)
+	got, ok := outputs[slot].(*ort.Tensor[float32])
+	if !ok {
+		return skipf("output %q is not a float32 tensor", names[slot])
 	}
-	res.Pass = res.Mismatches == 0
-	return res, nil
+	gotData := got.GetData()
+	if len(gotData) != len(want) {
+		return failf("output %q has shape %v, %s expects %v", names[slot], got.GetShape(), filepath.Base(file), dims)
+	}
+	for k, w := range want {
+		g := float64(gotData[k])
+		d := math.Abs(g - float64(w))
+		if math.IsNaN(g) && math.IsNaN(float64(w)) {
+			d = 0 // numpy's assert_allclose treats NaNs as equal
+		}
+		if !(d <= TestDataATol+TestDataRTol*math.Abs(float64(w))) {
+			res.Mismatches++
+		}
+		if d > res.MaxAbsDiff || math.IsNaN(d) {
+			res.MaxAbsDiff = d
+		}
+	}
+	res.Compared += len(want)
+	return nil
+}
+
+// readFloatTensor reads a test data file: the tensor's name, values and
+// dims. A tensor of another type than float32 is a skip problem, a
+// malformed one a fail problem.
+func readFloatTensor(file string) (name string, data []float32, dims []int64, err error) {
+	t, err := readTensorProto(file)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if t.GetDataType() != int32(onnxpb.TensorProto_FLOAT) {
+		return "", nil, nil, skipf("%s is %s; only float32 test data is checked", filepath.Base(file), onnxgraph.DataTypeName(t.GetDataType()))
+	}
+	data, dims, err = models.TensorFloat32(t)
+	if err != nil {
+		return "", nil, nil, failf("%s: %v", filepath.Base(file), err)
+	}
+	return t.GetName(), data, dims, nil
+}
+
+// slotOf is the index of name in names, or i when it is not there (test
+// data may leave tensors unnamed).
+func slotOf(names []string, name string, i int) int {
+	if j := slices.Index(names, name); j >= 0 {
+		return j
+	}
+	return i
 }
 
 // numberedFiles returns dir/<prefix><i>.pb for i = 0, 1, ... in order.
 func numberedFiles(dir, prefix string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("models: verify: %w", err)
+		return nil, fmt.Errorf("fetch: verify: %w", err)
 	}
 	var idx []int
 	for _, e := range entries {
@@ -247,47 +299,47 @@ func numberedFiles(dir, prefix string) ([]string, error) {
 func readTensorProto(file string) (*onnxpb.TensorProto, error) {
 	st, err := os.Stat(file)
 	if err != nil {
-		return nil, fmt.Errorf("models: verify: %w", err)
+		return nil, fmt.Errorf("fetch: verify: %w", err)
 	}
 	if st.Size() > maxTestTensorBytes {
-		return nil, fmt.Errorf("models: verify: %s: %d bytes is too large for a test tensor", file, st.Size())
+		return nil, fmt.Errorf("fetch: verify: %s: %d bytes is too large for a test tensor", file, st.Size())
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("models: verify: %w", err)
+		return nil, fmt.Errorf("fetch: verify: %w", err)
 	}
 	t := &onnxpb.TensorProto{}
 	if err := proto.Unmarshal(b, t); err != nil {
-		return nil, fmt.Errorf("models: verify: %s is not a TensorProto: %w", file, err)
+		return nil, fmt.Errorf("fetch: verify: %s is not a TensorProto: %w", file, err)
 	}
 	return t, nil
 }
 
 // verifyUnpacked runs VerifyTestData on the test sets of an unpacked
 // archive and reports each result through s.Progress.
-func verifyUnpacked(ctx context.Context, s FetchSettings, dir, model string) error {
+func verifyUnpacked(ctx context.Context, s Settings, dir, model string) error {
 	sets, err := testDataSets(dir)
 	if err != nil {
 		return err
 	}
 	if len(sets) == 0 {
-		s.Progress.Note("the archive has no test_data_set_* folders; the model was not test-run")
+		s.Progress.Log("the archive has no test_data_set_* folders; the model was not test-run")
 		return nil
 	}
-	s.Progress.Note(fmt.Sprintf("running %s on %d test data set(s) under ONNX Runtime", filepath.Base(model), len(sets)))
+	s.Progress.Log(fmt.Sprintf("running %s on %d test data set(s) under ONNX Runtime", filepath.Base(model), len(sets)))
 	results, err := VerifyTestData(ctx, model, sets, s.ORT)
 	if err != nil {
 		return err
 	}
 	var failed []string
 	for _, r := range results {
-		s.Progress.Note(r.String())
+		s.Progress.Log(r.String())
 		if !r.Pass && !r.Skipped {
 			failed = append(failed, filepath.Base(r.Dir))
 		}
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("models: fetch: %s: %w (%s; rtol/atol %g); the files are kept in %s",
+		return fmt.Errorf("fetch: %s: %w (%s; rtol/atol %g); the files are kept in %s",
 			model, ErrTestDataMismatch, strings.Join(failed, ", "), TestDataRTol, dir)
 	}
 	return nil

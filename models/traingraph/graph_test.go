@@ -1,4 +1,4 @@
-package models
+package traingraph
 
 import (
 	"fmt"
@@ -17,7 +17,7 @@ import (
 // stepCase is one train step to compare with the reference.
 type stepCase struct {
 	desc    string
-	spec    TrainGraphSpec
+	spec    Spec
 	batch   int
 	dropout float64
 	lr      [2]float64 // head, block5
@@ -65,7 +65,7 @@ func runStepCase(t *testing.T, tc stepCase) stepResult {
 			*y = w * ((1-tc.smooth)**y + tc.smooth/float64(s.Classes))
 		}
 	}
-	tg, err := BuildTrainStep(s)
+	tg, err := TrainStep(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func runStepCase(t *testing.T, tc stepCase) stepResult {
 			p[i] = float64(float32(p[i]))
 		}
 	}
-	params := map[string]TrainParam{}
+	params := map[string]Param{}
 	for _, p := range tg.Params {
 		params[p.Name] = p
 	}
@@ -84,15 +84,15 @@ func runStepCase(t *testing.T, tc stepCase) stepResult {
 	for _, name := range tg.Inputs {
 		var v ort.Value
 		switch {
-		case name == TrainMapsInput:
+		case name == MapsInput:
 			var back []float32
 			v, back = f16Tensor(t, toF32(bt.maps), int64(tc.batch), int64(s.Channels), int64(s.Height), int64(s.Width))
 			for i := range back {
 				bt.maps[i] = float64(back[i])
 			}
-		case name == TrainLabelsInput:
+		case name == LabelsInput:
 			v = f32Tensor(t, toF32(bt.labels), int64(tc.batch), int64(s.Classes))
-		case name == TrainMaskInput:
+		case name == MaskInput:
 			v = f32Tensor(t, toF32(bt.mask), int64(tc.batch), int64(s.MaskWidth()))
 		case strings.HasPrefix(name, "lr."):
 			lr := tc.groupLR(strings.TrimPrefix(name, "lr."))
@@ -146,7 +146,7 @@ func runStepCase(t *testing.T, tc stepCase) stepResult {
 	for _, name := range tg.Outputs {
 		res.got[name] = toF64(r.output(t, name))
 	}
-	res.want[TrainLossOutput] = []float64{loss}
+	res.want[LossOutput] = []float64{loss}
 	res.want[LogitsOutput] = logits
 	b1t := 1 - math.Pow(AdamBeta1, float64(tc.t))
 	b2t := 1 - math.Pow(AdamBeta2, float64(tc.t))
@@ -200,7 +200,7 @@ func runStepCase(t *testing.T, tc stepCase) stepResult {
 
 // graphLayout converts a reference tensor (torchvision layout) to the
 // graph's layout, in float64.
-func graphLayout(p TrainParam, v []float64) []float64 {
+func graphLayout(p Param, v []float64) []float64 {
 	idx, ok := p.layoutIndex()
 	if !ok {
 		return v
@@ -257,28 +257,28 @@ func closeTo(got, want []float64, atol, rtol float64) error {
 }
 
 func TestTrainStepMatchesReference(t *testing.T) {
-	tiny := TrainGraphSpec{Channels: 4, Height: 4, Width: 4, Hidden: 8, Classes: 3, Dropout: true, Optimizer: OptimizerAdam}
+	tiny := Spec{Channels: 4, Height: 4, Width: 4, Hidden: 8, Classes: 3, Dropout: true, Optimizer: OptimizerAdam}
 	cases := []stepCase{
 		{desc: "adam first step", spec: tiny, batch: 2, dropout: 0.5, lr: [2]float64{1e-3, 1e-3}, t: 1},
 		{desc: "adam from state, two rates", spec: tiny, batch: 3, dropout: 0.5, lr: [2]float64{1e-3, 3e-4}, t: 5, state: true},
-		{desc: "adam decoupled decay", spec: func() TrainGraphSpec { s := tiny; s.WeightDecay = true; return s }(),
+		{desc: "adam decoupled decay", spec: func() Spec { s := tiny; s.WeightDecay = true; return s }(),
 			batch: 2, dropout: 0.5, lr: [2]float64{1e-2, 1e-3}, wd: 0.1, t: 3, state: true},
-		{desc: "adam coupled l2, smoothed weighted labels", spec: func() TrainGraphSpec { s := tiny; s.L2 = true; return s }(),
+		{desc: "adam coupled l2, smoothed weighted labels", spec: func() Spec { s := tiny; s.L2 = true; return s }(),
 			batch: 3, dropout: 0.5, lr: [2]float64{1e-3, 1e-3}, l2: 0.05, smooth: 0.1, weight: true, t: 2, state: true},
-		{desc: "sgd momentum", spec: func() TrainGraphSpec { s := tiny; s.Optimizer, s.Momentum = OptimizerSGD, 0.9; return s }(),
+		{desc: "sgd momentum", spec: func() Spec { s := tiny; s.Optimizer, s.Momentum = OptimizerSGD, 0.9; return s }(),
 			batch: 2, dropout: 0.5, lr: [2]float64{0.1, 0.01}, state: true},
 		{desc: "plain sgd, no hidden, no dropout, odd maps",
-			spec:  TrainGraphSpec{Channels: 3, Height: 5, Width: 3, Classes: 4, Optimizer: OptimizerSGD},
+			spec:  Spec{Channels: 3, Height: 5, Width: 3, Classes: 4, Optimizer: OptimizerSGD},
 			batch: 3, lr: [2]float64{0.1, 0.1}},
-		{desc: "frozen block5", spec: func() TrainGraphSpec { s := tiny; s.FreezeBlock5 = true; return s }(),
+		{desc: "frozen block5", spec: func() Spec { s := tiny; s.FreezeBlock5 = true; return s }(),
 			batch: 2, dropout: 0.5, lr: [2]float64{1e-3, 0}, t: 2, state: true},
-		{desc: "mid size", spec: TrainGraphSpec{Channels: 64, Height: 8, Width: 8, Hidden: 128, Classes: 5, Dropout: true, Optimizer: OptimizerAdam},
+		{desc: "mid size", spec: Spec{Channels: 64, Height: 8, Width: 8, Hidden: 128, Classes: 5, Dropout: true, Optimizer: OptimizerAdam},
 			batch: 4, dropout: 0.5, lr: [2]float64{1e-4, 1e-4}, t: 1},
 	}
 	if os.Getenv("TLEARN_SLOW_TESTS") != "" {
 		// VGG16's real block5 (512 channels at 14×14, hidden 1024): the
 		// float64 reference needs several seconds per image.
-		cases = append(cases, stepCase{desc: "real size", spec: TrainGraphSpec{Channels: 512, Height: 14, Width: 14, Hidden: 1024, Classes: 10, Dropout: true, Optimizer: OptimizerAdam},
+		cases = append(cases, stepCase{desc: "real size", spec: Spec{Channels: 512, Height: 14, Width: 14, Hidden: 1024, Classes: 10, Dropout: true, Optimizer: OptimizerAdam},
 			batch: 1, dropout: 0.5, lr: [2]float64{1e-4, 1e-4}, t: 1})
 	}
 	forms := []struct {

@@ -1,4 +1,4 @@
-package models
+package fetch
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
+	"github.com/tlearn/tlearn/internal/progress"
+	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -25,8 +27,8 @@ import (
 func zooLikeArchive(t *testing.T, tamper bool) []byte {
 	t.Helper()
 	ortlibtest.Init(t)
-	m := TinyVGG(7)
-	model, err := Marshal(m)
+	m := models.TinyVGG(7)
+	model, err := models.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +70,8 @@ func zooLikeArchive(t *testing.T, tamper bool) []byte {
 		}
 		dir := "tiny_vgg/test_data_set_" + string(rune('0'+set)) + "/"
 		entries = append(entries,
-			fetchEntry{Name: dir + "input_0.pb", Body: marshalTensor(t, NewTensorFloat32(inName, dims, x))},
-			fetchEntry{Name: dir + "output_0.pb", Body: marshalTensor(t, NewTensorFloat32(outName, yDims, want))})
+			fetchEntry{Name: dir + "input_0.pb", Body: marshalTensor(t, models.NewTensorFloat32(inName, dims, x))},
+			fetchEntry{Name: dir + "output_0.pb", Body: marshalTensor(t, models.NewTensorFloat32(outName, yDims, want))})
 	}
 	return fetchTarGz(t, entries)
 }
@@ -100,12 +102,12 @@ func TestFetchVerifyRun(t *testing.T) {
 			ts := httptest.NewServer(&fetchServer{payload: payload})
 			defer ts.Close()
 			dir := t.TempDir()
-			rec := &fetchRecorder{}
+			rec := &progress.Recorder{}
 			s := fetchSettingsFor(ts.URL+"/tiny-1.tar.gz", payload, dir)
 			s.NoVerifyRun = tc.noRun
 			s.Progress = rec
 			s.ORT = ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1}
-			model, err := Fetch(context.Background(), s)
+			model, err := Get(context.Background(), s)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
@@ -113,12 +115,12 @@ func TestFetchVerifyRun(t *testing.T) {
 				t.Errorf("model %q, want %q (also on failure, so the user can look)", model, want)
 			}
 			for _, n := range tc.notes {
-				if !rec.noted(n) {
-					t.Errorf("notes %q lack %q", rec.notes, n)
+				if !logged(rec, n) {
+					t.Errorf("notes %q lack %q", rec.Logs(), n)
 				}
 			}
-			if tc.noRun && rec.noted("test_data_set") {
-				t.Errorf("notes %q: the test data was run despite NoVerifyRun", rec.notes)
+			if tc.noRun && logged(rec, "test_data_set") {
+				t.Errorf("notes %q: the test data was run despite NoVerifyRun", rec.Logs())
 			}
 		})
 	}
@@ -126,7 +128,7 @@ func TestFetchVerifyRun(t *testing.T) {
 
 func TestVerifyTestDataContent(t *testing.T) {
 	ortlibtest.Init(t)
-	model, err := Marshal(TinyVGG(3))
+	model, err := models.Marshal(models.TinyVGG(3))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,9 +137,9 @@ func TestVerifyTestDataContent(t *testing.T) {
 	if err := os.WriteFile(modelPath, model, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	x := NewTensorFloat32("", []int64{1, 3, 32, 32}, make([]float32, 3*32*32))
-	y := NewTensorFloat32("", []int64{1, 32, 1, 1}, make([]float32, 32))
-	ints := NewTensorInt64("", []int64{1}, []int64{1})
+	x := models.NewTensorFloat32("", []int64{1, 3, 32, 32}, make([]float32, 3*32*32))
+	y := models.NewTensorFloat32("", []int64{1, 32, 1, 1}, make([]float32, 32))
+	ints := models.NewTensorInt64("", []int64{1}, []int64{1})
 	for _, tc := range []struct {
 		desc    string
 		files   map[string]*onnxpb.TensorProto
@@ -148,8 +150,8 @@ func TestVerifyTestDataContent(t *testing.T) {
 		{"no output", map[string]*onnxpb.TensorProto{"input_0.pb": x}, false, "0 output files"},
 		{"int64 input", map[string]*onnxpb.TensorProto{"input_0.pb": ints, "output_0.pb": y}, true, "INT64"},
 		{"int64 output", map[string]*onnxpb.TensorProto{"input_0.pb": x, "output_0.pb": ints}, true, "INT64"},
-		{"wrong output shape", map[string]*onnxpb.TensorProto{"input_0.pb": x, "output_0.pb": NewTensorFloat32("", []int64{3}, make([]float32, 3))}, false, "has shape"},
-		{"wrong input shape", map[string]*onnxpb.TensorProto{"input_0.pb": NewTensorFloat32("", []int64{3}, make([]float32, 3)), "output_0.pb": y}, false, "cannot run"},
+		{"wrong output shape", map[string]*onnxpb.TensorProto{"input_0.pb": x, "output_0.pb": models.NewTensorFloat32("", []int64{3}, make([]float32, 3))}, false, "has shape"},
+		{"wrong input shape", map[string]*onnxpb.TensorProto{"input_0.pb": models.NewTensorFloat32("", []int64{3}, make([]float32, 3)), "output_0.pb": y}, false, "cannot run"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			set := filepath.Join(t.TempDir(), "test_data_set_0")

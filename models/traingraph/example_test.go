@@ -1,18 +1,18 @@
-package models_test
+package traingraph_test
 
 import (
 	"fmt"
 
-	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/traingraph"
 )
 
 // The train-step graph of a small block5 and head: the interface a trainer
 // binds tensors to.
-func ExampleBuildTrainStep() {
-	tg, err := models.BuildTrainStep(models.TrainGraphSpec{
+func ExampleTrainStep() {
+	tg, err := traingraph.TrainStep(traingraph.Spec{
 		Channels: 8, Height: 4, Width: 4, // block4_pool maps [8,4,4]
 		Hidden: 16, Classes: 3, Dropout: true,
-		Optimizer:    models.OptimizerAdam,
+		Optimizer:    traingraph.OptimizerAdam,
 		FreezeBlock5: true,
 	})
 	if err != nil {

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package models
+package fetch
 
 // lockDownload is a no-op where flock(2) does not exist; concurrent fetches
 // of the same archive are then the user's to avoid.

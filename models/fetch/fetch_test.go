@@ -1,4 +1,4 @@
-package models
+package fetch
 
 import (
 	"archive/tar"
@@ -13,10 +13,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tlearn/tlearn/internal/progress"
 )
 
 // fetchEntry is one member of a generated test archive.
@@ -153,32 +156,25 @@ func (c countingWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// fetchRecorder records FetchProgress calls.
-type fetchRecorder struct {
-	begins [][2]int64
-	added  int64
-	ends   int
-	notes  []string
+// logged reports whether one of rec's Log lines contains sub.
+func logged(rec *progress.Recorder, sub string) bool {
+	return slices.ContainsFunc(rec.Logs(), func(l string) bool { return strings.Contains(l, sub) })
 }
 
-func (r *fetchRecorder) Begin(offset, total int64) {
-	r.begins = append(r.begins, [2]int64{offset, total})
-}
-func (r *fetchRecorder) Add(n int)       { r.added += int64(n) }
-func (r *fetchRecorder) End()            { r.ends++ }
-func (r *fetchRecorder) Note(msg string) { r.notes = append(r.notes, msg) }
-
-func (r *fetchRecorder) noted(sub string) bool {
-	for _, n := range r.notes {
-		if strings.Contains(n, sub) {
-			return true
+// phases are rec's events other than Log and Add: the starts and
+// finishes of phases.
+func phases(rec *progress.Recorder) []string {
+	var out []string
+	for _, e := range rec.Events {
+		if !strings.HasPrefix(e, "log ") && !strings.HasPrefix(e, "add ") {
+			out = append(out, e)
 		}
 	}
-	return false
+	return out
 }
 
-func fetchSettingsFor(url string, payload []byte, dir string) FetchSettings {
-	return FetchSettings{URL: url, Size: int64(len(payload)), SHA256: sha256Of(payload), Name: "tiny-1", Dir: dir, NoVerifyRun: true}
+func fetchSettingsFor(url string, payload []byte, dir string) Settings {
+	return Settings{URL: url, Size: int64(len(payload)), SHA256: sha256Of(payload), Name: "tiny-1", Dir: dir, NoVerifyRun: true}
 }
 
 // checkFetched asserts that the archive and the model are in place and that
@@ -206,20 +202,20 @@ func TestFetchDownload(t *testing.T) {
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 	dir := t.TempDir()
-	rec := &fetchRecorder{}
+	rec := &progress.Recorder{}
 	s := fetchSettingsFor(ts.URL+"/tiny-1.tar.gz", payload, dir)
 	s.Progress = rec
-	model, err := Fetch(context.Background(), s)
+	model, err := Get(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkFetched(t, dir, model, payload)
-	if len(rec.begins) != 1 || rec.begins[0] != [2]int64{0, int64(len(payload))} || rec.added != int64(len(payload)) || rec.ends != 1 {
-		t.Errorf("progress: begins %v, added %d, ends %d", rec.begins, rec.added, rec.ends)
+	if p, want := phases(rec), []string{fmt.Sprintf("start %s %d 0", DownloadPhase, len(payload)), "finish"}; !slices.Equal(p, want) || rec.Added != len(payload) {
+		t.Errorf("progress: phases %q, added %d; want %q and %d", p, rec.Added, want, len(payload))
 	}
 
 	t.Run("unpacked folder is reused", func(t *testing.T) {
-		model2, err := Fetch(context.Background(), s)
+		model2, err := Get(context.Background(), s)
 		if err != nil || model2 != model {
 			t.Fatalf("second fetch: %q, %v", model2, err)
 		}
@@ -231,17 +227,17 @@ func TestFetchDownload(t *testing.T) {
 		if err := os.RemoveAll(filepath.Join(dir, "tiny-1")); err != nil {
 			t.Fatal(err)
 		}
-		rec := &fetchRecorder{}
+		rec := &progress.Recorder{}
 		s.Progress = rec
-		model2, err := Fetch(context.Background(), s)
+		model2, err := Get(context.Background(), s)
 		if err != nil || model2 != model {
 			t.Fatalf("fetch: %q, %v", model2, err)
 		}
 		if n, _, _ := srv.log(); n != 1 {
 			t.Errorf("%d requests, want 1", n)
 		}
-		if !rec.noted("sha256 verified") {
-			t.Errorf("notes %q do not say the archive was verified", rec.notes)
+		if !logged(rec, "sha256 verified") {
+			t.Errorf("notes %q do not say the archive was verified", rec.Logs())
 		}
 		checkFetched(t, dir, model, payload)
 	})
@@ -252,7 +248,7 @@ func TestFetchDownload(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "tiny-1.tar.gz"), []byte("not it"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		model2, err := Fetch(context.Background(), s)
+		model2, err := Get(context.Background(), s)
 		if err != nil || model2 != model {
 			t.Fatalf("fetch: %q, %v", model2, err)
 		}
@@ -279,7 +275,7 @@ func TestFetchRedirect(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "tiny-1.tar.gz.part"), payload[:half], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	model, err := Fetch(context.Background(), fetchSettingsFor(front.URL+"/raw/tiny-1.tar.gz", payload, dir))
+	model, err := Get(context.Background(), fetchSettingsFor(front.URL+"/raw/tiny-1.tar.gz", payload, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,13 +309,13 @@ func TestFetchResume(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "tiny-1.tar.gz.part"), payload[:tc.have], 0o644); err != nil {
 				t.Fatal(err)
 			}
-			rec := &fetchRecorder{}
+			rec := &progress.Recorder{}
 			s := fetchSettingsFor(ts.URL+"/tiny-1.tar.gz", payload, dir)
 			s.Progress = rec
 			if tc.unknownSize {
 				s.Size = 0
 			}
-			model, err := Fetch(context.Background(), s)
+			model, err := Get(context.Background(), s)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -331,11 +327,11 @@ func TestFetchResume(t *testing.T) {
 			if n != len(tc.wantRanges) || fmt.Sprint(ranges) != fmt.Sprint(tc.wantRanges) || fmt.Sprint(sent) != fmt.Sprint(tc.wantSent) {
 				t.Errorf("server saw ranges %q and sent %v, want %q and %v", ranges, sent, tc.wantRanges, tc.wantSent)
 			}
-			if !rec.noted("resuming") {
-				t.Errorf("notes %q do not mention resuming", rec.notes)
+			if !logged(rec, "resuming") {
+				t.Errorf("notes %q do not mention resuming", rec.Logs())
 			}
-			if tc.ignoreRange && !rec.noted("ignored the range") {
-				t.Errorf("notes %q do not say the server ignored the range", rec.notes)
+			if tc.ignoreRange && !logged(rec, "ignored the range") {
+				t.Errorf("notes %q do not say the server ignored the range", rec.Logs())
 			}
 		})
 	}
@@ -350,7 +346,7 @@ func TestFetchTruncated(t *testing.T) {
 		ts := httptest.NewServer(srv)
 		defer ts.Close()
 		dir := t.TempDir()
-		model, err := Fetch(context.Background(), fetchSettingsFor(ts.URL+"/tiny-1.tar.gz", payload, dir))
+		model, err := Get(context.Background(), fetchSettingsFor(ts.URL+"/tiny-1.tar.gz", payload, dir))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -367,15 +363,15 @@ func TestFetchTruncated(t *testing.T) {
 		dir := t.TempDir()
 		s := fetchSettingsFor(ts.URL+"/tiny-1.tar.gz", payload, dir)
 		s.Attempts = 1
-		_, err := Fetch(context.Background(), s)
-		if err == nil || !strings.Contains(err.Error(), "run the same command again to resume") {
+		_, err := Get(context.Background(), s)
+		if !errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), "fetching again resumes it") {
 			t.Fatalf("err = %v, want an interrupted download", err)
 		}
 		part, perr := os.ReadFile(filepath.Join(dir, "tiny-1.tar.gz.part"))
 		if perr != nil || len(part) != cut || !bytes.Equal(part, payload[:cut]) {
 			t.Fatalf("part file has %d bytes (%v), want the %d received", len(part), perr, cut)
 		}
-		model, err := Fetch(context.Background(), s)
+		model, err := Get(context.Background(), s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -389,14 +385,14 @@ func TestFetchTruncated(t *testing.T) {
 
 // cancelAfter cancels a context once n bytes have arrived.
 type cancelAfter struct {
-	fetchRecorder
-	n      int64
+	progress.Recorder
+	n      int
 	cancel context.CancelFunc
 }
 
 func (c *cancelAfter) Add(n int) {
-	c.fetchRecorder.Add(n)
-	if c.added >= c.n {
+	c.Recorder.Add(n)
+	if c.Added >= c.n {
 		c.cancel()
 	}
 }
@@ -416,7 +412,7 @@ func TestFetchCancelled(t *testing.T) {
 	defer cancel()
 	s := fetchSettingsFor(ts.URL+"/tiny-1.tar.gz", payload, dir)
 	s.Progress = &cancelAfter{n: cut, cancel: cancel}
-	_, err := Fetch(ctx, s)
+	_, err := Get(ctx, s)
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "resume") {
 		t.Fatalf("err = %v, want context.Canceled with a hint to resume", err)
 	}
@@ -445,16 +441,16 @@ func TestFetchErrors(t *testing.T) {
 		{desc: "corrupted partial file", srv: &fetchServer{payload: payload}, part: corrupt[:len(corrupt)/2+10], wantIs: ErrDownloadMismatch,
 			wantMsg: []string{"expected"}, requests: 1},
 		{desc: "longer than expected", srv: &fetchServer{payload: append(bytes.Clone(payload), 1, 2, 3), ignoreRange: true},
-			wantMsg: []string{"the server offers"}, requests: 1},
+			wantIs: ErrOtherSize, wantMsg: []string{"the server offers"}, requests: 1},
 		{desc: "longer than expected, no length given", srv: &fetchServer{payload: append(bytes.Clone(payload), 1, 2, 3), ignoreRange: true, chunked: true},
 			wantIs: ErrDownloadMismatch, wantMsg: []string{"more than the expected"}, requests: 1},
 		{desc: "wrong file instead of the rest", srv: &fetchServer{payload: append(bytes.Clone(payload), 1, 2, 3), ignoreRange: true},
-			part: payload[:1000], wantMsg: []string{"the server offers"}, wantPart: true, requests: 1},
+			part: payload[:1000], wantIs: ErrOtherSize, wantMsg: []string{"the server offers"}, wantPart: true, requests: 1},
 		{desc: "not found", srv: &fetchServer{payload: payload, status: http.StatusNotFound}, wantMsg: []string{"404"}, requests: 1},
 		{desc: "server error, no retry", srv: &fetchServer{payload: payload, status: http.StatusBadGateway}, attempts: 1,
-			wantMsg: []string{"502", "interrupted"}, requests: 1},
+			wantIs: ErrInterrupted, wantMsg: []string{"502", "interrupted"}, requests: 1},
 		{desc: "server error after a partial download", srv: &fetchServer{payload: payload, status: http.StatusServiceUnavailable}, attempts: 1,
-			part: payload[:1000], wantMsg: []string{"503", "resume"}, wantPart: true, requests: 1},
+			part: payload[:1000], wantIs: ErrInterrupted, wantMsg: []string{"503", "resume"}, wantPart: true, requests: 1},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			ts := httptest.NewServer(tc.srv)
@@ -468,7 +464,7 @@ func TestFetchErrors(t *testing.T) {
 			}
 			s := fetchSettingsFor(ts.URL+"/tiny-1.tar.gz", payload, dir)
 			s.Attempts = tc.attempts
-			_, err := Fetch(context.Background(), s)
+			_, err := Get(context.Background(), s)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -504,7 +500,7 @@ func TestFetchUnsafeArchive(t *testing.T) {
 	})
 	ts := httptest.NewServer(&fetchServer{payload: payload})
 	defer ts.Close()
-	_, err := Fetch(context.Background(), fetchSettingsFor(ts.URL+"/tiny-1.tar.gz", payload, dir))
+	_, err := Get(context.Background(), fetchSettingsFor(ts.URL+"/tiny-1.tar.gz", payload, dir))
 	if !errors.Is(err, ErrUnsafeArchive) || !strings.Contains(err.Error(), "evil.txt") {
 		t.Fatalf("err = %v, want ErrUnsafeArchive naming the entry", err)
 	}
@@ -522,22 +518,22 @@ func TestFetchUnsafeArchive(t *testing.T) {
 	}
 }
 
-func TestFetchSettingsErrors(t *testing.T) {
+func TestSettingsErrors(t *testing.T) {
 	for _, tc := range []struct {
 		desc string
-		s    FetchSettings
+		s    Settings
 		want string
 	}{
-		{"no URL", FetchSettings{SHA256: strings.Repeat("a", 64)}, "no URL"},
-		{"not http", FetchSettings{URL: "ftp://x/y.tar.gz", SHA256: strings.Repeat("a", 64)}, "not an http(s) URL"},
-		{"no sha256", FetchSettings{URL: "https://x/y.tar.gz"}, "not 64 hex digits"},
-		{"bad sha256", FetchSettings{URL: "https://x/y.tar.gz", SHA256: "abc"}, "not 64 hex digits"},
-		{"no name", FetchSettings{URL: "https://x/", SHA256: strings.Repeat("a", 64)}, "cannot name"},
-		{"bad name", FetchSettings{URL: "https://x/y.tar.gz", Name: "../up", SHA256: strings.Repeat("a", 64)}, "cannot name"},
+		{"no URL", Settings{SHA256: strings.Repeat("a", 64)}, "no URL"},
+		{"not http", Settings{URL: "ftp://x/y.tar.gz", SHA256: strings.Repeat("a", 64)}, "not an http(s) URL"},
+		{"no sha256", Settings{URL: "https://x/y.tar.gz"}, "not 64 hex digits"},
+		{"bad sha256", Settings{URL: "https://x/y.tar.gz", SHA256: "abc"}, "not 64 hex digits"},
+		{"no name", Settings{URL: "https://x/", SHA256: strings.Repeat("a", 64)}, "cannot name"},
+		{"bad name", Settings{URL: "https://x/y.tar.gz", Name: "../up", SHA256: strings.Repeat("a", 64)}, "cannot name"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			tc.s.Dir = t.TempDir()
-			_, err := Fetch(context.Background(), tc.s)
+			_, err := Get(context.Background(), tc.s)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want %q", err, tc.want)
 			}
@@ -562,7 +558,7 @@ func TestFetchLock(t *testing.T) {
 	unlock2()
 }
 
-func TestLookupFetchPreset(t *testing.T) {
+func TestLookupPreset(t *testing.T) {
 	for _, tc := range []struct{ in, want, err string }{
 		{"vgg16", "vgg16-12", ""},
 		{"VGG16-7", "vgg16-7", ""},
@@ -570,7 +566,7 @@ func TestLookupFetchPreset(t *testing.T) {
 		{"vgg19", "", "known: vgg16, vgg16-12, vgg16-7"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
-			p, err := LookupFetchPreset(tc.in)
+			p, err := LookupPreset(tc.in)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Errorf("err = %v, want %q", err, tc.err)
@@ -588,7 +584,7 @@ func TestLookupFetchPreset(t *testing.T) {
 	}
 }
 
-func TestDefaultModelDir(t *testing.T) {
+func TestDefaultDir(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	for _, tc := range []struct{ xdg, want string }{
@@ -598,7 +594,7 @@ func TestDefaultModelDir(t *testing.T) {
 	} {
 		t.Run(tc.xdg, func(t *testing.T) {
 			t.Setenv("XDG_CACHE_HOME", tc.xdg)
-			got, err := DefaultModelDir()
+			got, err := DefaultDir()
 			if err != nil || got != tc.want {
 				t.Errorf("got %q, %v; want %q", got, err, tc.want)
 			}
@@ -629,9 +625,9 @@ func TestParseContentRange(t *testing.T) {
 	}
 }
 
-// ExampleFetch downloads a (here: local, generated) model archive once;
+// ExampleGet downloads a (here: local, generated) model archive once;
 // later calls reuse it.
-func ExampleFetch() {
+func ExampleGet() {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(zw)
@@ -648,7 +644,7 @@ func ExampleFetch() {
 
 	dir, _ := os.MkdirTemp("", "fetch-example")
 	defer os.RemoveAll(dir)
-	model, err := Fetch(context.Background(), FetchSettings{
+	model, err := Get(context.Background(), Settings{
 		URL:         srv.URL + "/tiny-1.tar.gz",
 		Size:        int64(len(archive)),
 		SHA256:      sha256Of(archive),

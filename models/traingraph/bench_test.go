@@ -1,4 +1,4 @@
-package models
+package traingraph
 
 import (
 	"cmp"
@@ -17,6 +17,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -63,14 +64,14 @@ func benchConvOps() []opBench {
 			x := b.input("x", f, nchw)
 			w := b.input("w", f, []int64{c, c, 3, 3})
 			bias := b.input("bias", f, []int64{c})
-			b.output("y", b.node("Conv", []string{x, w, bias}, nchw, attrInts("pads", 1, 1, 1, 1), attrInts("kernel_shape", 3, 3)), f)
+			b.output("y", b.node("Conv", []string{x, w, bias}, nchw, onnxgraph.AttrInts("pads", 1, 1, 1, 1), onnxgraph.AttrInts("kernel_shape", 3, 3)), f)
 		}},
 		{"conv_forward/im2col_gather_gemm_nhwc", convFlops, gemmConv(false)},
 		{"conv_forward/im2col_slices_gemm_nhwc", convFlops, gemmConv(true)},
 		{"conv_forward/gemm_only", convFlops, func(b *graphBuilder) {
 			x := b.input("xcol", f, []int64{rows, 9 * c})
 			w := b.input("w", f, []int64{c, 9 * c})
-			b.output("y", b.node("Gemm", []string{x, w}, []int64{rows, c}, attrInt("transB", 1)), f)
+			b.output("y", b.node("Gemm", []string{x, w}, []int64{rows, c}, onnxgraph.AttrInt("transB", 1)), f)
 		}},
 		{"gemm_shapes/square_2048", 2 * 2048 * 2048 * 2048, func(b *graphBuilder) {
 			x := b.input("a", f, []int64{2048, 2048})
@@ -86,27 +87,27 @@ func benchConvOps() []opBench {
 			// Yᵀ [O, rows] = W [O, 9C] · Xcolᵀ: the long dimension as N.
 			x := b.input("xcol", f, []int64{rows, 9 * c})
 			w := b.input("w", f, []int64{c, 9 * c})
-			b.output("y", b.node("Gemm", []string{w, x}, []int64{c, rows}, attrInt("transB", 1)), f)
+			b.output("y", b.node("Gemm", []string{w, x}, []int64{c, rows}, onnxgraph.AttrInt("transB", 1)), f)
 		}},
 		{"im2col/transpose_2d_dy", 0, func(b *graphBuilder) {
 			dy := b.input("dy", f, []int64{rows, c})
-			b.output("y", b.node("Transpose", []string{dy}, []int64{c, rows}, attrInts("perm", 1, 0)), f)
+			b.output("y", b.node("Transpose", []string{dy}, []int64{c, rows}, onnxgraph.AttrInts("perm", 1, 0)), f)
 		}},
 		{"im2col/transpose_nhwc_to_cnhw", 0, func(b *graphBuilder) {
 			dy := b.input("dy", f, nhwc)
-			b.output("y", b.node("Transpose", []string{dy}, []int64{c, batchDim, benchS, benchS}, attrInts("perm", 3, 0, 1, 2)), f)
+			b.output("y", b.node("Transpose", []string{dy}, []int64{c, batchDim, benchS, benchS}, onnxgraph.AttrInts("perm", 3, 0, 1, 2)), f)
 		}},
 		{"winograd/dy_transpose_to_OR", 0, func(b *graphBuilder) {
 			dy := b.input("dy", f, []int64{batchDim, 7, 2, 7, 2, c})
-			b.output("y", b.node("Transpose", []string{dy}, []int64{2, 2, c, batchDim, 7, 7}, attrInts("perm", 2, 4, 5, 0, 1, 3)), f)
+			b.output("y", b.node("Transpose", []string{dy}, []int64{2, 2, c, batchDim, 7, 7}, onnxgraph.AttrInts("perm", 2, 4, 5, 0, 1, 3)), f)
 		}},
 		{"winograd/dy_transpose_to_RO", 0, func(b *graphBuilder) {
 			dy := b.input("dy", f, []int64{batchDim, 7, 2, 7, 2, c})
-			b.output("y", b.node("Transpose", []string{dy}, []int64{2, 2, batchDim, 7, 7, c}, attrInts("perm", 2, 4, 0, 1, 3, 5)), f)
+			b.output("y", b.node("Transpose", []string{dy}, []int64{2, 2, batchDim, 7, 7, c}, onnxgraph.AttrInts("perm", 2, 4, 0, 1, 3, 5)), f)
 		}},
 		{"winograd/dm_transpose_16_R_O", 0, func(b *graphBuilder) {
 			dm := b.input("dm", f, []int64{16, rows / 4, c})
-			b.output("y", b.node("Transpose", []string{dm}, []int64{16, c, rows / 4}, attrInts("perm", 0, 2, 1)), f)
+			b.output("y", b.node("Transpose", []string{dm}, []int64{16, c, rows / 4}, onnxgraph.AttrInts("perm", 0, 2, 1)), f)
 		}},
 		{"winograd/batched_gemm_fwd", convFlops * 4 / 9, func(b *graphBuilder) {
 			v := b.input("v", f, []int64{16, rows / 4, c})
@@ -138,13 +139,13 @@ func benchConvOps() []opBench {
 		}},
 		{"im2col/transpose_nchw_to_nhwc", 0, func(b *graphBuilder) {
 			x := b.input("x", f, nchw)
-			b.output("y", b.node("Transpose", []string{x}, nhwc, attrInts("perm", 0, 2, 3, 1)), f)
+			b.output("y", b.node("Transpose", []string{x}, nhwc, onnxgraph.AttrInts("perm", 0, 2, 3, 1)), f)
 		}},
 		{"conv_dw/gemm_dyT_xcol", convFlops, func(b *graphBuilder) {
 			// dWᵀ [O, 9C] = dYᵀ · Xcol: the transposed operand is the small one.
 			x := b.input("xcol", f, []int64{rows, 9 * c})
 			dy := b.input("dy", f, []int64{rows, c})
-			b.output("y", b.node("Gemm", []string{dy, x}, []int64{c, 9 * c}, attrInt("transA", 1)), f)
+			b.output("y", b.node("Gemm", []string{dy, x}, []int64{c, 9 * c}, onnxgraph.AttrInt("transA", 1)), f)
 		}},
 		{"conv_dw/matmul_dyT_given", convFlops, func(b *graphBuilder) {
 			x := b.input("xcol", f, []int64{rows, 9 * c})
@@ -154,7 +155,7 @@ func benchConvOps() []opBench {
 		{"conv_dw/transpose_then_matmul", convFlops, func(b *graphBuilder) {
 			x := b.input("xcol", f, []int64{rows, 9 * c})
 			dy := b.input("dy", f, []int64{rows, c})
-			dyt := b.node("Transpose", []string{dy}, []int64{c, rows}, attrInts("perm", 1, 0))
+			dyt := b.node("Transpose", []string{dy}, []int64{c, rows}, onnxgraph.AttrInts("perm", 1, 0))
 			b.output("y", b.node("MatMul", []string{dyt, x}, []int64{c, 9 * c}), f)
 		}},
 		{"conv_dw/matmul_k_split_by_image", convFlops, func(b *graphBuilder) {
@@ -162,21 +163,21 @@ func benchConvOps() []opBench {
 			x := b.input("xcol", f, []int64{benchB, benchS * benchS, 9 * c})
 			dyt := b.input("dyt", f, []int64{benchB, c, benchS * benchS})
 			p := b.node("MatMul", []string{dyt, x}, []int64{benchB, c, 9 * c})
-			b.output("y", b.node("ReduceSum", []string{p, b.constInts(0)}, []int64{c, 9 * c}, attrInt("keepdims", 0)), f)
+			b.output("y", b.node("ReduceSum", []string{p, b.constInts(0)}, []int64{c, 9 * c}, onnxgraph.AttrInt("keepdims", 0)), f)
 		}},
 		{"conv_dw/gemm_xcolT_dy", convFlops, func(b *graphBuilder) {
 			x := b.input("xcol", f, []int64{rows, 9 * c})
 			dy := b.input("dy", f, []int64{rows, c})
-			b.output("y", b.node("Gemm", []string{x, dy}, []int64{9 * c, c}, attrInt("transA", 1)), f)
+			b.output("y", b.node("Gemm", []string{x, dy}, []int64{9 * c, c}, onnxgraph.AttrInt("transA", 1)), f)
 		}},
 		{"conv_dw/conv_trick_nchw", convFlops, func(b *graphBuilder) {
 			// dW as a convolution: batch and channels swapped, dY as the kernel.
 			x := b.input("x", f, nchw)
 			dy := b.input("dy", f, nchw)
-			xt := b.node("Transpose", []string{x}, []int64{c, batchDim, benchS, benchS}, attrInts("perm", 1, 0, 2, 3))
-			dyt := b.node("Transpose", []string{dy}, []int64{c, batchDim, benchS, benchS}, attrInts("perm", 1, 0, 2, 3))
-			dw := b.node("Conv", []string{xt, dyt}, []int64{c, c, 3, 3}, attrInts("pads", 1, 1, 1, 1))
-			b.output("y", b.node("Transpose", []string{dw}, []int64{c, c, 3, 3}, attrInts("perm", 1, 0, 2, 3)), f)
+			xt := b.node("Transpose", []string{x}, []int64{c, batchDim, benchS, benchS}, onnxgraph.AttrInts("perm", 1, 0, 2, 3))
+			dyt := b.node("Transpose", []string{dy}, []int64{c, batchDim, benchS, benchS}, onnxgraph.AttrInts("perm", 1, 0, 2, 3))
+			dw := b.node("Conv", []string{xt, dyt}, []int64{c, c, 3, 3}, onnxgraph.AttrInts("pads", 1, 1, 1, 1))
+			b.output("y", b.node("Transpose", []string{dw}, []int64{c, c, 3, 3}, onnxgraph.AttrInts("perm", 1, 0, 2, 3)), f)
 		}},
 		{"conv_dx/ort_conv_rotated_weights_nchw", convFlops, func(b *graphBuilder) {
 			b.form = convHybrid
@@ -187,7 +188,7 @@ func benchConvOps() []opBench {
 		{"conv_dx/ort_convtranspose_nchw", convFlops, func(b *graphBuilder) {
 			dy := b.input("dy", f, nchw)
 			w := b.input("w", f, []int64{c, c, 3, 3})
-			b.output("y", b.node("ConvTranspose", []string{dy, w}, nchw, attrInts("pads", 1, 1, 1, 1), attrInts("kernel_shape", 3, 3)), f)
+			b.output("y", b.node("ConvTranspose", []string{dy, w}, nchw, onnxgraph.AttrInts("pads", 1, 1, 1, 1), onnxgraph.AttrInts("kernel_shape", 3, 3)), f)
 		}},
 		{"conv_dx/im2col_gather_gemm_nhwc", convFlops, func(b *graphBuilder) {
 			b.form = convGEMM
@@ -253,8 +254,8 @@ func BenchmarkConvOps(b *testing.B) {
 }
 
 // benchTrainSpec is VGG16's block5 with the tutorial's head.
-func benchTrainSpec() TrainGraphSpec {
-	return TrainGraphSpec{Channels: benchC, Height: benchS, Width: benchS, Hidden: 1024, Classes: 10, Dropout: true, Optimizer: OptimizerAdam}
+func benchTrainSpec() Spec {
+	return Spec{Channels: benchC, Height: benchS, Width: benchS, Hidden: 1024, Classes: 10, Dropout: true, Optimizer: OptimizerAdam}
 }
 
 // BenchmarkTrainStep runs whole train steps (and the eval pass) at batch 32
@@ -263,15 +264,15 @@ func benchTrainSpec() TrainGraphSpec {
 func BenchmarkTrainStep(b *testing.B) {
 	for _, tc := range []struct {
 		desc string
-		mod  func(*TrainGraphSpec)
+		mod  func(*Spec)
 		eval bool
 	}{
 		{"adam", nil, false},
-		{"adam_form_gemm", func(s *TrainGraphSpec) { s.form = convGEMM }, false},
-		{"adam_form_gemm_conv_dx", func(s *TrainGraphSpec) { s.form = convGEMMConvDX }, false},
-		{"adam_form_hybrid", func(s *TrainGraphSpec) { s.form = convHybrid }, false},
-		{"adam_maps_float32", func(s *TrainGraphSpec) { s.MapsFloat32 = true }, false},
-		{"frozen_block5", func(s *TrainGraphSpec) { s.FreezeBlock5 = true }, false},
+		{"adam_form_gemm", func(s *Spec) { s.form = convGEMM }, false},
+		{"adam_form_gemm_conv_dx", func(s *Spec) { s.form = convGEMMConvDX }, false},
+		{"adam_form_hybrid", func(s *Spec) { s.form = convHybrid }, false},
+		{"adam_maps_float32", func(s *Spec) { s.MapsFloat32 = true }, false},
+		{"frozen_block5", func(s *Spec) { s.FreezeBlock5 = true }, false},
 		{"eval", nil, true},
 	} {
 		b.Run(tc.desc, func(b *testing.B) {
@@ -279,9 +280,9 @@ func BenchmarkTrainStep(b *testing.B) {
 			if tc.mod != nil {
 				tc.mod(&s)
 			}
-			build := BuildTrainStep
+			build := TrainStep
 			if tc.eval {
-				build = BuildEval
+				build = Eval
 			}
 			tg, err := build(s)
 			if err != nil {
@@ -304,11 +305,11 @@ func BenchmarkTrainStep(b *testing.B) {
 }
 
 // newTrainBenchRun makes inputs of the right shapes for a generated graph.
-func newTrainBenchRun(b testing.TB, tg *TrainGraph) *ortRun {
+func newTrainBenchRun(b testing.TB, tg *Graph) *ortRun {
 	return newTrainBenchRunWith(b, tg, nil)
 }
 
-func newTrainBenchRunWith(b testing.TB, tg *TrainGraph, opt func(*ort.SessionOptions)) *ortRun {
+func newTrainBenchRunWith(b testing.TB, tg *Graph, opt func(*ort.SessionOptions)) *ortRun {
 	ortlibtest.Init(b)
 	rng := rand.New(rand.NewPCG(2, 2))
 	shapes := map[string][]int64{}
@@ -332,7 +333,7 @@ func newTrainBenchRunWith(b testing.TB, tg *TrainGraph, opt func(*ort.SessionOpt
 		}
 		var v ort.Value
 		switch name {
-		case TrainMapsInput:
+		case MapsInput:
 			vals := randSlice(rng, n, 1)
 			for i := range vals {
 				vals[i] = max(vals[i], 0)
@@ -342,7 +343,7 @@ func newTrainBenchRunWith(b testing.TB, tg *TrainGraph, opt func(*ort.SessionOpt
 			} else {
 				v, _ = f16Tensor(b, vals, dims...)
 			}
-		case TrainLabelsInput:
+		case LabelsInput:
 			vals := make([]float32, n)
 			for i := range benchB {
 				vals[i*tg.Spec.Classes+rng.IntN(tg.Spec.Classes)] = 1
@@ -372,7 +373,7 @@ func TestProfileTrainStep(t *testing.T) {
 	for _, name := range names {
 		s := benchTrainSpec()
 		s.form = forms[name]
-		tg, err := BuildTrainStep(s)
+		tg, err := TrainStep(s)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package models
+package fetch
 
 import (
 	"context"
@@ -19,12 +19,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/progress"
 )
 
-// FetchPreset is a known download: an ONNX Model Zoo archive with its size
+// Preset is a known download: an ONNX Model Zoo archive with its size
 // and sha256, so that a download is verified before anything reads it.
-type FetchPreset struct {
+type Preset struct {
 	Name   string // cache name: DIR/<Name>.tar.gz and DIR/<Name>/
 	URL    string
 	Size   int64
@@ -36,65 +38,55 @@ type FetchPreset struct {
 // these URLs to its LFS media host, which serves byte ranges.
 const zooVGG = "https://github.com/onnx/models/raw/main/validated/vision/classification/vgg/model/"
 
-var fetchPresets = []FetchPreset{
+var presets = []Preset{
 	{Name: "vgg16-12", URL: zooVGG + "vgg16-12.tar.gz", Size: 511942031, SHA256: "bab278d40411f29dfc2e9515c534d2871eb0393480b736855bfe7f73c312cbc6", Opset: 12},
 	{Name: "vgg16-7", URL: zooVGG + "vgg16-7.tar.gz", Size: 512679010, SHA256: "586413f9108e2316ebf80c3aa484d55f995d693b153e4c90742750519a9e27be", Opset: 7},
 }
 
-// fetchAliases maps a model family to its default variant.
-var fetchAliases = map[string]string{"vgg16": "vgg16-12"}
+// aliases maps a model family to its default variant.
+var aliases = map[string]string{"vgg16": "vgg16-12"}
 
-// FetchPresets lists the known downloads, default variants first.
-func FetchPresets() []FetchPreset { return append([]FetchPreset(nil), fetchPresets...) }
+// Presets lists the known downloads, default variants first.
+func Presets() []Preset { return append([]Preset(nil), presets...) }
 
-// LookupFetchPreset finds a download by variant ("vgg16-7") or family
+// LookupPreset finds a download by variant ("vgg16-7") or family
 // ("vgg16", which means its default variant, vgg16-12).
-func LookupFetchPreset(name string) (FetchPreset, error) {
+func LookupPreset(name string) (Preset, error) {
 	key := strings.ToLower(strings.TrimSpace(name))
-	if v, ok := fetchAliases[key]; ok {
+	if v, ok := aliases[key]; ok {
 		key = v
 	}
-	for _, p := range fetchPresets {
+	for _, p := range presets {
 		if p.Name == key {
 			return p, nil
 		}
 	}
-	names := make([]string, 0, len(fetchPresets)+len(fetchAliases))
-	for a := range fetchAliases {
+	names := make([]string, 0, len(presets)+len(aliases))
+	for a := range aliases {
 		names = append(names, a)
 	}
-	for _, p := range fetchPresets {
+	for _, p := range presets {
 		names = append(names, p.Name)
 	}
 	sort.Strings(names)
-	return FetchPreset{}, fmt.Errorf("models: unknown download %q (known: %s)", name, strings.Join(names, ", "))
+	return Preset{}, fmt.Errorf("fetch: unknown download %q (known: %s)", name, strings.Join(names, ", "))
 }
 
-// Settings returns FetchSettings for the preset; set Dir, Progress and the
+// Settings returns Settings for the preset; set Dir, Progress and the
 // rest on the result.
-func (p FetchPreset) Settings() FetchSettings {
-	return FetchSettings{Name: p.Name, URL: p.URL, Size: p.Size, SHA256: p.SHA256}
+func (p Preset) Settings() Settings {
+	return Settings{Name: p.Name, URL: p.URL, Size: p.Size, SHA256: p.SHA256}
 }
 
-// FetchProgress receives the progress of Fetch: the CLI draws a bar or
-// prints lines, tests record. Calls come from the goroutine that called
-// Fetch.
-type FetchProgress interface {
-	// Begin starts one HTTP transfer of total bytes (-1 when unknown), of
-	// which offset are already on disk from an interrupted download.
-	Begin(offset, total int64)
-	// Add reports n more bytes written to disk.
-	Add(n int)
-	// End closes the transfer begun last, complete or not.
-	End()
-	// Note is a one-line message about a step (resuming, verifying, the
-	// result of each test data set).
-	Note(msg string)
-}
+// DownloadPhase is the phase name under which Get reports each HTTP
+// transfer to its progress.Reporter: Start(DownloadPhase, total, done)
+// counts bytes (total -1 when unknown; done are the bytes already on disk
+// from an interrupted download), Add the bytes written since.
+const DownloadPhase = "download"
 
-// FetchSettings configure Fetch. URL and SHA256 are required; the zero value
+// Settings configure Get. URL and SHA256 are required; the zero value
 // of every other field means its default.
-type FetchSettings struct {
+type Settings struct {
 	URL    string
 	Size   int64  // expected bytes; 0 means not known in advance (the sha256 still decides)
 	SHA256 string // expected hex digest of the archive; required
@@ -102,21 +94,24 @@ type FetchSettings struct {
 	// unpacked into DIR/<Name>/. Default: the URL's file name without
 	// .tar.gz or .tgz.
 	Name string
-	// Dir is the download folder. Default: DefaultModelDir().
+	// Dir is the download folder. Default: DefaultDir().
 	Dir string
 	// Client does the HTTP requests and follows redirects (the zoo's URLs
 	// redirect to GitHub's LFS host). Default: a client with connection
 	// timeouts and no overall deadline, since the archives are 0.5 GB.
 	Client *http.Client
 	// Attempts is how many requests in a row may fail without receiving a
-	// byte before Fetch gives up (a request that made progress resets the
+	// byte before Get gives up (a request that made progress resets the
 	// count); 0 means 5, 1 means no retry.
 	Attempts int
-	// Progress receives progress; nil means silent.
-	Progress FetchProgress
+	// Progress receives the transfers as DownloadPhase phases and a Log
+	// line for each step (resuming, verifying, the result of each test
+	// data set); nil means silent. Calls come from the goroutine that
+	// called Get.
+	Progress progress.Reporter
 	// NoVerifyRun skips running the model under ONNX Runtime on the
 	// archive's test_data_set_* folders. When it is false, ORT must be
-	// initialized (ortlib.Init) before Fetch.
+	// initialized (ortlib.Init) before Get.
 	NoVerifyRun bool
 	// ORT are the session settings of the verification run.
 	ORT ortlib.Options
@@ -126,25 +121,40 @@ type FetchSettings struct {
 var (
 	// ErrDownloadMismatch: the bytes received are not the expected archive
 	// (size or sha256 differ); the partial file has been removed.
-	ErrDownloadMismatch = errors.New("models: download does not match the expected archive")
+	ErrDownloadMismatch = errors.New("fetch: download does not match the expected archive")
+	// ErrOtherSize: the server offers a file of another size than the
+	// expected archive's; nothing was written.
+	ErrOtherSize = errors.New("fetch: the server offers a file of another size")
+	// ErrInterrupted: the download failed before it was complete, too
+	// often in a row to retry; the partial file is kept, and fetching the
+	// same archive again resumes it.
+	ErrInterrupted = errors.New("fetch: download interrupted")
 	// ErrUnsafeArchive: an archive entry would escape the target folder,
 	// or the archive exceeds the unpack limits.
-	ErrUnsafeArchive = errors.New("models: unsafe archive")
+	ErrUnsafeArchive = errors.New("fetch: unsafe archive")
+	// ErrSeveralModels: the archive holds more than one .onnx file, so Get
+	// cannot tell which is the model.
+	ErrSeveralModels = errors.New("fetch: the archive holds several .onnx files")
+	// ErrFolderExists: the folder to unpack into exists and was not
+	// unpacked by tlearn, so it is left alone.
+	ErrFolderExists = errors.New("fetch: the folder exists and was not unpacked by tlearn")
+	// ErrNoDir: Settings.Dir is empty and DefaultDir finds no folder.
+	ErrNoDir = errors.New("fetch: no download folder")
 	// ErrTestDataMismatch: the model's outputs differ from the archive's
 	// expected test outputs.
-	ErrTestDataMismatch = errors.New("models: model output differs from the archive's test data")
+	ErrTestDataMismatch = errors.New("fetch: model output differs from the archive's test data")
 )
 
-// DefaultModelDir is where downloads go: $XDG_CACHE_HOME/tlearn/models,
+// DefaultDir is where downloads go: $XDG_CACHE_HOME/tlearn/models,
 // or ~/.cache/tlearn/models when that variable is unset.
-func DefaultModelDir() (string, error) {
+func DefaultDir() (string, error) {
 	// The XDG spec says relative values are to be ignored.
 	if d := os.Getenv("XDG_CACHE_HOME"); d != "" && filepath.IsAbs(d) {
 		return filepath.Join(d, "tlearn", "models"), nil
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
-		return "", fmt.Errorf("models: no download folder: set --dir or $XDG_CACHE_HOME: %w", err)
+		return "", fmt.Errorf("%w: no $XDG_CACHE_HOME and no home folder: %w", ErrNoDir, err)
 	}
 	return filepath.Join(home, ".cache", "tlearn", "models"), nil
 }
@@ -163,20 +173,20 @@ const (
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-func (s FetchSettings) withDefaults() (FetchSettings, error) {
+func (s Settings) withDefaults() (Settings, error) {
 	if s.URL == "" {
-		return s, errors.New("models: fetch: no URL")
+		return s, errors.New("fetch: no URL")
 	}
 	u, err := url.Parse(s.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return s, fmt.Errorf("models: fetch: %q is not an http(s) URL", s.URL)
+		return s, fmt.Errorf("fetch: %q is not an http(s) URL", s.URL)
 	}
 	s.SHA256 = strings.ToLower(strings.TrimSpace(s.SHA256))
 	if !sha256Hex.MatchString(s.SHA256) {
-		return s, fmt.Errorf("models: fetch %s: sha256 %q is not 64 hex digits; an archive is only used after it is verified", s.URL, s.SHA256)
+		return s, fmt.Errorf("fetch: %s: sha256 %q is not 64 hex digits; an archive is only used after it is verified", s.URL, s.SHA256)
 	}
 	if s.Size < 0 {
-		return s, fmt.Errorf("models: fetch %s: negative size %d", s.URL, s.Size)
+		return s, fmt.Errorf("fetch: %s: negative size %d", s.URL, s.Size)
 	}
 	if s.Name == "" {
 		base := path.Base(u.Path)
@@ -186,10 +196,10 @@ func (s FetchSettings) withDefaults() (FetchSettings, error) {
 		s.Name = base
 	}
 	if s.Name == "" || s.Name == "." || s.Name == "/" || !filepath.IsLocal(s.Name) || strings.ContainsAny(s.Name, `/\`) {
-		return s, fmt.Errorf("models: fetch %s: cannot name the download (%q); set a name", s.URL, s.Name)
+		return s, fmt.Errorf("fetch: %s: cannot name the download (%q); set a name", s.URL, s.Name)
 	}
 	if s.Dir == "" {
-		if s.Dir, err = DefaultModelDir(); err != nil {
+		if s.Dir, err = DefaultDir(); err != nil {
 			return s, err
 		}
 	}
@@ -199,9 +209,7 @@ func (s FetchSettings) withDefaults() (FetchSettings, error) {
 	if s.Attempts <= 0 {
 		s.Attempts = defaultAttempts
 	}
-	if s.Progress == nil {
-		s.Progress = silentProgress{}
-	}
+	s.Progress = progress.OrNop(s.Progress)
 	return s, nil
 }
 
@@ -211,14 +219,7 @@ func defaultClient() *http.Client {
 	return &http.Client{Transport: t}
 }
 
-type silentProgress struct{}
-
-func (silentProgress) Begin(int64, int64) {}
-func (silentProgress) Add(int)            {}
-func (silentProgress) End()               {}
-func (silentProgress) Note(string)        {}
-
-// Fetch downloads an ONNX model archive into s.Dir, verifies its size and
+// Get downloads an ONNX model archive into s.Dir, verifies its size and
 // sha256, unpacks it into s.Dir/<Name>/ and returns the path of the .onnx
 // model in it. Unless s.NoVerifyRun, it then runs the model under ONNX
 // Runtime on the archive's test data sets and fails with
@@ -229,12 +230,12 @@ func (silentProgress) Note(string)        {}
 // downloaded again, and an interrupted download (DIR/<Name>.tar.gz.part)
 // resumes with an HTTP Range request. Cancelling ctx keeps the partial file
 // for the next call.
-func Fetch(ctx context.Context, s FetchSettings) (modelPath string, err error) {
+func Get(ctx context.Context, s Settings) (modelPath string, err error) {
 	if s, err = s.withDefaults(); err != nil {
 		return "", err
 	}
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
-		return "", fmt.Errorf("models: fetch: create %s: %w", s.Dir, err)
+		return "", fmt.Errorf("fetch: create %s: %w", s.Dir, err)
 	}
 	unlock, err := lockDownload(filepath.Join(s.Dir, "."+s.Name+".lock"))
 	if err != nil {
@@ -248,13 +249,13 @@ func Fetch(ctx context.Context, s FetchSettings) (modelPath string, err error) {
 		return "", err
 	}
 	if ok {
-		s.Progress.Note(fmt.Sprintf("already downloaded and unpacked: %s", unpacked))
+		s.Progress.Log(fmt.Sprintf("already downloaded and unpacked: %s", unpacked))
 	} else {
 		archive, err := download(ctx, s)
 		if err != nil {
 			return "", err
 		}
-		s.Progress.Note(fmt.Sprintf("unpacking %s", archive))
+		s.Progress.Log(fmt.Sprintf("unpacking %s", archive))
 		if model, err = unpackModel(ctx, archive, unpacked, s.SHA256); err != nil {
 			return "", err
 		}
@@ -267,32 +268,32 @@ func Fetch(ctx context.Context, s FetchSettings) (modelPath string, err error) {
 
 // download returns the path of the verified archive, downloading or
 // resuming it when needed.
-func download(ctx context.Context, s FetchSettings) (string, error) {
+func download(ctx context.Context, s Settings) (string, error) {
 	archive := filepath.Join(s.Dir, s.Name+archiveSuffix)
 	if _, err := os.Stat(archive); err == nil {
-		s.Progress.Note(fmt.Sprintf("checking %s", archive))
+		s.Progress.Log(fmt.Sprintf("checking %s", archive))
 		size, sum, err := hashFile(ctx, archive)
 		if err != nil {
 			return "", err
 		}
 		if sum == s.SHA256 && (s.Size == 0 || size == s.Size) {
-			s.Progress.Note(fmt.Sprintf("already downloaded: %s (sha256 verified)", archive))
+			s.Progress.Log(fmt.Sprintf("already downloaded: %s (sha256 verified)", archive))
 			return archive, nil
 		}
-		s.Progress.Note(fmt.Sprintf("%s is not the expected archive (%d bytes, sha256 %s); downloading it again", archive, size, sum))
+		s.Progress.Log(fmt.Sprintf("%s is not the expected archive (%d bytes, sha256 %s); downloading it again", archive, size, sum))
 		if err := os.Remove(archive); err != nil {
-			return "", fmt.Errorf("models: fetch: remove %s: %w", archive, err)
+			return "", fmt.Errorf("fetch: remove %s: %w", archive, err)
 		}
 	}
 	part := archive + partSuffix
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return "", fmt.Errorf("models: fetch: open %s: %w", part, err)
+		return "", fmt.Errorf("fetch: open %s: %w", part, err)
 	}
 	t := &transfer{s: s, f: f, part: part, h: sha256.New()}
 	err = t.run(ctx)
 	if cerr := f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("models: fetch: write %s: %w", part, cerr)
+		err = fmt.Errorf("fetch: write %s: %w", part, cerr)
 	}
 	if err != nil {
 		// An empty part file is no progress worth keeping.
@@ -302,34 +303,22 @@ func download(ctx context.Context, s FetchSettings) (string, error) {
 		return "", err
 	}
 	if err := os.Rename(part, archive); err != nil {
-		return "", fmt.Errorf("models: fetch: rename %s: %w", part, err)
+		return "", fmt.Errorf("fetch: rename %s: %w", part, err)
 	}
-	return archive, syncDir(s.Dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("models: fetch: sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("models: fetch: sync %s: %w", dir, err)
-	}
-	return nil
+	return archive, fsutil.SyncDir(s.Dir)
 }
 
 // hashFile returns the size and hex sha256 of a file.
 func hashFile(ctx context.Context, name string) (int64, string, error) {
 	f, err := os.Open(name)
 	if err != nil {
-		return 0, "", fmt.Errorf("models: fetch: %w", err)
+		return 0, "", fmt.Errorf("fetch: %w", err)
 	}
 	defer f.Close()
 	h := sha256.New()
 	n, err := io.Copy(h, ctxReader{ctx, f})
 	if err != nil {
-		return 0, "", fmt.Errorf("models: fetch: read %s: %w", name, err)
+		return 0, "", fmt.Errorf("fetch: read %s: %w", name, err)
 	}
 	return n, hex.EncodeToString(h.Sum(nil)), nil
 }
@@ -350,7 +339,7 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // transfer is one download into a part file, over as many requests as it
 // takes.
 type transfer struct {
-	s      FetchSettings
+	s      Settings
 	f      *os.File
 	part   string
 	h      hash.Hash // sha256 of f[:offset]
@@ -379,8 +368,8 @@ func (t *transfer) run(ctx context.Context) error {
 			continue
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("models: fetch %s: stopped at %s of %s; run the same command again to resume from %s: %w",
-				t.s.URL, FormatBytes(t.offset), formatSize(t.s.Size), t.part, ctx.Err())
+			return fmt.Errorf("fetch: %s: stopped at %s of %s; %s is kept, and fetching again resumes from it: %w",
+				t.s.URL, fsutil.FormatBytes(t.offset), formatSize(t.s.Size), t.part, ctx.Err())
 		}
 		var retry errRetry
 		if !errors.As(err, &retry) {
@@ -392,10 +381,10 @@ func (t *transfer) run(ctx context.Context) error {
 			failures++
 		}
 		if failures >= t.s.Attempts || t.s.Attempts == 1 {
-			return fmt.Errorf("models: fetch %s: download interrupted at %s of %s (%w); %s is kept: run the same command again to resume",
-				t.s.URL, FormatBytes(t.offset), formatSize(t.s.Size), retry.err, t.part)
+			return fmt.Errorf("%w at %s of %s from %s (%w); %s is kept, and fetching again resumes it",
+				ErrInterrupted, fsutil.FormatBytes(t.offset), formatSize(t.s.Size), t.s.URL, retry.err, t.part)
 		}
-		t.s.Progress.Note(fmt.Sprintf("connection lost at %s (%v); resuming", FormatBytes(t.offset), retry.err))
+		t.s.Progress.Log(fmt.Sprintf("connection lost at %s (%v); resuming", fsutil.FormatBytes(t.offset), retry.err))
 		if failures > 0 {
 			select {
 			case <-ctx.Done():
@@ -404,14 +393,14 @@ func (t *transfer) run(ctx context.Context) error {
 		}
 	}
 	if err := t.f.Sync(); err != nil {
-		return fmt.Errorf("models: fetch: write %s: %w", t.part, err)
+		return fmt.Errorf("fetch: write %s: %w", t.part, err)
 	}
 	sum := hex.EncodeToString(t.h.Sum(nil))
 	if (t.s.Size != 0 && t.offset != t.s.Size) || sum != t.s.SHA256 {
-		return fmt.Errorf("models: fetch %s: %w: got %d bytes with sha256 %s, expected %s with sha256 %s; removed %s (check --url and --sha256, or try again)",
-			t.s.URL, ErrDownloadMismatch, t.offset, sum, formatSize(t.s.Size), t.s.SHA256, t.part)
+		return fmt.Errorf("%w: %s: got %d bytes with sha256 %s, expected %s with sha256 %s; removed %s",
+			ErrDownloadMismatch, t.s.URL, t.offset, sum, formatSize(t.s.Size), t.s.SHA256, t.part)
 	}
-	t.s.Progress.Note(fmt.Sprintf("sha256 verified: %s", sum))
+	t.s.Progress.Log(fmt.Sprintf("sha256 verified: %s", sum))
 	return nil
 }
 
@@ -419,22 +408,22 @@ func (t *transfer) run(ctx context.Context) error {
 func (t *transfer) resume(ctx context.Context) error {
 	st, err := t.f.Stat()
 	if err != nil {
-		return fmt.Errorf("models: fetch: %s: %w", t.part, err)
+		return fmt.Errorf("fetch: %s: %w", t.part, err)
 	}
 	n := st.Size()
 	if n == 0 {
 		return nil
 	}
 	if t.s.Size != 0 && n > t.s.Size {
-		t.s.Progress.Note(fmt.Sprintf("%s is larger than the archive; starting over", t.part))
+		t.s.Progress.Log(fmt.Sprintf("%s is larger than the archive; starting over", t.part))
 		return t.restart()
 	}
-	t.s.Progress.Note(fmt.Sprintf("resuming %s at %s of %s", t.part, FormatBytes(n), formatSize(t.s.Size)))
+	t.s.Progress.Log(fmt.Sprintf("resuming %s at %s of %s", t.part, fsutil.FormatBytes(n), formatSize(t.s.Size)))
 	if _, err := io.Copy(t.h, ctxReader{ctx, io.NewSectionReader(t.f, 0, n)}); err != nil {
-		return fmt.Errorf("models: fetch: read %s: %w", t.part, err)
+		return fmt.Errorf("fetch: read %s: %w", t.part, err)
 	}
 	if _, err := t.f.Seek(n, io.SeekStart); err != nil {
-		return fmt.Errorf("models: fetch: %s: %w", t.part, err)
+		return fmt.Errorf("fetch: %s: %w", t.part, err)
 	}
 	t.offset, t.synced = n, n
 	return nil
@@ -442,10 +431,10 @@ func (t *transfer) resume(ctx context.Context) error {
 
 func (t *transfer) restart() error {
 	if err := t.f.Truncate(0); err != nil {
-		return fmt.Errorf("models: fetch: truncate %s: %w", t.part, err)
+		return fmt.Errorf("fetch: truncate %s: %w", t.part, err)
 	}
 	if _, err := t.f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("models: fetch: %s: %w", t.part, err)
+		return fmt.Errorf("fetch: %s: %w", t.part, err)
 	}
 	t.h.Reset()
 	t.offset, t.synced = 0, 0
@@ -459,7 +448,7 @@ func (t *transfer) request(ctx context.Context) (done bool, err error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodGet, t.s.URL, nil)
 	if err != nil {
-		return false, fmt.Errorf("models: fetch %s: %w", t.s.URL, err)
+		return false, fmt.Errorf("fetch: %s: %w", t.s.URL, err)
 	}
 	req.Header.Set("User-Agent", "tlearn-models-fetch")
 	// Byte ranges count stored bytes: a transparently gzip-decoded body
@@ -482,7 +471,7 @@ func (t *transfer) request(ctx context.Context) (done bool, err error) {
 		// it must not cost the part file first.
 		wrongSize := t.s.Size != 0 && total >= 0 && total != t.s.Size
 		if t.offset > 0 && !wrongSize {
-			t.s.Progress.Note("the server ignored the range request; downloading from the start")
+			t.s.Progress.Log("the server ignored the range request; downloading from the start")
 			if err := t.restart(); err != nil {
 				return false, err
 			}
@@ -490,7 +479,7 @@ func (t *transfer) request(ctx context.Context) (done bool, err error) {
 	case resp.StatusCode == http.StatusPartialContent:
 		start, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
 		if !ok || start != t.offset {
-			t.s.Progress.Note(fmt.Sprintf("the server sent range %q for a request from byte %d; downloading from the start",
+			t.s.Progress.Log(fmt.Sprintf("the server sent range %q for a request from byte %d; downloading from the start",
 				resp.Header.Get("Content-Range"), t.offset))
 			if err := t.restart(); err != nil {
 				return false, err
@@ -504,7 +493,7 @@ func (t *transfer) request(ctx context.Context) (done bool, err error) {
 		if _, size, ok := parseContentRange(resp.Header.Get("Content-Range")); ok && size == t.offset {
 			return true, nil
 		}
-		t.s.Progress.Note(fmt.Sprintf("the server refused to resume at byte %d; downloading from the start", t.offset))
+		t.s.Progress.Log(fmt.Sprintf("the server refused to resume at byte %d; downloading from the start", t.offset))
 		if err := t.restart(); err != nil {
 			return false, err
 		}
@@ -512,18 +501,17 @@ func (t *transfer) request(ctx context.Context) (done bool, err error) {
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
 		return false, errRetry{fmt.Errorf("HTTP %s", resp.Status)}
 	default:
-		return false, fmt.Errorf("models: fetch %s: HTTP %s", t.s.URL, resp.Status)
+		return false, fmt.Errorf("fetch: %s: HTTP %s", t.s.URL, resp.Status)
 	}
 	if t.s.Size != 0 && total >= 0 && total != t.s.Size {
-		return false, fmt.Errorf("models: fetch %s: the server offers %d bytes, expected %d; check --url and --sha256",
-			t.s.URL, total, t.s.Size)
+		return false, fmt.Errorf("%w: %s: %d bytes, expected %d", ErrOtherSize, t.s.URL, total, t.s.Size)
 	}
 	want := t.s.Size
 	if want == 0 {
 		want = total
 	}
-	t.s.Progress.Begin(t.offset, want)
-	defer t.s.Progress.End()
+	t.s.Progress.Start(DownloadPhase, int(want), int(t.offset))
+	defer t.s.Progress.Finish()
 	err = t.copy(resp.Body, want, cancel)
 	if err != nil {
 		return false, err
@@ -545,18 +533,18 @@ func (t *transfer) copy(body io.Reader, want int64, cancel context.CancelFunc) e
 		stall.Reset(stallTimeout)
 		if n > 0 {
 			if want > 0 && t.offset+int64(n) > want {
-				return fmt.Errorf("models: fetch %s: %w: the server sent more than the expected %d bytes; removed %s",
-					t.s.URL, ErrDownloadMismatch, want, t.part)
+				return fmt.Errorf("%w: %s: the server sent more than the expected %d bytes; removed %s",
+					ErrDownloadMismatch, t.s.URL, want, t.part)
 			}
 			if _, err := t.f.Write(buf[:n]); err != nil {
-				return fmt.Errorf("models: fetch: write %s: %w", t.part, err)
+				return fmt.Errorf("fetch: write %s: %w", t.part, err)
 			}
 			t.h.Write(buf[:n])
 			t.offset += int64(n)
 			t.s.Progress.Add(n)
 			if t.offset-t.synced >= syncEvery {
 				if err := t.f.Sync(); err != nil {
-					return fmt.Errorf("models: fetch: write %s: %w", t.part, err)
+					return fmt.Errorf("fetch: write %s: %w", t.part, err)
 				}
 				t.synced = t.offset
 			}
@@ -607,19 +595,5 @@ func formatSize(n int64) string {
 	if n <= 0 {
 		return "an unknown size"
 	}
-	return FormatBytes(n)
-}
-
-// FormatBytes writes n in decimal units (MB = 10^6 bytes, as download
-// sizes are usually given).
-func FormatBytes(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d B", n)
+	return fsutil.FormatBytes(n)
 }

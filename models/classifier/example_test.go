@@ -1,4 +1,4 @@
-package models_test
+package classifier_test
 
 import (
 	"fmt"
@@ -7,11 +7,12 @@ import (
 	"path/filepath"
 
 	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/classifier"
 )
 
 // A classifier made of a prepared tiny VGG16 and a softmax-regression head
 // (all-zero weights here; a trained run's in practice).
-func ExampleExport() {
+func ExampleBuild() {
 	dir, err := os.MkdirTemp("", "tlearn-example")
 	if err != nil {
 		log.Fatal(err)
@@ -26,13 +27,13 @@ func ExampleExport() {
 		log.Fatal(err)
 	}
 	d, k := spec.Features.Dim, 2
-	w := models.ExportWeights{Output: models.Dense{In: d, Out: k, Kernel: make([]float32, d*k), Bias: make([]float32, k)}}
+	w := classifier.Weights{Output: classifier.Dense{In: d, Out: k, Kernel: make([]float32, d*k), Bias: make([]float32, k)}}
 	// SkipCheck: the example runs without ONNX Runtime.
-	m, err := models.Export(spec, ext, w, models.ExportSettings{Classes: []string{"cat", "dog"}, Size: 64, SkipCheck: true})
+	m, err := classifier.Build(spec, ext, w, classifier.Settings{Classes: []string{"cat", "dog"}, Size: 64, SkipCheck: true})
 	if err != nil {
 		log.Fatal(err)
 	}
-	info, err := models.ReadClassifierInfo(m)
+	info, err := classifier.ReadInfo(m)
 	if err != nil {
 		log.Fatal(err)
 	}

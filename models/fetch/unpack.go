@@ -1,4 +1,4 @@
-package models
+package fetch
 
 import (
 	"archive/tar"
@@ -18,9 +18,9 @@ import (
 	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
-// UnpackLimits bound what Unpack writes, since an archive from the network
+// unpackLimits bound what unpack writes, since an archive from the network
 // may be crafted to fill the disk. Zero values mean the defaults.
-type UnpackLimits struct {
+type unpackLimits struct {
 	MaxFiles int   // entries of any type; default 10,000
 	MaxBytes int64 // total bytes of regular files; default 8 GiB
 }
@@ -30,20 +30,20 @@ const (
 	defaultMaxBytes = 8 << 30
 )
 
-// UnpackResult lists what Unpack did.
-type UnpackResult struct {
+// unpackResult lists what unpack did.
+type unpackResult struct {
 	Files   []string // regular files written, slash-separated paths relative to the folder, sorted
 	Skipped []string // links and special files, not created
 }
 
-// Unpack extracts a tar.gz stream into dir, which must exist (and should be
+// unpack extracts a tar.gz stream into dir, which must exist (and should be
 // empty). Only folders and regular files are created, with modes 0755 and
 // 0644; symbolic and hard links, devices and FIFOs are skipped and listed.
 // An entry whose name is absolute or climbs out with "..", or an archive
 // over the limits, fails with ErrUnsafeArchive. Writes go through an
 // os.Root, so no entry can land outside dir even through a link that was
 // already there.
-func Unpack(ctx context.Context, r io.Reader, dir string, limits UnpackLimits) (*UnpackResult, error) {
+func unpack(ctx context.Context, r io.Reader, dir string, limits unpackLimits) (*unpackResult, error) {
 	if limits.MaxFiles <= 0 {
 		limits.MaxFiles = defaultMaxFiles
 	}
@@ -52,16 +52,16 @@ func Unpack(ctx context.Context, r io.Reader, dir string, limits UnpackLimits) (
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return nil, fmt.Errorf("models: unpack: %w", err)
+		return nil, fmt.Errorf("fetch: unpack: %w", err)
 	}
 	defer root.Close()
 	zr, err := gzip.NewReader(r)
 	if err != nil {
-		return nil, fmt.Errorf("models: unpack: not a gzip stream: %w", err)
+		return nil, fmt.Errorf("fetch: unpack: not a gzip stream: %w", err)
 	}
 	defer zr.Close()
 	tr := tar.NewReader(ctxReader{ctx, zr})
-	res := &UnpackResult{}
+	res := &unpackResult{}
 	budget := limits.MaxBytes
 	for entries := 0; ; entries++ {
 		hdr, err := tr.Next()
@@ -72,7 +72,7 @@ func Unpack(ctx context.Context, r io.Reader, dir string, limits UnpackLimits) (
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			return nil, fmt.Errorf("models: unpack: corrupt archive: %w", err)
+			return nil, fmt.Errorf("fetch: unpack: corrupt archive: %w", err)
 		}
 		if entries >= limits.MaxFiles {
 			return nil, fmt.Errorf("%w: more than %d entries", ErrUnsafeArchive, limits.MaxFiles)
@@ -94,7 +94,7 @@ func Unpack(ctx context.Context, r io.Reader, dir string, limits UnpackLimits) (
 		}
 		if hdr.Typeflag == tar.TypeDir {
 			if err := root.MkdirAll(name, 0o755); err != nil {
-				return nil, fmt.Errorf("models: unpack %s: %w", hdr.Name, err)
+				return nil, fmt.Errorf("fetch: unpack %s: %w", hdr.Name, err)
 			}
 			continue
 		}
@@ -106,7 +106,7 @@ func Unpack(ctx context.Context, r io.Reader, dir string, limits UnpackLimits) (
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			return nil, fmt.Errorf("models: unpack %s: %w", hdr.Name, err)
+			return nil, fmt.Errorf("fetch: unpack %s: %w", hdr.Name, err)
 		}
 		res.Files = append(res.Files, name)
 	}
@@ -159,7 +159,7 @@ func writeEntry(root *os.Root, name string, r io.Reader) error {
 	return f.Close()
 }
 
-// unpackedMarker is written last into a folder that Fetch unpacked: its
+// unpackedMarker is written last into a folder that Get unpacked: its
 // presence says the folder is complete and which archive it came from.
 const unpackedMarker = ".tlearn-unpacked.json"
 
@@ -176,7 +176,7 @@ func readUnpacked(dir, sha string) (model string, ok bool, err error) {
 		return "", false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("models: fetch: %w", err)
+		return "", false, fmt.Errorf("fetch: %w", err)
 	}
 	var info unpackedInfo
 	if json.Unmarshal(b, &info) != nil || info.ArchiveSHA256 != sha || !filepath.IsLocal(filepath.FromSlash(info.Model)) {
@@ -196,7 +196,7 @@ func unpackModel(ctx context.Context, archive, dest, sha string) (string, error)
 	parent := filepath.Dir(dest)
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dest)+".unpack-")
 	if err != nil {
-		return "", fmt.Errorf("models: fetch: %w", err)
+		return "", fmt.Errorf("fetch: %w", err)
 	}
 	committed := false
 	defer func() {
@@ -206,12 +206,12 @@ func unpackModel(ctx context.Context, archive, dest, sha string) (string, error)
 	}()
 	f, err := os.Open(archive)
 	if err != nil {
-		return "", fmt.Errorf("models: fetch: %w", err)
+		return "", fmt.Errorf("fetch: %w", err)
 	}
-	res, err := Unpack(ctx, f, tmp, UnpackLimits{})
+	res, err := unpack(ctx, f, tmp, unpackLimits{})
 	f.Close()
 	if err != nil {
-		return "", fmt.Errorf("models: fetch: %s: %w", archive, err)
+		return "", fmt.Errorf("fetch: %s: %w", archive, err)
 	}
 	var onnx []string
 	for _, name := range res.Files {
@@ -221,11 +221,10 @@ func unpackModel(ctx context.Context, archive, dest, sha string) (string, error)
 	}
 	switch len(onnx) {
 	case 0:
-		return "", fmt.Errorf("models: fetch: %s holds no .onnx file (%d files)", archive, len(res.Files))
+		return "", fmt.Errorf("fetch: %s holds no .onnx file (%d files)", archive, len(res.Files))
 	case 1:
 	default:
-		return "", fmt.Errorf("models: fetch: %s holds several .onnx files (%s); unpack it yourself and pass the one you want to `tlearn models prepare --onnx`",
-			archive, strings.Join(onnx, ", "))
+		return "", fmt.Errorf("%w: %s holds %s", ErrSeveralModels, archive, strings.Join(onnx, ", "))
 	}
 	b, err := json.MarshalIndent(unpackedInfo{ArchiveSHA256: sha, Model: onnx[0]}, "", "  ")
 	if err != nil {
@@ -235,7 +234,7 @@ func unpackModel(ctx context.Context, archive, dest, sha string) (string, error)
 		return "", err
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
-		return "", fmt.Errorf("models: fetch: %w", err)
+		return "", fmt.Errorf("fetch: %w", err)
 	}
 	if err := replaceDir(tmp, dest); err != nil {
 		return "", err
@@ -249,18 +248,18 @@ func unpackModel(ctx context.Context, archive, dest, sha string) (string, error)
 func replaceDir(tmp, dest string) error {
 	if _, err := os.Lstat(dest); err == nil {
 		if _, err := os.Stat(filepath.Join(dest, unpackedMarker)); err != nil {
-			return fmt.Errorf("models: fetch: %s exists and was not unpacked by tlearn; move it away or choose another --dir", dest)
+			return fmt.Errorf("%w: %s", ErrFolderExists, dest)
 		}
 		old := tmp + ".old"
 		if err := os.Rename(dest, old); err != nil {
-			return fmt.Errorf("models: fetch: %w", err)
+			return fmt.Errorf("fetch: %w", err)
 		}
 		defer os.RemoveAll(old)
 	}
 	if err := os.Rename(tmp, dest); err != nil {
-		return fmt.Errorf("models: fetch: %w", err)
+		return fmt.Errorf("fetch: %w", err)
 	}
-	return syncDir(filepath.Dir(dest))
+	return fsutil.SyncDir(filepath.Dir(dest))
 }
 
 // testDataSets lists the test_data_set_* folders of an unpacked archive,
@@ -278,7 +277,7 @@ func testDataSets(dir string) ([]string, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("models: fetch: %w", err)
+		return nil, fmt.Errorf("fetch: %w", err)
 	}
 	sort.Strings(sets)
 	return sets, nil

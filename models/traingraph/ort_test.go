@@ -1,4 +1,4 @@
-package models
+package traingraph
 
 import (
 	"math/rand/v2"
@@ -11,6 +11,7 @@ import (
 	"github.com/tlearn/tlearn/internal/cache"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
+	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -32,7 +33,7 @@ func newORTRun(tb testing.TB, m *onnxpb.ModelProto, inNames []string, ins []ort.
 func newORTRunWith(tb testing.TB, m *onnxpb.ModelProto, inNames []string, ins []ort.Value, outNames []string, opt func(*ort.SessionOptions)) *ortRun {
 	tb.Helper()
 	ortlibtest.Init(tb)
-	data, err := Marshal(m)
+	data, err := models.Marshal(m)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,8 +1,10 @@
-package models
+package traingraph
 
 import (
 	"fmt"
 
+	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -79,9 +81,9 @@ func (f convForm) effective(h, w int) convForm {
 
 // FromTorchvision writes a value of p given in torchvision's layout
 // (convolution weights [O,I,3,3]) into dst in the graph's layout.
-func (p TrainParam) FromTorchvision(dst, src []float32) {
+func (p Param) FromTorchvision(dst, src []float32) {
 	if len(dst) != p.Size() || len(src) != p.Size() {
-		panic("models: FromTorchvision: length mismatch for " + p.Name)
+		panic("traingraph: FromTorchvision: length mismatch for " + p.Name)
 	}
 	idx, ok := p.layoutIndex()
 	if !ok {
@@ -94,9 +96,9 @@ func (p TrainParam) FromTorchvision(dst, src []float32) {
 }
 
 // ToTorchvision is the inverse of FromTorchvision.
-func (p TrainParam) ToTorchvision(dst, src []float32) {
+func (p Param) ToTorchvision(dst, src []float32) {
 	if len(dst) != p.Size() || len(src) != p.Size() {
-		panic("models: ToTorchvision: length mismatch for " + p.Name)
+		panic("traingraph: ToTorchvision: length mismatch for " + p.Name)
 	}
 	idx, ok := p.layoutIndex()
 	if !ok {
@@ -110,7 +112,7 @@ func (p TrainParam) ToTorchvision(dst, src []float32) {
 
 // layoutIndex maps each torchvision index (o,i,k) of a convolution weight
 // to its index in p's layout; false when the layouts agree.
-func (p TrainParam) layoutIndex() ([]int, bool) {
+func (p Param) layoutIndex() ([]int, bool) {
 	var o, i int
 	switch p.Layout {
 	case LayoutOHWI:
@@ -161,10 +163,10 @@ func (b *graphBuilder) im2col(x string) string {
 			}
 		}
 		idx = b.fresh("im2col_index")
-		b.g.Initializer = append(b.g.Initializer, NewTensorInt64(idx, []int64{int64(len(tab))}, tab))
+		b.g.Initializer = append(b.g.Initializer, models.NewTensorInt64(idx, []int64{int64(len(tab))}, tab))
 		b.consts[key] = idx
 	}
-	g := b.node("Gather", []string{flat, idx}, []int64{s[0], h * w * 9, c}, attrInt("axis", 1))
+	g := b.node("Gather", []string{flat, idx}, []int64{s[0], h * w * 9, c}, onnxgraph.AttrInt("axis", 1))
 	return b.node("Reshape", []string{g, b.constInts(-1, 9*c)}, []int64{batchDim, 9 * c})
 }
 
@@ -179,7 +181,7 @@ func (b *graphBuilder) im2colSlices(x string) string {
 		parts = append(parts, b.node("Slice",
 			[]string{xp, b.constInts(ky, kx), b.constInts(ky+h, kx+w), b.constInts(1, 2)}, s))
 	}
-	cat := b.node("Concat", parts, []int64{s[0], h, w, 9 * c}, attrInt("axis", 3))
+	cat := b.node("Concat", parts, []int64{s[0], h, w, 9 * c}, onnxgraph.AttrInt("axis", 3))
 	return b.node("Reshape", []string{cat, b.constInts(-1, 9*c)}, []int64{batchDim, 9 * c})
 }
 
@@ -200,11 +202,11 @@ func (b *graphBuilder) conv3x3(x, w, bias string) string {
 	o := ws[0]
 	if b.form.nchw() {
 		y = b.node("Conv", []string{x, w, bias}, []int64{s[0], o, s[2], s[3]},
-			attrInts("kernel_shape", 3, 3), attrInts("pads", 1, 1, 1, 1))
+			onnxgraph.AttrInts("kernel_shape", 3, 3), onnxgraph.AttrInts("pads", 1, 1, 1, 1))
 	} else {
 		xcol := b.im2col(x)
 		w2 := b.node("Reshape", []string{w, b.constInts(o, 9*s[3])}, []int64{o, 9 * s[3]})
-		y2 := b.node("Gemm", []string{xcol, w2, bias}, []int64{batchDim, o}, attrInt("transB", 1))
+		y2 := b.node("Gemm", []string{xcol, w2, bias}, []int64{batchDim, o}, onnxgraph.AttrInt("transB", 1))
 		y = b.node("Reshape", []string{y2, b.constInts(-1, s[1], s[2], o)}, []int64{s[0], s[1], s[2], o})
 		saved["xcol"], saved["w2"] = xcol, w2
 	}
@@ -232,7 +234,7 @@ func convGrad(b *graphBuilder, n *tapeNode, dOut []string, need []bool) []string
 	// Row-major [B·h·w, O] view of dY, and the im2col matrix of X.
 	var dy2, xcol string
 	if nchw {
-		t := b.node("Transpose", []string{dy}, []int64{s[0], s[2], s[3], o}, attrInts("perm", 0, 2, 3, 1))
+		t := b.node("Transpose", []string{dy}, []int64{s[0], s[2], s[3], o}, onnxgraph.AttrInts("perm", 0, 2, 3, 1))
 		dy2 = b.node("Reshape", []string{t, b.constInts(-1, o)}, []int64{batchDim, o})
 	} else {
 		dy2 = b.node("Reshape", []string{dy, b.constInts(-1, o)}, []int64{batchDim, o})
@@ -244,19 +246,19 @@ func convGrad(b *graphBuilder, n *tapeNode, dOut []string, need []bool) []string
 	}
 	if need[1] {
 		if nchw {
-			xt := b.node("Transpose", []string{x}, []int64{s[0], s[2], s[3], c}, attrInts("perm", 0, 2, 3, 1))
+			xt := b.node("Transpose", []string{x}, []int64{s[0], s[2], s[3], c}, onnxgraph.AttrInts("perm", 0, 2, 3, 1))
 			xcol = b.im2col(xt)
 		}
-		dw2 := b.node("Gemm", []string{dy2, xcol}, []int64{o, 9 * c}, attrInt("transA", 1))
+		dw2 := b.node("Gemm", []string{dy2, xcol}, []int64{o, 9 * c}, onnxgraph.AttrInt("transA", 1))
 		if nchw {
 			r := b.node("Reshape", []string{dw2, b.constInts(o, 3, 3, c)}, []int64{o, 3, 3, c})
-			d[1] = b.node("Transpose", []string{r}, ws, attrInts("perm", 0, 3, 1, 2))
+			d[1] = b.node("Transpose", []string{r}, ws, onnxgraph.AttrInts("perm", 0, 3, 1, 2))
 		} else {
 			d[1] = b.node("Reshape", []string{dw2, b.constInts(ws...)}, ws)
 		}
 	}
 	if need[2] {
-		d[2] = b.node("ReduceSum", []string{dy2, b.constInts(0)}, []int64{o}, attrInt("keepdims", 0))
+		d[2] = b.node("ReduceSum", []string{dy2, b.constInts(0)}, []int64{o}, onnxgraph.AttrInt("keepdims", 0))
 	}
 	return d
 }
@@ -269,21 +271,21 @@ func (b *graphBuilder) convInputGrad(dy, w string, s []int64) string {
 	switch b.form {
 	case convHybrid:
 		c := ws[1]
-		wt := b.node("Transpose", []string{w}, []int64{c, o, 3, 3}, attrInts("perm", 1, 0, 2, 3))
-		return b.node("Conv", []string{dy, b.rot180(wt)}, s, attrInts("kernel_shape", 3, 3), attrInts("pads", 1, 1, 1, 1))
+		wt := b.node("Transpose", []string{w}, []int64{c, o, 3, 3}, onnxgraph.AttrInts("perm", 1, 0, 2, 3))
+		return b.node("Conv", []string{dy, b.rot180(wt)}, s, onnxgraph.AttrInts("kernel_shape", 3, 3), onnxgraph.AttrInts("pads", 1, 1, 1, 1))
 	case convGEMMConvDX:
 		c := ws[3]
 		// OHWI [O,3,3,C] → [C,O,3,3], then rotated.
-		wt := b.node("Transpose", []string{w}, []int64{c, o, 3, 3}, attrInts("perm", 3, 0, 1, 2))
-		dyn := b.node("Transpose", []string{dy}, []int64{s[0], o, s[1], s[2]}, attrInts("perm", 0, 3, 1, 2))
-		dx := b.node("Conv", []string{dyn, b.rot180(wt)}, []int64{s[0], c, s[1], s[2]}, attrInts("kernel_shape", 3, 3), attrInts("pads", 1, 1, 1, 1))
-		return b.node("Transpose", []string{dx}, s, attrInts("perm", 0, 2, 3, 1))
+		wt := b.node("Transpose", []string{w}, []int64{c, o, 3, 3}, onnxgraph.AttrInts("perm", 3, 0, 1, 2))
+		dyn := b.node("Transpose", []string{dy}, []int64{s[0], o, s[1], s[2]}, onnxgraph.AttrInts("perm", 0, 3, 1, 2))
+		dx := b.node("Conv", []string{dyn, b.rot180(wt)}, []int64{s[0], c, s[1], s[2]}, onnxgraph.AttrInts("kernel_shape", 3, 3), onnxgraph.AttrInts("pads", 1, 1, 1, 1))
+		return b.node("Transpose", []string{dx}, s, onnxgraph.AttrInts("perm", 0, 2, 3, 1))
 	}
 	c := ws[3]
 	// W_rot[(k', o), c] = W[o, 8−k', c]: an im2col of dY times it.
 	w9 := b.node("Reshape", []string{w, b.constInts(o, 9, c)}, []int64{o, 9, c})
-	rev := b.node("Gather", []string{w9, b.constInts(8, 7, 6, 5, 4, 3, 2, 1, 0)}, []int64{o, 9, c}, attrInt("axis", 1))
-	tr := b.node("Transpose", []string{rev}, []int64{9, o, c}, attrInts("perm", 1, 0, 2))
+	rev := b.node("Gather", []string{w9, b.constInts(8, 7, 6, 5, 4, 3, 2, 1, 0)}, []int64{o, 9, c}, onnxgraph.AttrInt("axis", 1))
+	tr := b.node("Transpose", []string{rev}, []int64{9, o, c}, onnxgraph.AttrInts("perm", 1, 0, 2))
 	wf := b.node("Reshape", []string{tr, b.constInts(9*o, c)}, []int64{9 * o, c})
 	dx2 := b.node("MatMul", []string{b.im2col(dy), wf}, []int64{batchDim, c})
 	return b.node("Reshape", []string{dx2, b.constInts(-1, s[1], s[2], c)}, s)
@@ -326,7 +328,7 @@ func (b *graphBuilder) maxPool2x2(x string) string {
 		axes = []int64{2, 4}
 	}
 	xr := b.node("Reshape", []string{xe, b.constInts(withFreeBatch(split)...)}, split)
-	mk := b.node("ReduceMax", []string{xr}, kept, attrInts("axes", axes...), attrInt("keepdims", 1))
+	mk := b.node("ReduceMax", []string{xr}, kept, onnxgraph.AttrInts("axes", axes...), onnxgraph.AttrInt("keepdims", 1))
 	y := b.node("Reshape", []string{mk, b.constInts(withFreeBatch(out)...)}, out)
 	b.record("MaxPool2x2", []string{x}, []string{y}, map[string]string{"xr": xr, "max": mk})
 	return y
@@ -370,9 +372,9 @@ func (b *graphBuilder) globalAveragePool(x string) string {
 	s := b.shape(x)
 	var y string
 	if b.form.nchw() {
-		y = b.node("ReduceMean", []string{x}, []int64{s[0], s[1]}, attrInts("axes", 2, 3), attrInt("keepdims", 0))
+		y = b.node("ReduceMean", []string{x}, []int64{s[0], s[1]}, onnxgraph.AttrInts("axes", 2, 3), onnxgraph.AttrInt("keepdims", 0))
 	} else {
-		y = b.node("ReduceMean", []string{x}, []int64{s[0], s[3]}, attrInts("axes", 1, 2), attrInt("keepdims", 0))
+		y = b.node("ReduceMean", []string{x}, []int64{s[0], s[3]}, onnxgraph.AttrInts("axes", 1, 2), onnxgraph.AttrInt("keepdims", 0))
 	}
 	b.record("GlobalAveragePool", []string{x}, []string{y}, nil)
 	return y
@@ -451,7 +453,7 @@ func (b *graphBuilder) winogradConst(name string, transposed bool) string {
 		data, rows, cols = t, cols, rows
 	}
 	v := b.fresh("winograd_" + key)
-	b.g.Initializer = append(b.g.Initializer, NewTensorFloat32(v, []int64{int64(rows), int64(cols)}, data))
+	b.g.Initializer = append(b.g.Initializer, models.NewTensorFloat32(v, []int64{int64(rows), int64(cols)}, data))
 	b.consts[key] = v
 	b.shapes[v] = []int64{int64(rows), int64(cols)}
 	return v
@@ -477,11 +479,11 @@ func (b *graphBuilder) winogradIndex(x string, h, w int64) string {
 		}
 	}
 	bn := b.fresh("winograd_base")
-	b.g.Initializer = append(b.g.Initializer, NewTensorInt64(bn, []int64{16, 1, th * tw}, base))
+	b.g.Initializer = append(b.g.Initializer, models.NewTensorInt64(bn, []int64{16, 1, th * tw}, base))
 	b.shapes[bn] = []int64{16, 1, th * tw}
 	outer := b.scope
 	b.scope = "winograd_index"
-	batch := b.node("Shape", []string{x}, []int64{1}, attrInt("start", 0), attrInt("end", 1))
+	batch := b.node("Shape", []string{x}, []int64{1}, onnxgraph.AttrInt("start", 0), onnxgraph.AttrInt("end", 1))
 	n := b.node("Squeeze", []string{batch, b.constInts(0)}, []int64{})
 	rng := b.node("Range", []string{b.constScalarInt(0), n, b.constScalarInt(1)}, []int64{batchDim})
 	off := b.node("Mul", []string{rng, b.constScalarInt(p)}, []int64{batchDim})
@@ -495,7 +497,7 @@ func (b *graphBuilder) winogradIndex(x string, h, w int64) string {
 // constScalarInt is a shared int64 scalar initializer.
 func (b *graphBuilder) constScalarInt(v int64) string {
 	return b.sharedConst(fmt.Sprint("s", v), "const_int", []int64{}, func(name string) *onnxpb.TensorProto {
-		return NewTensorInt64(name, nil, []int64{v})
+		return models.NewTensorInt64(name, nil, []int64{v})
 	})
 }
 
@@ -506,7 +508,7 @@ func (b *graphBuilder) winogradInput(x string) string {
 	h, w, c := s[1], s[2], s[3]
 	xp := b.node("Pad", []string{x, b.constInts(0, 1, 1, 0, 0, 1, 1, 0)}, []int64{s[0], h + 2, w + 2, c})
 	flat := b.node("Reshape", []string{xp, b.constInts(-1, c)}, []int64{batchDim, c})
-	d := b.node("Gather", []string{flat, b.winogradIndex(x, h, w)}, []int64{16, batchDim, h * w / 4, c}, attrInt("axis", 0))
+	d := b.node("Gather", []string{flat, b.winogradIndex(x, h, w)}, []int64{16, batchDim, h * w / 4, c}, onnxgraph.AttrInt("axis", 0))
 	d2 := b.node("Reshape", []string{d, b.constInts(16, -1)}, []int64{16, batchDim})
 	v := b.node("MatMul", []string{b.winogradConst("TB", false), d2}, []int64{16, batchDim})
 	return b.node("Reshape", []string{v, b.constInts(16, -1, c)}, []int64{16, batchDim, c})
@@ -528,7 +530,7 @@ func (b *graphBuilder) winogradOutput(m string, h, w int64) string {
 	m2 := b.node("Reshape", []string{m, b.constInts(16, -1)}, []int64{16, batchDim})
 	y := b.node("MatMul", []string{b.winogradConst("TA", false), m2}, []int64{4, batchDim})
 	y6 := b.node("Reshape", []string{y, b.constInts(2, 2, -1, h/2, w/2, o)}, []int64{2, 2, batchDim, h / 2, w / 2, o})
-	yt := b.node("Transpose", []string{y6}, []int64{batchDim, h / 2, 2, w / 2, 2, o}, attrInts("perm", 2, 3, 0, 4, 1, 5))
+	yt := b.node("Transpose", []string{y6}, []int64{batchDim, h / 2, 2, w / 2, 2, o}, onnxgraph.AttrInts("perm", 2, 3, 0, 4, 1, 5))
 	return b.node("Reshape", []string{yt, b.constInts(-1, h, w, o)}, []int64{batchDim, h, w, o})
 }
 
@@ -547,28 +549,28 @@ func winogradGrad(b *graphBuilder, n *tapeNode, dOut []string, need []bool) []st
 		// transposes that keep O innermost (measured: 2.3 + 5.9 ms) beat
 		// one that moves O before the tiles (19.4 ms at VGG16's size).
 		r := b.node("Reshape", []string{dy, b.constInts(-1, h/2, 2, wd/2, 2, o)}, []int64{batchDim, h / 2, 2, wd / 2, 2, o})
-		t := b.node("Transpose", []string{r}, []int64{2, 2, batchDim, h / 2, wd / 2, o}, attrInts("perm", 2, 4, 0, 1, 3, 5))
+		t := b.node("Transpose", []string{r}, []int64{2, 2, batchDim, h / 2, wd / 2, o}, onnxgraph.AttrInts("perm", 2, 4, 0, 1, 3, 5))
 		t2 := b.node("Reshape", []string{t, b.constInts(4, -1)}, []int64{4, batchDim})
 		dm := b.node("MatMul", []string{b.winogradConst("TA", true), t2}, []int64{16, batchDim})
 		dm3 := b.node("Reshape", []string{dm, b.constInts(16, -1, o)}, []int64{16, batchDim, o})
-		dmt := b.node("Transpose", []string{dm3}, []int64{16, o, batchDim}, attrInts("perm", 0, 2, 1))
+		dmt := b.node("Transpose", []string{dm3}, []int64{16, o, batchDim}, onnxgraph.AttrInts("perm", 0, 2, 1))
 		dut := b.node("MatMul", []string{dmt, n.saved["v"]}, []int64{16, o, c})
 		du2 := b.node("Reshape", []string{dut, b.constInts(16, o*c)}, []int64{16, o * c})
 		dw := b.node("MatMul", []string{b.winogradConst("TG", true), du2}, []int64{9, o * c})
 		dw3 := b.node("Reshape", []string{dw, b.constInts(9, o, c)}, []int64{9, o, c})
-		dwt := b.node("Transpose", []string{dw3}, []int64{9, c, o}, attrInts("perm", 0, 2, 1))
+		dwt := b.node("Transpose", []string{dw3}, []int64{9, c, o}, onnxgraph.AttrInts("perm", 0, 2, 1))
 		d[1] = b.node("Reshape", []string{dwt, b.constInts(ws...)}, ws)
 	}
 	if need[2] {
 		dy2 := b.node("Reshape", []string{dy, b.constInts(-1, o)}, []int64{batchDim, o})
-		d[2] = b.node("ReduceSum", []string{dy2, b.constInts(0)}, []int64{o}, attrInt("keepdims", 0))
+		d[2] = b.node("ReduceSum", []string{dy2, b.constInts(0)}, []int64{o}, onnxgraph.AttrInt("keepdims", 0))
 	}
 	if need[0] {
 		// W_rot[k', o, c] = W[8−k', c, o], as HWIO of a convolution from
 		// O channels to C.
 		w9 := b.node("Reshape", []string{w, b.constInts(9, c, o)}, []int64{9, c, o})
-		rev := b.node("Gather", []string{w9, b.constInts(8, 7, 6, 5, 4, 3, 2, 1, 0)}, []int64{9, c, o}, attrInt("axis", 0))
-		rot := b.node("Transpose", []string{rev}, []int64{3, 3, o, c}, attrInts("perm", 0, 2, 1))
+		rev := b.node("Gather", []string{w9, b.constInts(8, 7, 6, 5, 4, 3, 2, 1, 0)}, []int64{9, c, o}, onnxgraph.AttrInt("axis", 0))
+		rot := b.node("Transpose", []string{rev}, []int64{3, 3, o, c}, onnxgraph.AttrInts("perm", 0, 2, 1))
 		rot4 := b.node("Reshape", []string{rot, b.constInts(3, 3, o, c)}, []int64{3, 3, o, c})
 		m := b.node("MatMul", []string{b.winogradInput(dy), b.winogradWeight(rot4)}, []int64{16, batchDim, c})
 		d[0] = b.winogradOutput(m, h, wd)

@@ -1,4 +1,4 @@
-package models
+package fetch
 
 import (
 	"archive/tar"
@@ -17,7 +17,7 @@ func TestUnpack(t *testing.T) {
 	for _, tc := range []struct {
 		desc        string
 		entries     []fetchEntry
-		limits      UnpackLimits
+		limits      unpackLimits
 		wantFiles   []string
 		wantSkipped []string
 		wantErr     string
@@ -40,11 +40,11 @@ func TestUnpack(t *testing.T) {
 		{desc: "absolute", entries: []fetchEntry{{Name: "/tmp/evil", Body: []byte("x")}}, unsafe: true, wantErr: "absolute"},
 		{desc: "backslash", entries: []fetchEntry{{Name: `..\evil`, Body: []byte("x")}}, unsafe: true, wantErr: "backslash"},
 		{desc: "too many entries", entries: []fetchEntry{{Name: "a", Body: nil}, {Name: "b"}, {Name: "c"}},
-			limits: UnpackLimits{MaxFiles: 2}, unsafe: true, wantErr: "more than 2 entries"},
+			limits: unpackLimits{MaxFiles: 2}, unsafe: true, wantErr: "more than 2 entries"},
 		{desc: "too many bytes", entries: []fetchEntry{{Name: "a", Body: make([]byte, 600)}, {Name: "b", Body: make([]byte, 600)}},
-			limits: UnpackLimits{MaxBytes: 1000}, unsafe: true, wantErr: "over 1000 bytes"},
+			limits: unpackLimits{MaxBytes: 1000}, unsafe: true, wantErr: "over 1000 bytes"},
 		{desc: "file where a folder is", entries: []fetchEntry{{Name: "a", Body: []byte("x")}, {Name: "a/b", Body: []byte("y")}},
-			wantErr: "models: unpack a/b"},
+			wantErr: "fetch: unpack a/b"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			outer := t.TempDir()
@@ -52,7 +52,7 @@ func TestUnpack(t *testing.T) {
 			if err := os.Mkdir(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			res, err := Unpack(context.Background(), bytes.NewReader(fetchTarGz(t, tc.entries)), dir, tc.limits)
+			res, err := unpack(context.Background(), bytes.NewReader(fetchTarGz(t, tc.entries)), dir, tc.limits)
 			checkInside(t, outer)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || errors.Is(err, ErrUnsafeArchive) != tc.unsafe {
@@ -75,14 +75,14 @@ func TestUnpack(t *testing.T) {
 		})
 	}
 	t.Run("not gzip", func(t *testing.T) {
-		_, err := Unpack(context.Background(), strings.NewReader("<html>rate limited</html>"), t.TempDir(), UnpackLimits{})
+		_, err := unpack(context.Background(), strings.NewReader("<html>rate limited</html>"), t.TempDir(), unpackLimits{})
 		if err == nil || !strings.Contains(err.Error(), "not a gzip stream") {
 			t.Errorf("err = %v", err)
 		}
 	})
 	t.Run("truncated", func(t *testing.T) {
 		b := fetchTarGz(t, []fetchEntry{{Name: "a", Body: bytes.Repeat([]byte("abc"), 10000)}})
-		_, err := Unpack(context.Background(), bytes.NewReader(b[:len(b)/2]), t.TempDir(), UnpackLimits{})
+		_, err := unpack(context.Background(), bytes.NewReader(b[:len(b)/2]), t.TempDir(), unpackLimits{})
 		if err == nil {
 			t.Error("no error for a truncated archive")
 		}
@@ -90,7 +90,7 @@ func TestUnpack(t *testing.T) {
 	t.Run("cancelled", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		_, err := Unpack(ctx, bytes.NewReader(fetchTarGz(t, []fetchEntry{{Name: "a", Body: []byte("x")}})), t.TempDir(), UnpackLimits{})
+		_, err := unpack(ctx, bytes.NewReader(fetchTarGz(t, []fetchEntry{{Name: "a", Body: []byte("x")}})), t.TempDir(), unpackLimits{})
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("err = %v, want context.Canceled", err)
 		}
@@ -136,7 +136,7 @@ func FuzzUnpack(f *testing.F) {
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		Unpack(context.Background(), bytes.NewReader(b), dir, UnpackLimits{MaxFiles: 100, MaxBytes: 1 << 20})
+		unpack(context.Background(), bytes.NewReader(b), dir, unpackLimits{MaxFiles: 100, MaxBytes: 1 << 20})
 		checkInside(t, outer)
 	})
 }

@@ -1,31 +1,33 @@
-package models
+package traingraph
 
 import (
 	"errors"
 	"fmt"
 
+	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
 // Names of the training and evaluation graphs' data inputs and outputs.
 // Parameters keep the names of the run folder's weights file
-// (block5_conv1.weight, hidden.bias, ...); see TrainParam for their layout.
+// (block5_conv1.weight, hidden.bias, ...); see Param for their layout.
 const (
-	TrainMapsInput   = "maps"         // [B,C,h,w] block4_pool maps, float16 (or float32, TrainGraphSpec.MapsFloat32)
-	TrainLabelsInput = "labels"       // [B,K] float32 one-hot (or any distribution)
-	TrainMaskInput   = "dropout_mask" // [B,H] float32: 0 or 1/(1−p), present when TrainGraphSpec.Dropout
-	TrainLossOutput  = "loss"         // [1] mean cross-entropy over the batch
-	LogitsOutput     = "logits"       // [B,K]
-	ProbsOutput      = "probs"        // [B,K] softmax, eval graph only
+	MapsInput    = "maps"         // [B,C,h,w] block4_pool maps, float16 (or float32, Spec.MapsFloat32)
+	LabelsInput  = "labels"       // [B,K] float32 one-hot (or any distribution)
+	MaskInput    = "dropout_mask" // [B,H] float32: 0 or 1/(1−p), present when Spec.Dropout
+	LossOutput   = "loss"         // [1] mean cross-entropy over the batch
+	LogitsOutput = "logits"       // [B,K]
+	ProbsOutput  = "probs"        // [B,K] softmax, eval graph only
 	// AdamVScaleInput is 1/√(1−β2ᵗ), Adam's second-moment bias correction
 	// for step t (counted from 1), shape [1].
 	AdamVScaleInput = "adam.v_scale"
-	// L2Input is the coupled L2 factor λ (TrainGraphSpec.L2), shape [1]:
+	// L2Input is the coupled L2 factor λ (Spec.L2), shape [1]:
 	// λ·θ is added to the gradient of every kernel (not the biases).
 	L2Input = "l2"
 	// FeaturesOutput of the eval graph: the head's input, GAP of the
 	// pooled block5 output [B,C].
-	EvalFeaturesOutput = "features"
+	FeaturesOutput = "features"
 )
 
 // Parameter groups: each has its own learning-rate input (LRInput) and,
@@ -47,7 +49,7 @@ const (
 func LRInput(group string) string { return "lr." + group }
 
 // DecayInput names a group's decoupled weight-decay factor 1 − lr·wd,
-// shape [1] (present when TrainGraphSpec.WeightDecay).
+// shape [1] (present when Spec.WeightDecay).
 func DecayInput(group string) string { return "decay." + group }
 
 // MomentName names an optimizer state tensor of a parameter: "m" (Adam's
@@ -57,10 +59,6 @@ func MomentName(param, moment string) string { return param + "." + moment }
 // NextName names the output that holds the updated value of a parameter
 // or moment input.
 func NextName(input string) string { return input + ".new" }
-
-// Block5WeightName and Block5BiasName name block5's convolutions, i = 1..3.
-func Block5WeightName(i int) string { return fmt.Sprintf("block5_conv%d.weight", i) }
-func Block5BiasName(i int) string   { return fmt.Sprintf("block5_conv%d.bias", i) }
 
 // Head parameter names (as in the run folder's weights file).
 const (
@@ -76,16 +74,16 @@ const (
 	OptimizerSGD  = "sgd"
 )
 
-// TrainGraphSpec fully describes a generated training graph. It has no
+// Spec fully describes a generated training graph. It has no
 // defaults (head.FineTuneSettings has them): every field means what it
 // says, zero included.
-type TrainGraphSpec struct {
+type Spec struct {
 	// Channels, Height and Width are the block4_pool maps' shape [C,h,w];
 	// block5 keeps C channels (512 for VGG16, fewer for test models).
 	Channels, Height, Width int
 	Hidden                  int  // hidden Dense units; 0 = no hidden layer
 	Classes                 int  // K ≥ 2
-	Dropout                 bool // the graph takes TrainMaskInput, multiplied after the hidden layer (or the features)
+	Dropout                 bool // the graph takes MaskInput, multiplied after the hidden layer (or the features)
 	// Optimizer is OptimizerAdam or OptimizerSGD. Adam is DESIGN.md's
 	// (Kingma & Ba, PyTorch's form); SGD uses PyTorch's momentum
 	// (buf ← μ·buf + g; θ ← θ − lr·buf).
@@ -110,10 +108,10 @@ type TrainGraphSpec struct {
 	sliceIm2col bool
 }
 
-// TrainParam is one parameter input of a training or evaluation graph.
+// Param is one parameter input of a training or evaluation graph.
 // Convolution weights are in the graph's Layout (FromTorchvision and
 // ToTorchvision convert); dense weights are Keras' [in,out].
-type TrainParam struct {
+type Param struct {
 	Name      string
 	Shape     []int64
 	Layout    string // LayoutOIHW or LayoutOHWI for convolution weights, "" otherwise
@@ -123,10 +121,10 @@ type TrainParam struct {
 
 // Kernel reports whether p is a weight matrix or convolution kernel
 // rather than a bias.
-func (p TrainParam) Kernel() bool { return len(p.Shape) >= 2 }
+func (p Param) Kernel() bool { return len(p.Shape) >= 2 }
 
 // Size is the number of values.
-func (p TrainParam) Size() int {
+func (p Param) Size() int {
 	n := 1
 	for _, d := range p.Shape {
 		n *= int(d)
@@ -134,71 +132,71 @@ func (p TrainParam) Size() int {
 	return n
 }
 
-// TrainGraph is a generated graph with its interface.
-type TrainGraph struct {
+// Graph is a generated graph with its interface.
+type Graph struct {
 	Model   *onnxpb.ModelProto
-	Spec    TrainGraphSpec
-	Params  []TrainParam // every parameter input, in input order
-	Moments []string     // optimizer moments per trainable parameter: none, "m", or "m" and "v"
-	Inputs  []string     // every graph input, in order
-	Outputs []string     // every graph output, in order
+	Spec    Spec
+	Params  []Param  // every parameter input, in input order
+	Moments []string // optimizer moments per trainable parameter: none, "m", or "m" and "v"
+	Inputs  []string // every graph input, in order
+	Outputs []string // every graph output, in order
 }
 
-// ErrTrainSpec is wrapped by errors about an impossible TrainGraphSpec.
-var ErrTrainSpec = errors.New("models: bad training graph settings")
+// ErrSpec is wrapped by errors about an impossible Spec.
+var ErrSpec = errors.New("traingraph: bad training graph settings")
 
-func (s TrainGraphSpec) validate() error {
+func (s Spec) validate() error {
 	switch {
 	case s.Channels <= 0 || s.Height < 2 || s.Width < 2:
-		return fmt.Errorf("%w: maps [%d,%d,%d] (block5 needs at least 2×2 maps)", ErrTrainSpec, s.Channels, s.Height, s.Width)
+		return fmt.Errorf("%w: maps [%d,%d,%d] (block5 needs at least 2×2 maps)", ErrSpec, s.Channels, s.Height, s.Width)
 	case s.Hidden < 0:
-		return fmt.Errorf("%w: hidden %d", ErrTrainSpec, s.Hidden)
+		return fmt.Errorf("%w: hidden %d", ErrSpec, s.Hidden)
 	case s.Classes < 2:
-		return fmt.Errorf("%w: %d classes", ErrTrainSpec, s.Classes)
+		return fmt.Errorf("%w: %d classes", ErrSpec, s.Classes)
 	case s.Optimizer != OptimizerAdam && s.Optimizer != OptimizerSGD:
-		return fmt.Errorf("%w: optimizer %q (want %s or %s)", ErrTrainSpec, s.Optimizer, OptimizerAdam, OptimizerSGD)
+		return fmt.Errorf("%w: optimizer %q (want %s or %s)", ErrSpec, s.Optimizer, OptimizerAdam, OptimizerSGD)
 	case s.Momentum < 0 || s.Momentum >= 1:
-		return fmt.Errorf("%w: momentum %g", ErrTrainSpec, s.Momentum)
+		return fmt.Errorf("%w: momentum %g", ErrSpec, s.Momentum)
 	}
 	return nil
 }
 
-// TrainParams lists the parameters of spec in graph input order: block5's
+// Params lists the parameters of spec in graph input order: block5's
 // three convolutions, then the head.
-func (s TrainGraphSpec) TrainParams() []TrainParam {
+func (s Spec) Params() []Param {
 	c := int64(s.Channels)
 	layout := s.form.effective(s.Height, s.Width).weightLayout()
 	wshape := weightShape(layout, c)
-	var ps []TrainParam
+	var ps []Param
 	for i := 1; i <= 3; i++ {
 		ps = append(ps,
-			TrainParam{Block5WeightName(i), wshape, layout, GroupBlock5, !s.FreezeBlock5},
-			TrainParam{Block5BiasName(i), []int64{c}, "", GroupBlock5, !s.FreezeBlock5})
+			Param{models.Block5WeightName(i), wshape, layout, GroupBlock5, !s.FreezeBlock5},
+			Param{models.Block5BiasName(i), []int64{c}, "", GroupBlock5, !s.FreezeBlock5})
 	}
 	in := c
 	if s.Hidden > 0 {
 		h := int64(s.Hidden)
 		ps = append(ps,
-			TrainParam{HiddenWeight, []int64{c, h}, "", GroupHead, true},
-			TrainParam{HiddenBias, []int64{h}, "", GroupHead, true})
+			Param{HiddenWeight, []int64{c, h}, "", GroupHead, true},
+			Param{HiddenBias, []int64{h}, "", GroupHead, true})
 		in = h
 	}
 	k := int64(s.Classes)
 	return append(ps,
-		TrainParam{OutputWeight, []int64{in, k}, "", GroupHead, true},
-		TrainParam{OutputBias, []int64{k}, "", GroupHead, true})
+		Param{OutputWeight, []int64{in, k}, "", GroupHead, true},
+		Param{OutputBias, []int64{k}, "", GroupHead, true})
 }
 
 // MaskWidth is the dropout mask's second dimension: the hidden size, or C
 // without a hidden layer.
-func (s TrainGraphSpec) MaskWidth() int {
+func (s Spec) MaskWidth() int {
 	if s.Hidden > 0 {
 		return s.Hidden
 	}
 	return s.Channels
 }
 
-func (s TrainGraphSpec) moments() []string {
+func (s Spec) moments() []string {
 	switch {
 	case s.Optimizer == OptimizerAdam:
 		return []string{"m", "v"}
@@ -211,18 +209,18 @@ func (s TrainGraphSpec) moments() []string {
 // forward emits block5 and the head on the maps and returns the logits and
 // the head's input features; mask, when not "", is the dropout mask
 // multiplied in.
-func (b *graphBuilder) forward(s TrainGraphSpec, maps string, params map[string]string, mask string) (logits, features string) {
+func (b *graphBuilder) forward(s Spec, maps string, params map[string]string, mask string) (logits, features string) {
 	c, h, w := int64(s.Channels), int64(s.Height), int64(s.Width)
 	x := maps
 	if !b.form.nchw() {
 		// Transposing before the Cast moves half the bytes.
-		x = b.node("Transpose", []string{maps}, []int64{batchDim, h, w, c}, attrInts("perm", 0, 2, 3, 1))
+		x = b.node("Transpose", []string{maps}, []int64{batchDim, h, w, c}, onnxgraph.AttrInts("perm", 0, 2, 3, 1))
 	}
 	if !s.MapsFloat32 {
-		x = b.node("Cast", []string{x}, b.shape(x), attrInt("to", int64(onnxpb.TensorProto_FLOAT)))
+		x = b.node("Cast", []string{x}, b.shape(x), onnxgraph.AttrInt("to", int64(onnxpb.TensorProto_FLOAT)))
 	}
 	for i := 1; i <= 3; i++ {
-		x = b.relu(b.conv3x3(x, params[Block5WeightName(i)], params[Block5BiasName(i)]))
+		x = b.relu(b.conv3x3(x, params[models.Block5WeightName(i)], params[models.Block5BiasName(i)]))
 	}
 	f := b.globalAveragePool(b.maxPool2x2(x))
 	features = f
@@ -235,16 +233,16 @@ func (b *graphBuilder) forward(s TrainGraphSpec, maps string, params map[string]
 	return b.gemm(f, params[OutputWeight], params[OutputBias]), features
 }
 
-func (b *graphBuilder) mapsInput(s TrainGraphSpec) string {
+func (b *graphBuilder) mapsInput(s Spec) string {
 	elem := onnxpb.TensorProto_FLOAT16
 	if s.MapsFloat32 {
 		elem = onnxpb.TensorProto_FLOAT
 	}
-	return b.input(TrainMapsInput, elem, []int64{batchDim, int64(s.Channels), int64(s.Height), int64(s.Width)})
+	return b.input(MapsInput, elem, []int64{batchDim, int64(s.Channels), int64(s.Height), int64(s.Width)})
 }
 
 // declareParams adds every parameter input and returns name → value.
-func (b *graphBuilder) declareParams(ps []TrainParam) map[string]string {
+func (b *graphBuilder) declareParams(ps []Param) map[string]string {
 	m := make(map[string]string, len(ps))
 	for _, p := range ps {
 		m[p.Name] = b.input(p.Name, onnxpb.TensorProto_FLOAT, p.Shape)
@@ -255,28 +253,28 @@ func (b *graphBuilder) declareParams(ps []TrainParam) map[string]string {
 	return m
 }
 
-// BuildTrainStep generates the train-step graph: one forward and backward
+// TrainStep generates the train-step graph: one forward and backward
 // pass over a batch and one optimizer update. Inputs, in order: maps,
 // labels, the dropout mask (when spec.Dropout), the step size of each
 // trainable group (LRInput, block5 first), AdamVScaleInput (Adam), the
 // decay factors (DecayInput, with WeightDecay), L2Input (with L2), every
 // parameter
-// (TrainParams order), then the moments of every trainable parameter
+// (Params order), then the moments of every trainable parameter
 // (MomentName, "m" before "v"). Outputs: loss, logits, then for every
 // trainable parameter NextName of itself followed by those of its moments.
-// TrainGraph.Inputs and Outputs list the same.
-func BuildTrainStep(s TrainGraphSpec) (*TrainGraph, error) {
+// Graph.Inputs and Outputs list the same.
+func TrainStep(s Spec) (*Graph, error) {
 	if err := s.validate(); err != nil {
 		return nil, err
 	}
 	b := newGraphBuilder("tlearn_train_step")
 	b.form, b.sliceIm2col = s.form.effective(s.Height, s.Width), s.sliceIm2col
-	ps := s.TrainParams()
+	ps := s.Params()
 	maps := b.mapsInput(s)
-	labels := b.input(TrainLabelsInput, onnxpb.TensorProto_FLOAT, []int64{batchDim, int64(s.Classes)})
+	labels := b.input(LabelsInput, onnxpb.TensorProto_FLOAT, []int64{batchDim, int64(s.Classes)})
 	mask := ""
 	if s.Dropout {
-		mask = b.input(TrainMaskInput, onnxpb.TensorProto_FLOAT, []int64{batchDim, int64(s.MaskWidth())})
+		mask = b.input(MaskInput, onnxpb.TensorProto_FLOAT, []int64{batchDim, int64(s.MaskWidth())})
 	}
 	groups := map[string]bool{}
 	for _, p := range ps {
@@ -305,7 +303,7 @@ func BuildTrainStep(s TrainGraphSpec) (*TrainGraph, error) {
 	}
 	params := b.declareParams(ps)
 	moments := s.moments()
-	var trainable []TrainParam
+	var trainable []Param
 	var names []string
 	for _, p := range ps {
 		if p.Trainable {
@@ -326,7 +324,7 @@ func BuildTrainStep(s TrainGraphSpec) (*TrainGraph, error) {
 	b.scope = "backward"
 	grads := b.backward(loss, names)
 	b.scope = "update"
-	b.output(TrainLossOutput, loss, onnxpb.TensorProto_FLOAT)
+	b.output(LossOutput, loss, onnxpb.TensorProto_FLOAT)
 	b.output(LogitsOutput, logits, onnxpb.TensorProto_FLOAT)
 	for i, p := range trainable {
 		g := grads[i]
@@ -340,7 +338,7 @@ func BuildTrainStep(s TrainGraphSpec) (*TrainGraph, error) {
 
 // update emits one optimizer step for parameter p with gradient g and
 // declares the updated parameter and moments as graph outputs.
-func (b *graphBuilder) update(s TrainGraphSpec, p TrainParam, g string, mom []string, lr, vscale, decay string) {
+func (b *graphBuilder) update(s Spec, p Param, g string, mom []string, lr, vscale, decay string) {
 	sh := p.Shape
 	f := b.constFloat
 	var step string
@@ -376,28 +374,28 @@ func (b *graphBuilder) update(s TrainGraphSpec, p TrainParam, g string, mom []st
 	}
 }
 
-// BuildEval generates the evaluation graph: the forward pass without
-// dropout. Inputs: maps, then every parameter (TrainParams order; training
+// Eval generates the evaluation graph: the forward pass without
+// dropout. Inputs: maps, then every parameter (Params order; training
 // settings such as FreezeBlock5 do not matter). Outputs: logits, probs and
 // features (the head's input).
-func BuildEval(s TrainGraphSpec) (*TrainGraph, error) {
+func Eval(s Spec) (*Graph, error) {
 	if err := s.validate(); err != nil {
 		return nil, err
 	}
 	b := newGraphBuilder("tlearn_eval")
 	b.form, b.sliceIm2col = s.form.effective(s.Height, s.Width), s.sliceIm2col
-	ps := s.TrainParams()
+	ps := s.Params()
 	maps := b.mapsInput(s)
 	params := b.declareParams(ps)
 	logits, features := b.forward(s, maps, params, "")
 	b.output(LogitsOutput, logits, onnxpb.TensorProto_FLOAT)
-	b.output(ProbsOutput, b.node("Softmax", []string{logits}, b.shape(logits), attrInt("axis", 1)), onnxpb.TensorProto_FLOAT)
-	b.output(EvalFeaturesOutput, features, onnxpb.TensorProto_FLOAT)
+	b.output(ProbsOutput, b.node("Softmax", []string{logits}, b.shape(logits), onnxgraph.AttrInt("axis", 1)), onnxpb.TensorProto_FLOAT)
+	b.output(FeaturesOutput, features, onnxpb.TensorProto_FLOAT)
 	return b.finish(s, ps, nil, "tlearn block5 + head evaluation"), nil
 }
 
-func (b *graphBuilder) finish(s TrainGraphSpec, ps []TrainParam, moments []string, doc string) *TrainGraph {
-	tg := &TrainGraph{Model: b.model(doc), Spec: s, Params: ps, Moments: moments}
+func (b *graphBuilder) finish(s Spec, ps []Param, moments []string, doc string) *Graph {
+	tg := &Graph{Model: b.model(doc), Spec: s, Params: ps, Moments: moments}
 	for _, v := range b.g.Input {
 		tg.Inputs = append(tg.Inputs, v.GetName())
 	}

@@ -1,4 +1,4 @@
-package models
+package classifier
 
 import (
 	"bytes"
@@ -11,11 +11,13 @@ import (
 	"strings"
 	"testing"
 
-	ort "github.com/yalue/onnxruntime_go"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
+	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -33,8 +35,8 @@ func randomDense(rng *rand.Rand, in, out int) *Dense {
 	return d
 }
 
-func randomHead(rng *rand.Rand, d, hidden, k int) ExportWeights {
-	var w ExportWeights
+func randomHead(rng *rand.Rand, d, hidden, k int) Weights {
+	var w Weights
 	in := d
 	if hidden > 0 {
 		w.Hidden = randomDense(rng, d, hidden)
@@ -46,16 +48,16 @@ func randomHead(rng *rand.Rand, d, hidden, k int) ExportWeights {
 
 // perturbedBlock5 returns block5's parameters of ext, each scaled and
 // shifted by seeded noise: values a fine-tuning could have reached.
-func perturbedBlock5(t *testing.T, rng *rand.Rand, ext *onnxpb.ModelProto, spec *Spec) *Block5Params {
+func perturbedBlock5(t *testing.T, rng *rand.Rand, ext *onnxpb.ModelProto, spec *models.Spec) *Block5Params {
 	t.Helper()
 	p := &Block5Params{}
 	for k := range 3 {
 		for j, name := range []string{spec.Block5.ConvWeights[k], spec.Block5.ConvBiases[k]} {
-			tp, ok := Initializer(ext, name)
+			tp, ok := models.Initializer(ext, name)
 			if !ok {
 				t.Fatalf("no initializer %s", name)
 			}
-			v, _, err := TensorFloat32(tp)
+			v, _, err := models.TensorFloat32(tp)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -73,16 +75,16 @@ func perturbedBlock5(t *testing.T, rng *rand.Rand, ext *onnxpb.ModelProto, spec 
 }
 
 // withBlock5 is ext with block5's initializers holding p.
-func withBlock5(t *testing.T, ext *onnxpb.ModelProto, spec *Spec, p *Block5Params) *onnxpb.ModelProto {
+func withBlock5(t *testing.T, ext *onnxpb.ModelProto, spec *models.Spec, p *Block5Params) *onnxpb.ModelProto {
 	t.Helper()
 	m := proto.Clone(ext).(*onnxpb.ModelProto)
 	for k := range 3 {
 		for i, tp := range m.Graph.Initializer {
 			switch tp.GetName() {
 			case spec.Block5.ConvWeights[k]:
-				m.Graph.Initializer[i] = NewTensorFloat32(tp.GetName(), tp.Dims, p.ConvWeights[k])
+				m.Graph.Initializer[i] = models.NewTensorFloat32(tp.GetName(), tp.Dims, p.ConvWeights[k])
 			case spec.Block5.ConvBiases[k]:
-				m.Graph.Initializer[i] = NewTensorFloat32(tp.GetName(), tp.Dims, p.ConvBiases[k])
+				m.Graph.Initializer[i] = models.NewTensorFloat32(tp.GetName(), tp.Dims, p.ConvBiases[k])
 			}
 		}
 	}
@@ -112,7 +114,7 @@ func randomPixels(rng *rand.Rand, n, side int) []uint8 {
 
 // referenceFeatures is the first half of the cached-feature path: Go
 // preprocessing (dataset.Preprocess), then the extractor under ORT.
-func referenceFeatures(t *testing.T, ext *onnxpb.ModelProto, spec *Spec, pix []uint8, n, side int) []float32 {
+func referenceFeatures(t *testing.T, ext *onnxpb.ModelProto, spec *models.Spec, pix []uint8, n, side int) []float32 {
 	t.Helper()
 	x := make([]float32, len(pix))
 	for i := range n {
@@ -123,15 +125,15 @@ func referenceFeatures(t *testing.T, ext *onnxpb.ModelProto, spec *Spec, pix []u
 		}
 		dataset.Preprocess(x, i, img, spec.Preprocessing)
 	}
-	b, err := Marshal(ext)
+	b, err := models.Marshal(ext)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return runFloat32(t, b, spec.Input, imageShape(spec.Preprocessing.Layout, int64(n), int64(side)), x, FeaturesOutput)
+	return runFloat32(t, b, spec.Input, imageShape(spec.Preprocessing.Layout, int64(n), int64(side)), x, models.FeaturesOutput)
 }
 
 // headProbs is the second half: the head in float64 and a softmax.
-func headProbs(feats []float32, w ExportWeights) []float32 {
+func headProbs(feats []float32, w Weights) []float32 {
 	d := w.Output.In
 	if w.Hidden != nil {
 		d = w.Hidden.In
@@ -165,7 +167,7 @@ func headProbs(feats []float32, w ExportWeights) []float32 {
 // scaleFirstLayer divides the head's first kernel by the features' RMS,
 // so that the logits are O(1) whatever the backbone's scale: a saturated
 // softmax would hide differences in the features.
-func scaleFirstLayer(w ExportWeights, feats []float32) {
+func scaleFirstLayer(w Weights, feats []float32) {
 	var ss float64
 	for _, v := range feats {
 		ss += float64(v) * float64(v)
@@ -204,57 +206,72 @@ func denseF64(x []float64, d *Dense) []float64 {
 	return y
 }
 
+// runFloat32 runs model once on one float32 input and returns one float32
+// output.
 func runFloat32(t *testing.T, model []byte, input string, shape []int64, data []float32, output string) []float32 {
 	t.Helper()
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{input}, []string{output}, nil)
+	res, err := ortlib.Probe(model, []ortlib.Tensor{{Name: input, Shape: shape, Data: data}}, []string{output}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sess.Destroy()
-	in, err := ort.NewTensor(ort.NewShape(shape...), data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Destroy()
-	outs := []ort.Value{nil}
-	if err := sess.Run([]ort.Value{in}, outs); err != nil {
-		t.Fatal(err)
-	}
-	defer outs[0].Destroy()
-	return slices.Clone(outs[0].(*ort.Tensor[float32]).GetData())
+	return res[0].Data
 }
 
-// TestExportMatchesCachedPath runs exported classifiers on uint8 pixels
+// tinyWidth is TinyVGG's width: channels 4, 8, 16, 32, 32.
+const tinyWidth = 1.0 / 16
+
+func imageShape(layout dataset.Layout, batch, side int64) []int64 {
+	if layout == dataset.NHWC {
+		return []int64{batch, side, side, 3}
+	}
+	return []int64{batch, 3, side, side}
+}
+
+// assertClose fails unless got and want agree within tol, relative to
+// 1+|want|.
+func assertClose(t *testing.T, what string, got, want []float32, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		if d := math.Abs(float64(got[i]) - float64(want[i])); d > tol*(1+math.Abs(float64(want[i]))) || math.IsNaN(d) {
+			t.Fatalf("%s[%d] = %v, want %v (tolerance %g)", what, i, got[i], want[i], tol)
+		}
+	}
+}
+
+// TestBuildMatchesCachedPath runs exported classifiers on uint8 pixels
 // and compares them with the extractor's features fed to the same head,
 // for both presets, with and without a hidden layer and fine-tuned block5.
-func TestExportMatchesCachedPath(t *testing.T) {
+func TestBuildMatchesCachedPath(t *testing.T) {
 	ortlibtest.Init(t)
 	classes := []string{"cat", "dog", "bird"}
 	cases := []struct {
 		desc     string
-		synth    SynthSettings
+		synth    models.SynthSettings
 		hidden   int
 		finetune bool
 		side     int
 	}{
-		{"torchvision head", SynthSettings{Seed: 21, Width: tinyWidth}, 7, false, 32},
-		{"torchvision no hidden at 64", SynthSettings{Seed: 22, Width: tinyWidth}, 0, false, 64},
-		{"torchvision finetune", SynthSettings{Seed: 23, Width: tinyWidth}, 5, true, 32},
-		{"keras head", SynthSettings{Seed: 24, Width: tinyWidth, Keras: true}, 6, false, 32},
-		{"keras finetune at 64", SynthSettings{Seed: 25, Width: tinyWidth, Keras: true}, 4, true, 64},
+		{"torchvision head", models.SynthSettings{Seed: 21, Width: tinyWidth}, 7, false, 32},
+		{"torchvision no hidden at 64", models.SynthSettings{Seed: 22, Width: tinyWidth}, 0, false, 64},
+		{"torchvision finetune", models.SynthSettings{Seed: 23, Width: tinyWidth}, 5, true, 32},
+		{"keras head", models.SynthSettings{Seed: 24, Width: tinyWidth, Keras: true}, 6, false, 32},
+		{"keras finetune at 64", models.SynthSettings{Seed: 25, Width: tinyWidth, Keras: true}, 4, true, 64},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
 			dir := t.TempDir()
-			spec, err := WriteSynthPrepared(dir, tc.synth)
+			spec, err := models.WriteSynthPrepared(dir, tc.synth)
 			if err != nil {
 				t.Fatal(err)
 			}
-			ext, err := Load(filepath.Join(dir, ExtractorFile))
+			ext, err := models.Load(filepath.Join(dir, models.ExtractorFile))
 			if err != nil {
 				t.Fatal(err)
 			}
-			before, _ := Marshal(ext)
+			before, _ := models.Marshal(ext)
 			rng := rand.New(rand.NewPCG(uint64(tc.synth.Seed), 5))
 			w := randomHead(rng, spec.Features.Dim, tc.hidden, len(classes))
 			const n = 3
@@ -266,23 +283,24 @@ func TestExportMatchesCachedPath(t *testing.T) {
 			}
 			feats := referenceFeatures(t, refModel, spec, pix, n, tc.side)
 			scaleFirstLayer(w, feats)
-			m, err := Export(spec, ext, w, ExportSettings{Classes: classes, Size: 32, Interpolation: dataset.Bilinear, ExtractorSHA256: "feed"})
+			m, err := Build(spec, ext, w, Settings{Classes: classes, Size: 32, Interpolation: dataset.Bilinear, ExtractorSHA256: "feed"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if after, _ := Marshal(ext); !bytes.Equal(before, after) {
-				t.Fatal("Export modified the extractor")
+			if after, _ := models.Marshal(ext); !bytes.Equal(before, after) {
+				t.Fatal("Build modified the extractor")
 			}
 			checkClassifierGraph(t, m, w)
 
-			b, err := Marshal(m)
+			b, err := models.Marshal(m)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, shape, err := runUint8(b, ClassifierInput, []int64{n, int64(tc.side), int64(tc.side), 3}, pix, ClassifierOutput, 1)
+			res, err := ortlib.Probe(b, []ortlib.Tensor{{Name: Input, Shape: []int64{n, int64(tc.side), int64(tc.side), 3}, Data: pix}}, []string{Output}, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
+			got, shape := res[0].Data, res[0].Shape
 			if !slices.Equal(shape, []int64{n, int64(len(classes))}) {
 				t.Fatalf("output shape %v", shape)
 			}
@@ -313,13 +331,13 @@ func maxAbsDiff(a, b []float32) float64 {
 
 // checkClassifierGraph checks the contract of the exported file beyond its
 // values.
-func checkClassifierGraph(t *testing.T, m *onnxpb.ModelProto, w ExportWeights) {
+func checkClassifierGraph(t *testing.T, m *onnxpb.ModelProto, w Weights) {
 	t.Helper()
 	g := m.Graph
-	if len(g.Input) != 1 || len(g.Output) != 1 || g.Output[0].GetName() != ClassifierOutput {
+	if len(g.Input) != 1 || len(g.Output) != 1 || g.Output[0].GetName() != Output {
 		t.Fatalf("inputs %v outputs %v", g.Input, g.Output)
 	}
-	elem, dims, _ := Shape(g.Input[0])
+	elem, dims, _ := onnxgraph.Shape(g.Input[0])
 	if elem != onnxpb.TensorProto_UINT8 || len(dims) != 4 || dims[1].Param == "" || dims[2].Param == "" || dims[3].Value != 3 {
 		t.Fatalf("input %s %v", elem, dims)
 	}
@@ -327,7 +345,7 @@ func checkClassifierGraph(t *testing.T, m *onnxpb.ModelProto, w ExportWeights) {
 	for _, n := range g.Node {
 		ops[n.GetOpType()]++
 		for _, o := range n.Output {
-			if o == MapsOutput {
+			if o == models.MapsOutput {
 				t.Fatal("the maps branch is still there")
 			}
 		}
@@ -342,7 +360,7 @@ func checkClassifierGraph(t *testing.T, m *onnxpb.ModelProto, w ExportWeights) {
 	if ops["Gemm"] != wantGemm {
 		t.Fatalf("%d Gemm nodes, want %d", ops["Gemm"], wantGemm)
 	}
-	info, err := ReadClassifierInfo(m)
+	info, err := ReadInfo(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,63 +374,63 @@ func checkClassifierGraph(t *testing.T, m *onnxpb.ModelProto, w ExportWeights) {
 	}
 }
 
-func TestExportErrors(t *testing.T) {
+func TestBuildErrors(t *testing.T) {
 	dir := t.TempDir()
-	spec, err := WriteTinyPrepared(dir, 3)
+	spec, err := models.WriteTinyPrepared(dir, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ext, err := Load(filepath.Join(dir, ExtractorFile))
+	ext, err := models.Load(filepath.Join(dir, models.ExtractorFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := spec.Features.Dim
 	classes := []string{"a", "b"}
 	rng := rand.New(rand.NewPCG(1, 2))
-	good := func() ExportWeights { return randomHead(rng, d, 4, 2) }
+	good := func() Weights { return randomHead(rng, d, 4, 2) }
 	custom := *spec
-	custom.Block5, custom.Maps, custom.Preset = nil, nil, PresetCustom
+	custom.Block5, custom.Maps, custom.Preset = nil, nil, models.PresetCustom
 	old := proto.Clone(ext).(*onnxpb.ModelProto)
 	old.OpsetImport[0].Version = proto.Int64(6)
 	cases := []struct {
 		desc     string
-		spec     *Spec
+		spec     *models.Spec
 		ext      *onnxpb.ModelProto
-		w        func() ExportWeights
-		s        ExportSettings
+		w        func() Weights
+		s        Settings
 		want     string
 		mismatch bool
 	}{
-		{"hidden takes other features", spec, ext, func() ExportWeights { return randomHead(rng, d+1, 4, 2) }, ExportSettings{Classes: classes}, "hidden layer takes 33 features but the model's features have 32", true},
-		{"no hidden, other features", spec, ext, func() ExportWeights { return randomHead(rng, d*2, 0, 2) }, ExportSettings{Classes: classes}, "output layer takes 64 features", true},
-		{"class count", spec, ext, good, ExportSettings{Classes: []string{"a", "b", "c"}}, "2 units but there are 3 classes", true},
-		{"no classes", spec, ext, good, ExportSettings{}, "no class names", false},
-		{"empty class name", spec, ext, good, ExportSettings{Classes: []string{"a", ""}}, "class 1 has an empty name", false},
-		{"short kernel", spec, ext, func() ExportWeights {
+		{"hidden takes other features", spec, ext, func() Weights { return randomHead(rng, d+1, 4, 2) }, Settings{Classes: classes}, "hidden layer takes 33 features but the model's features have 32", true},
+		{"no hidden, other features", spec, ext, func() Weights { return randomHead(rng, d*2, 0, 2) }, Settings{Classes: classes}, "output layer takes 64 features", true},
+		{"class count", spec, ext, good, Settings{Classes: []string{"a", "b", "c"}}, "2 units but there are 3 classes", true},
+		{"no classes", spec, ext, good, Settings{}, "no class names", false},
+		{"empty class name", spec, ext, good, Settings{Classes: []string{"a", ""}}, "class 1 has an empty name", false},
+		{"short kernel", spec, ext, func() Weights {
 			w := good()
 			w.Hidden.Kernel = w.Hidden.Kernel[1:]
 			return w
-		}, ExportSettings{Classes: classes}, "hidden kernel has 127 values", true},
-		{"block5 on a custom backbone", &custom, ext, func() ExportWeights {
+		}, Settings{Classes: classes}, "hidden kernel has 127 values", true},
+		{"block5 on a custom backbone", &custom, ext, func() Weights {
 			w := good()
 			w.Block5 = &Block5Params{}
 			return w
-		}, ExportSettings{Classes: classes}, "no block5", true},
-		{"block5 of another width", spec, ext, func() ExportWeights {
+		}, Settings{Classes: classes}, "no block5", true},
+		{"block5 of another width", spec, ext, func() Weights {
 			w := good()
 			w.Block5 = perturbedBlock5(t, rng, ext, spec)
 			w.Block5.ConvWeights[1] = w.Block5.ConvWeights[1][:9]
 			return w
-		}, ExportSettings{Classes: classes}, "block5_conv2 has 9 fine-tuned values", true},
-		{"size not a multiple", spec, ext, good, ExportSettings{Classes: classes, Size: 48}, "not a multiple of 32", false},
-		{"unknown interpolation", spec, ext, good, ExportSettings{Classes: classes, Interpolation: "cubic"}, "interpolation", false},
-		{"old opset", spec, old, good, ExportSettings{Classes: classes}, "opset 6", false},
+		}, Settings{Classes: classes}, "block5_conv2 has 9 fine-tuned values", true},
+		{"size not a multiple", spec, ext, good, Settings{Classes: classes, Size: 48}, "not a multiple of 32", false},
+		{"unknown interpolation", spec, ext, good, Settings{Classes: classes, Interpolation: "cubic"}, "interpolation", false},
+		{"old opset", spec, old, good, Settings{Classes: classes}, "opset 6", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
 			tc.s.SkipCheck = true
-			_, err := Export(tc.spec, tc.ext, tc.w(), tc.s)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "models: export: ") {
+			_, err := Build(tc.spec, tc.ext, tc.w(), tc.s)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "classifier: ") {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}
 			if errors.Is(err, ErrWeightsMismatch) != tc.mismatch {
@@ -422,41 +440,41 @@ func TestExportErrors(t *testing.T) {
 	}
 }
 
-// TestExportCheckRun covers the check run: it needs ONNX Runtime, and it
+// TestBuildCheckRun covers the check run: it needs ONNX Runtime, and it
 // passes on a good classifier.
-func TestExportCheckRun(t *testing.T) {
+func TestBuildCheckRun(t *testing.T) {
 	ortlibtest.Init(t)
 	dir := t.TempDir()
-	spec, err := WriteTinyPrepared(dir, 4)
+	spec, err := models.WriteTinyPrepared(dir, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ext, err := Load(filepath.Join(dir, ExtractorFile))
+	ext, err := models.Load(filepath.Join(dir, models.ExtractorFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := randomHead(rand.New(rand.NewPCG(4, 4)), spec.Features.Dim, 0, 2)
-	if _, err := Export(spec, ext, w, ExportSettings{Classes: []string{"x", "y"}, Size: 64, Threads: 1}); err != nil {
+	if _, err := Build(spec, ext, w, Settings{Classes: []string{"x", "y"}, Size: 64, Threads: 1}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func TestReadClassifierInfoErrors(t *testing.T) {
+func TestReadInfoErrors(t *testing.T) {
 	dir := t.TempDir()
-	spec, err := WriteTinyPrepared(dir, 5)
+	spec, err := models.WriteTinyPrepared(dir, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ext, err := Load(filepath.Join(dir, ExtractorFile))
+	ext, err := models.Load(filepath.Join(dir, models.ExtractorFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := randomHead(rand.New(rand.NewPCG(5, 5)), spec.Features.Dim, 3, 2)
-	good, err := Export(spec, ext, w, ExportSettings{Classes: []string{"x", "y"}, SkipCheck: true})
+	good, err := Build(spec, ext, w, Settings{Classes: []string{"x", "y"}, SkipCheck: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadClassifierInfo(ext); !errors.Is(err, ErrNotClassifier) {
+	if _, err := ReadInfo(ext); !errors.Is(err, ErrNotClassifier) {
 		t.Fatalf("extractor: %v, want ErrNotClassifier", err)
 	}
 	setMeta := func(key, value string) func(*onnxpb.ModelProto) {
@@ -481,17 +499,17 @@ func TestReadClassifierInfoErrors(t *testing.T) {
 		{"interpolation", setMeta(MetaInterpolation, "cubic"), MetaInterpolation},
 		{"layout", setMeta(MetaInputLayout, "NCHW float"), MetaInputLayout},
 		{"input type", func(m *onnxpb.ModelProto) {
-			m.Graph.Input[0] = ValueInfo(ClassifierInput, onnxpb.TensorProto_FLOAT, []any{"N", "H", "W", 3})
+			m.Graph.Input[0] = onnxgraph.ValueInfo(Input, onnxpb.TensorProto_FLOAT, []any{"N", "H", "W", 3})
 		}, "want uint8 [N,H,W,3]"},
 		{"output classes", func(m *onnxpb.ModelProto) {
-			m.Graph.Output[0] = ValueInfo(ClassifierOutput, onnxpb.TensorProto_FLOAT, []any{"N", 5})
+			m.Graph.Output[0] = onnxgraph.ValueInfo(Output, onnxpb.TensorProto_FLOAT, []any{"N", 5})
 		}, "want float [N,2]"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
 			m := proto.Clone(good).(*onnxpb.ModelProto)
 			tc.mutate(m)
-			_, err := ReadClassifierInfo(m)
+			_, err := ReadInfo(m)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}
@@ -499,22 +517,22 @@ func TestReadClassifierInfoErrors(t *testing.T) {
 	}
 }
 
-// FuzzReadClassifierInfo feeds arbitrary metadata values (they come from
+// FuzzReadInfo feeds arbitrary metadata values (they come from
 // files tlearn did not necessarily write) to the reader.
-func FuzzReadClassifierInfo(f *testing.F) {
+func FuzzReadInfo(f *testing.F) {
 	f.Add(`["cat","dog"]`, "224", "32", "", "nearest", `{"channel_order":"RGB","layout":"NCHW","scale":1,"mean":[0,0,0],"std":[1,1,1]}`)
 	f.Add(`["a"]`, "64", "", "64", "lanczos3", `{}`)
 	f.Add(`[""]`, "0", "x", "-1", "?", `[`)
 	f.Fuzz(func(t *testing.T, classes, size, multiple, fixed, interp, pre string) {
 		m := &onnxpb.ModelProto{Graph: &onnxpb.GraphProto{
-			Input:  []*onnxpb.ValueInfoProto{ValueInfo(ClassifierInput, onnxpb.TensorProto_UINT8, []any{"N", "H", "W", 3})},
-			Output: []*onnxpb.ValueInfoProto{ValueInfo(ClassifierOutput, onnxpb.TensorProto_FLOAT, []any{"N", nil})},
+			Input:  []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo(Input, onnxpb.TensorProto_UINT8, []any{"N", "H", "W", 3})},
+			Output: []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo(Output, onnxpb.TensorProto_FLOAT, []any{"N", nil})},
 		}}
 		for _, kv := range [][2]string{{MetaFormat, "1"}, {MetaClasses, classes}, {MetaSize, size}, {MetaSizeMultiple, multiple},
-			{MetaFixedSize, fixed}, {MetaInterpolation, interp}, {MetaPreprocessing, pre}, {MetaInputLayout, ClassifierInputLayout}} {
+			{MetaFixedSize, fixed}, {MetaInterpolation, interp}, {MetaPreprocessing, pre}, {MetaInputLayout, InputLayout}} {
 			m.MetadataProps = append(m.MetadataProps, &onnxpb.StringStringEntryProto{Key: proto.String(kv[0]), Value: proto.String(kv[1])})
 		}
-		info, err := ReadClassifierInfo(m)
+		info, err := ReadInfo(m)
 		if err != nil {
 			return
 		}

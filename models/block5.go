@@ -5,6 +5,12 @@ import (
 	"path/filepath"
 )
 
+// Block5WeightName and Block5BiasName name block5's convolutions, i = 1..3,
+// as the run folder's weights file and the training graphs
+// (models/traingraph) do.
+func Block5WeightName(i int) string { return fmt.Sprintf("block5_conv%d.weight", i) }
+func Block5BiasName(i int) string   { return fmt.Sprintf("block5_conv%d.bias", i) }
+
 // Block5Tensor is one of block5's parameters in torchvision layout
 // (weights [C,C,3,3], biases [C]).
 type Block5Tensor struct {

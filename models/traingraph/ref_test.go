@@ -1,9 +1,11 @@
-package models
+package traingraph
 
 import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/tlearn/tlearn/models"
 )
 
 // refNet is an independent float64 implementation of block5 + head, the
@@ -23,8 +25,8 @@ type refNet struct {
 func (n *refNet) tensors() map[string][]float64 {
 	m := map[string][]float64{OutputWeight: n.w2, OutputBias: n.b2}
 	for l := range 3 {
-		m[Block5WeightName(l+1)] = n.convW[l]
-		m[Block5BiasName(l+1)] = n.convB[l]
+		m[models.Block5WeightName(l+1)] = n.convW[l]
+		m[models.Block5BiasName(l+1)] = n.convB[l]
 	}
 	if n.Hidden > 0 {
 		m[HiddenWeight], m[HiddenBias] = n.w1, n.b1

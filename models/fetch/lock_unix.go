@@ -1,6 +1,6 @@
 //go:build unix
 
-package models
+package fetch
 
 import (
 	"errors"
@@ -16,14 +16,14 @@ import (
 func lockDownload(name string) (unlock func(), err error) {
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("models: fetch: lock %s: %w", name, err)
+		return nil, fmt.Errorf("fetch: lock %s: %w", name, err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("models: fetch: another tlearn is downloading into the same place (lock %s held)", name)
+			return nil, fmt.Errorf("fetch: another tlearn is downloading into the same place (lock %s held)", name)
 		}
-		return nil, fmt.Errorf("models: fetch: lock %s: %w", name, err)
+		return nil, fmt.Errorf("fetch: lock %s: %w", name, err)
 	}
 	return func() { f.Close() }, nil
 }
