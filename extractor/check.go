@@ -12,7 +12,7 @@ import (
 	"sync"
 
 	"github.com/tlearn/tlearn/dataset"
-	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/extractor/cache"
 )
 
 // checkWorkers is the parallelism of the check pass: it waits on file

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/tlearn/tlearn/extractor/internal/extractortest"
-	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 )

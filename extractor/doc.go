@@ -1,6 +1,6 @@
 // Package extractor runs a prepared backbone (extractor.onnx) under ONNX
 // Runtime and streams a dataset through it into a feature cache
-// (internal/cache): pooled features always, block4_pool maps on request.
+// (extractor/cache): pooled features always, block4_pool maps on request.
 //
 // An Extractor owns one ORT session with its input and output tensors,
 // allocated once for a batch size and input size and refilled in place.
@@ -23,7 +23,7 @@
 //
 // The package must not parse image formats itself beyond that check, nor
 // train anything: decoding belongs to dataset, the cache format to
-// internal/cache, training to head. It imports dataset, models,
-// internal/cache and internal/ortlib, and must not import head or
+// extractor/cache, training to head. It imports dataset, models,
+// extractor/cache and internal/ortlib, and must not import head or
 // extractor/classify.
 package extractor

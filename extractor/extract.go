@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tlearn/tlearn/dataset"
-	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/extractor/cache"
 )
 
 // Settings choose what Extract stores and how it treats an existing cache

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/classifier"
 )

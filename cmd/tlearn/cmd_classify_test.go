@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	rundir "github.com/tlearn/tlearn/head/run"
-	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/models"
 )
 

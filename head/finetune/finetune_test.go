@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/tlearn/tlearn/head"
-	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/internal/progress"

@@ -8,7 +8,7 @@ import (
 	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/head/finetune"
 	rundir "github.com/tlearn/tlearn/head/run"
-	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/internal/progress"
 )
 

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlearn/tlearn/internal/cache"
+	"github.com/tlearn/tlearn/extractor/cache"
 )
 
 // featureCache writes a complete cache of n rows of separable features

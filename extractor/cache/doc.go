@@ -2,13 +2,15 @@
 // and NumPy .npy arrays (features.npy float32 [N,D], labels.npy int32 [N],
 // optionally maps.npy float16 [N,C,h,w]).
 //
-// It is a separate internal package because the format has one writer and
-// several readers: the extractor fills caches, the head trainer and the
-// fine-tune trainer read them. Keeping the format here lets the readers open
-// a cache without importing the extractor (and with it ONNX Runtime), and
-// keeps the rules that make a cache resumable and verifiable in one place.
-// It must not know about images, models or training: it stores arrays and
-// the manifest that describes them.
+// It is a package of its own, below the extractor that writes caches,
+// because the format has one writer and several readers: the extractor fills
+// caches; the CLI, the experiments and library users read them into
+// head.Data or finetune.MapsData. Keeping the format here lets the readers
+// open a cache without importing the extractor (and with it ONNX Runtime),
+// and keeps the rules that make a cache resumable and verifiable in one
+// place. It must not know about images, models or training (it imports no
+// other tlearn package but internal/fsutil): it stores arrays and the
+// manifest that describes them.
 //
 // Writing: Create preallocates every array with its final N in the header
 // (the file has its final size from the start) and Writer fills it in place
