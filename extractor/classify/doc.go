@@ -8,6 +8,6 @@
 //
 // It owns the classifier's session and its pixel and probability buffers.
 // It must not train or write anything (training belongs to head, the
-// export to models), nor import extractor: classifying needs no feature
-// cache.
+// export to models/classifier), nor import extractor, extractor/cache or
+// head: classifying needs no feature cache and no run folder.
 package classify

@@ -18,6 +18,7 @@
 // ErrModelChanged, rundir.ErrExists) to which cmd/tlearn adds its advice.
 // It must not load ONNX Runtime either: the caller initializes it
 // (internal/ortlib) before Extract, FineTune, Export or Compare. It imports
-// dataset, extractor, head, models and internal packages, never
-// onnxruntime_go or gonum directly; only cmd/tlearn imports it.
+// dataset, extractor, extractor/cache, head, head/finetune, head/run,
+// models, models/classifier and internal packages, never onnxruntime_go or
+// gonum directly; only cmd/tlearn imports it (and internal/compat's tests).
 package experiment

@@ -5,7 +5,8 @@
 //
 // It exists as a small internal package because the CLI, the extractor, the
 // fine-tune trainer and every test that runs ORT need the same search order
-// and the same CUDA fallback rule; it must not hold any model or ML logic.
+// and the same CUDA fallback rule; it must not hold any model or ML logic,
+// nor import any other tlearn package.
 // The ORT environment is process-global: cmd/tlearn calls Init once in main,
 // tests call it through ortlibtest.Init; libraries only receive ready sessions.
 package ortlib

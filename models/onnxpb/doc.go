@@ -11,7 +11,8 @@
 //
 // Regenerate with `go generate ./models/onnxpb` (needs protoc from Debian's
 // protobuf-compiler and protoc-gen-go; `make generate` installs both).
-// Nothing else belongs in this package: helpers live in package models.
+// Nothing else belongs in this package: helpers live in package models and
+// models/internal/onnxgraph. It must not import any tlearn package.
 package onnxpb
 
 //go:generate protoc --go_out=. --go_opt=paths=source_relative --go_opt=Monnx.proto=github.com/tlearn/tlearn/models/onnxpb onnx.proto

@@ -75,7 +75,7 @@ const (
 )
 
 // Spec fully describes a generated training graph. It has no
-// defaults (head.FineTuneSettings has them): every field means what it
+// defaults (finetune.Settings has them): every field means what it
 // says, zero included.
 type Spec struct {
 	// Channels, Height and Width are the block4_pool maps' shape [C,h,w];

@@ -1,5 +1,3 @@
-// Package ortlibtest initializes ONNX Runtime for tests and benchmarks. It
-// is a package of its own so that production code never links "testing".
 package ortlibtest
 
 import (

@@ -1,0 +1,10 @@
+// Package fsutil writes files atomically: to a temporary name in the same
+// folder, synced, then renamed over the final name, so that a reader sees
+// either the old complete file or the new complete one, never a torn write.
+// Every file tlearn produces goes through it. It also formats file sizes
+// for people (FormatBytes), so that every size tlearn prints uses one unit
+// system.
+//
+// It holds no other logic and must not import any other tlearn package:
+// nearly all of them import it.
+package fsutil
