@@ -15,9 +15,9 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
-	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/onnxpb"

@@ -15,9 +15,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
-	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/internal/experiment"
 )
 

@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
-	"github.com/tlearn/tlearn/extractor/cache"
 )
 
 // caches are an opened training and validation feature cache.
