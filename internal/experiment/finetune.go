@@ -9,9 +9,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/head/finetune"
 	rundir "github.com/tlearn/tlearn/head/run"
-	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/internal/progress"
 	"github.com/tlearn/tlearn/models"
 )
@@ -195,8 +195,8 @@ func openMapsCache(dir, modelDir string, spec *models.Spec, modelSHA string) (*m
 		return nil, errors.Join(fmt.Errorf("experiment: "+format, args...), cc.Close())
 	}
 	switch {
-	case len(m.MapsShape) != 3 || cc.Maps == nil:
-		return fail("%s has no block4_pool maps; extract it again with maps", dir)
+	case !hasMaps(cc):
+		return nil, errors.Join(&NoMapsError{Dir: dir}, cc.Close())
 	case m.Model.ExtractorSHA256 != modelSHA:
 		return fail("%s was extracted with another model (extractor.onnx sha256 %s, the model %s has %s); fine-tune with the model the maps came from",
 			dir, shortSHA(m.Model.ExtractorSHA256), modelDir, shortSHA(modelSHA))
@@ -216,3 +216,6 @@ func mapsData(cc *cache.Cache) *finetune.MapsData {
 	s := cc.Manifest.MapsShape
 	return &finetune.MapsData{Maps: cc.Maps, Y: cc.Labels, Classes: cc.Manifest.Classes, Shape: [3]int{s[0], s[1], s[2]}}
 }
+
+// hasMaps reports whether the cache holds block4_pool maps.
+func hasMaps(cc *cache.Cache) bool { return len(cc.Manifest.MapsShape) == 3 && cc.Maps != nil }
