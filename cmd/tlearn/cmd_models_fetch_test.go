@@ -98,18 +98,6 @@ func TestFetchLines(t *testing.T) {
 	}
 }
 
-func TestShellQuote(t *testing.T) {
-	for in, want := range map[string]string{
-		"/home/me/.cache/tlearn/models/vgg16-12/vgg16/vgg16.onnx": "/home/me/.cache/tlearn/models/vgg16-12/vgg16/vgg16.onnx",
-		"/my models/v.onnx": "'/my models/v.onnx'",
-		"/it's/v.onnx":      `'/it'\''s/v.onnx'`,
-	} {
-		if got := shellQuote(in); got != want {
-			t.Errorf("shellQuote(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestFetchAdvice(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
