@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"time"
 
 	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/head/finetune"
@@ -113,7 +112,7 @@ func FineTune(ctx context.Context, s FineTuneSettings, p progress.Reporter) (*Ru
 		return nil, fmt.Errorf("experiment: remove the finished run's checkpoint: %w", err)
 	}
 	p.Log(fmt.Sprintf("done in %s on %s (%.1f images/s): final val_accuracy %.4f, best %.4f (epoch %d); wrote %s",
-		time.Duration(res.Seconds*float64(time.Second)).Round(time.Second), res.Device, res.ImagesPerSecond,
+		formatSeconds(res.Seconds), res.Device, res.ImagesPerSecond,
 		m.Final.ValAccuracy, m.Best.ValAccuracy, m.Best.Epoch, out))
 	return &Run{Dir: out, Metrics: m}, nil
 }
