@@ -1,7 +1,8 @@
-// Package experiment runs tlearn's multi-step jobs as library calls: one
-// extraction into a feature cache (or a train/val pair), one head run, one
-// fine-tuning run, the evaluation of a run on a cache and one export, each
-// from folders on disk to folders on disk; a sweep of head runs over a
+// Package experiment runs tlearn's multi-step jobs as library calls: the
+// split of a class-folder dataset into training and validation folders,
+// one extraction into a feature cache (or a train/val pair), one head run,
+// one fine-tuning run, the evaluation of a run on a cache and one export,
+// each from folders on disk to folders on disk; a sweep of head runs over a
 // grid of settings (Sweep), and the reference comparison of head-only
 // training with block5 fine-tuning (Compare), which chains the others
 // stage by stage and resumes an interrupted report.
