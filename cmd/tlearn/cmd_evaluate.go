@@ -67,7 +67,7 @@ func evaluateAction(c *cli.Context) error {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(t))
 	}
 	runDir, cacheDir := c.String(flagEvalRun), c.String(flagEvalCache)
-	ew := errWriter(c)
+	ew := stderr(c)
 	p := newReporter(ew)
 	defer p.Finish()
 	rep, err := experiment.Evaluate(c.Context, experiment.EvaluateSettings{

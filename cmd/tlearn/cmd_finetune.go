@@ -106,7 +106,7 @@ func finetuneAction(c *cli.Context) error {
 	if _, err := initORT(c); err != nil {
 		return err
 	}
-	p := newReporter(errWriter(c))
+	p := newReporter(stderr(c))
 	defer p.Finish()
 	_, err = experiment.FineTune(c.Context, experiment.FineTuneSettings{
 		Model: c.String(flagFTModel), Train: c.String(flagFTTrain), Val: c.String(flagFTVal), Out: c.String(flagFTOut),

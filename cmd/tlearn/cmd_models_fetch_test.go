@@ -84,6 +84,7 @@ func TestModelsFetchCommand(t *testing.T) {
 }
 
 func TestFetchLines(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	p := &fetchLines{w: &out, name: "vgg16-12.tar.gz"}
 	p.Start(fetch.DownloadPhase, 512e6, 200e6)
@@ -99,6 +100,7 @@ func TestFetchLines(t *testing.T) {
 }
 
 func TestFetchAdvice(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		err  error
 		want string
