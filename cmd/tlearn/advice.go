@@ -34,3 +34,9 @@ func withAdvice(err error) error {
 	}
 	return err
 }
+
+// withMapsAdvice tells how to make the cache with block4_pool maps that a
+// fine-tuned run reads (evaluate and finetune meet *experiment.NoMapsError).
+func withMapsAdvice(err error) error {
+	return fmt.Errorf("%w: extract it with --%s", err, flagExtractMaps)
+}

@@ -14,6 +14,7 @@ import (
 )
 
 func TestWithAdviceCache(t *testing.T) {
+	t.Parallel()
 	other := errors.New("train: something else")
 	for _, tc := range []struct {
 		desc string
@@ -48,6 +49,7 @@ func TestAdviseThroughRun(t *testing.T) {
 }
 
 func TestWithAdvice(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		err  error
 		want string

@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/extractor/cache"
+	"github.com/tlearn/tlearn/internal/experiment"
 	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
@@ -59,22 +58,8 @@ func cacheInfoAction(c *cli.Context) error {
 	if c.Args().Len() != 1 {
 		return usageError{errors.New("cache info takes one cache folder")}
 	}
-	dir := c.Args().First()
-	dirs := []string{dir}
-	if _, err := os.Stat(filepath.Join(dir, cache.ManifestFile)); errors.Is(err, os.ErrNotExist) {
-		var pair []string
-		for _, part := range []string{"train", "val"} {
-			sub := filepath.Join(dir, part)
-			if _, err := os.Stat(filepath.Join(sub, cache.ManifestFile)); err == nil {
-				pair = append(pair, sub)
-			}
-		}
-		if len(pair) > 0 {
-			dirs = pair
-		}
-	}
 	out := c.App.Writer
-	for i, d := range dirs {
+	for i, d := range experiment.CacheDirs(c.Args().First()) {
 		if i > 0 {
 			fmt.Fprintln(out)
 		}

@@ -101,7 +101,7 @@ func classifyAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	w := errWriter(c)
+	w := stderr(c)
 	src, err := dataset.OpenFiles(f.paths, dataset.Settings{})
 	if err != nil {
 		return fmt.Errorf("classify: %w", err)
@@ -255,10 +255,7 @@ type classified struct {
 // classifyImages writes one record per readable image of src and reports
 // each unreadable one on stderr (even with --quiet) unless --skip-bad.
 func classifyImages(c *cli.Context, f classifyFlags, clf *classify.Classifier, src *dataset.Source, rec recordWriter) (*classified, error) {
-	errs := c.App.ErrWriter
-	if errs == nil {
-		errs = os.Stderr
-	}
+	errs := c.App.ErrWriter // even with --quiet
 	res := &classified{}
 	var labels []int
 	if fi, err := os.Stat(f.paths[0]); err == nil && fi.IsDir() && len(f.paths) == 1 {
@@ -266,7 +263,7 @@ func classifyImages(c *cli.Context, f classifyFlags, clf *classify.Classifier, s
 			res.tally = head.NewTally(clf.Classes(), f.topK)
 		}
 	}
-	prog := newCountBar(errWriter(c), "images")
+	prog := newCountBar(stderr(c), "images")
 	prog.Start("classifying", len(src.Items), 0)
 	defer prog.Finish()
 	top := make([]int, 0, f.topK)

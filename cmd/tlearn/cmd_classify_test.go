@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/extractor/cache"
+	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/models"
 )
 

@@ -90,7 +90,7 @@ func compareAction(c *cli.Context) error {
 	if _, err := initORT(c); err != nil {
 		return err
 	}
-	log := errWriter(c)
+	log := stderr(c)
 	p := &stagePrinter{newReporter(log)}
 	defer p.Finish()
 	res, err := experiment.Compare(c.Context, s, p)

@@ -13,6 +13,7 @@ import (
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/dataset/cifar"
 	"github.com/tlearn/tlearn/dataset/mnist"
+	"github.com/tlearn/tlearn/internal/experiment"
 )
 
 const (
@@ -104,7 +105,7 @@ func dataConvertAction(convert func(ctx context.Context, src, out string, s data
 		w := stderr(c)
 		p := newCountBar(w, "images")
 		start := time.Now()
-		sum, err := convert(c.Context, src, out, dataset.ConvertSettings{
+		res, err := convert(c.Context, src, out, dataset.ConvertSettings{
 			TrainPerClass: c.Int(flagDataTrainPerClass),
 			TestPerClass:  c.Int(flagDataTestPerClass),
 			Overwrite:     c.Bool(flagDataForce),
@@ -114,15 +115,10 @@ func dataConvertAction(convert func(ctx context.Context, src, out string, s data
 		if err != nil {
 			return dataOutError(err)
 		}
-		train, test := 0, 0
-		for i := range sum.Classes {
-			train += sum.Train[i]
-			test += sum.Test[i]
-		}
 		fmt.Fprintf(w, "%s (%s): %d training and %d test images in %d classes written to %s in %s\n",
-			src, sum.Format, train, test, len(sum.Classes), out, time.Since(start).Round(100*time.Millisecond))
-		for i, class := range sum.Classes {
-			fmt.Fprintf(w, "  %-12s train %6d  test %6d\n", class, sum.Train[i], sum.Test[i])
+			src, res.Format, sum(res.Train), sum(res.Test), len(res.Classes), out, time.Since(start).Round(100*time.Millisecond))
+		for i, class := range res.Classes {
+			fmt.Fprintf(w, "  %-12s train %6d  test %6d\n", class, res.Train[i], res.Test[i])
 		}
 		fmt.Fprintf(w, "next: tlearn data split --src %s --val 0.2 --seed 1 --out SPLIT, or tlearn extract --data %s --val 0.2 ...\n",
 			filepath.Join(out, "train"), filepath.Join(out, "train"))
@@ -178,42 +174,30 @@ func dataSplitAction(c *cli.Context) error {
 	if n := len(src.Skipped); n > 0 {
 		fmt.Fprintf(w, "%s: %d files are not used (--%s makes this an error), e.g. %s (%s)\n", srcDir, n, flagDataStrict, src.Skipped[0].Path, src.Skipped[0].Reason)
 	}
-	train, valIdx, err := dataset.Split(src, val, c.Uint64(flagDataSeed))
+	res, err := experiment.SplitData(c.Context, src, experiment.SplitSettings{
+		Out: out, Val: val, Seed: c.Uint64(flagDataSeed), Overwrite: c.Bool(flagDataForce),
+	}, newCountBar(w, "images"))
 	if err != nil {
-		return err
-	}
-	if err := dataset.PrepareOutput(srcDir, out, c.Bool(flagDataForce), "train", "val"); err != nil {
 		return dataOutError(err)
 	}
-	p := newCountBar(w, "images")
-	p.Start("linking split", len(src.Items), 0)
-	linked, copied := 0, 0
-	for _, part := range []struct {
-		name string
-		idx  []int
-	}{{"train", train}, {"val", valIdx}} {
-		l, cp, err := dataset.CopyItems(c.Context, src, part.idx, filepath.Join(out, part.name), p)
-		linked, copied = linked+l, copied+cp
-		if err != nil {
-			p.Finish()
-			return err
-		}
+	how := fmt.Sprintf("%d hard links", res.Linked)
+	if res.Copied > 0 {
+		how += fmt.Sprintf(", %d copies", res.Copied)
 	}
-	p.Finish()
-	how := fmt.Sprintf("%d hard links", linked)
-	if copied > 0 {
-		how += fmt.Sprintf(", %d copies", copied)
-	}
-	fmt.Fprintf(w, "%s: %d training and %d validation images (seed %d) in %s (%s)\n", srcDir, len(train), len(valIdx), c.Uint64(flagDataSeed), out, how)
-	counts := src.ClassCounts()
-	valCounts := make([]int, len(counts))
-	for _, i := range valIdx {
-		valCounts[src.Items[i].Label]++
-	}
+	fmt.Fprintf(w, "%s: %d training and %d validation images (seed %d) in %s (%s)\n", srcDir, sum(res.Train), sum(res.Val), c.Uint64(flagDataSeed), out, how)
 	for i, class := range src.Classes {
-		fmt.Fprintf(w, "  %-12s train %6d  val %6d\n", class, counts[i]-valCounts[i], valCounts[i])
+		fmt.Fprintf(w, "  %-12s train %6d  val %6d\n", class, res.Train[i], res.Val[i])
 	}
 	return nil
+}
+
+// sum is the total of per-class counts.
+func sum(counts []int) int {
+	n := 0
+	for _, c := range counts {
+		n += c
+	}
+	return n
 }
 
 // dataSrcOut reads the required --src and --out (checked here, not by cli,

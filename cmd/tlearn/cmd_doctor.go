@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/cpu"
 
+	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/ortlib"
 )
 
@@ -51,7 +52,7 @@ func doctorAction(c *cli.Context) error {
 		threads = runtime.NumCPU()
 	}
 	fmt.Fprintf(w, "threads: %d for ONNX Runtime (--threads / $TLEARN_THREADS)\n", threads)
-	fmt.Fprintf(w, "blas: %s\n", blasBackend())
+	fmt.Fprintf(w, "blas: %s\n", head.Backend())
 	return nil
 }
 

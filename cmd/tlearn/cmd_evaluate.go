@@ -5,15 +5,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/tlearn/tlearn/head"
-	"github.com/tlearn/tlearn/head/finetune"
 	rundir "github.com/tlearn/tlearn/head/run"
-	"github.com/tlearn/tlearn/extractor/cache"
+	"github.com/tlearn/tlearn/internal/experiment"
 	"github.com/tlearn/tlearn/internal/ortlib"
 )
 
@@ -70,49 +67,23 @@ func evaluateAction(c *cli.Context) error {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(t))
 	}
 	runDir, cacheDir := c.String(flagEvalRun), c.String(flagEvalCache)
-	info, err := readRunInfo(runDir)
+	ew := stderr(c)
+	p := newReporter(ew)
+	defer p.Finish()
+	rep, err := experiment.Evaluate(c.Context, experiment.EvaluateSettings{
+		Run: runDir, Cache: cacheDir, TopK: c.Int(flagEvalTopK),
+		// Only a fine-tuned run needs ONNX Runtime (and reads --device).
+		Runtime: func() (ortlib.Options, error) {
+			rt, err := sessionOptions(c)
+			if err != nil {
+				return rt, err
+			}
+			_, err = initORT(c)
+			return rt, err
+		},
+	}, p)
 	if err != nil {
-		return err
-	}
-	fineTuned := info.Mode == rundir.ModeFineTune
-	var rt ortlib.Options
-	if fineTuned {
-		if rt, err = sessionOptions(c); err != nil {
-			return err
-		}
-	}
-	w, err := rundir.LoadWeights(filepath.Join(runDir, rundir.WeightsFile))
-	if err != nil {
-		return err
-	}
-	cc, err := cache.Open(cacheDir)
-	if err != nil {
-		return err
-	}
-	defer cc.Close()
-	if fineTuned && (len(cc.Manifest.MapsShape) != 3 || cc.Maps == nil) {
-		return fmt.Errorf("evaluate: %s has no block4_pool maps: extract it with --maps", cacheDir)
-	}
-	if err := checkEvalCache(info, w, cc, fineTuned); err != nil {
-		return err
-	}
-	ew := errWriter(c)
-	if cc.Manifest.Fingerprint != info.TrainCache.Fingerprint {
-		m := cc.Manifest
-		fmt.Fprintf(ew, "note: %s was extracted with other settings than the training cache (size %d, interpolation %s); the same backbone makes the features comparable, but accuracy may differ\n",
-			cacheDir, m.Size, m.Interpolation)
-	}
-	var rep *head.Report
-	if fineTuned {
-		if _, err := initORT(c); err != nil {
-			return err
-		}
-		rep, err = finetune.Evaluate(c.Context, w, mapsData(cc), c.Int(flagEvalTopK), rt)
-	} else {
-		rep, err = head.Evaluate(w, cacheData(cc), c.Int(flagEvalTopK))
-	}
-	if err != nil {
-		return fmt.Errorf("evaluate: %s on %s: %w", runDir, cacheDir, err)
+		return evaluateAdvice(err)
 	}
 	if err := rep.WriteText(c.App.Writer); err != nil {
 		return err
@@ -138,51 +109,14 @@ func evaluateAction(c *cli.Context) error {
 	return nil
 }
 
-// readRunInfo is rundir.ReadInfo of --run, with advice for a folder that
-// is not a run directory.
-func readRunInfo(dir string) (*rundir.Info, error) {
-	info, err := rundir.ReadInfo(dir)
-	if errors.Is(err, rundir.ErrNotRun) {
-		return nil, fmt.Errorf("%w (--%s takes a folder that tlearn train or tlearn finetune wrote)", err, flagEvalRun)
-	}
-	return info, err
-}
-
-// checkEvalCache refuses a cache whose features (for a fine-tuned run:
-// maps) the run cannot read: another backbone, another feature size or
-// channel count, other classes.
-func checkEvalCache(info *rundir.Info, w *head.Weights, cc *cache.Cache, fineTuned bool) error {
-	m := cc.Manifest
-	dim, what := m.FeatureDim, "features per image"
-	if fineTuned {
-		dim, what = m.MapsShape[0], "channels in its maps"
-	}
+// evaluateAdvice adds to an Evaluate error the flag that gets past it
+// (the library names none).
+func evaluateAdvice(err error) error {
 	switch {
-	case info.ModelSHA256 != "" && m.Model.ExtractorSHA256 != info.ModelSHA256:
-		return fmt.Errorf("evaluate: %s was made with another backbone (extractor sha256 %s, the run was trained on %s from %s); extract it with that model",
-			cc.Dir, shortSHA(m.Model.ExtractorSHA256), shortSHA(info.ModelSHA256), info.ModelDir)
-	case dim != w.InputDim():
-		return fmt.Errorf("evaluate: %s has %d %s, the head expects %d", cc.Dir, dim, what, w.InputDim())
-	case len(m.Classes) != w.NumClasses():
-		return fmt.Errorf("evaluate: %s has %d classes %v, the run has %d %v", cc.Dir, len(m.Classes), m.Classes, w.NumClasses(), w.Classes)
-	case !slices.Equal(m.Classes, w.Classes):
-		return fmt.Errorf("evaluate: %s has classes %v, the run was trained on %v (same names in the same order needed)", cc.Dir, m.Classes, w.Classes)
+	case errors.Is(err, rundir.ErrNotRun):
+		return fmt.Errorf("%w (--%s takes a folder that tlearn train or tlearn finetune wrote)", err, flagEvalRun)
+	case errors.As(err, new(*experiment.NoMapsError)):
+		return withMapsAdvice(err)
 	}
-	return nil
-}
-
-func cacheData(cc *cache.Cache) *head.Data {
-	return &head.Data{X: cc.Features, Y: cc.Labels, Classes: cc.Manifest.Classes}
-}
-
-func mapsData(cc *cache.Cache) *finetune.MapsData {
-	s := cc.Manifest.MapsShape
-	return &finetune.MapsData{Maps: cc.Maps, Y: cc.Labels, Classes: cc.Manifest.Classes, Shape: [3]int{s[0], s[1], s[2]}}
-}
-
-func shortSHA(s string) string {
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
+	return err
 }

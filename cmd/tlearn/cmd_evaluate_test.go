@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -91,10 +92,9 @@ func TestEvaluateFineTunedRun(t *testing.T) {
 		{"maps of another model", filepath.Join(otherMaps, "val"), "made with another backbone"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			var code int
-			msg := captureStderr(t, func() {
-				code = runApp(app(&out, &errs), []string{"tlearn", "evaluate", "--run", runDir, "--cache", tc.cache, "--quiet"})
-			})
+			var out, errs bytes.Buffer
+			code := runApp(context.Background(), app(&out, &errs), []string{"tlearn", "evaluate", "--run", runDir, "--cache", tc.cache, "--quiet"})
+			msg := errs.String()
 			if code != 1 || !strings.Contains(msg, tc.want) {
 				t.Errorf("exit %d, stderr %q; want exit 1 and %q", code, msg, tc.want)
 			}

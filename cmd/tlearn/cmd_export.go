@@ -76,7 +76,7 @@ func exportAction(c *cli.Context) error {
 	if _, err := initORT(c); err != nil {
 		return err
 	}
-	p := newReporter(errWriter(c))
+	p := newReporter(stderr(c))
 	defer p.Finish()
 	_, err := experiment.Export(experiment.ExportSettings{
 		Run: c.String(flagExportRun), Out: c.String(flagExportOut), Model: c.String(flagExportModel),

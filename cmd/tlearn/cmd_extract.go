@@ -94,7 +94,7 @@ func extractAction(c *cli.Context) error {
 	if _, err := initORT(c); err != nil {
 		return err
 	}
-	p := newReporter(errWriter(c))
+	p := newReporter(stderr(c))
 	defer p.Finish()
 	_, err = experiment.Extract(c.Context, experiment.ExtractSettings{
 		Model: c.String(flagExtractModel), Data: c.String(flagExtractData), Cache: c.String(flagExtractCache),

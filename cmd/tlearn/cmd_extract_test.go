@@ -47,22 +47,6 @@ func writePNGs(t *testing.T, dir, class string, n int) {
 	}
 }
 
-// captureStderr runs fn with os.Stderr sent to a file and returns what was
-// written, for run(), which prints errors there.
-func captureStderr(t *testing.T, fn func()) string {
-	t.Helper()
-	f, err := os.CreateTemp(t.TempDir(), "stderr")
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := os.Stderr
-	os.Stderr = f
-	defer func() { os.Stderr = old }()
-	fn()
-	b, _ := os.ReadFile(f.Name())
-	return string(b)
-}
-
 func TestExtractCommand(t *testing.T) {
 	ortlibtest.Init(t)
 	root := t.TempDir()
@@ -150,10 +134,7 @@ func TestExtractCommand(t *testing.T) {
 		{"bad size", []string{"--data", data, "--cache", filepath.Join(root, "c6"), "--size", "40"}, 2, "multiple of 32"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			var code int
-			got := captureStderr(t, func() {
-				code = run(append(append([]string{"tlearn", "extract"}, common[:len(common)-4]...), tc.args...))
-			})
+			code, _, got := runTlearn(t, append(append([]string{"extract"}, common[:len(common)-4]...), tc.args...)...)
 			if code != tc.code || !strings.Contains(got, tc.want) {
 				t.Errorf("exit %d, want %d; stderr lacks %q:\n%s", code, tc.code, tc.want, got)
 			}
@@ -163,11 +144,8 @@ func TestExtractCommand(t *testing.T) {
 	// A size that is not a multiple of 32 is bad usage: exit status 2 and
 	// one line, before the dataset is listed (data has a README.txt that
 	// the listing would report) or any cache is made.
-	var code int
 	c7 := filepath.Join(root, "c7")
-	got := captureStderr(t, func() {
-		code = run([]string{"tlearn", "extract", "--model", model, "--data", data, "--cache", c7, "--size", "33"})
-	})
+	code, _, got := runTlearn(t, "extract", "--model", model, "--data", data, "--cache", c7, "--size", "33")
 	want := "tlearn: --size 33: extractor: " + model + ": input size 33 is not a multiple of 32 (the model halves it 5 times); try 32\n"
 	if code != 2 || got != want {
 		t.Errorf("--size 33: exit %d, stderr %q; want 2 and %q", code, got, want)

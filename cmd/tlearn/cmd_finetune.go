@@ -106,7 +106,7 @@ func finetuneAction(c *cli.Context) error {
 	if _, err := initORT(c); err != nil {
 		return err
 	}
-	p := newReporter(errWriter(c))
+	p := newReporter(stderr(c))
 	defer p.Finish()
 	_, err = experiment.FineTune(c.Context, experiment.FineTuneSettings{
 		Model: c.String(flagFTModel), Train: c.String(flagFTTrain), Val: c.String(flagFTVal), Out: c.String(flagFTOut),
@@ -117,6 +117,8 @@ func finetuneAction(c *cli.Context) error {
 		return usageError{fmt.Errorf("%w (choose another --%s, or --%s to replace it)", err, flagFTOut, flagFTForce)}
 	case errors.Is(err, experiment.ErrNotVGG):
 		return fmt.Errorf("%w: fine-tuning needs a VGG16 (prepare one with `tlearn models prepare`); train a head on its features with `tlearn train` instead", err)
+	case errors.As(err, new(*experiment.NoMapsError)):
+		return withMapsAdvice(err)
 	}
 	return err
 }

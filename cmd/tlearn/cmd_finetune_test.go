@@ -133,10 +133,7 @@ func TestFinetuneCommand(t *testing.T) {
 		{"init head of another size", []string{"--model", model, "--train", train, "--val", val, "--out", filepath.Join(root, "r6"), "--init-head", runDir, "--hidden", "16"}, 1, "8 hidden units"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			var code int
-			got := captureStderr(t, func() {
-				code = run(append([]string{"tlearn", "finetune", "--device", "cpu", "--threads", "1", "--epochs", "1", "--quiet"}, tc.args...))
-			})
+			code, _, got := runTlearn(t, append([]string{"finetune", "--device", "cpu", "--threads", "1", "--epochs", "1", "--quiet"}, tc.args...)...)
 			if code != tc.code || !strings.Contains(got, tc.want) {
 				t.Errorf("exit %d, want %d; stderr lacks %q:\n%s", code, tc.code, tc.want, got)
 			}

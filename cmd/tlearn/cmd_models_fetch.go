@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/tlearn/tlearn/internal/experiment"
 	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/progress"
 	"github.com/tlearn/tlearn/models/fetch"
-	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 )
 
 // Flags of `tlearn models fetch`.
@@ -95,7 +97,7 @@ func modelsFetchAction(c *cli.Context) error {
 		return withFetchAdvice(err)
 	}
 	fmt.Fprintln(c.App.Writer, model)
-	fmt.Fprintf(w, "model: %s\nnext:  tlearn models prepare --onnx %s --out model\n", model, shellQuote(model))
+	fmt.Fprintf(w, "model: %s\nnext:  %s\n", model, experiment.CommandLine([]string{"models", "prepare", "--onnx", model, "--out", "model"}))
 	return nil
 }
 
@@ -168,14 +170,6 @@ func fetchFlagNamed(flags []cli.Flag, name string) cli.Flag {
 		}
 	}
 	return nil
-}
-
-// shellQuote quotes a path for a command line the user may paste.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+:@") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // fetchBar and fetchLines show a download's bytes, where countBar would
@@ -293,10 +287,6 @@ func (p *fetchLines) line(now time.Time) {
 		fmt.Fprintf(p.w, "  %s, %s/s\n", fsutil.FormatBytes(have), fsutil.FormatBytes(int64(rate)))
 		return
 	}
-	eta := "?"
-	if rate > 0 {
-		eta = (time.Duration(float64(p.total-have)/rate) * time.Second).Round(time.Second).String()
-	}
 	fmt.Fprintf(p.w, "  %s of %s (%.0f%%), %s/s, ETA %s\n",
-		fsutil.FormatBytes(have), fsutil.FormatBytes(p.total), 100*float64(have)/float64(p.total), fsutil.FormatBytes(int64(rate)), eta)
+		fsutil.FormatBytes(have), fsutil.FormatBytes(p.total), 100*float64(have)/float64(p.total), fsutil.FormatBytes(int64(rate)), eta(float64(p.total-have), rate))
 }

@@ -84,6 +84,7 @@ func TestModelsFetchCommand(t *testing.T) {
 }
 
 func TestFetchLines(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	p := &fetchLines{w: &out, name: "vgg16-12.tar.gz"}
 	p.Start(fetch.DownloadPhase, 512e6, 200e6)
@@ -98,19 +99,8 @@ func TestFetchLines(t *testing.T) {
 	}
 }
 
-func TestShellQuote(t *testing.T) {
-	for in, want := range map[string]string{
-		"/home/me/.cache/tlearn/models/vgg16-12/vgg16/vgg16.onnx": "/home/me/.cache/tlearn/models/vgg16-12/vgg16/vgg16.onnx",
-		"/my models/v.onnx": "'/my models/v.onnx'",
-		"/it's/v.onnx":      `'/it'\''s/v.onnx'`,
-	} {
-		if got := shellQuote(in); got != want {
-			t.Errorf("shellQuote(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestFetchAdvice(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		err  error
 		want string

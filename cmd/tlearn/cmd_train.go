@@ -141,7 +141,7 @@ func trainAction(c *cli.Context) error {
 	} else if t < 0 {
 		return usageError{fmt.Errorf("--%s must be 0 or more, got %d", flagThreads, t)}
 	}
-	w := errWriter(c)
+	w := stderr(c)
 	p := newReporter(w)
 	defer p.Finish()
 	if len(axes) == 0 {

@@ -15,9 +15,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
-	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/internal/experiment"
 )
 
@@ -199,29 +199,14 @@ func TestTrainCommandErrors(t *testing.T) {
 		{"evaluate no run", []string{"evaluate", "--run", filepath.Join(root, "a"), "--cache", val}, 1, "not a run directory"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			var code int
-			msg := captureStderr(t, func() {
-				app := trainApp(&stdout, &stderr)
-				code = runApp(app, append([]string{"tlearn"}, tc.args...))
-			})
+			var stdout, stderr bytes.Buffer
+			code := runApp(context.Background(), trainApp(&stdout, &stderr), append([]string{"tlearn"}, tc.args...))
+			msg := stderr.String()
 			if code != tc.code || !strings.Contains(msg, tc.want) {
 				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, msg, tc.code, tc.want)
 			}
 		})
 	}
-}
-
-// runApp runs app the way run() does, for exit codes.
-func runApp(app *cli.App, args []string) int {
-	if err := app.Run(args); err != nil {
-		fmt.Fprintf(os.Stderr, "tlearn: %v\n", err)
-		var ec exitCoder
-		if errors.As(err, &ec) && ec.ExitCode() != 0 {
-			return ec.ExitCode()
-		}
-		return 1
-	}
-	return 0
 }
 
 func copyRun(t *testing.T, from, to string) {
@@ -238,7 +223,6 @@ func copyRun(t *testing.T, from, to string) {
 }
 
 func TestTrainSweep(t *testing.T) {
-	t.Parallel()
 	root := t.TempDir()
 	train, val := cachePair(t, filepath.Join(root, "cache"), testClasses, "aaaa")
 	out := filepath.Join(root, "sweep")
@@ -295,7 +279,6 @@ func TestTrainSweep(t *testing.T) {
 }
 
 func TestTrainInterrupted(t *testing.T) {
-	t.Parallel()
 	root := t.TempDir()
 	train, val := cachePair(t, filepath.Join(root, "cache"), testClasses, "aaaa")
 	out := filepath.Join(root, "run")

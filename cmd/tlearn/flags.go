@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -46,18 +45,11 @@ func sessionOptions(c *cli.Context) (ortlib.Options, error) {
 	return ortlib.Options{Device: dev, Threads: c.Int(flagThreads)}, nil
 }
 
-// stderr is where summaries and progress go; io.Discard with --quiet.
+// stderr is where summaries and progress go: the app's ErrWriter (the
+// process's stderr, or a test's buffer), io.Discard with --quiet.
 func stderr(c *cli.Context) io.Writer {
 	if c.Bool(flagQuiet) {
 		return io.Discard
-	}
-	return os.Stderr
-}
-
-// errWriter is stderr(c), or the app's ErrWriter when a test set one.
-func errWriter(c *cli.Context) io.Writer {
-	if c.Bool(flagQuiet) || c.App.ErrWriter == nil {
-		return stderr(c)
 	}
 	return c.App.ErrWriter
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -19,7 +20,7 @@ var version = "dev"
 // main runs one command, then unloads ONNX Runtime if the command loaded it
 // (run itself leaves it loaded, so that tests can call run many times).
 func main() {
-	code := run(os.Args)
+	code := run(os.Args, os.Stdout, os.Stderr)
 	if err := ortlib.Close(); err != nil {
 		fmt.Fprintf(os.Stderr, "tlearn: %v\n", err)
 		code = max(code, 1)
@@ -30,30 +31,40 @@ func main() {
 // exitCoder lets an action pick its exit status (e.g. 2 for bad usage).
 type exitCoder interface{ ExitCode() int }
 
-func run(args []string) int {
+// run runs the command line args with records and help on stdout and
+// errors, summaries and progress on stderr, and returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	app := newApp()
-	if err := app.RunContext(ctx, args); err != nil {
-		if errors.Is(err, context.Canceled) {
-			fmt.Fprintln(os.Stderr, "tlearn: interrupted; finished work is kept and the same command resumes it")
-			return 130
-		}
-		fmt.Fprintf(os.Stderr, "tlearn: %v\n", withAdvice(err))
-		var ec exitCoder
-		if errors.As(err, &ec) && ec.ExitCode() != 0 {
-			return ec.ExitCode()
-		}
-		return 1
-	}
-	return 0
+	return runApp(ctx, newApp(stdout, stderr), args)
 }
 
-func newApp() *cli.App {
+// runApp runs app on args, prints its error with the advice on the app's
+// ErrWriter and returns the exit status.
+func runApp(ctx context.Context, app *cli.App, args []string) int {
+	err := app.RunContext(ctx, args)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(app.ErrWriter, "tlearn: interrupted; finished work is kept and the same command resumes it")
+		return 130
+	}
+	fmt.Fprintf(app.ErrWriter, "tlearn: %v\n", withAdvice(err))
+	var ec exitCoder
+	if errors.As(err, &ec) && ec.ExitCode() != 0 {
+		return ec.ExitCode()
+	}
+	return 1
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
-		Name:    "tlearn",
-		Usage:   "image transfer learning with a frozen VGG16 under ONNX Runtime, in Go",
-		Version: version,
+		Name:      "tlearn",
+		Usage:     "image transfer learning with a frozen VGG16 under ONNX Runtime, in Go",
+		Version:   version,
+		Writer:    stdout,
+		ErrWriter: stderr,
 		Description: `tlearn reuses a pretrained CNN to train an image classifier from few labelled images:
 
    tlearn models prepare --onnx vgg16.onnx --out model     # cut the backbone once

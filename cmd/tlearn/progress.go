@@ -86,12 +86,8 @@ func (p *countBar) Add(n int) {
 		secs := now.Sub(p.start).Seconds()
 		rate := float64(p.fresh) / max(secs, 1e-9)
 		have := p.done + p.fresh
-		eta := "?"
-		if rate > 0 {
-			eta = (time.Duration(float64(p.total-have)/rate) * time.Second).Round(time.Second).String()
-		}
 		fmt.Fprintf(p.w, "%s: %d/%d %s (%.0f%%), %.1f %s/s, ETA %s\n",
-			p.label, have, p.total, p.unit, 100*float64(have)/float64(max(p.total, 1)), rate, p.unit, eta)
+			p.label, have, p.total, p.unit, 100*float64(have)/float64(max(p.total, 1)), rate, p.unit, eta(float64(p.total-have), rate))
 	}
 }
 
@@ -120,6 +116,16 @@ func (p *countBar) Log(msg string) {
 	if p.w != io.Discard {
 		fmt.Fprintln(p.w, strings.TrimRight(msg, "\n"))
 	}
+}
+
+// eta is the time that remaining units take at rate units per second,
+// in whole seconds; "?" without a rate. Both plain-line displays (countBar
+// and fetchLines) print it.
+func eta(remaining, rate float64) string {
+	if !(rate > 0) {
+		return "?"
+	}
+	return (time.Duration(remaining/rate) * time.Second).Round(time.Second).String()
 }
 
 // newReporter prints a library job's reports on w: its phases as a bar or

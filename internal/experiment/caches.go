@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
-	"github.com/tlearn/tlearn/extractor/cache"
 )
 
 // caches are an opened training and validation feature cache.
@@ -25,6 +25,27 @@ func (c *caches) data() (train, val *head.Data) {
 
 func cacheData(c *cache.Cache) *head.Data {
 	return &head.Data{X: c.Features, Y: c.Labels, Classes: c.Manifest.Classes}
+}
+
+// CacheDirs are the caches that Extract wrote into dir: dir itself, or the
+// train/ and val/ caches of an extraction with a validation split (those of
+// them that exist). A folder that holds neither is returned as it is, so
+// that opening it says what is wrong.
+func CacheDirs(dir string) []string {
+	if _, err := os.Stat(filepath.Join(dir, cache.ManifestFile)); !errors.Is(err, os.ErrNotExist) {
+		return []string{dir}
+	}
+	var pair []string
+	for _, part := range []string{"train", "val"} {
+		sub := filepath.Join(dir, part)
+		if _, err := os.Stat(filepath.Join(sub, cache.ManifestFile)); err == nil {
+			pair = append(pair, sub)
+		}
+	}
+	if len(pair) == 0 {
+		return []string{dir}
+	}
+	return pair
 }
 
 // openCaches opens the two caches and checks that they hold comparable

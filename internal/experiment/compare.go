@@ -133,9 +133,20 @@ type Stage struct {
 func (s *Stage) CommandLines() []string {
 	lines := make([]string, len(s.Commands))
 	for i, args := range s.Commands {
-		lines[i] = "tlearn " + shellJoin(args)
+		lines[i] = CommandLine(args)
 	}
 	return lines
+}
+
+// CommandLine is the tlearn command with the arguments args (argv after
+// "tlearn") as a line to paste into a shell: an argument that a shell
+// would split or expand is single-quoted.
+func CommandLine(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = shellQuote(a)
+	}
+	return "tlearn " + strings.Join(q, " ")
 }
 
 // StageEvent tells that a stage of a comparison starts, or is reused.
@@ -322,15 +333,6 @@ func (c *comparison) runStage(ctx context.Context, i, n int, st compareStage, p 
 
 func sameCommands(a, b [][]string) bool {
 	return slices.EqualFunc(a, b, func(x, y []string) bool { return slices.Equal(x, y) })
-}
-
-// shellJoin quotes args for copying into a shell.
-func shellJoin(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		q[i] = shellQuote(a)
-	}
-	return strings.Join(q, " ")
 }
 
 // shellQuote leaves plain words alone and single-quotes the rest.

@@ -177,3 +177,20 @@ func TestCompareSettingsErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestCommandLine(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"models", "prepare", "--onnx", "/home/me/.cache/tlearn/models/vgg16-12/vgg16/vgg16.onnx", "--out", "model"},
+			"tlearn models prepare --onnx /home/me/.cache/tlearn/models/vgg16-12/vgg16/vgg16.onnx --out model"},
+		{[]string{"export", "--run", "/my runs/r", "--out", "/it's/c.onnx"}, `tlearn export --run '/my runs/r' --out '/it'\''s/c.onnx'`},
+		{[]string{"train", "--val", ""}, "tlearn train --val ''"},
+	} {
+		if got := CommandLine(tc.args); got != tc.want {
+			t.Errorf("CommandLine(%q) = %s, want %s", tc.args, got, tc.want)
+		}
+	}
+}

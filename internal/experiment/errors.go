@@ -21,3 +21,11 @@ var (
 	// sha256) and no other model was named explicitly.
 	ErrModelChanged = errors.New("experiment: the prepared model changed since training")
 )
+
+// NoMapsError is returned when a fine-tuned run is given a cache without
+// the block4_pool maps that its block5 reads.
+type NoMapsError struct {
+	Dir string // the cache
+}
+
+func (e *NoMapsError) Error() string { return "experiment: " + e.Dir + " has no block4_pool maps" }

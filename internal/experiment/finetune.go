@@ -7,11 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"time"
 
+	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/head/finetune"
 	rundir "github.com/tlearn/tlearn/head/run"
-	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/internal/progress"
 	"github.com/tlearn/tlearn/models"
 )
@@ -113,7 +112,7 @@ func FineTune(ctx context.Context, s FineTuneSettings, p progress.Reporter) (*Ru
 		return nil, fmt.Errorf("experiment: remove the finished run's checkpoint: %w", err)
 	}
 	p.Log(fmt.Sprintf("done in %s on %s (%.1f images/s): final val_accuracy %.4f, best %.4f (epoch %d); wrote %s",
-		time.Duration(res.Seconds*float64(time.Second)).Round(time.Second), res.Device, res.ImagesPerSecond,
+		formatSeconds(res.Seconds), res.Device, res.ImagesPerSecond,
 		m.Final.ValAccuracy, m.Best.ValAccuracy, m.Best.Epoch, out))
 	return &Run{Dir: out, Metrics: m}, nil
 }
@@ -195,8 +194,8 @@ func openMapsCache(dir, modelDir string, spec *models.Spec, modelSHA string) (*m
 		return nil, errors.Join(fmt.Errorf("experiment: "+format, args...), cc.Close())
 	}
 	switch {
-	case len(m.MapsShape) != 3 || cc.Maps == nil:
-		return fail("%s has no block4_pool maps; extract it again with maps", dir)
+	case !hasMaps(cc):
+		return nil, errors.Join(&NoMapsError{Dir: dir}, cc.Close())
 	case m.Model.ExtractorSHA256 != modelSHA:
 		return fail("%s was extracted with another model (extractor.onnx sha256 %s, the model %s has %s); fine-tune with the model the maps came from",
 			dir, shortSHA(m.Model.ExtractorSHA256), modelDir, shortSHA(modelSHA))
@@ -216,3 +215,6 @@ func mapsData(cc *cache.Cache) *finetune.MapsData {
 	s := cc.Manifest.MapsShape
 	return &finetune.MapsData{Maps: cc.Maps, Y: cc.Labels, Classes: cc.Manifest.Classes, Shape: [3]int{s[0], s[1], s[2]}}
 }
+
+// hasMaps reports whether the cache holds block4_pool maps.
+func hasMaps(cc *cache.Cache) bool { return len(cc.Manifest.MapsShape) == 3 && cc.Maps != nil }

@@ -2,6 +2,7 @@ package experiment
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/tlearn/tlearn/internal/progress"
 )
@@ -15,11 +16,15 @@ type prefixed struct {
 
 func (p prefixed) Log(msg string) { p.Reporter.Log(p.prefix + msg) }
 
-// formatSeconds formats a short duration for progress lines: milliseconds
-// below one second.
+// formatSeconds formats a duration in seconds for a progress line, a
+// table or report.md: milliseconds below one second, seconds with one
+// decimal below 90 s, else hours, minutes and seconds ("2m5s").
 func formatSeconds(s float64) string {
-	if s < 1 {
+	switch {
+	case s < 1:
 		return fmt.Sprintf("%.0f ms", 1000*s)
+	case s < 90:
+		return fmt.Sprintf("%.1f s", s)
 	}
-	return fmt.Sprintf("%.1f s", s)
+	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
 }
