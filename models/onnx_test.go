@@ -18,17 +18,6 @@ import (
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
-// sharedModel is a real model from ../shared, or "" (with the test skipped)
-// when that folder is absent.
-func sharedModel(t testing.TB, name string) string {
-	t.Helper()
-	path := filepath.Join("..", "..", "shared", "models", name)
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("skipping: %s absent (real models live in ../shared, next to the checkout)", path)
-	}
-	return path
-}
-
 // withUnknownFields is the tiny VGG with fields no ONNX version defines, at
 // the top level and inside the graph, as a newer ONNX would write them.
 func withUnknownFields(t testing.TB) []byte {
@@ -66,44 +55,41 @@ func TestRoundTrip(t *testing.T) {
 			return mustMarshal(SynthVGG16(SynthSettings{Seed: 2, Zoo: true, Width: 1.0 / 16, Size: 32}))
 		}},
 		{"unknown fields", func(t *testing.T) []byte { return withUnknownFields(t) }},
-		{"mobilenetv2-12-int8 from ../shared", func(t *testing.T) []byte {
-			b, err := os.ReadFile(sharedModel(t, "mobilenetv2-12-int8.onnx"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b
-		}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.desc, func(t *testing.T) {
-			orig := tc.data(t)
-			path := filepath.Join(t.TempDir(), "a.onnx")
-			if err := os.WriteFile(path, orig, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			m, err := Load(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out := filepath.Join(t.TempDir(), "b.onnx")
-			if err := Save(out, m); err != nil {
-				t.Fatal(err)
-			}
-			written, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(orig, written) {
-				t.Fatalf("read→write changed the bytes: %d in, %d out", len(orig), len(written))
-			}
-			m2, err := Load(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !proto.Equal(m, m2) {
-				t.Fatal("read→write→read gives another model")
-			}
-		})
+		t.Run(tc.desc, func(t *testing.T) { checkRoundTrip(t, tc.data(t)) })
+	}
+}
+
+// checkRoundTrip reads the ONNX file orig and writes it again: the bytes
+// must come back unchanged, and reading them back the same model.
+func checkRoundTrip(t *testing.T, orig []byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "a.onnx")
+	if err := os.WriteFile(path, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "b.onnx")
+	if err := Save(out, m); err != nil {
+		t.Fatal(err)
+	}
+	written, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(orig, written) {
+		t.Fatalf("read→write changed the bytes: %d in, %d out", len(orig), len(written))
+	}
+	m2, err := Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(m, m2) {
+		t.Fatal("read→write→read gives another model")
 	}
 }
 
