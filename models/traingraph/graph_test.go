@@ -1,6 +1,7 @@
 package traingraph
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -297,7 +298,7 @@ func TestTrainStepMatchesReference(t *testing.T) {
 			if tc.spec.Channels >= 512 && (fm.form != 0 || fm.slices) {
 				continue // the real size once, for the default formulation
 			}
-			tc.spec.form, tc.spec.sliceIm2col = fm.form, fm.slices
+			tc.spec.Conv, tc.spec.sliceIm2col = convFormNames[fm.form], fm.slices
 			t.Run(fm.desc+"/"+tc.desc, func(t *testing.T) { checkStepCase(t, tc) })
 		}
 	}
@@ -458,6 +459,39 @@ func TestGenericGradRules(t *testing.T) {
 		}
 		if err := closeTo(toF64(r.output(t, "d_"+name)), fd, 1e-5, 1e-4); err != nil {
 			t.Errorf("d%s: %v", name, err)
+		}
+	}
+}
+
+func TestSpecErrors(t *testing.T) {
+	t.Parallel()
+	ok := Spec{Channels: 4, Height: 4, Width: 4, Classes: 3, Optimizer: OptimizerAdam}
+	for _, tc := range []struct {
+		desc string
+		mod  func(*Spec)
+		want string
+	}{
+		{"maps too small", func(s *Spec) { s.Height = 1 }, "2×2"},
+		{"one class", func(s *Spec) { s.Classes = 1 }, "1 classes"},
+		{"optimizer", func(s *Spec) { s.Optimizer = "lbfgs" }, "lbfgs"},
+		{"momentum", func(s *Spec) { s.Optimizer, s.Momentum = OptimizerSGD, 1 }, "momentum"},
+		{"conv form", func(s *Spec) { s.Conv = "fft" }, `conv "fft" (want winograd, gemm, gemm_conv_dx, hybrid or empty)`},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			s := ok
+			tc.mod(&s)
+			for _, build := range []func(Spec) (*Graph, error){TrainStep, Eval} {
+				if _, err := build(s); !errors.Is(err, ErrSpec) || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("err = %v, want ErrSpec containing %q", err, tc.want)
+				}
+			}
+		})
+	}
+	for _, conv := range []string{"", "winograd", "gemm", "gemm_conv_dx", "hybrid"} {
+		s := ok
+		s.Conv = conv
+		if _, err := TrainStep(s); err != nil {
+			t.Errorf("conv %q: %v", conv, err)
 		}
 	}
 }
