@@ -6,6 +6,8 @@ import (
 	"image/draw"
 	"math"
 	"testing"
+
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 )
 
 // twoPixels is a 2×1 image: (255, 0, 128) and (10, 200, 50).
@@ -52,7 +54,7 @@ func TestPreprocessPresets(t *testing.T) {
 					}
 					continue
 				}
-				if want := tc.want[i-6]; !near(float64(v), float64(want), 1e-6) {
+				if want := tc.want[i-6]; !tol.Close(float64(v), float64(want), 1e-6, 1e-6) {
 					t.Errorf("dst[%d] = %v, want %v", i, v, want)
 				}
 			}

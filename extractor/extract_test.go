@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,18 +15,14 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/tlearn/tlearn/dataset"
-	"github.com/tlearn/tlearn/extractor/internal/extractortest"
 	"github.com/tlearn/tlearn/extractor/cache"
+	"github.com/tlearn/tlearn/extractor/internal/extractortest"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/internal/progress"
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 	"github.com/tlearn/tlearn/models"
 )
-
-// close32 compares with an absolute-plus-relative tolerance.
-func close32(a, b, tol float32) bool {
-	return float32(math.Abs(float64(a-b))) <= tol*(1+float32(math.Abs(float64(b))))
-}
 
 // TestFeaturesMatchDirectRun checks the cache against an independent ORT
 // session over the same extractor.onnx, fed one image at a time with the
@@ -87,13 +82,13 @@ func TestFeaturesMatchDirectRun(t *testing.T) {
 			t.Fatal(err)
 		}
 		for j, want := range feat.GetData() {
-			if got := c.Feature(i)[j]; !close32(got, want, 1e-5) {
+			if got := c.Feature(i)[j]; !tol.Close(float64(got), float64(want), 1e-5, 1e-5) {
 				t.Fatalf("%s: feature %d = %g, direct run %g", it.Path, j, got, want)
 			}
 		}
 		cache.F16ToF32(mapVals, c.Map(i))
 		for j, want := range maps.GetData() {
-			if !close32(mapVals[j], want, 1e-3) { // float16 keeps 11 significant bits
+			if !tol.Close(float64(mapVals[j]), float64(want), 1e-3, 1e-3) { // float16 keeps 11 significant bits
 				t.Fatalf("%s: map value %d = %g, direct run %g", it.Path, j, mapVals[j], want)
 			}
 		}

@@ -7,13 +7,11 @@ import (
 	"testing"
 
 	"github.com/tlearn/tlearn/head/internal/recipe"
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 )
 
 // near reports whether got is within an absolute plus relative tolerance
 // of want.
-func near(got, want, atol, rtol float64) bool {
-	return math.Abs(got-want) <= atol+rtol*math.Abs(want)
-}
 
 // gradCase is a small head and batch for the gradient checks.
 type gradCase struct {
@@ -207,7 +205,7 @@ func testGradients(t *testing.T, be gemmBackend) {
 			for i := range len(p) - off - c.hidden - c.k { // w2
 				sq += p[o2+i] * p[o2+i]
 			}
-			if want := ref - o.l2/2*sq; !near(lossSum/float64(c.batch), want, 1e-5, 1e-5) {
+			if want := ref - o.l2/2*sq; !tol.Close(lossSum/float64(c.batch), want, 1e-5, 1e-5) {
 				t.Errorf("batch loss %g, reference %g", lossSum/float64(c.batch), want)
 			}
 			const eps = 1e-5
@@ -219,7 +217,7 @@ func testGradients(t *testing.T, be gemmBackend) {
 				down := c.refLoss(p, data, rows, o, mask)
 				p[i] = orig
 				num := (up - down) / (2 * eps)
-				if !near(got[i], num, 1e-4, 1e-3) {
+				if !tol.Close(got[i], num, 1e-4, 1e-3) {
 					t.Errorf("parameter %d (%s): gradient %g, finite difference %g", i, c.paramName(i), got[i], num)
 				}
 			}
@@ -282,7 +280,7 @@ func testStepIsAdam(t *testing.T, be gemmBackend) {
 					after := m.plainParams()
 					for i, w0 := range before {
 						want := float64(w0) - 1e-3*g[i]/(math.Abs(g[i])+1e-7)
-						if !near(float64(after[i]), want, 1e-6, 1e-5) {
+						if !tol.Close(float64(after[i]), want, 1e-6, 1e-5) {
 							t.Fatalf("after one step, parameter %d (%s) = %g, want %g", i, c.paramName(i), after[i], want)
 						}
 					}
@@ -339,7 +337,7 @@ func testW1GradientBlocks(t *testing.T, be gemmBackend) {
 			for i, row := range rows {
 				want += float64(data.X[int(row)*c.d+r]) * float64(n.dz1[i*c.hidden+u])
 			}
-			if g := float64(got[r*c.hidden+u]); !near(g, want, 1e-5, 1e-4) {
+			if g := float64(got[r*c.hidden+u]); !tol.Close(g, want, 1e-5, 1e-4) {
 				t.Fatalf("gradient[%d,%d] = %g, want %g", r, u, g, want)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/tlearn/tlearn/internal/progress"
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 )
 
 func TestTrainSeparable(t *testing.T) {
@@ -150,7 +151,7 @@ func TestEarlyStopRestoresBest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.Accuracy != h[best].ValAccuracy || !near(r.Loss, h[best].ValLoss, 1e-9, 1e-6) {
+			if r.Accuracy != h[best].ValAccuracy || !tol.Close(r.Loss, h[best].ValLoss, 1e-9, 1e-6) {
 				t.Errorf("returned weights: accuracy %g, loss %g; best epoch %d had %g, %g", r.Accuracy, r.Loss, best, h[best].ValAccuracy, h[best].ValLoss)
 			}
 		})
@@ -242,7 +243,7 @@ func TestPredict(t *testing.T) {
 				arg = j
 			}
 		}
-		if !near(sum, 1, 1e-6, 0) || arg != int(val.Y[i]) {
+		if !tol.Close(sum, 1, 1e-6, 0) || arg != int(val.Y[i]) {
 			t.Fatalf("row %d: probabilities %v (sum %g), label %d", i, row, sum, val.Y[i])
 		}
 	}

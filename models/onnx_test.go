@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
@@ -198,7 +199,9 @@ func TestExternalData(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		assertClose(t, "24.weight", got, want, 0)
+		if err := tol.Floats(got, want, 0, 0); err != nil {
+			t.Fatalf("24.weight: %v", err)
+		}
 	})
 	t.Run("missing", func(t *testing.T) {
 		path, _ := externalModel(t, t.TempDir(), false)
@@ -355,16 +358,4 @@ func FuzzUnmarshal(f *testing.F) {
 			t.Fatalf("a parsed model does not encode: %v", err)
 		}
 	})
-}
-
-func assertClose(t *testing.T, what string, got, want []float32, tol float64) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
-	}
-	for i := range got {
-		if d := math.Abs(float64(got[i]) - float64(want[i])); d > tol*(1+math.Abs(float64(want[i]))) || math.IsNaN(d) {
-			t.Fatalf("%s[%d] = %v, want %v (tolerance %g)", what, i, got[i], want[i], tol)
-		}
-	}
 }

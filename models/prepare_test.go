@@ -14,6 +14,7 @@ import (
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
@@ -110,8 +111,12 @@ func TestPrepareMatchesUncut(t *testing.T) {
 			if !slices.Equal(got[0].Shape, []int64{tc.batch, int64(spec.Features.Dim)}) || !slices.Equal(got[1].Shape, []int64{tc.batch, c4, m, m}) {
 				t.Fatalf("shapes %v %v", got[0].Shape, got[1].Shape)
 			}
-			assertClose(t, "features", got[0].Data, gap(want[0]), 1e-5)
-			assertClose(t, "maps", got[1].Data, want[1].Data, 1e-5)
+			if err := tol.Floats(got[0].Data, gap(want[0]), 1e-5, 1e-5); err != nil {
+				t.Fatalf("features: %v", err)
+			}
+			if err := tol.Floats(got[1].Data, want[1].Data, 1e-5, 1e-5); err != nil {
+				t.Fatalf("maps: %v", err)
+			}
 		})
 	}
 }
@@ -196,7 +201,9 @@ func checkExtractorGraph(t *testing.T, src, ext *onnxpb.ModelProto, spec *Spec) 
 			}
 			a, _, _ := TensorFloat32(orig)
 			b, _, _ := TensorFloat32(tt)
-			assertClose(t, name, b, a, 0)
+			if err := tol.Floats(b, a, 0, 0); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
 		}
 	}
 }
@@ -385,7 +392,9 @@ func TestPrepareFeatureTensor(t *testing.T) {
 			if tc.pooled {
 				w = gap(want)
 			}
-			assertClose(t, "features", got.Data, w, 1e-5)
+			if err := tol.Floats(got.Data, w, 1e-5, 1e-5); err != nil {
+				t.Fatalf("features: %v", err)
+			}
 		})
 	}
 	t.Run("unknown tensor", func(t *testing.T) {

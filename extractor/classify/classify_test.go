@@ -13,9 +13,10 @@ import (
 
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/extractor"
-	"github.com/tlearn/tlearn/extractor/internal/extractortest"
 	"github.com/tlearn/tlearn/extractor/cache"
+	"github.com/tlearn/tlearn/extractor/internal/extractortest"
 	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/classifier"
 )
@@ -184,7 +185,7 @@ func TestClassifyMatchesCache(t *testing.T) {
 				t.Fatalf("batch %d: %v", batch, p.Err)
 			}
 			for j, v := range p.Probs {
-				if d := math.Abs(float64(v) - float64(want[path][j])); d > 1e-4 {
+				if !tol.Close(float64(v), float64(want[path][j]), 1e-4, 0) {
 					t.Fatalf("batch %d: %s: probabilities %v, cached path gives %v", batch, path, p.Probs, want[path])
 				}
 				if v > 0.05 && v < 0.95 {

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 )
 
 func randSlice(r *rand.Rand, n int) []float32 {
@@ -72,7 +74,7 @@ func TestGemm(t *testing.T) {
 						for i := range m {
 							for j := range ldc {
 								got, w := float64(c[i*ldc+j]), want[i*ldc+j]
-								if math.Abs(got-w) > 1e-4*(1+math.Abs(w))*math.Sqrt(float64(k+1)) {
+								if e := 1e-4 * math.Sqrt(float64(k+1)); !tol.Close(got, w, e, e) {
 									t.Fatalf("c[%d,%d] = %g, want %g", i, j, got, w)
 								}
 							}
@@ -106,7 +108,7 @@ func TestAdam(t *testing.T) {
 			}
 			Adam(w, m, v, g, &s)
 			for i := range w {
-				if math.Abs(float64(w[i])-want[i]) > 1e-6*(1+math.Abs(want[i])) {
+				if !tol.Close(float64(w[i]), want[i], 1e-6, 1e-6) {
 					t.Fatalf("w[%d] = %g, want %g", i, w[i], want[i])
 				}
 			}
