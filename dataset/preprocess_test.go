@@ -18,6 +18,7 @@ func twoPixels() *image.RGBA {
 }
 
 func TestPreprocessPresets(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		desc string
 		p    Preprocessing
@@ -65,6 +66,7 @@ func TestPreprocessPresets(t *testing.T) {
 // TestPreprocessTypes checks that every fast path and the At fallback give
 // the same values as the RGBA path.
 func TestPreprocessTypes(t *testing.T) {
+	t.Parallel()
 	src := testImage(17, 11, 9)
 	rgba := image.NewRGBA(src.Rect)
 	draw.Draw(rgba, rgba.Rect, src, image.Point{}, draw.Src)
@@ -131,6 +133,7 @@ func TestPreprocessTypes(t *testing.T) {
 // TestPreprocessAllocs holds Preprocess to its promise of no allocation,
 // on every fast path and in both layouts.
 func TestPreprocessAllocs(t *testing.T) {
+	// Not parallel: it counts allocations (testing.AllocsPerRun).
 	src := testImage(8, 6, 1)
 	rgba := image.NewRGBA(src.Rect)
 	gray := image.NewGray(src.Rect)
@@ -146,6 +149,7 @@ func TestPreprocessAllocs(t *testing.T) {
 }
 
 func TestPreprocessPanics(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		desc string
 		dst  []float32
@@ -166,6 +170,7 @@ func TestPreprocessPanics(t *testing.T) {
 }
 
 func TestResize(t *testing.T) {
+	t.Parallel()
 	src := testImage(40, 20, 1)
 	rgba := image.NewRGBA(src.Rect)
 	draw.Draw(rgba, rgba.Rect, src, image.Point{}, draw.Src)

@@ -142,6 +142,7 @@ func (c gradCase) refLoss(p []float64, data *Data, rows []int32, o *trainOptions
 // data gradient plus L2·w on the kernels) against central finite
 // differences of the float64 reference loss.
 func TestGradients(t *testing.T) {
+	t.Parallel()
 	forBackends(t, testGradients)
 }
 
@@ -246,6 +247,7 @@ func (c gradCase) paramName(i int) string {
 // applied block by block inside the workers) equals Adam, computed in
 // float64, applied to the gradients of TestGradients.
 func TestStepIsAdam(t *testing.T) {
+	t.Parallel()
 	forBackends(t, testStepIsAdam)
 }
 
@@ -314,6 +316,7 @@ func (n *network) plainGrad() []float32 {
 // gradient on a size with several panels (one narrow) and row blocks, too
 // large for finite differences: against xᵀ·dz1 computed in float64.
 func TestW1GradientBlocks(t *testing.T) {
+	t.Parallel()
 	forBackends(t, testW1GradientBlocks)
 }
 

@@ -10,6 +10,7 @@ import (
 )
 
 func TestTally(t *testing.T) {
+	t.Parallel()
 	classes := []string{"a", "b", "c"}
 	tally := NewTally(classes, 2)
 	// label, logits: predictions a, a, b, c, c, b
@@ -74,6 +75,7 @@ func TestTally(t *testing.T) {
 }
 
 func TestTallyEmptyClass(t *testing.T) {
+	t.Parallel()
 	tally := NewTally([]string{"a", "b"}, 0)
 	tally.AddLogits(0, []float32{1, 0})
 	r := tally.Report()

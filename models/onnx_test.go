@@ -37,6 +37,7 @@ func withUnknownFields(t testing.TB) []byte {
 }
 
 func TestRoundTrip(t *testing.T) {
+	t.Parallel()
 	mustMarshal := func(m *onnxpb.ModelProto) []byte {
 		b, err := Marshal(m)
 		if err != nil {
@@ -95,6 +96,7 @@ func checkRoundTrip(t *testing.T, orig []byte) {
 }
 
 func TestLoadErrors(t *testing.T) {
+	t.Parallel()
 	good, err := Marshal(TinyVGG(1))
 	if err != nil {
 		t.Fatal(err)
@@ -185,6 +187,7 @@ func externalModel(t *testing.T, dir string, writeData bool) (path string, want 
 }
 
 func TestExternalData(t *testing.T) {
+	t.Parallel()
 	t.Run("present", func(t *testing.T) {
 		path, want := externalModel(t, t.TempDir(), true)
 		m, err := Load(path)
@@ -239,6 +242,7 @@ func TestExternalData(t *testing.T) {
 }
 
 func TestTensors(t *testing.T) {
+	t.Parallel()
 	vals := []float32{1.5, -2, 0, float32(math.Inf(1))}
 	raw := NewTensorFloat32("r", []int64{2, 2}, vals)
 	fd := &onnxpb.TensorProto{Name: proto.String("f"), Dims: []int64{2, 2}, DataType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)), FloatData: vals}
@@ -292,6 +296,7 @@ func TestTensors(t *testing.T) {
 }
 
 func TestInitializerAliases(t *testing.T) {
+	t.Parallel()
 	m := TinyVGG(5)
 	cases := []struct {
 		desc, name, wantName string

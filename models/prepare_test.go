@@ -65,6 +65,7 @@ func imageShape(layout dataset.Layout, batch, side int64) []int64 {
 // TestPrepareMatchesUncut checks that the extractor's outputs equal the
 // uncut model's block5_pool (pooled) and block4_pool tensors under ORT.
 func TestPrepareMatchesUncut(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	cases := []struct {
 		desc   string
@@ -209,6 +210,7 @@ func checkExtractorGraph(t *testing.T, src, ext *onnxpb.ModelProto, spec *Spec) 
 }
 
 func TestPrepareFiles(t *testing.T) {
+	t.Parallel()
 	srcDir := t.TempDir()
 	src := filepath.Join(srcDir, "vgg.onnx")
 	if err := Save(src, SynthVGG16(SynthSettings{Seed: 3, Width: tinyWidth, Keras: true})); err != nil {
@@ -263,6 +265,7 @@ func TestPrepareFiles(t *testing.T) {
 // no shape (optional in ONNX): the extractor's input gets [N,3,H,W] or
 // [N,H,W,3].
 func TestPrepareInputWithoutShape(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		desc  string
 		synth SynthSettings
@@ -300,6 +303,7 @@ func TestPrepareInputWithoutShape(t *testing.T) {
 // Transpose that has no input (a malformed graph whose declared shape
 // spares the probe run): no panic.
 func TestPrepareFeatureTensorMalformedTranspose(t *testing.T) {
+	t.Parallel()
 	g := &onnxpb.GraphProto{
 		Name:  proto.String("g"),
 		Input: []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo("x", onnxpb.TensorProto_FLOAT, []any{1, 3, 8, 8})},
@@ -320,6 +324,7 @@ func TestPrepareFeatureTensorMalformedTranspose(t *testing.T) {
 }
 
 func TestWriteTinyPrepared(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	spec, err := WriteTinyPrepared(dir, 9)
 	if err != nil {
@@ -349,6 +354,7 @@ func TestWriteTinyPrepared(t *testing.T) {
 }
 
 func TestPrepareFeatureTensor(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	full := SynthVGG16(SynthSettings{Seed: 21, Width: tinyWidth, Classifier: true, Size: 32})
 	v, err := DetectVGG(full)

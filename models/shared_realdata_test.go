@@ -23,6 +23,7 @@ import (
 // TestRoundTripShared reads and writes the real int8 MobileNetV2 of the
 // shared folder byte for byte.
 func TestRoundTripShared(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile(realdata.Path(t, "models", "mobilenetv2-12-int8.onnx"))
 	if err != nil {
 		t.Fatal(err)
@@ -33,6 +34,7 @@ func TestRoundTripShared(t *testing.T) {
 // TestMobileNetFeatureTensor prepares the real int8 MobileNetV2 of
 // shared folder at its tensor 627, which has no shape information.
 func TestMobileNetFeatureTensor(t *testing.T) {
+	t.Parallel()
 	path := realdata.Path(t, "models", "mobilenetv2-12-int8.onnx")
 	ortlibtest.Init(t)
 	dir := t.TempDir()
@@ -59,6 +61,7 @@ func TestMobileNetFeatureTensor(t *testing.T) {
 // TestSharedVGG16 prepares the real torchvision VGG16 of the shared folder and
 // compares the extractor with the uncut model at 32x32.
 func TestSharedVGG16(t *testing.T) {
+	t.Parallel()
 	path := realdata.Path(t, "models", "vgg16-cifar5.onnx")
 	ortlibtest.Init(t)
 	dir := t.TempDir()

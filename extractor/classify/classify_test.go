@@ -141,6 +141,7 @@ func classifyAll(t testing.TB, c *Classifier, src *dataset.Source) []Prediction 
 // several batch sizes and compares with the cached-feature path: Extract's
 // features fed to the same head in Go.
 func TestClassifyMatchesCache(t *testing.T) {
+	t.Parallel()
 	classes := []string{"cat", "dog"}
 	data := extractortest.MakeDataset(t, classes, 5)
 	cacheDir := extractCache(t, data)
@@ -200,6 +201,7 @@ func TestClassifyMatchesCache(t *testing.T) {
 }
 
 func TestClassifyCancel(t *testing.T) {
+	t.Parallel()
 	extractortest.TinyModel(t)
 	path := writeClassifier(t, testHead(32, 2, 1), []string{"a", "b"})
 	c := openClassifier(t, path, Options{Batch: 2})
@@ -230,6 +232,7 @@ func TestClassifyCancel(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
+	t.Parallel()
 	model := extractortest.TinyModel(t)
 	good := writeClassifier(t, testHead(32, 2, 1), []string{"a", "b"})
 	garbage := filepath.Join(t.TempDir(), "garbage.onnx")
@@ -273,6 +276,7 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestClassFolderLabels(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join("photos", "set")
 	classes := []string{"cat", "dog", "bird"}
 	cases := []struct {
@@ -300,6 +304,7 @@ func TestClassFolderLabels(t *testing.T) {
 }
 
 func TestTopK(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		desc  string
 		probs []float32

@@ -18,6 +18,7 @@ import (
 // validation maps is FineTune's own validation report, whatever the batch
 // size FineTune validated with.
 func TestEvaluate(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	rt := ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1}
 	for _, tc := range []struct {
@@ -53,6 +54,7 @@ func TestEvaluate(t *testing.T) {
 }
 
 func TestEvaluateErrors(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	rt := ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1}
 	fx := newFTFixture(5, 4, 4, 3, 16, 8)

@@ -120,6 +120,7 @@ func block5Features(t *testing.T, start *head.Weights, d *MapsData) []float32 {
 // initial head, batches and dropout masks, so their losses agree over 100
 // steps.
 func TestFineTuneFrozenMatchesTrain(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	for _, tc := range []struct {
 		desc string
@@ -222,6 +223,7 @@ func spatialFixture(seed uint64, n int) (*head.Weights, *MapsData) {
 }
 
 func TestFineTuneLearnsWhatTheHeadCannot(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	start, train := spatialFixture(1, 192)
 	_, val := spatialFixture(2, 64)
@@ -266,6 +268,7 @@ func (r *cancelAfter) Add(n int) {
 // TestFineTuneResume: a run interrupted in its third epoch and started
 // again ends exactly where an uninterrupted run ends.
 func TestFineTuneResume(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	fx := newFTFixture(2, 4, 4, 3, 40, 16)
 	base := Settings{
@@ -319,6 +322,7 @@ func TestFineTuneResume(t *testing.T) {
 }
 
 func TestFineTuneErrors(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	fx := newFTFixture(3, 4, 4, 3, 16, 8)
 	other := newFTFixture(3, 6, 4, 3, 16, 8)
@@ -356,6 +360,7 @@ func TestFineTuneErrors(t *testing.T) {
 }
 
 func TestSettingsResolve(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		desc string
 		in   Settings
@@ -390,6 +395,7 @@ func TestSettingsResolve(t *testing.T) {
 // fingerprint but would index outside the data or the history is refused
 // at restore, not left to panic in the next epoch.
 func TestRestoreRefusesDamagedState(t *testing.T) {
+	t.Parallel()
 	fx := newFTFixture(5, 2, 2, 2, 4, 2)
 	s := Settings{Settings: head.Settings{Hidden: 2, Epochs: 3, SaveBest: true}}.Resolve()
 	good := func() *ftCheckpoint {

@@ -232,6 +232,7 @@ func imageShape(layout dataset.Layout, batch, side int64) []int64 {
 // and compares them with the extractor's features fed to the same head,
 // for both presets, with and without a hidden layer and fine-tuned block5.
 func TestBuildMatchesCachedPath(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	classes := []string{"cat", "dog", "bird"}
 	cases := []struct {
@@ -356,6 +357,7 @@ func checkClassifierGraph(t *testing.T, m *onnxpb.ModelProto, w Weights) {
 }
 
 func TestBuildErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	spec, err := models.WriteTinyPrepared(dir, 3)
 	if err != nil {
@@ -424,6 +426,7 @@ func TestBuildErrors(t *testing.T) {
 // TestBuildCheckRun covers the check run: it needs ONNX Runtime, and it
 // passes on a good classifier.
 func TestBuildCheckRun(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	dir := t.TempDir()
 	spec, err := models.WriteTinyPrepared(dir, 4)
@@ -441,6 +444,7 @@ func TestBuildCheckRun(t *testing.T) {
 }
 
 func TestReadInfoErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	spec, err := models.WriteTinyPrepared(dir, 5)
 	if err != nil {

@@ -230,6 +230,7 @@ func toF64(v []float32) []float64 {
 }
 
 func TestTrainStepMatchesReference(t *testing.T) {
+	t.Parallel()
 	tiny := Spec{Channels: 4, Height: 4, Width: 4, Hidden: 8, Classes: 3, Dropout: true, Optimizer: OptimizerAdam}
 	cases := []stepCase{
 		{desc: "adam first step", spec: tiny, batch: 2, dropout: 0.5, lr: [2]float64{1e-3, 1e-3}, t: 1},
@@ -343,6 +344,7 @@ func allZero(v []float64) bool {
 // (MatMul, Add with broadcasting, Mul of two differentiable values) on a
 // small graph, against central differences of a float64 forward pass.
 func TestGenericGradRules(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	const n, d, k = 3, 4, 5
 	rng := rand.New(rand.NewPCG(3, 3))

@@ -327,6 +327,7 @@ func newRefBatch(rng *rand.Rand, net *refNet, batch int, dropout float64) refBat
 // TestRefNetFiniteDifferences checks the reference's own backward pass
 // against central differences of its loss, in float64.
 func TestRefNetFiniteDifferences(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		desc               string
 		c, h, w, hidden, k int

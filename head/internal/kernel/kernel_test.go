@@ -54,6 +54,7 @@ func kernels() map[string]Chain {
 }
 
 func TestGemm(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(1, 2))
 	shapes := [][3]int{{1, 1, 1}, {4, 16, 1}, {4, 16, 3}, {5, 17, 7}, {32, 64, 300}, {13, 50, 600}, {8, 32, 0}, {3, 5, 2}, {32, 48, 32}, {8, 32, 5}, {17, 70, 260}, {16, 1024, 33}}
 	for name, kern := range kernels() {
@@ -87,6 +88,7 @@ func TestGemm(t *testing.T) {
 }
 
 func TestAdam(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, n := range []int{1, 7, 8, 9, 64, 100} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {

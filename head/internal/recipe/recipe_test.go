@@ -10,6 +10,7 @@ import (
 // TestMaskIsApply: Mask draws the units that Apply keeps, with the same
 // scale, from the same bits.
 func TestMaskIsApply(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{1, 2, 7, 64} {
 		z := make([]float32, n)
 		for i := range z {
@@ -28,6 +29,7 @@ func TestMaskIsApply(t *testing.T) {
 }
 
 func TestCrossEntropy(t *testing.T) {
+	t.Parallel()
 	z := []float32{1, 3, 2}
 	lse := math.Log(math.Exp(1) + math.Exp(3) + math.Exp(2))
 	for _, tc := range []struct {
