@@ -76,6 +76,8 @@ func TestEvaluateErrors(t *testing.T) {
 		{"block5 only", context.Background(), fx.start, fx.val, "no head"},
 		{"maps of another backbone", context.Background(), w, other.val, "maps of another backbone"},
 		{"no maps", context.Background(), w, &MapsData{Shape: [3]int{4, 4, 4}, Classes: fx.val.Classes, Y: []int32{0}}, "map values"},
+		// Deterministic since ortlib.RunWithContext checks the context
+		// before each run (TestRunWithContext).
 		{"cancelled", ctx, w, fx.val, context.Canceled.Error()},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
