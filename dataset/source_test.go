@@ -9,6 +9,7 @@ import (
 )
 
 func TestOpenOrdersLikeKeras(t *testing.T) {
+	t.Parallel()
 	// Created out of order; classes must come out in byte order of their
 	// names (Python's sorted(): "B" < "a", "dog10" < "dog2").
 	dir := makeDataset(t, map[string]int{
@@ -77,6 +78,7 @@ func TestOpenOrdersLikeKeras(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
+	t.Parallel()
 	tmp := t.TempDir()
 	file := filepath.Join(tmp, "file.txt")
 	writeFile(t, file, []byte("x"))
@@ -120,6 +122,7 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestOpenFiles(t *testing.T) {
+	t.Parallel()
 	dir := makeDataset(t, map[string]int{"photos/b.png": 3, "photos/a/c.png": 3, "single.jpg": 3})
 	writeFile(t, filepath.Join(dir, "photos", "x.txt"), []byte("x"))
 	src, err := OpenFiles([]string{filepath.Join(dir, "single.jpg"), filepath.Join(dir, "photos")}, Settings{})
@@ -149,6 +152,7 @@ func TestOpenFiles(t *testing.T) {
 }
 
 func TestOpenFollowsSymlinkedFolders(t *testing.T) {
+	t.Parallel()
 	// Keras lists symlinked class folders; WalkDir does not descend into a
 	// symlinked root, so these used to fail with "has no images".
 	real := makeDataset(t, map[string]int{"cat/a.png": 4, "cat/sub/b.png": 4, "dog/c.png": 4})

@@ -31,6 +31,7 @@ func fakeSource(counts map[string]int) *Source {
 }
 
 func TestSplit(t *testing.T) {
+	t.Parallel()
 	src := fakeSource(map[string]int{"a": 10, "b": 3, "c": 2, "d": 101, "e": 7})
 	for _, val := range []float64{0.2, 0.5, 0.01, 0.99} {
 		t.Run(fmt.Sprint(val), func(t *testing.T) {
@@ -75,6 +76,7 @@ func TestSplit(t *testing.T) {
 // TestSplitStable checks that a class's split depends only on that class:
 // adding a class or images to another class leaves it as it was.
 func TestSplitStable(t *testing.T) {
+	t.Parallel()
 	valPaths := func(src *Source, class string) []string {
 		_, v, err := Split(src, 0.3, 7)
 		if err != nil {
@@ -96,6 +98,7 @@ func TestSplitStable(t *testing.T) {
 }
 
 func TestSplitErrors(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		desc string
 		src  *Source
@@ -118,6 +121,7 @@ func TestSplitErrors(t *testing.T) {
 }
 
 func TestCopyItems(t *testing.T) {
+	t.Parallel()
 	dir := makeDataset(t, map[string]int{"cat/a.png": 2, "cat/sub/b.png": 2, "dog/c.png": 2, "dog/d.png": 2})
 	src, err := Open(dir, Settings{})
 	if err != nil {

@@ -11,8 +11,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/tlearn/tlearn/extractor/internal/extractortest"
 	"github.com/tlearn/tlearn/extractor/cache"
+	"github.com/tlearn/tlearn/extractor/internal/extractortest"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 )
@@ -33,6 +33,7 @@ const diskFullMarker = "DISKFULL-ERROR: "
 // file and leave a folder that the same command, without the limit,
 // completes into arrays byte-identical to an uninterrupted run's.
 func TestDiskFull(t *testing.T) {
+	t.Parallel()
 	data := extractortest.MakeDataset(t, []string{"a", "b"}, 12) // 24 images, batch 2: chunks of 8
 	e := openExtractor(t, Options{Batch: 2})
 	ref := filepath.Join(t.TempDir(), "ref")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,24 +15,21 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/tlearn/tlearn/dataset"
-	"github.com/tlearn/tlearn/extractor/internal/extractortest"
 	"github.com/tlearn/tlearn/extractor/cache"
+	"github.com/tlearn/tlearn/extractor/internal/extractortest"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/internal/progress"
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 	"github.com/tlearn/tlearn/models"
 )
-
-// close32 compares with an absolute-plus-relative tolerance.
-func close32(a, b, tol float32) bool {
-	return float32(math.Abs(float64(a-b))) <= tol*(1+float32(math.Abs(float64(b))))
-}
 
 // TestFeaturesMatchDirectRun checks the cache against an independent ORT
 // session over the same extractor.onnx, fed one image at a time with the
 // same preprocessed tensor: the batching, padding, ordering and float16
 // storage of Extract must not change the values.
 func TestFeaturesMatchDirectRun(t *testing.T) {
+	t.Parallel()
 	modelDir := extractortest.TinyModel(t)
 	spec, err := models.ReadSpec(modelDir)
 	if err != nil {
@@ -87,13 +83,13 @@ func TestFeaturesMatchDirectRun(t *testing.T) {
 			t.Fatal(err)
 		}
 		for j, want := range feat.GetData() {
-			if got := c.Feature(i)[j]; !close32(got, want, 1e-5) {
+			if got := c.Feature(i)[j]; !tol.Close(float64(got), float64(want), 1e-5, 1e-5) {
 				t.Fatalf("%s: feature %d = %g, direct run %g", it.Path, j, got, want)
 			}
 		}
 		cache.F16ToF32(mapVals, c.Map(i))
 		for j, want := range maps.GetData() {
-			if !close32(mapVals[j], want, 1e-3) { // float16 keeps 11 significant bits
+			if !tol.Close(float64(mapVals[j]), float64(want), 1e-3, 1e-3) { // float16 keeps 11 significant bits
 				t.Fatalf("%s: map value %d = %g, direct run %g", it.Path, j, mapVals[j], want)
 			}
 		}
@@ -103,6 +99,7 @@ func TestFeaturesMatchDirectRun(t *testing.T) {
 // TestResumeAfterCancel cancels an extraction after two chunks, resumes it,
 // and compares the arrays with an uninterrupted run's, byte for byte.
 func TestResumeAfterCancel(t *testing.T) {
+	t.Parallel()
 	data := extractortest.MakeDataset(t, []string{"a", "b"}, 20) // 40 images, batch 2: chunks of 8
 	e := openExtractor(t, Options{Batch: 2, Maps: true})
 	ref := filepath.Join(t.TempDir(), "ref")
@@ -154,6 +151,7 @@ func TestResumeAfterCancel(t *testing.T) {
 // TestResumeAfterKill runs Extract in a child process that kills itself
 // with SIGKILL after two chunks, then resumes in this process.
 func TestResumeAfterKill(t *testing.T) {
+	t.Parallel()
 	data := extractortest.MakeDataset(t, []string{"a", "b"}, 12) // 24 images, batch 2: chunks of 8
 	dir := filepath.Join(t.TempDir(), "cache")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKillChild$", "-test.v")
@@ -205,6 +203,7 @@ func TestKillChild(t *testing.T) {
 }
 
 func TestMismatchRefused(t *testing.T) {
+	t.Parallel()
 	data := extractortest.MakeDataset(t, []string{"a", "b"}, 3)
 	dir := filepath.Join(t.TempDir(), "cache")
 	e := openExtractor(t, Options{Batch: 4})
@@ -257,6 +256,7 @@ func TestMismatchRefused(t *testing.T) {
 }
 
 func TestDatasetChangesDetected(t *testing.T) {
+	t.Parallel()
 	e := openExtractor(t, Options{Batch: 4})
 	for _, tc := range []struct {
 		desc   string
@@ -329,6 +329,7 @@ var badFiles = []struct {
 }
 
 func TestBadImages(t *testing.T) {
+	t.Parallel()
 	e := openExtractor(t, Options{Batch: 2, Maps: true})
 	for _, tc := range badFiles {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -392,6 +393,7 @@ func TestBadImages(t *testing.T) {
 }
 
 func TestCacheFolderErrors(t *testing.T) {
+	t.Parallel()
 	data := extractortest.MakeDataset(t, []string{"a", "b"}, 2)
 	e := openExtractor(t, Options{})
 	file := filepath.Join(t.TempDir(), "cache")
@@ -409,6 +411,7 @@ func TestCacheFolderErrors(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
+	t.Parallel()
 	modelDir := extractortest.TinyModel(t)
 	for _, tc := range []struct {
 		desc string
@@ -439,6 +442,7 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestInputSize(t *testing.T) {
+	t.Parallel()
 	modelDir := extractortest.TinyModel(t)
 	spec, err := models.ReadSpec(modelDir)
 	if err != nil {
@@ -475,6 +479,7 @@ func TestInputSize(t *testing.T) {
 // TestCUDAFallback runs on the CPU-only library: auto falls back to CPU
 // with a one-line reason, cuda is an error.
 func TestCUDAFallback(t *testing.T) {
+	t.Parallel()
 	modelDir := extractortest.TinyModel(t)
 	if ok, _ := ortlib.CUDAStatus(); ok {
 		t.Skip("this ONNX Runtime library has CUDA: no fallback to test")
@@ -501,6 +506,7 @@ func TestCUDAFallback(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
+	t.Parallel()
 	var nilE *Extractor
 	if err := nilE.Close(); err != nil {
 		t.Error(err)
@@ -518,6 +524,7 @@ func TestClose(t *testing.T) {
 }
 
 func TestSubsetAndSplit(t *testing.T) {
+	t.Parallel()
 	data := extractortest.MakeDataset(t, []string{"a", "b"}, 5)
 	src := openSource(t, data)
 	train, val, err := dataset.Split(src, 0.4, 3)
@@ -552,6 +559,7 @@ func TestSubsetAndSplit(t *testing.T) {
 }
 
 func TestChunkSize(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ n, b, want int }{
 		{10, 8, 32}, {10000, 8, 32}, {50000, 8, 104}, {1000000, 32, 2016}, {5, 1, 4},
 	} {
@@ -568,6 +576,7 @@ func TestChunkSize(t *testing.T) {
 // enough to take a while, then checks that the Extractor still runs with a
 // fresh context (the terminate flag is cleared).
 func TestCancelRunInFlight(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	dir := t.TempDir()
 	if _, err := models.WriteSynthPrepared(dir, models.SynthSettings{Seed: 1, Width: 0.25}); err != nil {

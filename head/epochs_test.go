@@ -50,6 +50,7 @@ func (m *scripted) EndEpoch(st *EpochState) error {
 }
 
 func TestRunEpochs(t *testing.T) {
+	t.Parallel()
 	acc := []float64{0.5, 0.7, 0.6, 0.7, 0.65, 0.9}
 	for _, tc := range []struct {
 		desc      string
@@ -99,6 +100,7 @@ func TestRunEpochs(t *testing.T) {
 // TestRunEpochsResumes: a loop continued from its state takes the same
 // steps, in the same order, as one that ran through.
 func TestRunEpochsResumes(t *testing.T) {
+	t.Parallel()
 	train, val := blobs(60, 6, 3, 1, 1), blobs(30, 6, 3, 1, 2)
 	s := Settings{Hidden: 8, LR: 1e-2, Batch: 7, Epochs: 5, Seed: 4, EarlyStop: 3}.Resolve()
 	whole := newHeadModel(train, val, s)
@@ -131,6 +133,7 @@ func TestRunEpochsResumes(t *testing.T) {
 }
 
 func TestRunEpochsErrors(t *testing.T) {
+	t.Parallel()
 	s := Settings{Epochs: 3, Batch: 4}
 	_, err := RunEpochs(context.Background(), &scripted{valAcc: []float64{0, 0, 0}, loss: math.Inf(1)}, NewEpochState(8, 0), s, nil)
 	var de *DivergedError

@@ -7,13 +7,11 @@ import (
 	"testing"
 
 	"github.com/tlearn/tlearn/head/internal/recipe"
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 )
 
 // near reports whether got is within an absolute plus relative tolerance
 // of want.
-func near(got, want, atol, rtol float64) bool {
-	return math.Abs(got-want) <= atol+rtol*math.Abs(want)
-}
 
 // gradCase is a small head and batch for the gradient checks.
 type gradCase struct {
@@ -144,6 +142,7 @@ func (c gradCase) refLoss(p []float64, data *Data, rows []int32, o *trainOptions
 // data gradient plus L2·w on the kernels) against central finite
 // differences of the float64 reference loss.
 func TestGradients(t *testing.T) {
+	t.Parallel()
 	forBackends(t, testGradients)
 }
 
@@ -207,7 +206,7 @@ func testGradients(t *testing.T, be gemmBackend) {
 			for i := range len(p) - off - c.hidden - c.k { // w2
 				sq += p[o2+i] * p[o2+i]
 			}
-			if want := ref - o.l2/2*sq; !near(lossSum/float64(c.batch), want, 1e-5, 1e-5) {
+			if want := ref - o.l2/2*sq; !tol.Close(lossSum/float64(c.batch), want, 1e-5, 1e-5) {
 				t.Errorf("batch loss %g, reference %g", lossSum/float64(c.batch), want)
 			}
 			const eps = 1e-5
@@ -219,7 +218,7 @@ func testGradients(t *testing.T, be gemmBackend) {
 				down := c.refLoss(p, data, rows, o, mask)
 				p[i] = orig
 				num := (up - down) / (2 * eps)
-				if !near(got[i], num, 1e-4, 1e-3) {
+				if !tol.Close(got[i], num, 1e-4, 1e-3) {
 					t.Errorf("parameter %d (%s): gradient %g, finite difference %g", i, c.paramName(i), got[i], num)
 				}
 			}
@@ -248,6 +247,7 @@ func (c gradCase) paramName(i int) string {
 // applied block by block inside the workers) equals Adam, computed in
 // float64, applied to the gradients of TestGradients.
 func TestStepIsAdam(t *testing.T) {
+	t.Parallel()
 	forBackends(t, testStepIsAdam)
 }
 
@@ -282,7 +282,7 @@ func testStepIsAdam(t *testing.T, be gemmBackend) {
 					after := m.plainParams()
 					for i, w0 := range before {
 						want := float64(w0) - 1e-3*g[i]/(math.Abs(g[i])+1e-7)
-						if !near(float64(after[i]), want, 1e-6, 1e-5) {
+						if !tol.Close(float64(after[i]), want, 1e-6, 1e-5) {
 							t.Fatalf("after one step, parameter %d (%s) = %g, want %g", i, c.paramName(i), after[i], want)
 						}
 					}
@@ -316,6 +316,7 @@ func (n *network) plainGrad() []float32 {
 // gradient on a size with several panels (one narrow) and row blocks, too
 // large for finite differences: against xᵀ·dz1 computed in float64.
 func TestW1GradientBlocks(t *testing.T) {
+	t.Parallel()
 	forBackends(t, testW1GradientBlocks)
 }
 
@@ -339,7 +340,7 @@ func testW1GradientBlocks(t *testing.T, be gemmBackend) {
 			for i, row := range rows {
 				want += float64(data.X[int(row)*c.d+r]) * float64(n.dz1[i*c.hidden+u])
 			}
-			if g := float64(got[r*c.hidden+u]); !near(g, want, 1e-5, 1e-4) {
+			if g := float64(got[r*c.hidden+u]); !tol.Close(g, want, 1e-5, 1e-4) {
 				t.Fatalf("gradient[%d,%d] = %g, want %g", r, u, g, want)
 			}
 		}

@@ -5,9 +5,12 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 )
 
 func TestTally(t *testing.T) {
+	t.Parallel()
 	classes := []string{"a", "b", "c"}
 	tally := NewTally(classes, 2)
 	// label, logits: predictions a, a, b, c, c, b
@@ -33,30 +36,30 @@ func TestTally(t *testing.T) {
 			}
 		}
 	}
-	if r.N != 6 || r.Accuracy != 0.5 || r.TopK != 2 || !near(r.TopKAccuracy, 4.0/6, 1e-12, 0) {
+	if r.N != 6 || r.Accuracy != 0.5 || r.TopK != 2 || !tol.Close(r.TopKAccuracy, 4.0/6, 1e-12, 0) {
 		t.Errorf("N %d accuracy %g top-%d %g", r.N, r.Accuracy, r.TopK, r.TopKAccuracy)
 	}
 	// a: predicted 3 times, 1 right, 2 true → P 1/3, R 1/2, F1 0.4
 	a := r.PerClass[0]
-	if !near(a.Precision, 1.0/3, 1e-12, 0) || a.Recall != 0.5 || !near(a.F1, 0.4, 1e-12, 0) || a.Support != 2 {
+	if !tol.Close(a.Precision, 1.0/3, 1e-12, 0) || a.Recall != 0.5 || !tol.Close(a.F1, 0.4, 1e-12, 0) || a.Support != 2 {
 		t.Errorf("class a: %+v", a)
 	}
 	// b: predicted once, right; 2 true → P 1, R 0.5, F1 2/3
-	if b := r.PerClass[1]; b.Precision != 1 || b.Recall != 0.5 || !near(b.F1, 2.0/3, 1e-12, 0) {
+	if b := r.PerClass[1]; b.Precision != 1 || b.Recall != 0.5 || !tol.Close(b.F1, 2.0/3, 1e-12, 0) {
 		t.Errorf("class b: %+v", b)
 	}
 	// Loss of the first example: logsumexp(3,1,0) − 3.
 	first := NewTally(classes, 1)
 	first.AddLogits(0, []float32{3, 1, 0})
 	want := math.Log(math.Exp(3)+math.Exp(1)+1) - 3
-	if got := first.Report().Loss; !near(got, want, 1e-12, 1e-9) {
+	if got := first.Report().Loss; !tol.Close(got, want, 1e-12, 1e-9) {
 		t.Errorf("loss %g, want %g", got, want)
 	}
 	// The same example from probabilities.
 	probs := NewTally(classes, 1)
 	s := math.Exp(3) + math.Exp(1) + 1
 	probs.AddProbs(0, []float32{float32(math.Exp(3) / s), float32(math.Exp(1) / s), float32(1 / s)})
-	if got := probs.Report().Loss; !near(got, want, 1e-6, 1e-6) {
+	if got := probs.Report().Loss; !tol.Close(got, want, 1e-6, 1e-6) {
 		t.Errorf("loss from probabilities %g, want %g", got, want)
 	}
 
@@ -72,6 +75,7 @@ func TestTally(t *testing.T) {
 }
 
 func TestTallyEmptyClass(t *testing.T) {
+	t.Parallel()
 	tally := NewTally([]string{"a", "b"}, 0)
 	tally.AddLogits(0, []float32{1, 0})
 	r := tally.Report()

@@ -10,9 +10,11 @@ import (
 	"testing"
 
 	"github.com/tlearn/tlearn/internal/progress"
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 )
 
 func TestTrainSeparable(t *testing.T) {
+	t.Parallel()
 	train := blobs(120, 8, 3, 3, 1)
 	val := blobs(60, 8, 3, 3, 2)
 	for _, tc := range []struct {
@@ -69,6 +71,7 @@ func TestTrainSeparable(t *testing.T) {
 // once with all: the weights must be bit-identical, and a different seed
 // must change them.
 func TestDeterministic(t *testing.T) {
+	// Not parallel: it changes GOMAXPROCS.
 	train := blobs(200, 40, 4, 1, 1)
 	val := blobs(50, 40, 4, 1, 2)
 	s := Settings{Hidden: 48, Epochs: 3, LR: 1e-3, Seed: 42}
@@ -117,6 +120,7 @@ func sameWeights(a, b *Weights) bool {
 }
 
 func TestEarlyStopRestoresBest(t *testing.T) {
+	t.Parallel()
 	// Overlapping classes and a high learning rate: the validation accuracy
 	// peaks early and then wanders.
 	train := blobs(200, 10, 3, 0.5, 1)
@@ -150,7 +154,7 @@ func TestEarlyStopRestoresBest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.Accuracy != h[best].ValAccuracy || !near(r.Loss, h[best].ValLoss, 1e-9, 1e-6) {
+			if r.Accuracy != h[best].ValAccuracy || !tol.Close(r.Loss, h[best].ValLoss, 1e-9, 1e-6) {
 				t.Errorf("returned weights: accuracy %g, loss %g; best epoch %d had %g, %g", r.Accuracy, r.Loss, best, h[best].ValAccuracy, h[best].ValLoss)
 			}
 		})
@@ -158,6 +162,7 @@ func TestEarlyStopRestoresBest(t *testing.T) {
 }
 
 func TestTrainCancel(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := Train(ctx, blobs(40, 4, 2, 1, 1), blobs(10, 4, 2, 1, 2), Settings{Epochs: 2}, nil)
@@ -167,6 +172,7 @@ func TestTrainCancel(t *testing.T) {
 }
 
 func TestTrainBadInput(t *testing.T) {
+	t.Parallel()
 	good := blobs(20, 4, 2, 1, 1)
 	other := blobs(20, 5, 2, 1, 1)
 	renamed := blobs(20, 4, 2, 1, 1)
@@ -204,6 +210,7 @@ func TestTrainBadInput(t *testing.T) {
 }
 
 func TestSettingsResolve(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		desc string
 		in   Settings
@@ -223,6 +230,7 @@ func TestSettingsResolve(t *testing.T) {
 }
 
 func TestPredict(t *testing.T) {
+	t.Parallel()
 	train, val := blobs(90, 6, 3, 3, 1), blobs(30, 6, 3, 3, 2)
 	res, err := Train(context.Background(), train, val, Settings{Hidden: 16, LR: 3e-2, Epochs: 20}, nil)
 	if err != nil {
@@ -242,7 +250,7 @@ func TestPredict(t *testing.T) {
 				arg = j
 			}
 		}
-		if !near(sum, 1, 1e-6, 0) || arg != int(val.Y[i]) {
+		if !tol.Close(sum, 1, 1e-6, 0) || arg != int(val.Y[i]) {
 			t.Fatalf("row %d: probabilities %v (sum %g), label %d", i, row, sum, val.Y[i])
 		}
 	}
@@ -262,6 +270,7 @@ func TestPredict(t *testing.T) {
 
 // TestStepAllocates nothing: every buffer is made once per Train call.
 func TestStepAllocatesNothing(t *testing.T) {
+	// Not parallel: it counts allocations (testing.AllocsPerRun).
 	forBackends(t, func(t *testing.T, be gemmBackend) {
 		c := gradCase{hidden: 64, dropout: 0.5, l2: 1e-3, d: 40, k: 5, batch: 16, n: 20}
 		n, data, rows, o := c.setup(be)

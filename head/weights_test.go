@@ -25,6 +25,7 @@ func testWeights(hidden bool) *Weights {
 }
 
 func TestWeightsRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, hidden := range []bool{true, false} {
 		w := testWeights(hidden)
 		w.Tensors["block5_conv1.weight"] = Tensor{Shape: []int{1, 1, 3, 3}, Data: make([]float32, 9)}
@@ -52,6 +53,7 @@ func TestWeightsRoundTrip(t *testing.T) {
 // reference implementation writes it, so that Python's safetensors reads
 // the files.
 func TestWeightsLayout(t *testing.T) {
+	t.Parallel()
 	b, err := testWeights(false).MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +82,7 @@ func TestWeightsLayout(t *testing.T) {
 }
 
 func TestEvaluateRefusesMismatch(t *testing.T) {
+	t.Parallel()
 	w := testWeights(true) // D=3, K=2 (cat, dog)
 	for _, tc := range []struct {
 		desc string
@@ -102,6 +105,7 @@ func TestEvaluateRefusesMismatch(t *testing.T) {
 // data bytes are refused before any of them is decoded, so a small file
 // cannot make the reader allocate a multiple of its size.
 func TestParseWeightsOverlapAllocation(t *testing.T) {
+	// Not parallel: it measures the process's allocations.
 	const floats, copies = 1 << 14, 256
 	size := floats * 4
 	var h strings.Builder

@@ -14,20 +14,10 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
-
-// sharedModel is a real model from ../shared, or "" (with the test skipped)
-// when that folder is absent.
-func sharedModel(t testing.TB, name string) string {
-	t.Helper()
-	path := filepath.Join("..", "..", "shared", "models", name)
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("skipping: %s absent (real models live in ../shared, next to the checkout)", path)
-	}
-	return path
-}
 
 // withUnknownFields is the tiny VGG with fields no ONNX version defines, at
 // the top level and inside the graph, as a newer ONNX would write them.
@@ -47,6 +37,7 @@ func withUnknownFields(t testing.TB) []byte {
 }
 
 func TestRoundTrip(t *testing.T) {
+	t.Parallel()
 	mustMarshal := func(m *onnxpb.ModelProto) []byte {
 		b, err := Marshal(m)
 		if err != nil {
@@ -66,48 +57,46 @@ func TestRoundTrip(t *testing.T) {
 			return mustMarshal(SynthVGG16(SynthSettings{Seed: 2, Zoo: true, Width: 1.0 / 16, Size: 32}))
 		}},
 		{"unknown fields", func(t *testing.T) []byte { return withUnknownFields(t) }},
-		{"mobilenetv2-12-int8 from ../shared", func(t *testing.T) []byte {
-			b, err := os.ReadFile(sharedModel(t, "mobilenetv2-12-int8.onnx"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b
-		}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.desc, func(t *testing.T) {
-			orig := tc.data(t)
-			path := filepath.Join(t.TempDir(), "a.onnx")
-			if err := os.WriteFile(path, orig, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			m, err := Load(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out := filepath.Join(t.TempDir(), "b.onnx")
-			if err := Save(out, m); err != nil {
-				t.Fatal(err)
-			}
-			written, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(orig, written) {
-				t.Fatalf("read→write changed the bytes: %d in, %d out", len(orig), len(written))
-			}
-			m2, err := Load(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !proto.Equal(m, m2) {
-				t.Fatal("read→write→read gives another model")
-			}
-		})
+		t.Run(tc.desc, func(t *testing.T) { checkRoundTrip(t, tc.data(t)) })
+	}
+}
+
+// checkRoundTrip reads the ONNX file orig and writes it again: the bytes
+// must come back unchanged, and reading them back the same model.
+func checkRoundTrip(t *testing.T, orig []byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "a.onnx")
+	if err := os.WriteFile(path, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "b.onnx")
+	if err := Save(out, m); err != nil {
+		t.Fatal(err)
+	}
+	written, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(orig, written) {
+		t.Fatalf("read→write changed the bytes: %d in, %d out", len(orig), len(written))
+	}
+	m2, err := Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(m, m2) {
+		t.Fatal("read→write→read gives another model")
 	}
 }
 
 func TestLoadErrors(t *testing.T) {
+	t.Parallel()
 	good, err := Marshal(TinyVGG(1))
 	if err != nil {
 		t.Fatal(err)
@@ -198,6 +187,7 @@ func externalModel(t *testing.T, dir string, writeData bool) (path string, want 
 }
 
 func TestExternalData(t *testing.T) {
+	t.Parallel()
 	t.Run("present", func(t *testing.T) {
 		path, want := externalModel(t, t.TempDir(), true)
 		m, err := Load(path)
@@ -212,7 +202,9 @@ func TestExternalData(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		assertClose(t, "24.weight", got, want, 0)
+		if err := tol.Floats(got, want, 0, 0); err != nil {
+			t.Fatalf("24.weight: %v", err)
+		}
 	})
 	t.Run("missing", func(t *testing.T) {
 		path, _ := externalModel(t, t.TempDir(), false)
@@ -250,6 +242,7 @@ func TestExternalData(t *testing.T) {
 }
 
 func TestTensors(t *testing.T) {
+	t.Parallel()
 	vals := []float32{1.5, -2, 0, float32(math.Inf(1))}
 	raw := NewTensorFloat32("r", []int64{2, 2}, vals)
 	fd := &onnxpb.TensorProto{Name: proto.String("f"), Dims: []int64{2, 2}, DataType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)), FloatData: vals}
@@ -303,6 +296,7 @@ func TestTensors(t *testing.T) {
 }
 
 func TestInitializerAliases(t *testing.T) {
+	t.Parallel()
 	m := TinyVGG(5)
 	cases := []struct {
 		desc, name, wantName string
@@ -369,16 +363,4 @@ func FuzzUnmarshal(f *testing.F) {
 			t.Fatalf("a parsed model does not encode: %v", err)
 		}
 	})
-}
-
-func assertClose(t *testing.T, what string, got, want []float32, tol float64) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
-	}
-	for i := range got {
-		if d := math.Abs(float64(got[i]) - float64(want[i])); d > tol*(1+math.Abs(float64(want[i]))) || math.IsNaN(d) {
-			t.Fatalf("%s[%d] = %v, want %v (tolerance %g)", what, i, got[i], want[i], tol)
-		}
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
@@ -64,6 +65,7 @@ func imageShape(layout dataset.Layout, batch, side int64) []int64 {
 // TestPrepareMatchesUncut checks that the extractor's outputs equal the
 // uncut model's block5_pool (pooled) and block4_pool tensors under ORT.
 func TestPrepareMatchesUncut(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	cases := []struct {
 		desc   string
@@ -110,8 +112,12 @@ func TestPrepareMatchesUncut(t *testing.T) {
 			if !slices.Equal(got[0].Shape, []int64{tc.batch, int64(spec.Features.Dim)}) || !slices.Equal(got[1].Shape, []int64{tc.batch, c4, m, m}) {
 				t.Fatalf("shapes %v %v", got[0].Shape, got[1].Shape)
 			}
-			assertClose(t, "features", got[0].Data, gap(want[0]), 1e-5)
-			assertClose(t, "maps", got[1].Data, want[1].Data, 1e-5)
+			if err := tol.Floats(got[0].Data, gap(want[0]), 1e-5, 1e-5); err != nil {
+				t.Fatalf("features: %v", err)
+			}
+			if err := tol.Floats(got[1].Data, want[1].Data, 1e-5, 1e-5); err != nil {
+				t.Fatalf("maps: %v", err)
+			}
 		})
 	}
 }
@@ -196,12 +202,15 @@ func checkExtractorGraph(t *testing.T, src, ext *onnxpb.ModelProto, spec *Spec) 
 			}
 			a, _, _ := TensorFloat32(orig)
 			b, _, _ := TensorFloat32(tt)
-			assertClose(t, name, b, a, 0)
+			if err := tol.Floats(b, a, 0, 0); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
 		}
 	}
 }
 
 func TestPrepareFiles(t *testing.T) {
+	t.Parallel()
 	srcDir := t.TempDir()
 	src := filepath.Join(srcDir, "vgg.onnx")
 	if err := Save(src, SynthVGG16(SynthSettings{Seed: 3, Width: tinyWidth, Keras: true})); err != nil {
@@ -256,6 +265,7 @@ func TestPrepareFiles(t *testing.T) {
 // no shape (optional in ONNX): the extractor's input gets [N,3,H,W] or
 // [N,H,W,3].
 func TestPrepareInputWithoutShape(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		desc  string
 		synth SynthSettings
@@ -293,6 +303,7 @@ func TestPrepareInputWithoutShape(t *testing.T) {
 // Transpose that has no input (a malformed graph whose declared shape
 // spares the probe run): no panic.
 func TestPrepareFeatureTensorMalformedTranspose(t *testing.T) {
+	t.Parallel()
 	g := &onnxpb.GraphProto{
 		Name:  proto.String("g"),
 		Input: []*onnxpb.ValueInfoProto{onnxgraph.ValueInfo("x", onnxpb.TensorProto_FLOAT, []any{1, 3, 8, 8})},
@@ -313,6 +324,7 @@ func TestPrepareFeatureTensorMalformedTranspose(t *testing.T) {
 }
 
 func TestWriteTinyPrepared(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	spec, err := WriteTinyPrepared(dir, 9)
 	if err != nil {
@@ -342,6 +354,7 @@ func TestWriteTinyPrepared(t *testing.T) {
 }
 
 func TestPrepareFeatureTensor(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	full := SynthVGG16(SynthSettings{Seed: 21, Width: tinyWidth, Classifier: true, Size: 32})
 	v, err := DetectVGG(full)
@@ -385,7 +398,9 @@ func TestPrepareFeatureTensor(t *testing.T) {
 			if tc.pooled {
 				w = gap(want)
 			}
-			assertClose(t, "features", got.Data, w, 1e-5)
+			if err := tol.Floats(got.Data, w, 1e-5, 1e-5); err != nil {
+				t.Fatalf("features: %v", err)
+			}
 		})
 	}
 	t.Run("unknown tensor", func(t *testing.T) {
@@ -400,58 +415,4 @@ func TestPrepareFeatureTensor(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
-}
-
-// TestMobileNetFeatureTensor prepares the real int8 MobileNetV2 of
-// ../shared at its tensor 627, which has no shape information.
-func TestMobileNetFeatureTensor(t *testing.T) {
-	path := sharedModel(t, "mobilenetv2-12-int8.onnx")
-	ortlibtest.Init(t)
-	dir := t.TempDir()
-	if _, err := Prepare(path, PrepareSettings{SkipCheck: true}, dir); !errors.Is(err, ErrNotVGG) || !strings.Contains(err.Error(), path) {
-		t.Fatalf("without --feature-tensor: err = %v, want ErrNotVGG naming the file", err)
-	}
-	spec, err := Prepare(path, PrepareSettings{FeatureTensor: "627"}, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if spec.Features.Dim != 1280 || spec.Input != "input" || spec.Preprocessing != dataset.TorchvisionPreprocessing {
-		t.Fatalf("spec %+v", spec)
-	}
-	ext, err := Load(filepath.Join(dir, ExtractorFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := runWith(t, ext, "input", []int64{2, 3, 224, 224}, FeaturesOutput)[0]
-	if !slices.Equal(got.Shape, []int64{2, 1280}) {
-		t.Fatalf("features shape %v, want [2,1280]", got.Shape)
-	}
-}
-
-// TestSharedVGG16 prepares the real torchvision VGG16 of ../shared and
-// compares the extractor with the uncut model at 32x32.
-func TestSharedVGG16(t *testing.T) {
-	path := sharedModel(t, "vgg16-cifar5.onnx")
-	ortlibtest.Init(t)
-	dir := t.TempDir()
-	spec, err := Prepare(path, PrepareSettings{DefaultSize: 32}, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if spec.Preset != PresetTorchvision || spec.DefaultSize != 32 || spec.Features.Dim != 512 || spec.Maps.Channels != 512 {
-		t.Fatalf("spec %+v", spec)
-	}
-	src, err := Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ext, err := Load(filepath.Join(dir, ExtractorFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	shape := []int64{2, 3, 32, 32}
-	want := runWith(t, src, spec.Input, shape, spec.Features.Tensor, spec.Maps.Tensor)
-	got := runWith(t, ext, spec.Input, shape, FeaturesOutput, MapsOutput)
-	assertClose(t, "features", got[0].Data, gap(want[0]), 1e-5)
-	assertClose(t, "maps", got[1].Data, want[1].Data, 1e-5)
 }

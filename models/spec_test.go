@@ -14,6 +14,7 @@ import (
 // TestExtractorSHA256 checks that the model's identity is the sha256 of
 // extractor.onnx's bytes, whether they are kept or only hashed.
 func TestExtractorSHA256(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if _, err := WriteTinyPrepared(dir, 2); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 // metadata that tlearn made it, and how, while its graph keeps mimicking
 // the exporter's producer; and that the record survives prepare.
 func TestSynthSaysTlearnMadeIt(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		s        SynthSettings
 		producer string

@@ -35,6 +35,7 @@ func kerasNamesNCHW() *onnxpb.ModelProto {
 }
 
 func TestDetectPreset(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		desc     string
 		m        *onnxpb.ModelProto
@@ -85,6 +86,7 @@ func TestDetectPreset(t *testing.T) {
 
 // TestDetectFullSize checks the real VGG16's structure: cheap, no ORT run.
 func TestDetectFullSize(t *testing.T) {
+	t.Parallel()
 	for _, keras := range []bool{false, true} {
 		m := SynthVGG16(SynthSettings{Seed: 7, Keras: keras})
 		info := Inspect(m)
@@ -153,6 +155,7 @@ func notVGG() map[string]*onnxpb.ModelProto {
 }
 
 func TestNotVGG(t *testing.T) {
+	t.Parallel()
 	for desc, m := range notVGG() {
 		t.Run(desc, func(t *testing.T) {
 			if _, err := DetectVGG(m); !errors.Is(err, ErrNotVGG) {
@@ -173,6 +176,7 @@ func TestNotVGG(t *testing.T) {
 }
 
 func TestWrongPreset(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		desc   string
 		m      *onnxpb.ModelProto

@@ -5,13 +5,15 @@
 #
 #   scripts/bench.sh [stage...]     stages: extract head finetune compare (default: all)
 #
-# BENCH_DIR (default /tmp/tlearn-bench) holds unpacked images, caches and runs;
+# SHARED (else $TLEARN_SHARED, else ../shared) is the folder of real data, models
+# and peers. BENCH_DIR (default /tmp/tlearn-bench) holds unpacked images, caches and runs;
 # they are reused between invocations. Needs Debian's python3-torch and
 # python3-torchvision for the peers (installed here when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SHARED=${SHARED:-$ROOT/../shared}
+SHARED=${SHARED:-${TLEARN_SHARED:-$ROOT/../shared}}
+export TLEARN_SHARED=$SHARED # where the realdata-tagged Go benchmarks look
 BENCH_DIR=${BENCH_DIR:-/tmp/tlearn-bench}
 TL=$ROOT/bin/tlearn
 PY=/usr/bin/python3
@@ -57,7 +59,7 @@ for stage in "${stages[@]}"; do
 	case $stage in
 	extract)
 		say "extract: synthetic VGG16 at 224, real CIFAR JPEGs; tlearn end to end vs a bare ORT session, then the torch peer"
-		go test -run '^$' -bench 'BenchmarkExtract' -benchtime 1x -timeout 30m ./extractor/ | grep -E '^Benchmark|ratio|images/s' || true
+		go test -tags realdata -run '^$' -bench 'BenchmarkExtract' -benchtime 1x -timeout 30m ./extractor/ | grep -E '^Benchmark|ratio|images/s|FAIL|realdata:' || true
 		$PY "$SHARED/peers/torch_extract.py" --size 224 --batch 8 --threads 2 --iters 3
 		;;
 	head)
@@ -75,7 +77,7 @@ for stage in "${stages[@]}"; do
 		;;
 	finetune)
 		say "finetune: one train step of block5 + head at 14x14 maps, batch 32; tlearn vs torch_finetune.py"
-		go test -run '^$' -bench 'BenchmarkFineTuneStep' -benchtime 3x -timeout 30m ./head/finetune/ | grep -E '^Benchmark|images/s' || true
+		go test -run '^$' -bench 'BenchmarkFineTuneStep' -benchtime 3x -timeout 30m ./head/finetune/ | grep -E '^Benchmark|images/s|FAIL' || true
 		$PY "$SHARED/peers/torch_finetune.py" --maps 14 --batch 32 --threads 2 --iters 3
 		;;
 	compare)

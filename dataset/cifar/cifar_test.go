@@ -107,6 +107,7 @@ func checkConverted(t *testing.T, out string, want map[string][]byte) {
 }
 
 func TestConvert(t *testing.T) {
+	t.Parallel()
 	recs := fakeCIFAR(5, 12, 10)
 	for _, tc := range []struct {
 		desc, format string
@@ -150,6 +151,7 @@ func TestConvert(t *testing.T) {
 }
 
 func TestConvertNames(t *testing.T) {
+	t.Parallel()
 	recs := fakeCIFAR(5, 4, 10)
 	// Same name twice in one class, a path and a name without extension.
 	recs["data_batch_2"][0].name = recs["data_batch_1"][0].name
@@ -174,6 +176,7 @@ func TestConvertNames(t *testing.T) {
 }
 
 func TestConvertErrors(t *testing.T) {
+	t.Parallel()
 	recs := fakeCIFAR(5, 6, 10)
 	pyDir, pyNames, pyFiles := cifarFiles(FormatPython, 2, recs)
 	binDir, binNames, binFiles := cifarFiles(FormatBinary, 0, recs)
@@ -248,6 +251,7 @@ func TestConvertErrors(t *testing.T) {
 }
 
 func TestConvertOutputFolder(t *testing.T) {
+	t.Parallel()
 	recs := fakeCIFAR(5, 2, 10)
 	src := writeCIFAR(t, FormatBinary, 0, "batches folder", recs)
 	out := t.TempDir()

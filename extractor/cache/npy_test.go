@@ -9,6 +9,7 @@ import (
 )
 
 func TestEncodeHeaderRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		desc  string
 		dtype DType
@@ -52,6 +53,7 @@ func npyFile(major byte, dict string) []byte {
 }
 
 func TestReadHeader(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		desc  string
 		file  []byte

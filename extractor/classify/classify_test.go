@@ -13,9 +13,10 @@ import (
 
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/extractor"
-	"github.com/tlearn/tlearn/extractor/internal/extractortest"
 	"github.com/tlearn/tlearn/extractor/cache"
+	"github.com/tlearn/tlearn/extractor/internal/extractortest"
 	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/classifier"
 )
@@ -140,6 +141,7 @@ func classifyAll(t testing.TB, c *Classifier, src *dataset.Source) []Prediction 
 // several batch sizes and compares with the cached-feature path: Extract's
 // features fed to the same head in Go.
 func TestClassifyMatchesCache(t *testing.T) {
+	t.Parallel()
 	classes := []string{"cat", "dog"}
 	data := extractortest.MakeDataset(t, classes, 5)
 	cacheDir := extractCache(t, data)
@@ -184,7 +186,7 @@ func TestClassifyMatchesCache(t *testing.T) {
 				t.Fatalf("batch %d: %v", batch, p.Err)
 			}
 			for j, v := range p.Probs {
-				if d := math.Abs(float64(v) - float64(want[path][j])); d > 1e-4 {
+				if !tol.Close(float64(v), float64(want[path][j]), 1e-4, 0) {
 					t.Fatalf("batch %d: %s: probabilities %v, cached path gives %v", batch, path, p.Probs, want[path])
 				}
 				if v > 0.05 && v < 0.95 {
@@ -199,6 +201,7 @@ func TestClassifyMatchesCache(t *testing.T) {
 }
 
 func TestClassifyCancel(t *testing.T) {
+	t.Parallel()
 	extractortest.TinyModel(t)
 	path := writeClassifier(t, testHead(32, 2, 1), []string{"a", "b"})
 	c := openClassifier(t, path, Options{Batch: 2})
@@ -229,6 +232,7 @@ func TestClassifyCancel(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
+	t.Parallel()
 	model := extractortest.TinyModel(t)
 	good := writeClassifier(t, testHead(32, 2, 1), []string{"a", "b"})
 	garbage := filepath.Join(t.TempDir(), "garbage.onnx")
@@ -272,6 +276,7 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestClassFolderLabels(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join("photos", "set")
 	classes := []string{"cat", "dog", "bird"}
 	cases := []struct {
@@ -299,6 +304,7 @@ func TestClassFolderLabels(t *testing.T) {
 }
 
 func TestTopK(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		desc  string
 		probs []float32

@@ -10,6 +10,7 @@ import (
 	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 	"github.com/tlearn/tlearn/models"
 )
 
@@ -17,6 +18,7 @@ import (
 // validation maps is FineTune's own validation report, whatever the batch
 // size FineTune validated with.
 func TestEvaluate(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	rt := ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1}
 	for _, tc := range []struct {
@@ -37,7 +39,7 @@ func TestEvaluate(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := res.Validation
-			if got.N != want.N || got.Accuracy != want.Accuracy || got.TopKAccuracy != want.TopKAccuracy || !relClose(got.Loss, want.Loss, 1e-5) {
+			if got.N != want.N || got.Accuracy != want.Accuracy || got.TopKAccuracy != want.TopKAccuracy || !tol.Close(got.Loss, want.Loss, 0, 1e-5) {
 				t.Errorf("report n=%d acc=%g top-k=%g loss=%g, FineTune's n=%d acc=%g top-k=%g loss=%g",
 					got.N, got.Accuracy, got.TopKAccuracy, got.Loss, want.N, want.Accuracy, want.TopKAccuracy, want.Loss)
 			}
@@ -52,6 +54,7 @@ func TestEvaluate(t *testing.T) {
 }
 
 func TestEvaluateErrors(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	rt := ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1}
 	fx := newFTFixture(5, 4, 4, 3, 16, 8)
@@ -73,6 +76,8 @@ func TestEvaluateErrors(t *testing.T) {
 		{"block5 only", context.Background(), fx.start, fx.val, "no head"},
 		{"maps of another backbone", context.Background(), w, other.val, "maps of another backbone"},
 		{"no maps", context.Background(), w, &MapsData{Shape: [3]int{4, 4, 4}, Classes: fx.val.Classes, Y: []int32{0}}, "map values"},
+		// Deterministic since ortlib.RunWithContext checks the context
+		// before each run (TestRunWithContext).
 		{"cancelled", ctx, w, fx.val, context.Canceled.Error()},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

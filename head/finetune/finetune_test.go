@@ -13,11 +13,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/extractor/cache"
+	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/internal/progress"
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/traingraph"
 )
@@ -114,15 +115,12 @@ func block5Features(t *testing.T, start *head.Weights, d *MapsData) []float32 {
 	return out
 }
 
-func relClose(a, b, tol float64) bool {
-	return math.Abs(a-b) <= tol*max(math.Abs(a), math.Abs(b), 1e-12)
-}
-
 // TestFineTuneFrozenMatchesTrain: with block5 frozen, FineTune and the
 // gonum head trainer fed block5's features are the same model with the same
 // initial head, batches and dropout masks, so their losses agree over 100
 // steps.
 func TestFineTuneFrozenMatchesTrain(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	for _, tc := range []struct {
 		desc string
@@ -154,49 +152,29 @@ func TestFineTuneFrozenMatchesTrain(t *testing.T) {
 				for _, p := range [][2]float64{{e.Loss, h.Loss}, {e.ValLoss, h.ValLoss}} {
 					worst = max(worst, math.Abs(p[0]-p[1])/max(math.Abs(p[1]), 1e-12))
 				}
-				if !relClose(e.Loss, h.Loss, 1e-3) || !relClose(e.ValLoss, h.ValLoss, 1e-3) {
+				if !tol.Close(e.Loss, h.Loss, 0, 1e-3) || !tol.Close(e.ValLoss, h.ValLoss, 0, 1e-3) {
 					t.Errorf("epoch %d: loss %.6g / val %.6g, Train %.6g / %.6g", i, e.Loss, e.ValLoss, h.Loss, h.ValLoss)
 				}
-				if math.Abs(e.Accuracy-h.Accuracy) > 1.5/float64(fx.train.Len()) || math.Abs(e.ValAccuracy-h.ValAccuracy) > 1.5/float64(fx.val.Len()) {
+				if !tol.Close(e.Accuracy, h.Accuracy, 1.5/float64(fx.train.Len()), 0) || !tol.Close(e.ValAccuracy, h.ValAccuracy, 1.5/float64(fx.val.Len()), 0) {
 					t.Errorf("epoch %d: accuracy %.4f / val %.4f, Train %.4f / %.4f", i, e.Accuracy, e.ValAccuracy, h.Accuracy, h.ValAccuracy)
 				}
 			}
 			t.Logf("largest relative loss difference over %d epochs: %.2g", len(ft.History), worst)
 			for name, want := range hd.Weights.Tensors {
-				got := ft.Weights.Tensors[name]
-				scale := 0.0
-				for _, v := range want.Data {
-					scale = max(scale, math.Abs(float64(v)))
-				}
-				for i := range want.Data {
-					if math.Abs(float64(got.Data[i]-want.Data[i])) > 1e-3*scale {
-						t.Errorf("%s[%d] = %g, Train's %g", name, i, got.Data[i], want.Data[i])
-						break
-					}
+				if err := tol.Floats(ft.Weights.Tensors[name].Data, want.Data, 1e-3*tol.MaxAbs(want.Data), 0); err != nil {
+					t.Errorf("%s, against Train's: %v", name, err)
 				}
 			}
 			// Frozen means frozen, and block5 comes back in torchvision
 			// layout.
 			for name, want := range fx.start.Tensors {
 				got := ft.Weights.Tensors[name]
-				if !slices.Equal(got.Shape, want.Shape) || !equalF32(got.Data, want.Data) {
+				if !slices.Equal(got.Shape, want.Shape) || !slices.Equal(got.Data, want.Data) {
 					t.Errorf("%s (shape %v) changed although block5 is frozen", name, got.Shape)
 				}
 			}
 		})
 	}
-}
-
-func equalF32(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // spatialFixture: two classes whose maps hold, in channel 0, a pair of hot
@@ -245,6 +223,7 @@ func spatialFixture(seed uint64, n int) (*head.Weights, *MapsData) {
 }
 
 func TestFineTuneLearnsWhatTheHeadCannot(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	start, train := spatialFixture(1, 192)
 	_, val := spatialFixture(2, 64)
@@ -289,6 +268,7 @@ func (r *cancelAfter) Add(n int) {
 // TestFineTuneResume: a run interrupted in its third epoch and started
 // again ends exactly where an uninterrupted run ends.
 func TestFineTuneResume(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	fx := newFTFixture(2, 4, 4, 3, 40, 16)
 	base := Settings{
@@ -326,7 +306,7 @@ func TestFineTuneResume(t *testing.T) {
 		}
 	}
 	for name, w := range whole.Weights.Tensors {
-		if !equalF32(w.Data, again.Weights.Tensors[name].Data) {
+		if !slices.Equal(w.Data, again.Weights.Tensors[name].Data) {
 			t.Errorf("%s differs after resuming", name)
 		}
 	}
@@ -342,6 +322,7 @@ func TestFineTuneResume(t *testing.T) {
 }
 
 func TestFineTuneErrors(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	fx := newFTFixture(3, 4, 4, 3, 16, 8)
 	other := newFTFixture(3, 6, 4, 3, 16, 8)
@@ -379,6 +360,7 @@ func TestFineTuneErrors(t *testing.T) {
 }
 
 func TestSettingsResolve(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		desc string
 		in   Settings
@@ -413,6 +395,7 @@ func TestSettingsResolve(t *testing.T) {
 // fingerprint but would index outside the data or the history is refused
 // at restore, not left to panic in the next epoch.
 func TestRestoreRefusesDamagedState(t *testing.T) {
+	t.Parallel()
 	fx := newFTFixture(5, 2, 2, 2, 4, 2)
 	s := Settings{Settings: head.Settings{Hidden: 2, Epochs: 3, SaveBest: true}}.Resolve()
 	good := func() *ftCheckpoint {

@@ -11,6 +11,7 @@ import (
 var v1 = filepath.Join("..", "..", "testdata", "v1")
 
 func TestReadOldRun(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		run                    string
 		epochs                 int

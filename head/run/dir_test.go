@@ -36,6 +36,7 @@ func trainedRun(t *testing.T) *Contents {
 }
 
 func TestWrite(t *testing.T) {
+	t.Parallel()
 	run := trainedRun(t)
 	dir := filepath.Join(t.TempDir(), "runs", "a")
 	if err := Write(dir, run); err != nil {
@@ -97,6 +98,7 @@ func TestWrite(t *testing.T) {
 }
 
 func TestDirAbort(t *testing.T) {
+	t.Parallel()
 	parent := t.TempDir()
 	rd, err := Create(filepath.Join(parent, "run"), false)
 	if err != nil {
@@ -113,6 +115,7 @@ func TestDirAbort(t *testing.T) {
 }
 
 func TestReadRunErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		desc, settings, want string
@@ -143,6 +146,7 @@ func TestReadRunErrors(t *testing.T) {
 }
 
 func TestPlots(t *testing.T) {
+	t.Parallel()
 	run := trainedRun(t)
 	dir := t.TempDir()
 	for _, tc := range []struct {

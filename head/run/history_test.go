@@ -10,6 +10,7 @@ import (
 )
 
 func TestHistoryCSV(t *testing.T) {
+	t.Parallel()
 	h := head.History{
 		{Epoch: 1, Accuracy: 0.5, Loss: 1.25, ValAccuracy: 0.6, ValLoss: 1e-5, Seconds: 3},
 		{Epoch: 2, Accuracy: 0.75, Loss: 0.5, ValAccuracy: 0.8, ValLoss: 0.4},
@@ -39,6 +40,7 @@ func TestHistoryCSV(t *testing.T) {
 }
 
 func TestReadHistoryKeras(t *testing.T) {
+	t.Parallel()
 	// A Keras CSVLogger file with an extra metric column.
 	in := "epoch,accuracy,loss,lr,val_accuracy,val_loss\n0,0.25,2.0,1e-4,0.5,1.5\n"
 	h, err := readHistoryCSV(strings.NewReader(in))

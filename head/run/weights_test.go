@@ -11,6 +11,7 @@ import (
 )
 
 func TestWeightsFileRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, hidden := range []bool{true, false} {
 		w := testWeights(hidden)
 		p := filepath.Join(t.TempDir(), WeightsFile)
@@ -28,6 +29,7 @@ func TestWeightsFileRoundTrip(t *testing.T) {
 }
 
 func TestLoadWeightsErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.safetensors")
 	if err := SaveWeights(good, testWeights(true)); err != nil {
@@ -87,6 +89,7 @@ func TestLoadWeightsErrors(t *testing.T) {
 }
 
 func TestSaveWeightsRefusesInvalid(t *testing.T) {
+	t.Parallel()
 	w := testWeights(true)
 	w.Classes = append(w.Classes, "bird")
 	p := filepath.Join(t.TempDir(), WeightsFile)

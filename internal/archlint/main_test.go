@@ -17,6 +17,7 @@ cmd/tlearn: dataset models/... head
 ` + "```\n"
 
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	rs, err := parseRules(strings.NewReader(block))
 	if err != nil {
 		t.Fatal(err)
@@ -45,6 +46,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ desc, in, want string }{
 		{"no block", "# nothing here\n", "no ```imports block"},
 		{"no colon", "```imports\nhead models\n```\n", "line 2"},
@@ -60,6 +62,7 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestMatch(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		pat, p string
 		want   bool

@@ -10,6 +10,7 @@ import (
 )
 
 func TestWriteFileReplacesAtomically(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "a.json")
 	if err := WriteFile(path, []byte("old"), 0o644); err != nil {
@@ -30,6 +31,7 @@ func TestWriteFileReplacesAtomically(t *testing.T) {
 }
 
 func TestWriteWithFailureKeepsOldContent(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "a.txt")
 	if err := WriteFile(path, []byte("complete"), 0o644); err != nil {
@@ -51,6 +53,7 @@ func TestWriteWithFailureKeepsOldContent(t *testing.T) {
 }
 
 func TestCreateAbortAfterCommitIsNoop(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "x")
 	f, err := Create(path, 0o644)
@@ -72,6 +75,7 @@ func TestCreateAbortAfterCommitIsNoop(t *testing.T) {
 }
 
 func TestCreateInMissingFolderNamesPath(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "missing", "f")
 	_, err := Create(path, 0o644)
 	if err == nil || !contains(err.Error(), path) || contains(err.Error(), ".tmp-") {
@@ -97,6 +101,7 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func TestFormatBytes(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		n    int64
 		want string

@@ -36,7 +36,11 @@ type Candidate struct {
 // Candidates lists the places to look, in the documented order: the explicit
 // path (the --ort-lib flag), the environment variable, the project's install
 // folder, then the system's library paths.
-func Candidates(explicit string) []Candidate {
+func Candidates(explicit string) []Candidate { return candidates(explicit, InstallDir) }
+
+// candidates is Candidates with installDir in place of InstallDir, so
+// that tests need not change the variable.
+func candidates(explicit, installDir string) []Candidate {
 	var cs []Candidate
 	if explicit != "" {
 		cs = append(cs, Candidate{explicit, "--ort-lib"})
@@ -44,7 +48,7 @@ func Candidates(explicit string) []Candidate {
 	if env := os.Getenv(EnvLibrary); env != "" {
 		cs = append(cs, Candidate{env, "$" + EnvLibrary})
 	}
-	for _, dir := range installDirs() {
+	for _, dir := range installDirs(installDir) {
 		cs = append(cs, Candidate{filepath.Join(dir, LibName), "install folder"})
 	}
 	var sys []string
@@ -60,10 +64,10 @@ func Candidates(explicit string) []Candidate {
 	return cs
 }
 
-func installDirs() []string {
+func installDirs(installDir string) []string {
 	var dirs []string
-	if InstallDir != "" {
-		dirs = append(dirs, InstallDir)
+	if installDir != "" {
+		dirs = append(dirs, installDir)
 	}
 	if exe, err := os.Executable(); err == nil {
 		if exe, err = filepath.EvalSymlinks(exe); err == nil {
@@ -85,8 +89,10 @@ func installDirs() []string {
 // Find returns the first candidate that exists. An explicit path or an
 // environment variable that names a missing file is an error of its own, so
 // that a typo is not papered over by a library found elsewhere.
-func Find(explicit string) (Candidate, error) {
-	for _, c := range Candidates(explicit) {
+func Find(explicit string) (Candidate, error) { return find(Candidates(explicit)) }
+
+func find(cs []Candidate) (Candidate, error) {
+	for _, c := range cs {
 		st, err := os.Stat(c.Path)
 		if err == nil && !st.IsDir() {
 			abs, aerr := filepath.Abs(c.Path)

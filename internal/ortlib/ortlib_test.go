@@ -8,6 +8,7 @@ import (
 )
 
 func TestFindOrder(t *testing.T) {
+	// Not parallel: it sets environment variables.
 	dir := t.TempDir()
 	flagLib := filepath.Join(dir, "flag.so")
 	envLib := filepath.Join(dir, "env.so")
@@ -47,17 +48,15 @@ func TestFindOrder(t *testing.T) {
 }
 
 func TestFindNothingSaysHowToInstall(t *testing.T) {
+	// Not parallel: it sets environment variables and changes the working directory.
 	t.Setenv(EnvLibrary, "")
 	t.Setenv("LD_LIBRARY_PATH", "")
-	old := InstallDir
-	InstallDir = ""
-	defer func() { InstallDir = old }()
 	wd, _ := os.Getwd()
 	defer os.Chdir(wd)
 	if err := os.Chdir(t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
-	c, err := Find("")
+	c, err := find(candidates("", "")) // as if `make build` had not set InstallDir
 	if err == nil {
 		if c.Source == "system" {
 			t.Skipf("a system ONNX Runtime exists at %s", c.Path)
@@ -73,6 +72,7 @@ func TestFindNothingSaysHowToInstall(t *testing.T) {
 }
 
 func TestParseDevice(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]Device{"": DeviceAuto, "auto": DeviceAuto, "CPU": DeviceCPU, "cuda": DeviceCUDA} {
 		got, err := ParseDevice(in)
 		if err != nil || got != want {
@@ -86,6 +86,7 @@ func TestParseDevice(t *testing.T) {
 
 // The npm library is CPU-only: auto falls back with a reason, cuda fails.
 func TestCUDAFallback(t *testing.T) {
+	t.Parallel()
 	if _, err := Init(""); err != nil {
 		t.Fatal(err)
 	}

@@ -45,6 +45,7 @@ func castModel(t *testing.T) []byte {
 }
 
 func TestProbe(t *testing.T) {
+	t.Parallel()
 	model := castModel(t)
 	inputs := []ortlib.Tensor{
 		{Name: "x", Shape: []int64{1, 2}, Data: []uint8{3, 250}},

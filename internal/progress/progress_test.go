@@ -6,6 +6,7 @@ import (
 )
 
 func TestRecorder(t *testing.T) {
+	t.Parallel()
 	var r Recorder
 	var rep Reporter = &r
 	rep.Log("hello")
@@ -26,6 +27,7 @@ func TestRecorder(t *testing.T) {
 }
 
 func TestOrNop(t *testing.T) {
+	t.Parallel()
 	if _, ok := OrNop(nil).(Nop); !ok {
 		t.Fatal("OrNop(nil) is not Nop")
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
@@ -227,24 +228,11 @@ func imageShape(layout dataset.Layout, batch, side int64) []int64 {
 	return []int64{batch, 3, side, side}
 }
 
-// assertClose fails unless got and want agree within tol, relative to
-// 1+|want|.
-func assertClose(t *testing.T, what string, got, want []float32, tol float64) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
-	}
-	for i := range got {
-		if d := math.Abs(float64(got[i]) - float64(want[i])); d > tol*(1+math.Abs(float64(want[i]))) || math.IsNaN(d) {
-			t.Fatalf("%s[%d] = %v, want %v (tolerance %g)", what, i, got[i], want[i], tol)
-		}
-	}
-}
-
 // TestBuildMatchesCachedPath runs exported classifiers on uint8 pixels
 // and compares them with the extractor's features fed to the same head,
 // for both presets, with and without a hidden layer and fine-tuned block5.
 func TestBuildMatchesCachedPath(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	classes := []string{"cat", "dog", "bird"}
 	cases := []struct {
@@ -305,7 +293,9 @@ func TestBuildMatchesCachedPath(t *testing.T) {
 				t.Fatalf("output shape %v", shape)
 			}
 			want := headProbs(feats, w)
-			assertClose(t, "probabilities", got, want, 1e-4)
+			if err := tol.Floats(got, want, 1e-4, 1e-4); err != nil {
+				t.Fatalf("probabilities: %v", err)
+			}
 			if !informative(want, n) {
 				t.Fatalf("probabilities %v are too close to 0 and 1 to test anything", want)
 			}
@@ -313,20 +303,12 @@ func TestBuildMatchesCachedPath(t *testing.T) {
 				// The fine-tuned values must matter: the prepared block5
 				// gives other probabilities.
 				frozen := headProbs(referenceFeatures(t, ext, spec, pix, n, tc.side), w)
-				if maxAbsDiff(frozen, got) < 1e-3 {
+				if tol.Floats(got, frozen, 1e-3, 0) == nil {
 					t.Fatalf("fine-tuned classifier gives the frozen model's probabilities %v", frozen)
 				}
 			}
 		})
 	}
-}
-
-func maxAbsDiff(a, b []float32) float64 {
-	var d float64
-	for i := range a {
-		d = max(d, math.Abs(float64(a[i])-float64(b[i])))
-	}
-	return d
 }
 
 // checkClassifierGraph checks the contract of the exported file beyond its
@@ -375,6 +357,7 @@ func checkClassifierGraph(t *testing.T, m *onnxpb.ModelProto, w Weights) {
 }
 
 func TestBuildErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	spec, err := models.WriteTinyPrepared(dir, 3)
 	if err != nil {
@@ -443,6 +426,7 @@ func TestBuildErrors(t *testing.T) {
 // TestBuildCheckRun covers the check run: it needs ONNX Runtime, and it
 // passes on a good classifier.
 func TestBuildCheckRun(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	dir := t.TempDir()
 	spec, err := models.WriteTinyPrepared(dir, 4)
@@ -460,6 +444,7 @@ func TestBuildCheckRun(t *testing.T) {
 }
 
 func TestReadInfoErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	spec, err := models.WriteTinyPrepared(dir, 5)
 	if err != nil {

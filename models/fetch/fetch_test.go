@@ -197,6 +197,7 @@ func checkFetched(t *testing.T, dir, model string, payload []byte) {
 }
 
 func TestFetchDownload(t *testing.T) {
+	t.Parallel()
 	payload := fetchPayload(t)
 	srv := &fetchServer{payload: payload}
 	ts := httptest.NewServer(srv)
@@ -260,6 +261,7 @@ func TestFetchDownload(t *testing.T) {
 }
 
 func TestFetchRedirect(t *testing.T) {
+	t.Parallel()
 	payload := fetchPayload(t)
 	media := &fetchServer{payload: payload}
 	mediaSrv := httptest.NewServer(media)
@@ -287,6 +289,7 @@ func TestFetchRedirect(t *testing.T) {
 }
 
 func TestFetchResume(t *testing.T) {
+	t.Parallel()
 	payload := fetchPayload(t)
 	for _, tc := range []struct {
 		desc        string
@@ -338,6 +341,7 @@ func TestFetchResume(t *testing.T) {
 }
 
 func TestFetchTruncated(t *testing.T) {
+	t.Parallel()
 	payload := fetchPayload(t)
 	const cut = 70000
 
@@ -398,6 +402,7 @@ func (c *cancelAfter) Add(n int) {
 }
 
 func TestFetchCancelled(t *testing.T) {
+	t.Parallel()
 	payload := fetchPayload(t)
 	const cut = 50000
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -423,6 +428,7 @@ func TestFetchCancelled(t *testing.T) {
 }
 
 func TestFetchErrors(t *testing.T) {
+	t.Parallel()
 	payload := fetchPayload(t)
 	corrupt := bytes.Clone(payload)
 	corrupt[len(corrupt)/2] ^= 0xff
@@ -492,6 +498,7 @@ func TestFetchErrors(t *testing.T) {
 }
 
 func TestFetchUnsafeArchive(t *testing.T) {
+	t.Parallel()
 	outer := t.TempDir()
 	dir := filepath.Join(outer, "models")
 	payload := fetchTarGz(t, []fetchEntry{
@@ -519,6 +526,7 @@ func TestFetchUnsafeArchive(t *testing.T) {
 }
 
 func TestSettingsErrors(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		desc string
 		s    Settings
@@ -542,6 +550,7 @@ func TestSettingsErrors(t *testing.T) {
 }
 
 func TestFetchLock(t *testing.T) {
+	t.Parallel()
 	name := filepath.Join(t.TempDir(), ".x.lock")
 	unlock, err := lockDownload(name)
 	if err != nil {
@@ -559,6 +568,7 @@ func TestFetchLock(t *testing.T) {
 }
 
 func TestLookupPreset(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want, err string }{
 		{"vgg16", "vgg16-12", ""},
 		{"VGG16-7", "vgg16-7", ""},
@@ -585,6 +595,7 @@ func TestLookupPreset(t *testing.T) {
 }
 
 func TestDefaultDir(t *testing.T) {
+	// Not parallel: it sets environment variables.
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	for _, tc := range []struct{ xdg, want string }{
@@ -603,6 +614,7 @@ func TestDefaultDir(t *testing.T) {
 }
 
 func TestParseContentRange(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in          string
 		start, size int64

@@ -14,6 +14,7 @@ import (
 )
 
 func TestUnpack(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		desc        string
 		entries     []fetchEntry

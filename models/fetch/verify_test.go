@@ -86,6 +86,7 @@ func marshalTensor(t *testing.T, tp *onnxpb.TensorProto) []byte {
 }
 
 func TestFetchVerifyRun(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		desc   string
 		tamper bool
@@ -127,6 +128,7 @@ func TestFetchVerifyRun(t *testing.T) {
 }
 
 func TestVerifyTestDataContent(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	model, err := models.Marshal(models.TinyVGG(3))
 	if err != nil {

@@ -1,14 +1,8 @@
 package traingraph
 
 import (
-	"cmp"
-	"encoding/json"
-	"fmt"
-	"maps"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,7 +21,7 @@ import (
 // and the whole train step. They report GFLOP/s (2·MACs) so that the
 // formulations compare directly (BENCHMARKS.md, fine-tuning, records a run).
 //
-//	go test ./models -run '^$' -bench 'ConvOps|TrainStep' -benchtime 5x
+//	go test ./models/traingraph -run '^$' -bench 'ConvOps|TrainStep' -benchtime 5x
 
 const (
 	benchB = 32
@@ -268,9 +262,9 @@ func BenchmarkTrainStep(b *testing.B) {
 		eval bool
 	}{
 		{"adam", nil, false},
-		{"adam_form_gemm", func(s *Spec) { s.form = convGEMM }, false},
-		{"adam_form_gemm_conv_dx", func(s *Spec) { s.form = convGEMMConvDX }, false},
-		{"adam_form_hybrid", func(s *Spec) { s.form = convHybrid }, false},
+		{"adam_form_gemm", func(s *Spec) { s.Conv = "gemm" }, false},
+		{"adam_form_gemm_conv_dx", func(s *Spec) { s.Conv = "gemm_conv_dx" }, false},
+		{"adam_form_hybrid", func(s *Spec) { s.Conv = "hybrid" }, false},
 		{"adam_maps_float32", func(s *Spec) { s.MapsFloat32 = true }, false},
 		{"frozen_block5", func(s *Spec) { s.FreezeBlock5 = true }, false},
 		{"eval", nil, true},
@@ -306,10 +300,6 @@ func BenchmarkTrainStep(b *testing.B) {
 
 // newTrainBenchRun makes inputs of the right shapes for a generated graph.
 func newTrainBenchRun(b testing.TB, tg *Graph) *ortRun {
-	return newTrainBenchRunWith(b, tg, nil)
-}
-
-func newTrainBenchRunWith(b testing.TB, tg *Graph, opt func(*ort.SessionOptions)) *ortRun {
 	ortlibtest.Init(b)
 	rng := rand.New(rand.NewPCG(2, 2))
 	shapes := map[string][]int64{}
@@ -355,100 +345,7 @@ func newTrainBenchRunWith(b testing.TB, tg *Graph, opt func(*ort.SessionOptions)
 		}
 		ins = append(ins, v)
 	}
-	return newORTRunWith(b, tg.Model, tg.Inputs, ins, tg.Outputs, opt)
-}
-
-// TestProfileTrainStep prints where a train step at VGG16's size spends its
-// time, per phase and op type, from ONNX Runtime's own profiler. It runs
-// only with TLEARN_PROFILE=1 (it takes about a minute):
-//
-//	TLEARN_PROFILE=1 go test ./models -run ProfileTrainStep -v
-func TestProfileTrainStep(t *testing.T) {
-	if os.Getenv("TLEARN_PROFILE") == "" {
-		t.Skip("set TLEARN_PROFILE=1 to profile a train step at VGG16's size")
-	}
-	ortlibtest.Init(t)
-	forms := map[string]convForm{"winograd": convWinograd, "hybrid": convHybrid, "gemm": convGEMM, "gemm_conv_dx": convGEMMConvDX}
-	names := strings.Split(cmp.Or(os.Getenv("TLEARN_PROFILE_FORMS"), "winograd"), ",")
-	for _, name := range names {
-		s := benchTrainSpec()
-		s.form = forms[name]
-		tg, err := TrainStep(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		prefix := filepath.Join(t.TempDir(), "profile")
-		r := newTrainBenchRunWith(t, tg, func(so *ort.SessionOptions) {
-			if err := so.EnableProfiling(prefix); err != nil {
-				t.Fatal(err)
-			}
-		})
-		const steps = 3
-		for range steps + 1 {
-			r.run(t)
-		}
-		r.sess.Destroy()
-		r.sess = nil
-		files, _ := filepath.Glob(prefix + "*.json")
-		if len(files) != 1 {
-			t.Fatalf("profile files %v", files)
-		}
-		b, err := os.ReadFile(files[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		var events []struct {
-			Cat, Name string
-			Ts, Dur   int64
-			Args      struct {
-				OpName string `json:"op_name"`
-			}
-		}
-		if err := json.Unmarshal(b, &events); err != nil {
-			t.Fatal(err)
-		}
-		// Skip the first (warm-up) run: events before the second
-		// model_run began.
-		var runs []int64
-		for _, e := range events {
-			if e.Name == "model_run" {
-				runs = append(runs, e.Ts)
-			}
-		}
-		slices.Sort(runs)
-		byKey := map[string]float64{}
-		var total float64
-		for _, e := range events {
-			if e.Cat != "Node" || !strings.HasSuffix(e.Name, "_kernel_time") || len(runs) < 2 || e.Ts < runs[1] {
-				continue
-			}
-			// Node names are scope/Op_N, possibly followed by the name of
-			// an ORT fusion.
-			parts := strings.Split(strings.TrimSuffix(e.Name, "_kernel_time"), "/")
-			scope := "other"
-			for i, p := range parts {
-				if j := strings.LastIndexByte(p, '_'); j > 0 && i > 0 {
-					if _, err := strconv.Atoi(p[j+1:]); err == nil {
-						scope = strings.Join(parts[:i], "/")
-						break
-					}
-				}
-			}
-			key := fmt.Sprintf("%-28s %s", scope, e.Args.OpName)
-			byKey[key] += float64(e.Dur) / 1e3 / steps
-			total += float64(e.Dur) / 1e3 / steps
-		}
-		keys := slices.Collect(maps.Keys(byKey))
-		slices.SortFunc(keys, func(a, b string) int { return cmp.Compare(byKey[b], byKey[a]) })
-		var sb strings.Builder
-		fmt.Fprintf(&sb, "form %s: %.0f ms of kernels per step (%.1f images/s)\n", name, total, benchB/total*1e3)
-		for _, k := range keys {
-			if byKey[k] >= 0.5 {
-				fmt.Fprintf(&sb, "  %-45s %8.1f ms\n", k, byKey[k])
-			}
-		}
-		t.Log("\n" + sb.String())
-	}
+	return newORTRun(b, tg.Model, tg.Inputs, ins, tg.Outputs)
 }
 
 // minorFaults is the process's count of minor page faults: memory that a

@@ -2,6 +2,7 @@ package traingraph
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/internal/onnxgraph"
@@ -14,8 +15,9 @@ import (
 // needs the im2col matrix (9× the activations) written out by Gather or
 // Slice+Concat, which is memory-bound. The weight gradient has no fast Conv
 // form (the transposed-Conv trick runs a GEMM with 9 output columns), so
-// every form computes it as a Gemm. The benchmarks in train_bench_test.go
-// compare the forms (the zero value is the default).
+// every form computes it as a Gemm. Spec.Conv names the form (the zero
+// value is the default); the benchmarks in bench_test.go and the profiler
+// in internal/profilestep compare them.
 type convForm int
 
 const (
@@ -39,6 +41,23 @@ const (
 	// dYᵀ·im2col(X) from NHWC copies of X and dY. Weights are OIHW.
 	convHybrid
 )
+
+// convFormNames are the names of the forms in Spec.Conv, by form.
+var convFormNames = [...]string{
+	convWinograd:   "winograd",
+	convGEMM:       "gemm",
+	convGEMMConvDX: "gemm_conv_dx",
+	convHybrid:     "hybrid",
+}
+
+// parseConvForm reads Spec.Conv; "" is the default form.
+func parseConvForm(name string) (convForm, bool) {
+	if name == "" {
+		return convWinograd, true
+	}
+	i := slices.Index(convFormNames[:], name)
+	return convForm(i), i >= 0
+}
 
 // Layouts of a convolution weight in a training graph.
 const (

@@ -3,6 +3,7 @@ package traingraph
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/internal/onnxgraph"
@@ -102,9 +103,17 @@ type Spec struct {
 	FreezeBlock5 bool
 	MapsFloat32  bool // maps input is float32 instead of the cache's float16
 
-	// form and sliceIm2col pick another convolution formulation, for the
-	// benchmarks that compare them.
-	form        convForm
+	// Conv is a benchmarking knob, left empty by trainers: the
+	// formulation of block5's convolutions and their gradients. "" and
+	// "winograd" mean Winograd's F(2×2, 3×3) (im2col + Gemm for odd map
+	// sides); "gemm", "gemm_conv_dx" and "hybrid" compute the same step
+	// at other speeds and with other weight layouts (Param.Layout). The
+	// profiler (go run ./models/traingraph/internal/profilestep) and the
+	// package's benchmarks compare them.
+	Conv string
+
+	// sliceIm2col builds im2col from slices instead of a Gather, for the
+	// benchmarks that compare the two.
 	sliceIm2col bool
 }
 
@@ -158,14 +167,23 @@ func (s Spec) validate() error {
 	case s.Momentum < 0 || s.Momentum >= 1:
 		return fmt.Errorf("%w: momentum %g", ErrSpec, s.Momentum)
 	}
+	if _, ok := parseConvForm(s.Conv); !ok {
+		return fmt.Errorf("%w: conv %q (want %s or empty)", ErrSpec, s.Conv, strings.Join(convFormNames[:], ", "))
+	}
 	return nil
+}
+
+// form is the convolution formulation that s's graphs use.
+func (s Spec) form() convForm {
+	f, _ := parseConvForm(s.Conv)
+	return f.effective(s.Height, s.Width)
 }
 
 // Params lists the parameters of spec in graph input order: block5's
 // three convolutions, then the head.
 func (s Spec) Params() []Param {
 	c := int64(s.Channels)
-	layout := s.form.effective(s.Height, s.Width).weightLayout()
+	layout := s.form().weightLayout()
 	wshape := weightShape(layout, c)
 	var ps []Param
 	for i := 1; i <= 3; i++ {
@@ -268,7 +286,7 @@ func TrainStep(s Spec) (*Graph, error) {
 		return nil, err
 	}
 	b := newGraphBuilder("tlearn_train_step")
-	b.form, b.sliceIm2col = s.form.effective(s.Height, s.Width), s.sliceIm2col
+	b.form, b.sliceIm2col = s.form(), s.sliceIm2col
 	ps := s.Params()
 	maps := b.mapsInput(s)
 	labels := b.input(LabelsInput, onnxpb.TensorProto_FLOAT, []int64{batchDim, int64(s.Classes)})
@@ -383,7 +401,7 @@ func Eval(s Spec) (*Graph, error) {
 		return nil, err
 	}
 	b := newGraphBuilder("tlearn_eval")
-	b.form, b.sliceIm2col = s.form.effective(s.Height, s.Width), s.sliceIm2col
+	b.form, b.sliceIm2col = s.form(), s.sliceIm2col
 	ps := s.Params()
 	maps := b.mapsInput(s)
 	params := b.declareParams(ps)

@@ -1,7 +1,7 @@
 package traingraph
 
 import (
-	"fmt"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -11,6 +11,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
 
@@ -228,35 +229,8 @@ func toF64(v []float32) []float64 {
 	return out
 }
 
-// closeTo compares got with want element by element with an absolute
-// tolerance relative to want's largest magnitude plus a relative one, the
-// right measure for float32 sums whose terms cancel.
-func closeTo(got, want []float64, atol, rtol float64) error {
-	if len(got) != len(want) {
-		return fmt.Errorf("%d values, want %d", len(got), len(want))
-	}
-	scale := 0.0
-	for _, w := range want {
-		scale = math.Max(scale, math.Abs(w))
-	}
-	bad, worst, wi := 0, 0.0, -1
-	for i := range got {
-		d := math.Abs(got[i] - want[i])
-		lim := atol*scale + rtol*math.Abs(want[i])
-		if !(d <= lim) {
-			bad++
-			if d-lim > worst || wi < 0 {
-				worst, wi = d-lim, i
-			}
-		}
-	}
-	if bad > 0 {
-		return fmt.Errorf("%d of %d values differ; worst [%d] got %.8g want %.8g (scale %.3g)", bad, len(got), wi, got[wi], want[wi], scale)
-	}
-	return nil
-}
-
 func TestTrainStepMatchesReference(t *testing.T) {
+	t.Parallel()
 	tiny := Spec{Channels: 4, Height: 4, Width: 4, Hidden: 8, Classes: 3, Dropout: true, Optimizer: OptimizerAdam}
 	cases := []stepCase{
 		{desc: "adam first step", spec: tiny, batch: 2, dropout: 0.5, lr: [2]float64{1e-3, 1e-3}, t: 1},
@@ -297,7 +271,7 @@ func TestTrainStepMatchesReference(t *testing.T) {
 			if tc.spec.Channels >= 512 && (fm.form != 0 || fm.slices) {
 				continue // the real size once, for the default formulation
 			}
-			tc.spec.form, tc.spec.sliceIm2col = fm.form, fm.slices
+			tc.spec.Conv, tc.spec.sliceIm2col = convFormNames[fm.form], fm.slices
 			t.Run(fm.desc+"/"+tc.desc, func(t *testing.T) { checkStepCase(t, tc) })
 		}
 	}
@@ -321,7 +295,7 @@ func checkStepCase(t *testing.T, tc stepCase) {
 			// lr). Those coordinates are checked through m and v only.
 			got, want = wellConditioned(got, want, g)
 		}
-		if err := closeTo(got, want, 2e-5, 2e-4); err != nil {
+		if err := tol.Floats(got, want, 2e-5*tol.MaxAbs(want), 2e-4); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -335,7 +309,7 @@ func checkStepCase(t *testing.T, tc stepCase) {
 		for i := range m {
 			derived[i] = m[i] / (1 - AdamBeta1)
 		}
-		if err := closeTo(derived, g, 2e-5, 2e-4); err != nil {
+		if err := tol.Floats(derived, g, 2e-5*tol.MaxAbs(g), 2e-4); err != nil {
 			t.Errorf("gradient of %s: %v", name, err)
 		}
 		if allZero(g) {
@@ -347,10 +321,7 @@ func checkStepCase(t *testing.T, tc stepCase) {
 // wellConditioned keeps the values whose gradient is at least 1e-3 of the
 // largest.
 func wellConditioned(got, want, g []float64) ([]float64, []float64) {
-	scale := 0.0
-	for _, v := range g {
-		scale = max(scale, math.Abs(v))
-	}
+	scale := tol.MaxAbs(g)
 	var gs, ws []float64
 	for i, v := range g {
 		if math.Abs(v) >= 1e-3*scale {
@@ -373,6 +344,7 @@ func allZero(v []float64) bool {
 // (MatMul, Add with broadcasting, Mul of two differentiable values) on a
 // small graph, against central differences of a float64 forward pass.
 func TestGenericGradRules(t *testing.T) {
+	t.Parallel()
 	ortlibtest.Init(t)
 	const n, d, k = 3, 4, 5
 	rng := rand.New(rand.NewPCG(3, 3))
@@ -441,7 +413,7 @@ func TestGenericGradRules(t *testing.T) {
 		}
 		return l
 	}
-	if got, want := r.output(t, "loss")[0], lossOf(); math.Abs(float64(got)-want) > 1e-5 {
+	if got, want := r.output(t, "loss")[0], lossOf(); !tol.Close(float64(got), want, 1e-5, 0) {
 		t.Errorf("loss %g, want %g", got, want)
 	}
 	for _, name := range []string{"a", "w", "c", "m"} {
@@ -456,8 +428,41 @@ func TestGenericGradRules(t *testing.T) {
 			v[i] = old
 			fd[i] = (lp - lm) / 2e-6
 		}
-		if err := closeTo(toF64(r.output(t, "d_"+name)), fd, 1e-5, 1e-4); err != nil {
+		if err := tol.Floats(toF64(r.output(t, "d_"+name)), fd, 1e-5*tol.MaxAbs(fd), 1e-4); err != nil {
 			t.Errorf("d%s: %v", name, err)
+		}
+	}
+}
+
+func TestSpecErrors(t *testing.T) {
+	t.Parallel()
+	ok := Spec{Channels: 4, Height: 4, Width: 4, Classes: 3, Optimizer: OptimizerAdam}
+	for _, tc := range []struct {
+		desc string
+		mod  func(*Spec)
+		want string
+	}{
+		{"maps too small", func(s *Spec) { s.Height = 1 }, "2×2"},
+		{"one class", func(s *Spec) { s.Classes = 1 }, "1 classes"},
+		{"optimizer", func(s *Spec) { s.Optimizer = "lbfgs" }, "lbfgs"},
+		{"momentum", func(s *Spec) { s.Optimizer, s.Momentum = OptimizerSGD, 1 }, "momentum"},
+		{"conv form", func(s *Spec) { s.Conv = "fft" }, `conv "fft" (want winograd, gemm, gemm_conv_dx, hybrid or empty)`},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			s := ok
+			tc.mod(&s)
+			for _, build := range []func(Spec) (*Graph, error){TrainStep, Eval} {
+				if _, err := build(s); !errors.Is(err, ErrSpec) || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("err = %v, want ErrSpec containing %q", err, tc.want)
+				}
+			}
+		})
+	}
+	for _, conv := range []string{"", "winograd", "gemm", "gemm_conv_dx", "hybrid"} {
+		s := ok
+		s.Conv = conv
+		if _, err := TrainStep(s); err != nil {
+			t.Errorf("conv %q: %v", conv, err)
 		}
 	}
 }

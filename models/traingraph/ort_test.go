@@ -26,12 +26,6 @@ type ortRun struct {
 
 func newORTRun(tb testing.TB, m *onnxpb.ModelProto, inNames []string, ins []ort.Value, outNames []string) *ortRun {
 	tb.Helper()
-	return newORTRunWith(tb, m, inNames, ins, outNames, nil)
-}
-
-// newORTRunWith is newORTRun with a hook that adjusts the session options.
-func newORTRunWith(tb testing.TB, m *onnxpb.ModelProto, inNames []string, ins []ort.Value, outNames []string, opt func(*ort.SessionOptions)) *ortRun {
-	tb.Helper()
 	ortlibtest.Init(tb)
 	data, err := models.Marshal(m)
 	if err != nil {
@@ -51,9 +45,6 @@ func newORTRunWith(tb testing.TB, m *onnxpb.ModelProto, inNames []string, ins []
 				tb.Fatal(err)
 			}
 		}
-	}
-	if opt != nil {
-		opt(so)
 	}
 	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, inNames, outNames, so)
 	if err != nil {

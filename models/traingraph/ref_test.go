@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 	"github.com/tlearn/tlearn/models"
 )
 
@@ -326,6 +327,7 @@ func newRefBatch(rng *rand.Rand, net *refNet, batch int, dropout float64) refBat
 // TestRefNetFiniteDifferences checks the reference's own backward pass
 // against central differences of its loss, in float64.
 func TestRefNetFiniteDifferences(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		desc               string
 		c, h, w, hidden, k int
@@ -353,7 +355,7 @@ func TestRefNetFiniteDifferences(t *testing.T) {
 					lm, _ := net.lossAndGrad(bt.maps, bt.labels, bt.mask, bt.n, nil)
 					p[i] = old
 					fd := (lp - lm) / (2 * eps)
-					if g := grads[name][i]; math.Abs(fd-g) > 1e-7+1e-5*math.Abs(g) {
+					if g := grads[name][i]; !tol.Close(fd, g, 1e-7, 1e-5) {
 						t.Errorf("%s[%d]: backward %.10g, finite difference %.10g", name, i, g, fd)
 					}
 				}

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 )
 
 func randSlice(r *rand.Rand, n int) []float32 {
@@ -52,6 +54,7 @@ func kernels() map[string]Chain {
 }
 
 func TestGemm(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(1, 2))
 	shapes := [][3]int{{1, 1, 1}, {4, 16, 1}, {4, 16, 3}, {5, 17, 7}, {32, 64, 300}, {13, 50, 600}, {8, 32, 0}, {3, 5, 2}, {32, 48, 32}, {8, 32, 5}, {17, 70, 260}, {16, 1024, 33}}
 	for name, kern := range kernels() {
@@ -72,7 +75,7 @@ func TestGemm(t *testing.T) {
 						for i := range m {
 							for j := range ldc {
 								got, w := float64(c[i*ldc+j]), want[i*ldc+j]
-								if math.Abs(got-w) > 1e-4*(1+math.Abs(w))*math.Sqrt(float64(k+1)) {
+								if e := 1e-4 * math.Sqrt(float64(k+1)); !tol.Close(got, w, e, e) {
 									t.Fatalf("c[%d,%d] = %g, want %g", i, j, got, w)
 								}
 							}
@@ -85,6 +88,7 @@ func TestGemm(t *testing.T) {
 }
 
 func TestAdam(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, n := range []int{1, 7, 8, 9, 64, 100} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
@@ -106,7 +110,7 @@ func TestAdam(t *testing.T) {
 			}
 			Adam(w, m, v, g, &s)
 			for i := range w {
-				if math.Abs(float64(w[i])-want[i]) > 1e-6*(1+math.Abs(want[i])) {
+				if !tol.Close(float64(w[i]), want[i], 1e-6, 1e-6) {
 					t.Fatalf("w[%d] = %g, want %g", i, w[i], want[i])
 				}
 			}

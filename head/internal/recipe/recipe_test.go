@@ -3,11 +3,14 @@ package recipe
 import (
 	"math"
 	"testing"
+
+	"github.com/tlearn/tlearn/internal/testutil/tol"
 )
 
 // TestMaskIsApply: Mask draws the units that Apply keeps, with the same
 // scale, from the same bits.
 func TestMaskIsApply(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{1, 2, 7, 64} {
 		z := make([]float32, n)
 		for i := range z {
@@ -26,6 +29,7 @@ func TestMaskIsApply(t *testing.T) {
 }
 
 func TestCrossEntropy(t *testing.T) {
+	t.Parallel()
 	z := []float32{1, 3, 2}
 	lse := math.Log(math.Exp(1) + math.Exp(3) + math.Exp(2))
 	for _, tc := range []struct {
@@ -39,7 +43,7 @@ func TestCrossEntropy(t *testing.T) {
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			got, arg := CrossEntropy(z, tc.y, tc.smoothing)
-			if math.Abs(got-tc.want) > 1e-12 || arg != 1 {
+			if !tol.Close(got, tc.want, 1e-12, 0) || arg != 1 {
 				t.Errorf("loss %g, arg %d; want %g, 1", got, arg, tc.want)
 			}
 		})

@@ -1,3 +1,9 @@
+//go:build realdata
+
+// Benchmarks on the real CIFAR-10 JPEGs of the shared folder
+// ($TLEARN_SHARED, else ../shared next to the checkout); scripts/bench.sh
+// runs them with -tags realdata, and they fail when the archive is missing.
+
 package extractor
 
 import (
@@ -19,12 +25,9 @@ import (
 
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
+	"github.com/tlearn/tlearn/internal/testutil/realdata"
 	"github.com/tlearn/tlearn/models"
 )
-
-// cifarArchive is the real-JPEG benchmark input, in ../shared (relative to
-// the repository root).
-var cifarArchive = filepath.Join("..", "..", "shared", "data", "cifar10-train-jpeg.tar.gz")
 
 // benchImages is the number of images per measurement: a multiple of every
 // batch size measured, so that no run is padded. TLEARN_BENCH_IMAGES
@@ -92,9 +95,7 @@ func unpackCIFAR(b *testing.B, archive, dir string, perClass int) {
 // same run. Metrics: images/s of both, their ratio (goal >= 0.95), and the
 // share of extract's wall time spent in ORT runs.
 func BenchmarkExtract(b *testing.B) {
-	if _, err := os.Stat(cifarArchive); err != nil {
-		b.Skipf("needs %s (the shared data folder next to the repository): %v", cifarArchive, err)
-	}
+	archive := realdata.Path(b, "data", "cifar10-train-jpeg.tar.gz")
 	ortlibtest.Init(b)
 	n := benchImages(b)
 	root := b.TempDir()
@@ -103,7 +104,7 @@ func BenchmarkExtract(b *testing.B) {
 		b.Fatal(err)
 	}
 	data := filepath.Join(root, "data")
-	unpackCIFAR(b, cifarArchive, data, (n+9)/10)
+	unpackCIFAR(b, archive, data, (n+9)/10)
 	src := openSource(b, data)
 	idx := make([]int, n)
 	for i := range idx {
