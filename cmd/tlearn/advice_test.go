@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
+
 	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/classifier"
@@ -72,8 +74,8 @@ func TestWithAdvice(t *testing.T) {
 // model: the library says what is wrong, the CLI what to do.
 func TestNotPreparedAdvice(t *testing.T) {
 	dir, data := t.TempDir(), t.TempDir()
-	writeClassImages(t, data, "cat", 2, 1)
-	writeClassImages(t, data, "dog", 2, 2)
+	fixtures.ClassImages(t, data, "cat", 2, 1)
+	fixtures.ClassImages(t, data, "dog", 2, 2)
 	code, _, errs := runTlearn(t, "extract", "--model", dir, "--data", data, "--cache", filepath.Join(dir, "cache"), "--device", "cpu")
 	if code != 1 || !strings.Contains(errs, "not a prepared model folder") || !strings.Contains(errs, "(prepare one with `tlearn models prepare`)") {
 		t.Fatalf("exit %d, stderr:\n%s", code, errs)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
+
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/models"
 )
@@ -22,8 +24,8 @@ func compareFixture(t *testing.T) (model, train, val string) {
 	}
 	train, val = filepath.Join(dir, "train"), filepath.Join(dir, "val")
 	for i, class := range []string{"ant", "bee", "cow"} {
-		writeClassImages(t, train, class, 12, uint64(10+i))
-		writeClassImages(t, val, class, 4, uint64(20+i))
+		fixtures.ClassImages(t, train, class, 12, uint64(10+i))
+		fixtures.ClassImages(t, val, class, 4, uint64(20+i))
 	}
 	return model, train, val
 }

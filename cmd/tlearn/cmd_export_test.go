@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bytes"
-	"fmt"
-	"image"
-	"image/color"
-	"image/png"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 
 	"google.golang.org/protobuf/proto"
 
@@ -25,38 +22,6 @@ import (
 
 // exportSize is the input side of these tests: the smallest a VGG takes.
 const exportSize = "32"
-
-// writeClassImages writes n seeded PNGs of varied sizes into dir/class.
-func writeClassImages(t *testing.T, dir, class string, n int, seed uint64) {
-	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 17))
-	for i := range n {
-		w, h := 28+rng.IntN(12), 26+rng.IntN(12)
-		img := image.NewNRGBA(image.Rect(0, 0, w, h))
-		base := [3]float64{rng.Float64() * 255, rng.Float64() * 255, rng.Float64() * 255}
-		for y := range h {
-			for x := range w {
-				var c [3]uint8
-				for k := range c {
-					v := base[k] + 70*math.Sin(float64(x*(k+1)+2*y)/5) + rng.NormFloat64()*20
-					c[k] = uint8(max(0, min(255, v)))
-				}
-				img.SetNRGBA(x, y, color.NRGBA{c[0], c[1], c[2], 255})
-			}
-		}
-		var b bytes.Buffer
-		if err := png.Encode(&b, img); err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, class, fmt.Sprintf("img%02d.png", i))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // exportFixture is a prepared tiny VGG16, a class-folder dataset, its
 // feature cache and a run directory with seeded weights.
@@ -95,7 +60,7 @@ func newExportFixture(t *testing.T, hidden int) *exportFixture {
 	}
 	f.sha = sha
 	for i, c := range f.classes {
-		writeClassImages(t, f.data, c, 3+i, uint64(i))
+		fixtures.ClassImages(t, f.data, c, 3+i, uint64(i))
 	}
 	extractCache(t, f.model, f.data, f.cache)
 	cc, err := cache.Open(f.cache)

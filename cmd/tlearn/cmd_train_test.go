@@ -6,16 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/experiment"
@@ -25,57 +24,11 @@ func trainApp(stdout, stderr *bytes.Buffer) *cli.App {
 	return appWith(stdout, stderr, trainCommand(), evaluateCommand())
 }
 
-// featureCache writes a complete cache of n rows of separable features
-// (one Gaussian cluster per class; the clusters depend only on dim and the
-// number of classes) as if extracted by the model with the given sha256.
-func featureCache(t *testing.T, dir string, n, dim int, classes []string, sha string, seed uint64) {
-	t.Helper()
-	pre := json.RawMessage(`{"scale":1}`)
-	m := &cache.Manifest{
-		Fingerprint: cache.Fingerprint(cache.FingerprintInput{ExtractorSHA256: sha, Preset: "custom", Size: 32, Interpolation: "nearest", Preprocessing: pre}),
-		Model:       cache.ModelRef{Dir: "/models/" + sha, ExtractorSHA256: sha, Preset: "custom"},
-		Size:        32, Interpolation: "nearest", Preprocessing: pre,
-		DataDir: "/data", Classes: classes, N: n, ChunkSize: 16, FeatureDim: dim,
-	}
-	for i := range n {
-		m.Items = append(m.Items, cache.Item{Path: fmt.Sprintf("%s/%d-%d.png", classes[i%len(classes)], seed, i), Label: i % len(classes),
-			ModTime: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)})
-	}
-	w, err := cache.Create(dir, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	centres := rand.New(rand.NewPCG(uint64(dim), uint64(len(classes))))
-	c := make([]float32, len(classes)*dim)
-	for i := range c {
-		c[i] = float32(3 * centres.NormFloat64())
-	}
-	r := rand.New(rand.NewPCG(seed, 5))
-	for s := 0; s < n; s += m.ChunkSize {
-		rows := min(m.ChunkSize, n-s)
-		f := make([]float32, rows*dim)
-		l := make([]int32, rows)
-		for i := range rows {
-			label := m.Items[s+i].Label
-			l[i] = int32(label)
-			for j := range dim {
-				f[i*dim+j] = c[label*dim+j] + float32(r.NormFloat64())
-			}
-		}
-		if err := w.Write(s, f, l, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // cachePair writes DIR/train and DIR/val.
 func cachePair(t *testing.T, dir string, classes []string, sha string) (train, val string) {
 	train, val = filepath.Join(dir, "train"), filepath.Join(dir, "val")
-	featureCache(t, train, 60, 12, classes, sha, 1)
-	featureCache(t, val, 30, 12, classes, sha, 2)
+	fixtures.FeatureCache(t, train, 60, 12, classes, sha, 1)
+	fixtures.FeatureCache(t, val, 30, 12, classes, sha, 2)
 	return train, val
 }
 

@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 )
 
 func TestCacheDirs(t *testing.T) {
@@ -11,11 +13,11 @@ func TestCacheDirs(t *testing.T) {
 	root := t.TempDir()
 	classes := []string{"cat", "dog"}
 	single := filepath.Join(root, "single")
-	featureCache(t, single, 4, 3, classes, "aaaa", 1)
+	fixtures.FeatureCache(t, single, 4, 3, classes, "aaaa", 1)
 	pair := filepath.Join(root, "pair")
 	cachePair(t, pair, classes)
 	half := filepath.Join(root, "half")
-	featureCache(t, filepath.Join(half, "val"), 4, 3, classes, "aaaa", 1)
+	fixtures.FeatureCache(t, filepath.Join(half, "val"), 4, 3, classes, "aaaa", 1)
 	for _, tc := range []struct {
 		desc, dir string
 		want      []string

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
+
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
@@ -28,8 +30,8 @@ func compareFixture(t *testing.T) CompareSettings {
 	}
 	train, val := filepath.Join(dir, "train"), filepath.Join(dir, "val")
 	for i, class := range []string{"ant", "bee", "cow"} {
-		writeClassImages(t, train, class, 12, uint64(10+i))
-		writeClassImages(t, val, class, 4, uint64(20+i))
+		fixtures.ClassImages(t, train, class, 12, uint64(10+i))
+		fixtures.ClassImages(t, val, class, 4, uint64(20+i))
 	}
 	return CompareSettings{
 		Model: model, TrainData: train, ValData: val, Out: filepath.Join(dir, "report"),

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
+
 	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/ortlib"
@@ -45,13 +47,13 @@ func TestEvaluate(t *testing.T) {
 	}
 
 	otherModel := filepath.Join(root, "other-model")
-	featureCache(t, otherModel, 30, 12, classes, "bbbb", 2)
+	fixtures.FeatureCache(t, otherModel, 30, 12, classes, "bbbb", 2)
 	twoClasses := filepath.Join(root, "two-classes")
-	featureCache(t, twoClasses, 30, 12, classes[:2], "aaaa", 2)
+	fixtures.FeatureCache(t, twoClasses, 30, 12, classes[:2], "aaaa", 2)
 	renamed := filepath.Join(root, "renamed")
-	featureCache(t, renamed, 30, 12, []string{"cat", "dog", "owl"}, "aaaa", 2)
+	fixtures.FeatureCache(t, renamed, 30, 12, []string{"cat", "dog", "owl"}, "aaaa", 2)
 	wider := filepath.Join(root, "wider")
-	featureCache(t, wider, 30, 16, classes, "aaaa", 2)
+	fixtures.FeatureCache(t, wider, 30, 16, classes, "aaaa", 2)
 	fineTuned := filepath.Join(root, "run-ft")
 	copyAsFineTuned(t, run, fineTuned)
 	for _, tc := range []struct {

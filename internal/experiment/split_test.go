@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
+
 	"github.com/tlearn/tlearn/dataset"
 )
 
@@ -15,8 +17,8 @@ func TestSplitData(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
 	data := filepath.Join(root, "data")
-	writeClassImages(t, data, "ant", 5, 1)
-	writeClassImages(t, data, "bee", 8, 2)
+	fixtures.ClassImages(t, data, "ant", 5, 1)
+	fixtures.ClassImages(t, data, "bee", 8, 2)
 	src, err := dataset.Open(data, dataset.Settings{})
 	if err != nil {
 		t.Fatal(err)
