@@ -148,94 +148,117 @@ func TestExportClassify(t *testing.T) {
 	f := newExportFixture(t, 6)
 	t.Run("head", func(t *testing.T) {
 		clf := exportRun(t, f.run)
-		preds := filepath.Join(t.TempDir(), "preds.csv")
-		code, stdout, errs := runTlearn(t, "classify", "--model", clf, "--out", preds, "--batch", "4", "--threads", "1", f.data)
-		if code != 0 || stdout != "" {
-			t.Fatalf("classify: exit %d, stdout %q\n%s", code, stdout, errs)
-		}
-		assertProbs(t, readCSVProbs(t, preds, f.classes), cachedProbs(t, f.cache, f.data, f.weights))
-		for _, want := range []string{"classified 12 images", "records in " + preds, "the sub-folders of " + f.data + " are the classifier's classes",
-			"examples: 12", "top-3 accuracy: 1.0000", "confusion matrix"} {
-			if !strings.Contains(errs, want) {
-				t.Errorf("stderr lacks %q:\n%s", want, errs)
-			}
-		}
-
-		// JSONL on stdout, top-k 2, files and a folder without class
-		// folders: no accuracy report.
-		cat := filepath.Join(f.data, "cat")
-		code, stdout, errs = runTlearn(t, "classify", "--model", clf, "--format", "jsonl", "--top-k", "2", "--quiet",
-			filepath.Join(f.data, "owl", "img01.png"), cat)
-		if code != 0 || errs != "" {
-			t.Fatalf("classify: exit %d\n%s", code, errs)
-		}
 		want := cachedProbs(t, f.cache, f.data, f.weights)
-		var paths []string
-		sc := bufio.NewScanner(strings.NewReader(stdout))
-		for sc.Scan() {
-			var rec jsonlRecord
-			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-				t.Fatalf("%v: %s", err, sc.Text())
-			}
-			paths = append(paths, rec.Path)
-			p := want[rec.Path]
-			top := slices.Index(p, slices.Max(p))
-			if len(rec.TopK) != 2 || rec.Label != f.classes[top] || rec.TopK[0].Label != rec.Label || rec.Probability != rec.TopK[0].Probability ||
-				math.Abs(float64(rec.Probability-p[top])) > 1e-4 || rec.TopK[1].Probability > rec.Probability {
-				t.Fatalf("record %+v, cached path %v", rec, p)
-			}
-		}
-		wantPaths := []string{filepath.Join(f.data, "owl", "img01.png"), filepath.Join(cat, "img00.png"), filepath.Join(cat, "img01.png"), filepath.Join(cat, "img02.png")}
-		if !slices.Equal(paths, wantPaths) {
-			t.Fatalf("records for %v, want %v", paths, wantPaths)
-		}
+		checkClassifyCSV(t, f, clf, want)
+		checkClassifyJSONL(t, f, clf, want)
+		checkClassifyTimm(t, f, clf, want)
+	})
+	t.Run("finetune", func(t *testing.T) { checkExportClassifyFineTune(t, f) })
+}
 
-		// timm's columns, for K of 2, 1 and more than the classes.
-		owl := filepath.Join(f.data, "owl")
-		for _, k := range []int{2, 1, 9} {
-			code, stdout, errs = runTlearn(t, "classify", "--model", clf, "--format", "timm", "--top-k", strconv.Itoa(k), "--quiet", owl)
-			if code != 0 || errs != "" {
-				t.Fatalf("classify --format timm --top-k %d: exit %d\n%s", k, code, errs)
-			}
-			checkTimmCSV(t, stdout, min(k, len(f.classes)), f.classes, owl, want)
+// checkClassifyCSV classifies f.data with the classifier clf into a CSV
+// file and checks its records against the cached-feature probabilities
+// want, and the accuracy report that the class folders allow.
+func checkClassifyCSV(t *testing.T, f *exportFixture, clf string, want map[string][]float32) {
+	t.Helper()
+	preds := filepath.Join(t.TempDir(), "preds.csv")
+	code, stdout, errs := runTlearn(t, "classify", "--model", clf, "--out", preds, "--batch", "4", "--threads", "1", f.data)
+	if code != 0 || stdout != "" {
+		t.Fatalf("classify: exit %d, stdout %q\n%s", code, stdout, errs)
+	}
+	assertProbs(t, readCSVProbs(t, preds, f.classes), want)
+	for _, line := range []string{"classified 12 images", "records in " + preds, "the sub-folders of " + f.data + " are the classifier's classes",
+		"examples: 12", "top-3 accuracy: 1.0000", "confusion matrix"} {
+		if !strings.Contains(errs, line) {
+			t.Errorf("stderr lacks %q:\n%s", line, errs)
 		}
-	})
-	t.Run("finetune", func(t *testing.T) {
-		ft := finetuned(t, f.model, f.weights)
-		ref := filepath.Join(t.TempDir(), "cache")
-		extractCache(t, swappedModel(t, f.model, ft), f.data, ref)
-		// A head fitted to the fine-tuned features' scale, as fine-tuning
-		// would have trained it.
-		cc, err := cache.Open(ref)
-		if err != nil {
-			t.Fatal(err)
+	}
+}
+
+// checkClassifyJSONL classifies with JSONL on stdout, top-k 2, files and a
+// folder without class folders (so no accuracy report), and checks the
+// records' order and their top two against want.
+func checkClassifyJSONL(t *testing.T, f *exportFixture, clf string, want map[string][]float32) {
+	t.Helper()
+	cat := filepath.Join(f.data, "cat")
+	code, stdout, errs := runTlearn(t, "classify", "--model", clf, "--format", "jsonl", "--top-k", "2", "--quiet",
+		filepath.Join(f.data, "owl", "img01.png"), cat)
+	if code != 0 || errs != "" {
+		t.Fatalf("classify: exit %d\n%s", code, errs)
+	}
+	var paths []string
+	sc := bufio.NewScanner(strings.NewReader(stdout))
+	for sc.Scan() {
+		var rec jsonlRecord
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("%v: %s", err, sc.Text())
 		}
-		fitted := seededWeights(cc.Manifest.FeatureDim, 6, f.classes, cc.Features)
-		cc.Close()
-		for name, tensor := range fitted.Tensors {
-			ft.Tensors[name] = tensor
+		paths = append(paths, rec.Path)
+		p := want[rec.Path]
+		top := slices.Index(p, slices.Max(p))
+		if len(rec.TopK) != 2 || rec.Label != f.classes[top] || rec.TopK[0].Label != rec.Label || rec.Probability != rec.TopK[0].Probability ||
+			math.Abs(float64(rec.Probability-p[top])) > 1e-4 || rec.TopK[1].Probability > rec.Probability {
+			t.Fatalf("record %+v, cached path %v", rec, p)
 		}
-		f.writeRun(t, rundir.ModeFineTune, ft)
-		clf := exportRun(t, f.run)
-		preds := filepath.Join(t.TempDir(), "preds.csv")
-		code, _, errs := runTlearn(t, "classify", "--model", clf, "--out", preds, "--top-k", "9", "--threads", "1", f.data)
-		if code != 0 {
-			t.Fatalf("classify: exit %d\n%s", code, errs)
+	}
+	wantPaths := []string{filepath.Join(f.data, "owl", "img01.png"), filepath.Join(cat, "img00.png"), filepath.Join(cat, "img01.png"), filepath.Join(cat, "img02.png")}
+	if !slices.Equal(paths, wantPaths) {
+		t.Fatalf("records for %v, want %v", paths, wantPaths)
+	}
+}
+
+// checkClassifyTimm checks timm's columns, for K of 2, 1 and more than the
+// classes, against want.
+func checkClassifyTimm(t *testing.T, f *exportFixture, clf string, want map[string][]float32) {
+	t.Helper()
+	owl := filepath.Join(f.data, "owl")
+	for _, k := range []int{2, 1, 9} {
+		code, stdout, errs := runTlearn(t, "classify", "--model", clf, "--format", "timm", "--top-k", strconv.Itoa(k), "--quiet", owl)
+		if code != 0 || errs != "" {
+			t.Fatalf("classify --format timm --top-k %d: exit %d\n%s", k, code, errs)
 		}
-		got := readCSVProbs(t, preds, f.classes)
-		assertProbs(t, got, cachedProbs(t, ref, f.data, ft))
-		// The fine-tuned block5 matters: the frozen one gives other values.
-		frozen := cachedProbs(t, f.cache, f.data, ft)
-		var diff float64
-		for p, v := range frozen {
-			for j := range v {
-				diff = max(diff, math.Abs(float64(v[j]-got[p][j])))
-			}
+		checkTimmCSV(t, stdout, min(k, len(f.classes)), f.classes, owl, want)
+	}
+}
+
+// checkExportClassifyFineTune exports a finetune run of f and checks
+// classify's records against the cache of a model with the fine-tuned
+// block5, and that they differ from the frozen model's.
+func checkExportClassifyFineTune(t *testing.T, f *exportFixture) {
+	ft := finetuned(t, f.model, f.weights)
+	ref := filepath.Join(t.TempDir(), "cache")
+	extractCache(t, swappedModel(t, f.model, ft), f.data, ref)
+	// A head fitted to the fine-tuned features' scale, as fine-tuning
+	// would have trained it.
+	cc, err := cache.Open(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fitted := seededWeights(cc.Manifest.FeatureDim, 6, f.classes, cc.Features)
+	cc.Close()
+	for name, tensor := range fitted.Tensors {
+		ft.Tensors[name] = tensor
+	}
+	f.writeRun(t, rundir.ModeFineTune, ft)
+	clf := exportRun(t, f.run)
+	preds := filepath.Join(t.TempDir(), "preds.csv")
+	code, _, errs := runTlearn(t, "classify", "--model", clf, "--out", preds, "--top-k", "9", "--threads", "1", f.data)
+	if code != 0 {
+		t.Fatalf("classify: exit %d\n%s", code, errs)
+	}
+	got := readCSVProbs(t, preds, f.classes)
+	assertProbs(t, got, cachedProbs(t, ref, f.data, ft))
+	// The fine-tuned block5 matters: the frozen one gives other values.
+	frozen := cachedProbs(t, f.cache, f.data, ft)
+	var diff float64
+	for p, v := range frozen {
+		for j := range v {
+			diff = max(diff, math.Abs(float64(v[j]-got[p][j])))
 		}
-		if diff < 1e-3 {
-			t.Fatal("the fine-tuned classifier gives the frozen model's probabilities")
-		}
-	})
+	}
+	if diff < 1e-3 {
+		t.Fatal("the fine-tuned classifier gives the frozen model's probabilities")
+	}
 }
 
 func TestClassifyErrors(t *testing.T) {

@@ -1,7 +1,6 @@
 package run_test
 
 import (
-	"context"
 	"fmt"
 	"log"
 	"os"
@@ -9,39 +8,19 @@ import (
 	"time"
 
 	"github.com/tlearn/tlearn/extractor/cache"
-	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/head/run"
 )
 
-// Train a head on the features of two caches and write its run folder, as
-// `tlearn train` does. The caches are the repository's fixtures
-// (testdata/v1): ten MNIST digits each, with 32 features per image from a
-// tiny synthetic VGG16.
+// Write the run folder of a head trained on the features of two caches, as
+// `tlearn train` does, and read it back. The caches are the repository's
+// fixtures (testdata/v1): ten MNIST digits each, with 32 features per image
+// from a tiny synthetic VGG16.
 func ExampleWrite() {
-	v1 := filepath.Join("..", "..", "testdata", "v1")
-	train, err := cache.Open(filepath.Join(v1, "cache", "train"))
-	if err != nil {
-		log.Fatal(err)
-	}
+	// Open the caches and train the head (example_fixtures_test.go).
+	train, val := mustOpenCaches()
 	defer train.Close()
-	val, err := cache.Open(filepath.Join(v1, "cache", "val"))
-	if err != nil {
-		log.Fatal(err)
-	}
 	defer val.Close()
-	// A cache's arrays are memory maps; head.Data reads them in place.
-	data := func(c *cache.Cache) *head.Data {
-		return &head.Data{X: c.Features, Y: c.Labels, Classes: c.Manifest.Classes}
-	}
-
-	res, err := head.Train(context.Background(), data(train), data(val), head.Settings{Hidden: 64, Epochs: 3, Seed: 1}, nil)
-	if err != nil {
-		log.Fatal(err)
-	}
-	rep, err := head.Evaluate(res.Weights, data(val), 5)
-	if err != nil {
-		log.Fatal(err)
-	}
+	res, rep := mustTrainHead(train, val)
 
 	tmp, err := os.MkdirTemp("", "run-example")
 	if err != nil {

@@ -3,6 +3,7 @@ package traingraph
 import (
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,21 +39,25 @@ type opBench struct {
 	build func(b *graphBuilder) // declares inputs (float32) and one output "y"
 }
 
+// benchConvOps lists the op benchmarks, in the order they run.
 func benchConvOps() []opBench {
-	nhwc := []int64{batchDim, benchS, benchS, benchC}
-	nchw := []int64{batchDim, benchC, benchS, benchS}
-	f := onnxpb.TensorProto_FLOAT
-	c := int64(benchC)
-	rows := int64(benchB * benchS * benchS)
-	gemmConv := func(slices bool) func(b *graphBuilder) {
-		return func(b *graphBuilder) {
-			b.form, b.sliceIm2col = convGEMM, slices
-			x := b.input("x", f, nhwc)
-			w := b.input("w", f, []int64{c, 3, 3, c})
-			bias := b.input("bias", f, []int64{c})
-			b.output("y", b.conv3x3(x, w, bias), f)
-		}
-	}
+	return slices.Concat(convForwardBenches(), gemmShapeBenches(), gradTransposeBenches(),
+		winogradBenches(), im2colBenches(), convDWBenches(), convDXBenches())
+}
+
+// The op benchmarks' shapes: NHWC and NCHW maps, and the rows of the
+// im2col matrix.
+var (
+	benchNHWC = []int64{batchDim, benchS, benchS, benchC}
+	benchNCHW = []int64{batchDim, benchC, benchS, benchS}
+)
+
+const benchRows = benchB * benchS * benchS
+
+// convForwardBenches time the forward convolution: ORT's Conv, the
+// im2col Gemm forms, and the Gemm alone.
+func convForwardBenches() []opBench {
+	f, c, rows, nchw := onnxpb.TensorProto_FLOAT, int64(benchC), int64(benchRows), benchNCHW
 	return []opBench{
 		{"conv_forward/ort_conv_nchw", convFlops, func(b *graphBuilder) {
 			x := b.input("x", f, nchw)
@@ -60,13 +65,34 @@ func benchConvOps() []opBench {
 			bias := b.input("bias", f, []int64{c})
 			b.output("y", b.node("Conv", []string{x, w, bias}, nchw, onnxgraph.AttrInts("pads", 1, 1, 1, 1), onnxgraph.AttrInts("kernel_shape", 3, 3)), f)
 		}},
-		{"conv_forward/im2col_gather_gemm_nhwc", convFlops, gemmConv(false)},
-		{"conv_forward/im2col_slices_gemm_nhwc", convFlops, gemmConv(true)},
+		{"conv_forward/im2col_gather_gemm_nhwc", convFlops, gemmConvBench(false)},
+		{"conv_forward/im2col_slices_gemm_nhwc", convFlops, gemmConvBench(true)},
 		{"conv_forward/gemm_only", convFlops, func(b *graphBuilder) {
 			x := b.input("xcol", f, []int64{rows, 9 * c})
 			w := b.input("w", f, []int64{c, 9 * c})
 			b.output("y", b.node("Gemm", []string{x, w}, []int64{rows, c}, onnxgraph.AttrInt("transB", 1)), f)
 		}},
+	}
+}
+
+// gemmConvBench builds the im2col Gemm forward convolution (NHWC), with
+// the gather or the slices im2col.
+func gemmConvBench(sliceIm2col bool) func(b *graphBuilder) {
+	f, c := onnxpb.TensorProto_FLOAT, int64(benchC)
+	return func(b *graphBuilder) {
+		b.form, b.sliceIm2col = convGEMM, sliceIm2col
+		x := b.input("x", f, benchNHWC)
+		w := b.input("w", f, []int64{c, 3, 3, c})
+		bias := b.input("bias", f, []int64{c})
+		b.output("y", b.conv3x3(x, w, bias), f)
+	}
+}
+
+// gemmShapeBenches time the forward Gemm in other shapes, against a square
+// reference.
+func gemmShapeBenches() []opBench {
+	f, c, rows := onnxpb.TensorProto_FLOAT, int64(benchC), int64(benchRows)
+	return []opBench{
 		{"gemm_shapes/square_2048", 2 * 2048 * 2048 * 2048, func(b *graphBuilder) {
 			x := b.input("a", f, []int64{2048, 2048})
 			w := b.input("b", f, []int64{2048, 2048})
@@ -83,6 +109,14 @@ func benchConvOps() []opBench {
 			w := b.input("w", f, []int64{c, 9 * c})
 			b.output("y", b.node("Gemm", []string{w, x}, []int64{c, rows}, onnxgraph.AttrInt("transB", 1)), f)
 		}},
+	}
+}
+
+// gradTransposeBenches time the layout changes of the output gradient (dY,
+// and the Winograd form's dM) that the backward formulations need.
+func gradTransposeBenches() []opBench {
+	f, c, rows, nhwc := onnxpb.TensorProto_FLOAT, int64(benchC), int64(benchRows), benchNHWC
+	return []opBench{
 		{"im2col/transpose_2d_dy", 0, func(b *graphBuilder) {
 			dy := b.input("dy", f, []int64{rows, c})
 			b.output("y", b.node("Transpose", []string{dy}, []int64{c, rows}, onnxgraph.AttrInts("perm", 1, 0)), f)
@@ -103,6 +137,14 @@ func benchConvOps() []opBench {
 			dm := b.input("dm", f, []int64{16, rows / 4, c})
 			b.output("y", b.node("Transpose", []string{dm}, []int64{16, c, rows / 4}, onnxgraph.AttrInts("perm", 0, 2, 1)), f)
 		}},
+	}
+}
+
+// winogradBenches time the Winograd form's batched Gemms and its whole
+// forward convolution.
+func winogradBenches() []opBench {
+	f, c, rows, nhwc := onnxpb.TensorProto_FLOAT, int64(benchC), int64(benchRows), benchNHWC
+	return []opBench{
 		{"winograd/batched_gemm_fwd", convFlops * 4 / 9, func(b *graphBuilder) {
 			v := b.input("v", f, []int64{16, rows / 4, c})
 			u := b.input("u", f, []int64{16, c, c})
@@ -119,6 +161,13 @@ func benchConvOps() []opBench {
 			bias := b.input("bias", f, []int64{c})
 			b.output("y", b.conv3x3(x, w, bias), f)
 		}},
+	}
+}
+
+// im2colBenches time building the im2col matrix and its parts.
+func im2colBenches() []opBench {
+	f, c, nhwc, nchw := onnxpb.TensorProto_FLOAT, int64(benchC), benchNHWC, benchNCHW
+	return []opBench{
 		{"im2col/gather_nhwc", 0, func(b *graphBuilder) {
 			x := b.input("x", f, nhwc)
 			b.output("y", b.im2col(x), f)
@@ -135,6 +184,13 @@ func benchConvOps() []opBench {
 			x := b.input("x", f, nchw)
 			b.output("y", b.node("Transpose", []string{x}, nhwc, onnxgraph.AttrInts("perm", 0, 2, 3, 1)), f)
 		}},
+	}
+}
+
+// convDWBenches time the ways of computing the kernel gradient dW.
+func convDWBenches() []opBench {
+	f, c, rows, nchw := onnxpb.TensorProto_FLOAT, int64(benchC), int64(benchRows), benchNCHW
+	return []opBench{
 		{"conv_dw/gemm_dyT_xcol", convFlops, func(b *graphBuilder) {
 			// dWᵀ [O, 9C] = dYᵀ · Xcol: the transposed operand is the small one.
 			x := b.input("xcol", f, []int64{rows, 9 * c})
@@ -173,6 +229,14 @@ func benchConvOps() []opBench {
 			dw := b.node("Conv", []string{xt, dyt}, []int64{c, c, 3, 3}, onnxgraph.AttrInts("pads", 1, 1, 1, 1))
 			b.output("y", b.node("Transpose", []string{dw}, []int64{c, c, 3, 3}, onnxgraph.AttrInts("perm", 1, 0, 2, 3)), f)
 		}},
+	}
+}
+
+// convDXBenches time the ways of computing the input gradient dX, and the
+// Relu's gradient before it.
+func convDXBenches() []opBench {
+	f, c, nhwc, nchw := onnxpb.TensorProto_FLOAT, int64(benchC), benchNHWC, benchNCHW
+	return []opBench{
 		{"conv_dx/ort_conv_rotated_weights_nchw", convFlops, func(b *graphBuilder) {
 			b.form = convHybrid
 			dy := b.input("dy", f, nchw)
