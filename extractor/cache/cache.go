@@ -106,7 +106,7 @@ func (c *Cache) mapArray(a ArraySpec) ([]byte, error) {
 // checkArrayFile reads the .npy header of f and checks dtype, order, shape
 // and file size against a; it returns the data offset.
 func checkArrayFile(f *os.File, p string, a ArraySpec) (int64, error) {
-	h, err := ReadHeader(io.NewSectionReader(f, 0, maxHeaderLen+16))
+	h, err := readNpyHeader(io.NewSectionReader(f, 0, maxHeaderLen+16))
 	if err != nil {
 		return 0, fmt.Errorf("cache: %s: %w", p, err)
 	}

@@ -216,7 +216,7 @@ func TestVerifyDetectsChanges(t *testing.T) {
 	w.Close()
 	p := filepath.Join(dir, FeaturesFile)
 	b, _ := os.ReadFile(p)
-	b[len(EncodeHeader(Float32, []int{6, 2}))] ^= 1
+	b[len(encodeNpyHeader(Float32, []int{6, 2}))] ^= 1
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -256,12 +256,12 @@ func TestOpenErrors(t *testing.T) {
 		}, FeaturesFile, ErrNotNpy},
 		{"array cut short", func(t *testing.T) string {
 			dir := complete(t)
-			os.Truncate(filepath.Join(dir, FeaturesFile), int64(len(EncodeHeader(Float32, []int{4, 2})))+8)
+			os.Truncate(filepath.Join(dir, FeaturesFile), int64(len(encodeNpyHeader(Float32, []int{4, 2})))+8)
 			return dir
 		}, "truncated or overwritten", ErrCorrupt},
 		{"array of another shape", func(t *testing.T) string {
 			dir := complete(t)
-			os.WriteFile(filepath.Join(dir, LabelsFile), append(EncodeHeader(Int32, []int{5}), make([]byte, 20)...), 0o644)
+			os.WriteFile(filepath.Join(dir, LabelsFile), append(encodeNpyHeader(Int32, []int{5}), make([]byte, 20)...), 0o644)
 			return dir
 		}, LabelsFile, ErrCorrupt},
 		{"not json", func(t *testing.T) string {

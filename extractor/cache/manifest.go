@@ -337,15 +337,15 @@ func ReadManifest(dir string) (*Manifest, error) {
 	if _, err := f.ReadAt(b, 0); err != nil && st.Size() > 0 {
 		return nil, fmt.Errorf("cache: read %s: %w", p, err)
 	}
-	m, err := ParseManifest(b)
+	m, err := parseManifest(b)
 	if err != nil {
 		return nil, fmt.Errorf("cache: %s: %w", p, err)
 	}
 	return m, nil
 }
 
-// ParseManifest decodes and validates manifest bytes.
-func ParseManifest(b []byte) (*Manifest, error) {
+// parseManifest decodes and validates manifest bytes.
+func parseManifest(b []byte) (*Manifest, error) {
 	var m Manifest
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()

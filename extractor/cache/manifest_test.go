@@ -114,7 +114,7 @@ func FuzzParseManifest(f *testing.F) {
 	f.Add([]byte(`{"format":1,"n":1}`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := ParseManifest(b)
+		m, err := parseManifest(b)
 		if err != nil {
 			return
 		}

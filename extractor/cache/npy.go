@@ -48,8 +48,8 @@ const maxDims = 32
 // ErrNotNpy is wrapped by errors about files that are not .npy files.
 var ErrNotNpy = errors.New("cache: not a NumPy .npy file")
 
-// Header is the parsed header of an .npy file.
-type Header struct {
+// npyHeader is the parsed header of an .npy file.
+type npyHeader struct {
 	DType        DType
 	FortranOrder bool
 	Shape        []int
@@ -58,7 +58,7 @@ type Header struct {
 }
 
 // Len is the number of elements, the product of Shape (1 for a scalar).
-func (h Header) Len() int {
+func (h npyHeader) Len() int {
 	n := 1
 	for _, d := range h.Shape {
 		n *= d
@@ -66,15 +66,15 @@ func (h Header) Len() int {
 	return n
 }
 
-// EncodeHeader returns the version 1.0 header for a C-order array of dtype
+// encodeNpyHeader returns the version 1.0 header for a C-order array of dtype
 // and shape, padded with spaces so that the data starts at a multiple of 64
 // bytes.
-func EncodeHeader(dtype DType, shape []int) []byte {
+func encodeNpyHeader(dtype DType, shape []int) []byte {
 	b, _ := encodeHeader(dtype, shape, 0)
 	return b
 }
 
-// encodeHeader is EncodeHeader padded to total bytes when total > 0, which
+// encodeHeader is encodeNpyHeader padded to total bytes when total > 0, which
 // keeps the data offset of an existing file when its first dimension
 // changes. It reports false when the header does not fit in total.
 func encodeHeader(dtype DType, shape []int, total int) ([]byte, bool) {
@@ -108,15 +108,15 @@ func encodeHeader(dtype DType, shape []int, total int) ([]byte, bool) {
 	return append(b, '\n'), true
 }
 
-// ReadHeader reads and parses an .npy header from r, which must be at the
+// readNpyHeader reads and parses an .npy header from r, which must be at the
 // start of the file. It accepts format versions 1.0, 2.0 and 3.0.
-func ReadHeader(r io.Reader) (Header, error) {
+func readNpyHeader(r io.Reader) (npyHeader, error) {
 	var pre [8]byte
 	if _, err := io.ReadFull(r, pre[:]); err != nil {
-		return Header{}, fmt.Errorf("%w: %v", ErrNotNpy, err)
+		return npyHeader{}, fmt.Errorf("%w: %v", ErrNotNpy, err)
 	}
 	if string(pre[:6]) != npyMagic {
-		return Header{}, fmt.Errorf("%w: bad magic", ErrNotNpy)
+		return npyHeader{}, fmt.Errorf("%w: bad magic", ErrNotNpy)
 	}
 	major := pre[6]
 	var n, lenSize int
@@ -126,31 +126,31 @@ func ReadHeader(r io.Reader) (Header, error) {
 	case 2, 3:
 		lenSize = 4
 	default:
-		return Header{}, fmt.Errorf("%w: unsupported format version %d.%d", ErrNotNpy, pre[6], pre[7])
+		return npyHeader{}, fmt.Errorf("%w: unsupported format version %d.%d", ErrNotNpy, pre[6], pre[7])
 	}
 	var lb [4]byte
 	if _, err := io.ReadFull(r, lb[:lenSize]); err != nil {
-		return Header{}, fmt.Errorf("%w: header length: %v", ErrNotNpy, err)
+		return npyHeader{}, fmt.Errorf("%w: header length: %v", ErrNotNpy, err)
 	}
 	if lenSize == 2 {
 		n = int(binary.LittleEndian.Uint16(lb[:2]))
 	} else {
 		n64 := binary.LittleEndian.Uint32(lb[:])
 		if n64 > maxHeaderLen {
-			return Header{}, fmt.Errorf("%w: header of %d bytes is too long", ErrNotNpy, n64)
+			return npyHeader{}, fmt.Errorf("%w: header of %d bytes is too long", ErrNotNpy, n64)
 		}
 		n = int(n64)
 	}
 	if n > maxHeaderLen {
-		return Header{}, fmt.Errorf("%w: header of %d bytes is too long", ErrNotNpy, n)
+		return npyHeader{}, fmt.Errorf("%w: header of %d bytes is too long", ErrNotNpy, n)
 	}
 	dict := make([]byte, n)
 	if _, err := io.ReadFull(r, dict); err != nil {
-		return Header{}, fmt.Errorf("%w: header truncated: %v", ErrNotNpy, err)
+		return npyHeader{}, fmt.Errorf("%w: header truncated: %v", ErrNotNpy, err)
 	}
 	h, err := parseHeaderDict(string(dict))
 	if err != nil {
-		return Header{}, fmt.Errorf("%w: header: %v", ErrNotNpy, err)
+		return npyHeader{}, fmt.Errorf("%w: header: %v", ErrNotNpy, err)
 	}
 	h.DataOffset = int64(6 + 2 + lenSize + n)
 	return h, nil
@@ -160,9 +160,9 @@ func ReadHeader(r io.Reader) (Header, error) {
 // {'descr': '<f4', 'fortran_order': False, 'shape': (10, 512), }.
 // It is a small recursive-descent parser for exactly the literals NumPy
 // writes (strings, True/False, tuples of integers), not a Python evaluator.
-func parseHeaderDict(s string) (Header, error) {
+func parseHeaderDict(s string) (npyHeader, error) {
 	p := &dictParser{s: s}
-	var h Header
+	var h npyHeader
 	seen := map[string]bool{}
 	p.space()
 	if !p.eat('{') {

@@ -22,14 +22,14 @@ func TestEncodeHeaderRoundTrip(t *testing.T) {
 		{"empty", Int32, []int{0}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			b := EncodeHeader(tc.dtype, tc.shape)
+			b := encodeNpyHeader(tc.dtype, tc.shape)
 			if len(b)%64 != 0 {
 				t.Errorf("header is %d bytes, not a multiple of 64", len(b))
 			}
 			if b[len(b)-1] != '\n' {
 				t.Errorf("header does not end with a newline")
 			}
-			h, err := ReadHeader(bytes.NewReader(b))
+			h, err := readNpyHeader(bytes.NewReader(b))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,7 +79,7 @@ func TestReadHeader(t *testing.T) {
 		{"empty", nil, nil, "", true},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			h, err := ReadHeader(bytes.NewReader(tc.file))
+			h, err := readNpyHeader(bytes.NewReader(tc.file))
 			if tc.err {
 				if err == nil {
 					t.Fatalf("no error, got %+v", h)
@@ -102,13 +102,13 @@ func TestReadHeader(t *testing.T) {
 // FuzzReadHeader checks that no input panics the header parser and that
 // every accepted header re-encodes to one that parses the same.
 func FuzzReadHeader(f *testing.F) {
-	f.Add(EncodeHeader(Float32, []int{10, 512}))
-	f.Add(EncodeHeader(Float16, []int{2, 512, 14, 14}))
-	f.Add(EncodeHeader(Int32, []int{3}))
+	f.Add(encodeNpyHeader(Float32, []int{10, 512}))
+	f.Add(encodeNpyHeader(Float16, []int{2, 512, 14, 14}))
+	f.Add(encodeNpyHeader(Int32, []int{3}))
 	f.Add(npyFile(2, `{"shape": (5,), "fortran_order": True, "descr": "<i4"}`))
 	f.Add([]byte(npyMagic))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, err := ReadHeader(bytes.NewReader(b))
+		h, err := readNpyHeader(bytes.NewReader(b))
 		if err != nil {
 			return
 		}
@@ -118,7 +118,7 @@ func FuzzReadHeader(f *testing.F) {
 		if h.DType.Size() == 0 || h.FortranOrder || len(h.DType) > 8 {
 			return
 		}
-		h2, err := ReadHeader(bytes.NewReader(EncodeHeader(h.DType, h.Shape)))
+		h2, err := readNpyHeader(bytes.NewReader(encodeNpyHeader(h.DType, h.Shape)))
 		if err != nil || !slices.Equal(h.Shape, h2.Shape) || h2.DType != h.DType {
 			t.Fatalf("re-encoded header %+v does not parse back: %+v, %v", h, h2, err)
 		}

@@ -128,7 +128,7 @@ func createArray(p string, a ArraySpec) error {
 		return fmt.Errorf("cache: %w", err)
 	}
 	defer f.Abort()
-	hdr := EncodeHeader(a.DType, a.Shape)
+	hdr := encodeNpyHeader(a.DType, a.Shape)
 	size := int64(len(hdr)) + a.RowBytes()*int64(a.Shape[0])
 	if err := preallocate(f.File, size); err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
@@ -193,7 +193,7 @@ func openWriter(dir string, m *Manifest, repair bool) (*Writer, error) {
 // file to match. Rows below the new N keep their bytes; a file that already
 // matches is left alone.
 func resizeArray(f *os.File, p string, a ArraySpec) error {
-	h, err := ReadHeader(io.NewSectionReader(f, 0, maxHeaderLen+16))
+	h, err := readNpyHeader(io.NewSectionReader(f, 0, maxHeaderLen+16))
 	if err != nil {
 		return fmt.Errorf("cache: %s: %w", p, err)
 	}
