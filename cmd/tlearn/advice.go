@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/tlearn/tlearn/extractor/cache"
+	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/classifier"
 )
@@ -23,6 +24,9 @@ var commonAdvice = []struct {
 	{cache.ErrNotCache, "make one with tlearn extract"},
 	{models.ErrNotPrepared, "prepare one with `tlearn models prepare`"},
 	{classifier.ErrNotClassifier, "make one with `tlearn export`"},
+	{ortlib.ErrNotFound, "run `make setup` in the tlearn checkout (it installs " + ortlib.LibName +
+		" from the npm package onnxruntime-node), or point --ort-lib or $" + ortlib.EnvLibrary +
+		" at a libonnxruntime.so (a GPU build enables --device cuda)"},
 }
 
 // withAdvice adds the first matching advice of commonAdvice to err.

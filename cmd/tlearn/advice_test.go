@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 
 	"github.com/tlearn/tlearn/extractor/cache"
@@ -58,6 +59,7 @@ func TestWithAdvice(t *testing.T) {
 	}{
 		{fmt.Errorf("extract: models: x/spec.json: %w", models.ErrNotPrepared), "(prepare one with `tlearn models prepare`)"},
 		{fmt.Errorf("extractor: x.onnx: %w", classifier.ErrNotClassifier), "(make one with `tlearn export`)"},
+		{fmt.Errorf("%w: looked for it", ortlib.ErrNotFound), "(run `make setup` in the tlearn checkout (it installs libonnxruntime.so.1 from the npm package onnxruntime-node), or point --ort-lib or $ONNXRUNTIME_SHARED_LIBRARY_PATH at a libonnxruntime.so (a GPU build enables --device cuda))"},
 	} {
 		got := withAdvice(tc.err)
 		if !errors.Is(got, tc.err) || got.Error() != tc.err.Error()+" "+tc.want {

@@ -105,9 +105,8 @@ func find(cs []Candidate) (Candidate, error) {
 			return Candidate{}, fmt.Errorf("ortlib: %s names %s: %w", c.Source, c.Path, statErr(st, err))
 		}
 	}
-	return Candidate{}, fmt.Errorf("%w: looked at --ort-lib, $%s, the install folder (.ort/lib) and the system library paths; "+
-		"run `make setup` in the tlearn checkout (it installs %s from the npm package onnxruntime-node), "+
-		"or point --ort-lib or $%s at a libonnxruntime.so (a GPU build enables --device cuda)", ErrNotFound, EnvLibrary, LibName, EnvLibrary)
+	return Candidate{}, fmt.Errorf("%w: looked for %s at the explicit path, $%s, the install folder (.ort/lib) and the system library paths",
+		ErrNotFound, LibName, EnvLibrary)
 }
 
 func statErr(st os.FileInfo, err error) error {
@@ -227,7 +226,7 @@ func SessionOptions(opts Options) (so *ort.SessionOptions, used Device, why stri
 	}
 	if dev == DeviceCUDA {
 		so.Destroy()
-		return nil, "", "", fmt.Errorf("ortlib: --device cuda: %w", cudaErr)
+		return nil, "", "", fmt.Errorf("ortlib: device cuda: %w", cudaErr)
 	}
 	return so, DeviceCPU, "running on CPU: " + cudaErr.Error(), nil
 }
@@ -250,7 +249,7 @@ func cudaReason(err error) error {
 	lower := strings.ToLower(msg)
 	if strings.Contains(lower, "not enabled") || strings.Contains(lower, "not available") ||
 		strings.Contains(lower, "not supported") || strings.Contains(lower, "failed to load shared library") {
-		return fmt.Errorf("the ONNX Runtime library has no CUDA execution provider (the npm build is CPU-only; point --ort-lib at a GPU build): %s", msg)
+		return fmt.Errorf("the ONNX Runtime library has no CUDA execution provider (the npm build is CPU-only; a GPU build of ONNX Runtime has it): %s", msg)
 	}
 	return fmt.Errorf("the CUDA execution provider did not load (%s)", msg)
 }
