@@ -178,6 +178,10 @@ func (info *Info) WriteText(w io.Writer) error {
 		p(", producer: %s", info.Producer)
 	}
 	p("\n")
+	if synth, ok := info.Metadata[MetaSynthetic]; ok {
+		// The graph may mimic an exporter's (producer included): say who made it.
+		p("made by tlearn models synth, seeded random weights: %s\n", synth)
+	}
 	for _, x := range []struct {
 		title string
 		ts    []TensorInfo

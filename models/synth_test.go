@@ -3,6 +3,7 @@ package models
 import (
 	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/tlearn/tlearn/dataset"
@@ -37,6 +38,10 @@ func TestSynthSaysTlearnMadeIt(t *testing.T) {
 			var meta synthMeta
 			if err := json.Unmarshal([]byte(got), &meta); err != nil || meta != tc.want {
 				t.Fatalf("%s = %s (%v), want %+v", MetaSynthetic, got, err, tc.want)
+			}
+			var text strings.Builder
+			if err := Inspect(m).WriteText(&text); err != nil || !strings.Contains(text.String(), "made by tlearn models synth") {
+				t.Errorf("models info does not say tlearn made it (%v):\n%s", err, text.String())
 			}
 			if tc.s.Zoo {
 				return // prepare copies every style's metadata alike
