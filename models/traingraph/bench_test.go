@@ -366,18 +366,7 @@ func BenchmarkTrainStep(b *testing.B) {
 func newTrainBenchRun(b testing.TB, tg *Graph) *ortRun {
 	ortlibtest.Init(b)
 	rng := rand.New(rand.NewPCG(2, 2))
-	shapes := map[string][]int64{}
-	for _, vi := range tg.Model.Graph.Input {
-		var dims []int64
-		for _, d := range vi.GetType().GetTensorType().GetShape().GetDim() {
-			if d.GetDimParam() != "" {
-				dims = append(dims, benchB)
-			} else {
-				dims = append(dims, d.GetDimValue())
-			}
-		}
-		shapes[vi.GetName()] = dims
-	}
+	shapes := tg.InputShapes(benchB)
 	var ins []ort.Value
 	for _, name := range tg.Inputs {
 		dims := shapes[name]

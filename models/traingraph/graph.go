@@ -151,6 +151,24 @@ type Graph struct {
 	Outputs []string // every graph output, in order
 }
 
+// InputShapes returns the shape of every input of g, by name, with the
+// free batch dimension set to batch.
+func (g *Graph) InputShapes(batch int64) map[string][]int64 {
+	shapes := map[string][]int64{}
+	for _, vi := range g.Model.GetGraph().GetInput() {
+		var dims []int64
+		for _, d := range vi.GetType().GetTensorType().GetShape().GetDim() {
+			if d.GetDimParam() != "" {
+				dims = append(dims, batch)
+			} else {
+				dims = append(dims, d.GetDimValue())
+			}
+		}
+		shapes[vi.GetName()] = dims
+	}
+	return shapes
+}
+
 // ErrSpec is wrapped by errors about an impossible Spec.
 var ErrSpec = errors.New("traingraph: bad training graph settings")
 

@@ -15,18 +15,7 @@ import (
 // on them. On error, the tensors made so far are returned for destroy.
 func inputs(tg *traingraph.Graph) ([]ort.Value, error) {
 	rng := rand.New(rand.NewPCG(2, 2))
-	shapes := map[string][]int64{}
-	for _, vi := range tg.Model.Graph.Input {
-		var dims []int64
-		for _, d := range vi.GetType().GetTensorType().GetShape().GetDim() {
-			if d.GetDimParam() != "" {
-				dims = append(dims, batch)
-			} else {
-				dims = append(dims, d.GetDimValue())
-			}
-		}
-		shapes[vi.GetName()] = dims
-	}
+	shapes := tg.InputShapes(batch)
 	var ins []ort.Value
 	for _, name := range tg.Inputs {
 		dims := shapes[name]
