@@ -8,6 +8,8 @@ import (
 	"io"
 	"path/filepath"
 	"testing"
+
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 )
 
 // BenchmarkPipeline measures decode + resize + preprocess of one JPEG into
@@ -17,7 +19,7 @@ func BenchmarkPipeline(b *testing.B) {
 	dir := b.TempDir()
 	for _, src := range []int{32, 640} {
 		path := filepath.Join(dir, fmt.Sprintf("%d.jpg", src))
-		writeFile(b, path, encode(b, "jpeg", smoothImage(src, src*3/4)))
+		fixtures.WriteFile(b, path, encode(b, "jpeg", smoothImage(src, src*3/4)))
 		for _, size := range []int{64, 128, 224} {
 			for _, interp := range []Interpolation{Nearest, Bilinear} {
 				b.Run(fmt.Sprintf("src=%d/size=%d/%s", src, size, interp), func(b *testing.B) {
@@ -57,7 +59,7 @@ func BenchmarkLoader(b *testing.B) {
 	const perClass = 32
 	for c := range 2 {
 		for i := range perClass {
-			writeFile(b, filepath.Join(dir, fmt.Sprint(c), fmt.Sprintf("%03d.jpg", i)), encode(b, "jpeg", smoothImage(32, 32+i)))
+			fixtures.WriteFile(b, filepath.Join(dir, fmt.Sprint(c), fmt.Sprintf("%03d.jpg", i)), encode(b, "jpeg", smoothImage(32, 32+i)))
 		}
 	}
 	src, err := Open(dir, Settings{})

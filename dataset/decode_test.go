@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 )
 
 // rgbOf returns the straight RGB colour of c, 8 bits per channel (the high
@@ -112,7 +114,7 @@ func TestDecodeFormats(t *testing.T) {
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), tc.name)
-			writeFile(t, path, tc.data)
+			fixtures.WriteFile(t, path, tc.data)
 			img, err := DecodeFile(path, 0)
 			if err != nil {
 				t.Fatal(err)
@@ -185,7 +187,7 @@ func TestDecodeBad(t *testing.T) {
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), tc.name)
-			writeFile(t, path, tc.data)
+			fixtures.WriteFile(t, path, tc.data)
 			_, err := DecodeFile(path, tc.max)
 			var de *DecodeError
 			if !errors.As(err, &de) {

@@ -9,9 +9,10 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
@@ -56,16 +57,6 @@ func encode(t testing.TB, format string, img image.Image) []byte {
 	return buf.Bytes()
 }
 
-func writeFile(t testing.TB, path string, data []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // makeDataset writes PNGs: files maps relative paths to image sizes.
 func makeDataset(t testing.TB, files map[string]int) string {
 	t.Helper()
@@ -73,7 +64,7 @@ func makeDataset(t testing.TB, files map[string]int) string {
 	i := 0
 	for rel, size := range files {
 		i++
-		writeFile(t, filepath.Join(dir, rel), encode(t, "png", testImage(size, size, uint8(i))))
+		fixtures.WriteFile(t, filepath.Join(dir, rel), encode(t, "png", testImage(size, size, uint8(i))))
 	}
 	return dir
 }

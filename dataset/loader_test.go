@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 )
 
 // direct is what the Loader must produce for one item.
@@ -31,7 +33,7 @@ func loaderDataset(t *testing.T) *Source {
 		}
 	}
 	dir := makeDataset(t, files)
-	writeFile(t, filepath.Join(dir, "dog", "01.png"), encode(t, "jpeg", testImage(13, 7, 4)))
+	fixtures.WriteFile(t, filepath.Join(dir, "dog", "01.png"), encode(t, "jpeg", testImage(13, 7, 4)))
 	src, err := Open(dir, Settings{})
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +110,7 @@ func TestLoaderBadImages(t *testing.T) {
 	src := loaderDataset(t)
 	bad := []int{1, 4, 5}
 	for _, i := range bad {
-		writeFile(t, src.Path(i), []byte("not an image"))
+		fixtures.WriteFile(t, src.Path(i), []byte("not an image"))
 	}
 	s := LoaderSettings{Size: 4, Batch: 3}
 

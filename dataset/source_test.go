@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 )
 
 func TestOpenOrdersLikeKeras(t *testing.T) {
@@ -24,11 +26,11 @@ func TestOpenOrdersLikeKeras(t *testing.T) {
 		"dog10/lower.png":  4,
 		"dog10/deep/1.png": 4,
 	})
-	writeFile(t, filepath.Join(dir, "a", "notes.txt"), []byte("not an image"))
-	writeFile(t, filepath.Join(dir, "a", ".DS_Store"), []byte{0})
-	writeFile(t, filepath.Join(dir, "a", ".hidden", "x.png"), encode(t, "png", testImage(2, 2, 0)))
-	writeFile(t, filepath.Join(dir, ".git", "x.png"), []byte{0})
-	writeFile(t, filepath.Join(dir, "README.md"), []byte("hello"))
+	fixtures.WriteFile(t, filepath.Join(dir, "a", "notes.txt"), []byte("not an image"))
+	fixtures.WriteFile(t, filepath.Join(dir, "a", ".DS_Store"), []byte{0})
+	fixtures.WriteFile(t, filepath.Join(dir, "a", ".hidden", "x.png"), encode(t, "png", testImage(2, 2, 0)))
+	fixtures.WriteFile(t, filepath.Join(dir, ".git", "x.png"), []byte{0})
+	fixtures.WriteFile(t, filepath.Join(dir, "README.md"), []byte("hello"))
 
 	src, err := Open(dir, Settings{})
 	if err != nil {
@@ -81,14 +83,14 @@ func TestOpenErrors(t *testing.T) {
 	t.Parallel()
 	tmp := t.TempDir()
 	file := filepath.Join(tmp, "file.txt")
-	writeFile(t, file, []byte("x"))
+	fixtures.WriteFile(t, file, []byte("x"))
 	loose := filepath.Join(tmp, "loose")
-	writeFile(t, filepath.Join(loose, "a.png"), encode(t, "png", testImage(2, 2, 0)))
+	fixtures.WriteFile(t, filepath.Join(loose, "a.png"), encode(t, "png", testImage(2, 2, 0)))
 	one := filepath.Join(tmp, "one")
-	writeFile(t, filepath.Join(one, "cat", "a.png"), encode(t, "png", testImage(2, 2, 0)))
+	fixtures.WriteFile(t, filepath.Join(one, "cat", "a.png"), encode(t, "png", testImage(2, 2, 0)))
 	empty := filepath.Join(tmp, "empty")
-	writeFile(t, filepath.Join(empty, "cat", "a.png"), encode(t, "png", testImage(2, 2, 0)))
-	writeFile(t, filepath.Join(empty, "dog", "readme.txt"), []byte("x"))
+	fixtures.WriteFile(t, filepath.Join(empty, "cat", "a.png"), encode(t, "png", testImage(2, 2, 0)))
+	fixtures.WriteFile(t, filepath.Join(empty, "dog", "readme.txt"), []byte("x"))
 	none := filepath.Join(tmp, "none")
 	if err := os.Mkdir(none, 0o755); err != nil {
 		t.Fatal(err)
@@ -124,7 +126,7 @@ func TestOpenErrors(t *testing.T) {
 func TestOpenFiles(t *testing.T) {
 	t.Parallel()
 	dir := makeDataset(t, map[string]int{"photos/b.png": 3, "photos/a/c.png": 3, "single.jpg": 3})
-	writeFile(t, filepath.Join(dir, "photos", "x.txt"), []byte("x"))
+	fixtures.WriteFile(t, filepath.Join(dir, "photos", "x.txt"), []byte("x"))
 	src, err := OpenFiles([]string{filepath.Join(dir, "single.jpg"), filepath.Join(dir, "photos")}, Settings{})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
+
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/internal/progress"
 )
@@ -29,7 +31,7 @@ func writeCIFAR(t *testing.T, format string, proto int, container string, recs m
 		return p
 	case "batches folder", "parent folder":
 		for _, n := range names {
-			writeFile(t, filepath.Join(root, dir, n), files[n])
+			fixtures.WriteFile(t, filepath.Join(root, dir, n), files[n])
 		}
 		if container == "parent folder" {
 			return root
@@ -82,7 +84,7 @@ func checkConverted(t *testing.T, out string, want map[string][]byte) {
 			return nil
 		}
 		got++
-		img := readPNG(t, p)
+		img := fixtures.ReadPNG(t, p)
 		if img.Bounds() != image.Rect(0, 0, 32, 32) {
 			t.Errorf("%s: bounds %v", rel, img.Bounds())
 			return nil
@@ -186,7 +188,7 @@ func TestConvertErrors(t *testing.T) {
 	tarball(t, full, pyDir, pyNames, pyFiles, true)
 	data, _ := os.ReadFile(full)
 	cut := filepath.Join(tmp, "cut.tar.gz")
-	writeFile(t, cut, data[:len(data)*2/3])
+	fixtures.WriteFile(t, cut, data[:len(data)*2/3])
 
 	with := func(name string, files map[string][]byte, file string, data []byte) string {
 		f := map[string][]byte{}
@@ -217,7 +219,7 @@ func TestConvertErrors(t *testing.T) {
 	badLabel[cifarRecord*2] = 12
 	badLabelTar := with("badlabel.tar.gz", binFiles, "test_batch.bin", badLabel)
 	notArchive := filepath.Join(tmp, "notes.txt")
-	writeFile(t, notArchive, bytes.Repeat([]byte("hello "), 200))
+	fixtures.WriteFile(t, notArchive, bytes.Repeat([]byte("hello "), 200))
 	emptyDir := filepath.Join(tmp, "emptydir")
 	os.Mkdir(emptyDir, 0o755)
 
@@ -255,8 +257,8 @@ func TestConvertOutputFolder(t *testing.T) {
 	recs := fakeCIFAR(5, 2, 10)
 	src := writeCIFAR(t, FormatBinary, 0, "batches folder", recs)
 	out := t.TempDir()
-	writeFile(t, filepath.Join(out, "train", "stale", "old.png"), []byte("x"))
-	writeFile(t, filepath.Join(out, "keep.txt"), []byte("x"))
+	fixtures.WriteFile(t, filepath.Join(out, "train", "stale", "old.png"), []byte("x"))
+	fixtures.WriteFile(t, filepath.Join(out, "keep.txt"), []byte("x"))
 	if _, err := Convert(context.Background(), src, out, dataset.ConvertSettings{}); !errors.Is(err, dataset.ErrNotEmpty) {
 		t.Fatalf("non-empty output: %v, want dataset.ErrNotEmpty", err)
 	}
@@ -270,7 +272,7 @@ func TestConvertOutputFolder(t *testing.T) {
 		t.Error("overwrite removed a file outside train and test")
 	}
 	file := filepath.Join(t.TempDir(), "file")
-	writeFile(t, file, nil)
+	fixtures.WriteFile(t, file, nil)
 	if _, err := Convert(context.Background(), src, file, dataset.ConvertSettings{}); err == nil || !strings.Contains(err.Error(), "is a file") {
 		t.Errorf("output is a file: %v", err)
 	}
@@ -280,7 +282,7 @@ func TestConvertOutputFolder(t *testing.T) {
 	nested := t.TempDir()
 	dir, names, files := cifarFiles(FormatBinary, 0, recs)
 	for _, n := range names {
-		writeFile(t, filepath.Join(nested, "train", dir, n), files[n])
+		fixtures.WriteFile(t, filepath.Join(nested, "train", dir, n), files[n])
 	}
 	if _, err := Convert(context.Background(), filepath.Join(nested, "train", dir), nested, dataset.ConvertSettings{Overwrite: true}); err == nil || !strings.Contains(err.Error(), "would be replaced") {
 		t.Errorf("input inside an output part: %v", err)

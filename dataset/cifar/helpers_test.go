@@ -5,42 +5,16 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
-	"image"
-	"image/png"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 )
 
 // Fixtures for the tests, all generated here: CIFAR-10 archives in both
 // versions, with a pickle writer that emits the opcodes of Python 2's
 // cPickle and of Python 3's newer protocols.
-
-func writeFile(t testing.TB, path string, data []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func readPNG(t *testing.T, path string) image.Image {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return img
-}
 
 func le32(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
 
@@ -361,5 +335,5 @@ func tarball(t testing.TB, path, dir string, names []string, files map[string][]
 			t.Fatal(err)
 		}
 	}
-	writeFile(t, path, buf.Bytes())
+	fixtures.WriteFile(t, path, buf.Bytes())
 }

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
+
 	"github.com/tlearn/tlearn/dataset"
 )
 
@@ -39,7 +41,7 @@ func TestGoMNIST(t *testing.T) {
 	if fmt.Sprint(sum.Train, sum.Test) != "[2 2 2 2 2 2 2 2 2 2] [1 1 1 1 1 1 1 1 1 1]" {
 		t.Errorf("counts %v %v", sum.Train, sum.Test)
 	}
-	img := readPNG(t, filepath.Join(out, "train", "5", "00000.png")) // MNIST's first training digit is a 5
+	img := fixtures.ReadPNG(t, filepath.Join(out, "train", "5", "00000.png")) // MNIST's first training digit is a 5
 	if img.Bounds() != image.Rect(0, 0, 28, 28) {
 		t.Errorf("bounds %v", img.Bounds())
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
+
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/internal/progress"
 )
@@ -46,8 +48,8 @@ func writeMNIST(t *testing.T, train, test fakeMNIST, gz bool) string {
 		if gz {
 			images, labels, suffix = gzipped(t, images), gzipped(t, labels), ".gz"
 		}
-		writeFile(t, filepath.Join(dir, s.prefix+"-images-idx3-ubyte"+suffix), images)
-		writeFile(t, filepath.Join(dir, s.prefix+"-labels-idx1-ubyte"+suffix), labels)
+		fixtures.WriteFile(t, filepath.Join(dir, s.prefix+"-images-idx3-ubyte"+suffix), images)
+		fixtures.WriteFile(t, filepath.Join(dir, s.prefix+"-labels-idx1-ubyte"+suffix), labels)
 	}
 	return dir
 }
@@ -89,7 +91,7 @@ func TestConvert(t *testing.T) {
 					}
 					counts[l]++
 					written++
-					img, ok := readPNG(t, path).(*image.Gray)
+					img, ok := fixtures.ReadPNG(t, path).(*image.Gray)
 					if !ok {
 						t.Fatalf("%s is not grayscale", path)
 					}
@@ -138,7 +140,7 @@ func TestConvertErrors(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			src := writeMNIST(t, good, good, false)
 			if tc.file != "" {
-				writeFile(t, filepath.Join(src, tc.file), tc.data)
+				fixtures.WriteFile(t, filepath.Join(src, tc.file), tc.data)
 			}
 			if tc.remove != "" {
 				os.Remove(filepath.Join(src, tc.remove))
