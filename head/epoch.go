@@ -3,6 +3,8 @@ package head
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
 // Epoch is one epoch's metrics. Accuracy and Loss are the running means over
@@ -40,14 +42,5 @@ func (h History) Best() int {
 func (e Epoch) Line(epochs int) string {
 	width := len(strconv.Itoa(epochs))
 	return fmt.Sprintf("epoch %*d/%d  loss %.4f  accuracy %.4f  val_loss %.4f  val_accuracy %.4f  %s",
-		width, e.Epoch, epochs, e.Loss, e.Accuracy, e.ValLoss, e.ValAccuracy, formatSeconds(e.Seconds))
-}
-
-// formatSeconds is a duration for progress lines: milliseconds below one
-// second.
-func formatSeconds(s float64) string {
-	if s < 1 {
-		return fmt.Sprintf("%.0f ms", 1000*s)
-	}
-	return fmt.Sprintf("%.1f s", s)
+		width, e.Epoch, epochs, e.Loss, e.Accuracy, e.ValLoss, e.ValAccuracy, fsutil.FormatSeconds(e.Seconds))
 }

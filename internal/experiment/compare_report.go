@@ -35,12 +35,12 @@ func (r *CompareResult) WriteTable(w io.Writer) error {
 	fmt.Fprintln(tw, "mode\ttrain acc\tval acc (final)\tbest val acc (epoch)\ttraining time")
 	for _, row := range r.rows() {
 		fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.4f (%d)\t%s\n", row.mode, row.m.Final.Accuracy, row.m.Final.ValAccuracy,
-			row.m.Best.ValAccuracy, row.m.Best.Epoch, formatSeconds(r.seconds(row.stage)))
+			row.m.Best.ValAccuracy, row.m.Best.Epoch, fsutil.FormatSeconds(r.seconds(row.stage)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "feature extraction (one pass, features and maps): %s\n", formatSeconds(r.seconds(stageExtract)))
+	_, err := fmt.Fprintf(w, "feature extraction (one pass, features and maps): %s\n", fsutil.FormatSeconds(r.seconds(stageExtract)))
 	return err
 }
 
@@ -87,9 +87,9 @@ func (c *comparison) markdown(r *CompareResult) string {
 	w("|---|---|---|---|---|---|---|---|\n")
 	for _, row := range r.rows() {
 		w("| %s | %.4f | %.4f | %.4f | %.4f | %d | %d | %s |\n", row.mode, row.m.Final.Accuracy, row.m.Final.ValAccuracy,
-			row.m.Final.ValLoss, row.m.Best.ValAccuracy, row.m.Best.Epoch, row.m.EpochsRun, formatSeconds(r.seconds(row.stage)))
+			row.m.Final.ValLoss, row.m.Best.ValAccuracy, row.m.Best.Epoch, row.m.EpochsRun, fsutil.FormatSeconds(r.seconds(row.stage)))
 	}
-	w("\nFeature extraction (one pass, pooled features and block4_pool maps): %s. ", formatSeconds(r.seconds(stageExtract)))
+	w("\nFeature extraction (one pass, pooled features and block4_pool maps): %s. ", fsutil.FormatSeconds(r.seconds(stageExtract)))
 	w("Epochs are counted from 1, here and in history.csv. ")
 	w("Train accuracy is measured during the last epoch, with dropout on, as Keras reports it.\n\n")
 	w("For reference, the Keras tutorial (VGG16 with ImageNet weights, CIFAR-10, 10,000 train / 2,500 validation at 224×224) reports validation accuracy 0.692 head-only and 0.800 with block5 fine-tuned.\n\n")
@@ -100,7 +100,7 @@ func (c *comparison) markdown(r *CompareResult) string {
 		if s.Reused {
 			note = " (reused from an earlier run)"
 		}
-		w("- **%s** — %s%s:\n", s.Name, formatSeconds(s.Seconds), note)
+		w("- **%s** — %s%s:\n", s.Name, fsutil.FormatSeconds(s.Seconds), note)
 		for _, line := range s.CommandLines() {
 			w("  `%s`\n", line)
 		}

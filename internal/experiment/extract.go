@@ -175,7 +175,7 @@ func logExtractSummary(p progress.Reporter, res *extractor.Result, e *extractor.
 		}
 		dev, _ := e.Device()
 		p.Log(fmt.Sprintf("%s: %d images (%d computed in %s, %.1f images/s on %s%s%s), %s%s",
-			res.Dir, res.N, res.Computed, formatSeconds(res.Elapsed.Seconds()), res.ImagesPerSecond(), dev, busy, reused, what, size))
+			res.Dir, res.N, res.Computed, fsutil.FormatSeconds(res.Elapsed.Seconds()), res.ImagesPerSecond(), dev, busy, reused, what, size))
 	}
 	if len(res.Skipped) > 0 {
 		p.Log(fmt.Sprintf("%s: %d undecodable images left out:", res.Dir, len(res.Skipped)))

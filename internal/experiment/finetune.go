@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/tlearn/tlearn/internal/fsutil"
+
 	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/head/finetune"
 	rundir "github.com/tlearn/tlearn/head/run"
@@ -112,7 +114,7 @@ func FineTune(ctx context.Context, s FineTuneSettings, p progress.Reporter) (*Ru
 		return nil, fmt.Errorf("experiment: remove the finished run's checkpoint: %w", err)
 	}
 	p.Log(fmt.Sprintf("done in %s on %s (%.1f images/s): final val_accuracy %.4f, best %.4f (epoch %d); wrote %s",
-		formatSeconds(res.Seconds), res.Device, res.ImagesPerSecond,
+		fsutil.FormatSeconds(res.Seconds), res.Device, res.ImagesPerSecond,
 		m.Final.ValAccuracy, m.Best.ValAccuracy, m.Best.Epoch, out))
 	return &Run{Dir: out, Metrics: m}, nil
 }

@@ -1,6 +1,10 @@
 package experiment
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/tlearn/tlearn/internal/fsutil"
+)
 
 func TestFormatSeconds(t *testing.T) {
 	t.Parallel()
@@ -15,8 +19,8 @@ func TestFormatSeconds(t *testing.T) {
 		{90, "1m30s"},
 		{3725.4, "1h2m5s"},
 	} {
-		if got := formatSeconds(tc.s); got != tc.want {
-			t.Errorf("formatSeconds(%v) = %q, want %q", tc.s, got, tc.want)
+		if got := fsutil.FormatSeconds(tc.s); got != tc.want {
+			t.Errorf("fsutil.FormatSeconds(%v) = %q, want %q", tc.s, got, tc.want)
 		}
 	}
 }

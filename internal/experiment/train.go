@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tlearn/tlearn/internal/fsutil"
+
 	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/progress"
@@ -116,7 +118,7 @@ func trainRun(ctx context.Context, c *caches, s head.Settings, out, title string
 	if res.EarlyStopped {
 		stopped = " (stopped early)"
 	}
-	p.Log(fmt.Sprintf("%d epochs%s in %s (%s per epoch, %s)", n, stopped, formatSeconds(res.Seconds), formatSeconds(res.Seconds/float64(n)), res.Backend))
+	p.Log(fmt.Sprintf("%d epochs%s in %s (%s per epoch, %s)", n, stopped, fsutil.FormatSeconds(res.Seconds), fsutil.FormatSeconds(res.Seconds/float64(n)), res.Backend))
 	p.Log(fmt.Sprintf("final: val_accuracy %.4f val_loss %.4f; best: val_accuracy %.4f in epoch %d; saved the weights of epoch %d: val top-5 %.4f, macro F1 %.4f",
 		m.Final.ValAccuracy, m.Final.ValLoss, m.Best.ValAccuracy, m.Best.Epoch, m.WeightsEpoch, rep.TopKAccuracy, rep.MacroF1))
 	p.Log("wrote " + out)
