@@ -51,7 +51,7 @@ func withMapsAdvice(err error) error {
 // errors (exit 2) that name the flag to change. Other errors pass through.
 func outputError(err error, flag string) error {
 	if errors.Is(err, fsutil.ErrOverlap) || errors.Is(err, fsutil.ErrForeign) {
-		return usageError{fmt.Errorf("%w: choose another --%s", err, flag)}
+		return usageError{fmt.Errorf("%w (choose another --%s)", err, flag)}
 	}
 	return err
 }

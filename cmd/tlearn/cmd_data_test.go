@@ -70,7 +70,7 @@ func TestDataCommands(t *testing.T) {
 			files: map[string]int{"split/train/0": 3, "split/val/0": 1, "split/val/9": 1}},
 		{desc: "split refuses a non-empty output", args: []string{"data", "split", "--src", filepath.Join(dir, "mnist", "test"), "--out", occupied, "-q"}, wantErr: "--force"},
 		{desc: "split with force refuses a folder that data did not make", args: []string{"data", "split", "--src", filepath.Join(dir, "mnist", "test"), "--out", occupied, "--force", "-q"},
-			wantErr: occupied + " is not a tlearn dataset (one made by tlearn data) (it holds x/); it was left alone: choose another --out", usage: true},
+			wantErr: occupied + " is not a tlearn dataset (one made by tlearn data) (it holds x/); it was left alone (choose another --out)", usage: true},
 		{desc: "mnist with force refuses a folder that data did not make", args: []string{"data", "mnist", "--src", mnist, "--out", occupied, "--force", "-q"},
 			wantErr: occupied + " is not a tlearn dataset", usage: true},
 		{desc: "mnist with force replaces its own output", args: []string{"data", "mnist", "--src", mnist, "--out", filepath.Join(dir, "mnist"), "--train-per-class", "2", "--force", "-q"},
