@@ -11,7 +11,6 @@ import (
 
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/experiment"
-	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/ortlib"
 )
 
@@ -76,7 +75,7 @@ func evaluateAction(c *cli.Context) error {
 		if o.path == "" {
 			continue
 		}
-		if err := fsutil.CheckOutput(o.path, append(rundir.Files(runDir), cacheDir)...); err != nil {
+		if err := experiment.CheckEvaluateOutput(o.path, experiment.EvaluateSettings{Run: runDir, Cache: cacheDir}); err != nil {
 			return outputError(err, o.flag)
 		}
 	}

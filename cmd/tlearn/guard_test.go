@@ -148,6 +148,8 @@ func TestOutputsNeverOverwriteInputs(t *testing.T) {
 			[]string{"classify", "--model", "CLF", "--out", "CLF", "--threads", "1", "DATA/cat/IMG"}},
 		{"evaluate into the run", "RUN", []string{"the output RUN/metrics.json is the input RUN/metrics.json", "choose another --out"},
 			[]string{"evaluate", "--run", "RUN", "--cache", "CACHE", "--out", "RUN/metrics.json", "--threads", "1"}},
+		{"evaluate over the run's model", "MODEL", []string{"the output MODEL/spec.json lies inside the input MODEL", "choose another --out"},
+			[]string{"evaluate", "--run", "RUN", "--cache", "CACHE", "--out", "MODEL/spec.json", "--threads", "1"}},
 		{"evaluate's plot into the cache", "CACHE", []string{"the output CACHE/labels.png lies inside the input CACHE", "choose another --confusion"},
 			[]string{"evaluate", "--run", "RUN", "--cache", "CACHE", "--confusion", "CACHE/labels.png", "--threads", "1"}},
 		{"extract into the dataset", "DATA", []string{"the output DATA/features lies inside the input DATA", "choose another --cache"},
