@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/progress"
 )
 
@@ -23,8 +24,10 @@ type ConvertSettings struct {
 	// class (in the order of the source files); 0 keeps all.
 	TrainPerClass int
 	TestPerClass  int
-	// Overwrite lets the output folder be non-empty: its train and test
-	// folders are deleted first (other content is left alone).
+	// Overwrite lets the output folder be non-empty when an earlier
+	// conversion or split made it (MarkerFile): its train and test folders
+	// are deleted first (other content is left alone). Any other non-empty
+	// folder is refused with an *fsutil.ForeignError.
 	Overwrite bool
 	// Progress, when set, gets one phase that counts the images written.
 	Progress progress.Reporter
@@ -38,14 +41,32 @@ type ConvertSummary struct {
 	Test    []int    // images written per class under test/
 }
 
+// MarkerFile marks a folder as a dataset that tlearn's converters or
+// split wrote: PrepareOutput writes it before the images and, with
+// overwrite, replaces only a folder that has it (or an empty one).
+const MarkerFile = ".tlearn-dataset"
+
+// Kind names a dataset folder in the errors of fsutil.CheckReplace.
+const Kind = "dataset (one made by tlearn data)"
+
+// IsMade reports whether dir holds a MarkerFile.
+func IsMade(dir string) bool {
+	st, err := os.Stat(filepath.Join(dir, MarkerFile))
+	return err == nil && st.Mode().IsRegular()
+}
+
 // PrepareOutput makes the folder out or checks that it is empty; with
 // overwrite it removes out/<part> for each part instead (other content is
-// left alone). It refuses a part that holds src, so that removing parts
-// never touches the input. A non-empty out without overwrite is an error
-// wrapping ErrNotEmpty.
+// left alone), but only from a folder that a previous PrepareOutput marked
+// (an *fsutil.ForeignError otherwise). It refuses a part that holds src,
+// so that removing parts never touches the input. A non-empty out without
+// overwrite is an error wrapping ErrNotEmpty. It leaves out marked with
+// MarkerFile.
 func PrepareOutput(src, out string, overwrite bool, parts ...string) error {
-	if err := checkNotNested(src, out, parts); err != nil {
-		return err
+	for _, p := range parts {
+		if fsutil.Within(src, filepath.Join(out, p)) {
+			return fmt.Errorf("dataset: input %s is inside the output %s, which would be replaced", src, filepath.Join(out, p))
+		}
 	}
 	fi, err := os.Stat(out)
 	switch {
@@ -53,7 +74,7 @@ func PrepareOutput(src, out string, overwrite bool, parts ...string) error {
 		if err := os.MkdirAll(out, 0o755); err != nil {
 			return fmt.Errorf("dataset: %w", err)
 		}
-		return nil
+		return mark(out, parts)
 	case err != nil:
 		return fmt.Errorf("dataset: %w", err)
 	case !fi.IsDir():
@@ -64,56 +85,28 @@ func PrepareOutput(src, out string, overwrite bool, parts ...string) error {
 		return fmt.Errorf("dataset: %w", err)
 	}
 	if len(entries) == 0 {
-		return nil
+		return mark(out, parts)
 	}
 	if !overwrite {
 		return fmt.Errorf("%w: %s", ErrNotEmpty, out)
+	}
+	if err := fsutil.CheckReplace(out, Kind, IsMade); err != nil {
+		return fmt.Errorf("dataset: %w", err)
 	}
 	for _, p := range parts {
 		if err := os.RemoveAll(filepath.Join(out, p)); err != nil {
 			return fmt.Errorf("dataset: clear %s: %w", filepath.Join(out, p), err)
 		}
 	}
-	return nil
+	return mark(out, parts)
 }
 
-func checkNotNested(src, out string, parts []string) error {
-	s, err1 := filepath.Abs(src)
-	o, err2 := filepath.Abs(out)
-	if err1 != nil || err2 != nil {
-		return nil // nothing to compare; the later steps report the real problem
-	}
-	s, o = realPath(s), realPath(o)
-	for _, p := range parts {
-		if within(s, filepath.Join(o, p)) {
-			return fmt.Errorf("dataset: input %s is inside the output %s, which would be replaced", src, filepath.Join(out, p))
-		}
+// mark writes out's MarkerFile: what wrote the folder and which of its
+// sub-folders a rerun with overwrite replaces.
+func mark(out string, parts []string) error {
+	text := "written by tlearn data; a rerun with --force replaces " + strings.Join(parts, "/ and ") + "/\n"
+	if err := fsutil.WriteFile(filepath.Join(out, MarkerFile), []byte(text), 0o644); err != nil {
+		return fmt.Errorf("dataset: %w", err)
 	}
 	return nil
-}
-
-// Within reports whether path is dir or lies inside it, after resolving
-// symbolic links.
-func Within(path, dir string) bool {
-	p, err1 := filepath.Abs(path)
-	d, err2 := filepath.Abs(dir)
-	return err1 == nil && err2 == nil && within(realPath(p), realPath(d))
-}
-
-// realPath resolves symbolic links of the longest existing prefix of p.
-func realPath(p string) string {
-	if r, err := filepath.EvalSymlinks(p); err == nil {
-		return r
-	}
-	dir, base := filepath.Split(p)
-	if dir == p || dir == "" {
-		return p
-	}
-	return filepath.Join(realPath(filepath.Clean(dir)), base)
-}
-
-// within reports whether p is dir or inside it.
-func within(p, dir string) bool {
-	rel, err := filepath.Rel(dir, p)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/tlearn/tlearn/extractor/cache"
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/classifier"
@@ -43,4 +44,14 @@ func withAdvice(err error) error {
 // fine-tuned run reads (evaluate and finetune meet *experiment.NoMapsError).
 func withMapsAdvice(err error) error {
 	return fmt.Errorf("%w: extract it with --%s", err, flagExtractMaps)
+}
+
+// outputError makes the refusals of an output that would overwrite one of
+// the command's inputs, or replace a folder that tlearn did not make, usage
+// errors (exit 2) that name the flag to change. Other errors pass through.
+func outputError(err error, flag string) error {
+	if errors.Is(err, fsutil.ErrOverlap) || errors.Is(err, fsutil.ErrForeign) {
+		return usageError{fmt.Errorf("%w (choose another --%s)", err, flag)}
+	}
+	return err
 }

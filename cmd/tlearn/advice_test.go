@@ -78,7 +78,7 @@ func TestNotPreparedAdvice(t *testing.T) {
 	dir, data := t.TempDir(), t.TempDir()
 	fixtures.ClassImages(t, data, "cat", 2, 1)
 	fixtures.ClassImages(t, data, "dog", 2, 2)
-	code, _, errs := runTlearn(t, "extract", "--model", dir, "--data", data, "--cache", filepath.Join(dir, "cache"), "--device", "cpu")
+	code, _, errs := runTlearn(t, "extract", "--model", dir, "--data", data, "--cache", filepath.Join(t.TempDir(), "cache"), "--device", "cpu")
 	if code != 1 || !strings.Contains(errs, "not a prepared model folder") || !strings.Contains(errs, "(prepare one with `tlearn models prepare`)") {
 		t.Fatalf("exit %d, stderr:\n%s", code, errs)
 	}

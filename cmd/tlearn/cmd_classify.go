@@ -101,6 +101,11 @@ func classifyAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if f.out != "" {
+		if err := fsutil.CheckOutput(f.out, append([]string{c.String(flagClassifyModel)}, f.paths...)...); err != nil {
+			return outputError(err, flagClassifyOut)
+		}
+	}
 	w := stderr(c)
 	src, err := dataset.OpenFiles(f.paths, dataset.Settings{})
 	if err != nil {

@@ -98,7 +98,7 @@ func compareAction(c *cli.Context) error {
 	case errors.Is(err, experiment.ErrNotVGG):
 		return usageError{err}
 	case err != nil:
-		return err
+		return outputError(err, flagCompareOut)
 	}
 	if err := res.WriteTable(c.App.Writer); err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"github.com/tlearn/tlearn/dataset/cifar"
 	"github.com/tlearn/tlearn/dataset/mnist"
 	"github.com/tlearn/tlearn/internal/experiment"
+	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
 const (
@@ -48,7 +49,7 @@ func dataConvertFlags(srcUsage string) []cli.Flag {
 		&cli.StringFlag{Name: flagDataOut, Usage: "output `DIR`, to get train/<class>/ and test/<class>/ PNG folders"},
 		&cli.IntFlag{Name: flagDataTrainPerClass, Usage: "keep the first `N` training images of each class (0: all)"},
 		&cli.IntFlag{Name: flagDataTestPerClass, Usage: "keep the first `N` test images of each class (0: all)"},
-		&cli.BoolFlag{Name: flagDataForce, Usage: "write into a non-empty --out: its train and test folders are deleted first"},
+		&cli.BoolFlag{Name: flagDataForce, Usage: "write into a non-empty --out that tlearn data made: its train and test folders are deleted first"},
 	)
 }
 
@@ -146,7 +147,7 @@ Example:
 			&cli.StringFlag{Name: flagDataOut, Usage: "output `DIR`, to get train/<class>/ and val/<class>/"},
 			&cli.Float64Flag{Name: flagDataVal, Value: 0.2, Usage: "validation `FRACTION` of each class, between 0 and 1"},
 			&cli.Uint64Flag{Name: flagDataSeed, Value: 1, Usage: "`SEED` of the shuffle"},
-			&cli.BoolFlag{Name: flagDataForce, Usage: "write into a non-empty --out: its train and val folders are deleted first"},
+			&cli.BoolFlag{Name: flagDataForce, Usage: "write into a non-empty --out that tlearn data made: its train and val folders are deleted first"},
 			&cli.BoolFlag{Name: flagDataStrict, Usage: "fail on hidden or non-image files in --src instead of skipping them"},
 		),
 		Action: dataSplitAction,
@@ -162,7 +163,7 @@ func dataSplitAction(c *cli.Context) error {
 	if !(val > 0 && val < 1) {
 		return usageError{fmt.Errorf("--%s must be between 0 and 1, got %v", flagDataVal, val)}
 	}
-	if dataset.Within(out, srcDir) {
+	if fsutil.Within(out, srcDir) {
 		// The next Open of --src would take train and val for classes.
 		return usageError{fmt.Errorf("--%s %s is inside --%s %s: choose a folder outside it", flagDataOut, out, flagDataSrc, srcDir)}
 	}
@@ -223,5 +224,5 @@ func dataOutError(err error) error {
 	if errors.Is(err, dataset.ErrNotEmpty) {
 		return fmt.Errorf("%w (choose another --%s, or --%s to replace its contents)", err, flagDataOut, flagDataForce)
 	}
-	return err
+	return outputError(err, flagDataOut)
 }

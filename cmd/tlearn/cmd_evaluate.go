@@ -67,6 +67,18 @@ func evaluateAction(c *cli.Context) error {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(t))
 	}
 	runDir, cacheDir := c.String(flagEvalRun), c.String(flagEvalCache)
+	out, png := c.String(flagEvalOut), c.String(flagEvalConfusion)
+	if png == "" && out != "" {
+		png = strings.TrimSuffix(out, filepath.Ext(out)) + ".confusion.png"
+	}
+	for _, o := range []struct{ flag, path string }{{flagEvalOut, out}, {flagEvalConfusion, png}} {
+		if o.path == "" {
+			continue
+		}
+		if err := experiment.CheckEvaluateOutput(o.path, experiment.EvaluateSettings{Run: runDir, Cache: cacheDir}); err != nil {
+			return outputError(err, o.flag)
+		}
+	}
 	ew := stderr(c)
 	p := newReporter(ew)
 	defer p.Finish()
@@ -88,16 +100,11 @@ func evaluateAction(c *cli.Context) error {
 	if err := rep.WriteText(c.App.Writer); err != nil {
 		return err
 	}
-	out := c.String(flagEvalOut)
 	if out != "" {
 		if err := rundir.WriteJSON(out, rep); err != nil {
 			return err
 		}
 		fmt.Fprintf(ew, "wrote %s\n", out)
-	}
-	png := c.String(flagEvalConfusion)
-	if png == "" && out != "" {
-		png = strings.TrimSuffix(out, filepath.Ext(out)) + ".confusion.png"
 	}
 	if png != "" {
 		title := fmt.Sprintf("%s on %s", filepath.Base(runDir), filepath.Base(filepath.Clean(cacheDir)))

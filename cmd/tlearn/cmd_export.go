@@ -82,6 +82,7 @@ func exportAction(c *cli.Context) error {
 		Run: c.String(flagExportRun), Out: c.String(flagExportOut), Model: c.String(flagExportModel),
 		Size: c.Int(flagExportSize), Interpolation: interp, Threads: c.Int(flagThreads),
 	}, p)
+	err = outputError(err, flagExportOut)
 	if errors.Is(err, experiment.ErrModelChanged) {
 		return fmt.Errorf("%w; extract and train again, or pass --%s DIR to export with another prepared model whose features fit the weights", err, flagExportModel)
 	}

@@ -108,7 +108,7 @@ func extractAction(c *cli.Context) error {
 		}
 		return fmt.Errorf("%w; add the same --%s and --%s to resume it, or choose another --%s folder", err, flagExtractVal, flagExtractSeed, flagExtractCache)
 	}
-	return extractAdvice(err, c.Bool(flagExtractSkipBad))
+	return outputError(extractAdvice(err, c.Bool(flagExtractSkipBad)), flagExtractCache)
 }
 
 // extractAdvice adds to an Extract error the flag that gets past it (the

@@ -87,7 +87,7 @@ Example:
 			&cli.BoolFlag{Name: flagFTNoShuffle, Usage: "keep the cache's order in every epoch (the tutorial's shuffle=False)"},
 			&cli.IntFlag{Name: flagFTEarlyStop, Usage: "stop after this many epochs without a better validation accuracy (0: off)"},
 			&cli.BoolFlag{Name: flagFTSaveBest, Usage: "keep the weights of the epoch with the best validation accuracy"},
-			&cli.BoolFlag{Name: flagFTForce, Usage: "replace an existing run directory"},
+			&cli.BoolFlag{Name: flagFTForce, Usage: "replace an existing run directory (only a tlearn run folder)"},
 		),
 		Action: finetuneAction,
 	}
@@ -120,7 +120,7 @@ func finetuneAction(c *cli.Context) error {
 	case errors.As(err, new(*experiment.NoMapsError)):
 		return withMapsAdvice(err)
 	}
-	return err
+	return outputError(err, flagFTOut)
 }
 
 // finetuneSettings reads the training flags.

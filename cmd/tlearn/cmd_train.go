@@ -76,7 +76,7 @@ Example:
 			&cli.IntFlag{Name: flagTrainEarlyStop, Usage: "stop after `N` epochs without a better validation accuracy and keep the best epoch's weights; 0 = off"},
 			&cli.BoolFlag{Name: flagTrainSaveBest, Usage: "save the weights of the epoch with the best validation accuracy, not the last"},
 			&cli.GenericFlag{Name: flagTrainSweep, Value: &sweepFlag{}, Usage: "train one run per value `KEY=V1,V2,...` (repeatable: every combination)"},
-			&cli.BoolFlag{Name: flagTrainForce, Usage: "replace existing run directories"},
+			&cli.BoolFlag{Name: flagTrainForce, Usage: "replace existing run directories (only tlearn run folders)"},
 		),
 		Action: trainAction,
 	}
@@ -178,5 +178,5 @@ func trainError(err error) error {
 	case errors.Is(err, rundir.ErrExists):
 		return fmt.Errorf("%w (choose another --%s, or --%s to replace it)", err, flagTrainOut, flagTrainForce)
 	}
-	return err
+	return outputError(err, flagTrainOut)
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 
 	"github.com/tlearn/tlearn/dataset"
@@ -78,6 +79,9 @@ func checkConverted(t *testing.T, out string, want map[string][]byte) {
 			return err
 		}
 		rel, _ := filepath.Rel(out, p)
+		if rel == dataset.MarkerFile {
+			return nil
+		}
 		pix, ok := want[filepath.ToSlash(rel)]
 		if !ok {
 			t.Errorf("unexpected file %s", rel)
@@ -262,6 +266,11 @@ func TestConvertOutputFolder(t *testing.T) {
 	if _, err := Convert(context.Background(), src, out, dataset.ConvertSettings{}); !errors.Is(err, dataset.ErrNotEmpty) {
 		t.Fatalf("non-empty output: %v, want dataset.ErrNotEmpty", err)
 	}
+	if _, err := Convert(context.Background(), src, out, dataset.ConvertSettings{Overwrite: true}); !errors.Is(err, fsutil.ErrForeign) ||
+		!strings.Contains(err.Error(), "keep.txt, train/") {
+		t.Fatalf("overwrite of a folder that Convert did not make: %v, want fsutil.ErrForeign naming its entries", err)
+	}
+	fixtures.WriteFile(t, filepath.Join(out, dataset.MarkerFile), nil) // as if an earlier Convert had made it
 	if _, err := Convert(context.Background(), src, out, dataset.ConvertSettings{Overwrite: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -276,6 +285,7 @@ func TestConvertOutputFolder(t *testing.T) {
 	if _, err := Convert(context.Background(), src, file, dataset.ConvertSettings{}); err == nil || !strings.Contains(err.Error(), "is a file") {
 		t.Errorf("output is a file: %v", err)
 	}
+	fixtures.WriteFile(t, filepath.Join(filepath.Dir(src), dataset.MarkerFile), nil)
 	if _, err := Convert(context.Background(), src, filepath.Dir(src), dataset.ConvertSettings{Overwrite: true}); err != nil {
 		t.Errorf("output around the input: %v", err)
 	}

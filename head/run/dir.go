@@ -32,13 +32,48 @@ type Dir struct {
 // and may not be replaced.
 var ErrExists = errors.New("run: run directory exists")
 
-// Create starts a run directory at dir; parents are created. An existing
-// dir is an error wrapping ErrExists unless overwrite is set, in which case
-// Commit replaces it.
+// Kind names a run directory in the errors of fsutil.CheckReplace.
+const Kind = "run folder"
+
+// Files are the paths of the files that a run directory dir holds (or
+// would hold): settings.json, the weights, history, metrics and plots.
+// Commands that read a run take them as their inputs, so that an output
+// may go next to them (compare puts a classifier there) but never over one.
+func Files(dir string) []string {
+	var p []string
+	for _, name := range []string{SettingsFile, WeightsFile, HistoryFile, MetricsFile, CurvesFile, ConfusionFile} {
+		p = append(p, filepath.Join(dir, name))
+	}
+	return p
+}
+
+// IsRun reports whether dir is a run directory: it has a settings.json
+// that tlearn wrote (ReadInfo accepts it).
+func IsRun(dir string) bool {
+	_, err := ReadInfo(dir)
+	return err == nil
+}
+
+// CheckNew reports whether a new run directory may be written at dir: a
+// missing one always; an existing one is an error wrapping ErrExists
+// unless overwrite is set, and even then only a run directory (or an empty
+// folder) may be replaced: anything else is an *fsutil.ForeignError.
+func CheckNew(dir string, overwrite bool) error {
+	if _, err := os.Stat(dir); err == nil && !overwrite {
+		return fmt.Errorf("%w: %s", ErrExists, dir)
+	}
+	if err := fsutil.CheckReplace(dir, Kind, IsRun); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	return nil
+}
+
+// Create starts a run directory at dir; parents are created. It refuses
+// what CheckNew refuses; with overwrite, Commit replaces the existing run.
 func Create(dir string, overwrite bool) (*Dir, error) {
 	dir = filepath.Clean(dir)
-	if _, err := os.Stat(dir); err == nil && !overwrite {
-		return nil, fmt.Errorf("%w: %s", ErrExists, dir)
+	if err := CheckNew(dir, overwrite); err != nil {
+		return nil, err
 	}
 	parent, base := filepath.Split(dir)
 	if parent == "" {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tlearn/tlearn/head"
+	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
 // trainedRun trains a small head and returns what Write needs.
@@ -177,5 +178,58 @@ func TestPlots(t *testing.T) {
 				t.Errorf("%dx%d pixels is too small to read", cfg.Width, cfg.Height)
 			}
 		})
+	}
+}
+
+// TestCreateReplacesOnlyRuns: with overwrite, Create replaces a run
+// directory or an empty folder, never a file or a folder of other content,
+// which stay as they were.
+func TestCreateReplacesOnlyRuns(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	runDir := filepath.Join(root, "run")
+	if err := Write(runDir, trainedRun(t)); err != nil {
+		t.Fatal(err)
+	}
+	photos := filepath.Join(root, "photos")
+	if err := os.MkdirAll(filepath.Join(photos, "cat"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(root, "notes.txt")
+	if err := os.WriteFile(file, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(root, "empty")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		desc, dir string
+		want      string // "" for no error
+	}{
+		{"a run", runDir, ""},
+		{"an empty folder", empty, ""},
+		{"a dataset", photos, photos + " is not a tlearn run folder (it holds cat/)"},
+		{"a file", file, file + " is a file, not a tlearn run folder"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			rd, err := Create(tc.dir, true)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				rd.Abort()
+				return
+			}
+			if !errors.Is(err, fsutil.ErrForeign) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want fsutil.ErrForeign containing %q", err, tc.want)
+			}
+		})
+	}
+	if b, err := os.ReadFile(file); err != nil || string(b) != "keep" {
+		t.Errorf("%s: %q, %v", file, b, err)
+	}
+	if _, err := os.Stat(filepath.Join(photos, "cat")); err != nil {
+		t.Error(err)
 	}
 }

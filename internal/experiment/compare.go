@@ -221,6 +221,9 @@ func Compare(ctx context.Context, s CompareSettings, p CompareProgress) (*Compar
 	if p == nil {
 		p = nopCompare{}
 	}
+	if err := fsutil.CheckOutput(s.Out, s.Model, s.TrainData, s.ValData); err != nil {
+		return nil, fmt.Errorf("experiment: %w", err)
+	}
 	c, err := newComparison(s.resolve())
 	if err != nil {
 		return nil, err

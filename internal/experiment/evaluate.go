@@ -11,6 +11,7 @@ import (
 	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/head/finetune"
 	rundir "github.com/tlearn/tlearn/head/run"
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/progress"
 )
@@ -35,6 +36,23 @@ type EvaluateSettings struct {
 	// runs. A head run needs no ONNX Runtime. nil means the default
 	// ortlib.Options, with ONNX Runtime loaded by the caller.
 	Runtime func() (ortlib.Options, error)
+}
+
+// CheckEvaluateOutput refuses a file for Evaluate's report or plot that is,
+// lies inside or holds one of its inputs: the run's files, the cache, or
+// the prepared model that the run records (an *fsutil.OverlapError). The
+// file may go into the run folder next to the run's own files. Call it
+// before Evaluate; a run that cannot be read is left for Evaluate to
+// report.
+func CheckEvaluateOutput(out string, s EvaluateSettings) error {
+	inputs := append(rundir.Files(s.Run), s.Cache)
+	if info, err := rundir.ReadInfo(s.Run); err == nil {
+		inputs = append(inputs, info.ModelDir)
+	}
+	if err := fsutil.CheckOutput(out, inputs...); err != nil {
+		return fmt.Errorf("experiment: %w", err)
+	}
+	return nil
 }
 
 // Evaluate measures the run's weights on every image of the cache:

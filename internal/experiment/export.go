@@ -13,6 +13,7 @@ import (
 	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/progress"
 	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/classifier"
@@ -53,6 +54,10 @@ func Export(s ExportSettings, p progress.Reporter) (*classifier.Info, error) {
 	if err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
+	modelDir := cmp.Or(s.Model, rs.ModelDir)
+	if err := fsutil.CheckOutput(s.Out, append(rundir.Files(s.Run), modelDir)...); err != nil {
+		return nil, fmt.Errorf("experiment: %w", err)
+	}
 	weightsPath := filepath.Join(s.Run, rundir.WeightsFile)
 	hw, err := rundir.LoadWeights(weightsPath)
 	if err != nil {
@@ -66,7 +71,6 @@ func Export(s ExportSettings, p progress.Reporter) (*classifier.Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	modelDir := cmp.Or(s.Model, rs.ModelDir)
 	spec, err := models.ReadSpec(modelDir)
 	if err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)

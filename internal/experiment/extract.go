@@ -54,6 +54,9 @@ func Extract(ctx context.Context, s ExtractSettings, p progress.Reporter) ([]*ex
 	if s.Val != 0 && !(s.Val > 0 && s.Val < 1) {
 		return nil, fmt.Errorf("%w: validation fraction %v, want between 0 and 1", ErrSettings, s.Val)
 	}
+	if err := fsutil.CheckOutput(s.Cache, s.Data, s.Model); err != nil {
+		return nil, fmt.Errorf("experiment: %w", err)
+	}
 	if err := checkCacheLayout(s.Cache, s.Val > 0); err != nil {
 		return nil, err
 	}

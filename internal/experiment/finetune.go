@@ -34,8 +34,10 @@ type FineTuneSettings struct {
 	InitHead string
 	// Tuning are the training settings; its Checkpoint is set from Out.
 	Tuning finetune.Settings
-	// Overwrite replaces an existing run directory. Without it an existing
-	// Out is an error wrapping rundir.ErrExists, returned before training.
+	// Overwrite replaces an existing run directory (and nothing else: see
+	// rundir.CheckNew). Without it an existing Out is an error wrapping
+	// rundir.ErrExists. Out may not be, lie inside or hold one of the
+	// inputs (an *fsutil.OverlapError). Both are checked before training.
 	Overwrite bool
 }
 
@@ -66,7 +68,7 @@ func FineTune(ctx context.Context, s FineTuneSettings, p progress.Reporter) (*Ru
 		return nil, err
 	}
 	out := filepath.Clean(s.Out)
-	if err := checkNew(out, s.Overwrite); err != nil {
+	if err := checkNew(out, s.Overwrite, s.Model, s.Train, s.Val, s.InitHead); err != nil {
 		return nil, err
 	}
 	spec, err := models.ReadSpec(s.Model)

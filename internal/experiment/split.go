@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/progress"
 )
 
@@ -19,7 +20,8 @@ type SplitSettings struct {
 	// validation; Seed draws the images (dataset.Split).
 	Val  float64
 	Seed uint64
-	// Overwrite removes Out/train and Out/val first. Without it a
+	// Overwrite removes Out/train and Out/val first, from a folder that
+	// tlearn's data commands made (dataset.PrepareOutput). Without it a
 	// non-empty Out is an error wrapping dataset.ErrNotEmpty.
 	Overwrite bool
 }
@@ -39,7 +41,7 @@ type SplitResult struct {
 // fraction and seed, as folders.
 func SplitData(ctx context.Context, src *dataset.Source, s SplitSettings, p progress.Reporter) (*SplitResult, error) {
 	p = progress.OrNop(p)
-	if dataset.Within(s.Out, src.Dir) {
+	if fsutil.Within(s.Out, src.Dir) {
 		// Listing the dataset again would take train and val for classes.
 		return nil, fmt.Errorf("%w: the output %s is inside the dataset %s", ErrSettings, s.Out, src.Dir)
 	}

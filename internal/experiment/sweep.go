@@ -226,6 +226,9 @@ func Sweep(ctx context.Context, s SweepSettings, p progress.Reporter) (*SweepRes
 	// conflict does not surface after an hour of work.
 	for i, r := range runs {
 		runs[i].Dir = filepath.Join(s.Out, r.Name)
+		if err := fsutil.CheckOutput(runs[i].Dir, s.Train, s.Val); err != nil {
+			return nil, fmt.Errorf("experiment: %w", err)
+		}
 		if _, err := os.Stat(runs[i].Dir); err != nil {
 			continue
 		}
@@ -235,6 +238,10 @@ func Sweep(ctx context.Context, s SweepSettings, p progress.Reporter) (*SweepRes
 			runs[i].Metrics, runs[i].Reused = m, true
 		case !s.Overwrite:
 			return nil, fmt.Errorf("%w: %s holds a run with other settings or caches", rundir.ErrExists, runs[i].Dir)
+		default:
+			if err := rundir.CheckNew(runs[i].Dir, true); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := os.MkdirAll(s.Out, 0o755); err != nil {

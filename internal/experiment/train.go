@@ -3,15 +3,13 @@ package experiment
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/tlearn/tlearn/internal/fsutil"
-
 	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/progress"
 )
 
@@ -29,8 +27,10 @@ type TrainSettings struct {
 	Title string
 	// Head are the training settings.
 	Head head.Settings
-	// Overwrite replaces an existing run directory. Without it an existing
-	// Out is an error wrapping rundir.ErrExists, returned before training.
+	// Overwrite replaces an existing run directory (and nothing else: see
+	// rundir.CheckNew). Without it an existing Out is an error wrapping
+	// rundir.ErrExists. Out may not be, lie inside or hold Train or Val
+	// (an *fsutil.OverlapError). Both are checked before training.
 	Overwrite bool
 }
 
@@ -54,7 +54,7 @@ func Train(ctx context.Context, s TrainSettings, p progress.Reporter) (*Run, err
 	if err := s.Head.Validate(); err != nil {
 		return nil, err
 	}
-	if err := checkNew(s.Out, s.Overwrite); err != nil {
+	if err := checkNew(s.Out, s.Overwrite, s.Train, s.Val); err != nil {
 		return nil, err
 	}
 	c, err := openCaches(s.Train, s.Val)
@@ -73,13 +73,15 @@ func Train(ctx context.Context, s TrainSettings, p progress.Reporter) (*Run, err
 	return &Run{Dir: s.Out, Metrics: m}, nil
 }
 
-// checkNew refuses an existing run directory unless it may be replaced,
-// so that the conflict shows before the work, not after it.
-func checkNew(dir string, overwrite bool) error {
-	if _, err := os.Stat(dir); err == nil && !overwrite {
-		return fmt.Errorf("%w: %s", rundir.ErrExists, dir)
+// checkNew refuses a run directory that would overwrite or delete one of
+// the command's inputs, or an existing folder that may not be replaced
+// (rundir.CheckNew), so that the conflict shows before the work, not
+// after it.
+func checkNew(dir string, overwrite bool, inputs ...string) error {
+	if err := fsutil.CheckOutput(dir, inputs...); err != nil {
+		return fmt.Errorf("experiment: %w", err)
 	}
-	return nil
+	return rundir.CheckNew(dir, overwrite)
 }
 
 // trainRun trains one head on c and writes its run directory out.

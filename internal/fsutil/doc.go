@@ -5,6 +5,12 @@
 // for people (FormatBytes), so that every size tlearn prints uses one unit
 // system.
 //
+// It also guards outputs before any work starts: CheckOutput refuses an
+// output that is one of the command's inputs, lies inside one or holds one
+// (symbolic links resolved), and CheckReplace lets --force replace only a
+// folder that the caller recognises as tlearn's own (by its marker or
+// manifest), naming what is inside anything else.
+//
 // It holds no other logic and must not import any other tlearn package:
 // nearly all of them import it.
 package fsutil
