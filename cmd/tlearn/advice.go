@@ -23,6 +23,7 @@ var commonAdvice = []struct {
 	{cache.ErrIncomplete, "run the same tlearn extract command again to resume it"},
 	{cache.ErrNotCache, "make one with tlearn extract"},
 	{models.ErrNotPrepared, "prepare one with `tlearn models prepare`"},
+	{models.ErrChanged, "prepare the model again with `tlearn models prepare`"},
 	{classifier.ErrNotClassifier, "make one with `tlearn export`"},
 	{ortlib.ErrNotFound, "run `make setup` in the tlearn checkout (it installs " + ortlib.LibName +
 		" from the npm package onnxruntime-node), or point --ort-lib or $" + ortlib.EnvLibrary +

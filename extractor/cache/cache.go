@@ -124,7 +124,9 @@ func (c *Cache) mapArray(a ArraySpec) ([]byte, error) {
 func checkArrayFile(f *os.File, p string, a ArraySpec) (int64, error) {
 	h, err := readNpyHeader(io.NewSectionReader(f, 0, maxHeaderLen+16))
 	if err != nil {
-		return 0, fmt.Errorf("cache: %s: %w", p, err)
+		// The manifest says this file is a finished array: a header that
+		// does not read is damage too.
+		return 0, fmt.Errorf("%w: %s: %w", ErrCorrupt, p, err)
 	}
 	if h.DType != a.DType || h.FortranOrder || !slices.Equal(h.Shape, a.Shape) {
 		return 0, fmt.Errorf("%w: %s: array is %s %v (fortran order %v), the manifest wants %s %v",
