@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/tlearn/tlearn/extractor/cache"
+	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/classifier"
@@ -23,6 +24,7 @@ var commonAdvice = []struct {
 	{cache.ErrIncomplete, "run the same tlearn extract command again to resume it"},
 	{cache.ErrNotCache, "make one with tlearn extract"},
 	{models.ErrNotPrepared, "prepare one with `tlearn models prepare`"},
+	{rundir.ErrChanged, "train the run again"},
 	{models.ErrChanged, "prepare the model again with `tlearn models prepare`"},
 	{classifier.ErrNotClassifier, "make one with `tlearn export`"},
 	{ortlib.ErrNotFound, "run `make setup` in the tlearn checkout (it installs " + ortlib.LibName +

@@ -56,6 +56,9 @@ func Evaluate(ctx context.Context, s EvaluateSettings, p progress.Reporter) (*he
 	if err != nil {
 		return nil, err
 	}
+	if note := info.NoteUnchecked(s.Run); note != "" {
+		p.Log(note)
+	}
 	fineTuned := info.Mode == rundir.ModeFineTune
 	open := cache.OpenFeatures // a head run reads no maps: leave them unread
 	if fineTuned {
