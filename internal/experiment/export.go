@@ -74,6 +74,9 @@ func Export(s ExportSettings, p progress.Reporter) (*classifier.Info, error) {
 	if err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
+	if spec.ExtractorSHA256 == "" {
+		p.Log(models.NoSHA256Note(modelDir))
+	}
 	extPath := filepath.Join(modelDir, models.ExtractorFile)
 	b, sha, err := models.ReadExtractor(modelDir)
 	if err != nil {
