@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tlearn/tlearn/extractor"
 	"github.com/tlearn/tlearn/extractor/cache"
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/ortlib"
@@ -25,6 +26,7 @@ var commonAdvice = []struct {
 	{cache.ErrNotCache, "make one with tlearn extract"},
 	{models.ErrNotPrepared, "prepare one with `tlearn models prepare`"},
 	{rundir.ErrChanged, "train the run again"},
+	{extractor.ErrNonFinite, "check the model (`tlearn models info`) and prepare it again with `tlearn models prepare`"},
 	{models.ErrChanged, "prepare the model again with `tlearn models prepare`"},
 	{classifier.ErrNotClassifier, "make one with `tlearn export`"},
 	{ortlib.ErrNotFound, "run `make setup` in the tlearn checkout (it installs " + ortlib.LibName +

@@ -243,7 +243,7 @@ func TestExtractStopsAtNonFinite(t *testing.T) {
 	}, true)
 	dir := filepath.Join(t.TempDir(), "cache")
 	code, _, errs := runTlearn(t, extractArgs(model, data, dir)...)
-	wantStderr(t, "extract", code, errs, 1, "NaN or Inf", filepath.Join(data, "cat", "a.png"), filepath.Join(model, models.ExtractorFile), "the model is likely damaged")
+	wantStderr(t, "extract", code, errs, 1, "NaN or Inf", filepath.Join(data, "cat", "a.png"), filepath.Join(model, models.ExtractorFile), "the model is likely damaged", "tlearn models prepare")
 	m, err := cache.ReadManifest(dir)
 	if err != nil {
 		t.Fatal(err)

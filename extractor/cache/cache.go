@@ -166,7 +166,7 @@ func checkChunks(p string, data []byte, a ArraySpec, m *Manifest) error {
 // checkSum is the error for rows r of p whose checksum is got, not want.
 func checkSum(p string, r Range, got uint32, want string) error {
 	if s := fmt.Sprintf("%08x", got); s != want {
-		return fmt.Errorf("%w: %s: rows [%d,%d) have checksum %s, the manifest says %s (the file was changed after extraction; extract the cache again)",
+		return fmt.Errorf("%w: %s: rows [%d,%d) have checksum %s, the manifest says %s (the file was changed after extraction)",
 			ErrCorrupt, p, r.Start, r.End, s, want)
 	}
 	return nil
