@@ -6,6 +6,7 @@ import (
 
 	"github.com/tlearn/tlearn/extractor"
 	"github.com/tlearn/tlearn/extractor/cache"
+	"github.com/tlearn/tlearn/head/finetune"
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/models"
@@ -26,6 +27,7 @@ var commonAdvice = []struct {
 	{cache.ErrNotCache, "make one with tlearn extract"},
 	{models.ErrNotPrepared, "prepare one with `tlearn models prepare`"},
 	{rundir.ErrChanged, "train the run again"},
+	{finetune.ErrChanged, "delete the checkpoint to fine-tune from the start"},
 	{extractor.ErrNonFinite, "check the model (`tlearn models info`) and prepare it again with `tlearn models prepare`"},
 	{models.ErrChanged, "prepare the model again with `tlearn models prepare`"},
 	{classifier.ErrNotClassifier, "make one with `tlearn export`"},
