@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -63,6 +64,35 @@ func (r *Result) ImagesPerSecond() float64 {
 // ErrMismatch is wrapped by the errors about an existing cache that was
 // made with another model or settings or from other files.
 var ErrMismatch = errors.New("extractor: the cache does not match")
+
+// ErrNonFinite is wrapped by the error about a batch whose features hold
+// NaN or ±Inf: nothing of that batch is written.
+var ErrNonFinite = errors.New("extractor: non-finite features")
+
+// checkFinite stops at a batch whose features (rows of dim values, of the
+// Source items idx) hold NaN or ±Inf. Real images through a sound backbone
+// never give them, so the error suspects the model, naming the images.
+func (e *Extractor) checkFinite(src *dataset.Source, idx []int, feats []float32, dim int) error {
+	var bad []string
+	for j := range idx {
+		for _, v := range feats[j*dim : (j+1)*dim] {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				bad = append(bad, src.Path(idx[j]))
+				break
+			}
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	const show = 3
+	names := strings.Join(bad[:min(show, len(bad))], ", ")
+	if len(bad) > show {
+		names += fmt.Sprintf(" and %d more", len(bad)-show)
+	}
+	return fmt.Errorf("%w: %s gave NaN or Inf for %d of the %d images of a batch (%s); the model is likely damaged (weights that hold NaN or Inf), not the images; finished chunks are kept",
+		ErrNonFinite, e.path, len(bad), len(idx), names)
+}
 
 // ErrUnreadableCache is wrapped by the error about an existing cache whose
 // manifest cannot be read. Like a mismatching cache, Settings.Force
@@ -191,6 +221,11 @@ func (e *Extractor) openCache(ctx context.Context, src *dataset.Source, listing 
 			return nil, nil, err
 		}
 		if old.Complete() {
+			// Up to date only if the arrays still are what the manifest
+			// says: a file emptied, cut or changed since is no cache.
+			if err := cache.Verify(dir); err != nil {
+				return nil, nil, fmt.Errorf("extractor: %s is complete but damaged: %w", dir, err)
+			}
 			return nil, &Result{Dir: dir, Fingerprint: old.Fingerprint, N: old.N, Reused: old.N, Skipped: old.Skipped, UpToDate: true}, nil
 		}
 		e.prog.Log(fmt.Sprintf("extractor: resuming %s: %d of %d images already done", dir, old.DoneRows(), old.N))
@@ -381,6 +416,9 @@ func (e *Extractor) stream(ctx context.Context, w *cache.Writer, src *dataset.So
 		var maps []float32
 		if e.maps != nil {
 			maps = e.maps.GetData()
+		}
+		if err := e.checkFinite(src, idx[b.Start:b.Start+b.Count], feats[:b.Count*dim], dim); err != nil {
+			return err
 		}
 		for j := range b.Count {
 			labels[j] = int32(b.Labels[j])

@@ -601,3 +601,37 @@ func TestCancelRunInFlight(t *testing.T) {
 		t.Fatalf("run with a fresh context: %v", err)
 	}
 }
+
+// TestResumeRefusesChangedChunk flips a bit inside a finished chunk of an
+// interrupted cache: resuming stops with the file and the chunk's rows
+// rather than building on them.
+func TestResumeRefusesChangedChunk(t *testing.T) {
+	t.Parallel()
+	data := extractortest.MakeDataset(t, []string{"a", "b"}, 20) // 40 images, batch 2: chunks of 8
+	e := openExtractor(t, Options{Batch: 2})
+	dir := filepath.Join(t.TempDir(), "cache")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e.prog = &recorder{cancelAt: 17, onCancel: cancel}
+	if _, err := e.Extract(ctx, openSource(t, data), nil, dir, Settings{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Extract returned %v", err)
+	}
+	p := filepath.Join(dir, cache.FeaturesFile)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := cache.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-(m.N-3)*m.FeatureDim*4] ^= 0x10 // row 3
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.prog = &recorder{}
+	_, err = extract(t, e, data, dir, Settings{})
+	if !errors.Is(err, cache.ErrCorrupt) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "rows [0,8)") {
+		t.Errorf("resume over a changed chunk: %v; want ErrCorrupt naming %s and rows [0,8)", err, p)
+	}
+}

@@ -96,6 +96,9 @@ func Open(modelDir string, o Options) (*Extractor, error) {
 		return nil, fmt.Errorf("extractor: %w", err)
 	}
 	e.sha256 = sum
+	if spec.ExtractorSHA256 == "" {
+		e.prog.Log(models.NoSHA256Note(abs))
+	}
 	if err := e.newSession(onnx, o); err != nil {
 		return nil, errors.Join(err, e.Close())
 	}

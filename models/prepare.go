@@ -133,6 +133,8 @@ func prepareModel(m *onnxpb.ModelProto, source SourceSpec, s PrepareSettings, ou
 	if err := fsutil.WriteFile(filepath.Join(outDir, ExtractorFile), b, 0o644); err != nil {
 		return nil, err
 	}
+	ext256 := sha256.Sum256(b)
+	spec.ExtractorSHA256 = hex.EncodeToString(ext256[:])
 	if err := WriteSpec(outDir, spec); err != nil {
 		return nil, err
 	}

@@ -45,6 +45,11 @@ type Spec struct {
 	Maps          *MapsSpec             `json:"maps,omitempty"`   // nil when the backbone is not VGG-shaped
 	Block5        *Block5Spec           `json:"block5,omitempty"` // nil when the backbone is not VGG-shaped
 	Source        SourceSpec            `json:"source"`
+	// ExtractorSHA256 is the hex sha256 of the extractor.onnx written next
+	// to this spec: ReadExtractor and ExtractorSHA256 refuse a file that
+	// no longer has it. Empty in folders prepared before tlearn recorded it
+	// (they load unchecked; NoSHA256Note says so).
+	ExtractorSHA256 string `json:"extractor_sha256,omitempty"`
 }
 
 // FeaturesSpec is the pooled-features output.
@@ -80,6 +85,19 @@ type SourceSpec struct {
 // ErrNotPrepared is returned when a folder holds no prepared model.
 var ErrNotPrepared = errors.New("models: not a prepared model folder")
 
+// ErrChanged is wrapped by the error about an extractor.onnx whose sha256
+// is not the one its spec.json recorded when the model was prepared: the
+// file was changed or damaged since, and only preparing it again mends it.
+var ErrChanged = errors.New("models: extractor.onnx changed since it was prepared")
+
+// NoSHA256Note is the one-line note for a prepared model folder whose
+// spec.json records no sha256 of its extractor.onnx (one prepared before
+// tlearn recorded it): the model loads, unchecked.
+func NoSHA256Note(dir string) string {
+	return fmt.Sprintf("note: %s was prepared by an older tlearn and records no sha256 of %s; it is loaded unchecked (prepare it again to have it checked)",
+		dir, ExtractorFile)
+}
+
 // ReadSpec reads and checks DIR/spec.json.
 func ReadSpec(dir string) (*Spec, error) {
 	path := filepath.Join(dir, specFile)
@@ -109,7 +127,9 @@ func ReadSpec(dir string) (*Spec, error) {
 // ReadExtractor reads DIR/extractor.onnx and returns its bytes and their
 // hex sha256, the prepared model's identity that caches, run folders and
 // classifiers record. Callers that load the model hash the bytes they
-// load, so that the recorded sha256 names exactly the model that ran.
+// load, so that the recorded sha256 names exactly the model that ran. A
+// sha256 other than the one DIR/spec.json records is an error wrapping
+// ErrChanged; a spec.json without one (an older tlearn's) is not checked.
 func ReadExtractor(dir string) (onnx []byte, sum string, err error) {
 	return hashExtractor(dir, true)
 }
@@ -143,11 +163,33 @@ func hashExtractor(dir string, keep bool) ([]byte, string, error) {
 	if _, err := io.Copy(w, f); err != nil {
 		return nil, "", fmt.Errorf("models: read %s: %w", path, err)
 	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if err := checkRecorded(dir, path, sum); err != nil {
+		return nil, "", err
+	}
 	var b []byte
 	if keep {
 		b = buf.Bytes()
 	}
-	return b, hex.EncodeToString(h.Sum(nil)), nil
+	return b, sum, nil
+}
+
+// checkRecorded compares the sha256 of DIR/extractor.onnx (at path) with
+// the one DIR/spec.json records, if it records one. A missing or
+// unreadable spec.json is left to ReadSpec to report.
+func checkRecorded(dir, path, sum string) error {
+	b, err := os.ReadFile(filepath.Join(dir, specFile))
+	if err != nil {
+		return nil
+	}
+	var rec struct {
+		SHA256 string `json:"extractor_sha256"`
+	}
+	if json.Unmarshal(b, &rec) != nil || rec.SHA256 == "" || rec.SHA256 == sum {
+		return nil
+	}
+	return fmt.Errorf("%w: %s has sha256 %.12s…, %s records %.12s… (the file was changed or damaged after it was prepared)",
+		ErrChanged, path, sum, filepath.Join(dir, specFile), rec.SHA256)
 }
 
 // WriteSpec writes DIR/spec.json atomically.

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tlearn/tlearn/extractor"
 	"github.com/tlearn/tlearn/extractor/cache"
+	"github.com/tlearn/tlearn/head/finetune"
+	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/models"
@@ -24,6 +27,10 @@ var commonAdvice = []struct {
 	{cache.ErrIncomplete, "run the same tlearn extract command again to resume it"},
 	{cache.ErrNotCache, "make one with tlearn extract"},
 	{models.ErrNotPrepared, "prepare one with `tlearn models prepare`"},
+	{rundir.ErrChanged, "train the run again"},
+	{finetune.ErrChanged, "delete the checkpoint to fine-tune from the start"},
+	{extractor.ErrNonFinite, "check the model (`tlearn models info`) and prepare it again with `tlearn models prepare`"},
+	{models.ErrChanged, "prepare the model again with `tlearn models prepare`"},
 	{classifier.ErrNotClassifier, "make one with `tlearn export`"},
 	{ortlib.ErrNotFound, "run `make setup` in the tlearn checkout (it installs " + ortlib.LibName +
 		" from the npm package onnxruntime-node), or point --ort-lib or $" + ortlib.EnvLibrary +

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -226,6 +228,13 @@ func swappedModel(t *testing.T, model string, w *head.Weights) string {
 	if err := models.Save(filepath.Join(dir, models.ExtractorFile), m); err != nil {
 		t.Fatal(err)
 	}
+	// The spec records the sha256 of the model it sits next to.
+	b, err := os.ReadFile(filepath.Join(dir, models.ExtractorFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	spec.ExtractorSHA256 = hex.EncodeToString(sum[:])
 	if err := models.WriteSpec(dir, spec); err != nil {
 		t.Fatal(err)
 	}

@@ -148,7 +148,7 @@ func TestTrainCommandErrors(t *testing.T) {
 		{"evaluate other class count", []string{"evaluate", "--run", run, "--cache", otherClasses}, 1, "2 classes [cat dog], the run has 3"},
 		{"evaluate renamed classes", []string{"evaluate", "--run", run, "--cache", renamed}, 1, "same names in the same order"},
 		{"evaluate missing weights", []string{"evaluate", "--run", noWeights, "--cache", val}, 1, filepath.Join(noWeights, rundir.WeightsFile)},
-		{"evaluate corrupt weights", []string{"evaluate", "--run", corrupt, "--cache", val}, 1, filepath.Join(corrupt, rundir.WeightsFile) + ": malformed header"},
+		{"evaluate corrupt weights", []string{"evaluate", "--run", corrupt, "--cache", val}, 1, filepath.Join(corrupt, rundir.WeightsFile) + " has sha256"},
 		{"evaluate no run", []string{"evaluate", "--run", filepath.Join(root, "a"), "--cache", val}, 1, "not a run directory"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

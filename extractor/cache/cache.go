@@ -35,8 +35,20 @@ func littleEndian() bool {
 }
 
 // Open opens the complete cache in dir and memory-maps its arrays. An
-// unfinished cache is an error wrapping ErrIncomplete.
-func Open(dir string) (*Cache, error) {
+// unfinished cache is an error wrapping ErrIncomplete. Every chunk of every
+// array is checked against its CRC-32C before Open returns: a reader touches
+// every row (each epoch does), and a changed byte stops it here with the
+// file and the rows, wrapping ErrCorrupt, instead of training on it.
+func Open(dir string) (*Cache, error) { return open(dir, true, true) }
+
+// OpenFeatures is Open without the maps (Maps stays nil), for readers of the
+// features alone: it neither maps nor checks maps.npy, which is the bulk of
+// a cache made with maps.
+func OpenFeatures(dir string) (*Cache, error) { return open(dir, false, true) }
+
+// open is Open; without check it skips the checksums (for the benchmark
+// that measures what they cost).
+func open(dir string, withMaps, check bool) (*Cache, error) {
 	m, err := ReadManifest(dir)
 	if err != nil {
 		return nil, err
@@ -49,9 +61,17 @@ func Open(dir string) (*Cache, error) {
 	}
 	c := &Cache{Dir: dir, Manifest: m}
 	for _, a := range m.Arrays() {
+		if a.File == MapsFile && !withMaps {
+			continue
+		}
 		b, err := c.mapArray(a)
 		if err != nil {
 			return nil, errors.Join(err, c.Close())
+		}
+		if check {
+			if err := checkChunks(filepath.Join(dir, a.File), b, a, m); err != nil {
+				return nil, errors.Join(err, c.Close())
+			}
 		}
 		n := len(b) / a.DType.Size()
 		if n == 0 {
@@ -108,7 +128,9 @@ func (c *Cache) mapArray(a ArraySpec) ([]byte, error) {
 func checkArrayFile(f *os.File, p string, a ArraySpec) (int64, error) {
 	h, err := readNpyHeader(io.NewSectionReader(f, 0, maxHeaderLen+16))
 	if err != nil {
-		return 0, fmt.Errorf("cache: %s: %w", p, err)
+		// The manifest says this file is a finished array: a header that
+		// does not read is damage too.
+		return 0, fmt.Errorf("%w: %s: %w", ErrCorrupt, p, err)
 	}
 	if h.DType != a.DType || h.FortranOrder || !slices.Equal(h.Shape, a.Shape) {
 		return 0, fmt.Errorf("%w: %s: array is %s %v (fortran order %v), the manifest wants %s %v",
@@ -126,6 +148,28 @@ func checkArrayFile(f *os.File, p string, a ArraySpec) (int64, error) {
 		return 0, fmt.Errorf("%w: %s: %d bytes, want %d (truncated or overwritten)", ErrCorrupt, p, st.Size(), want)
 	}
 	return h.DataOffset, nil
+}
+
+// checkChunks compares the CRC-32C of each finished chunk of one mapped
+// array (data, without the header) with the manifest's.
+func checkChunks(p string, data []byte, a ArraySpec, m *Manifest) error {
+	rb := a.RowBytes()
+	for _, r := range m.Done {
+		got := crc32.Checksum(data[int64(r.Start)*rb:int64(r.End)*rb], castagnoli)
+		if err := checkSum(p, r, got, r.Checksums[a.File]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkSum is the error for rows r of p whose checksum is got, not want.
+func checkSum(p string, r Range, got uint32, want string) error {
+	if s := fmt.Sprintf("%08x", got); s != want {
+		return fmt.Errorf("%w: %s: rows [%d,%d) have checksum %s, the manifest says %s (the file was changed after extraction)",
+			ErrCorrupt, p, r.Start, r.End, s, want)
+	}
+	return nil
 }
 
 // Close unmaps the arrays. It is idempotent and safe on a nil Cache.
@@ -170,8 +214,8 @@ func (c *Cache) Map(i int) []uint16 {
 	return c.Maps[i*n : (i+1)*n : (i+1)*n]
 }
 
-// Verify recomputes every chunk's checksums. It reads the whole cache, so
-// Open does not call it; `tlearn cache info --verify` does.
+// Verify recomputes every chunk's checksums from the files (Open checked
+// the arrays it mapped when it opened them).
 func (c *Cache) Verify() error {
 	return verifyDir(c.Dir, c.Manifest)
 }
@@ -208,9 +252,8 @@ func verifyDir(dir string, m *Manifest) error {
 				if _, err := io.CopyBuffer(h, io.NewSectionReader(f, start, n), buf); err != nil {
 					return fmt.Errorf("cache: read %s: %w", p, err)
 				}
-				if got := fmt.Sprintf("%08x", h.Sum32()); got != r.Checksums[a.File] {
-					return fmt.Errorf("%w: %s: rows [%d,%d) have checksum %s, the manifest says %s (the file was changed after extraction)",
-						ErrCorrupt, p, r.Start, r.End, got, r.Checksums[a.File])
+				if err := checkSum(p, r, h.Sum32(), r.Checksums[a.File]); err != nil {
+					return err
 				}
 			}
 			return nil

@@ -459,3 +459,64 @@ func TestWriteRejectsNegativeStart(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenChecksChunks flips one byte inside a finished chunk of each array:
+// Open stops with the file and the chunk's rows; OpenFeatures, which does not
+// map the maps, is not stopped by a flip in maps.npy.
+func TestOpenChecksChunks(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		desc, file string
+		row        int // the row whose first byte is flipped
+		want       string
+	}{
+		{"features", FeaturesFile, 4, "rows [3,6)"},
+		{"labels", LabelsFile, 1, "rows [0,3)"},
+		{"maps", MapsFile, 5, "rows [3,6)"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			w, err := Create(dir, testManifest(6, 2, 3, []int{2, 2, 2}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fill(t, w, w.Manifest().Pending(), 3)
+			w.Close()
+			var a ArraySpec
+			for _, s := range w.Manifest().Arrays() {
+				if s.File == tc.file {
+					a = s
+				}
+			}
+			p := filepath.Join(dir, tc.file)
+			b, _ := os.ReadFile(p)
+			off := int64(len(encodeNpyHeader(a.DType, a.Shape)))
+			// A label flip would first fail the label check; flip a high bit
+			// of the label's top byte, which the checksum catches first.
+			b[off+int64(tc.row)*a.RowBytes()+a.RowBytes()-1] ^= 0x40
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Open(dir)
+			if err == nil {
+				c.Close()
+				t.Fatal("Open: no error")
+			}
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Open: %v; want ErrCorrupt naming %s and %s", err, p, tc.want)
+			}
+			c, err = OpenFeatures(dir)
+			if tc.file == MapsFile {
+				if err != nil {
+					t.Errorf("OpenFeatures with a changed maps.npy: %v", err)
+				} else if c.Maps != nil {
+					t.Error("OpenFeatures mapped the maps")
+				}
+			} else if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("OpenFeatures: %v; want ErrCorrupt naming %s", err, tc.want)
+			}
+			c.Close()
+		})
+	}
+}

@@ -23,5 +23,8 @@
 // of an unfinished cache (unfinished rows read as zeros).
 //
 // Reading: Open accepts complete caches only and memory-maps the arrays
-// read-only, so that a reader's memory does not grow with the dataset.
+// read-only, so that a reader's memory does not grow with the dataset. It
+// checks every chunk of the arrays it maps against the manifest's CRC-32C
+// (OpenFeatures leaves maps.npy unmapped and unread), so a reader never
+// computes on bytes changed after extraction.
 package cache

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"slices"
@@ -28,6 +29,7 @@ const (
 	checkpointMeta    = "tlearn_finetune_state"
 	checkpointFormat  = 2
 	checkpointBestPfx = "best/"
+	checkpointSum     = "tlearn_tensors_sha256" // hex sha256 of the bytes after the header
 	// checkpointFormat1 is the format of tlearn before epochs were counted
 	// from 1: the same but for its history, whose epochs count from 0.
 	checkpointFormat1 = 1
@@ -164,12 +166,51 @@ func writeCheckpoint(path string, ck *ftCheckpoint) error {
 	if err != nil {
 		return fmt.Errorf("finetune: checkpoint %s: %w", path, err)
 	}
+	// The header records the sha256 of the tensors after it: encode once
+	// into a hash to learn it, then for real; the hex digest has the
+	// placeholder's length, so both encodings have the same header size.
+	meta := map[string]string{checkpointMeta: string(state), checkpointSum: strings.Repeat("0", sha256.Size*2)}
+	h := &bodyHash{h: sha256.New()}
+	if err := all.Encode(h, meta); err != nil {
+		return fmt.Errorf("finetune: checkpoint %s: %w", path, err)
+	}
+	meta[checkpointSum] = hex.EncodeToString(h.h.Sum(nil))
 	if err := fsutil.WriteWith(path, 0o644, func(w io.Writer) error {
-		return all.Encode(w, map[string]string{checkpointMeta: string(state)})
+		return all.Encode(w, meta)
 	}); err != nil {
 		return fmt.Errorf("finetune: checkpoint: %w", err)
 	}
 	return nil
+}
+
+// ErrChanged is wrapped by the error about a checkpoint whose tensors no
+// longer have the sha256 its header recorded: changed or damaged since it
+// was written, it cannot be resumed. Checkpoints of a tlearn before the
+// record are read unchecked.
+var ErrChanged = errors.New("finetune: checkpoint changed since it was written")
+
+// bodyHash hashes what is written to it after the safetensors header (8
+// bytes of length, then the header).
+type bodyHash struct {
+	h    hash.Hash
+	pre  []byte
+	skip int64 // header bytes still to skip; valid once pre holds 8 bytes
+}
+
+func (b *bodyHash) Write(p []byte) (int, error) {
+	n := len(p)
+	if len(b.pre) < 8 {
+		k := min(8-len(b.pre), len(p))
+		b.pre, p = append(b.pre, p[:k]...), p[k:]
+		if len(b.pre) == 8 {
+			b.skip = int64(binary.LittleEndian.Uint64(b.pre))
+		}
+	}
+	if k := min(b.skip, int64(len(p))); k > 0 {
+		b.skip, p = b.skip-k, p[k:]
+	}
+	b.h.Write(p)
+	return n, nil
 }
 
 // readCheckpoint reads a checkpoint; a missing file gives an error
@@ -202,6 +243,12 @@ func parseCheckpoint(b []byte) (*ftCheckpoint, error) {
 	}
 	if err := json.Unmarshal(b[8:8+n], &hdr); err != nil {
 		return nil, err
+	}
+	if want, ok := hdr.Meta[checkpointSum]; ok {
+		sum := sha256.Sum256(b[8+n:])
+		if got := hex.EncodeToString(sum[:]); got != want {
+			return nil, fmt.Errorf("%w: its tensors have sha256 %.12s…, its header records %.12s…", ErrChanged, got, want)
+		}
 	}
 	raw, ok := hdr.Meta[checkpointMeta]
 	if !ok {

@@ -473,3 +473,26 @@ func FuzzParseCheckpoint(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckpointChecked: a checkpoint records the sha256 of its tensors;
+// one changed after it was written is refused, naming the file.
+func TestCheckpointChecked(t *testing.T) {
+	t.Parallel()
+	fx := newFTFixture(4, 2, 2, 2, 4, 2)
+	w := withGlorotHead(fx.start, fx.train, Settings{Settings: head.Settings{Hidden: 2}}.Resolve())
+	ck := &ftCheckpoint{weights: w, moments: map[string]head.Tensor{traingraph.MomentName(head.OutputBias, "m"): head.NewTensor(2)},
+		state: ftState{Format: checkpointFormat, Steps: 3, Order: []int32{1, 0, 3, 2}, History: head.History{{Epoch: 1, Loss: 1}}}}
+	p := filepath.Join(t.TempDir(), CheckpointFile)
+	if err := writeCheckpoint(p, ck); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readCheckpoint(p); err != nil || got.state.Steps != 3 {
+		t.Fatalf("round trip: %v", err)
+	}
+	b, _ := os.ReadFile(p)
+	b[len(b)-1] ^= 1
+	os.WriteFile(p, b, 0o644)
+	if _, err := readCheckpoint(p); !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), p) {
+		t.Errorf("a changed checkpoint: %v; want ErrChanged naming %s", err, p)
+	}
+}

@@ -1,6 +1,10 @@
 package run
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -147,8 +151,8 @@ type Contents struct {
 	Overwrite bool     // replace an existing run directory
 }
 
-// Write writes a complete run directory at dir: settings.json,
-// weights.safetensors, history.csv, metrics.json, curves.png and, when
+// Write writes a complete run directory at dir: settings.json (with
+// Info.WeightsSHA256 filled in), weights.safetensors, history.csv, metrics.json, curves.png and, when
 // Metrics.Validation is set, confusion.png.
 func Write(dir string, c *Contents) error {
 	rd, err := Create(dir, c.Overwrite)
@@ -156,10 +160,19 @@ func Write(dir string, c *Contents) error {
 		return err
 	}
 	defer rd.Abort()
-	if err := WriteJSON(rd.Path(SettingsFile), c.Settings); err != nil {
+	if err := SaveWeights(rd.Path(WeightsFile), c.Weights); err != nil {
 		return err
 	}
-	if err := SaveWeights(rd.Path(WeightsFile), c.Weights); err != nil {
+	b, err := os.ReadFile(rd.Path(WeightsFile))
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	settings, err := withWeightsSHA256(c.Settings, hex.EncodeToString(sum[:]))
+	if err != nil {
+		return fmt.Errorf("run: encode %s: %w", filepath.Join(dir, SettingsFile), err)
+	}
+	if err := fsutil.WriteFile(rd.Path(SettingsFile), settings, 0o644); err != nil {
 		return err
 	}
 	if err := WriteHistory(rd.Path(HistoryFile), c.History); err != nil {
@@ -177,4 +190,35 @@ func Write(dir string, c *Contents) error {
 		}
 	}
 	return rd.Commit()
+}
+
+// withWeightsSHA256 is settings as indented JSON with the weights_sha256
+// field set to sum. Settings is any struct holding Info's fields; the field
+// is spliced in rather than set so that Write takes any such struct, and
+// keeps the others' order.
+func withWeightsSHA256(settings any, sum string) ([]byte, error) {
+	b, err := json.Marshal(settings)
+	if err != nil {
+		return nil, err
+	}
+	var probe struct {
+		Sum *string `json:"weights_sha256"`
+	}
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return nil, err // not an object
+	}
+	if probe.Sum != nil {
+		return nil, errors.New("settings already hold weights_sha256 (Write fills it in)")
+	}
+	b = b[:len(b)-1]
+	if len(b) > 1 {
+		b = append(b, ',')
+	}
+	b = append(b, `"weights_sha256":"`+sum+`"}`...)
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return nil, err
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
 }

@@ -233,3 +233,43 @@ func TestCreateReplacesOnlyRuns(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestWeightsChecked: Write records the weights' sha256 in settings.json
+// and LoadWeights refuses a changed file, naming it; without the record (a
+// run of an older tlearn) the weights load, and NoteUnchecked says so.
+func TestWeightsChecked(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "run")
+	if err := Write(dir, trainedRun(t)); err != nil {
+		t.Fatal(err)
+	}
+	info, err := ReadInfo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.WeightsSHA256 == "" || info.NoteUnchecked(dir) != "" {
+		t.Fatalf("settings.json records weights sha256 %q", info.WeightsSHA256)
+	}
+	p := filepath.Join(dir, WeightsFile)
+	if _, err := LoadWeights(p); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	b[len(b)-1] ^= 1
+	os.WriteFile(p, b, 0o644)
+	if _, err := LoadWeights(p); !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), p) {
+		t.Errorf("LoadWeights of a changed file: %v; want ErrChanged naming %s", err, p)
+	}
+	b[len(b)-1] ^= 1
+	os.WriteFile(p, b, 0o644)
+	info.WeightsSHA256 = ""
+	if err := WriteJSON(filepath.Join(dir, SettingsFile), info); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadWeights(p); err != nil {
+		t.Errorf("LoadWeights of an older run: %v", err)
+	}
+	if note := info.NoteUnchecked(dir); !strings.Contains(note, "older tlearn") {
+		t.Errorf("NoteUnchecked: %q", note)
+	}
+}

@@ -32,6 +32,19 @@ type Info struct {
 	Created     time.Time `json:"created"`
 	Backend     string    `json:"backend,omitempty"` // the matrix-product implementation (head mode)
 	Seconds     float64   `json:"seconds,omitempty"` // wall time of the training
+	// WeightsSHA256 is the hex sha256 of weights.safetensors, which
+	// LoadWeights checks. Write fills it in; empty in runs written before
+	// tlearn recorded it (their weights load unchecked: NoteUnchecked).
+	WeightsSHA256 string `json:"weights_sha256,omitempty"`
+}
+
+// NoteUnchecked is the one-line note for a run whose settings.json records
+// no sha256 of its weights (a run of an older tlearn), or "" when it does.
+func (r *Info) NoteUnchecked(dir string) string {
+	if r.WeightsSHA256 != "" {
+		return ""
+	}
+	return fmt.Sprintf("note: %s was written by an older tlearn and records no sha256 of %s; its weights are loaded unchecked", dir, WeightsFile)
 }
 
 // CacheRef identifies a feature cache.

@@ -418,3 +418,33 @@ func TestExport(t *testing.T) {
 		})
 	}
 }
+
+// TestUnchecked: the old model and runs record no sha256 of extractor.onnx
+// or weights.safetensors; they load unchecked, with a one-line note.
+func TestUnchecked(t *testing.T) {
+	spec, err := models.ReadSpec(modelDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.ExtractorSHA256 != "" {
+		t.Errorf("the old spec.json records extractor sha256 %s", spec.ExtractorSHA256)
+	}
+	if _, _, err := models.ReadExtractor(modelDir); err != nil {
+		t.Errorf("ReadExtractor: %v", err)
+	}
+	if note := models.NoSHA256Note(modelDir); strings.Count(note, "\n") != 0 || !strings.Contains(note, modelDir) {
+		t.Errorf("note %q", note)
+	}
+	for _, dir := range []string{runHead, runFT} {
+		info, err := rundir.ReadInfo(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if note := info.NoteUnchecked(dir); !strings.Contains(note, dir) || strings.Contains(note, "\n") {
+			t.Errorf("%s: note %q", dir, note)
+		}
+		if _, err := rundir.LoadWeights(filepath.Join(dir, rundir.WeightsFile)); err != nil {
+			t.Errorf("LoadWeights: %v", err)
+		}
+	}
+}

@@ -59,11 +59,11 @@ func openCaches(trainDir, valDir string) (*caches, error) {
 		}
 		trainDir, valDir = pair, filepath.Join(trainDir, "val")
 	}
-	train, err := cache.Open(trainDir)
+	train, err := cache.OpenFeatures(trainDir)
 	if err != nil {
 		return nil, err
 	}
-	val, err := cache.Open(valDir)
+	val, err := cache.OpenFeatures(valDir)
 	if err != nil {
 		return nil, errors.Join(err, train.Close())
 	}

@@ -74,12 +74,19 @@ func Evaluate(ctx context.Context, s EvaluateSettings, p progress.Reporter) (*he
 	if err != nil {
 		return nil, err
 	}
-	cc, err := cache.Open(s.Cache)
+	if note := info.NoteUnchecked(s.Run); note != "" {
+		p.Log(note)
+	}
+	fineTuned := info.Mode == rundir.ModeFineTune
+	open := cache.OpenFeatures // a head run reads no maps: leave them unread
+	if fineTuned {
+		open = cache.Open
+	}
+	cc, err := open(s.Cache)
 	if err != nil {
 		return nil, err
 	}
 	defer cc.Close()
-	fineTuned := info.Mode == rundir.ModeFineTune
 	if fineTuned && !hasMaps(cc) {
 		return nil, &NoMapsError{Dir: s.Cache}
 	}

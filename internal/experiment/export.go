@@ -63,6 +63,9 @@ func Export(s ExportSettings, p progress.Reporter) (*classifier.Info, error) {
 	if err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
+	if note := rs.NoteUnchecked(s.Run); note != "" {
+		p.Log(note)
+	}
 	if !slices.Equal(rs.Classes, hw.Classes) {
 		return nil, fmt.Errorf("experiment: class mismatch in %s: %s lists %d classes (%s) but %s holds %d (%s)",
 			s.Run, rundir.SettingsFile, len(rs.Classes), strings.Join(rs.Classes, ", "), rundir.WeightsFile, len(hw.Classes), strings.Join(hw.Classes, ", "))
@@ -74,6 +77,9 @@ func Export(s ExportSettings, p progress.Reporter) (*classifier.Info, error) {
 	spec, err := models.ReadSpec(modelDir)
 	if err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
+	}
+	if spec.ExtractorSHA256 == "" {
+		p.Log(models.NoSHA256Note(modelDir))
 	}
 	extPath := filepath.Join(modelDir, models.ExtractorFile)
 	b, sha, err := models.ReadExtractor(modelDir)

@@ -94,6 +94,14 @@ func FineTune(ctx context.Context, s FineTuneSettings, p progress.Reporter) (*Ru
 	if err != nil {
 		return nil, err
 	}
+	if spec.ExtractorSHA256 == "" {
+		p.Log(models.NoSHA256Note(s.Model))
+	}
+	if s.InitHead != "" {
+		if info, err := rundir.ReadInfo(s.InitHead); err == nil && info.NoteUnchecked(s.InitHead) != "" {
+			p.Log(info.NoteUnchecked(s.InitHead))
+		}
+	}
 	t := s.Tuning
 	if s.InitHead != "" && t.Hidden == 0 && !t.NoHidden {
 		t.Hidden, t.NoHidden = start.HiddenSize(), start.HiddenSize() == 0
