@@ -175,7 +175,7 @@ func writeCheckpoint(path string, ck *ftCheckpoint) error {
 // readCheckpoint reads a checkpoint; a missing file gives an error
 // wrapping os.ErrNotExist.
 func readCheckpoint(path string) (*ftCheckpoint, error) {
-	b, err := os.ReadFile(path)
+	b, err := fsutil.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, err

@@ -31,7 +31,7 @@ func SaveWeights(path string, w *head.Weights) error {
 // LoadWeights reads and validates a weights file written by SaveWeights
 // (or any safetensors file with the same tensors and metadata).
 func LoadWeights(path string) (*head.Weights, error) {
-	f, err := os.Open(path)
+	f, err := fsutil.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("run: weights %s: %w (is this a finished run directory?)", path, err)

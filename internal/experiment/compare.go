@@ -351,7 +351,7 @@ func fileExists(path string) bool {
 }
 
 func readJSONFile(path string, v any) error {
-	b, err := os.ReadFile(path)
+	b, err := fsutil.ReadFile(path)
 	if err != nil {
 		return err
 	}
