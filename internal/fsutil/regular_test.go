@@ -69,3 +69,72 @@ func TestReadAllowsRegularAndFolders(t *testing.T) {
 		t.Errorf("ReadFile(missing) = %v, want ErrNotExist", err)
 	}
 }
+
+func TestCheckCreatable(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		desc, path, want string
+	}{
+		{"new path", filepath.Join(dir, "run"), ""},
+		{"missing parents", filepath.Join(dir, "a", "b", "run"), ""},
+		{"existing path", file, ""},
+		{"parent is a file", filepath.Join(file, "run"), "cannot create " + filepath.Join(file, "run") + ": " + file + " is a regular file, not a folder"},
+		{"ancestor is a file", filepath.Join(file, "a", "run"), file + " is a regular file, not a folder"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			err := CheckCreatable(tc.path)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrUnwritable) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want ErrUnwritable and %q", err, tc.want)
+			}
+		})
+	}
+	assertOnly(t, dir, "file")
+}
+
+// TestCheckCreatableReadOnly needs permissions that hold: as root (CI) a
+// read-only folder is writable all the same, and the test is skipped.
+func TestCheckCreatableReadOnly(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ro := filepath.Join(dir, "ro")
+	if err := os.Mkdir(ro, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(ro, 0o755) })
+	if f, err := os.CreateTemp(ro, "probe"); err == nil {
+		f.Close()
+		os.Remove(f.Name())
+		t.Skip("a read-only folder is writable here (running as root?): permissions cannot be tested")
+	}
+	err := CheckCreatable(filepath.Join(ro, "run"))
+	if !errors.Is(err, ErrUnwritable) || !strings.Contains(err.Error(), "folder "+ro+" is not writable") || strings.Contains(err.Error(), "probe") {
+		t.Fatalf("err = %v, want ErrUnwritable naming %s and no probe file", err, ro)
+	}
+}
+
+// TestWriteErrorsNameFinalPath checks that a failed atomic write names the
+// final path, not the temporary one.
+func TestWriteErrorsNameFinalPath(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out")
+	if err := os.MkdirAll(filepath.Join(path, "inside"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := WriteFile(path, []byte("x"), 0o644)
+	if err == nil || !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), ".tmp-") {
+		t.Fatalf("err = %v, want one naming %s and no temporary", err, path)
+	}
+	assertOnly(t, dir, "out")
+}
