@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 
 	"github.com/urfave/cli/v2"
@@ -144,6 +145,7 @@ func TestTrainCommandErrors(t *testing.T) {
 		{"bad sweep key", []string{"train", "--train", train, "--val", val, "--out", filepath.Join(root, "x"), "--sweep", "momentum=1,2"}, 2, "unknown key"},
 		{"bad sweep value", []string{"train", "--train", train, "--val", val, "--out", filepath.Join(root, "x"), "--sweep", "lr=1e-3,fast"}, 2, `bad value "fast"`},
 		{"sweep lr 0", []string{"train", "--train", train, "--val", val, "--out", filepath.Join(root, "x"), "--sweep", "lr=0"}, 2, `bad value "0"`},
+		{"out under a file", []string{"train", "--train", train, "--val", val, "--out", filepath.Join(train, cache.ManifestFile, "run")}, 1, "cannot create " + filepath.Join(train, cache.ManifestFile, "run") + ": " + filepath.Join(train, cache.ManifestFile) + " is a regular file, not a folder (choose another --out)"},
 		{"evaluate other backbone", []string{"evaluate", "--run", run, "--cache", otherModel}, 1, "another backbone"},
 		{"evaluate other class count", []string{"evaluate", "--run", run, "--cache", otherClasses}, 1, "2 classes [cat dog], the run has 3"},
 		{"evaluate renamed classes", []string{"evaluate", "--run", run, "--cache", renamed}, 1, "same names in the same order"},

@@ -179,3 +179,20 @@ func TestPlots(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteErrorsNameFinalPath checks that a file that cannot be written
+// is named by its final path in the run directory, not by the hidden
+// .NAME.partial-* folder that is gone when the user reads the error.
+func TestWriteErrorsNameFinalPath(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	dir := filepath.Join(root, "run")
+	err := Write(dir, &Contents{Settings: make(chan int)})
+	want := filepath.Join(dir, SettingsFile)
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), ".partial-") {
+		t.Fatalf("err = %v, want one naming %s and no temporary folder", err, want)
+	}
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Errorf("left %v behind", ents)
+	}
+}

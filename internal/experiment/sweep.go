@@ -237,6 +237,9 @@ func Sweep(ctx context.Context, s SweepSettings, p progress.Reporter) (*SweepRes
 			return nil, fmt.Errorf("%w: %s holds a run with other settings or caches", rundir.ErrExists, runs[i].Dir)
 		}
 	}
+	if err := fsutil.CheckCreatable(filepath.Join(s.Out, SweepFile)); err != nil {
+		return nil, fmt.Errorf("experiment: %w", err)
+	}
 	if err := os.MkdirAll(s.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}

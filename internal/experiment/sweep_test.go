@@ -15,6 +15,7 @@ import (
 
 	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/progress"
 )
 
@@ -158,5 +159,49 @@ func TestTrainRefusesExistingRun(t *testing.T) {
 	s.Val = ""
 	if _, err := Train(context.Background(), s, nil); !errors.Is(err, ErrNoValCache) {
 		t.Errorf("no validation cache: %v, want ErrNoValCache", err)
+	}
+}
+
+// TestTrainChecksOutBeforeWork checks that a run directory that cannot be
+// created fails before the first epoch, naming the run directory, not
+// after training. Its parent is a regular file, which holds as root too.
+func TestTrainChecksOutBeforeWork(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	train, val := cachePair(t, filepath.Join(root, "cache"), []string{"cat", "dog"})
+	file := filepath.Join(root, "file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(file, "run")
+	for _, tc := range []struct {
+		desc string
+		fn   func(p progress.Reporter) error
+	}{
+		{"train", func(p progress.Reporter) error {
+			_, err := Train(context.Background(), TrainSettings{Train: train, Val: val, Out: out, Head: head.Settings{Hidden: 4, Epochs: 2}}, p)
+			return err
+		}},
+		{"sweep", func(p progress.Reporter) error {
+			axes, err := ParseSweep([]string{"lr=1e-3,1e-2"})
+			if err != nil {
+				return err
+			}
+			_, err = Sweep(context.Background(), SweepSettings{Train: train, Val: val, Out: out, Base: head.Settings{Hidden: 4, Epochs: 2}, Axes: axes}, p)
+			return err
+		}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			var rec progress.Recorder
+			err := tc.fn(&rec)
+			if !errors.Is(err, fsutil.ErrUnwritable) || !strings.Contains(err.Error(), out) || !strings.Contains(err.Error(), file+" is a regular file") {
+				t.Fatalf("err = %v, want fsutil.ErrUnwritable naming %s", err, out)
+			}
+			for _, e := range rec.Events {
+				if strings.Contains(e, "epoch") {
+					t.Fatalf("trained before failing: %q", e)
+				}
+			}
+		})
 	}
 }

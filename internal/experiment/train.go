@@ -10,6 +10,7 @@ import (
 
 	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/progress"
 )
 
@@ -72,10 +73,15 @@ func Train(ctx context.Context, s TrainSettings, p progress.Reporter) (*Run, err
 }
 
 // checkNew refuses an existing run directory unless it may be replaced,
-// so that the conflict shows before the work, not after it.
+// and a run directory that could not be created (its parent a file, or a
+// folder that cannot be written), so that the conflict shows before the
+// work, not after it.
 func checkNew(dir string, overwrite bool) error {
 	if _, err := os.Stat(dir); err == nil && !overwrite {
 		return fmt.Errorf("%w: %s", rundir.ErrExists, dir)
+	}
+	if err := fsutil.CheckCreatable(dir); err != nil {
+		return fmt.Errorf("experiment: %w", err)
 	}
 	return nil
 }
