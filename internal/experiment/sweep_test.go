@@ -12,11 +12,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/progress"
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 )
 
 func TestParseSweep(t *testing.T) {
@@ -203,5 +205,37 @@ func TestTrainChecksOutBeforeWork(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTrainManyClassesBounded checks that a run of thousands of one-image
+// classes finishes promptly and writes metrics.json and confusion.png whose
+// sizes do not grow with the square of the class count.
+func TestTrainManyClassesBounded(t *testing.T) {
+	t.Parallel()
+	const k = 3000
+	root := t.TempDir()
+	classes := make([]string, k)
+	for i := range classes {
+		classes[i] = fmt.Sprintf("c%04d", i)
+	}
+	train, val := filepath.Join(root, "train"), filepath.Join(root, "val")
+	fixtures.FeatureCache(t, train, k, 8, classes, "aaaa", 1)
+	fixtures.FeatureCache(t, val, k, 8, classes, "aaaa", 2)
+	out := filepath.Join(root, "run")
+	fixtures.Within(t, 3*time.Minute, nil, func() {
+		_, err := Train(context.Background(), TrainSettings{Train: train, Val: val, Out: out, Head: head.Settings{Hidden: 4, Epochs: 1}}, nil)
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	for name, most := range map[string]int64{rundir.MetricsFile: 200 * k, rundir.ConfusionFile: 1 << 20} {
+		st, err := os.Stat(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() > most {
+			t.Errorf("%s of %d classes is %d bytes, want at most %d", name, k, st.Size(), most)
+		}
 	}
 }
