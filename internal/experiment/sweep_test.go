@@ -192,6 +192,10 @@ func TestTrainChecksOutBeforeWork(t *testing.T) {
 			_, err = Sweep(context.Background(), SweepSettings{Train: train, Val: val, Out: out, Base: head.Settings{Hidden: 4, Epochs: 2}, Axes: axes}, p)
 			return err
 		}},
+		{"finetune", func(p progress.Reporter) error {
+			_, err := FineTune(context.Background(), FineTuneSettings{Model: root, Train: train, Val: val, Out: out}, p)
+			return err
+		}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			var rec progress.Recorder
