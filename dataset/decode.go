@@ -11,8 +11,8 @@ import (
 	_ "image/jpeg"
 	_ "image/png"
 	"io"
-	"os"
 
+	"github.com/tlearn/tlearn/internal/fsutil"
 	_ "golang.org/x/image/bmp"
 	_ "golang.org/x/image/tiff"
 	_ "golang.org/x/image/webp"
@@ -66,7 +66,7 @@ type decoder struct {
 }
 
 func (d *decoder) decodeFile(path string) (image.Image, error) {
-	f, err := os.Open(path)
+	f, err := fsutil.Open(path)
 	if err != nil {
 		return nil, &DecodeError{Path: path, Err: err}
 	}

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
 // DefaultMaxPixels is the largest width×height decoded when Settings.MaxPixels
@@ -158,6 +160,11 @@ func OpenFiles(paths []string, s Settings) (*Source, error) {
 			return nil, fmt.Errorf("dataset: %w", err)
 		}
 		if !fi.IsDir() {
+			if !fi.Mode().IsRegular() {
+				// Reading a FIFO blocks until a writer comes; refuse it
+				// (and devices, sockets) here, before any work starts.
+				return nil, fmt.Errorf("dataset: %w", &fsutil.NotRegularError{Path: p, Mode: fi.Mode()})
+			}
 			src.Items = append(src.Items, Item{Path: filepath.ToSlash(filepath.Clean(p)), Label: -1, Size: fi.Size(), ModTime: fi.ModTime()})
 			continue
 		}
@@ -276,7 +283,7 @@ func listImages(root, sub string, label int, asGiven bool, items []Item, skipped
 		}
 		switch {
 		case !fi.Mode().IsRegular():
-			skipped = append(skipped, Skipped{Path: rel, Reason: "not a regular file"})
+			skipped = append(skipped, Skipped{Path: rel, Reason: fsutil.Kind(fi.Mode()) + ", not a regular file"})
 		case !IsImageName(d.Name()):
 			skipped = append(skipped, Skipped{Path: rel, Reason: "not an image (extension " + extOrNone(d.Name()) + ")"})
 		default:

@@ -1,12 +1,15 @@
 package dataset
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 )
 
@@ -193,6 +196,45 @@ func TestOpenFollowsSymlinkedFolders(t *testing.T) {
 		want := []string{filepath.ToSlash(filepath.Join(link, "a.png")), filepath.ToSlash(filepath.Join(link, "sub", "b.png"))}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("items %v, want %v", got, want)
+		}
+	})
+}
+
+// TestFIFORefused checks that a named pipe among the images is refused up
+// front, naming it, where reading it would block until a writer comes.
+func TestFIFORefused(t *testing.T) {
+	t.Parallel()
+	dir := makeDataset(t, map[string]int{"cat/1.png": 1, "dog/1.png": 2})
+	fifo := fixtures.FIFO(t, filepath.Join(dir, "cat", "2.png"))
+	unblock := func() { fixtures.UnblockFIFO(fifo) }
+	t.Run("OpenFiles", func(t *testing.T) {
+		var err error
+		fixtures.Within(t, 20*time.Second, unblock, func() { _, err = OpenFiles([]string{fifo}, Settings{}) })
+		if !errors.Is(err, fsutil.ErrNotRegular) || !strings.Contains(err.Error(), fifo) || !strings.Contains(err.Error(), "FIFO") {
+			t.Fatalf("err = %v, want one naming %s as a FIFO", err, fifo)
+		}
+	})
+	t.Run("DecodeFile", func(t *testing.T) {
+		var err error
+		fixtures.Within(t, 20*time.Second, unblock, func() { _, err = DecodeFile(fifo, 0) })
+		var de *DecodeError
+		if !errors.As(err, &de) || de.Path != fifo || !errors.Is(err, fsutil.ErrNotRegular) || !strings.Contains(err.Error(), "FIFO") {
+			t.Fatalf("err = %v, want a *DecodeError for %s saying it is a FIFO", err, fifo)
+		}
+	})
+	t.Run("Open lists it as skipped", func(t *testing.T) {
+		var src *Source
+		var err error
+		fixtures.Within(t, 20*time.Second, unblock, func() { src, err = Open(dir, Settings{}) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(src.Skipped) != 1 || src.Skipped[0].Path != "cat/2.png" || !strings.Contains(src.Skipped[0].Reason, "FIFO") {
+			t.Fatalf("skipped %+v, want cat/2.png as a FIFO", src.Skipped)
+		}
+		_, err = Open(dir, Settings{Strict: true})
+		if err == nil || !strings.Contains(err.Error(), "cat/2.png") || !strings.Contains(err.Error(), "FIFO") {
+			t.Fatalf("strict: err = %v, want one naming cat/2.png as a FIFO", err)
 		}
 	})
 }

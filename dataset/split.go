@@ -138,7 +138,7 @@ func copyFile(from, to string) error {
 	if _, err := os.Lstat(to); err == nil {
 		return fmt.Errorf("dataset: copy: %s already exists", to)
 	}
-	in, err := os.Open(from)
+	in, err := fsutil.Open(from)
 	if err != nil {
 		return fmt.Errorf("dataset: copy: %w", err)
 	}

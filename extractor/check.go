@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"os"
 	"strings"
 	"sync"
 
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/extractor/cache"
+	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
 // checkWorkers is the parallelism of the check pass: it waits on file
@@ -123,7 +123,7 @@ func quickCheck(path string, size int64) (ok bool) {
 			ok = false
 		}
 	}()
-	f, err := os.Open(path)
+	f, err := fsutil.Open(path)
 	if err != nil {
 		return false
 	}

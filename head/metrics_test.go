@@ -2,7 +2,10 @@ package head
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -84,5 +87,81 @@ func TestTallyEmptyClass(t *testing.T) {
 	}
 	if b := r.PerClass[1]; b.Precision != 0 || b.Recall != 0 || b.F1 != 0 || b.Support != 0 {
 		t.Errorf("class without examples or predictions: %+v", b)
+	}
+}
+
+// manyClassTally counts one example per class of k classes, class i
+// predicted as i+1 (mod k) except every third, predicted right; classes 0
+// and 1 get extra examples confused with class 2, the largest confusions.
+func manyClassTally(k int) *Tally {
+	classes := make([]string, k)
+	for i := range classes {
+		classes[i] = fmt.Sprintf("c%04d", i)
+	}
+	tally := NewTally(classes, 5)
+	probs := make([]float32, k)
+	add := func(label, pred int) {
+		clear(probs)
+		probs[pred] = 1
+		tally.AddProbs(label, probs)
+	}
+	for i := range k {
+		if i%3 == 0 {
+			add(i, i)
+		} else {
+			add(i, (i+1)%k)
+		}
+	}
+	for range 3 {
+		add(0, 2)
+	}
+	for range 2 {
+		add(1, 2)
+	}
+	return tally
+}
+
+// TestReportBoundedWithManyClasses checks that a report's size does not
+// grow with the square of the class count: above MaxConfusionClasses it
+// keeps the largest confusions instead of the matrix; per-class metrics
+// (linear) stay.
+func TestReportBoundedWithManyClasses(t *testing.T) {
+	t.Parallel()
+	const k = 3000
+	r := manyClassTally(k).Report()
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > 200*k {
+		t.Fatalf("report of %d classes is %d bytes of JSON, want it linear in the class count", k, len(b))
+	}
+	if len(r.PerClass) != k || r.PerClass[0].Support != 4 || r.PerClass[0].Recall != 0.25 {
+		t.Errorf("per-class metrics %+v, want %d classes, class 0 with support 4, recall 0.25", r.PerClass[:1], k)
+	}
+	if r.Confusion != nil || len(r.TopConfusions) != MaxTopConfusions {
+		t.Fatalf("confusion %d rows, top confusions %d; want none and %d", len(r.Confusion), len(r.TopConfusions), MaxTopConfusions)
+	}
+	want := []Confusion{{"c0000", "c0002", 3}, {"c0001", "c0002", 3}, {"c0002", "c0003", 1}}
+	if got := r.Confusions(3); !slices.Equal(got, want) {
+		t.Errorf("top confusions %v, want %v", got, want)
+	}
+	var text bytes.Buffer
+	if err := r.WriteText(&text); err != nil || !strings.Contains(text.String(), "most frequent confusions") || text.Len() > 200*k {
+		t.Errorf("text report (%d bytes, %v) should list the top confusions, not the matrix", text.Len(), err)
+	}
+}
+
+// TestConfusionsFromMatrix checks that Confusions reads a small report's
+// matrix in the same order as a large report's list.
+func TestConfusionsFromMatrix(t *testing.T) {
+	t.Parallel()
+	r := manyClassTally(MaxConfusionClasses).Report()
+	if len(r.Confusion) != MaxConfusionClasses || r.TopConfusions != nil {
+		t.Fatalf("%d rows, %d top confusions; want the full matrix only", len(r.Confusion), len(r.TopConfusions))
+	}
+	want := []Confusion{{"c0000", "c0002", 3}, {"c0001", "c0002", 3}, {"c0002", "c0003", 1}}
+	if got := r.Confusions(3); !slices.Equal(got, want) {
+		t.Errorf("top confusions %v, want %v", got, want)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,7 +33,7 @@ var (
 // files located relative to the model's folder and stored inline, so that
 // every later step sees one self-contained model.
 func Load(path string) (*onnxpb.ModelProto, error) {
-	b, err := os.ReadFile(path)
+	b, err := fsutil.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("models: load %s: %w", path, err)
 	}
@@ -175,7 +174,7 @@ func readExternal(t *onnxpb.TensorProto, dir string) error {
 		return fmt.Errorf("%w: tensor %q: location %q is outside the model's folder", ErrExternalData, t.GetName(), location)
 	}
 	path := filepath.Join(dir, clean)
-	f, err := os.Open(path)
+	f, err := fsutil.Open(path)
 	if err != nil {
 		return fmt.Errorf("%w: tensor %q: %w", ErrExternalData, t.GetName(), err)
 	}

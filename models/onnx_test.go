@@ -10,10 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tlearn/tlearn/internal/fsutil"
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 	"github.com/tlearn/tlearn/internal/testutil/tol"
 	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
@@ -363,4 +366,16 @@ func FuzzUnmarshal(f *testing.F) {
 			t.Fatalf("a parsed model does not encode: %v", err)
 		}
 	})
+}
+
+// TestLoadRefusesFIFO checks that a model path naming a named pipe is
+// refused up front, where reading it would block until a writer comes.
+func TestLoadRefusesFIFO(t *testing.T) {
+	t.Parallel()
+	fifo := fixtures.FIFO(t, filepath.Join(t.TempDir(), "model.onnx"))
+	var err error
+	fixtures.Within(t, 20*time.Second, func() { fixtures.UnblockFIFO(fifo) }, func() { _, err = Load(fifo) })
+	if !errors.Is(err, fsutil.ErrNotRegular) || !strings.Contains(err.Error(), fifo) || !strings.Contains(err.Error(), "FIFO") {
+		t.Fatalf("err = %v, want one naming %s as a FIFO", err, fifo)
+	}
 }

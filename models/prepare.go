@@ -73,7 +73,7 @@ type PrepareSettings struct {
 // symbolic, and keeps block5's weights as initializers of their own, named
 // in spec.Block5. Errors name src.
 func Prepare(src string, s PrepareSettings, outDir string) (*Spec, error) {
-	b, err := os.ReadFile(src)
+	b, err := fsutil.ReadFile(src)
 	if err != nil {
 		return nil, fmt.Errorf("models: prepare %s: %w", src, err)
 	}

@@ -101,7 +101,7 @@ func NoSHA256Note(dir string) string {
 // ReadSpec reads and checks DIR/spec.json.
 func ReadSpec(dir string) (*Spec, error) {
 	path := filepath.Join(dir, specFile)
-	b, err := os.ReadFile(path)
+	b, err := fsutil.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("models: %s: %w", path, ErrNotPrepared)
@@ -144,7 +144,7 @@ func ExtractorSHA256(dir string) (string, error) {
 // hashExtractor hashes DIR/extractor.onnx and, with keep, returns its bytes.
 func hashExtractor(dir string, keep bool) ([]byte, string, error) {
 	path := filepath.Join(dir, ExtractorFile)
-	f, err := os.Open(path)
+	f, err := fsutil.Open(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("models: %w", err)
 	}

@@ -12,9 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tlearn/tlearn/extractor/cache"
 	rundir "github.com/tlearn/tlearn/head/run"
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 	"github.com/tlearn/tlearn/models"
 )
 
@@ -325,5 +327,35 @@ func TestClassifyHelp(t *testing.T) {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("help lacks %q:\n%s", want, stdout)
 		}
+	}
+}
+
+// TestClassifyRefusesFIFO checks that classify refuses a named pipe given
+// as an image or as the model, naming it, instead of blocking on it.
+func TestClassifyRefusesFIFO(t *testing.T) {
+	dir := t.TempDir()
+	img := fixtures.FIFO(t, filepath.Join(dir, "x.png"))
+	model := fixtures.FIFO(t, filepath.Join(dir, "classifier.onnx"))
+	fixtures.ClassImages(t, dir, "imgs", 1, 1)
+	real := filepath.Join(dir, "imgs")
+	unblock := func() { fixtures.UnblockFIFO(img); fixtures.UnblockFIFO(model) }
+	for _, tc := range []struct {
+		desc string
+		args []string
+		fifo string
+	}{
+		{"image", []string{"--model", model, img}, img},
+		{"model", []string{"--model", model, real}, model},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			var code int
+			var errs string
+			fixtures.Within(t, 30*time.Second, unblock, func() {
+				code, _, errs = runTlearn(t, append([]string{"classify", "--threads", "1"}, tc.args...)...)
+			})
+			if code != 1 || !strings.Contains(errs, tc.fifo+" is a named pipe (FIFO)") {
+				t.Fatalf("exit %d, want 1 and an error naming %s as a FIFO:\n%s", code, tc.fifo, errs)
+			}
+		})
 	}
 }

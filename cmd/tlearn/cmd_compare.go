@@ -10,6 +10,7 @@ import (
 	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/head/finetune"
 	"github.com/tlearn/tlearn/internal/experiment"
+	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
 const (
@@ -97,6 +98,8 @@ func compareAction(c *cli.Context) error {
 	switch {
 	case errors.Is(err, experiment.ErrNotVGG):
 		return usageError{err}
+	case errors.Is(err, fsutil.ErrUnwritable):
+		return fmt.Errorf("%w (choose another --%s)", err, flagCompareOut)
 	case err != nil:
 		return outputError(err, flagCompareOut)
 	}

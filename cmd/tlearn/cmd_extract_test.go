@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 	"github.com/tlearn/tlearn/models"
 )
 
@@ -152,5 +154,53 @@ func TestExtractCommand(t *testing.T) {
 	}
 	if _, err := os.Stat(c7); !os.IsNotExist(err) {
 		t.Errorf("--size 33 made %s: %v", c7, err)
+	}
+}
+
+// TestExtractRefusesFIFO checks that extract passes over a named pipe among
+// the images, saying what it is, and refuses a prepared model whose
+// extractor.onnx is one, instead of blocking on either.
+func TestExtractRefusesFIFO(t *testing.T) {
+	ortlibtest.Init(t)
+	root := t.TempDir()
+	model := filepath.Join(root, "model")
+	if _, err := models.WriteTinyPrepared(model, 1); err != nil {
+		t.Fatal(err)
+	}
+	fifoModel := filepath.Join(root, "fifomodel")
+	if _, err := models.WriteTinyPrepared(fifoModel, 1); err != nil {
+		t.Fatal(err)
+	}
+	onnx := filepath.Join(fifoModel, models.ExtractorFile)
+	os.Remove(onnx)
+	fixtures.FIFO(t, onnx)
+	data := filepath.Join(root, "data")
+	writePNGs(t, data, "cat", 4)
+	writePNGs(t, data, "dog", 4)
+	img := fixtures.FIFO(t, filepath.Join(data, "cat", "z.png"))
+	unblock := func() { fixtures.UnblockFIFO(img); fixtures.UnblockFIFO(onnx) }
+	for _, tc := range []struct {
+		desc, model string
+		ok          bool
+		want        string
+	}{
+		{"image", model, true, "cat/z.png: a named pipe (FIFO), not a regular file"},
+		{"model", fifoModel, false, onnx + " is a named pipe (FIFO)"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			var out, errs bytes.Buffer
+			var err error
+			fixtures.Within(t, 60*time.Second, unblock, func() {
+				err = extractApp(&out, &errs).Run([]string{"tlearn", "extract", "--data", data, "--cache", filepath.Join(t.TempDir(), "cache"),
+					"--val", "0.5", "--model", tc.model, "--size", "32", "--device", "cpu", "--threads", "1"})
+			})
+			msg := errs.String()
+			if err != nil {
+				msg += err.Error()
+			}
+			if (err == nil) != tc.ok || !strings.Contains(msg, tc.want) {
+				t.Fatalf("err %v, want ok=%v and %q in:\n%s", err, tc.ok, tc.want, msg)
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/tlearn/tlearn/head/finetune"
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/experiment"
+	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
 const (
@@ -115,6 +116,8 @@ func finetuneAction(c *cli.Context) error {
 	switch {
 	case errors.Is(err, rundir.ErrExists):
 		return usageError{fmt.Errorf("%w (choose another --%s, or --%s to replace it)", err, flagFTOut, flagFTForce)}
+	case errors.Is(err, fsutil.ErrUnwritable):
+		return fmt.Errorf("%w (choose another --%s)", err, flagFTOut)
 	case errors.Is(err, experiment.ErrNotVGG):
 		return fmt.Errorf("%w: fine-tuning needs a VGG16 (prepare one with `tlearn models prepare`); train a head on its features with `tlearn train` instead", err)
 	case errors.As(err, new(*experiment.NoMapsError)):

@@ -11,6 +11,7 @@ import (
 	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/experiment"
+	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
 const (
@@ -177,6 +178,8 @@ func trainError(err error) error {
 		return usageError{err}
 	case errors.Is(err, rundir.ErrExists):
 		return fmt.Errorf("%w (choose another --%s, or --%s to replace it)", err, flagTrainOut, flagTrainForce)
+	case errors.Is(err, fsutil.ErrUnwritable):
+		return fmt.Errorf("%w (choose another --%s)", err, flagTrainOut)
 	}
 	return outputError(err, flagTrainOut)
 }

@@ -120,6 +120,10 @@ func TestTrainCommandErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	noWeights := filepath.Join(root, "noweights")
+	notes := filepath.Join(root, "notes.txt")
+	if err := os.WriteFile(notes, []byte("not a folder"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	copyRun(t, run, noWeights)
 	os.Remove(filepath.Join(noWeights, rundir.WeightsFile))
 	corrupt := filepath.Join(root, "corrupt")
@@ -144,6 +148,7 @@ func TestTrainCommandErrors(t *testing.T) {
 		{"bad sweep key", []string{"train", "--train", train, "--val", val, "--out", filepath.Join(root, "x"), "--sweep", "momentum=1,2"}, 2, "unknown key"},
 		{"bad sweep value", []string{"train", "--train", train, "--val", val, "--out", filepath.Join(root, "x"), "--sweep", "lr=1e-3,fast"}, 2, `bad value "fast"`},
 		{"sweep lr 0", []string{"train", "--train", train, "--val", val, "--out", filepath.Join(root, "x"), "--sweep", "lr=0"}, 2, `bad value "0"`},
+		{"out under a file", []string{"train", "--train", train, "--val", val, "--out", filepath.Join(notes, "run")}, 1, "cannot create " + filepath.Join(notes, "run") + ": " + notes + " is a regular file, not a folder (choose another --out)"},
 		{"evaluate other backbone", []string{"evaluate", "--run", run, "--cache", otherModel}, 1, "another backbone"},
 		{"evaluate other class count", []string{"evaluate", "--run", run, "--cache", otherClasses}, 1, "2 classes [cat dog], the run has 3"},
 		{"evaluate renamed classes", []string{"evaluate", "--run", run, "--cache", renamed}, 1, "same names in the same order"},

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/dataset/internal/convert"
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/progress"
 )
 
@@ -583,7 +584,7 @@ func (d dirInput) each(ctx context.Context, fn func(base, where string, r io.Rea
 			return err
 		}
 		p := filepath.Join(string(d), name)
-		f, err := os.Open(p)
+		f, err := fsutil.Open(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -610,7 +611,7 @@ type tarInput string
 func (t tarInput) String() string { return string(t) }
 
 func (t tarInput) each(ctx context.Context, fn func(base, where string, r io.Reader, size int64) error) error {
-	f, err := os.Open(string(t))
+	f, err := fsutil.Open(string(t))
 	if err != nil {
 		return fmt.Errorf("cifar: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/testutil/fixtures"
@@ -346,4 +347,18 @@ func FuzzCIFARBinary(f *testing.F) {
 		}
 		parseCIFARBinaryMeta(data)
 	})
+}
+
+// TestConvertRefusesFIFO checks that an archive path naming a named pipe is
+// refused up front, where reading it would block until a writer comes.
+func TestConvertRefusesFIFO(t *testing.T) {
+	t.Parallel()
+	fifo := fixtures.FIFO(t, filepath.Join(t.TempDir(), "cifar-10-python.tar.gz"))
+	var err error
+	fixtures.Within(t, 20*time.Second, func() { fixtures.UnblockFIFO(fifo) }, func() {
+		_, err = Convert(context.Background(), fifo, filepath.Join(t.TempDir(), "out"), dataset.ConvertSettings{})
+	})
+	if !errors.Is(err, fsutil.ErrNotRegular) || !strings.Contains(err.Error(), fifo) || !strings.Contains(err.Error(), "FIFO") {
+		t.Fatalf("err = %v, want one naming %s as a FIFO", err, fifo)
+	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/dataset/internal/convert"
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/progress"
 )
 
@@ -164,6 +165,9 @@ func findIdx(dir, prefix, kind string, dims int) (string, error) {
 	base := fmt.Sprintf("%s-%s-idx%d-ubyte", prefix, kind, dims)
 	for _, name := range []string{base, base + ".gz", strings.Replace(base, "-idx", ".idx", 1), strings.Replace(base, "-idx", ".idx", 1) + ".gz"} {
 		p := filepath.Join(dir, name)
+		if err := fsutil.CheckReadable(p); err != nil {
+			return "", fmt.Errorf("mnist: %w", err)
+		}
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
 			return p, nil
 		}
@@ -174,7 +178,7 @@ func findIdx(dir, prefix, kind string, dims int) (string, error) {
 // openIdx opens an IDX file, decompressing it when it is gzipped (whatever
 // its name says).
 func openIdx(path string) (io.Closer, io.Reader, error) {
-	f, err := os.Open(path)
+	f, err := fsutil.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mnist: %w", err)
 	}

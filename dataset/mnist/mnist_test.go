@@ -3,13 +3,16 @@ package mnist
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 
 	"github.com/tlearn/tlearn/dataset"
@@ -186,4 +189,20 @@ func FuzzIdx(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestConvertRefusesFIFO checks that an IDX file that is a named pipe is
+// refused, naming it, rather than read (which blocks until a writer comes)
+// or passed over as missing.
+func TestConvertRefusesFIFO(t *testing.T) {
+	t.Parallel()
+	src := t.TempDir()
+	fifo := fixtures.FIFO(t, filepath.Join(src, "train-images-idx3-ubyte"))
+	var err error
+	fixtures.Within(t, 20*time.Second, func() { fixtures.UnblockFIFO(fifo) }, func() {
+		_, err = Convert(context.Background(), src, filepath.Join(t.TempDir(), "out"), dataset.ConvertSettings{})
+	})
+	if !errors.Is(err, fsutil.ErrNotRegular) || !strings.Contains(err.Error(), fifo) || !strings.Contains(err.Error(), "FIFO") {
+		t.Fatalf("err = %v, want one naming %s as a FIFO", err, fifo)
+	}
 }

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"syscall"
 	"unsafe"
+
+	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
 // Cache is an open, complete cache. Its arrays are read-only memory maps of
@@ -99,7 +101,7 @@ func open(dir string, withMaps, check bool) (*Cache, error) {
 // maps the file, returning the data part.
 func (c *Cache) mapArray(a ArraySpec) ([]byte, error) {
 	p := filepath.Join(c.Dir, a.File)
-	f, err := os.Open(p)
+	f, err := fsutil.Open(p)
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
@@ -235,7 +237,7 @@ func Verify(dir string) error {
 func verifyDir(dir string, m *Manifest) error {
 	for _, a := range m.Arrays() {
 		p := filepath.Join(dir, a.File)
-		f, err := os.Open(p)
+		f, err := fsutil.Open(p)
 		if err != nil {
 			return fmt.Errorf("cache: %w", err)
 		}

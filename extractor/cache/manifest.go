@@ -318,7 +318,7 @@ func ReadManifest(dir string) (*Manifest, error) {
 		return nil, fmt.Errorf("cache: %s is a file, not a cache folder", dir)
 	}
 	p := filepath.Join(dir, ManifestFile)
-	f, err := os.Open(p)
+	f, err := fsutil.Open(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w: %s", ErrNotCache, dir)

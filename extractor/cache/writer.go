@@ -168,7 +168,7 @@ func openWriter(dir string, m *Manifest, repair bool) (*Writer, error) {
 	w := &Writer{dir: dir, m: m, arrays: m.Arrays(), next: -1, now: time.Now}
 	for _, a := range w.arrays {
 		p := filepath.Join(dir, a.File)
-		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		f, err := fsutil.OpenFile(p, os.O_RDWR, 0)
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("cache: %w", err), w.Close())
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/classifier"
@@ -66,7 +66,7 @@ type Classifier struct {
 // tlearn's metadata, fails with an error naming the file (wrapping
 // classifier.ErrNotClassifier in the second case).
 func Open(path string, o Options) (*Classifier, error) {
-	b, err := os.ReadFile(path)
+	b, err := fsutil.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("classify: %w", err)
 	}

@@ -10,12 +10,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/extractor"
 	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/extractor/internal/extractortest"
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/ortlib"
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 	"github.com/tlearn/tlearn/internal/testutil/tol"
 	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/classifier"
@@ -323,5 +326,16 @@ func TestTopK(t *testing.T) {
 				t.Fatalf("TopK = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestOpenRefusesFIFO checks that a classifier path naming a named pipe is
+// refused up front, where reading it would block until a writer comes.
+func TestOpenRefusesFIFO(t *testing.T) {
+	fifo := fixtures.FIFO(t, filepath.Join(t.TempDir(), "classifier.onnx"))
+	var err error
+	fixtures.Within(t, 20*time.Second, func() { fixtures.UnblockFIFO(fifo) }, func() { _, err = Open(fifo, Options{}) })
+	if !errors.Is(err, fsutil.ErrNotRegular) || !strings.Contains(err.Error(), fifo) || !strings.Contains(err.Error(), "FIFO") {
+		t.Fatalf("err = %v, want one naming %s as a FIFO", err, fifo)
 	}
 }

@@ -216,7 +216,7 @@ func (b *bodyHash) Write(p []byte) (int, error) {
 // readCheckpoint reads a checkpoint; a missing file gives an error
 // wrapping os.ErrNotExist.
 func readCheckpoint(path string) (*ftCheckpoint, error) {
-	b, err := os.ReadFile(path)
+	b, err := fsutil.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, err

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -84,15 +85,20 @@ func Create(dir string, overwrite bool) (*Dir, error) {
 		parent = "."
 	}
 	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, fmt.Errorf("run: %w", err)
+		return nil, fmt.Errorf("run: create run directory %s: %w", dir, err)
 	}
 	tmp, err := os.MkdirTemp(parent, "."+base+".partial-")
 	if err != nil {
-		return nil, fmt.Errorf("run: %w", err)
+		// The error names the temporary's pattern; the user knows dir.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("run: create run directory %s: %w", dir, err)
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		os.RemoveAll(tmp)
-		return nil, fmt.Errorf("run: %w", err)
+		return nil, fmt.Errorf("run: create run directory %s: %w", dir, fsutil.Renamed(err, tmp, dir))
 	}
 	return &Dir{final: dir, tmp: tmp}, nil
 }
@@ -100,8 +106,15 @@ func Create(dir string, overwrite bool) (*Dir, error) {
 // Path is where to write the file name before Commit.
 func (r *Dir) Path(name string) string { return filepath.Join(r.tmp, name) }
 
+// Err makes an error from writing a file of the unfinished folder name the
+// file's final path: the hidden ".NAME.partial-*" folder is gone by the
+// time the user reads it.
+func (r *Dir) Err(err error) error { return fsutil.Renamed(err, r.tmp, r.final) }
+
 // Commit moves the finished folder into place, replacing an earlier run.
-func (r *Dir) Commit() error {
+func (r *Dir) Commit() error { return r.Err(r.commit()) }
+
+func (r *Dir) commit() error {
 	if r.done {
 		return fmt.Errorf("run: run directory %s: already committed or aborted", r.final)
 	}
@@ -160,6 +173,10 @@ func Write(dir string, c *Contents) error {
 		return err
 	}
 	defer rd.Abort()
+	return rd.Err(write(rd, c))
+}
+
+func write(rd *Dir, c *Contents) error {
 	if err := SaveWeights(rd.Path(WeightsFile), c.Weights); err != nil {
 		return err
 	}
@@ -170,7 +187,7 @@ func Write(dir string, c *Contents) error {
 	sum := sha256.Sum256(b)
 	settings, err := withWeightsSHA256(c.Settings, hex.EncodeToString(sum[:]))
 	if err != nil {
-		return fmt.Errorf("run: encode %s: %w", filepath.Join(dir, SettingsFile), err)
+		return fmt.Errorf("run: encode %s: %w", rd.Path(SettingsFile), err)
 	}
 	if err := fsutil.WriteFile(rd.Path(SettingsFile), settings, 0o644); err != nil {
 		return err

@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"errors"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/internal/fsutil"
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 )
 
 // trainedRun trains a small head and returns what Write needs.
@@ -271,5 +273,62 @@ func TestWeightsChecked(t *testing.T) {
 	}
 	if note := info.NoteUnchecked(dir); !strings.Contains(note, "older tlearn") {
 		t.Errorf("NoteUnchecked: %q", note)
+	}
+}
+
+// TestWriteErrorsNameFinalPath checks that a file that cannot be written
+// is named by its final path in the run directory, not by the hidden
+// .NAME.partial-* folder that is gone when the user reads the error.
+func TestWriteErrorsNameFinalPath(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	dir := filepath.Join(root, "run")
+	c := trainedRun(t)
+	c.Settings = make(chan int) // JSON cannot encode it
+	err := Write(dir, c)
+	want := filepath.Join(dir, SettingsFile)
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), ".partial-") {
+		t.Fatalf("err = %v, want one naming %s and no temporary folder", err, want)
+	}
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Errorf("left %v behind", ents)
+	}
+}
+
+// TestPlotConfusionManyClasses checks that the confusion plot of thousands
+// of classes is drawn promptly and stays small: the top confusions, not a
+// grid of millions of cells.
+func TestPlotConfusionManyClasses(t *testing.T) {
+	t.Parallel()
+	const k = 3000
+	classes := make([]string, k)
+	for i := range classes {
+		classes[i] = fmt.Sprintf("class-%d", i)
+	}
+	tally := head.NewTally(classes, 5)
+	probs := make([]float32, k)
+	for i := range k {
+		clear(probs)
+		probs[(i+1)%k] = 1
+		tally.AddProbs(i, probs)
+	}
+	path := filepath.Join(t.TempDir(), "confusion.png")
+	fixtures.Within(t, 2*time.Minute, nil, func() {
+		if err := PlotConfusion(path, "many classes", tally.Report()); err != nil {
+			t.Error(err)
+		}
+	})
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() > 1<<20 {
+		t.Errorf("confusion.png of %d classes is %d bytes, want at most 1 MiB", k, st.Size())
+	}
+	f, _ := os.Open(path)
+	defer f.Close()
+	cfg, err := png.DecodeConfig(f)
+	if err != nil || cfg.Width > 2000 || cfg.Height > 2000 {
+		t.Errorf("confusion.png is %dx%d (%v), want at most 2000 pixels a side", cfg.Width, cfg.Height, err)
 	}
 }

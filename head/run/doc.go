@@ -6,7 +6,8 @@
 //	history.csv          one line per epoch, Keras CSVLogger's columns
 //	metrics.json         Metrics: the final and best epochs, the validation report
 //	curves.png           accuracy and loss per epoch (PlotCurves)
-//	confusion.png        the validation confusion matrix (PlotConfusion)
+//	confusion.png        the validation confusion matrix (PlotConfusion); above
+//	                     head.MaxConfusionClasses classes, the top confusions
 //
 // A run directory appears complete or not at all (Dir, Write). Epochs are
 // counted from 1 in every file; readers shift the files of older tlearn,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 
@@ -95,7 +94,7 @@ func readHistoryCSV(r io.Reader) (head.History, error) {
 
 // ReadHistory reads a history.csv file.
 func ReadHistory(path string) (head.History, error) {
-	f, err := os.Open(path)
+	f, err := fsutil.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}

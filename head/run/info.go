@@ -112,7 +112,7 @@ var ErrNotRun = errors.New("run: not a run directory")
 
 func readSettingsJSON(dir string, v any) error {
 	p := filepath.Join(dir, SettingsFile)
-	b, err := os.ReadFile(p)
+	b, err := fsutil.ReadFile(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			if _, serr := os.Stat(dir); serr != nil {

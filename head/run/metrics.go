@@ -3,10 +3,10 @@ package run
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/tlearn/tlearn/head"
+	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
 // Metrics is metrics.json: the last and the best epoch (by validation
@@ -36,7 +36,7 @@ func NewMetrics(h head.History, weightsEpoch int, seconds float64, earlyStopped 
 // epoch's number is one less than the number of epochs run.
 func ReadMetrics(dir string) (*Metrics, error) {
 	p := filepath.Join(dir, MetricsFile)
-	b, err := os.ReadFile(p)
+	b, err := fsutil.ReadFile(p)
 	if err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}

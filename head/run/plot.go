@@ -217,8 +217,16 @@ func niceStep(x float64) float64 {
 // true classes (top to bottom), columns predicted classes, each cell shows
 // its count and is shaded by the fraction of its row (the class's recall
 // on the diagonal), so that small classes stay readable.
+//
+// Above head.MaxConfusionClasses classes (where the report keeps no full
+// matrix, and a k×k grid would take minutes and gigabytes to draw) it
+// draws the most frequent confusions as bars instead, so that the drawing
+// stays small and quick whatever the class count.
 func PlotConfusion(path, title string, r *head.Report) error {
 	k := len(r.Classes)
+	if r.Confusion == nil || k > head.MaxConfusionClasses {
+		return plotTopConfusions(path, title, r)
+	}
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("accuracy %.4f on %d examples", r.Accuracy, r.N)
 	p.X.Label.Text = "predicted class"
@@ -337,4 +345,59 @@ func writePNG(path string, w, h vg.Length, title string, paint func(draw.Canvas)
 		return fmt.Errorf("run: plot: %w", err)
 	}
 	return nil
+}
+
+// plotTopConfusions draws the head.MaxTopConfusions largest off-diagonal
+// counts of r as horizontal bars, the largest on top, each labelled "true
+// → predicted".
+func plotTopConfusions(path, title string, r *head.Report) error {
+	cs := r.Confusions(head.MaxTopConfusions)
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("accuracy %.4f on %d examples, %d classes: the %d most frequent confusions", r.Accuracy, r.N, len(r.Classes), len(cs))
+	p.X.Label.Text = "examples"
+	p.Y.Label.Text = "true class → predicted class"
+	styleAxes(p)
+	n := len(cs)
+	p.Add(&confusionBars{cs: cs})
+	p.Y.Tick.Marker = plot.TickerFunc(func(float64, float64) []plot.Tick {
+		t := make([]plot.Tick, n)
+		for i, c := range cs {
+			t[i] = plot.Tick{Value: float64(n-1-i) + 0.5, Label: fmt.Sprintf("%s → %s", c.True, c.Predicted)}
+		}
+		return t
+	})
+	p.Y.Min, p.Y.Max = 0, float64(max(n, 1))
+	p.X.Min = 0
+	p.Y.Padding, p.Y.Tick.Length = 0, 0
+	h := vg.Length(math.Max(10, 0.5*float64(n)+4)) * vg.Centimeter
+	return writePNG(path, 24*vg.Centimeter, h, title, func(dc draw.Canvas) {
+		p.Draw(draw.Crop(dc, vg.Millimeter*3, -vg.Millimeter*5, vg.Millimeter*3, 0))
+	})
+}
+
+// confusionBars is the plotter of plotTopConfusions.
+type confusionBars struct{ cs []head.Confusion }
+
+func (b *confusionBars) Plot(dc draw.Canvas, p *plot.Plot) {
+	tx, ty := p.Transforms(&dc)
+	n := len(b.cs)
+	style := draw.TextStyle{Color: color.Black, XAlign: draw.XLeft, YAlign: draw.YCenter,
+		Handler: plot.DefaultTextHandler, Font: plot.DefaultFont}
+	style.Font.Size = vg.Points(9)
+	for i, c := range b.cs {
+		y0, y1 := ty(float64(n-1-i)+0.1), ty(float64(n-i)-0.1)
+		x0, x1 := tx(0), tx(float64(c.Count))
+		dc.SetColor(cellColor(0.8))
+		dc.Fill(vg.Rectangle{Min: vg.Point{X: x0, Y: y0}, Max: vg.Point{X: x1, Y: y1}}.Path())
+		dc.FillText(style, vg.Point{X: x1 + vg.Points(3), Y: (y0 + y1) / 2}, fmt.Sprint(c.Count))
+	}
+}
+
+// DataRange leaves room right of the longest bar for its count.
+func (b *confusionBars) DataRange() (xmin, xmax, ymin, ymax float64) {
+	most := 1
+	for _, c := range b.cs {
+		most = max(most, c.Count)
+	}
+	return 0, 1.15 * float64(most), 0, float64(max(len(b.cs), 1))
 }

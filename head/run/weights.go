@@ -41,7 +41,7 @@ var ErrChanged = errors.New("run: weights changed since the run was written")
 // settings.json next to it records a sha256 of the weights (Write does), a
 // file with another sha256 is an error wrapping ErrChanged.
 func LoadWeights(path string) (*head.Weights, error) {
-	f, err := os.Open(path)
+	f, err := fsutil.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("run: weights %s: %w (is this a finished run directory?)", path, err)

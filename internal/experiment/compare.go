@@ -272,6 +272,9 @@ func newComparison(s CompareSettings) (*comparison, error) {
 	if st, err := os.Stat(s.Out); err == nil && !st.IsDir() {
 		return nil, fmt.Errorf("experiment: %s is a file, not a folder", s.Out)
 	}
+	if err := fsutil.CheckCreatable(filepath.Join(s.Out, compareStagesFile)); err != nil {
+		return nil, fmt.Errorf("experiment: %w", err)
+	}
 	if err := os.MkdirAll(s.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
@@ -354,7 +357,7 @@ func fileExists(path string) bool {
 }
 
 func readJSONFile(path string, v any) error {
-	b, err := os.ReadFile(path)
+	b, err := fsutil.ReadFile(path)
 	if err != nil {
 		return err
 	}

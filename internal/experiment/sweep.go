@@ -244,6 +244,9 @@ func Sweep(ctx context.Context, s SweepSettings, p progress.Reporter) (*SweepRes
 			}
 		}
 	}
+	if err := fsutil.CheckCreatable(filepath.Join(s.Out, SweepFile)); err != nil {
+		return nil, fmt.Errorf("experiment: %w", err)
+	}
 	if err := os.MkdirAll(s.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}

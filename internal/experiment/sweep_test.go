@@ -12,10 +12,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/progress"
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 )
 
 func TestParseSweep(t *testing.T) {
@@ -158,5 +161,85 @@ func TestTrainRefusesExistingRun(t *testing.T) {
 	s.Val = ""
 	if _, err := Train(context.Background(), s, nil); !errors.Is(err, ErrNoValCache) {
 		t.Errorf("no validation cache: %v, want ErrNoValCache", err)
+	}
+}
+
+// TestTrainChecksOutBeforeWork checks that a run directory that cannot be
+// created fails before the first epoch, naming the run directory, not
+// after training. Its parent is a regular file, which holds as root too.
+func TestTrainChecksOutBeforeWork(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	train, val := cachePair(t, filepath.Join(root, "cache"), []string{"cat", "dog"})
+	file := filepath.Join(root, "file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(file, "run")
+	for _, tc := range []struct {
+		desc string
+		fn   func(p progress.Reporter) error
+	}{
+		{"train", func(p progress.Reporter) error {
+			_, err := Train(context.Background(), TrainSettings{Train: train, Val: val, Out: out, Head: head.Settings{Hidden: 4, Epochs: 2}}, p)
+			return err
+		}},
+		{"sweep", func(p progress.Reporter) error {
+			axes, err := ParseSweep([]string{"lr=1e-3,1e-2"})
+			if err != nil {
+				return err
+			}
+			_, err = Sweep(context.Background(), SweepSettings{Train: train, Val: val, Out: out, Base: head.Settings{Hidden: 4, Epochs: 2}, Axes: axes}, p)
+			return err
+		}},
+		{"finetune", func(p progress.Reporter) error {
+			_, err := FineTune(context.Background(), FineTuneSettings{Model: t.TempDir(), Train: train, Val: val, Out: out}, p)
+			return err
+		}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			var rec progress.Recorder
+			err := tc.fn(&rec)
+			if !errors.Is(err, fsutil.ErrUnwritable) || !strings.Contains(err.Error(), out) || !strings.Contains(err.Error(), file+" is a regular file") {
+				t.Fatalf("err = %v, want fsutil.ErrUnwritable naming %s", err, out)
+			}
+			for _, e := range rec.Events {
+				if strings.Contains(e, "epoch") {
+					t.Fatalf("trained before failing: %q", e)
+				}
+			}
+		})
+	}
+}
+
+// TestTrainManyClassesBounded checks that a run of thousands of one-image
+// classes finishes promptly and writes metrics.json and confusion.png whose
+// sizes do not grow with the square of the class count.
+func TestTrainManyClassesBounded(t *testing.T) {
+	t.Parallel()
+	const k = 3000
+	root := t.TempDir()
+	classes := make([]string, k)
+	for i := range classes {
+		classes[i] = fmt.Sprintf("c%04d", i)
+	}
+	train, val := filepath.Join(root, "train"), filepath.Join(root, "val")
+	fixtures.FeatureCache(t, train, k, 8, classes, "aaaa", 1)
+	fixtures.FeatureCache(t, val, k, 8, classes, "aaaa", 2)
+	out := filepath.Join(root, "run")
+	fixtures.Within(t, 3*time.Minute, nil, func() {
+		_, err := Train(context.Background(), TrainSettings{Train: train, Val: val, Out: out, Head: head.Settings{Hidden: 4, Epochs: 1}}, nil)
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	for name, most := range map[string]int64{rundir.MetricsFile: 200 * k, rundir.ConfusionFile: 1 << 20} {
+		st, err := os.Stat(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() > most {
+			t.Errorf("%s of %d classes is %d bytes, want at most %d", name, k, st.Size(), most)
+		}
 	}
 }

@@ -74,11 +74,15 @@ func Train(ctx context.Context, s TrainSettings, p progress.Reporter) (*Run, err
 }
 
 // checkNew refuses a run directory that would overwrite or delete one of
-// the command's inputs, or an existing folder that may not be replaced
-// (rundir.CheckNew), so that the conflict shows before the work, not
-// after it.
+// the command's inputs, an existing folder that may not be replaced
+// (rundir.CheckNew), and a run directory that could not be created (its
+// parent a file, or a folder that cannot be written), so that the conflict
+// shows before the work, not after it.
 func checkNew(dir string, overwrite bool, inputs ...string) error {
 	if err := fsutil.CheckOutput(dir, inputs...); err != nil {
+		return fmt.Errorf("experiment: %w", err)
+	}
+	if err := fsutil.CheckCreatable(dir); err != nil {
 		return fmt.Errorf("experiment: %w", err)
 	}
 	return rundir.CheckNew(dir, overwrite)

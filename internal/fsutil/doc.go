@@ -3,7 +3,8 @@
 // either the old complete file or the new complete one, never a torn write.
 // Every file tlearn produces goes through it. It also formats file sizes
 // for people (FormatBytes), so that every size tlearn prints uses one unit
-// system.
+// system, and opens files from outside (Open, ReadFile) only when they are
+// not a FIFO, device or socket, whose reading could block for ever.
 //
 // It also guards outputs before any work starts: CheckOutput refuses an
 // output that is one of the command's inputs, lies inside one or holds one

@@ -30,12 +30,12 @@ func Create(path string, perm os.FileMode) (*File, error) {
 		} else if !st.IsDir() {
 			return nil, fmt.Errorf("fsutil: create %s: %s is not a folder", path, dir)
 		}
-		return nil, fmt.Errorf("fsutil: create %s: %w", path, err)
+		return nil, fmt.Errorf("fsutil: create %s: %w", path, bareError(err))
 	}
 	if err := f.Chmod(perm); err != nil {
 		f.Close()
 		os.Remove(f.Name())
-		return nil, fmt.Errorf("fsutil: create %s: %w", path, err)
+		return nil, fmt.Errorf("fsutil: create %s: %w", path, bareError(err))
 	}
 	return &File{File: f, final: path}, nil
 }
@@ -50,18 +50,24 @@ func (f *File) Commit() error {
 	if err := f.Sync(); err != nil {
 		f.File.Close()
 		os.Remove(tmp)
-		return fmt.Errorf("fsutil: write %s: %w", f.final, err)
+		return fmt.Errorf("fsutil: write %s: %w", f.final, bareError(err))
 	}
 	if err := f.File.Close(); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("fsutil: write %s: %w", f.final, err)
+		return fmt.Errorf("fsutil: write %s: %w", f.final, bareError(err))
 	}
 	if err := os.Rename(tmp, f.final); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("fsutil: write %s: %w", f.final, err)
+		if fi, serr := os.Stat(f.final); serr == nil && fi.IsDir() {
+			return fmt.Errorf("fsutil: write %s: it is a folder", f.final)
+		}
+		return fmt.Errorf("fsutil: write %s: %w", f.final, bareError(err))
 	}
 	return SyncDir(filepath.Dir(f.final))
 }
+
+// bare makes an error from writing the temporary name the final one.
+func (f *File) bare(err error) error { return Renamed(err, f.Name(), f.final) }
 
 // Abort discards the temporary file. It is safe after Commit and repeatable.
 func (f *File) Abort() {
@@ -90,7 +96,7 @@ func WriteWith(path string, perm os.FileMode, fn func(w io.Writer) error) error 
 	}
 	defer f.Abort()
 	if err := fn(f); err != nil {
-		return fmt.Errorf("fsutil: write %s: %w", path, err)
+		return fmt.Errorf("fsutil: write %s: %w", path, f.bare(err))
 	}
 	return f.Commit()
 }

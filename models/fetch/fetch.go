@@ -310,7 +310,7 @@ func download(ctx context.Context, s Settings) (string, error) {
 
 // hashFile returns the size and hex sha256 of a file.
 func hashFile(ctx context.Context, name string) (int64, string, error) {
-	f, err := os.Open(name)
+	f, err := fsutil.Open(name)
 	if err != nil {
 		return 0, "", fmt.Errorf("fetch: %w", err)
 	}

@@ -171,7 +171,7 @@ type unpackedInfo struct {
 // readUnpacked reports the model of a complete unpacked folder made from
 // the archive with the given sha256.
 func readUnpacked(dir, sha string) (model string, ok bool, err error) {
-	b, err := os.ReadFile(filepath.Join(dir, unpackedMarker))
+	b, err := fsutil.ReadFile(filepath.Join(dir, unpackedMarker))
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", false, nil
 	}
@@ -204,7 +204,7 @@ func unpackModel(ctx context.Context, archive, dest, sha string) (string, error)
 			os.RemoveAll(tmp)
 		}
 	}()
-	f, err := os.Open(archive)
+	f, err := fsutil.Open(archive)
 	if err != nil {
 		return "", fmt.Errorf("fetch: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/internal/onnxgraph"
@@ -304,7 +305,7 @@ func readTensorProto(file string) (*onnxpb.TensorProto, error) {
 	if st.Size() > maxTestTensorBytes {
 		return nil, fmt.Errorf("fetch: verify: %s: %d bytes is too large for a test tensor", file, st.Size())
 	}
-	b, err := os.ReadFile(file)
+	b, err := fsutil.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("fetch: verify: %w", err)
 	}
