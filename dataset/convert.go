@@ -1,12 +1,13 @@
 package dataset
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 
 	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/progress"
@@ -29,6 +30,9 @@ type ConvertSettings struct {
 	// are deleted first (other content is left alone). Any other non-empty
 	// folder is refused with an *fsutil.ForeignError.
 	Overwrite bool
+	// Command, when set, is recorded in the MarkerFile as the command line
+	// that would finish the dataset if this conversion were interrupted.
+	Command string
 	// Progress, when set, gets one phase that counts the images written.
 	Progress progress.Reporter
 }
@@ -39,15 +43,65 @@ type ConvertSummary struct {
 	Classes []string // class folder names, in label order
 	Train   []int    // images written per class under train/
 	Test    []int    // images written per class under test/
+	// Restarted says that out was an incomplete dataset of the same
+	// settings, which the conversion replaced (PrepareOutput).
+	Restarted bool
 }
 
 // MarkerFile marks a folder as a dataset that tlearn's converters or
-// split wrote: PrepareOutput writes it before the images and, with
-// overwrite, replaces only a folder that has it (or an empty one).
+// split wrote: PrepareOutput writes it, as a Marker in state
+// StateIncomplete, before the images, and FinishOutput rewrites it in state
+// StateComplete after the last one; with overwrite, PrepareOutput replaces
+// only a folder that has it (or an empty one). A marker written before the
+// states existed (plain text) counts as complete.
 const MarkerFile = ".tlearn-dataset"
+
+// The states of a Marker.
+const (
+	StateIncomplete = "incomplete"
+	StateComplete   = "complete"
+)
 
 // Kind names a dataset folder in the errors of fsutil.CheckReplace.
 const Kind = "dataset (one made by tlearn data)"
+
+// ErrIncomplete is wrapped by *IncompleteError.
+var ErrIncomplete = errors.New("dataset: the dataset is incomplete")
+
+// Origin says what writes a dataset: PrepareOutput records it in the
+// MarkerFile, and a rerun with the same Made restarts an incomplete one.
+type Origin struct {
+	// Made names the writer, its input and its settings in words
+	// ("mnist /data/idx, train per class 3, test per class all"); two runs
+	// that would write the same images have the same Made.
+	Made string
+	// Command is the command line that wrote it, when the caller has one
+	// to record (the CLI does); readers of an incomplete dataset repeat it
+	// in IncompleteError.Command.
+	Command string
+}
+
+// Marker is the content of a MarkerFile.
+type Marker struct {
+	State   string   `json:"state"` // StateIncomplete or StateComplete
+	Made    string   `json:"made,omitempty"`
+	Command string   `json:"command,omitempty"`
+	Parts   []string `json:"parts,omitempty"` // the sub-folders a rerun replaces
+}
+
+// IncompleteError says that Dir is, or lies in, a dataset that tlearn
+// began to write and did not finish (it was interrupted or killed).
+type IncompleteError struct {
+	Dir     string // the folder that holds the MarkerFile
+	Made    string // Marker.Made
+	Command string // Marker.Command, possibly empty
+}
+
+func (e *IncompleteError) Error() string {
+	return fmt.Sprintf("dataset: %s is incomplete: writing it (%s) was interrupted; the same command restarts it", e.Dir, e.Made)
+}
+
+func (e *IncompleteError) Is(target error) bool { return target == ErrIncomplete }
 
 // IsMade reports whether dir holds a MarkerFile.
 func IsMade(dir string) bool {
@@ -55,57 +109,131 @@ func IsMade(dir string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-// PrepareOutput makes the folder out or checks that it is empty; with
-// overwrite it removes out/<part> for each part instead (other content is
-// left alone), but only from a folder that a previous PrepareOutput marked
-// (an *fsutil.ForeignError otherwise). It refuses a part that holds src,
-// so that removing parts never touches the input. A non-empty out without
-// overwrite is an error wrapping ErrNotEmpty. It leaves out marked with
-// MarkerFile.
-func PrepareOutput(src, out string, overwrite bool, parts ...string) error {
-	for _, p := range parts {
-		if fsutil.Within(src, filepath.Join(out, p)) {
-			return fmt.Errorf("dataset: input %s is inside the output %s, which would be replaced", src, filepath.Join(out, p))
+// ReadMarker reads dir's MarkerFile. A marker from before the states
+// (plain text) reads as StateComplete.
+func ReadMarker(dir string) (*Marker, error) {
+	b, err := fsutil.ReadFile(filepath.Join(dir, MarkerFile))
+	if err != nil {
+		return nil, fmt.Errorf("dataset: %w", err)
+	}
+	m := &Marker{}
+	if len(b) == 0 || b[0] != '{' {
+		return &Marker{State: StateComplete}, nil
+	}
+	if err := json.Unmarshal(b, m); err != nil {
+		return nil, fmt.Errorf("dataset: %s: %w", filepath.Join(dir, MarkerFile), err)
+	}
+	return m, nil
+}
+
+// CheckComplete refuses, with an *IncompleteError, a folder dir that is an
+// incomplete dataset or one of its parts (train/ of a conversion). Folders
+// without a MarkerFile, from anywhere, pass.
+func CheckComplete(dir string) error {
+	for _, d := range []string{dir, filepath.Dir(filepath.Clean(dir))} {
+		if !IsMade(d) {
+			continue
+		}
+		m, err := ReadMarker(d)
+		if err != nil {
+			return err
+		}
+		if d != dir && !slices.Contains(m.Parts, filepath.Base(filepath.Clean(dir))) {
+			continue
+		}
+		if m.State != StateComplete {
+			return &IncompleteError{Dir: d, Made: m.Made, Command: m.Command}
 		}
 	}
+	return nil
+}
+
+// PrepareOutput makes the folder out or checks that it is empty, and marks
+// it StateIncomplete with o. With overwrite it removes out/<part> for each
+// part instead (other content is left alone), but only from a folder that
+// a previous PrepareOutput marked (an *fsutil.ForeignError otherwise).
+// Without overwrite, an incomplete dataset that the same Origin.Made began
+// is restarted the same way, and restarted is true. It refuses a part that
+// holds src, so that removing parts never touches the input. Any other
+// non-empty out without overwrite is an error wrapping ErrNotEmpty that
+// says whether out is a complete or an incomplete dataset.
+func PrepareOutput(src, out string, overwrite bool, o Origin, parts ...string) (restarted bool, err error) {
+	for _, p := range parts {
+		if fsutil.Within(src, filepath.Join(out, p)) {
+			return false, fmt.Errorf("dataset: input %s is inside the output %s, which would be replaced", src, filepath.Join(out, p))
+		}
+	}
+	mk := &Marker{State: StateIncomplete, Made: o.Made, Command: o.Command, Parts: parts}
 	fi, err := os.Stat(out)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if err := os.MkdirAll(out, 0o755); err != nil {
-			return fmt.Errorf("dataset: %w", err)
+			return false, fmt.Errorf("dataset: %w", err)
 		}
-		return mark(out, parts)
+		return false, writeMarker(out, mk)
 	case err != nil:
-		return fmt.Errorf("dataset: %w", err)
+		return false, fmt.Errorf("dataset: %w", err)
 	case !fi.IsDir():
-		return fmt.Errorf("dataset: output %s is a file, not a folder", out)
+		return false, fmt.Errorf("dataset: output %s is a file, not a folder", out)
 	}
 	entries, err := os.ReadDir(out)
 	if err != nil {
-		return fmt.Errorf("dataset: %w", err)
+		return false, fmt.Errorf("dataset: %w", err)
 	}
 	if len(entries) == 0 {
-		return mark(out, parts)
+		return false, writeMarker(out, mk)
 	}
 	if !overwrite {
-		return fmt.Errorf("%w: %s", ErrNotEmpty, out)
+		if !IsMade(out) {
+			return false, fmt.Errorf("%w: %s", ErrNotEmpty, out)
+		}
+		old, err := ReadMarker(out)
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case old.State == StateComplete && old.Made != "":
+			return false, fmt.Errorf("%w: %s is a complete dataset (%s)", ErrNotEmpty, out, old.Made)
+		case old.State == StateComplete:
+			return false, fmt.Errorf("%w: %s is a complete dataset", ErrNotEmpty, out)
+		case old.Made != o.Made || !slices.Equal(old.Parts, parts):
+			return false, fmt.Errorf("%w: %s is an incomplete dataset of other settings (%s)", ErrNotEmpty, out, old.Made)
+		}
+		restarted = true
 	}
 	if err := fsutil.CheckReplace(out, Kind, IsMade); err != nil {
-		return fmt.Errorf("dataset: %w", err)
+		return false, fmt.Errorf("dataset: %w", err)
+	}
+	// Marked incomplete before anything is removed: a kill in between
+	// leaves a folder that says so.
+	if err := writeMarker(out, mk); err != nil {
+		return false, err
 	}
 	for _, p := range parts {
 		if err := os.RemoveAll(filepath.Join(out, p)); err != nil {
-			return fmt.Errorf("dataset: clear %s: %w", filepath.Join(out, p), err)
+			return false, fmt.Errorf("dataset: clear %s: %w", filepath.Join(out, p), err)
 		}
 	}
-	return mark(out, parts)
+	return restarted, nil
 }
 
-// mark writes out's MarkerFile: what wrote the folder and which of its
-// sub-folders a rerun with overwrite replaces.
-func mark(out string, parts []string) error {
-	text := "written by tlearn data; a rerun with --force replaces " + strings.Join(parts, "/ and ") + "/\n"
-	if err := fsutil.WriteFile(filepath.Join(out, MarkerFile), []byte(text), 0o644); err != nil {
+// FinishOutput marks the dataset out, which PrepareOutput began, complete.
+func FinishOutput(out string) error {
+	m, err := ReadMarker(out)
+	if err != nil {
+		return err
+	}
+	m.State = StateComplete
+	return writeMarker(out, m)
+}
+
+// writeMarker writes out's MarkerFile atomically.
+func writeMarker(out string, m *Marker) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("dataset: %w", err)
+	}
+	if err := fsutil.WriteFile(filepath.Join(out, MarkerFile), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("dataset: %w", err)
 	}
 	return nil

@@ -85,9 +85,15 @@ func IsImageName(name string) bool {
 //
 // Open fails with a message naming the folder when dir does not exist, is a
 // file, has fewer than two class folders, or has a class folder without
-// images. Images are not decoded here: a corrupt file fails later, with a
-// *DecodeError.
+// images, and with an *IncompleteError when dir is (part of) a dataset that
+// tlearn began to write and did not finish (CheckComplete). Images are not
+// decoded here: a corrupt file fails later, with a *DecodeError.
 func Open(dir string, s Settings) (*Source, error) {
+	// Before checkDir: a part that an interrupted conversion had not yet
+	// made is better reported as incomplete than as missing.
+	if err := CheckComplete(dir); err != nil {
+		return nil, err
+	}
 	if err := checkDir(dir); err != nil {
 		return nil, err
 	}

@@ -110,7 +110,8 @@ func Convert(ctx context.Context, src, out string, s dataset.ConvertSettings) (*
 	plan := sc.plan(kind, classes, s)
 	sum := &dataset.ConvertSummary{Format: kind.format, Classes: classes, Train: plan.counts[0], Test: plan.counts[1]}
 
-	if err := dataset.PrepareOutput(src, out, s.Overwrite, "train", "test"); err != nil {
+	restarted, err := dataset.PrepareOutput(src, out, s.Overwrite, convert.Origin("cifar", src, s), "train", "test")
+	if err != nil {
 		return nil, err
 	}
 	for i, split := range []string{"train", "test"} {
@@ -156,9 +157,13 @@ func Convert(ctx context.Context, src, out string, s dataset.ConvertSettings) (*
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		err = dataset.FinishOutput(out)
+	}
 	if err != nil {
 		return nil, err
 	}
+	sum.Restarted = restarted
 	return sum, nil
 }
 

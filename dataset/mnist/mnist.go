@@ -94,7 +94,8 @@ func Convert(ctx context.Context, src, out string, s dataset.ConvertSettings) (*
 			}
 		}
 	}
-	if err := dataset.PrepareOutput(src, out, s.Overwrite, "train", "test"); err != nil {
+	restarted, err := dataset.PrepareOutput(src, out, s.Overwrite, convert.Origin("mnist", src, s), "train", "test")
+	if err != nil {
 		return nil, err
 	}
 	prog := progress.OrNop(s.Progress)
@@ -112,10 +113,13 @@ func Convert(ctx context.Context, src, out string, s dataset.ConvertSettings) (*
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		err = dataset.FinishOutput(out)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return &dataset.ConvertSummary{Format: FormatIDX, Classes: classes, Train: splits[0].counts, Test: splits[1].counts}, nil
+	return &dataset.ConvertSummary{Format: FormatIDX, Classes: classes, Train: splits[0].counts, Test: splits[1].counts, Restarted: restarted}, nil
 }
 
 func writeMNISTSplit(ctx context.Context, w *convert.PNGWriter, imagesPath, labelsPath string, labels []uint8, limit int, want []int, dir string) error {

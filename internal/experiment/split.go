@@ -24,6 +24,9 @@ type SplitSettings struct {
 	// tlearn's data commands made (dataset.PrepareOutput). Without it a
 	// non-empty Out is an error wrapping dataset.ErrNotEmpty.
 	Overwrite bool
+	// Command, when set, is recorded in Out's marker as the command line
+	// that would finish the split if this one were interrupted.
+	Command string
 }
 
 // SplitResult is what SplitData wrote.
@@ -32,6 +35,9 @@ type SplitResult struct {
 	Train, Val []int
 	// Linked and Copied count the files hard-linked and copied.
 	Linked, Copied int
+	// Restarted says that Out was an incomplete split of the same source
+	// and settings, which this one replaced (dataset.PrepareOutput).
+	Restarted bool
 }
 
 // SplitData writes the seeded, stratified split of src (dataset.Split)
@@ -49,10 +55,16 @@ func SplitData(ctx context.Context, src *dataset.Source, s SplitSettings, p prog
 	if err != nil {
 		return nil, err
 	}
-	if err := dataset.PrepareOutput(src.Dir, s.Out, s.Overwrite, "train", "val"); err != nil {
+	dir := src.Dir
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	origin := dataset.Origin{Made: fmt.Sprintf("split of %s, validation fraction %v, seed %d", dir, s.Val, s.Seed), Command: s.Command}
+	restarted, err := dataset.PrepareOutput(src.Dir, s.Out, s.Overwrite, origin, "train", "val")
+	if err != nil {
 		return nil, err
 	}
-	res := &SplitResult{Train: make([]int, len(src.Classes)), Val: make([]int, len(src.Classes))}
+	res := &SplitResult{Train: make([]int, len(src.Classes)), Val: make([]int, len(src.Classes)), Restarted: restarted}
 	p.Start("linking split", len(src.Items), 0)
 	defer p.Finish()
 	for _, part := range []struct {
@@ -68,6 +80,9 @@ func SplitData(ctx context.Context, src *dataset.Source, s SplitSettings, p prog
 		for _, i := range part.idx {
 			part.counts[src.Items[i].Label]++
 		}
+	}
+	if err := dataset.FinishOutput(s.Out); err != nil {
+		return nil, err
 	}
 	return res, nil
 }

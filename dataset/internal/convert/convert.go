@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 
 	"github.com/tlearn/tlearn/dataset"
@@ -24,6 +25,27 @@ func Check(pkg string, s dataset.ConvertSettings) error {
 		return fmt.Errorf("%s: images per class must be 0 (all) or more, got %d train, %d test", pkg, s.TrainPerClass, s.TestPerClass)
 	}
 	return nil
+}
+
+// Origin is what a converter records in the dataset's marker: pkg, the
+// absolute source path and the settings that choose the images, so that
+// only a rerun that would write the same images restarts an incomplete
+// output without overwrite.
+func Origin(pkg, src string, s dataset.ConvertSettings) dataset.Origin {
+	if abs, err := filepath.Abs(src); err == nil {
+		src = abs
+	}
+	return dataset.Origin{
+		Made:    fmt.Sprintf("%s %s, train per class %s, test per class %s", pkg, src, perClass(s.TrainPerClass), perClass(s.TestPerClass)),
+		Command: s.Command,
+	}
+}
+
+func perClass(n int) string {
+	if n == 0 {
+		return "all"
+	}
+	return strconv.Itoa(n)
 }
 
 // ClassDirs creates out/<split>/<class> for the classes with images.
