@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/extractor"
 	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/head/finetune"
@@ -37,8 +38,16 @@ var commonAdvice = []struct {
 		" at a libonnxruntime.so (a GPU build enables --device cuda)"},
 }
 
-// withAdvice adds the first matching advice of commonAdvice to err.
+// withAdvice adds the first matching advice of commonAdvice to err, or
+// the command that finishes an incomplete dataset.
 func withAdvice(err error) error {
+	var ie *dataset.IncompleteError
+	if errors.As(err, &ie) {
+		if ie.Command != "" {
+			return fmt.Errorf("%w (run `%s` again to restart it, or use another dataset)", err, ie.Command)
+		}
+		return fmt.Errorf("%w (run the tlearn data command that made it again to restart it, or use another dataset)", err)
+	}
 	for _, a := range commonAdvice {
 		if errors.Is(err, a.err) {
 			return fmt.Errorf("%w (%s)", err, a.advice)

@@ -110,11 +110,15 @@ func dataConvertAction(convert func(ctx context.Context, src, out string, s data
 			TrainPerClass: c.Int(flagDataTrainPerClass),
 			TestPerClass:  c.Int(flagDataTestPerClass),
 			Overwrite:     c.Bool(flagDataForce),
+			Command:       dataCommandLine(c, src, out, flagDataTrainPerClass, flagDataTestPerClass),
 			Progress:      p,
 		})
 		p.Finish()
 		if err != nil {
-			return dataOutError(err)
+			return dataOutError(err, out)
+		}
+		if res.Restarted {
+			fmt.Fprintf(w, "%s was incomplete (an interrupted run of this command): restarted and finished\n", out)
 		}
 		fmt.Fprintf(w, "%s (%s): %d training and %d test images in %d classes written to %s in %s\n",
 			src, res.Format, sum(res.Train), sum(res.Test), len(res.Classes), out, time.Since(start).Round(100*time.Millisecond))
@@ -177,9 +181,13 @@ func dataSplitAction(c *cli.Context) error {
 	}
 	res, err := experiment.SplitData(c.Context, src, experiment.SplitSettings{
 		Out: out, Val: val, Seed: c.Uint64(flagDataSeed), Overwrite: c.Bool(flagDataForce),
+		Command: dataCommandLine(c, srcDir, out, flagDataVal, flagDataSeed, flagDataStrict),
 	}, newCountBar(w, "images"))
 	if err != nil {
-		return dataOutError(err)
+		return dataOutError(err, out)
+	}
+	if res.Restarted {
+		fmt.Fprintf(w, "%s was incomplete (an interrupted run of this command): restarted and finished\n", out)
 	}
 	how := fmt.Sprintf("%d hard links", res.Linked)
 	if res.Copied > 0 {
@@ -220,7 +228,42 @@ func dataSrcOut(c *cli.Context) (string, string, error) {
 	return src, out, nil
 }
 
-func dataOutError(err error) error {
+// dataCommandLine is the command line that the marker of out records:
+// the subcommand with --src, --out and the given flags that were set (or
+// have a default that decides the images), quoted for a POSIX shell.
+func dataCommandLine(c *cli.Context, src, out string, flags ...string) string {
+	args := []string{"tlearn", "data", c.Command.Name, "--" + flagDataSrc, shellQuote(src), "--" + flagDataOut, shellQuote(out)}
+	for _, f := range flags {
+		switch {
+		case f == flagDataStrict:
+			if c.Bool(f) {
+				args = append(args, "--"+f)
+			}
+		case c.IsSet(f) || f == flagDataVal || f == flagDataSeed:
+			args = append(args, "--"+f, shellQuote(fmt.Sprint(c.Value(f))))
+		}
+	}
+	return strings.Join(args, " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=+,:@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// dataOutError adds the advice of the data commands to err: which flag
+// changes the output, and, when the command was interrupted, that its
+// output out is marked incomplete and the same command restarts it.
+func dataOutError(err error, out string) error {
+	if errors.Is(err, context.Canceled) {
+		if m, merr := dataset.ReadMarker(out); merr == nil && m.State == dataset.StateIncomplete {
+			return interruptedError{err, out + " is marked incomplete; the same command restarts it from the beginning"}
+		}
+		return interruptedError{err, out + " was not changed; the same command starts it again"}
+	}
 	if errors.Is(err, dataset.ErrNotEmpty) {
 		return fmt.Errorf("%w (choose another --%s, or --%s to replace its contents)", err, flagDataOut, flagDataForce)
 	}

@@ -31,6 +31,16 @@ func main() {
 // exitCoder lets an action pick its exit status (e.g. 2 for bad usage).
 type exitCoder interface{ ExitCode() int }
 
+// interruptedError carries what a command's interruption leaves behind
+// and how to carry on, for a command whose rerun does not resume.
+type interruptedError struct {
+	err  error
+	what string
+}
+
+func (e interruptedError) Error() string { return e.err.Error() }
+func (e interruptedError) Unwrap() error { return e.err }
+
 // run runs the command line args with records and help on stdout and
 // errors, summaries and progress on stderr, and returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
@@ -47,7 +57,12 @@ func runApp(ctx context.Context, app *cli.App, args []string) int {
 	case err == nil:
 		return 0
 	case errors.Is(err, context.Canceled):
-		fmt.Fprintln(app.ErrWriter, "tlearn: interrupted; finished work is kept and the same command resumes it")
+		msg := "finished work is kept and the same command resumes it"
+		var ie interruptedError
+		if errors.As(err, &ie) {
+			msg = ie.what
+		}
+		fmt.Fprintf(app.ErrWriter, "tlearn: interrupted; %s\n", msg)
 		return 130
 	}
 	fmt.Fprintf(app.ErrWriter, "tlearn: %v\n", withAdvice(err))
