@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/progress"
@@ -127,25 +128,34 @@ func ReadMarker(dir string) (*Marker, error) {
 }
 
 // CheckComplete refuses, with an *IncompleteError, a folder dir that is an
-// incomplete dataset or one of its parts (train/ of a conversion). Folders
-// without a MarkerFile, from anywhere, pass.
+// incomplete dataset or lies inside one of its parts (train/ of a
+// conversion, or train/cat/), judged by the MarkerFile of dir or of the
+// nearest folder above it that has one. Folders without a MarkerFile
+// above them, from anywhere, pass.
 func CheckComplete(dir string) error {
-	for _, d := range []string{dir, filepath.Dir(filepath.Clean(dir))} {
-		if !IsMade(d) {
-			continue
-		}
-		m, err := ReadMarker(d)
-		if err != nil {
-			return err
-		}
-		if d != dir && !slices.Contains(m.Parts, filepath.Base(filepath.Clean(dir))) {
-			continue
-		}
-		if m.State != StateComplete {
-			return &IncompleteError{Dir: d, Made: m.Made, Command: m.Command}
-		}
+	d, err := filepath.Abs(dir)
+	if err != nil {
+		return nil // nothing to look up; listing dir reports the real problem
 	}
-	return nil
+	for rel := ""; ; {
+		if IsMade(d) {
+			m, err := ReadMarker(d)
+			if err != nil {
+				return err
+			}
+			first, _, _ := strings.Cut(rel, string(filepath.Separator))
+			if m.State != StateComplete && (rel == "" || slices.Contains(m.Parts, first)) {
+				return &IncompleteError{Dir: strings.TrimSuffix(filepath.Clean(dir), string(filepath.Separator)+rel), Made: m.Made, Command: m.Command}
+			}
+			return nil
+		}
+		up := filepath.Dir(d)
+		if up == d {
+			return nil
+		}
+		rel = filepath.Join(filepath.Base(d), rel)
+		d = up
+	}
 }
 
 // PrepareOutput makes the folder out or checks that it is empty, and marks

@@ -37,6 +37,10 @@ func TestMarkerStates(t *testing.T) {
 			t.Errorf("Open %s while incomplete: %v", dir, err)
 		}
 	}
+	// classify's listing: a class folder inside a part, two levels down.
+	if _, err := OpenFiles([]string{filepath.Join(part, "a")}, Settings{}); !errors.Is(err, ErrIncomplete) || !strings.Contains(err.Error(), out+" is incomplete") {
+		t.Errorf("OpenFiles of a class folder while incomplete: %v", err)
+	}
 	if _, err := Open(filepath.Join(out, "test"), Settings{}); !errors.Is(err, ErrIncomplete) {
 		t.Errorf("Open of a part not yet made: %v, want ErrIncomplete", err)
 	}
@@ -59,6 +63,9 @@ func TestMarkerStates(t *testing.T) {
 	}
 	if _, err := Open(part, Settings{}); err != nil {
 		t.Errorf("Open when complete: %v", err)
+	}
+	if _, err := OpenFiles([]string{filepath.Join(part, "a")}, Settings{}); err != nil {
+		t.Errorf("OpenFiles when complete: %v", err)
 	}
 	if _, err := PrepareOutput(src, out, false, o, "train", "test"); !errors.Is(err, ErrNotEmpty) || !strings.Contains(err.Error(), "is a complete dataset (a test conversion)") {
 		t.Errorf("complete, same origin: %v", err)

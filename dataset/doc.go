@@ -18,7 +18,11 @@
 // their API (ConvertSettings, ConvertSummary, PrepareOutput): dataset/cifar
 // and dataset/mnist write PNG class folders from the public distributions
 // of CIFAR-10 and MNIST, every file atomically (internal/fsutil). CopyItems
-// writes a split as class folders of hard links or copies.
+// writes a split as class folders of hard links or copies. Their output
+// carries a MarkerFile that says whether it is complete: PrepareOutput
+// marks it incomplete before the first file, FinishOutput complete after
+// the last, and Open and OpenFiles refuse an incomplete one with an
+// *IncompleteError (CheckComplete); the same Origin restarts it.
 //
 // It knows nothing of ONNX or training: it must not import models,
 // extractor or head (they import it), nor its own sub-packages.

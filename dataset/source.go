@@ -154,7 +154,8 @@ func Open(dir string, s Settings) (*Source, error) {
 // OpenFiles lists unlabelled images for classification: each path is an
 // image file (used whatever its extension) or a folder searched recursively
 // for images. Items keep the order of paths, each folder's images sorted;
-// every Label is -1 and Classes is nil.
+// every Label is -1 and Classes is nil. A folder in an incomplete dataset
+// is refused with an *IncompleteError (CheckComplete).
 func OpenFiles(paths []string, s Settings) (*Source, error) {
 	src := &Source{maxPixels: s.maxPixels()}
 	for _, p := range paths {
@@ -173,6 +174,9 @@ func OpenFiles(paths []string, s Settings) (*Source, error) {
 			}
 			src.Items = append(src.Items, Item{Path: filepath.ToSlash(filepath.Clean(p)), Label: -1, Size: fi.Size(), ModTime: fi.ModTime()})
 			continue
+		}
+		if err := CheckComplete(p); err != nil {
+			return nil, err
 		}
 		n := len(src.Items)
 		src.Items, src.Skipped, err = listImages(p, "", -1, true, src.Items, src.Skipped)

@@ -36,6 +36,11 @@ func dataCommand() *cli.Command {
 These commands make them from the public CIFAR-10 and MNIST files, and split one
 into training and validation folders.
 
+OUT/.tlearn-dataset records the command and whether it finished. An interrupted
+or killed command leaves OUT marked incomplete: extract, classify and data split
+refuse it, and the same command, run again without --force, restarts it from the
+beginning. A finished OUT is refused without --force.
+
 Example:
    tlearn data cifar10 --src cifar-10-python.tar.gz --out cifar10 --train-per-class 1000 --test-per-class 250
    tlearn data split --src cifar10/train --val 0.2 --seed 1 --out cifar10-split`,
