@@ -1,0 +1,111 @@
+package cifar
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/tlearn/tlearn/dataset"
+)
+
+// killAt is a progress.Reporter that kills this process with SIGKILL when
+// the n-th image has been written, while the others are in flight.
+type killAt struct{ n, added int }
+
+func (k *killAt) Log(string)             {}
+func (k *killAt) Start(string, int, int) {}
+func (k *killAt) Finish()                {}
+func (k *killAt) Add(n int) {
+	if k.added += n; k.added >= k.n {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	}
+}
+
+// treeFiles maps every file under dir, the marker aside, to its content.
+func treeFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() == dataset.MarkerFile {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		m[rel] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// killSettings are the settings of the conversion that
+// TestConvertRerunAfterKill kills and reruns.
+var killSettings = dataset.ConvertSettings{TrainPerClass: 8, Command: "tlearn data cifar10 (as the CLI records it)"}
+
+// TestConvertRerunAfterKill kills Convert of a python-version .tar.gz with
+// SIGKILL in a child process in the middle of writing the images, then
+// checks that the output is marked incomplete, that dataset.Open refuses
+// it, and that the same conversion, without Overwrite, restarts it and
+// writes what an uninterrupted one writes.
+func TestConvertRerunAfterKill(t *testing.T) {
+	t.Parallel()
+	src := writeCIFAR(t, FormatPython, 2, "tar.gz", fakeCIFAR(5, 20, 10))
+	ref := filepath.Join(t.TempDir(), "ref")
+	if _, err := Convert(context.Background(), src, ref, killSettings); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestConvertKillChild$")
+	cmd.Env = append(os.Environ(), "TLEARN_CIFAR_KILL_SRC="+src, "TLEARN_CIFAR_KILL_OUT="+out)
+	b, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child did not die by SIGKILL: %v\n%s", err, b)
+	}
+	if n := len(treeFiles(t, out)); n == 0 || n >= len(treeFiles(t, ref)) {
+		t.Fatalf("the child wrote %d files before the kill, want some but not all", n)
+	}
+	if m, err := dataset.ReadMarker(out); err != nil || m.State != dataset.StateIncomplete {
+		t.Fatalf("marker after the kill: %+v, %v", m, err)
+	}
+	if _, err := dataset.Open(filepath.Join(out, "train"), dataset.Settings{}); !errors.Is(err, dataset.ErrIncomplete) || !strings.Contains(err.Error(), out+" is incomplete") {
+		t.Errorf("Open of the killed conversion: %v, want dataset.ErrIncomplete naming %s", err, out)
+	}
+	sum, err := Convert(context.Background(), src, out, killSettings)
+	if err != nil || !sum.Restarted {
+		t.Fatalf("rerun: %+v, %v", sum, err)
+	}
+	want, got := treeFiles(t, ref), treeFiles(t, out)
+	if len(got) != len(want) {
+		t.Errorf("rerun wrote %d files, an uninterrupted run %d", len(got), len(want))
+	}
+	for rel, b := range want {
+		if got[rel] != b {
+			t.Errorf("%s differs from an uninterrupted run's", rel)
+		}
+	}
+	if m, err := dataset.ReadMarker(out); err != nil || m.State != dataset.StateComplete {
+		t.Errorf("marker after the rerun: %+v, %v", m, err)
+	}
+}
+
+// TestConvertKillChild is the child of TestConvertRerunAfterKill; it does
+// nothing unless started by it.
+func TestConvertKillChild(t *testing.T) {
+	src, out := os.Getenv("TLEARN_CIFAR_KILL_SRC"), os.Getenv("TLEARN_CIFAR_KILL_OUT")
+	if src == "" {
+		t.Skip("helper process of TestConvertRerunAfterKill")
+	}
+	s := killSettings
+	s.Progress = &killAt{n: 30}
+	_, err := Convert(context.Background(), src, out, s)
+	t.Fatalf("not killed; Convert returned %v", err)
+}
