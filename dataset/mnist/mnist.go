@@ -94,6 +94,11 @@ func Convert(ctx context.Context, src, out string, s dataset.ConvertSettings) (*
 			}
 		}
 	}
+	lock, err := convert.Lock("mnist", out)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
 	if err := dataset.PrepareOutput(src, out, s.Overwrite, "train", "test"); err != nil {
 		return nil, err
 	}

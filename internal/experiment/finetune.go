@@ -71,6 +71,13 @@ func FineTune(ctx context.Context, s FineTuneSettings, p progress.Reporter) (*Ru
 	if err := checkNew(out, s.Overwrite, s.Model, s.Train, s.Val, s.InitHead); err != nil {
 		return nil, err
 	}
+	// The checkpoint is out's too: two runs into out would otherwise race
+	// on it, and one killed while writing it leaves its temporary.
+	lock, err := lockOutput(out, p, CheckpointPath(out))
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
 	spec, err := models.ReadSpec(s.Model)
 	if err != nil {
 		return nil, err

@@ -49,6 +49,11 @@ func SplitData(ctx context.Context, src *dataset.Source, s SplitSettings, p prog
 	if err != nil {
 		return nil, err
 	}
+	lock, err := lockOutput(s.Out, p)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
 	if err := dataset.PrepareOutput(src.Dir, s.Out, s.Overwrite, "train", "val"); err != nil {
 		return nil, err
 	}
