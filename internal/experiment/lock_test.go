@@ -5,12 +5,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/head"
+	"github.com/tlearn/tlearn/head/finetune"
 	"github.com/tlearn/tlearn/internal/fsutil"
+	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/internal/progress"
 	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 )
@@ -220,5 +223,64 @@ func TestLockedOutputLeavesNoLockFile(t *testing.T) {
 	}
 	if len(ents) != 2 {
 		t.Errorf("%s holds %d entries, want data and split only", root, len(ents))
+	}
+}
+
+// cancelAfter cancels a run once it logs a line holding what.
+type cancelAfter struct {
+	progress.Recorder
+	what   string
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Log(msg string) {
+	c.Recorder.Log(msg)
+	if strings.Contains(msg, c.what) {
+		c.cancel()
+	}
+}
+
+// TestFineTuneOtherSettingsCheckpoint interrupts a fine-tuning after its
+// first epoch and starts the same run folder with another learning rate:
+// without Overwrite the checkpoint is refused (and kept); with it the
+// abandoned checkpoint is removed and the run starts over, and none is
+// left once it is written.
+func TestFineTuneOtherSettingsCheckpoint(t *testing.T) {
+	ortlibtest.Init(t)
+	cs := compareFixture(t)
+	root := t.TempDir()
+	cacheDir := filepath.Join(root, "cache")
+	if _, err := Extract(context.Background(), ExtractSettings{Model: cs.Model, Data: cs.TrainData, Cache: cacheDir, Val: 0.25, Size: 32, Maps: true, Runtime: cs.Runtime}, nil); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(root, "ft")
+	s := FineTuneSettings{Model: cs.Model, Train: filepath.Join(cacheDir, "train"), Val: filepath.Join(cacheDir, "val"), Out: out,
+		Tuning: finetune.Settings{Settings: head.Settings{Hidden: 4, Epochs: 3, Batch: 8, LR: 1e-3}, Runtime: cs.Runtime}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := FineTune(ctx, s, &cancelAfter{what: "epoch 1/3", cancel: cancel}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted fine-tuning: %v", err)
+	}
+	ck := CheckpointPath(out)
+	if _, err := os.Stat(ck); err != nil {
+		t.Fatalf("no checkpoint after an interrupted epoch: %v", err)
+	}
+	s.Tuning.LR = 2e-3
+	if _, err := FineTune(context.Background(), s, nil); !errors.Is(err, finetune.ErrOtherRun) {
+		t.Fatalf("other settings: %v, want finetune.ErrOtherRun", err)
+	}
+	if _, err := os.Stat(ck); err != nil {
+		t.Fatalf("the refused checkpoint: %v, want it kept", err)
+	}
+	s.Overwrite = true
+	var rec progress.Recorder
+	if _, err := FineTune(context.Background(), s, &rec); err != nil {
+		t.Fatalf("other settings with Overwrite: %v", err)
+	}
+	if !slices.ContainsFunc(rec.Logs(), func(l string) bool { return strings.Contains(l, "removed "+ck) }) {
+		t.Errorf("no word of the removed checkpoint in %q", rec.Logs())
+	}
+	if _, err := os.Stat(ck); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("checkpoint after the run: %v, want it removed", err)
 	}
 }
