@@ -53,18 +53,23 @@ func LockPath(out string) string {
 
 // LockOutput takes the lock of the output out without waiting: when another
 // process holds it, the error is a *LockedError naming that process. Out's
-// parent folder is created if missing. The holder's pid and command line
-// are written into the lock file for the next writer's error.
+// parent folder must exist (the caller makes it, where the command makes
+// missing parents). The holder's pid and command line are written into the
+// lock file for the next writer's error.
 func LockOutput(out string) (*Lock, error) {
 	out = filepath.Clean(out)
 	path := LockPath(out)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("fsutil: lock %s: %w", out, err)
-	}
 	for {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 		if err != nil {
-			return nil, fmt.Errorf("fsutil: lock %s: %w", out, Renamed(err, path, out))
+			// As Create: the lock file's name means nothing to the user.
+			dir := filepath.Dir(out)
+			if st, serr := os.Stat(dir); serr != nil {
+				return nil, fmt.Errorf("fsutil: lock %s: folder %s: %w", out, dir, serr)
+			} else if !st.IsDir() {
+				return nil, fmt.Errorf("fsutil: lock %s: %s is not a folder", out, dir)
+			}
+			return nil, fmt.Errorf("fsutil: lock %s: %w", out, bareError(err))
 		}
 		locked, err := tryLock(f)
 		if err != nil {

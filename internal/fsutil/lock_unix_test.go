@@ -145,3 +145,16 @@ func TestRemoveStale(t *testing.T) {
 	}
 	assertOnly(t, dir, append(keep, ".run.lock")...)
 }
+
+func TestLockOutputMissingFolder(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "missing")
+	out := filepath.Join(dir, "preds.csv")
+	_, err := LockOutput(out)
+	if err == nil || !strings.Contains(err.Error(), "lock "+out+": folder "+dir) || strings.Contains(err.Error(), ".lock") {
+		t.Errorf("lock in a missing folder: %v, want an error naming %s and its folder, not the lock file", err, out)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the missing folder was made: %v", err)
+	}
+}

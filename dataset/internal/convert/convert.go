@@ -153,6 +153,9 @@ func (p *pngPool) Put(b *png.EncoderBuffer) { p.p.Put(b) }
 // *fsutil.LockedError naming the holder when another process writes it);
 // pkg prefixes the error. The caller defers Unlock.
 func Lock(pkg, out string) (*fsutil.Lock, error) {
+	if err := os.MkdirAll(filepath.Dir(filepath.Clean(out)), 0o755); err != nil {
+		return nil, fmt.Errorf("%s: %w", pkg, err)
+	}
 	l, err := fsutil.LockOutput(out)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", pkg, err)
