@@ -284,3 +284,35 @@ func TestFineTuneOtherSettingsCheckpoint(t *testing.T) {
 		t.Errorf("checkpoint after the run: %v, want it removed", err)
 	}
 }
+
+// TestSweepRunLocked checks that a sweep stops at a run folder that a
+// train in another process is writing, naming that process, rather than
+// racing it.
+func TestSweepRunLocked(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	train, val := cachePair(t, filepath.Join(root, "cache"), []string{"cat", "dog"})
+	axes, err := ParseSweep([]string{"lr=1e-3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := head.Settings{Hidden: 4, Epochs: 1}
+	runs, err := combinations(base, axes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(root, "sweep")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	held, err := fsutil.LockOutput(filepath.Join(out, runs[0].Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Unlock()
+	_, err = Sweep(context.Background(), SweepSettings{Train: train, Val: val, Out: out, Base: base, Axes: axes}, nil)
+	var le *fsutil.LockedError
+	if !errors.As(err, &le) || le.PID != os.Getpid() || le.Path != filepath.Join(out, runs[0].Name) {
+		t.Fatalf("sweep into a locked run: %v, want a *fsutil.LockedError naming pid %d", err, os.Getpid())
+	}
+}

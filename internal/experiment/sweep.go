@@ -271,7 +271,14 @@ func Sweep(ctx context.Context, s SweepSettings, p progress.Reporter) (*SweepRes
 			rp.Log("reusing the finished run")
 			continue
 		}
+		// The sweep's lock keeps other sweeps out; this one, a train
+		// into the same run folder.
+		rl, err := lockOutput(r.Dir, rp)
+		if err != nil {
+			return nil, err
+		}
 		m, err := trainRun(ctx, c, r.Settings, r.Dir, r.Name, s.Overwrite, rp)
+		rl.Unlock()
 		if err != nil {
 			return nil, err
 		}
