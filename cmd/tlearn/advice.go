@@ -32,6 +32,7 @@ var commonAdvice = []struct {
 	{finetune.ErrChanged, "delete the checkpoint to fine-tune from the start"},
 	{extractor.ErrNonFinite, "check the model (`tlearn models info`) and prepare it again with `tlearn models prepare`"},
 	{models.ErrChanged, "prepare the model again with `tlearn models prepare`"},
+	{fsutil.ErrLocked, "wait for that command to finish, or stop it, then run this one again"},
 	{classifier.ErrNotClassifier, "make one with `tlearn export`"},
 	{ortlib.ErrNotFound, "run `make setup` in the tlearn checkout (it installs " + ortlib.LibName +
 		" from the npm package onnxruntime-node), or point --ort-lib or $" + ortlib.EnvLibrary +

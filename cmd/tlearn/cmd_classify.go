@@ -199,6 +199,7 @@ type recordOutput struct {
 	rec  recordWriter
 	bw   *bufio.Writer
 	file *fsutil.File // nil for stdout
+	lock *fsutil.Lock // the file's one-writer lock
 }
 
 func createRecords(c *cli.Context, f classifyFlags, classes []string) (*recordOutput, error) {
@@ -206,7 +207,16 @@ func createRecords(c *cli.Context, f classifyFlags, classes []string) (*recordOu
 	var dst io.Writer = c.App.Writer
 	if f.out != "" {
 		var err error
+		if o.lock, err = fsutil.LockOutput(f.out); err != nil {
+			return nil, fmt.Errorf("classify: %w", err)
+		}
+		// Under the lock, a temporary of f.out can only be a killed run's.
+		if _, err := o.lock.RemoveStale(); err != nil {
+			o.abort()
+			return nil, fmt.Errorf("classify: %w", err)
+		}
 		if o.file, err = fsutil.Create(f.out, 0o644); err != nil {
+			o.abort()
 			return nil, fmt.Errorf("classify: %w", err)
 		}
 		dst = o.file
@@ -243,11 +253,13 @@ func (o *recordOutput) commit() error {
 	return nil
 }
 
-// abort removes an uncommitted file; after commit it does nothing.
+// abort removes an uncommitted file and releases the file's lock; after
+// commit it only releases the lock.
 func (o *recordOutput) abort() {
 	if o.file != nil {
 		o.file.Abort()
 	}
+	o.lock.Unlock()
 }
 
 // classified is what classifyImages saw besides the records it wrote.

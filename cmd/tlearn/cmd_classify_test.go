@@ -164,9 +164,15 @@ func TestExportClassify(t *testing.T) {
 func checkClassifyCSV(t *testing.T, f *exportFixture, clf string, want map[string][]float32) {
 	t.Helper()
 	preds := filepath.Join(t.TempDir(), "preds.csv")
+	// What a classify --out killed with SIGKILL leaves; this run removes it.
+	stale := filepath.Join(filepath.Dir(preds), ".preds.csv.tmp-12345")
+	fixtures.WriteFile(t, stale, []byte("cat,0.5\n"))
 	code, stdout, errs := runTlearn(t, "classify", "--model", clf, "--out", preds, "--batch", "4", "--threads", "1", f.data)
 	if code != 0 || stdout != "" {
 		t.Fatalf("classify: exit %d, stdout %q\n%s", code, stdout, errs)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(preds)); len(ents) != 1 {
+		t.Errorf("%s holds %d files, want preds.csv only (the stale temporary removed, no lock file left)", filepath.Dir(preds), len(ents))
 	}
 	assertProbs(t, readCSVProbs(t, preds, f.classes), want)
 	for _, line := range []string{"classified 12 images", "records in " + preds, "the sub-folders of " + f.data + " are the classifier's classes",

@@ -118,6 +118,8 @@ func finetuneAction(c *cli.Context) error {
 		return usageError{fmt.Errorf("%w (choose another --%s, or --%s to replace it)", err, flagFTOut, flagFTForce)}
 	case errors.Is(err, fsutil.ErrUnwritable):
 		return fmt.Errorf("%w (choose another --%s)", err, flagFTOut)
+	case errors.Is(err, finetune.ErrOtherRun):
+		return fmt.Errorf("%w (--%s starts the run over)", err, flagFTForce)
 	case errors.Is(err, experiment.ErrNotVGG):
 		return fmt.Errorf("%w: fine-tuning needs a VGG16 (prepare one with `tlearn models prepare`); train a head on its features with `tlearn train` instead", err)
 	case errors.As(err, new(*experiment.NoMapsError)):

@@ -110,6 +110,11 @@ func Convert(ctx context.Context, src, out string, s dataset.ConvertSettings) (*
 	plan := sc.plan(kind, classes, s)
 	sum := &dataset.ConvertSummary{Format: kind.format, Classes: classes, Train: plan.counts[0], Test: plan.counts[1]}
 
+	lock, err := convert.Lock("cifar", out)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
 	restarted, err := dataset.PrepareOutput(src, out, s.Overwrite, convert.Origin("cifar", src, s), "train", "test")
 	if err != nil {
 		return nil, err

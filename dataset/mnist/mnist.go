@@ -94,6 +94,11 @@ func Convert(ctx context.Context, src, out string, s dataset.ConvertSettings) (*
 			}
 		}
 	}
+	lock, err := convert.Lock("mnist", out)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
 	restarted, err := dataset.PrepareOutput(src, out, s.Overwrite, convert.Origin("mnist", src, s), "train", "test")
 	if err != nil {
 		return nil, err

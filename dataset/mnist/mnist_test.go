@@ -206,3 +206,25 @@ func TestConvertRefusesFIFO(t *testing.T) {
 		t.Fatalf("err = %v, want one naming %s as a FIFO", err, fifo)
 	}
 }
+
+// TestConvertSecondWriterFails holds the lock of the output folder, as a
+// conversion running in another process would, and checks that a second
+// conversion into it fails at once, naming the holder, and writes nothing.
+func TestConvertSecondWriterFails(t *testing.T) {
+	t.Parallel()
+	src := writeMNIST(t, makeMNIST(10, 28, 28, 1), makeMNIST(5, 28, 28, 2), false)
+	out := filepath.Join(t.TempDir(), "out")
+	held, err := fsutil.LockOutput(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Unlock()
+	_, err = Convert(context.Background(), src, out, dataset.ConvertSettings{})
+	var le *fsutil.LockedError
+	if !errors.As(err, &le) || le.PID != os.Getpid() || !strings.Contains(err.Error(), out) {
+		t.Fatalf("second writer: %v, want a *fsutil.LockedError naming pid %d and %s", err, os.Getpid(), out)
+	}
+	if _, err := os.Lstat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s: %v, want it untouched (missing)", out, err)
+	}
+}

@@ -106,7 +106,7 @@ func (m *model) restore(ck *ftCheckpoint, st *head.EpochState) error {
 	case c.Format != checkpointFormat && c.Format != checkpointFormat1:
 		return fmt.Errorf("checkpoint format %d, this tlearn reads %d and %d", c.Format, checkpointFormat1, checkpointFormat)
 	case c.Fingerprint != fingerprint(m.s, m.train, m.val):
-		return errors.New("it was written by a run with other settings or data; delete it to start over, or use another run directory")
+		return otherRunError{}
 	case len(c.Order) != len(st.Order):
 		return fmt.Errorf("it orders %d examples, the data has %d", len(c.Order), len(st.Order))
 	case len(c.History) > m.s.Epochs:
@@ -188,6 +188,20 @@ func writeCheckpoint(path string, ck *ftCheckpoint) error {
 // was written, it cannot be resumed. Checkpoints of a tlearn before the
 // record are read unchecked.
 var ErrChanged = errors.New("finetune: checkpoint changed since it was written")
+
+// ErrOtherRun is wrapped by the error about a checkpoint that a run with
+// other settings or data wrote: it cannot be resumed by this one.
+var ErrOtherRun = errors.New("finetune: checkpoint of a run with other settings or data")
+
+// otherRunError keeps the message that restore gave before ErrOtherRun,
+// under the checkpoint's path that begin adds.
+type otherRunError struct{}
+
+func (otherRunError) Error() string {
+	return "it was written by a run with other settings or data; delete it to start over, or use another run directory"
+}
+
+func (otherRunError) Unwrap() error { return ErrOtherRun }
 
 // bodyHash hashes what is written to it after the safetensors header (8
 // bytes of length, then the header).

@@ -224,6 +224,13 @@ func Compare(ctx context.Context, s CompareSettings, p CompareProgress) (*Compar
 	if err := fsutil.CheckOutput(s.Out, s.Model, s.TrainData, s.ValData); err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
+	// Each stage locks its own cache or run too; this lock keeps a second
+	// comparison out of stages.json and the report.
+	lock, err := lockOutput(s.Out, p, filepath.Join(s.Out, compareStagesFile))
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
 	c, err := newComparison(s.resolve())
 	if err != nil {
 		return nil, err

@@ -58,6 +58,11 @@ func Export(s ExportSettings, p progress.Reporter) (*classifier.Info, error) {
 	if err := fsutil.CheckOutput(s.Out, append(rundir.Files(s.Run), modelDir)...); err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
+	lock, err := lockOutput(s.Out, p)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
 	weightsPath := filepath.Join(s.Run, rundir.WeightsFile)
 	hw, err := rundir.LoadWeights(weightsPath)
 	if err != nil {

@@ -57,6 +57,11 @@ func Extract(ctx context.Context, s ExtractSettings, p progress.Reporter) ([]*ex
 	if err := fsutil.CheckOutput(s.Cache, s.Data, s.Model); err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
+	lock, err := lockOutput(s.Cache, p, cacheFiles(s.Cache)...)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
 	if err := checkCacheLayout(s.Cache, s.Val > 0); err != nil {
 		return nil, err
 	}
@@ -96,6 +101,18 @@ func Extract(ctx context.Context, s ExtractSettings, p progress.Reporter) ([]*ex
 		results = append(results, res)
 	}
 	return results, nil
+}
+
+// cacheFiles are the files and caches inside the cache folder dir (one
+// cache, or a train/val pair) whose temporaries only dir's writer makes.
+func cacheFiles(dir string) []string {
+	var p []string
+	for _, d := range []string{dir, filepath.Join(dir, "train"), filepath.Join(dir, "val")} {
+		for _, name := range []string{cache.ManifestFile, cache.FeaturesFile, cache.LabelsFile, cache.MapsFile} {
+			p = append(p, filepath.Join(d, name))
+		}
+	}
+	return p
 }
 
 // extractPart is one cache of an extraction: all images, or one side of

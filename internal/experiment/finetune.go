@@ -35,7 +35,9 @@ type FineTuneSettings struct {
 	// Tuning are the training settings; its Checkpoint is set from Out.
 	Tuning finetune.Settings
 	// Overwrite replaces an existing run directory (and nothing else: see
-	// rundir.CheckNew). Without it an existing Out is an error wrapping
+	// rundir.CheckNew) and discards a checkpoint next to it that a run with
+	// other settings left (without it, an error wrapping
+	// finetune.ErrOtherRun). Without it an existing Out is an error wrapping
 	// rundir.ErrExists. Out may not be, lie inside or hold one of the
 	// inputs (an *fsutil.OverlapError). Both are checked before training.
 	Overwrite bool
@@ -71,6 +73,13 @@ func FineTune(ctx context.Context, s FineTuneSettings, p progress.Reporter) (*Ru
 	if err := checkNew(out, s.Overwrite, s.Model, s.Train, s.Val, s.InitHead); err != nil {
 		return nil, err
 	}
+	// The checkpoint is out's too: two runs into out would otherwise race
+	// on it, and one killed while writing it leaves its temporary.
+	lock, err := lockOutput(out, p, CheckpointPath(out))
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
 	spec, err := models.ReadSpec(s.Model)
 	if err != nil {
 		return nil, err
@@ -110,6 +119,15 @@ func FineTune(ctx context.Context, s FineTuneSettings, p progress.Reporter) (*Ru
 	p.Log(fmt.Sprintf("fine-tuning block5 (%d channels, %d×%d maps) and the head on %d maps, validating on %d",
 		trainData.Shape[0], trainData.Shape[1], trainData.Shape[2], trainData.Len(), valData.Len()))
 	res, err := finetune.FineTune(ctx, trainData, valData, start, t, p)
+	if errors.Is(err, finetune.ErrOtherRun) && s.Overwrite {
+		// Replacing the run means starting it over: the abandoned run's
+		// checkpoint would otherwise stay for ever (no run resumes it).
+		if err := os.Remove(t.Checkpoint); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("experiment: remove the checkpoint of a run with other settings: %w", err)
+		}
+		p.Log("removed " + t.Checkpoint + ", the checkpoint of a run with other settings, to start over")
+		res, err = finetune.FineTune(ctx, trainData, valData, start, t, p)
+	}
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			return nil, ctx.Err()

@@ -55,6 +55,11 @@ func SplitData(ctx context.Context, src *dataset.Source, s SplitSettings, p prog
 	if err != nil {
 		return nil, err
 	}
+	lock, err := lockOutput(s.Out, p)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
 	dir := src.Dir
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs

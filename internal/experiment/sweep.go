@@ -217,6 +217,20 @@ func Sweep(ctx context.Context, s SweepSettings, p progress.Reporter) (*SweepRes
 	if err != nil {
 		return nil, err
 	}
+	// An output that cannot be made fails here, naming why, rather than
+	// in the lock's making of its folder.
+	if err := fsutil.CheckCreatable(filepath.Join(s.Out, SweepFile)); err != nil {
+		return nil, fmt.Errorf("experiment: %w", err)
+	}
+	var dirs []string
+	for _, r := range runs {
+		dirs = append(dirs, filepath.Join(s.Out, r.Name))
+	}
+	lock, err := lockOutput(s.Out, p, append(dirs, filepath.Join(s.Out, SweepFile))...)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
 	c, err := openCaches(s.Train, s.Val)
 	if err != nil {
 		return nil, err
@@ -257,7 +271,14 @@ func Sweep(ctx context.Context, s SweepSettings, p progress.Reporter) (*SweepRes
 			rp.Log("reusing the finished run")
 			continue
 		}
+		// The sweep's lock keeps other sweeps out; this one, a train
+		// into the same run folder.
+		rl, err := lockOutput(r.Dir, rp)
+		if err != nil {
+			return nil, err
+		}
 		m, err := trainRun(ctx, c, r.Settings, r.Dir, r.Name, s.Overwrite, rp)
+		rl.Unlock()
 		if err != nil {
 			return nil, err
 		}

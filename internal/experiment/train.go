@@ -57,6 +57,11 @@ func Train(ctx context.Context, s TrainSettings, p progress.Reporter) (*Run, err
 	if err := checkNew(s.Out, s.Overwrite, s.Train, s.Val); err != nil {
 		return nil, err
 	}
+	lock, err := lockOutput(s.Out, p)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
 	c, err := openCaches(s.Train, s.Val)
 	if err != nil {
 		return nil, err

@@ -12,6 +12,13 @@
 // folder that the caller recognises as tlearn's own (by its marker or
 // manifest), naming what is inside anything else.
 //
+// It keeps one writer per output: LockOutput takes an advisory flock on a
+// hidden sibling ".NAME.lock" (beside the output, not in it, so that a
+// finished folder can still be renamed over the output) and a second
+// writer gets a *LockedError naming the holder's pid and command. Holding
+// it, RemoveStale clears the ".NAME.partial-*" and ".NAME.tmp-*" that a
+// killed earlier writer of the same output left.
+//
 // It holds no other logic and must not import any other tlearn package:
 // nearly all of them import it.
 package fsutil

@@ -170,3 +170,17 @@ func (p *pngPool) Get() *png.EncoderBuffer {
 	return b
 }
 func (p *pngPool) Put(b *png.EncoderBuffer) { p.p.Put(b) }
+
+// Lock takes the one-writer lock of the dataset folder out (a
+// *fsutil.LockedError naming the holder when another process writes it);
+// pkg prefixes the error. The caller defers Unlock.
+func Lock(pkg, out string) (*fsutil.Lock, error) {
+	if err := os.MkdirAll(filepath.Dir(filepath.Clean(out)), 0o755); err != nil {
+		return nil, fmt.Errorf("%s: %w", pkg, err)
+	}
+	l, err := fsutil.LockOutput(out)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", pkg, err)
+	}
+	return l, nil
+}
