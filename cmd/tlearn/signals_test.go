@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +28,7 @@ const (
 	keptExport   = "the classifier was not written; the same command exports it again from the start"
 	keptClassify = "an --out file is not written; the same command classifies every image again"
 	keptExtract  = "the chunks already written to the cache are kept and the same command resumes from them"
+	keptFinetune = "the checkpoint of the last finished epoch is kept and the same command resumes from it"
 	keptTrain    = "the same command trains it again from the start"
 	keptEvaluate = "nothing was written; the same command evaluates again from the start"
 	keptPrepare  = "the model folder was not written; the same command prepares it again from the start"
@@ -175,6 +177,49 @@ func TestSignalsStopLongCommands(t *testing.T) {
 		code, errs := signalled(t, bin, syscall.SIGTERM, time.Second, "extract", "--model", f.model, "--data", f.data,
 			"--cache", cache, "--size", "1024", "--batch", "1")
 		wantInterrupted(t, code, errs, keptExtract)
+		noStrays(t, dir)
+	})
+
+	t.Run("finetune", func(t *testing.T) {
+		dir := t.TempDir()
+		cache := filepath.Join(dir, "cache")
+		if code, _, errs := runTlearn(t, "extract", "--model", f.model, "--data", f.data, "--cache", cache, "--val", "0.34",
+			"--size", "64", "--maps", "--device", "cpu", "--threads", "1"); code != 0 {
+			t.Fatalf("extract: exit %d\n%s", code, errs)
+		}
+		out := filepath.Join(dir, "run")
+		code, errs := signalled(t, bin, syscall.SIGTERM, time.Second, "finetune", "--model", f.model,
+			"--train", filepath.Join(cache, "train"), "--val", filepath.Join(cache, "val"), "--out", out, "--epochs", "1000000")
+		wantInterrupted(t, code, errs, keptFinetune)
+		if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("an interrupted finetune wrote %s (%v)", out, err)
+		}
+		noStrays(t, dir)
+	})
+
+	t.Run("data mnist", func(t *testing.T) {
+		dir := t.TempDir()
+		src := filepath.Join(dir, "idx")
+		if err := os.Mkdir(src, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// Noise does not compress: thousands of PNGs take seconds to encode.
+		const n = 20000
+		pix := make([]byte, n*28*28)
+		rng := rand.New(rand.NewPCG(1, 2))
+		for i := range pix {
+			pix[i] = byte(rng.Uint32())
+		}
+		labels := make([]byte, n)
+		for i := range labels {
+			labels[i] = byte(i % 10)
+		}
+		for _, p := range []string{"train", "t10k"} {
+			writeIdx(t, filepath.Join(src, p+"-images-idx3-ubyte"), []int{n, 28, 28}, pix)
+			writeIdx(t, filepath.Join(src, p+"-labels-idx1-ubyte"), []int{n}, labels)
+		}
+		code, errs := signalled(t, bin, syscall.SIGTERM, 500*time.Millisecond, "data", "mnist", "--src", src, "--out", filepath.Join(dir, "mnist"))
+		wantInterrupted(t, code, errs, keptData)
 		noStrays(t, dir)
 	})
 
