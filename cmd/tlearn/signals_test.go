@@ -147,8 +147,9 @@ func TestSignalsStopLongCommands(t *testing.T) {
 	t.Run("export", func(t *testing.T) {
 		dir := t.TempDir()
 		out := filepath.Join(dir, "classifier.onnx")
-		// At side 1536 the check run alone takes seconds on one thread.
-		code, errs := signalled(t, bin, syscall.SIGTERM, time.Second, "export", "--run", f.run, "--out", out, "--size", "1536")
+		// At side 1536 the check run alone takes seconds on one thread (2.5 s
+		// for the whole export on a 2-core EPYC); 600 ms is past loading.
+		code, errs := signalled(t, bin, syscall.SIGTERM, 600*time.Millisecond, "export", "--run", f.run, "--out", out, "--size", "1536")
 		wantInterrupted(t, code, errs, keptExport)
 		if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("an interrupted export wrote %s (%v)", out, err)
