@@ -32,6 +32,7 @@ const (
 	keptTrain    = "the same command trains it again from the start"
 	keptEvaluate = "nothing was written; the same command evaluates again from the start"
 	keptPrepare  = "the model folder was not written; the same command prepares it again from the start"
+	keptCache    = "the cache was not changed; the same command checks it again from the start"
 	keptData     = "the output folder is left incomplete; the same command with --force writes it again from the start"
 )
 
@@ -261,6 +262,9 @@ func TestInterruptSaysWhatWasKept(t *testing.T) {
 		}},
 		{"evaluate", keptEvaluate, func(dir string) []string {
 			return []string{"evaluate", "--run", f.run, "--cache", f.cache, "--out", filepath.Join(dir, "report.json")}
+		}},
+		{"cache info --verify", keptCache, func(string) []string {
+			return []string{"cache", "info", "--verify", f.cache}
 		}},
 		{"models prepare", keptPrepare, func(dir string) []string {
 			return []string{"models", "prepare", "--onnx", vgg, "--out", filepath.Join(dir, "model"), "--threads", "1"}

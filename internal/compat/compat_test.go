@@ -50,7 +50,7 @@ var (
 // openCache verifies and opens the cache in dir, closed when the test ends.
 func openCache(t *testing.T, dir string) *cache.Cache {
 	t.Helper()
-	if err := cache.Verify(dir); err != nil {
+	if err := cache.Verify(context.Background(), dir); err != nil {
 		t.Fatalf("verify %s: %v", dir, err)
 	}
 	c, err := cache.Open(dir)
@@ -110,7 +110,7 @@ func TestCaches(t *testing.T) {
 					t.Fatalf("feature %d is %v", i, x)
 				}
 			}
-			if err := c.Verify(); err != nil {
+			if err := c.Verify(context.Background()); err != nil {
 				t.Error(err)
 			}
 			if fingerprint == "" {
