@@ -223,13 +223,13 @@ func (e *Extractor) openCache(ctx context.Context, src *dataset.Source, listing 
 		if old.Complete() {
 			// Up to date only if the arrays still are what the manifest
 			// says: a file emptied, cut or changed since is no cache.
-			if err := cache.Verify(dir); err != nil {
+			if err := cache.Verify(ctx, dir); err != nil {
 				return nil, nil, fmt.Errorf("extractor: %s is complete but damaged: %w", dir, err)
 			}
 			return nil, &Result{Dir: dir, Fingerprint: old.Fingerprint, N: old.N, Reused: old.N, Skipped: old.Skipped, UpToDate: true}, nil
 		}
 		e.prog.Log(fmt.Sprintf("extractor: resuming %s: %d of %d images already done", dir, old.DoneRows(), old.N))
-		w, err := cache.Resume(dir)
+		w, err := cache.Resume(ctx, dir)
 		if err != nil {
 			return nil, nil, fmt.Errorf("extractor: %w", err)
 		}

@@ -32,7 +32,7 @@ func ExampleTrain() {
 		fmt.Println(err)
 		return
 	}
-	rep, err := head.Evaluate(res.Weights, val, 1)
+	rep, err := head.Evaluate(context.Background(), res.Weights, val, 1)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -127,8 +127,9 @@ func (n *network) validate(d *Data, smoothing float64) (loss, acc float64) {
 }
 
 // Evaluate runs the head w on d and reports accuracy, top-k accuracy (topK
-// < 1 means 5), per-class precision/recall/F1 and the confusion matrix.
-func Evaluate(w *Weights, d *Data, topK int) (*Report, error) {
+// < 1 means 5), per-class precision/recall/F1 and the confusion matrix. A
+// cancelled ctx stops it between batches with ctx's error.
+func Evaluate(ctx context.Context, w *Weights, d *Data, topK int) (*Report, error) {
 	net, err := inferenceNetwork(w, d)
 	if err != nil {
 		return nil, err
@@ -136,6 +137,9 @@ func Evaluate(w *Weights, d *Data, topK int) (*Report, error) {
 	defer net.close()
 	t := NewTally(w.Classes, topK)
 	for r0 := 0; r0 < d.Len(); r0 += net.maxRows {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		rows := min(net.maxRows, d.Len()-r0)
 		net.forward(d.X[r0*net.d:(r0+rows)*net.d], rows, false, nil)
 		for i := range rows {

@@ -52,7 +52,7 @@ func TestTrainSeparable(t *testing.T) {
 				t.Errorf("loss went from %g to %g; want it at least halved", h[0].Loss, h[len(h)-1].Loss)
 			}
 			for _, d := range []*Data{train, val} {
-				r, err := Evaluate(res.Weights, d, 2)
+				r, err := Evaluate(context.Background(), res.Weights, d, 2)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -150,7 +150,7 @@ func TestEarlyStopRestoresBest(t *testing.T) {
 			if best == len(h)-1 {
 				t.Fatalf("the best epoch is the last one (%d): the fixture does not exercise restoring", best)
 			}
-			r, err := Evaluate(res.Weights, val, 1)
+			r, err := Evaluate(context.Background(), res.Weights, val, 1)
 			if err != nil {
 				t.Fatal(err)
 			}

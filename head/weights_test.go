@@ -1,6 +1,7 @@
 package head
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -94,7 +95,7 @@ func TestEvaluateRefusesMismatch(t *testing.T) {
 		{"class names", &Data{X: make([]float32, 6), Y: []int32{0, 1}, Classes: []string{"dog", "cat"}}, "not the head's"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			if _, err := Evaluate(w, tc.d, 1); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, err := Evaluate(context.Background(), w, tc.d, 1); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}
 		})

@@ -1,6 +1,7 @@
 package models_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"os"
@@ -21,7 +22,7 @@ func ExamplePrepare() {
 		log.Fatal(err)
 	}
 	// SkipCheck: the example runs without ONNX Runtime.
-	spec, err := models.Prepare(src, models.PrepareSettings{SkipCheck: true}, filepath.Join(tmp, "model"))
+	spec, err := models.Prepare(context.Background(), src, models.PrepareSettings{SkipCheck: true}, filepath.Join(tmp, "model"))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package models
 
 import (
 	"cmp"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -71,8 +72,10 @@ type PrepareSettings struct {
 // outputs `features` [N,C5] (global average pooling of block5_pool) and
 // `maps` [N,C4,H/16,W/16] (block4_pool, NCHW) with batch and spatial dims
 // symbolic, and keeps block5's weights as initializers of their own, named
-// in spec.Block5. Errors name src.
-func Prepare(src string, s PrepareSettings, outDir string) (*Spec, error) {
+// in spec.Block5. Errors name src. A cancelled ctx stops the check runs
+// under ONNX Runtime, and Prepare returns an error wrapping ctx's before
+// it writes anything.
+func Prepare(ctx context.Context, src string, s PrepareSettings, outDir string) (*Spec, error) {
 	b, err := fsutil.ReadFile(src)
 	if err != nil {
 		return nil, fmt.Errorf("models: prepare %s: %w", src, err)
@@ -90,7 +93,7 @@ func Prepare(src string, s PrepareSettings, outDir string) (*Spec, error) {
 	}
 	sum := sha256.Sum256(b)
 	source := SourceSpec{Path: abs, SHA256: hex.EncodeToString(sum[:]), Bytes: int64(len(b))}
-	spec, err := prepareModel(m, source, s, outDir)
+	spec, err := prepareModel(ctx, m, source, s, outDir)
 	if err != nil {
 		return nil, fmt.Errorf("models: prepare %s: %w", src, err)
 	}
@@ -99,16 +102,16 @@ func Prepare(src string, s PrepareSettings, outDir string) (*Spec, error) {
 
 // prepareModel is Prepare for a model already in memory; source is recorded
 // in the spec as given. Its errors do not name a file.
-func prepareModel(m *onnxpb.ModelProto, source SourceSpec, s PrepareSettings, outDir string) (*Spec, error) {
+func prepareModel(ctx context.Context, m *onnxpb.ModelProto, source SourceSpec, s PrepareSettings, outDir string) (*Spec, error) {
 	var (
 		ext  *onnxpb.ModelProto
 		spec *Spec
 		err  error
 	)
 	if s.FeatureTensor != "" {
-		ext, spec, err = cutCustom(m, s)
+		ext, spec, err = cutCustom(ctx, m, s)
 	} else {
-		ext, spec, err = cutVGG(m, s)
+		ext, spec, err = cutVGG(ctx, m, s)
 	}
 	if err != nil {
 		return nil, err
@@ -120,9 +123,13 @@ func prepareModel(m *onnxpb.ModelProto, source SourceSpec, s PrepareSettings, ou
 		return nil, err
 	}
 	if !s.SkipCheck && spec.Maps != nil {
-		if err := checkVGGExtractor(b, spec, s.Threads); err != nil {
+		if err := checkVGGExtractor(ctx, b, spec, s.Threads); err != nil {
 			return nil, err
 		}
+	}
+	// An interrupt during the cut or the check leaves outDir untouched.
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, err
@@ -174,7 +181,8 @@ func WriteSynthPrepared(dir string, s SynthSettings) (*Spec, error) {
 		Path:   fmt.Sprintf("synth:vgg16?style=%s&width=%g&seed=%d", s.style(), width, s.Seed),
 		SHA256: hex.EncodeToString(sum[:]), Bytes: int64(len(b)),
 	}
-	return prepareModel(m, source, PrepareSettings{SkipCheck: true}, dir)
+	// Without the check run there is nothing long to interrupt.
+	return prepareModel(context.Background(), m, source, PrepareSettings{SkipCheck: true}, dir)
 }
 
 // WriteTinyPrepared writes TinyVGG(seed), prepared, into dir.
@@ -182,7 +190,7 @@ func WriteTinyPrepared(dir string, seed int64) (*Spec, error) {
 	return WriteSynthPrepared(dir, SynthSettings{Seed: seed, Width: 1.0 / 16})
 }
 
-func cutVGG(m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Spec, error) {
+func cutVGG(ctx context.Context, m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Spec, error) {
 	v, err := DetectVGG(m)
 	if err != nil {
 		return nil, nil, err
@@ -290,7 +298,7 @@ func ownParams(g *onnxpb.GraphProto, conv *onnxpb.NodeProto, k int, names map[st
 }
 
 // cutCustom cuts any backbone at s.FeatureTensor.
-func cutCustom(m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Spec, error) {
+func cutCustom(ctx context.Context, m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Spec, error) {
 	pre, err := customPreprocessing(s)
 	if err != nil {
 		return nil, nil, err
@@ -307,7 +315,7 @@ func cutCustom(m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Sp
 	if producer[t] == nil {
 		return nil, nil, fmt.Errorf("%w %q: no node writes it", ErrNoTensor, t)
 	}
-	rank, dim, err := featureShape(m, t, input.GetName(), dims, layout, cmp.Or(declared, size), s.Threads)
+	rank, dim, err := featureShape(ctx, m, t, input.GetName(), dims, layout, cmp.Or(declared, size), s.Threads)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -329,7 +337,7 @@ func cutCustom(m *onnxpb.ModelProto, s PrepareSettings) (*onnxpb.ModelProto, *Sp
 	}
 	symbolicSpatial := declared == 0
 	if !s.SkipCheck || dim <= 0 {
-		if spec.Features.Dim, symbolicSpatial, err = checkCustomCut(out, in, dims, layout, size, s.Threads); err != nil {
+		if spec.Features.Dim, symbolicSpatial, err = checkCustomCut(ctx, out, in, dims, layout, size, s.Threads); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -398,7 +406,7 @@ func producers(g *onnxpb.GraphProto) map[string]*onnxpb.NodeProto {
 // unknown): as the graph declares them, else found by running the model
 // up to t once at the given input side (which needs ONNX Runtime). A
 // tensor that is not float32 is an error.
-func featureShape(m *onnxpb.ModelProto, t, input string, dims []onnxgraph.Dim, layout dataset.Layout, side, threads int) (rank int, dim int64, err error) {
+func featureShape(ctx context.Context, m *onnxpb.ModelProto, t, input string, dims []onnxgraph.Dim, layout dataset.Layout, side, threads int) (rank int, dim int64, err error) {
 	g := m.GetGraph()
 	rank, isFloat := -1, false
 	for _, vi := range append(slices.Clone(g.ValueInfo), g.Output...) {
@@ -419,7 +427,7 @@ func featureShape(m *onnxpb.ModelProto, t, input string, dims []onnxgraph.Dim, l
 		if err != nil {
 			return 0, 0, err
 		}
-		res, err := probe(b, input, inputShape(dims, layout, 1, side), []string{t}, threads)
+		res, err := probe(ctx, b, input, inputShape(dims, layout, 1, side), []string{t}, threads)
 		if err != nil {
 			return 0, 0, fmt.Errorf("probe run to find the shape of %q: %w", t, err)
 		}
@@ -475,13 +483,13 @@ func cutAt(m *onnxpb.ModelProto, t string, tp *onnxpb.NodeProto, rank int, input
 // returns the features' width and whether the input's spatial dims may
 // stay free: only where the model runs at another size too (models with
 // fixed Reshapes do not).
-func checkCustomCut(out *onnxpb.ModelProto, in string, dims []onnxgraph.Dim, layout dataset.Layout, size, threads int) (dim int, symbolic bool, err error) {
+func checkCustomCut(ctx context.Context, out *onnxpb.ModelProto, in string, dims []onnxgraph.Dim, layout dataset.Layout, size, threads int) (dim int, symbolic bool, err error) {
 	b, err := Marshal(out)
 	if err != nil {
 		return 0, false, err
 	}
 	for _, side := range []int{size, size + 32} {
-		res, err := probe(b, in, inputShape(dims, layout, checkBatch, side), []string{FeaturesOutput}, threads)
+		res, err := probe(ctx, b, in, inputShape(dims, layout, checkBatch, side), []string{FeaturesOutput}, threads)
 		if err != nil {
 			if side != size {
 				break
@@ -611,12 +619,12 @@ func setOutputDims(g *onnxpb.GraphProto, name string, dims []any) {
 
 // checkVGGExtractor runs a prepared VGG extractor once at checkSize and
 // compares its outputs' shapes with the spec.
-func checkVGGExtractor(model []byte, spec *Spec, threads int) error {
+func checkVGGExtractor(ctx context.Context, model []byte, spec *Spec, threads int) error {
 	dims := []onnxgraph.Dim{{}, {Value: 3}, {}, {}}
 	if spec.Preprocessing.Layout == dataset.NHWC {
 		dims = []onnxgraph.Dim{{}, {}, {}, {Value: 3}}
 	}
-	res, err := probe(model, spec.Input, inputShape(dims, spec.Preprocessing.Layout, checkBatch, checkSize), []string{FeaturesOutput, MapsOutput}, threads)
+	res, err := probe(ctx, model, spec.Input, inputShape(dims, spec.Preprocessing.Layout, checkBatch, checkSize), []string{FeaturesOutput, MapsOutput}, threads)
 	if err != nil {
 		return fmt.Errorf("check run of the cut model: %w", err)
 	}
@@ -633,11 +641,11 @@ func checkVGGExtractor(model []byte, spec *Spec, threads int) error {
 // probe runs model once under ONNX Runtime on a deterministic input of the
 // given shape: a smooth, varied pattern in the range of preprocessed
 // pixels. Probes are small (batch 1 or 2 at test sizes).
-func probe(model []byte, input string, shape []int64, outputs []string, threads int) ([]ortlib.ProbeOutput, error) {
+func probe(ctx context.Context, model []byte, input string, shape []int64, outputs []string, threads int) ([]ortlib.ProbeOutput, error) {
 	n, _ := onnxgraph.NumElements(shape)
 	data := make([]float32, n)
 	for i := range data {
 		data[i] = float32(i%251)/125 - 1
 	}
-	return ortlib.Probe(model, []ortlib.Tensor{{Name: input, Shape: shape, Data: data}}, outputs, threads)
+	return ortlib.Probe(ctx, model, []ortlib.Tensor{{Name: input, Shape: shape, Data: data}}, outputs, threads)
 }

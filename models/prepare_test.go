@@ -1,6 +1,7 @@
 package models
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -34,7 +35,7 @@ func runWith(t *testing.T, m *onnxpb.ModelProto, input string, shape []int64, na
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := probe(b, input, shape, names, 1)
+	res, err := probe(context.Background(), b, input, shape, names, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func TestPrepareMatchesUncut(t *testing.T) {
 				tc.mutate(src)
 			}
 			dir := t.TempDir()
-			spec, err := prepareModel(src, SourceSpec{Path: "synth"}, PrepareSettings{}, dir)
+			spec, err := prepareModel(context.Background(), src, SourceSpec{Path: "synth"}, PrepareSettings{}, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -217,7 +218,7 @@ func TestPrepareFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "model")
-	spec, err := Prepare(src, PrepareSettings{SkipCheck: true}, out)
+	spec, err := Prepare(context.Background(), src, PrepareSettings{SkipCheck: true}, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +238,7 @@ func TestPrepareFiles(t *testing.T) {
 		t.Fatalf("%s holds %d entries, want extractor.onnx and spec.json", out, len(ents))
 	}
 	t.Run("folder with another model", func(t *testing.T) {
-		if _, err := Prepare(src, PrepareSettings{SkipCheck: true}, srcDir); err == nil || !strings.Contains(err.Error(), "vgg.onnx") {
+		if _, err := Prepare(context.Background(), src, PrepareSettings{SkipCheck: true}, srcDir); err == nil || !strings.Contains(err.Error(), "vgg.onnx") {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -283,7 +284,7 @@ func TestPrepareInputWithoutShape(t *testing.T) {
 			}
 			in.Type.GetTensorType().Shape = nil
 			dir := t.TempDir()
-			spec, err := prepareModel(m, SourceSpec{}, PrepareSettings{SkipCheck: true}, dir)
+			spec, err := prepareModel(context.Background(), m, SourceSpec{}, PrepareSettings{SkipCheck: true}, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -320,7 +321,7 @@ func TestPrepareFeatureTensorMalformedTranspose(t *testing.T) {
 			t.Fatalf("panic: %v", r)
 		}
 	}()
-	_, _ = prepareModel(m, SourceSpec{}, PrepareSettings{FeatureTensor: "t", SkipCheck: true}, t.TempDir())
+	_, _ = prepareModel(context.Background(), m, SourceSpec{}, PrepareSettings{FeatureTensor: "t", SkipCheck: true}, t.TempDir())
 }
 
 func TestWriteTinyPrepared(t *testing.T) {
@@ -377,7 +378,7 @@ func TestPrepareFeatureTensor(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
 			dir := t.TempDir()
-			spec, err := prepareModel(tc.m, SourceSpec{}, PrepareSettings{FeatureTensor: tc.tensor, Preprocessing: PreprocessingCaffe}, dir)
+			spec, err := prepareModel(context.Background(), tc.m, SourceSpec{}, PrepareSettings{FeatureTensor: tc.tensor, Preprocessing: PreprocessingCaffe}, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -404,13 +405,13 @@ func TestPrepareFeatureTensor(t *testing.T) {
 		})
 	}
 	t.Run("unknown tensor", func(t *testing.T) {
-		_, err := prepareModel(full, SourceSpec{}, PrepareSettings{FeatureTensor: "nope"}, t.TempDir())
+		_, err := prepareModel(context.Background(), full, SourceSpec{}, PrepareSettings{FeatureTensor: "nope"}, t.TempDir())
 		if !errors.Is(err, ErrNoTensor) || !strings.Contains(err.Error(), `"nope"`) {
 			t.Fatalf("err = %v, want ErrNoTensor naming the tensor", err)
 		}
 	})
 	t.Run("VGG preset with a feature tensor", func(t *testing.T) {
-		_, err := prepareModel(full, SourceSpec{}, PrepareSettings{FeatureTensor: v.Blocks[3].Pool, Preset: PresetKeras}, t.TempDir())
+		_, err := prepareModel(context.Background(), full, SourceSpec{}, PrepareSettings{FeatureTensor: v.Blocks[3].Pool, Preset: PresetKeras}, t.TempDir())
 		if !errors.Is(err, ErrPreset) {
 			t.Fatalf("err = %v", err)
 		}

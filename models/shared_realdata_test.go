@@ -7,6 +7,7 @@
 package models
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -38,10 +39,10 @@ func TestMobileNetFeatureTensor(t *testing.T) {
 	path := realdata.Path(t, "models", "mobilenetv2-12-int8.onnx")
 	ortlibtest.Init(t)
 	dir := t.TempDir()
-	if _, err := Prepare(path, PrepareSettings{SkipCheck: true}, dir); !errors.Is(err, ErrNotVGG) || !strings.Contains(err.Error(), path) {
+	if _, err := Prepare(context.Background(), path, PrepareSettings{SkipCheck: true}, dir); !errors.Is(err, ErrNotVGG) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("without --feature-tensor: err = %v, want ErrNotVGG naming the file", err)
 	}
-	spec, err := Prepare(path, PrepareSettings{FeatureTensor: "627"}, dir)
+	spec, err := Prepare(context.Background(), path, PrepareSettings{FeatureTensor: "627"}, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func TestSharedVGG16(t *testing.T) {
 	path := realdata.Path(t, "models", "vgg16-cifar5.onnx")
 	ortlibtest.Init(t)
 	dir := t.TempDir()
-	spec, err := Prepare(path, PrepareSettings{DefaultSize: 32}, dir)
+	spec, err := Prepare(context.Background(), path, PrepareSettings{DefaultSize: 32}, dir)
 	if err != nil {
 		t.Fatal(err)
 	}

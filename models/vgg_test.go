@@ -1,6 +1,7 @@
 package models
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -167,7 +168,7 @@ func TestNotVGG(t *testing.T) {
 			if err := Save(path, m); err != nil {
 				t.Fatal(err)
 			}
-			_, err := Prepare(path, PrepareSettings{SkipCheck: true}, t.TempDir())
+			_, err := Prepare(context.Background(), path, PrepareSettings{SkipCheck: true}, t.TempDir())
 			if !errors.Is(err, ErrNotVGG) || !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), "--") {
 				t.Fatalf("err = %v, want ErrNotVGG naming %s and no CLI flag", err, path)
 			}
@@ -195,7 +196,7 @@ func TestWrongPreset(t *testing.T) {
 				t.Fatal(err)
 			}
 			out := t.TempDir()
-			_, err := Prepare(path, PrepareSettings{Preset: tc.preset, SkipCheck: true}, out)
+			_, err := Prepare(context.Background(), path, PrepareSettings{Preset: tc.preset, SkipCheck: true}, out)
 			if !errors.Is(err, ErrPreset) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.text) {
 				t.Fatalf("err = %v, want ErrPreset naming %s and saying %q", err, path, tc.text)
 			}

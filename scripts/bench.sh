@@ -3,7 +3,7 @@
 # from ../shared, each pair measured in the same run. Prints every result line;
 # BENCHMARKS.md records them with the command that produced them.
 #
-#   scripts/bench.sh [stage...]     stages: extract head finetune compare (default: all)
+#   scripts/bench.sh [stage...]     stages: extract head finetune compare signals (default: all)
 #
 # SHARED (else $TLEARN_SHARED, else ../shared) is the folder of real data, models
 # and peers. BENCH_DIR (default /tmp/tlearn-bench) holds unpacked images, caches and runs;
@@ -18,7 +18,7 @@ BENCH_DIR=${BENCH_DIR:-/tmp/tlearn-bench}
 TL=$ROOT/bin/tlearn
 PY=/usr/bin/python3
 stages=("$@")
-((${#stages[@]})) || stages=(extract head finetune compare)
+((${#stages[@]})) || stages=(extract head finetune compare signals)
 
 if [[ ! -d $SHARED/data || ! -d $SHARED/models ]]; then
 	echo "bench: $SHARED (real data and models) is absent; nothing to measure" >&2
@@ -50,6 +50,25 @@ cifar_subset() {
 		for f in "${files[@]:ntrain:nval}"; do ln -s "$raw/train/$c/$f" "$out/val/$c/$f"; done
 	done
 	touch "$out/.done"
+}
+
+# sigterm_latency LABEL DELAY CMD... : starts CMD, sends it SIGTERM after DELAY
+# seconds and prints how long it took to exit after the signal, and its status.
+sigterm_latency() {
+	local label=$1 delay=$2
+	shift 2
+	"$@" &
+	local pid=$! rc=0
+	sleep "$delay"
+	local t0=$EPOCHREALTIME
+	if ! kill -TERM "$pid" 2>/dev/null; then
+		wait "$pid" || true
+		echo "$label: finished within ${delay} s, before SIGTERM: nothing measured"
+		return
+	fi
+	wait "$pid" || rc=$?
+	local t1=$EPOCHREALTIME
+	awk -v l="$label" -v a="$t0" -v b="$t1" -v rc="$rc" 'BEGIN { printf "%s: exit %d, %.3f s after SIGTERM\n", l, rc, b - a }'
 }
 
 ALL10=(airplane automobile bird cat deer dog frog horse ship truck)
@@ -88,6 +107,22 @@ for stage in "${stages[@]}"; do
 			--size 32 --out "$BENCH_DIR/compare-cifar5"
 		cat "$BENCH_DIR/compare-cifar5/report.md"
 		;;
-	*) echo "bench: unknown stage $stage (want extract, head, finetune or compare)" >&2; exit 2 ;;
+	signals)
+		say "signals: time from SIGTERM to exit at 224 on the synthetic VGG16 (seed 1), CIFAR cat/dog JPEGs; extract and finetune"
+		S=$BENCH_DIR/signals
+		D=$BENCH_DIR/cifar2-100-20
+		mkdir -p "$S"
+		cifar_subset "$D" 100 20 cat dog
+		[[ -f $S/vgg16.onnx ]] || $TL models synth vgg16 --seed 1 --out "$S/vgg16.onnx"
+		[[ -f $S/model/spec.json ]] || $TL models prepare --onnx "$S/vgg16.onnx" --out "$S/model"
+		for part in train val; do # resumes, or says up to date
+			$TL extract --quiet --model "$S/model" --data "$D/$part" --cache "$S/cache-$part" --size 224 --maps
+		done
+		rm -rf "$S/cache-scratch"
+		sigterm_latency "tlearn extract at 224 (batch 8)" 5 $TL extract --quiet --model "$S/model" --data "$D/train" --cache "$S/cache-scratch" --size 224 --maps
+		rm -rf "$S/run-ft" "$S"/.run-ft.*
+		sigterm_latency "tlearn finetune at 224 (14x14 maps, batch 32)" 15 $TL finetune --quiet --model "$S/model" --train "$S/cache-train" --val "$S/cache-val" --out "$S/run-ft" --epochs 50
+		;;
+	*) echo "bench: unknown stage $stage (want extract, head, finetune, compare or signals)" >&2; exit 2 ;;
 	esac
 done

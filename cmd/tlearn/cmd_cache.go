@@ -44,7 +44,7 @@ Example:
    tlearn cache info cache
    tlearn cache info --verify cache/train`,
 		Flags:  withCommon(&cli.BoolFlag{Name: flagCacheVerify, Usage: "recompute the checksums of the finished chunks (reads the whole cache)"}),
-		Action: cacheInfoAction,
+		Action: onInterrupt("the cache was not changed; the same command checks it again from the start", cacheInfoAction),
 	}
 }
 
@@ -69,7 +69,7 @@ func cacheInfoAction(c *cli.Context) error {
 		}
 		printCacheInfo(out, d, m)
 		if c.Bool(flagCacheVerify) {
-			if err := cache.Verify(d); err != nil {
+			if err := cache.Verify(c.Context, d); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "  checksums:     %d chunks verified\n", len(m.Done))

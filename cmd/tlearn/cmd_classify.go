@@ -92,7 +92,7 @@ Example:
 			&cli.IntFlag{Name: flagClassifySize, Usage: "input side in pixels", DefaultText: "the one recorded at export"},
 			&cli.StringFlag{Name: flagClassifyInterpolation, Usage: "resize filter: nearest, bilinear, bicubic or lanczos3", DefaultText: "the one recorded at export"},
 		),
-		Action: classifyAction,
+		Action: onInterrupt("records already printed to stdout stand, an --out file is not written; the same command classifies every image again", classifyAction),
 	}
 }
 

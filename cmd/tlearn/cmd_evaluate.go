@@ -52,7 +52,7 @@ Example:
 			&cli.StringFlag{Name: flagEvalOut, Usage: "write the report as JSON to `FILE`"},
 			&cli.StringFlag{Name: flagEvalConfusion, Usage: "draw the confusion matrix into `FILE.png` (default with --out: FILE.confusion.png)"},
 		),
-		Action: evaluateAction,
+		Action: onInterrupt("nothing was written; the same command evaluates again from the start", evaluateAction),
 	}
 }
 

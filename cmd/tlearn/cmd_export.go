@@ -52,7 +52,7 @@ Example:
 			&cli.IntFlag{Name: flagExportSize, Usage: "input side recorded in the classifier", DefaultText: "the one the run's training cache was made at"},
 			&cli.StringFlag{Name: flagExportInterpolation, Usage: "resize filter recorded in the classifier", DefaultText: "the run's training cache's"},
 		),
-		Action: exportAction,
+		Action: onInterrupt("the classifier was not written; the same command exports it again from the start", exportAction),
 	}
 }
 
@@ -78,7 +78,7 @@ func exportAction(c *cli.Context) error {
 	}
 	p := newReporter(stderr(c))
 	defer p.Finish()
-	_, err := experiment.Export(experiment.ExportSettings{
+	_, err := experiment.Export(c.Context, experiment.ExportSettings{
 		Run: c.String(flagExportRun), Out: c.String(flagExportOut), Model: c.String(flagExportModel),
 		Size: c.Int(flagExportSize), Interpolation: interp, Threads: c.Int(flagThreads),
 	}, p)

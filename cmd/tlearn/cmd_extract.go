@@ -60,7 +60,7 @@ Example:
 			&cli.BoolFlag{Name: flagExtractSkipBad, Usage: "leave images that cannot be decoded out of the cache, and list them"},
 			&cli.BoolFlag{Name: flagExtractStrict, Usage: "fail on hidden or non-image files in the dataset instead of skipping them"},
 		),
-		Action: extractAction,
+		Action: onInterrupt("the chunks already written to the cache are kept and the same command resumes from them", extractAction),
 	}
 }
 

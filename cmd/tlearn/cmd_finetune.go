@@ -90,7 +90,7 @@ Example:
 			&cli.BoolFlag{Name: flagFTSaveBest, Usage: "keep the weights of the epoch with the best validation accuracy"},
 			&cli.BoolFlag{Name: flagFTForce, Usage: "replace an existing run directory (only a tlearn run folder)"},
 		),
-		Action: finetuneAction,
+		Action: onInterrupt("the checkpoint of the last finished epoch is kept and the same command resumes from it", finetuneAction),
 	}
 }
 

@@ -116,7 +116,7 @@ Example:
 			&cli.IntFlag{Name: flagModelsDefaultSize, Usage: "the image `SIDE` the backbone was trained at, recorded for extract", DefaultText: "the input's fixed side, else 224"},
 			&cli.StringFlag{Name: flagModelsPreprocessing, Value: models.PreprocessingTorchvision, Usage: "with --feature-tensor: input preprocessing, " + models.PreprocessingTorchvision + " or " + models.PreprocessingCaffe},
 		),
-		Action: modelsPrepareAction,
+		Action: onInterrupt("the model folder was not written; the same command prepares it again from the start", modelsPrepareAction),
 	}
 }
 
@@ -144,7 +144,7 @@ func modelsPrepareAction(c *cli.Context) error {
 		DefaultSize:   c.Int(flagModelsDefaultSize),
 		Threads:       opts.Threads,
 	}
-	spec, err := models.Prepare(c.String(flagModelsONNX), s, c.String(flagModelsOut))
+	spec, err := models.Prepare(c.Context, c.String(flagModelsONNX), s, c.String(flagModelsOut))
 	if err != nil {
 		return withPrepareAdvice(err, s)
 	}

@@ -50,7 +50,7 @@ Example:
 			&cli.StringFlag{Name: flagFetchDir, Usage: "download folder (default: $XDG_CACHE_HOME/tlearn/models or ~/.cache/tlearn/models)", EnvVars: []string{"TLEARN_MODELS_DIR"}},
 			&cli.BoolFlag{Name: flagFetchNoVerifyRun, Usage: "do not run the model on the archive's test data (no ONNX Runtime needed)"},
 		),
-		Action: modelsFetchAction,
+		Action: onInterrupt("the bytes downloaded so far are kept and the same command resumes the download", modelsFetchAction),
 	}
 }
 

@@ -79,7 +79,7 @@ Example:
 			&cli.GenericFlag{Name: flagTrainSweep, Value: &sweepFlag{}, Usage: "train one run per value `KEY=V1,V2,...` (repeatable: every combination)"},
 			&cli.BoolFlag{Name: flagTrainForce, Usage: "replace existing run directories (only tlearn run folders)"},
 		),
-		Action: trainAction,
+		Action: onInterrupt("the unfinished run was not written (finished runs of a sweep are kept and reused); the same command trains it again from the start", trainAction),
 	}
 }
 

@@ -28,18 +28,37 @@ func main() {
 	os.Exit(code)
 }
 
-// exitCoder lets an action pick its exit status (e.g. 2 for bad usage).
-type exitCoder interface{ ExitCode() int }
+// exitInterrupted is the exit status after Ctrl-C or SIGTERM: 128+SIGINT,
+// as a shell reports a command that SIGINT stopped.
+const exitInterrupted = 130
 
-// interruptedError carries what a command's interruption leaves behind
-// and how to carry on, for a command whose rerun does not resume.
+// interruptedError is the error of a command that Ctrl-C or SIGTERM
+// stopped: kept says, in the command's own words, what the interrupted run
+// left and whether the same command resumes it or starts again.
 type interruptedError struct {
+	kept string
 	err  error
-	what string
 }
 
-func (e interruptedError) Error() string { return e.err.Error() }
+func (e interruptedError) Error() string { return e.err.Error() + " (" + e.kept + ")" }
 func (e interruptedError) Unwrap() error { return e.err }
+
+// onInterrupt wraps a command's action so that an interrupt's error
+// carries kept, the command's sentence about what it kept.
+func onInterrupt(kept string, action cli.ActionFunc) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		err := action(c)
+		// A command that knows more precisely what it left (data's
+		// marked-incomplete output) has said so already.
+		if err != nil && errors.Is(err, context.Canceled) && !errors.As(err, new(interruptedError)) {
+			return interruptedError{kept, err}
+		}
+		return err
+	}
+}
+
+// exitCoder lets an action pick its exit status (e.g. 2 for bad usage).
+type exitCoder interface{ ExitCode() int }
 
 // run runs the command line args with records and help on stdout and
 // errors, summaries and progress on stderr, and returns the exit status.
@@ -57,13 +76,15 @@ func runApp(ctx context.Context, app *cli.App, args []string) int {
 	case err == nil:
 		return 0
 	case errors.Is(err, context.Canceled):
-		msg := "finished work is kept and the same command resumes it"
+		// Only the command knows what it kept; a command without its own
+		// sentence promises nothing.
+		msg := "tlearn: interrupted"
 		var ie interruptedError
 		if errors.As(err, &ie) {
-			msg = ie.what
+			msg += "; " + ie.kept
 		}
-		fmt.Fprintf(app.ErrWriter, "tlearn: interrupted; %s\n", msg)
-		return 130
+		fmt.Fprintln(app.ErrWriter, msg)
+		return exitInterrupted
 	}
 	fmt.Fprintf(app.ErrWriter, "tlearn: %v\n", withAdvice(err))
 	var ec exitCoder

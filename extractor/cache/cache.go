@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -217,24 +218,25 @@ func (c *Cache) Map(i int) []uint16 {
 }
 
 // Verify recomputes every chunk's checksums from the files (Open checked
-// the arrays it mapped when it opened them).
-func (c *Cache) Verify() error {
-	return verifyDir(c.Dir, c.Manifest)
+// the arrays it mapped when it opened them). A cancelled ctx stops it
+// between chunks with ctx's error: a large maps.npy takes seconds.
+func (c *Cache) Verify(ctx context.Context) error {
+	return verifyDir(ctx, c.Dir, c.Manifest)
 }
 
 // Verify checks the finished chunks of the cache in dir, complete or not,
-// against their checksums.
-func Verify(dir string) error {
+// against their checksums; a cancelled ctx stops it as (*Cache).Verify.
+func Verify(ctx context.Context, dir string) error {
 	m, err := ReadManifest(dir)
 	if err != nil {
 		return err
 	}
-	return verifyDir(dir, m)
+	return verifyDir(ctx, dir, m)
 }
 
 // verifyDir checks the checksums of every finished chunk against the files
 // in dir.
-func verifyDir(dir string, m *Manifest) error {
+func verifyDir(ctx context.Context, dir string, m *Manifest) error {
 	for _, a := range m.Arrays() {
 		p := filepath.Join(dir, a.File)
 		f, err := fsutil.Open(p)
@@ -248,6 +250,9 @@ func verifyDir(dir string, m *Manifest) error {
 			}
 			buf := make([]byte, 1<<20)
 			for _, r := range m.Done {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
 				h := crc32.New(castagnoli)
 				start := off + int64(r.Start)*a.RowBytes()
 				n := int64(r.End-r.Start) * a.RowBytes()

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -116,7 +117,7 @@ func TestRoundTrip(t *testing.T) {
 			if got := c.Feature(tc.n - 1); !slices.Equal(got, f[(tc.n-1)*tc.dim:]) {
 				t.Errorf("Feature(last) = %v", got)
 			}
-			if err := c.Verify(); err != nil {
+			if err := c.Verify(context.Background()); err != nil {
 				t.Error(err)
 			}
 			if err := c.Close(); err != nil {
@@ -154,7 +155,7 @@ func TestIncompleteAndResume(t *testing.T) {
 	if _, err := Open(dir); !errors.Is(err, ErrIncomplete) || !strings.Contains(err.Error(), "6 of 10 rows done") {
 		t.Fatalf("Open of an unfinished cache: %v", err)
 	}
-	w, err = Resume(dir)
+	w, err = Resume(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +221,7 @@ func TestVerifyDetectsChanges(t *testing.T) {
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Resume(dir); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), FeaturesFile) {
+	if _, err := Resume(context.Background(), dir); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), FeaturesFile) {
 		t.Errorf("Resume over a changed file: %v", err)
 	}
 }
@@ -389,7 +390,7 @@ func TestDrop(t *testing.T) {
 	if len(c.Labels) != 8 || len(c.Features) != 16 || len(c.Maps) != 16 {
 		t.Fatalf("arrays of %d, %d, %d values", len(c.Labels), len(c.Features), len(c.Maps))
 	}
-	if err := c.Verify(); err != nil {
+	if err := c.Verify(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -415,7 +416,7 @@ func TestResumeRepairsInterruptedDrop(t *testing.T) {
 	if err := writeManifest(dir, m); err != nil {
 		t.Fatal(err)
 	}
-	w, err = Resume(dir)
+	w, err = Resume(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -518,5 +519,30 @@ func TestOpenChecksChunks(t *testing.T) {
 			}
 			c.Close()
 		})
+	}
+}
+
+// TestVerifyCancelled: a cancelled context stops Verify and Resume with its
+// error instead of reading every finished chunk.
+func TestVerifyCancelled(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Create(dir, testManifest(10, 3, 3, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, w, w.Manifest().Pending()[:2], 2)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Verify(ctx, dir); !errors.Is(err, context.Canceled) {
+		t.Errorf("Verify: %v, want context.Canceled", err)
+	}
+	if _, err := Resume(ctx, dir); !errors.Is(err, context.Canceled) {
+		t.Errorf("Resume: %v, want context.Canceled", err)
+	}
+	if err := Verify(context.Background(), dir); err != nil {
+		t.Errorf("Verify after the cancelled ones: %v", err)
 	}
 }

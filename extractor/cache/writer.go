@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -149,7 +150,8 @@ func createArray(p string, a ArraySpec) error {
 // finished chunk against its checksums first, so that a resumed cache never
 // builds on damaged rows, and brings the arrays' first dimension back to
 // the manifest's N if a run was killed while dropping a row (see Drop).
-func Resume(dir string) (*Writer, error) {
+// A cancelled ctx stops that check with ctx's error.
+func Resume(ctx context.Context, dir string) (*Writer, error) {
 	m, err := ReadManifest(dir)
 	if err != nil {
 		return nil, err
@@ -158,7 +160,7 @@ func Resume(dir string) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := verifyDir(dir, m); err != nil {
+	if err := verifyDir(ctx, dir, m); err != nil {
 		return nil, errors.Join(err, w.Close())
 	}
 	return w, nil

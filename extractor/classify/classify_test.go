@@ -76,7 +76,7 @@ func writeClassifier(t testing.TB, w classifier.Weights, classes []string) strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := classifier.Build(spec, ext, w, classifier.Settings{Classes: classes, Size: extractortest.Size, SkipCheck: true})
+	m, err := classifier.Build(context.Background(), spec, ext, w, classifier.Settings{Classes: classes, Size: extractortest.Size, SkipCheck: true})
 	if err != nil {
 		t.Fatal(err)
 	}

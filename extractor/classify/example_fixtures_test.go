@@ -1,6 +1,7 @@
 package classify_test
 
 import (
+	"context"
 	"fmt"
 	"image"
 	"image/color"
@@ -41,7 +42,7 @@ func mustExportDigits(dir string) string {
 	if k, b, ok := w.Hidden(); ok {
 		cw.Hidden = dense(k, b)
 	}
-	m, err := classifier.Build(spec, backbone, cw, classifier.Settings{Classes: w.Classes, Size: 32})
+	m, err := classifier.Build(context.Background(), spec, backbone, cw, classifier.Settings{Classes: w.Classes, Size: 32})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -24,7 +24,7 @@ func trainedRun(t *testing.T) *Contents {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := head.Evaluate(res.Weights, val, 2)
+	rep, err := head.Evaluate(context.Background(), res.Weights, val, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

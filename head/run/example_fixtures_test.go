@@ -36,7 +36,7 @@ func mustTrainHead(train, val *cache.Cache) (*head.Result, *head.Report) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	rep, err := head.Evaluate(res.Weights, data(val), 5)
+	rep, err := head.Evaluate(context.Background(), res.Weights, data(val), 5)
 	if err != nil {
 		log.Fatal(err)
 	}

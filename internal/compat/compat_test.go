@@ -50,7 +50,7 @@ var (
 // openCache verifies and opens the cache in dir, closed when the test ends.
 func openCache(t *testing.T, dir string) *cache.Cache {
 	t.Helper()
-	if err := cache.Verify(dir); err != nil {
+	if err := cache.Verify(context.Background(), dir); err != nil {
 		t.Fatalf("verify %s: %v", dir, err)
 	}
 	c, err := cache.Open(dir)
@@ -110,7 +110,7 @@ func TestCaches(t *testing.T) {
 					t.Fatalf("feature %d is %v", i, x)
 				}
 			}
-			if err := c.Verify(); err != nil {
+			if err := c.Verify(context.Background()); err != nil {
 				t.Error(err)
 			}
 			if fingerprint == "" {
@@ -261,7 +261,7 @@ func TestEvaluateHead(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := openCache(t, valDir)
-	rep, err := head.Evaluate(w, &head.Data{X: c.Features, Y: c.Labels, Classes: c.Manifest.Classes}, 5)
+	rep, err := head.Evaluate(context.Background(), w, &head.Data{X: c.Features, Y: c.Labels, Classes: c.Manifest.Classes}, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,7 +387,7 @@ func TestExport(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "classifier.onnx")
 			// Model, Size and Interpolation are given: the run's settings.json
 			// names the folders of the machine that made the fixtures.
-			_, err := experiment.Export(experiment.ExportSettings{
+			_, err := experiment.Export(context.Background(), experiment.ExportSettings{
 				Run: tc.run, Out: out, Model: modelDir, Size: 32, Interpolation: dataset.Nearest, Threads: 1,
 			}, nil)
 			if err != nil {

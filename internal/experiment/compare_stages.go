@@ -93,8 +93,8 @@ func (c *comparison) extractions() ([]ExtractSettings, [][]string) {
 func (c *comparison) exportStage(name, dir, dep string) compareStage {
 	out := filepath.Join(dir, classifierFile)
 	return compareStage{name, [][]string{{"export", "--run", dir, "--out", out}}, out, []string{dep},
-		func(_ context.Context, p progress.Reporter) error {
-			_, err := Export(ExportSettings{Run: dir, Out: out, Threads: c.s.Runtime.Threads}, p)
+		func(ctx context.Context, p progress.Reporter) error {
+			_, err := Export(ctx, ExportSettings{Run: dir, Out: out, Threads: c.s.Runtime.Threads}, p)
 			return err
 		}}
 }

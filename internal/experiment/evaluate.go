@@ -108,7 +108,7 @@ func Evaluate(ctx context.Context, s EvaluateSettings, p progress.Reporter) (*he
 		}
 		rep, err = finetune.Evaluate(ctx, w, mapsData(cc), k, rt)
 	} else {
-		rep, err = head.Evaluate(w, cacheData(cc), k)
+		rep, err = head.Evaluate(ctx, w, cacheData(cc), k)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("experiment: evaluate %s on %s: %w", s.Run, s.Cache, err)

@@ -2,6 +2,7 @@ package experiment
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -44,8 +45,10 @@ type ExportSettings struct {
 // weights into one ONNX classifier (classifier.Build), checks it with one run
 // under ONNX Runtime and writes it to s.Out. It logs warnings and a
 // summary on p (nil: silent) and returns what the classifier records about
-// itself. The caller initializes ONNX Runtime.
-func Export(s ExportSettings, p progress.Reporter) (*classifier.Info, error) {
+// itself. The caller initializes ONNX Runtime. A cancelled ctx stops it
+// (also within the check run) before s.Out is written; the error wraps
+// ctx's.
+func Export(ctx context.Context, s ExportSettings, p progress.Reporter) (*classifier.Info, error) {
 	p = progress.OrNop(p)
 	if fi, err := os.Stat(filepath.Dir(s.Out)); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("experiment: the folder of %s does not exist", s.Out)
@@ -102,7 +105,7 @@ func Export(s ExportSettings, p progress.Reporter) (*classifier.Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	cm, err := classifier.Build(spec, m, ew, classifier.Settings{
+	cm, err := classifier.Build(ctx, spec, m, ew, classifier.Settings{
 		Classes: hw.Classes, Size: size, Interpolation: interp, ExtractorSHA256: sha, Threads: s.Threads,
 	})
 	if err != nil {
@@ -110,6 +113,11 @@ func Export(s ExportSettings, p progress.Reporter) (*classifier.Info, error) {
 			return nil, fmt.Errorf("experiment: %s and model %s: %w", weightsPath, modelDir, err)
 		}
 		return nil, fmt.Errorf("experiment: model %s: %w", modelDir, err)
+	}
+	// Build's check run is where an interrupt usually lands; one that
+	// arrives after it still keeps the output from being written.
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	if err := models.Save(s.Out, cm); err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)

@@ -71,7 +71,7 @@ func TestSecondWriterFails(t *testing.T) {
 			return err
 		}},
 		{"export", filepath.Join(root, "clf.onnx"), func(out string, p progress.Reporter) error {
-			_, err := Export(ExportSettings{Run: run, Model: cs.Model, Out: out}, p)
+			_, err := Export(context.Background(), ExportSettings{Run: run, Model: cs.Model, Out: out}, p)
 			return err
 		}},
 	} {

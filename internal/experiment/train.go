@@ -104,7 +104,7 @@ func trainRun(ctx context.Context, c *caches, s head.Settings, out, title string
 	if err != nil {
 		return nil, err
 	}
-	rep, err := head.Evaluate(res.Weights, valD, reportTopK)
+	rep, err := head.Evaluate(ctx, res.Weights, valD, reportTopK)
 	if err != nil {
 		return nil, err
 	}

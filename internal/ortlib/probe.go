@@ -1,6 +1,7 @@
 package ortlib
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -30,12 +31,18 @@ type ProbeOutput struct {
 // Probe runs a serialized model once on CPU with the given inputs and
 // returns the named outputs. It is for short checks of a model that is
 // being built (shapes, a sanity run at a small batch), so it never asks
-// for CUDA and keeps no session. It fails with ErrNoORT before Init. An
+// for CUDA and keeps no session. A cancelled ctx terminates the run in
+// flight (RunWithContext) and Probe returns ctx's error; at a large input
+// side one run takes seconds, so an interrupt must not wait for it. It
+// fails with ErrNoORT before Init. An
 // input whose Data is neither []float32 nor []uint8 is a programmer error
 // and panics.
-func Probe(model []byte, inputs []Tensor, outputs []string, threads int) ([]ProbeOutput, error) {
+func Probe(ctx context.Context, model []byte, inputs []Tensor, outputs []string, threads int) ([]ProbeOutput, error) {
 	if !ort.IsInitialized() {
 		return nil, ErrNoORT
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	so, _, _, err := SessionOptions(Options{Device: DeviceCPU, Threads: threads})
 	if err != nil {
@@ -65,7 +72,15 @@ func Probe(model []byte, inputs []Tensor, outputs []string, threads int) ([]Prob
 			return nil, fmt.Errorf("onnxruntime: input %s: %w", in.Name, err)
 		}
 	}
-	if err := sess.Run(ins, outs); err != nil {
+	opts, err := ort.NewRunOptions()
+	if err != nil {
+		return nil, fmt.Errorf("onnxruntime: %w", err)
+	}
+	defer opts.Destroy()
+	if err := RunWithContext(ctx, opts, func() error { return sess.RunWithOptions(ins, outs, opts) }); err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("onnxruntime: %w", err)
 	}
 	res := make([]ProbeOutput, len(outs))

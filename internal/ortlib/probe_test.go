@@ -1,6 +1,7 @@
 package ortlib_test
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -52,12 +53,12 @@ func TestProbe(t *testing.T) {
 		{Name: "b", Shape: []int64{1, 2}, Data: []float32{0.5, -1}},
 	}
 	if !ort.IsInitialized() {
-		if _, err := ortlib.Probe(model, inputs, []string{"y"}, 1); !errors.Is(err, ortlib.ErrNoORT) {
+		if _, err := ortlib.Probe(context.Background(), model, inputs, []string{"y"}, 1); !errors.Is(err, ortlib.ErrNoORT) {
 			t.Fatalf("before Init: err = %v, want ErrNoORT", err)
 		}
 	}
 	ortlibtest.Init(t)
-	res, err := ortlib.Probe(model, inputs, []string{"y", "x_out"}, 1)
+	res, err := ortlib.Probe(context.Background(), model, inputs, []string{"y", "x_out"}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,23 @@ func TestProbe(t *testing.T) {
 	if x := res[1]; x.Float32 || x.Data != nil || !slices.Equal(x.Shape, []int64{1, 2}) {
 		t.Errorf("x_out = %+v, want a uint8 [1 2] output without float data", x)
 	}
-	if _, err := ortlib.Probe(model, inputs[:1], []string{"y"}, 1); err == nil {
+	if _, err := ortlib.Probe(context.Background(), model, inputs[:1], []string{"y"}, 1); err == nil {
 		t.Error("a missing input ran")
+	}
+}
+
+// TestProbeCancelled: a cancelled context stops Probe with its error, so
+// that an interrupt never waits for a check run.
+func TestProbeCancelled(t *testing.T) {
+	t.Parallel()
+	ortlibtest.Init(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	inputs := []ortlib.Tensor{
+		{Name: "x", Shape: []int64{1, 2}, Data: []uint8{3, 250}},
+		{Name: "b", Shape: []int64{1, 2}, Data: []float32{0.5, -1}},
+	}
+	if _, err := ortlib.Probe(ctx, castModel(t), inputs, []string{"y"}, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }

@@ -2,6 +2,7 @@ package classifier
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -124,8 +125,9 @@ type Settings struct {
 // given. Class names, size, interpolation and preprocessing are recorded in
 // metadata_props (the Meta* keys; ReadInfo reads them back). The
 // extractor is not modified. Unless s.SkipCheck, the result is run once
-// under ONNX Runtime.
-func Build(spec *models.Spec, extractor *onnxpb.ModelProto, w Weights, s Settings) (*onnxpb.ModelProto, error) {
+// under ONNX Runtime; a cancelled ctx stops that run and Build returns an
+// error that wraps ctx's.
+func Build(ctx context.Context, spec *models.Spec, extractor *onnxpb.ModelProto, w Weights, s Settings) (*onnxpb.ModelProto, error) {
 	size, err := checkBuild(spec, w, &s)
 	if err != nil {
 		return nil, buildError(err)
@@ -182,7 +184,7 @@ func Build(spec *models.Spec, extractor *onnxpb.ModelProto, w Weights, s Setting
 		mode, spec.Preset, hidden, len(s.Classes), Input, InputLayout, Output, len(s.Classes)))
 
 	if !s.SkipCheck {
-		if err := checkRun(m, size, len(s.Classes), s.Threads); err != nil {
+		if err := checkRun(ctx, m, size, len(s.Classes), s.Threads); err != nil {
 			return nil, buildError(err)
 		}
 	}
@@ -545,7 +547,7 @@ func checkIO(g *onnxpb.GraphProto, k int) error {
 
 // checkRun runs a classifier once on a batch of two deterministic
 // images and checks that each row is a probability distribution.
-func checkRun(m *onnxpb.ModelProto, side, k, threads int) error {
+func checkRun(ctx context.Context, m *onnxpb.ModelProto, side, k, threads int) error {
 	b, err := models.Marshal(m)
 	if err != nil {
 		return err
@@ -555,7 +557,7 @@ func checkRun(m *onnxpb.ModelProto, side, k, threads int) error {
 	for i := range pix {
 		pix[i] = uint8(i*7 + i/(3*side)) // smooth in x, varied across rows and channels
 	}
-	res, err := ortlib.Probe(b, []ortlib.Tensor{{Name: Input, Shape: []int64{batch, int64(side), int64(side), 3}, Data: pix}}, []string{Output}, threads)
+	res, err := ortlib.Probe(ctx, b, []ortlib.Tensor{{Name: Input, Shape: []int64{batch, int64(side), int64(side), 3}, Data: pix}}, []string{Output}, threads)
 	if err != nil {
 		return fmt.Errorf("check run of the classifier: %w", err)
 	}

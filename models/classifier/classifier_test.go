@@ -2,6 +2,7 @@ package classifier
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"image"
 	"math"
@@ -211,7 +212,7 @@ func denseF64(x []float64, d *Dense) []float64 {
 // output.
 func runFloat32(t *testing.T, model []byte, input string, shape []int64, data []float32, output string) []float32 {
 	t.Helper()
-	res, err := ortlib.Probe(model, []ortlib.Tensor{{Name: input, Shape: shape, Data: data}}, []string{output}, 0)
+	res, err := ortlib.Probe(context.Background(), model, []ortlib.Tensor{{Name: input, Shape: shape, Data: data}}, []string{output}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +272,7 @@ func TestBuildMatchesCachedPath(t *testing.T) {
 			}
 			feats := referenceFeatures(t, refModel, spec, pix, n, tc.side)
 			scaleFirstLayer(w, feats)
-			m, err := Build(spec, ext, w, Settings{Classes: classes, Size: 32, Interpolation: dataset.Bilinear, ExtractorSHA256: "feed"})
+			m, err := Build(context.Background(), spec, ext, w, Settings{Classes: classes, Size: 32, Interpolation: dataset.Bilinear, ExtractorSHA256: "feed"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -284,7 +285,7 @@ func TestBuildMatchesCachedPath(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := ortlib.Probe(b, []ortlib.Tensor{{Name: Input, Shape: []int64{n, int64(tc.side), int64(tc.side), 3}, Data: pix}}, []string{Output}, 1)
+			res, err := ortlib.Probe(context.Background(), b, []ortlib.Tensor{{Name: Input, Shape: []int64{n, int64(tc.side), int64(tc.side), 3}, Data: pix}}, []string{Output}, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -412,7 +413,7 @@ func TestBuildErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
 			tc.s.SkipCheck = true
-			_, err := Build(tc.spec, tc.ext, tc.w(), tc.s)
+			_, err := Build(context.Background(), tc.spec, tc.ext, tc.w(), tc.s)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "classifier: ") {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}
@@ -438,7 +439,7 @@ func TestBuildCheckRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := randomHead(rand.New(rand.NewPCG(4, 4)), spec.Features.Dim, 0, 2)
-	if _, err := Build(spec, ext, w, Settings{Classes: []string{"x", "y"}, Size: 64, Threads: 1}); err != nil {
+	if _, err := Build(context.Background(), spec, ext, w, Settings{Classes: []string{"x", "y"}, Size: 64, Threads: 1}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -455,7 +456,7 @@ func TestReadInfoErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := randomHead(rand.New(rand.NewPCG(5, 5)), spec.Features.Dim, 3, 2)
-	good, err := Build(spec, ext, w, Settings{Classes: []string{"x", "y"}, SkipCheck: true})
+	good, err := Build(context.Background(), spec, ext, w, Settings{Classes: []string{"x", "y"}, SkipCheck: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package classifier_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"os"
@@ -29,7 +30,7 @@ func ExampleBuild() {
 	d, k := spec.Features.Dim, 2
 	w := classifier.Weights{Output: classifier.Dense{In: d, Out: k, Kernel: make([]float32, d*k), Bias: make([]float32, k)}}
 	// SkipCheck: the example runs without ONNX Runtime.
-	m, err := classifier.Build(spec, ext, w, classifier.Settings{Classes: []string{"cat", "dog"}, Size: 64, SkipCheck: true})
+	m, err := classifier.Build(context.Background(), spec, ext, w, classifier.Settings{Classes: []string{"cat", "dog"}, Size: 64, SkipCheck: true})
 	if err != nil {
 		log.Fatal(err)
 	}
