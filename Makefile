@@ -52,7 +52,7 @@ bench: build
 # of executions and seconds (`go test ./...` runs only their seed corpora).
 # FUZZ=regexp picks targets by package or name.
 FUZZTIME ?= 1m
-fuzz:
+fuzz: setup
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 demo: build
