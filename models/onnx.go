@@ -276,16 +276,19 @@ func TensorFloat32(t *onnxpb.TensorProto) (data []float32, dims []int64, err err
 	if err != nil {
 		return nil, nil, err
 	}
-	data = make([]float32, n)
+	// The lengths are checked before allocating: dims come from the file,
+	// and a few bytes of dims can ask for gigabytes.
 	switch {
 	case t.RawData != nil:
 		if int64(len(t.RawData)) != 4*n {
 			return nil, nil, fmt.Errorf("models: tensor %q: %d raw bytes for %d float32 values", t.GetName(), len(t.RawData), n)
 		}
+		data = make([]float32, n)
 		for i := range data {
 			data[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.RawData[4*i:]))
 		}
 	case int64(len(t.FloatData)) == n:
+		data = make([]float32, n)
 		copy(data, t.FloatData)
 	default:
 		return nil, nil, fmt.Errorf("models: tensor %q: %d float_data values for %d elements", t.GetName(), len(t.FloatData), n)
@@ -302,16 +305,17 @@ func tensorInt64(t *onnxpb.TensorProto) (data []int64, dims []int64, err error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	data = make([]int64, n)
 	switch {
 	case t.RawData != nil:
 		if int64(len(t.RawData)) != 8*n {
 			return nil, nil, fmt.Errorf("models: tensor %q: %d raw bytes for %d int64 values", t.GetName(), len(t.RawData), n)
 		}
+		data = make([]int64, n)
 		for i := range data {
 			data[i] = int64(binary.LittleEndian.Uint64(t.RawData[8*i:]))
 		}
 	case int64(len(t.Int64Data)) == n:
+		data = make([]int64, n)
 		copy(data, t.Int64Data)
 	default:
 		return nil, nil, fmt.Errorf("models: tensor %q: %d int64_data values for %d elements", t.GetName(), len(t.Int64Data), n)

@@ -3,6 +3,7 @@ package cifar
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -364,11 +365,18 @@ func readMember(r io.Reader, size, limit int64, where string) ([]byte, error) {
 	if size < 0 || size > limit {
 		return nil, fmt.Errorf("cifar: %s: %d bytes, more than the %d expected", where, size, limit)
 	}
-	data := make([]byte, size)
-	if _, err := io.ReadFull(r, data); err != nil {
+	// The buffer grows with what arrives rather than taking the header's
+	// word: a cut or forged archive member may claim up to the limit.
+	var buf bytes.Buffer
+	buf.Grow(int(min(size, 1<<20)))
+	n, err := buf.ReadFrom(io.LimitReader(r, size))
+	if err == nil && n < size {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
 		return nil, fmt.Errorf("cifar: read %s: %w", where, convert.Truncated(err))
 	}
-	return data, nil
+	return buf.Bytes(), nil
 }
 
 // readCIFARBinary calls fn for each record of a binary batch.

@@ -17,7 +17,7 @@ import (
 )
 
 // trainedRun trains a small head and returns what Write needs.
-func trainedRun(t *testing.T) *Contents {
+func trainedRun(t testing.TB) *Contents {
 	t.Helper()
 	train, val := clusters(60, 5, 3, 1), clusters(30, 5, 3, 2)
 	res, err := head.Train(context.Background(), train, val, head.Settings{Hidden: 8, Epochs: 3, LR: 1e-2}, nil)
