@@ -3,7 +3,6 @@ package cifar
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,40 +10,10 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
+
 	"github.com/tlearn/tlearn/dataset"
 )
-
-// killAt is a progress.Reporter that kills this process with SIGKILL when
-// the n-th image has been written, while the others are in flight.
-type killAt struct{ n, added int }
-
-func (k *killAt) Log(string)             {}
-func (k *killAt) Start(string, int, int) {}
-func (k *killAt) Finish()                {}
-func (k *killAt) Add(n int) {
-	if k.added += n; k.added >= k.n {
-		syscall.Kill(os.Getpid(), syscall.SIGKILL)
-	}
-}
-
-// treeFiles maps every file under dir, the marker aside, to its content.
-func treeFiles(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	m := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Name() == dataset.MarkerFile {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(dir, p)
-		m[rel] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 // killSettings are the settings of the conversion that
 // TestConvertRerunAfterKill kills and reruns.
@@ -70,7 +39,7 @@ func TestConvertRerunAfterKill(t *testing.T) {
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("child did not die by SIGKILL: %v\n%s", err, b)
 	}
-	if n := len(treeFiles(t, out)); n == 0 || n >= len(treeFiles(t, ref)) {
+	if n := len(fixtures.Tree(t, out, dataset.MarkerFile)); n == 0 || n >= len(fixtures.Tree(t, ref, dataset.MarkerFile)) {
 		t.Fatalf("the child wrote %d files before the kill, want some but not all", n)
 	}
 	if m, err := dataset.ReadMarker(out); err != nil || m.State != dataset.StateIncomplete {
@@ -83,7 +52,7 @@ func TestConvertRerunAfterKill(t *testing.T) {
 	if err != nil || !sum.Restarted {
 		t.Fatalf("rerun: %+v, %v", sum, err)
 	}
-	want, got := treeFiles(t, ref), treeFiles(t, out)
+	want, got := fixtures.Tree(t, ref, dataset.MarkerFile), fixtures.Tree(t, out, dataset.MarkerFile)
 	if len(got) != len(want) {
 		t.Errorf("rerun wrote %d files, an uninterrupted run %d", len(got), len(want))
 	}
@@ -105,7 +74,7 @@ func TestConvertKillChild(t *testing.T) {
 		t.Skip("helper process of TestConvertRerunAfterKill")
 	}
 	s := killSettings
-	s.Progress = &killAt{n: 30}
+	s.Progress = &fixtures.KillAt{N: 30}
 	_, err := Convert(context.Background(), src, out, s)
 	t.Fatalf("not killed; Convert returned %v", err)
 }

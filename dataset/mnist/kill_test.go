@@ -3,7 +3,6 @@ package mnist
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,40 +10,10 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
+
 	"github.com/tlearn/tlearn/dataset"
 )
-
-// killAt is a progress.Reporter that kills this process with SIGKILL when
-// the n-th image has been written, while the others are in flight.
-type killAt struct{ n, added int }
-
-func (k *killAt) Log(string)             {}
-func (k *killAt) Start(string, int, int) {}
-func (k *killAt) Finish()                {}
-func (k *killAt) Add(n int) {
-	if k.added += n; k.added >= k.n {
-		syscall.Kill(os.Getpid(), syscall.SIGKILL)
-	}
-}
-
-// files maps every file under dir, the marker aside, to its content.
-func files(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	m := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Name() == dataset.MarkerFile {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(dir, p)
-		m[rel] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 // TestConvertRerunAfterKill kills Convert with SIGKILL in a child process
 // in the middle of writing the images, then checks that the output is
@@ -68,7 +37,7 @@ func TestConvertRerunAfterKill(t *testing.T) {
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("child did not die by SIGKILL: %v\n%s", err, b)
 	}
-	if n := len(files(t, out)); n == 0 || n >= len(files(t, ref)) {
+	if n := len(fixtures.Tree(t, out, dataset.MarkerFile)); n == 0 || n >= len(fixtures.Tree(t, ref, dataset.MarkerFile)) {
 		t.Fatalf("the child wrote %d files before the kill, want some but not all", n)
 	}
 	m, err := dataset.ReadMarker(out)
@@ -97,7 +66,7 @@ func TestConvertRerunAfterKill(t *testing.T) {
 	if m, err := dataset.ReadMarker(out); err != nil || m.State != dataset.StateComplete {
 		t.Errorf("marker after the rerun: %+v, %v", m, err)
 	}
-	want, got := files(t, ref), files(t, out)
+	want, got := fixtures.Tree(t, ref, dataset.MarkerFile), fixtures.Tree(t, out, dataset.MarkerFile)
 	if len(got) != len(want) {
 		t.Errorf("rerun wrote %d files, an uninterrupted run %d", len(got), len(want))
 	}
@@ -122,7 +91,7 @@ func TestConvertKillChild(t *testing.T) {
 		t.Skip("helper process of TestConvertRerunAfterKill")
 	}
 	_, err := Convert(context.Background(), src, out, dataset.ConvertSettings{
-		TestPerClass: 5, Command: "tlearn data mnist (as the CLI records it)", Progress: &killAt{n: 100},
+		TestPerClass: 5, Command: "tlearn data mnist (as the CLI records it)", Progress: &fixtures.KillAt{N: 100},
 	})
 	t.Fatalf("not killed; Convert returned %v", err)
 }

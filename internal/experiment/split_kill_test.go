@@ -3,7 +3,6 @@ package experiment
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,38 +13,6 @@ import (
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 )
-
-// splitKiller is a progress.Reporter that kills this process with SIGKILL
-// once n files of the split are linked.
-type splitKiller struct{ n, added int }
-
-func (k *splitKiller) Log(string)             {}
-func (k *splitKiller) Start(string, int, int) {}
-func (k *splitKiller) Finish()                {}
-func (k *splitKiller) Add(n int) {
-	if k.added += n; k.added >= k.n {
-		syscall.Kill(os.Getpid(), syscall.SIGKILL)
-	}
-}
-
-// splitFiles maps every file under dir, the marker aside, to its content.
-func splitFiles(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	m := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Name() == dataset.MarkerFile {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(dir, p)
-		m[rel] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 func splitKillData(root string, t *testing.T) (*dataset.Source, SplitSettings) {
 	data := filepath.Join(root, "data")
@@ -75,7 +42,7 @@ func TestSplitRerunAfterKill(t *testing.T) {
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("child did not die by SIGKILL: %v\n%s", err, b)
 	}
-	if n := len(splitFiles(t, s.Out)); n == 0 || n >= len(src.Items) {
+	if n := len(fixtures.Tree(t, s.Out, dataset.MarkerFile)); n == 0 || n >= len(src.Items) {
 		t.Fatalf("the child linked %d of %d files before the kill, want some but not all", n, len(src.Items))
 	}
 	if m, err := dataset.ReadMarker(s.Out); err != nil || m.State != dataset.StateIncomplete {
@@ -93,7 +60,7 @@ func TestSplitRerunAfterKill(t *testing.T) {
 	if _, err := SplitData(context.Background(), src, ref, nil); err != nil {
 		t.Fatal(err)
 	}
-	want, got := splitFiles(t, ref.Out), splitFiles(t, s.Out)
+	want, got := fixtures.Tree(t, ref.Out, dataset.MarkerFile), fixtures.Tree(t, s.Out, dataset.MarkerFile)
 	if len(got) != len(want) {
 		t.Errorf("rerun wrote %d files, an uninterrupted split %d", len(got), len(want))
 	}
@@ -115,6 +82,6 @@ func TestSplitKillChild(t *testing.T) {
 		t.Skip("helper process of TestSplitRerunAfterKill")
 	}
 	src, s := splitKillData(root, t)
-	_, err := SplitData(context.Background(), src, s, &splitKiller{n: 10})
+	_, err := SplitData(context.Background(), src, s, &fixtures.KillAt{N: 10})
 	t.Fatalf("not killed; SplitData returned %v", err)
 }
