@@ -11,6 +11,7 @@ import (
 
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/experiment"
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/ortlib"
 )
 
@@ -77,6 +78,20 @@ func evaluateAction(c *cli.Context) error {
 		}
 		if err := experiment.CheckEvaluateOutput(o.path, experiment.EvaluateSettings{Run: runDir, Cache: cacheDir}); err != nil {
 			return outputError(err, o.flag)
+		}
+	}
+	for _, o := range []string{out, png} {
+		if o == "" {
+			continue
+		}
+		lock, err := fsutil.LockOutput(o)
+		if err != nil {
+			return fmt.Errorf("evaluate: %w", err)
+		}
+		defer lock.Unlock()
+		// Under the lock, a temporary of o can only be a killed run's.
+		if _, err := lock.RemoveStale(); err != nil {
+			return fmt.Errorf("evaluate: %w", err)
 		}
 	}
 	ew := stderr(c)

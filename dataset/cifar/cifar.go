@@ -111,7 +111,7 @@ func Convert(ctx context.Context, src, out string, s dataset.ConvertSettings) (*
 	plan := sc.plan(kind, classes, s)
 	sum := &dataset.ConvertSummary{Format: kind.format, Classes: classes, Train: plan.counts[0], Test: plan.counts[1]}
 
-	lock, err := convert.Lock("cifar", out)
+	lock, err := convert.Lock("cifar", out, s.Progress)
 	if err != nil {
 		return nil, err
 	}

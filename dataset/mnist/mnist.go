@@ -94,7 +94,7 @@ func Convert(ctx context.Context, src, out string, s dataset.ConvertSettings) (*
 			}
 		}
 	}
-	lock, err := convert.Lock("mnist", out)
+	lock, err := convert.Lock("mnist", out, s.Progress)
 	if err != nil {
 		return nil, err
 	}

@@ -225,8 +225,10 @@ func Compare(ctx context.Context, s CompareSettings, p CompareProgress) (*Compar
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
 	// Each stage locks its own cache or run too; this lock keeps a second
-	// comparison out of stages.json and the report.
-	lock, err := lockOutput(s.Out, p, filepath.Join(s.Out, compareStagesFile))
+	// comparison out of stages.json and the report, and clears their
+	// temporaries and the curves' that a killed comparison left.
+	lock, err := lockOutput(s.Out, p, filepath.Join(s.Out, compareStagesFile),
+		filepath.Join(s.Out, compareReportFile), filepath.Join(s.Out, compareCurvesFile))
 	if err != nil {
 		return nil, err
 	}

@@ -71,7 +71,7 @@ func FineTune(ctx context.Context, s FineTuneSettings, p progress.Reporter) (*Ru
 	}
 	out := filepath.Clean(s.Out)
 	if err := checkNew(out, s.Overwrite, s.Model, s.Train, s.Val, s.InitHead); err != nil {
-		return nil, err
+		return nil, tidyFinished(err, out, CheckpointPath(out))
 	}
 	// The checkpoint is out's too: two runs into out would otherwise race
 	// on it, and one killed while writing it leaves its temporary.

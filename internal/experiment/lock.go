@@ -1,10 +1,12 @@
 package experiment
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/progress"
 )
@@ -32,4 +34,27 @@ func lockOutput(out string, p progress.Reporter, also ...string) (*fsutil.Lock, 
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
 	return l, nil
+}
+
+// tidyFinished returns err, the refusal of a run directory out that
+// exists, after clearing what its writer left beside it when it was killed
+// after writing out and before exiting: its lock file, temporaries and the
+// files also (a fine-tune's checkpoint, useless once the run is written).
+// Only a finished run (rundir.IsRun) is tidied, and only when no live
+// writer holds its lock; any other err is returned as it is.
+func tidyFinished(err error, out string, also ...string) error {
+	if !errors.Is(err, rundir.ErrExists) || !rundir.IsRun(out) {
+		return err
+	}
+	l, lerr := fsutil.LockOutput(out)
+	if lerr != nil {
+		return err
+	}
+	defer l.Unlock()
+	// Best effort: the refusal is the answer either way.
+	_, _ = l.RemoveStale()
+	for _, a := range also {
+		_ = os.Remove(a)
+	}
+	return err
 }

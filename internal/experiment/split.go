@@ -55,7 +55,9 @@ func SplitData(ctx context.Context, src *dataset.Source, s SplitSettings, p prog
 	if err != nil {
 		return nil, err
 	}
-	lock, err := lockOutput(s.Out, p)
+	// The marker's temporary: a kill before its first rename leaves it alone
+	// in s.Out, which no rerun could restart otherwise.
+	lock, err := lockOutput(s.Out, p, filepath.Join(s.Out, dataset.MarkerFile))
 	if err != nil {
 		return nil, err
 	}

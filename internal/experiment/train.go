@@ -55,7 +55,7 @@ func Train(ctx context.Context, s TrainSettings, p progress.Reporter) (*Run, err
 		return nil, err
 	}
 	if err := checkNew(s.Out, s.Overwrite, s.Train, s.Val); err != nil {
-		return nil, err
+		return nil, tidyFinished(err, s.Out)
 	}
 	lock, err := lockOutput(s.Out, p)
 	if err != nil {

@@ -31,7 +31,9 @@ func (e *UnwritableError) Unwrap() []error { return []error{ErrUnwritable, e.Err
 // path (a file or folder, with any missing parents) could be created: its
 // nearest existing ancestor must be a folder in which a file can be made.
 // It makes and removes a probe file there, since the mode bits alone do not
-// tell (root, ACLs, read-only mounts). An existing path is not an error
+// tell (root, ACLs, read-only mounts); the probe is named as a temporary of
+// the output (".NAME.tmp-probe-*"), so that Lock.RemoveStale clears one
+// that a killed process left. An existing path is not an error
 // here: whether it may be replaced is the caller's rule.
 func CheckCreatable(path string) error {
 	path = filepath.Clean(path)
@@ -53,7 +55,14 @@ func CheckCreatable(path string) error {
 		}
 		dir = up
 	}
-	f, err := os.CreateTemp(dir, ".tlearn-probe-*")
+	// Named as a temporary of path's first missing part ("."+NAME+".tmp-*"):
+	// a probe left by a kill in between is then among what RemoveStale
+	// removes for the output, when the output's folder exists.
+	first := filepath.Base(path)
+	if rel, err := filepath.Rel(dir, path); err == nil {
+		first, _, _ = strings.Cut(rel, string(filepath.Separator))
+	}
+	f, err := os.CreateTemp(dir, "."+first+".tmp-probe-*")
 	if err != nil {
 		return &UnwritableError{Path: path, Where: dir, Err: fmt.Errorf("folder %s is not writable: %w", dir, bareError(err))}
 	}

@@ -172,14 +172,26 @@ func (p *pngPool) Get() *png.EncoderBuffer {
 func (p *pngPool) Put(b *png.EncoderBuffer) { p.p.Put(b) }
 
 // Lock takes the one-writer lock of the dataset folder out (a
-// *fsutil.LockedError naming the holder when another process writes it);
-// pkg prefixes the error. The caller defers Unlock.
-func Lock(pkg, out string) (*fsutil.Lock, error) {
+// *fsutil.LockedError naming the holder when another process writes it)
+// and removes the temporary of a MarkerFile that a killed earlier writer
+// left in out: a kill between making out and renaming the first marker
+// leaves only that file, which would make out a non-empty folder without
+// a marker that no rerun could restart. pkg prefixes the error. The
+// caller defers Unlock.
+func Lock(pkg, out string, p progress.Reporter) (*fsutil.Lock, error) {
 	if err := os.MkdirAll(filepath.Dir(filepath.Clean(out)), 0o755); err != nil {
 		return nil, fmt.Errorf("%s: %w", pkg, err)
 	}
 	l, err := fsutil.LockOutput(out)
 	if err != nil {
+		return nil, fmt.Errorf("%s: %w", pkg, err)
+	}
+	removed, err := l.RemoveStale(filepath.Join(out, dataset.MarkerFile))
+	for _, r := range removed {
+		progress.OrNop(p).Log("removed " + r + ", left by an interrupted earlier run")
+	}
+	if err != nil {
+		l.Unlock()
 		return nil, fmt.Errorf("%s: %w", pkg, err)
 	}
 	return l, nil

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlearn/tlearn/internal/ortlib"
+)
+
+// faultsSeed is the seed of the kill moments; TLEARN_FAULTS_SEED replaces
+// it to reproduce a run that printed another.
+const faultsSeed = 20261202
+
+// maskedKeys are the JSON fields that record when or how fast something
+// ran: the only bytes in which a rerun may differ from an uninterrupted run.
+var maskedKeys = map[string]bool{
+	"created": true, "seconds": true, "images_per_second": true, "elapsed": true,
+	"duration": true, "finished": true, "started": true, "updated": true, "done": true,
+}
+
+// timestamp is a recorded time in a text file (compare's "Generated ..."
+// in report.md).
+var timestamp = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
+
+// took is a duration in a text file (compare's report.md).
+var took = regexp.MustCompile(`\b[0-9.]+ ?(µs|ms|s|min|h)\b`)
+
+// faultCase is one long command; {out} in args stands for its output.
+type faultCase struct {
+	desc string
+	args []string
+	// skip, when set, names the bug that keeps this check off.
+	skip string
+}
+
+// TestFaultsKillAndRerun kills each long command with SIGKILL at seeded
+// random moments in (0, the uninterrupted run's duration) and reruns it as
+// a user would (the same command, no --force; a rerun that refuses a
+// finished output is taken at its word): the folder of the output must
+// then hold what an uninterrupted run's holds, byte for byte (PNG plots
+// too) but for recorded times (maskedKeys, timestamp, took) and the
+// temporary folder's path, and nothing else: no .tmp-*, .partial-*, probe
+// or .lock file. TLEARN_FAULTS moments per command (3 by default, `make
+// faults` 20); the commands run in parallel. Two writers of every kind of
+// output are internal/experiment's TestSecondWriterFails.
+func TestFaultsKillAndRerun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs every long command several times")
+	}
+	n := 3
+	if s := os.Getenv("TLEARN_FAULTS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 0 {
+			t.Fatalf("TLEARN_FAULTS=%q: want a count", s)
+		}
+		n = v
+	}
+	seed := uint64(faultsSeed)
+	if s := os.Getenv("TLEARN_FAULTS_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("TLEARN_FAULTS_SEED=%q: want a number", s)
+		}
+		seed = v
+	}
+	f := newExportFixture(t, 0)
+	bin := buildTlearn(t)
+	dir := t.TempDir()
+	writeDataSources(t, dir)
+	maps := filepath.Join(dir, "maps")
+	mustTlearn(t, "extract", "--model", f.model, "--data", f.data, "--cache", maps, "--val", "0.34", "--size", exportSize,
+		"--maps", "--device", "cpu", "--threads", "1")
+	clf := exportRun(t, f.run)
+	mnist := dataKillCases(dir)[0]
+	mustTlearn(t, withOut(mnist.args, filepath.Join(dir, "ref-mnist"))...)
+	cmpModel, cmpTrain, cmpVal := compareFixture(t)
+	train, val := filepath.Join(maps, "train"), filepath.Join(maps, "val")
+
+	cases := []faultCase{
+		{desc: "extract", args: []string{"extract", "--model", f.model, "--data", f.data, "--cache", "{out}", "--val", "0.34",
+			"--size", exportSize, "--maps", "--batch", "1", "--threads", "1"}},
+		{desc: "train", args: []string{"train", "--train", train, "--val", val, "--out", "{out}", "--hidden", "8",
+			"--epochs", "30", "--seed", "3", "--threads", "1"}},
+		{desc: "finetune", args: []string{"finetune", "--model", f.model, "--train", train, "--val", val, "--out", "{out}",
+			"--hidden", "4", "--epochs", "4", "--batch", "2", "--lr", "1e-3", "--seed", "3", "--threads", "1"}},
+		{desc: "export", args: []string{"export", "--run", f.run, "--out", "{out}", "--size", "64", "--threads", "1"}},
+		{desc: "classify", args: []string{"classify", "--model", clf, "--batch", "1", "--out", "{out}", "--threads", "1", f.data}},
+		{desc: "evaluate", args: []string{"evaluate", "--run", f.run, "--cache", f.cache, "--out", "{out}"}},
+		{desc: "compare", args: compareArgs(cmpModel, cmpTrain, cmpVal, "{out}")},
+	}
+	for _, dc := range dataKillCases(dir) {
+		cases = append(cases, faultCase{desc: "data " + dc.desc, args: dc.args})
+	}
+	t.Logf("seed %d (TLEARN_FAULTS_SEED), %d kills per command (TLEARN_FAULTS)", seed, n)
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			if tc.skip != "" {
+				t.Skip(tc.skip)
+			}
+			t.Parallel()
+			h := fnv.New64a()
+			h.Write([]byte(tc.desc))
+			rng := rand.New(rand.NewPCG(seed, h.Sum64()))
+			refDir := t.TempDir()
+			start := time.Now()
+			if code, errs := runBin(t, bin, withOut(tc.args, filepath.Join(refDir, "out"))); code != 0 {
+				t.Fatalf("uninterrupted run: exit %d\n%s", code, errs)
+			}
+			took := time.Since(start)
+			want := outputTree(t, refDir)
+			late := 0
+			for i := range n {
+				delay := time.Duration(rng.Int64N(int64(took)-1) + 1)
+				if killAndRerun(t, bin, tc.args, want, seed, i, delay) {
+					late++
+				}
+			}
+			t.Logf("uninterrupted run %v; %d kills, %d of them after the process exited", took.Round(time.Millisecond), n, late)
+		})
+	}
+}
+
+// killAndRerun runs args into a fresh folder, kills it after delay, reruns
+// it to the end and compares the folder with want. It reports whether the
+// run had exited before the kill.
+func killAndRerun(t *testing.T, bin string, args []string, want map[string]string, seed uint64, i int, delay time.Duration) (finished bool) {
+	t.Helper()
+	where := fmt.Sprintf("TLEARN_FAULTS_SEED=%d, kill %d after %v", seed, i, delay)
+	dir := t.TempDir()
+	args = withOut(args, filepath.Join(dir, "out"))
+	cmd := tlearnCmd(t, bin, args)
+	var errs syncBuffer
+	cmd.Stderr = &errs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s: the run before the kill failed: %v\n%s", where, err, errs.String())
+		}
+		finished = true
+	case <-time.After(delay):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+	var rerun string
+	if !finished {
+		code, s := runBin(t, bin, args)
+		// A kill after the output was renamed into place, before the
+		// process exited, leaves a finished output, which the rerun
+		// refuses to replace without --force: then the output must be
+		// the uninterrupted run's as it is.
+		if code != 0 && !strings.Contains(s, "--force") {
+			t.Fatalf("%s: rerun: exit %d\n%s", where, code, s)
+		}
+		rerun = s
+	}
+	got := outputTree(t, dir)
+	var diffs []string
+	for rel, b := range want {
+		if gb, ok := got[rel]; !ok {
+			diffs = append(diffs, "lacks "+rel)
+		} else if gb != b {
+			diffs = append(diffs, "differs in "+rel+firstDiff(b, gb))
+		}
+	}
+	for rel := range got {
+		if _, ok := want[rel]; !ok {
+			diffs = append(diffs, "has the stray "+rel)
+		}
+	}
+	if len(diffs) > 0 {
+		sort.Strings(diffs)
+		t.Errorf("%s (exited before it: %v): the rerun's output %s\n%s", where, finished, strings.Join(diffs, ", "), rerun)
+	}
+	return finished
+}
+
+func tlearnCmd(t *testing.T, bin string, args []string) *exec.Cmd {
+	t.Helper()
+	lib, ok := ortlib.Loaded()
+	if !ok {
+		t.Fatal("ONNX Runtime is not loaded (ortlibtest.Init)")
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "TLEARN_ORT_LIB="+lib.Path, "TLEARN_DEVICE=cpu", "TLEARN_THREADS=1")
+	return cmd
+}
+
+// runBin runs the binary to its end and returns its status and stderr.
+func runBin(t *testing.T, bin string, args []string) (int, string) {
+	t.Helper()
+	cmd := tlearnCmd(t, bin, args)
+	var errs bytes.Buffer
+	cmd.Stderr = &errs
+	err := cmd.Run()
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), errs.String()
+}
+
+func mustTlearn(t *testing.T, args ...string) {
+	t.Helper()
+	if code, _, errs := runTlearn(t, args...); code != 0 {
+		t.Fatalf("%s: exit %d\n%s", args[0], code, errs)
+	}
+}
+
+// outputTree maps every file under dir (hidden ones, markers and locks
+// included) to its bytes, masked: dir's path replaced and the recorded
+// times of JSON files zeroed.
+func outputTree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		b = bytes.ReplaceAll(b, []byte(dir), []byte("{dir}"))
+		switch {
+		case strings.HasSuffix(p, ".json") || filepath.Base(p) == ".tlearn-dataset":
+			b = maskJSON(b)
+		case strings.HasSuffix(p, ".md"):
+			b = timestamp.ReplaceAll(b, []byte("{time}"))
+			b = took.ReplaceAll(b, []byte("{took}"))
+			// What a stage's time was spent on: a resumed compare says so.
+			b = bytes.ReplaceAll(b, []byte(" (reused from an earlier run)"), nil)
+		}
+		files[rel] = string(b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// maskJSON zeroes the maskedKeys of a JSON document at any depth; what is
+// not JSON is returned as it is.
+func maskJSON(b []byte) []byte {
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return b
+	}
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if maskedKeys[k] {
+					x[k] = nil
+				} else {
+					walk(e)
+				}
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	out, _ := json.Marshal(v)
+	return out
+}
+
+// firstDiff shows where got first differs from want, with some context,
+// for a readable failure.
+func firstDiff(want, got string) string {
+	i := 0
+	for i < len(want) && i < len(got) && want[i] == got[i] {
+		i++
+	}
+	lo := max(i-40, 0)
+	return fmt.Sprintf(" at byte %d: want %q, got %q", i, want[lo:min(i+60, len(want))], got[lo:min(i+60, len(got))])
+}
