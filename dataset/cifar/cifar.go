@@ -111,15 +111,11 @@ func Convert(ctx context.Context, src, out string, s dataset.ConvertSettings) (*
 	plan := sc.plan(kind, classes, s)
 	sum := &dataset.ConvertSummary{Format: kind.format, Classes: classes, Train: plan.counts[0], Test: plan.counts[1]}
 
-	lock, err := convert.Lock("cifar", out, s.Progress)
+	lock, restarted, err := convert.Begin("cifar", src, out, s)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Unlock()
-	restarted, err := dataset.PrepareOutput(src, out, s.Overwrite, convert.Origin("cifar", src, s), "train", "test")
-	if err != nil {
-		return nil, err
-	}
 	for i, split := range []string{"train", "test"} {
 		if err := convert.ClassDirs("cifar", out, split, classes, plan.counts[i]); err != nil {
 			return nil, err

@@ -94,15 +94,11 @@ func Convert(ctx context.Context, src, out string, s dataset.ConvertSettings) (*
 			}
 		}
 	}
-	lock, err := convert.Lock("mnist", out, s.Progress)
+	lock, restarted, err := convert.Begin("mnist", src, out, s)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Unlock()
-	restarted, err := dataset.PrepareOutput(src, out, s.Overwrite, convert.Origin("mnist", src, s), "train", "test")
-	if err != nil {
-		return nil, err
-	}
 	prog := progress.OrNop(s.Progress)
 	prog.Start("writing mnist images", total, 0)
 	defer prog.Finish()

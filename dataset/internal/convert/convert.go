@@ -27,11 +27,27 @@ func Check(pkg string, s dataset.ConvertSettings) error {
 	return nil
 }
 
-// Origin is what a converter records in the dataset's marker: pkg, the
+// Begin takes the output's lock (see lockOutput) and prepares out for a
+// conversion of src into its train and test folders (dataset.PrepareOutput
+// with Origin's record), as both converters start. restarted says that out
+// was an incomplete dataset of the same conversion, now started over. The
+// caller defers the lock's Unlock.
+func Begin(pkg, src, out string, s dataset.ConvertSettings) (lock *fsutil.Lock, restarted bool, err error) {
+	if lock, err = lockOutput(pkg, out, s.Progress); err != nil {
+		return nil, false, err
+	}
+	if restarted, err = dataset.PrepareOutput(src, out, s.Overwrite, origin(pkg, src, s), "train", "test"); err != nil {
+		lock.Unlock()
+		return nil, false, err
+	}
+	return lock, restarted, nil
+}
+
+// origin is what a converter records in the dataset's marker: pkg, the
 // absolute source path and the settings that choose the images, so that
 // only a rerun that would write the same images restarts an incomplete
 // output without overwrite.
-func Origin(pkg, src string, s dataset.ConvertSettings) dataset.Origin {
+func origin(pkg, src string, s dataset.ConvertSettings) dataset.Origin {
 	if abs, err := filepath.Abs(src); err == nil {
 		src = abs
 	}
@@ -171,14 +187,14 @@ func (p *pngPool) Get() *png.EncoderBuffer {
 }
 func (p *pngPool) Put(b *png.EncoderBuffer) { p.p.Put(b) }
 
-// Lock takes the one-writer lock of the dataset folder out (a
+// lockOutput takes the one-writer lock of the dataset folder out (a
 // *fsutil.LockedError naming the holder when another process writes it)
 // and removes the temporary of a MarkerFile that a killed earlier writer
 // left in out: a kill between making out and renaming the first marker
 // leaves only that file, which would make out a non-empty folder without
 // a marker that no rerun could restart. pkg prefixes the error. The
 // caller defers Unlock.
-func Lock(pkg, out string, p progress.Reporter) (*fsutil.Lock, error) {
+func lockOutput(pkg, out string, p progress.Reporter) (*fsutil.Lock, error) {
 	if err := os.MkdirAll(filepath.Dir(filepath.Clean(out)), 0o755); err != nil {
 		return nil, fmt.Errorf("%s: %w", pkg, err)
 	}
