@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/tlearn/tlearn/internal/ortlib"
 )
 
 // exitWithin is how soon a signalled command must exit.
@@ -71,12 +69,7 @@ func (s *syncBuffer) String() string {
 // process exits before the signal or later than exitWithin after it.
 func signalled(t *testing.T, bin string, sig os.Signal, after time.Duration, args ...string) (code int, stderr string) {
 	t.Helper()
-	lib, ok := ortlib.Loaded()
-	if !ok {
-		t.Fatal("ONNX Runtime is not loaded (ortlibtest.Init)")
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "TLEARN_ORT_LIB="+lib.Path, "TLEARN_DEVICE=cpu", "TLEARN_THREADS=1")
+	cmd := tlearnCmd(t, bin, args)
 	var errs syncBuffer
 	cmd.Stderr = &errs
 	if err := cmd.Start(); err != nil {
