@@ -237,13 +237,25 @@ func Get(ctx context.Context, s Settings) (modelPath string, err error) {
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return "", fmt.Errorf("fetch: create %s: %w", s.Dir, err)
 	}
-	unlock, err := lockDownload(filepath.Join(s.Dir, "."+s.Name+".lock"))
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-
 	unpacked := filepath.Join(s.Dir, s.Name)
+	// One writer of the unpacked folder and of its archive, so that two
+	// fetches cannot interleave their writes to one part file. The lock
+	// file, .<Name>.lock, is the one an older tlearn took here.
+	lock, err := fsutil.LockOutput(unpacked)
+	if err != nil {
+		return "", fmt.Errorf("fetch: %w", err)
+	}
+	defer lock.Unlock()
+	// Under the lock, an unpack folder can only be a killed run's; the
+	// part file is not a temporary but the download to resume.
+	removed, err := lock.RemoveStale(filepath.Join(s.Dir, s.Name+archiveSuffix))
+	for _, r := range removed {
+		s.Progress.Log("removed " + r + ", left by an interrupted earlier run")
+	}
+	if err != nil {
+		return "", fmt.Errorf("fetch: %w", err)
+	}
+
 	model, ok, err := readUnpacked(unpacked, s.SHA256)
 	if err != nil {
 		return "", err

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/progress"
 )
 
@@ -519,7 +520,7 @@ func TestFetchUnsafeArchive(t *testing.T) {
 	hidden, _ := filepath.Glob(filepath.Join(dir, ".*"))
 	left = append(left, hidden...)
 	for _, l := range left {
-		if b := filepath.Base(l); b != "tiny-1.tar.gz" && b != ".tiny-1.lock" {
+		if filepath.Base(l) != "tiny-1.tar.gz" {
 			t.Errorf("left behind: %s", l)
 		}
 	}
@@ -549,22 +550,54 @@ func TestSettingsErrors(t *testing.T) {
 	}
 }
 
+// TestFetchLock holds the lock of the unpacked folder, as a fetch in
+// another process would: a second fetch of the same archive fails at once,
+// naming the holder, without a request; once it is released, the next
+// fetch removes the unpack folder a killed run left and keeps the part
+// file it resumes.
 func TestFetchLock(t *testing.T) {
 	t.Parallel()
-	name := filepath.Join(t.TempDir(), ".x.lock")
-	unlock, err := lockDownload(name)
+	dir := t.TempDir()
+	payload := fetchPayload(t)
+	ts := httptest.NewServer(&fetchServer{payload: payload})
+	defer ts.Close()
+	s := fetchSettingsFor(ts.URL+"/tiny-1.tar.gz", payload, dir)
+	out := filepath.Join(dir, "tiny-1")
+	held, err := fsutil.LockOutput(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lockDownload(name); err == nil || !strings.Contains(err.Error(), "another tlearn") {
-		t.Errorf("second lock: %v, want it refused", err)
+	var locked *fsutil.LockedError
+	_, err = Get(context.Background(), s)
+	if !errors.As(err, &locked) || locked.PID != os.Getpid() || !strings.Contains(err.Error(), out+" is being written by another process") {
+		t.Errorf("second fetch: %v, want a *fsutil.LockedError naming %s and pid %d", err, out, os.Getpid())
 	}
-	unlock()
-	unlock2, err := lockDownload(name)
+	if _, err := os.Stat(filepath.Join(dir, "tiny-1.tar.gz.part")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused fetch wrote a part file (%v)", err)
+	}
+	held.Unlock()
+
+	stale := filepath.Join(dir, ".tiny-1.partial-123")
+	if err := os.MkdirAll(filepath.Join(stale, "tiny"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tiny-1.tar.gz.part"), payload[:len(payload)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec := &progress.Recorder{}
+	s.Progress = rec
+	model, err := Get(context.Background(), s)
 	if err != nil {
-		t.Fatalf("lock after unlock: %v", err)
+		t.Fatal(err)
 	}
-	unlock2()
+	checkFetched(t, dir, model, payload)
+	if !logged(rec, "removed "+stale) || !logged(rec, "resuming") {
+		t.Errorf("log lacks the removal of %s or the resumption", stale)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, ".*"))
+	if len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
 }
 
 func TestLookupPreset(t *testing.T) {

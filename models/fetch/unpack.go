@@ -194,7 +194,8 @@ func readUnpacked(dir, sha string) (model string, ok bool, err error) {
 // either absent or complete.
 func unpackModel(ctx context.Context, archive, dest, sha string) (string, error) {
 	parent := filepath.Dir(dest)
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dest)+".unpack-")
+	// Named as fsutil's RemoveStale finds a killed run's partial folder.
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dest)+".partial-")
 	if err != nil {
 		return "", fmt.Errorf("fetch: %w", err)
 	}
