@@ -76,6 +76,11 @@ type PrepareSettings struct {
 // under ONNX Runtime, and Prepare returns an error wrapping ctx's before
 // it writes anything.
 func Prepare(ctx context.Context, src string, s PrepareSettings, outDir string) (*Spec, error) {
+	lock, err := lockPrepared(outDir)
+	if err != nil {
+		return nil, fmt.Errorf("models: prepare %s: %w", src, err)
+	}
+	defer lock.Unlock()
 	b, err := fsutil.ReadFile(src)
 	if err != nil {
 		return nil, fmt.Errorf("models: prepare %s: %w", src, err)
@@ -148,6 +153,26 @@ func prepareModel(ctx context.Context, m *onnxpb.ModelProto, source SourceSpec, 
 	return spec, nil
 }
 
+// lockPrepared takes the one-writer lock of the prepared model folder
+// outDir (a *fsutil.LockedError naming the holder when another process
+// writes it), making its parent as Prepare makes outDir, and removes the
+// temporaries that a killed earlier writer left: of the folder, and of its
+// extractor.onnx and spec.json inside it. The caller defers Unlock.
+func lockPrepared(outDir string) (*fsutil.Lock, error) {
+	if err := os.MkdirAll(filepath.Dir(filepath.Clean(outDir)), 0o755); err != nil {
+		return nil, err
+	}
+	l, err := fsutil.LockOutput(outDir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := l.RemoveStale(filepath.Join(outDir, ExtractorFile), filepath.Join(outDir, specFile)); err != nil {
+		l.Unlock()
+		return nil, err
+	}
+	return l, nil
+}
+
 // otherONNX refuses an output folder holding other .onnx files: consumers
 // find the extractor as the folder's only model.
 func otherONNX(dir string) error {
@@ -181,6 +206,11 @@ func WriteSynthPrepared(dir string, s SynthSettings) (*Spec, error) {
 		Path:   fmt.Sprintf("synth:vgg16?style=%s&width=%g&seed=%d", s.style(), width, s.Seed),
 		SHA256: hex.EncodeToString(sum[:]), Bytes: int64(len(b)),
 	}
+	lock, err := lockPrepared(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
 	// Without the check run there is nothing long to interrupt.
 	return prepareModel(context.Background(), m, source, PrepareSettings{SkipCheck: true}, dir)
 }
