@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tlearn/tlearn/internal/experiment"
 	"github.com/tlearn/tlearn/models"
 )
 
@@ -244,6 +245,15 @@ func modelsSynthAction(c *cli.Context) error {
 	if s.Keras && s.Zoo {
 		return usageError{fmt.Errorf("models synth: --%s and --%s exclude each other", flagModelsKeras, flagModelsZoo)}
 	}
+	// Locked before the weights are drawn: a second writer of the file
+	// fails at once, and a killed one's temporary goes.
+	p := newReporter(stderr(c))
+	defer p.Finish()
+	lock, err := experiment.LockOutput(c.String(flagModelsOut), p)
+	if err != nil {
+		return fmt.Errorf("models synth: %w", err)
+	}
+	defer lock.Unlock()
 	m := models.SynthVGG16(s)
 	if err := models.Save(c.String(flagModelsOut), m); err != nil {
 		return err

@@ -36,6 +36,14 @@ func lockOutput(out string, p progress.Reporter, also ...string) (*fsutil.Lock, 
 	return l, nil
 }
 
+// LockOutput is lockOutput for an output that the CLI writes itself
+// (models synth's file): the one-writer lock of out, taken after making
+// out's missing parents, with what a killed earlier writer of out left
+// removed and logged on p. The caller defers Unlock.
+func LockOutput(out string, p progress.Reporter) (*fsutil.Lock, error) {
+	return lockOutput(out, p)
+}
+
 // tidyFinished returns err, the refusal of a run directory out that
 // exists, after clearing what its writer left beside it when it was killed
 // after writing out and before exiting: its lock file, temporaries and the
