@@ -268,6 +268,13 @@ func Sweep(ctx context.Context, s SweepSettings, p progress.Reporter) (*SweepRes
 	for i, r := range runs {
 		rp := prefixed{p, fmt.Sprintf("[%d/%d %s] ", i+1, len(runs), r.Name)}
 		if r.Reused {
+			// A sweep killed between renaming this run into place and
+			// unlocking it left the run's lock file; taking the lock and
+			// releasing it removes that. Best effort: a live holder is a
+			// train that will find the run finished.
+			if rl, err := lockOutput(r.Dir, rp); err == nil {
+				rl.Unlock()
+			}
 			rp.Log("reusing the finished run")
 			continue
 		}
