@@ -74,7 +74,8 @@ type PrepareSettings struct {
 // symbolic, and keeps block5's weights as initializers of their own, named
 // in spec.Block5. Errors name src. A cancelled ctx stops the check runs
 // under ONNX Runtime, and Prepare returns an error wrapping ctx's before
-// it writes anything.
+// it makes outDir. One writer at a time: while another process prepares
+// into outDir, Prepare fails at once with a *fsutil.LockedError.
 func Prepare(ctx context.Context, src string, s PrepareSettings, outDir string) (*Spec, error) {
 	lock, err := lockPrepared(outDir)
 	if err != nil {

@@ -6,7 +6,9 @@
 // the archive's test_data_set_* folders.
 //
 // It owns the transfer, the archive checks, the unpacked folder's layout
-// and the test-data comparison. Progress goes to an internal/progress
+// and the test-data comparison. One fetch at a time writes a model: Get
+// holds internal/fsutil's lock of the unpacked folder, which covers its
+// archive and part file too. Progress goes to an internal/progress
 // Reporter; its errors are sentinels (ErrDownloadMismatch, ErrInterrupted,
 // ...) that the CLI turns into advice, and never name a CLI flag.
 //
