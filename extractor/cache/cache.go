@@ -50,8 +50,18 @@ func Open(dir string) (*Cache, error) { return open(dir, true, true) }
 func OpenFeatures(dir string) (*Cache, error) { return open(dir, false, true) }
 
 // open is Open; without check it skips the checksums (for the benchmark
-// that measures what they cost).
-func open(dir string, withMaps, check bool) (*Cache, error) {
+// that measures what they cost). A cache that does not open while an extract holds the lock of its folder
+// or of the folder above (extract --val writes DIR/train and DIR/val) is
+// being rewritten: the error names that writer instead of the damage.
+func open(dir string, withMaps, check bool) (_ *Cache, err error) {
+	defer func() {
+		if err == nil {
+			return
+		}
+		if le := fsutil.Writer(dir, filepath.Dir(filepath.Clean(dir))); le != nil {
+			err = fmt.Errorf("cache: %s cannot be read now: %w", dir, le)
+		}
+	}()
 	m, err := ReadManifest(dir)
 	if err != nil {
 		return nil, err

@@ -192,3 +192,27 @@ func globEscape(s string) string {
 	}
 	return b.String()
 }
+
+// Writer reports the live writer of the first of outs whose lock another
+// open file holds, as the *LockedError that a second writer would get, or
+// nil when none is being written. Readers call it after failing to read an
+// output, so that a folder caught in the middle of a rewrite (an extract
+// --force replacing a cache) is reported as being written rather than as
+// damaged or unfinished. It takes no lock that a writer would wait on:
+// only a shared flock, held for the moment of the test.
+func Writer(outs ...string) *LockedError {
+	for _, out := range outs {
+		out = filepath.Clean(out)
+		f, err := os.Open(LockPath(out))
+		if err != nil {
+			continue
+		}
+		if heldElsewhere(f) {
+			pid, cmd := readHolder(f)
+			f.Close()
+			return &LockedError{Path: out, PID: pid, Command: cmd}
+		}
+		f.Close()
+	}
+	return nil
+}

@@ -25,3 +25,19 @@ func tryLock(f *os.File) (bool, error) {
 		return false, &os.PathError{Op: "flock", Path: f.Name(), Err: err}
 	}
 }
+
+// heldElsewhere reports whether another open file holds the exclusive
+// flock of f, by trying a shared one without waiting (and dropping it).
+func heldElsewhere(f *os.File) bool {
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
+		switch {
+		case err == nil:
+			unix.Flock(int(f.Fd()), unix.LOCK_UN)
+			return false
+		case errors.Is(err, unix.EINTR):
+			continue
+		}
+		return errors.Is(err, unix.EWOULDBLOCK)
+	}
+}
