@@ -32,6 +32,7 @@ func TestReadersOfACacheBeingWritten(t *testing.T) {
 		return [][]string{
 			{"train", "--train", train, "--val", val, "--out", filepath.Join(root, out), "--epochs", "1", "--hidden", "8", "--threads", "1", "-q"},
 			{"evaluate", "--run", run, "--cache", train, "--threads", "1"},
+			{"train", "--train", caches, "--out", filepath.Join(root, out+"-pair"), "--epochs", "1", "--hidden", "8", "--threads", "1", "-q"},
 		}
 	}
 

@@ -10,6 +10,7 @@ import (
 	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
+	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
 // caches are an opened training and validation feature cache.
@@ -55,6 +56,9 @@ func openCaches(trainDir, valDir string) (*caches, error) {
 	if valDir == "" {
 		pair := filepath.Join(trainDir, "train")
 		if _, err := os.Stat(filepath.Join(pair, cache.ManifestFile)); err != nil {
+			if le := fsutil.Writer(pair, trainDir); le != nil { // an extract rewriting them
+				return nil, fmt.Errorf("experiment: %s cannot be read now: %w", trainDir, le)
+			}
 			return nil, fmt.Errorf("%w: %s has no train/ and val/ caches", ErrNoValCache, trainDir)
 		}
 		trainDir, valDir = pair, filepath.Join(trainDir, "val")
