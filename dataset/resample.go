@@ -280,7 +280,7 @@ func vertical(dst, src plane, w *axisWeights, channels int) {
 		k := w.k[y*w.ksize : y*w.ksize+w.count[y]]
 		for j, c := range k {
 			row := src.pix[(w.start[y]+j)*src.stride:]
-			row = row[:n]
+			row = row[:len(acc)]
 			for i, v := range row {
 				acc[i] += int32(v) * c
 			}
