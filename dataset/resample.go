@@ -166,6 +166,12 @@ func resample(img image.Image, w, h int, interp Interpolation, f resampleFilter)
 	var pix []uint8
 	var stride, channels int
 	b := img.Bounds()
+	if b.Empty() { // nothing to filter: black
+		if _, ok := img.(*image.Gray); ok {
+			return image.NewGray(image.Rect(0, 0, w, h))
+		}
+		return image.NewRGBA(image.Rect(0, 0, w, h))
+	}
 	switch m := img.(type) {
 	case *image.Gray:
 		pix, stride, channels = m.Pix[m.PixOffset(b.Min.X, b.Min.Y):], m.Stride, 1

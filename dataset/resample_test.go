@@ -209,3 +209,31 @@ func BenchmarkResize(b *testing.B) {
 		}
 	}
 }
+
+// A flat image stays flat, whatever the sizes (weights renormalised at the
+// edges, sums rounded), and no size makes the resampler index out of range.
+func TestResizeFlat(t *testing.T) {
+	t.Parallel()
+	sizes := []int{1, 2, 3, 5, 31, 32, 33, 100, 225, 641}
+	for _, interp := range []Interpolation{Bilinear, Bicubic, Lanczos3} {
+		for _, w := range sizes {
+			for _, h := range sizes {
+				src := image.NewRGBA(image.Rect(0, 0, w, h))
+				for i := 0; i < len(src.Pix); i += 4 {
+					src.Pix[i], src.Pix[i+1], src.Pix[i+2], src.Pix[i+3] = 200, 3, 255, 255
+				}
+				for _, size := range []int{1, 7, 224} {
+					out := Resize(src, size, interp).(*image.RGBA)
+					for i := 0; i < len(out.Pix); i += 4 {
+						if p := out.Pix[i : i+4]; p[0] != 200 || p[1] != 3 || p[2] != 255 || p[3] != 255 {
+							t.Fatalf("%s %dx%d→%d: pixel %d is %v, want [200 3 255 255]", interp, w, h, size, i/4, p)
+						}
+					}
+				}
+			}
+		}
+	}
+	if out := Resize(image.NewRGBA(image.Rect(0, 0, 0, 5)), 4, Bilinear); out.Bounds() != image.Rect(0, 0, 4, 4) {
+		t.Errorf("an empty image resized to %v", out.Bounds())
+	}
+}
