@@ -25,11 +25,21 @@ const (
 	Lanczos3 Interpolation = "lanczos3"
 )
 
-// Interpolations lists the accepted names, default first.
+// DefaultInterpolation is the filter of new work when none is named (the
+// extract command's --interpolation default), chosen by the accuracy it
+// gave on real images upsampled 32→224 (BENCHMARKS.md, "Resize filter
+// (issue 11)"). It is not what "" means: an empty filter, as files
+// written by older versions may hold it, is and stays Nearest
+// (ParseInterpolation), and so does the zero value of the settings of
+// dataset, extractor and experiment; compare, which reproduces the Keras
+// tutorial, names Nearest itself.
+const DefaultInterpolation = Bilinear
+
+// Interpolations lists the accepted names.
 var Interpolations = []Interpolation{Nearest, Bilinear, Bicubic, Lanczos3}
 
 // ParseInterpolation accepts one of Interpolations; "" means Nearest, what
-// every file written without a filter name meant.
+// a file written without a filter name meant.
 func ParseInterpolation(s string) (Interpolation, error) {
 	if s == "" {
 		return Nearest, nil
