@@ -34,8 +34,9 @@ type LoaderSettings struct {
 	// Batch is the number of images per batch; 0 means DefaultBatch (32).
 	Batch int
 	// Workers decode and resize in parallel; 0 means DefaultWorkers (2).
-	// nfnt/resize already spreads each resize over GOMAXPROCS, and the
-	// backbone needs the cores too: keep it small.
+	// Nearest (nfnt/resize) already spreads each resize over GOMAXPROCS,
+	// the other filters run one image per worker, and the backbone needs
+	// the cores too: keep it small.
 	Workers int
 	// SkipBad leaves images that fail to decode out of their batch (listed
 	// in Batch.Bad) instead of stopping with the *DecodeError.
@@ -99,7 +100,7 @@ func NewLoader(src *Source, idx []int, s LoaderSettings) (*Loader, error) {
 	if s.Interpolation == "" {
 		s.Interpolation = Nearest
 	}
-	if _, err := s.Interpolation.filter(); err != nil {
+	if err := s.Interpolation.check(); err != nil {
 		return nil, err
 	}
 	if s.Preprocessing == (Preprocessing{}) {

@@ -90,7 +90,7 @@ Example:
 			&cli.IntFlag{Name: flagClassifyBatch, Value: classify.DefaultBatch, Usage: "images per ONNX Runtime run"},
 			&cli.BoolFlag{Name: flagClassifySkipBad, Usage: "list images that cannot be read at the end instead of failing"},
 			&cli.IntFlag{Name: flagClassifySize, Usage: "input side in pixels", DefaultText: "the one recorded at export"},
-			&cli.StringFlag{Name: flagClassifyInterpolation, Usage: "resize filter: nearest, bilinear, bicubic or lanczos3", DefaultText: "the one recorded at export"},
+			&cli.StringFlag{Name: flagClassifyInterpolation, Usage: interpolationUsage, DefaultText: "the one recorded at export"},
 		),
 		Action: onInterrupt("records already printed to stdout stand, an --out file is not written; the same command classifies every image again", classifyAction),
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/internal/testutil/fixtures"
@@ -85,6 +86,9 @@ func TestExtractCommand(t *testing.T) {
 		if c.Manifest.Split == nil || c.Manifest.Split.Part != part || c.Maps == nil {
 			t.Errorf("%s: split %+v, maps %v", part, c.Manifest.Split, c.Maps != nil)
 		}
+		if c.Manifest.Interpolation != string(dataset.DefaultInterpolation) {
+			t.Errorf("%s: interpolation %q without --interpolation, want the default %q", part, c.Manifest.Interpolation, dataset.DefaultInterpolation)
+		}
 		c.Close()
 	}
 
@@ -127,8 +131,8 @@ func TestExtractCommand(t *testing.T) {
 		{"zero-byte image skipped", []string{"--data", bad, "--cache", filepath.Join(root, "c5"), "--skip-bad"}, 0, "dog/zero.png: dataset: empty file"},
 		{"cache path is a file", []string{"--data", data, "--cache", fileCache}, 1, fileCache + " is a file"},
 		{"single cache where a split is", []string{"--data", data, "--cache", cacheDir}, 1, "train/val pair"},
-		{"other settings", []string{"--data", data, "--cache", cacheDir, "--val", "0.4", "--seed", "2", "--interpolation", "bilinear"}, 1, "interpolation nearest (now bilinear)"},
-		{"other settings advice", []string{"--data", data, "--cache", cacheDir, "--val", "0.4", "--seed", "2", "--interpolation", "bilinear"}, 1, "; --force rebuilds it, or choose another --cache folder"},
+		{"other settings", []string{"--data", data, "--cache", cacheDir, "--val", "0.4", "--seed", "2", "--interpolation", "nearest"}, 1, "interpolation " + string(dataset.DefaultInterpolation) + " (now nearest)"},
+		{"other settings advice", []string{"--data", data, "--cache", cacheDir, "--val", "0.4", "--seed", "2", "--interpolation", "nearest"}, 1, "; --force rebuilds it, or choose another --cache folder"},
 		{"unreadable cache", []string{"--data", data, "--cache", brokenCache}, 1, "extractor: the existing cache cannot be read: cache: " + filepath.Join(brokenCache, cache.ManifestFile)},
 		{"unreadable cache advice", []string{"--data", data, "--cache", brokenCache}, 1, "; --force rebuilds it, or choose another --cache folder"},
 		{"bad fraction", []string{"--data", data, "--cache", cacheDir, "--val", "1.5"}, 2, "--val"},

@@ -18,6 +18,10 @@ const (
 	flagQuiet   = "quiet"
 )
 
+// interpolationUsage is the --interpolation help of extract and classify;
+// extract's default is dataset.DefaultInterpolation.
+const interpolationUsage = "resize `FILTER`: bilinear, bicubic or lanczos3 (Pillow's, antialiased when shrinking), or nearest (Keras' load_img default)"
+
 // commonFlags are accepted by every subcommand, so that
 // `tlearn extract --device cpu` works (the app has no global flags: they go
 // after the subcommand name).

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/head/finetune"
 	rundir "github.com/tlearn/tlearn/head/run"
@@ -347,7 +348,18 @@ func (c *comparison) runStage(ctx context.Context, i, n int, st compareStage, p 
 }
 
 func sameCommands(a, b [][]string) bool {
-	return slices.EqualFunc(a, b, func(x, y []string) bool { return slices.Equal(x, y) })
+	return slices.EqualFunc(a, b, func(x, y []string) bool { return slices.Equal(withoutNearest(x), withoutNearest(y)) })
+}
+
+// withoutNearest drops "--interpolation nearest" from an extract command:
+// comparisons recorded before extract's default filter changed (issue 11)
+// wrote no --interpolation and meant nearest, so their stages stay reusable.
+func withoutNearest(args []string) []string {
+	i := slices.Index(args, "--interpolation")
+	if len(args) == 0 || args[0] != "extract" || i < 0 || i+1 >= len(args) || args[i+1] != string(dataset.Nearest) {
+		return args
+	}
+	return slices.Delete(slices.Clone(args), i, i+2)
 }
 
 // shellQuote leaves plain words alone and single-quotes the rest.

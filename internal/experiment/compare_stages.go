@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/head/finetune"
@@ -61,8 +62,10 @@ func (c *comparison) stages() []compareStage {
 // image folder, or one split of TrainData.
 func (c *comparison) extractions() ([]ExtractSettings, [][]string) {
 	s := c.s
-	size := strconv.Itoa(c.size)
-	base := ExtractSettings{Model: s.Model, Data: s.TrainData, Maps: true, Size: c.size, Force: s.Force, Runtime: s.Runtime}
+	size, nearest := strconv.Itoa(c.size), string(dataset.Nearest)
+	// Nearest, as the tutorial's load_img, whatever the extract command's
+	// default: both rows reproduce the tutorial.
+	base := ExtractSettings{Model: s.Model, Data: s.TrainData, Maps: true, Size: c.size, Interpolation: dataset.Nearest, Force: s.Force, Runtime: s.Runtime}
 	var calls []ExtractSettings
 	var cmds [][]string
 	if s.ValData != "" {
@@ -71,15 +74,15 @@ func (c *comparison) extractions() ([]ExtractSettings, [][]string) {
 		val.Data, val.Cache = s.ValData, c.valCache
 		calls = []ExtractSettings{train, val}
 		cmds = [][]string{
-			{"extract", "--model", s.Model, "--data", s.TrainData, "--cache", c.trainCache, "--maps", "--size", size},
-			{"extract", "--model", s.Model, "--data", s.ValData, "--cache", c.valCache, "--maps", "--size", size},
+			{"extract", "--model", s.Model, "--data", s.TrainData, "--cache", c.trainCache, "--maps", "--size", size, "--interpolation", nearest},
+			{"extract", "--model", s.Model, "--data", s.ValData, "--cache", c.valCache, "--maps", "--size", size, "--interpolation", nearest},
 		}
 	} else {
 		split := base
 		split.Cache, split.Val, split.Seed = filepath.Dir(c.trainCache), s.Val, s.Seed
 		calls = []ExtractSettings{split}
 		cmds = [][]string{{"extract", "--model", s.Model, "--data", s.TrainData, "--val", formatFloat(s.Val),
-			"--seed", strconv.FormatUint(s.Seed, 10), "--cache", split.Cache, "--maps", "--size", size}}
+			"--seed", strconv.FormatUint(s.Seed, 10), "--cache", split.Cache, "--maps", "--size", size, "--interpolation", nearest}}
 	}
 	if s.Force {
 		for i := range cmds {
