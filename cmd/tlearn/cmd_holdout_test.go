@@ -9,6 +9,7 @@ import (
 
 	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
+	"github.com/tlearn/tlearn/internal/experiment"
 	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 )
 
@@ -122,6 +123,59 @@ func TestFineTuneHoldoutBadInput(t *testing.T) {
 		}
 		if _, err := os.Stat(out); err == nil {
 			t.Errorf("--holdout %s: %s was written", v, out)
+		}
+	}
+}
+
+// TestTrainAuto: train --auto prints the table of every candidate and why
+// the winner won, writes the retrained winner (trained on all of --train,
+// no holdout) with the search in settings.json, and leaves nothing else;
+// the flags it chooses itself are refused.
+func TestTrainAuto(t *testing.T) {
+	root := t.TempDir()
+	train, val := cachePair(t, filepath.Join(root, "cache"), testClasses, "aaaa")
+	out := filepath.Join(root, "auto")
+	code, stdout, errs := runTlearn(t, "train", "--auto", "--train", train, "--val", val, "--out", out, "--epochs", "3", "--seed", "1", "--threads", "1")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) != 1+len(experiment.AutoSpace) || !strings.HasPrefix(lines[0], "rank  candidate") || !strings.Contains(lines[0], "holdout_accuracy") {
+		t.Errorf("table of %d lines, want a header and %d candidates:\n%s", len(lines), len(experiment.AutoSpace), stdout)
+	}
+	if !strings.Contains(errs, "auto: chose "+strings.Fields(lines[1])[1]) || strings.Contains(errs, "note:") {
+		t.Errorf("stderr does not say why the table's first won, or notes a selection on --val:\n%s", errs)
+	}
+	rs, err := rundir.ReadHeadSettings(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs.Holdout != 0 || rs.HoldoutN != 0 || rs.TrainCache.N != 60 {
+		t.Errorf("the written run holds out %g (%d rows): want the winner retrained on all 60", rs.Holdout, rs.HoldoutN)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, rundir.SettingsFile)); !strings.Contains(string(b), `"auto": {`) || !strings.Contains(string(b), `"holdout": 0.1`) {
+		t.Errorf("settings.json lacks the search (holdout 0.1 by default):\n%s", b)
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 2 {
+		t.Errorf("beside the run: %v", entries)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--lr", "1e-3"}, "--auto chooses --lr itself"},
+		{[]string{"--hidden", "8"}, "--auto chooses --hidden itself"},
+		{[]string{"--save-best"}, "--auto chooses --save-best itself"},
+		{[]string{"--sweep", "lr=1e-3,1e-4"}, "--auto and --sweep exclude each other"},
+		{[]string{"--holdout", "1.5"}, "--holdout must lie strictly between 0 and 1"},
+	} {
+		o := filepath.Join(root, "bad")
+		code, _, errs := runTlearn(t, append([]string{"train", "--auto", "--train", train, "--val", val, "--out", o}, tc.args...)...)
+		if code != 2 || !strings.Contains(errs, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, errs, tc.want)
+		}
+		if _, err := os.Stat(o); err == nil {
+			t.Errorf("%v: wrote %s", tc.args, o)
 		}
 	}
 }

@@ -32,6 +32,7 @@ const (
 	flagTrainSaveBest    = "save-best"
 	flagTrainSweep       = "sweep"
 	flagTrainForce       = "force"
+	flagTrainAuto        = "auto"
 )
 
 func trainCommand() *cli.Command {
@@ -62,10 +63,21 @@ best validation (with --holdout: holdout) accuracy; it is also written to
 class-weight, seed. Runs that already exist with the same settings are reused,
 so an interrupted sweep resumes.
 
+--auto chooses the head for you: 16 candidates of learning rate, hidden size,
+dropout and L2, each trained with early stopping (--early-stop, default 5) for
+up to --epochs on a holdout (--holdout, default 0.1) of --train, are ranked by
+holdout accuracy (then lower holdout loss, then the simpler); the winner is
+trained again on all of --train for the epochs its holdout chose, and written
+to --out, whose settings.json records the search. It prints the table of what
+it tried and why the winner won; --val is only reported. The search is kept in
+a hidden folder beside --out until the run is written: an interrupted --auto
+resumes.
+
 Example:
    tlearn train --train cache/train --val cache/val --out run-head
    tlearn train --train cache --out run-small --hidden 256 --epochs 20 --early-stop 5 --holdout 0.1
-   tlearn train --train cache --out sweep --sweep lr=1e-3,1e-4 --sweep dropout=0.3,0.5`,
+   tlearn train --train cache --out sweep --sweep lr=1e-3,1e-4 --sweep dropout=0.3,0.5
+   tlearn train --train cache/train --val cache/val --out run-auto --auto`,
 		Flags: withCommon(append([]cli.Flag{
 			&cli.StringFlag{Name: flagTrainTrain, Usage: "training feature cache `DIR` (or a folder with train/ and val/)", Required: true},
 			&cli.StringFlag{Name: flagTrainVal, Usage: "validation feature cache `DIR`"},
@@ -84,6 +96,7 @@ Example:
 			&cli.BoolFlag{Name: flagTrainSaveBest, Usage: "save the weights of the epoch with the best validation (with --holdout: holdout) accuracy, not the last"},
 			&cli.GenericFlag{Name: flagTrainSweep, Value: &sweepFlag{}, Usage: "train one run per value `KEY=V1,V2,...` (repeatable: every combination)"},
 			&cli.BoolFlag{Name: flagTrainForce, Usage: "replace existing run directories (only tlearn run folders)"},
+			&cli.BoolFlag{Name: flagTrainAuto, Usage: "search --lr, --hidden, --dropout, --l2 and the epochs on a holdout of --train, then retrain the winner on all of it"},
 		}, holdoutFlags()...)...),
 		Action: onInterrupt("the unfinished run was not written (finished runs of a sweep are kept and reused); the same command trains it again from the start", trainAction),
 	}
@@ -154,8 +167,11 @@ func trainAction(c *cli.Context) error {
 	w := stderr(c)
 	p := newReporter(w)
 	defer p.Finish()
-	if note := selectionNote(s, len(axes) > 0); note != "" {
+	if note := selectionNote(s, len(axes) > 0); note != "" && !c.Bool(flagTrainAuto) {
 		p.Log(note)
+	}
+	if c.Bool(flagTrainAuto) {
+		return autoAction(c, s, len(axes) > 0, p)
 	}
 	if len(axes) == 0 {
 		_, err := experiment.Train(c.Context, experiment.TrainSettings{

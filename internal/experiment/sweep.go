@@ -134,6 +134,9 @@ type SweepSettings struct {
 	// Axes span the grid: every combination of their values is one run,
 	// the first axis varying slowest.
 	Axes []Axis
+	// Runs, when set, are the runs instead of the grid of Axes: each
+	// names its folder and holds its settings (Auto's search).
+	Runs []SweepRun
 	// Overwrite replaces runs that exist with other settings or caches;
 	// without it they are an error wrapping rundir.ErrExists, returned
 	// before anything is trained.
@@ -194,6 +197,24 @@ func combinations(base head.Settings, axes []Axis) ([]SweepRun, error) {
 	return runs, nil
 }
 
+// listedRuns checks runs given by name and settings: valid settings and
+// distinct folder names.
+func listedRuns(runs []SweepRun) ([]SweepRun, error) {
+	out := make([]SweepRun, 0, len(runs))
+	seen := map[string]bool{}
+	for _, r := range runs {
+		if strings.Trim(r.Name, ".") == "" || r.Name != safeName(r.Name) || seen[r.Name] {
+			return nil, fmt.Errorf("%w: sweep run name %q is empty, repeated or not a plain folder name", ErrSettings, r.Name)
+		}
+		seen[r.Name] = true
+		if err := r.Settings.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: sweep run %s: %w", ErrSettings, r.Name, err)
+		}
+		out = append(out, SweepRun{Name: r.Name, Settings: r.Settings})
+	}
+	return out, nil
+}
+
 // safeName keeps a value usable in a folder name.
 func safeName(v string) string {
 	return strings.Map(func(r rune) rune {
@@ -211,10 +232,13 @@ func safeName(v string) string {
 // the prefix "[i/n NAME] ".
 func Sweep(ctx context.Context, s SweepSettings, p progress.Reporter) (*SweepResult, error) {
 	p = progress.OrNop(p)
-	if len(s.Axes) == 0 {
+	if len(s.Axes) == 0 && len(s.Runs) == 0 {
 		return nil, fmt.Errorf("%w: a sweep needs at least one axis", ErrSettings)
 	}
 	runs, err := combinations(s.Base, s.Axes)
+	if len(s.Runs) > 0 {
+		runs, err = listedRuns(s.Runs)
+	}
 	if err != nil {
 		return nil, err
 	}

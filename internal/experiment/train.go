@@ -95,6 +95,12 @@ func checkNew(dir string, overwrite bool, inputs ...string) error {
 
 // trainRun trains one head on c and writes its run directory out.
 func trainRun(ctx context.Context, c *caches, s head.Settings, out, title string, overwrite bool, p progress.Reporter) (*rundir.Metrics, error) {
+	return trainRunWith(ctx, c, s, out, title, overwrite, nil, p)
+}
+
+// trainRunWith is trainRun, with Auto's record of the search (nil: none)
+// in settings.json.
+func trainRunWith(ctx context.Context, c *caches, s head.Settings, out, title string, overwrite bool, auto *AutoRecord, p progress.Reporter) (*rundir.Metrics, error) {
 	train, val := c.train, c.val
 	r := s.Resolve()
 	held := ""
@@ -118,8 +124,12 @@ func trainRun(ctx context.Context, c *caches, s head.Settings, out, title string
 	}
 	info.HoldoutN = res.HoldoutN
 	m := rundir.NewMetrics(res.History, res.WeightsEpoch, res.Seconds, res.EarlyStopped, rep)
+	var settings any = rundir.HeadSettings{Info: info, Settings: res.Settings}
+	if auto != nil {
+		settings = autoRunSettings{HeadSettings: rundir.HeadSettings{Info: info, Settings: res.Settings}, Auto: auto}
+	}
 	err = rundir.Write(out, &rundir.Contents{
-		Settings:  rundir.HeadSettings{Info: info, Settings: res.Settings},
+		Settings:  settings,
 		Weights:   res.Weights,
 		History:   res.History,
 		Metrics:   m,
