@@ -98,7 +98,7 @@ Example:
 			&cli.BoolFlag{Name: flagTrainForce, Usage: "replace existing run directories (only tlearn run folders)"},
 			&cli.BoolFlag{Name: flagTrainAuto, Usage: "search --lr, --hidden, --dropout, --l2 and the epochs on a holdout of --train, then retrain the winner on all of it"},
 		}, holdoutFlags()...)...),
-		Action: onInterrupt("the unfinished run was not written (finished runs of a sweep are kept and reused); the same command trains it again from the start", trainAction),
+		Action: onInterrupt("the unfinished run was not written (finished runs of a sweep or an --auto search are kept and reused); the same command trains it again from the start", trainAction),
 	}
 }
 

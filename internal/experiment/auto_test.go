@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	rundir "github.com/tlearn/tlearn/head/run"
+	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/progress"
 )
 
@@ -111,5 +112,28 @@ func TestAuto(t *testing.T) {
 	}
 	if _, err := os.Stat(SearchPath(s2.Out)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the finished search is still there: %v", err)
+	}
+}
+
+// TestAutoSecondWriter: while another writer holds the output's lock,
+// Auto stops at once, naming it, and writes nothing (no search either).
+func TestAutoSecondWriter(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	train, val := cachePair(t, filepath.Join(root, "cache"), []string{"cat", "dog", "fox"})
+	out := filepath.Join(root, "auto")
+	l, err := fsutil.LockOutput(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	_, err = Auto(context.Background(), AutoSettings{Train: train, Val: val, Out: out, Space: autoSpace}, nil)
+	if !errors.Is(err, fsutil.ErrLocked) {
+		t.Fatalf("second writer: %v, want fsutil.ErrLocked", err)
+	}
+	for _, p := range []string{out, SearchPath(out)} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: %v, want nothing written", p, err)
+		}
 	}
 }
