@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/fsutil"
 	"github.com/tlearn/tlearn/internal/progress"
@@ -135,5 +136,33 @@ func TestAutoSecondWriter(t *testing.T) {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s: %v, want nothing written", p, err)
 		}
+	}
+}
+
+// TestWhyWon: the line names the criterion that put the winner ahead of
+// the runner-up.
+func TestWhyWon(t *testing.T) {
+	t.Parallel()
+	run := func(name string, hidden, epoch int, acc, loss float64) SweepRun {
+		return SweepRun{Name: name, Settings: head.Settings{Hidden: hidden, NoHidden: hidden == 0},
+			Run: Run{Metrics: &rundir.Metrics{Best: head.Epoch{Epoch: epoch, HasHoldout: true, HoldoutAccuracy: acc, HoldoutLoss: loss}}}}
+	}
+	for _, tc := range []struct {
+		desc string
+		runs []SweepRun
+		want string
+	}{
+		{"accuracy", []SweepRun{run("a", 8, 3, 0.9, 0.5), run("b", 8, 3, 0.8, 0.1)}, "the highest holdout accuracy, 0.1000 ahead of the next, b (0.8000)"},
+		{"loss", []SweepRun{run("a", 8, 3, 0.9, 0.4), run("b", 8, 3, 0.9, 0.5)}, "tied on holdout accuracy with 1 other(s), the lowest holdout loss"},
+		{"size", []SweepRun{run("a", 0, 3, 0.9, 0.5), run("b", 8, 3, 0.9, 0.5)}, "simpler: 0 hidden units against 8"},
+		{"epochs", []SweepRun{run("a", 8, 2, 0.9, 0.5), run("b", 8, 3, 0.9, 0.5)}, "simpler: 2 epochs against 3"},
+		{"order", []SweepRun{run("a", 8, 3, 0.9, 0.5), run("b", 8, 3, 0.9, 0.5)}, "first in the search's order"},
+		{"alone", []SweepRun{run("a", 8, 3, 0.9, 0.5)}, "the only candidate"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			if got := whyWon(tc.runs); !strings.HasPrefix(got, "a (holdout accuracy 0.9000") || !strings.Contains(got, tc.want) {
+				t.Errorf("%q, want %q", got, tc.want)
+			}
+		})
 	}
 }
