@@ -64,7 +64,7 @@ class-weight, seed. Runs that already exist with the same settings are reused,
 so an interrupted sweep resumes.
 
 --auto chooses the head for you: 16 candidates of learning rate, hidden size,
-dropout and L2, each trained with early stopping (--early-stop, default 5) for
+dropout and L2, each trained with early stopping (--early-stop, default 10) for
 up to --epochs on a holdout (--holdout, default 0.1) of --train, are ranked by
 holdout accuracy (then lower holdout loss, then the simpler); the winner is
 trained again on all of --train for the epochs its holdout chose, and written

@@ -21,8 +21,13 @@ const (
 	// holds out to rank its candidates when none is given.
 	DefaultAutoHoldout = 0.1
 	// DefaultAutoPatience is the early-stopping patience of every
-	// candidate: how the search chooses the number of epochs.
-	DefaultAutoPatience = 5
+	// candidate: how the search chooses the number of epochs. The
+	// accuracy of a holdout of 1,000 images moves by a point or two from
+	// epoch to epoch; with a patience of 5, runs on CIFAR-10's MobileNetV2
+	// features stopped while still improving (best epochs 6 to 30, the
+	// retrained winner 0.612 on the validation images), with 10 they ran
+	// on (best epochs 13 to 47, 0.625).
+	DefaultAutoPatience = 10
 )
 
 // AutoCandidate is one configuration of Auto's search: the settings it
