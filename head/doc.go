@@ -30,7 +30,9 @@
 // head/finetune): shuffling, batching, the best epoch, early stopping,
 // the history and the progress reports (internal/progress: a phase
 // "epoch N/E" of images per epoch, then the epoch's Line). Epochs are
-// counted from 1.
+// counted from 1. With Settings.Holdout the best epoch and early stopping
+// go by a holdout that CarveHoldout sets aside from the training rows, so
+// that the validation set is only reported.
 //
 // The package imports only gonum, the standard library and internal
 // helpers: no ONNX Runtime, no models, no head/run or head/finetune, and

@@ -21,6 +21,10 @@ type Model interface {
 	// Validate returns the mean loss and the accuracy of the current
 	// parameters on the validation set.
 	Validate(ctx context.Context) (loss, accuracy float64, err error)
+	// Measure returns the mean loss and the accuracy of the current
+	// parameters, as Validate computes them, on the training examples
+	// rows: the holdout (EpochState.Holdout), which they never step on.
+	Measure(ctx context.Context, rows []int32) (loss, accuracy float64, err error)
 	// Snapshot keeps a copy of the current parameters: the best epoch's
 	// so far. RunEpochs only asks for it with Settings.SaveBest or
 	// Settings.EarlyStop.
@@ -40,17 +44,20 @@ type EpochState struct {
 	// i+1.
 	History History
 	// Best is the index in History of the epoch with the highest
-	// validation accuracy (the earliest among equals); -1 before the
-	// first epoch.
+	// Epoch.SelectionAccuracy, on the holdout when there is one (the
+	// earliest among equals); -1 before the first epoch.
 	Best int
 	// SinceBest counts the epochs run after Best.
 	SinceBest int
 	// Stopped says that early stopping ended the loop.
 	Stopped bool
 	// Order is the example order of the last epoch: the indexes of the
-	// training examples, shuffled in place at the start of every epoch
-	// unless Settings.NoShuffle.
+	// training examples stepped on (all but the holdout), shuffled in
+	// place at the start of every epoch unless Settings.NoShuffle.
 	Order []int32
+	// Holdout are the indexes of the training examples set aside to rank
+	// the epochs (Settings.Holdout), ascending; nil without a holdout.
+	Holdout []int32
 	// Shuffle is the generator of the shuffles: the shuffle stream of
 	// Settings.Seed, shared by every trainer.
 	Shuffle *rand.PCG
@@ -65,6 +72,18 @@ func NewEpochState(n int, seed uint64) *EpochState {
 		st.Order[i] = int32(i)
 	}
 	return st
+}
+
+// NewEpochStateFor is the state before the first epoch over the training
+// examples labelled y under s: with s.Holdout, the examples it steps on
+// and those it holds out are CarveHoldout's (an error wrapping ErrHoldout
+// when a class cannot give both); without, NewEpochState's.
+func NewEpochStateFor(y []int32, classes []string, s Settings) (*EpochState, error) {
+	train, holdout, err := s.Rows(y, classes)
+	if err != nil {
+		return nil, err
+	}
+	return &EpochState{Best: -1, Order: train, Holdout: holdout, Shuffle: rand.NewPCG(s.Seed, recipe.StreamShuffle)}, nil
 }
 
 // DivergedError reports an epoch whose mean training loss is not finite:
@@ -85,11 +104,17 @@ func (s Settings) keepsBest() bool { return s.SaveBest || s.EarlyStop > 0 }
 // RunEpochs trains m from where st stands until s.Epochs epochs are
 // recorded in st or early stopping ends training: the loop that Train and
 // finetune.FineTune share. s must be resolved; st must hold one order
-// entry per training example. Every epoch shuffles st.Order (unless
-// s.NoShuffle), steps through it in batches of s.Batch, validates, records
-// the epoch in st, keeps the best epoch's parameters when the run returns
-// them (s.SaveBest, s.EarlyStop), calls m.EndEpoch and reports the epoch:
-// the steps as a phase "epoch N/E" of images on p, then Log(e.Line(E)).
+// entry per training example stepped on. Every epoch shuffles st.Order
+// (unless s.NoShuffle), steps through it in batches of s.Batch, validates,
+// measures the holdout (st.Holdout, when there is one), records the epoch
+// in st, keeps the best epoch's parameters when the run returns them
+// (s.SaveBest, s.EarlyStop), calls m.EndEpoch and reports the epoch: the
+// steps as a phase "epoch N/E" of images on p, then Log(e.Line(E)).
+//
+// The best epoch and early stopping go by the holdout's accuracy when
+// there is a holdout, and by the validation accuracy otherwise: selecting
+// on the images whose accuracy is reported makes that accuracy
+// optimistic, which Settings.SelectsOnValidation tells the caller.
 //
 // At the end, a run that keeps its best epoch restores it. RunEpochs
 // returns the index in st.History of the epoch whose parameters m holds.
@@ -102,7 +127,7 @@ func RunEpochs(ctx context.Context, m Model, st *EpochState, s Settings, p progr
 		if !s.NoShuffle {
 			shuffler.Shuffle(len(st.Order), func(a, b int) { st.Order[a], st.Order[b] = st.Order[b], st.Order[a] })
 		}
-		e, err := runEpoch(ctx, m, st.Order, s, i, p)
+		e, err := runEpoch(ctx, m, st, s, i, p)
 		if err != nil {
 			return -1, err
 		}
@@ -125,8 +150,9 @@ func RunEpochs(ctx context.Context, m Model, st *EpochState, s Settings, p progr
 }
 
 // runEpoch runs the steps of the epoch at index i of the history over
-// order and validates.
-func runEpoch(ctx context.Context, m Model, order []int32, s Settings, i int, p progress.Reporter) (Epoch, error) {
+// st.Order, validates and measures the holdout.
+func runEpoch(ctx context.Context, m Model, st *EpochState, s Settings, i int, p progress.Reporter) (Epoch, error) {
+	order := st.Order
 	t0 := time.Now()
 	stopped := func() error { return fmt.Errorf("head: training stopped in epoch %d: %w", i+1, ctx.Err()) }
 	n := len(order)
@@ -163,6 +189,15 @@ func runEpoch(ctx context.Context, m Model, order []int32, s Settings, i int, p 
 		}
 		return Epoch{}, err
 	}
+	if len(st.Holdout) > 0 {
+		e.HasHoldout = true
+		if e.HoldoutLoss, e.HoldoutAccuracy, err = m.Measure(ctx, st.Holdout); err != nil {
+			if ctx.Err() != nil {
+				return Epoch{}, stopped()
+			}
+			return Epoch{}, err
+		}
+	}
 	e.Seconds = time.Since(t0).Seconds()
 	return e, nil
 }
@@ -172,7 +207,7 @@ func runEpoch(ctx context.Context, m Model, order []int32, s Settings, i int, p 
 func (st *EpochState) record(e Epoch, s Settings, m Model) error {
 	st.History = append(st.History, e)
 	i := len(st.History) - 1
-	if st.Best < 0 || e.ValAccuracy > st.History[st.Best].ValAccuracy {
+	if st.Best < 0 || e.SelectionAccuracy() > st.History[st.Best].SelectionAccuracy() {
 		st.Best, st.SinceBest = i, 0
 		if s.keepsBest() {
 			if err := m.Snapshot(); err != nil {

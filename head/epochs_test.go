@@ -15,8 +15,10 @@ import (
 // "parameters" are the number of the epoch they come from.
 type scripted struct {
 	valAcc   []float64
-	loss     float64 // per example
-	epoch    int     // epochs validated
+	holdAcc  []float64 // per epoch, for Measure
+	measured []int32   // the rows Measure was last given
+	loss     float64   // per example
+	epoch    int       // epochs validated
 	params   int
 	snapshot int
 	calls    []string
@@ -30,6 +32,11 @@ func (m *scripted) Validate(context.Context) (float64, float64, error) {
 	m.epoch++
 	m.params = m.epoch
 	return 1, m.valAcc[m.epoch-1], nil
+}
+
+func (m *scripted) Measure(_ context.Context, rows []int32) (float64, float64, error) {
+	m.measured = rows
+	return 2, m.holdAcc[m.epoch-1], nil
 }
 
 func (m *scripted) Snapshot() error {
@@ -103,13 +110,13 @@ func TestRunEpochsResumes(t *testing.T) {
 	t.Parallel()
 	train, val := blobs(60, 6, 3, 1, 1), blobs(30, 6, 3, 1, 2)
 	s := Settings{Hidden: 8, LR: 1e-2, Batch: 7, Epochs: 5, Seed: 4, EarlyStop: 3}.Resolve()
-	whole := newHeadModel(train, val, s)
+	whole := newHeadModel(train, val, allRows(train.Len()), s)
 	defer whole.net.close()
 	want := NewEpochState(train.Len(), s.Seed)
 	if _, err := RunEpochs(context.Background(), whole, want, s, nil); err != nil {
 		t.Fatal(err)
 	}
-	parts := newHeadModel(train, val, s)
+	parts := newHeadModel(train, val, allRows(train.Len()), s)
 	defer parts.net.close()
 	got := NewEpochState(train.Len(), s.Seed)
 	first := s
@@ -152,5 +159,69 @@ func TestRunEpochsErrors(t *testing.T) {
 	}
 	if ev := rec.Events; len(ev) == 0 || ev[len(ev)-1] != "finish" {
 		t.Errorf("the phase was left open: %q", ev)
+	}
+}
+
+func allRows(n int) []int32 {
+	rows := make([]int32, n)
+	for i := range rows {
+		rows[i] = int32(i)
+	}
+	return rows
+}
+
+// TestRunEpochsSelectsOnHoldout: where the validation set and the holdout
+// disagree on the best epoch, the kept weights, early stopping and
+// History.Best follow the holdout, and the validation figures are still
+// recorded for every epoch.
+func TestRunEpochsSelectsOnHoldout(t *testing.T) {
+	t.Parallel()
+	val := []float64{0.5, 0.9, 0.6, 0.6, 0.6, 0.6}  // best: epoch 2
+	hold := []float64{0.5, 0.6, 0.8, 0.7, 0.7, 0.7} // best: epoch 3
+	for _, tc := range []struct {
+		desc    string
+		s       Settings
+		ran     int
+		weights int // index
+	}{
+		{"save best", Settings{Epochs: 6, SaveBest: true}, 6, 2},
+		{"early stop", Settings{Epochs: 6, EarlyStop: 2}, 5, 2},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			s := tc.s
+			s.Batch, s.Holdout, s.HoldoutSeed = 4, 0.2, 7
+			y := []int32{0, 0, 0, 0, 0, 1, 1, 1, 1, 1}
+			st, err := NewEpochStateFor(y, []string{"a", "b"}, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(st.Order) != 8 || len(st.Holdout) != 2 {
+				t.Fatalf("order %v, holdout %v: want 8 and 2 rows", st.Order, st.Holdout)
+			}
+			m := &scripted{valAcc: val, holdAcc: hold, loss: 0.5}
+			rec := &progress.Recorder{}
+			w, err := RunEpochs(context.Background(), m, st, s, rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(st.History) != tc.ran || w != tc.weights || st.Best != tc.weights || st.History.Best() != tc.weights || m.params != w+1 {
+				t.Fatalf("ran %d epochs, weights of index %d (best %d, History.Best %d, params of epoch %d); want %d epochs, index %d",
+					len(st.History), w, st.Best, st.History.Best(), m.params, tc.ran, tc.weights)
+			}
+			if !slices.Equal(m.measured, st.Holdout) {
+				t.Errorf("measured rows %v, want the holdout %v", m.measured, st.Holdout)
+			}
+			for i, e := range st.History {
+				if !e.HasHoldout || e.HoldoutAccuracy != hold[i] || e.ValAccuracy != val[i] || e.HoldoutLoss != 2 {
+					t.Errorf("epoch %d recorded as %+v", i+1, e)
+				}
+			}
+			if rec.Added != 8*tc.ran {
+				t.Errorf("%d images stepped on, want %d (the holdout's are not)", rec.Added, 8*tc.ran)
+			}
+			if l := rec.Logs()[0]; !strings.Contains(l, "holdout_accuracy 0.5000") || !strings.Contains(l, "val_accuracy 0.5000") {
+				t.Errorf("epoch line %q lacks the holdout or the validation figures", l)
+			}
+		})
 	}
 }

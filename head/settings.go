@@ -107,12 +107,23 @@ type Settings struct {
 	// for caches that extract writes): the tutorial's shuffle=False.
 	NoShuffle bool `json:"no_shuffle"`
 	// EarlyStop is the patience: training stops after this many epochs
-	// without a higher validation accuracy and the weights of the best
-	// epoch are restored. 0 turns early stopping off.
+	// without a higher validation accuracy (holdout accuracy with Holdout)
+	// and the weights of the best epoch are restored. 0 turns early
+	// stopping off.
 	EarlyStop int `json:"early_stop"`
 	// SaveBest returns the weights of the epoch with the highest validation
-	// accuracy instead of the last epoch's (Keras' save_best_only).
+	// accuracy (holdout accuracy with Holdout) instead of the last epoch's
+	// (Keras' save_best_only).
 	SaveBest bool `json:"save_best"`
+	// Holdout is the fraction of the training rows, per class, set aside
+	// (CarveHoldout) to select on: the best epoch, early stopping and a
+	// sweep's ranking then use the holdout's accuracy, and the validation
+	// set is only reported. 0 means no holdout: they use the validation
+	// set, whose accuracy is then optimistic.
+	Holdout float64 `json:"holdout,omitempty"`
+	// HoldoutSeed seeds the carve. It is apart from Seed so that runs
+	// that differ in Seed (a sweep over seeds) select on the same rows.
+	HoldoutSeed uint64 `json:"holdout_seed,omitempty"`
 
 	// gemm overrides the matrix-product backend (tests and benchmarks
 	// compare them); nil means the one chosen at start-up.
@@ -175,6 +186,8 @@ func (s Settings) Validate() error {
 		return bad("unknown class weighting %d", r.ClassWeights)
 	case r.EarlyStop < 0:
 		return bad("early-stop patience %d is negative", r.EarlyStop)
+	case !finite(r.Holdout) || r.Holdout < 0 || r.Holdout >= 1:
+		return bad("holdout fraction %g is outside [0, 1)", r.Holdout)
 	}
 	return nil
 }

@@ -21,10 +21,16 @@ type Result struct {
 	Weights      *Weights
 	WeightsEpoch int // the epoch Weights come from, counted from 1
 	History      History
-	Best         int  // index in History of the highest validation accuracy
+	Best         int  // index in History of the highest Epoch.SelectionAccuracy
 	EarlyStopped bool // training ended before Settings.Epochs
-	Seconds      float64
-	Backend      string // the matrix-product implementation used
+	// SelectedOn names the set that ranked the epochs (Best):
+	// SelectedOnHoldout or SelectedOnValidation.
+	SelectedOn string
+	// HoldoutN is the number of training rows held out (Settings.Holdout);
+	// the others were trained on.
+	HoldoutN int
+	Seconds  float64
+	Backend  string // the matrix-product implementation used
 }
 
 // trainOptions are the resolved per-step settings.
@@ -36,10 +42,12 @@ type trainOptions struct {
 }
 
 // Train fits a head to train and validates it on val after every epoch.
-// It returns when the epochs are done, early stopping ends training, or ctx
-// is cancelled (then with ctx's error and no result). Each epoch is
-// reported on p (nil: silent) as RunEpochs describes. train.X and val.X
-// are only read.
+// With s.Holdout it trains on the rows that CarveHoldout keeps and ranks
+// the epochs on the others (an error wrapping ErrHoldout when a class
+// cannot give both). It returns when the epochs are done, early stopping
+// ends training, or ctx is cancelled (then with ctx's error and no
+// result). Each epoch is reported on p (nil: silent) as RunEpochs
+// describes. train.X and val.X are only read.
 func Train(ctx context.Context, train, val *Data, s Settings, p progress.Reporter) (*Result, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -55,9 +63,12 @@ func Train(ctx context.Context, train, val *Data, s Settings, p progress.Reporte
 		return nil, err
 	}
 	start := time.Now()
-	m := newHeadModel(train, val, s)
+	st, err := NewEpochStateFor(train.Y, train.Classes, s)
+	if err != nil {
+		return nil, err
+	}
+	m := newHeadModel(train, val, st.Order, s)
 	defer m.net.close()
-	st := NewEpochState(train.Len(), s.Seed)
 	w, err := RunEpochs(ctx, m, st, s, p)
 	if err != nil {
 		return nil, err
@@ -65,6 +76,7 @@ func Train(ctx context.Context, train, val *Data, s Settings, p progress.Reporte
 	return &Result{
 		Settings: s, Weights: m.net.weights(train.Classes), WeightsEpoch: st.History[w].Epoch,
 		History: st.History, Best: st.Best, EarlyStopped: st.Stopped,
+		SelectedOn: s.SelectedOn(), HoldoutN: len(st.Holdout),
 		Seconds: time.Since(start).Seconds(), Backend: Backend(),
 	}, nil
 }
@@ -75,9 +87,11 @@ type headModel struct {
 	train, val *Data
 	o          *trainOptions
 	best       []float32 // the parameters of the best epoch, when kept
+	measured   *Data     // scratch: the holdout's rows, gathered once
 }
 
-func newHeadModel(train, val *Data, s Settings) *headModel {
+// newHeadModel is the head for training on the rows of train.
+func newHeadModel(train, val *Data, rows []int32, s Settings) *headModel {
 	net := newNetwork(train.Dim(), s.Hidden, len(train.Classes), max(s.Batch, evalRows), true, s.backend())
 	net.initGlorot(rand.New(rand.NewPCG(s.Seed, recipe.StreamInit)))
 	o := &trainOptions{lr: s.LR, l2: s.L2, smoothing: s.LabelSmoothing}
@@ -85,7 +99,7 @@ func newHeadModel(train, val *Data, s Settings) *headModel {
 		o.drop = recipe.NewDropout(s.Dropout, s.Seed)
 	}
 	if s.ClassWeights == Balanced {
-		o.classWeights = recipe.BalancedWeights(train.classCounts())
+		o.classWeights = recipe.BalancedWeights(ClassCounts(train.Y, rows, len(train.Classes)))
 	}
 	return &headModel{net: net, train: train, val: val, o: o}
 }
@@ -97,6 +111,21 @@ func (m *headModel) Step(_ context.Context, rows []int32) (float64, int, error) 
 
 func (m *headModel) Validate(context.Context) (float64, float64, error) {
 	l, a := m.net.validate(m.val, m.o.smoothing)
+	return l, a, nil
+}
+
+// Measure evaluates the training rows (the holdout), gathered into one
+// block on the first call: the same rows come back every epoch.
+func (m *headModel) Measure(_ context.Context, rows []int32) (float64, float64, error) {
+	if m.measured == nil || m.measured.Len() != len(rows) {
+		d := &Data{X: make([]float32, 0, len(rows)*m.train.Dim()), Y: make([]int32, 0, len(rows)), Classes: m.train.Classes}
+		for _, r := range rows {
+			d.X = append(d.X, m.train.Row(int(r))...)
+			d.Y = append(d.Y, m.train.Y[r])
+		}
+		m.measured = d
+	}
+	l, a := m.net.validate(m.measured, m.o.smoothing)
 	return l, a, nil
 }
 

@@ -199,6 +199,10 @@ func TestTrainBadInput(t *testing.T) {
 		{"NaN L2", good, good, Settings{L2: math.NaN()}, "L2"},
 		{"negative patience", good, good, Settings{EarlyStop: -1}, "patience"},
 		{"negative hidden", good, good, Settings{Hidden: -5}, "hidden"},
+		{"holdout 1.5", good, good, Settings{Holdout: 1.5}, "holdout fraction 1.5"},
+		{"negative holdout", good, good, Settings{Holdout: -0.1}, "holdout fraction"},
+		{"holdout of a one-row class", &Data{X: make([]float32, 12), Y: []int32{0, 0, 1}, Classes: good.Classes}, good,
+			Settings{Holdout: 0.5}, `"class1" (1 row)`},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			_, err := Train(context.Background(), tc.train, tc.val, tc.s, nil)

@@ -59,12 +59,16 @@ with the fine-tuned block5. After every epoch the state is saved next to the run
 directory (.RUN.finetune-checkpoint.safetensors): Ctrl-C and the same command
 again resumes from the last finished epoch.
 
+--holdout F picks the best epoch and stops early on a stratified, seeded
+fraction F of the --train maps, set aside, rather than on --val (see
+` + "`tlearn train --help`" + `).
+
 Example:
    tlearn extract --model model --data images --val 0.2 --cache cache --maps
    tlearn train --train cache/train --val cache/val --out run-head
    tlearn finetune --model model --train cache/train --val cache/val --out run-ft \
        --epochs 10 --lr 1e-5 --init-head run-head`,
-		Flags: withCommon(
+		Flags: withCommon(append([]cli.Flag{
 			&cli.StringFlag{Name: flagFTModel, Usage: "prepared VGG model `DIR` the caches were extracted with", Required: true},
 			&cli.StringFlag{Name: flagFTTrain, Usage: "training cache `DIR` with maps (extract --maps)", Required: true},
 			&cli.StringFlag{Name: flagFTVal, Usage: "validation cache `DIR` with maps", Required: true},
@@ -86,10 +90,10 @@ Example:
 			&cli.StringFlag{Name: flagFTClassWeight, Value: "none", Usage: "none or balanced"},
 			&cli.BoolFlag{Name: flagFTFreeze, Usage: "keep block5 fixed (trains only the head, on the graph)"},
 			&cli.BoolFlag{Name: flagFTNoShuffle, Usage: "keep the cache's order in every epoch (the tutorial's shuffle=False)"},
-			&cli.IntFlag{Name: flagFTEarlyStop, Usage: "stop after this many epochs without a better validation accuracy (0: off)"},
-			&cli.BoolFlag{Name: flagFTSaveBest, Usage: "keep the weights of the epoch with the best validation accuracy"},
+			&cli.IntFlag{Name: flagFTEarlyStop, Usage: "stop after this many epochs without a better validation (with --holdout: holdout) accuracy (0: off)"},
+			&cli.BoolFlag{Name: flagFTSaveBest, Usage: "keep the weights of the epoch with the best validation (with --holdout: holdout) accuracy"},
 			&cli.BoolFlag{Name: flagFTForce, Usage: "replace an existing run directory (only a tlearn run folder)"},
-		),
+		}, holdoutFlags()...)...),
 		Action: onInterrupt("the checkpoint of the last finished epoch is kept and the same command resumes from it", finetuneAction),
 	}
 }
@@ -103,17 +107,25 @@ func finetuneAction(c *cli.Context) error {
 	if err != nil {
 		return usageError{err}
 	}
+	if err := readHoldout(c, &s.Settings); err != nil {
+		return err
+	}
 	s.Runtime = opts
 	if _, err := initORT(c); err != nil {
 		return err
 	}
 	p := newReporter(stderr(c))
 	defer p.Finish()
+	if note := selectionNote(s.Settings, false); note != "" {
+		p.Log(note)
+	}
 	_, err = experiment.FineTune(c.Context, experiment.FineTuneSettings{
 		Model: c.String(flagFTModel), Train: c.String(flagFTTrain), Val: c.String(flagFTVal), Out: c.String(flagFTOut),
 		InitHead: c.String(flagFTInitHead), Tuning: s, Overwrite: c.Bool(flagFTForce),
 	}, p)
 	switch {
+	case errors.Is(err, head.ErrHoldout):
+		return holdoutError(err)
 	case errors.Is(err, rundir.ErrExists):
 		return usageError{fmt.Errorf("%w (choose another --%s, or --%s to replace it)", err, flagFTOut, flagFTForce)}
 	case errors.Is(err, fsutil.ErrUnwritable):

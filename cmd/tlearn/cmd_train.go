@@ -32,6 +32,7 @@ const (
 	flagTrainSaveBest    = "save-best"
 	flagTrainSweep       = "sweep"
 	flagTrainForce       = "force"
+	flagTrainAuto        = "auto"
 )
 
 func trainCommand() *cli.Command {
@@ -49,18 +50,35 @@ it is complete; Ctrl-C leaves nothing behind.
 inside) when --val is left out. Both caches must come from the same model and
 extraction settings.
 
+--holdout F sets aside a stratified, seeded fraction F of the --train images
+(--holdout-seed; settings.json records both and the count) on which the best
+epoch, --early-stop, --save-best and a sweep's ranking go; --val is then only
+reported, so its accuracy is not optimistic. Without it they select on --val,
+which the command notes once.
+
 --sweep KEY=V1,V2,... (repeatable) trains every combination of the listed
 values from the one cache into --out/<name>/ and prints a table ranked by the
-best validation accuracy; it is also written to --out/sweep.csv. Keys: hidden,
-dropout, lr, batch, epochs, l2, label-smoothing, class-weight, seed. Runs that
-already exist with the same settings are reused, so an interrupted sweep
+best validation (with --holdout: holdout) accuracy; it is also written to
+--out/sweep.csv. Keys: hidden, dropout, lr, batch, epochs, l2, label-smoothing,
+class-weight, seed. Runs that already exist with the same settings are reused,
+so an interrupted sweep resumes.
+
+--auto chooses the head for you: 16 candidates of learning rate, hidden size,
+dropout and L2, each trained with early stopping (--early-stop, default 10) for
+up to --epochs on a holdout (--holdout, default 0.1) of --train, are ranked by
+holdout accuracy (then lower holdout loss, then the simpler); the winner is
+trained again on all of --train for the epochs its holdout chose, and written
+to --out, whose settings.json records the search. It prints the table of what
+it tried and why the winner won; --val is only reported. The search is kept in
+a hidden folder beside --out until the run is written: an interrupted --auto
 resumes.
 
 Example:
    tlearn train --train cache/train --val cache/val --out run-head
-   tlearn train --train cache --out run-small --hidden 256 --epochs 20 --early-stop 5
-   tlearn train --train cache --out sweep --sweep lr=1e-3,1e-4 --sweep dropout=0.3,0.5`,
-		Flags: withCommon(
+   tlearn train --train cache --out run-small --hidden 256 --epochs 20 --early-stop 5 --holdout 0.1
+   tlearn train --train cache --out sweep --sweep lr=1e-3,1e-4 --sweep dropout=0.3,0.5
+   tlearn train --train cache/train --val cache/val --out run-auto --auto`,
+		Flags: withCommon(append([]cli.Flag{
 			&cli.StringFlag{Name: flagTrainTrain, Usage: "training feature cache `DIR` (or a folder with train/ and val/)", Required: true},
 			&cli.StringFlag{Name: flagTrainVal, Usage: "validation feature cache `DIR`"},
 			&cli.StringFlag{Name: flagTrainOut, Usage: "run directory `DIR` to write (for --sweep: the folder of the runs)", Required: true},
@@ -74,12 +92,13 @@ Example:
 			&cli.StringFlag{Name: flagTrainClassWeight, Value: "none", Usage: "`MODE` of class weights in the training loss: none, or balanced (class c weighs N/(K·n_c))"},
 			&cli.Uint64Flag{Name: flagTrainSeed, Usage: "`SEED` of the initial weights, shuffling and dropout"},
 			&cli.BoolFlag{Name: flagTrainNoShuffle, Usage: "keep the cache's class-by-class order in every epoch (the Keras tutorial's shuffle=False)"},
-			&cli.IntFlag{Name: flagTrainEarlyStop, Usage: "stop after `N` epochs without a better validation accuracy and keep the best epoch's weights; 0 = off"},
-			&cli.BoolFlag{Name: flagTrainSaveBest, Usage: "save the weights of the epoch with the best validation accuracy, not the last"},
+			&cli.IntFlag{Name: flagTrainEarlyStop, Usage: "stop after `N` epochs without a better validation (with --holdout: holdout) accuracy and keep the best epoch's weights; 0 = off"},
+			&cli.BoolFlag{Name: flagTrainSaveBest, Usage: "save the weights of the epoch with the best validation (with --holdout: holdout) accuracy, not the last"},
 			&cli.GenericFlag{Name: flagTrainSweep, Value: &sweepFlag{}, Usage: "train one run per value `KEY=V1,V2,...` (repeatable: every combination)"},
 			&cli.BoolFlag{Name: flagTrainForce, Usage: "replace existing run directories (only tlearn run folders)"},
-		),
-		Action: onInterrupt("the unfinished run was not written (finished runs of a sweep are kept and reused); the same command trains it again from the start", trainAction),
+			&cli.BoolFlag{Name: flagTrainAuto, Usage: "search --lr, --hidden, --dropout, --l2 and the epochs on a holdout of --train, then retrain the winner on all of it"},
+		}, holdoutFlags()...)...),
+		Action: onInterrupt("the unfinished run was not written (finished runs of a sweep or an --auto search are kept and reused); the same command trains it again from the start", trainAction),
 	}
 }
 
@@ -110,6 +129,9 @@ func trainSettings(c *cli.Context) (head.Settings, error) {
 		return s, usageError{err}
 	}
 	s.ClassWeights = cw
+	if err := readHoldout(c, &s); err != nil {
+		return s, err
+	}
 	// An explicit 0 would otherwise silently mean "the default".
 	if c.Float64(flagTrainLR) <= 0 {
 		return s, usageError{fmt.Errorf("--%s must be positive, got %g", flagTrainLR, c.Float64(flagTrainLR))}
@@ -145,6 +167,12 @@ func trainAction(c *cli.Context) error {
 	w := stderr(c)
 	p := newReporter(w)
 	defer p.Finish()
+	if note := selectionNote(s, len(axes) > 0); note != "" && !c.Bool(flagTrainAuto) {
+		p.Log(note)
+	}
+	if c.Bool(flagTrainAuto) {
+		return autoAction(c, s, len(axes) > 0, p)
+	}
 	if len(axes) == 0 {
 		_, err := experiment.Train(c.Context, experiment.TrainSettings{
 			Train: c.String(flagTrainTrain), Val: c.String(flagTrainVal), Out: c.String(flagTrainOut),
@@ -163,7 +191,11 @@ func trainAction(c *cli.Context) error {
 		return err
 	}
 	best := res.Runs[0]
-	fmt.Fprintf(w, "sweep: best %s (val_accuracy %.4f); table in %s\n", best.Name, best.Metrics.Best.ValAccuracy, res.CSV)
+	if best.Metrics.Best.HasHoldout {
+		fmt.Fprintf(w, "sweep: best %s (holdout_accuracy %.4f, val_accuracy %.4f); table in %s\n", best.Name, best.Metrics.Best.HoldoutAccuracy, best.Metrics.Best.ValAccuracy, res.CSV)
+	} else {
+		fmt.Fprintf(w, "sweep: best %s (val_accuracy %.4f); table in %s\n", best.Name, best.Metrics.Best.ValAccuracy, res.CSV)
+	}
 	return nil
 }
 
@@ -172,6 +204,8 @@ func trainError(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, head.ErrHoldout):
+		return holdoutError(err)
 	case errors.Is(err, experiment.ErrNoValCache):
 		return usageError{fmt.Errorf("--%s is missing (%w)", flagTrainVal, err)}
 	case errors.Is(err, experiment.ErrSettings):

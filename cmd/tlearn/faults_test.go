@@ -117,6 +117,8 @@ func TestFaultsKillAndRerun(t *testing.T) {
 			"--size", exportSize, "--maps", "--batch", "1", "--threads", "1"}},
 		{desc: "train", args: []string{"train", "--train", train, "--val", val, "--out", "{out}", "--hidden", "8",
 			"--epochs", "30", "--seed", "3", "--threads", "1"}},
+		{desc: "train --auto", args: []string{"train", "--auto", "--train", train, "--val", val, "--out", "{out}",
+			"--epochs", "6", "--seed", "3", "--threads", "1"}},
 		{desc: "finetune", args: []string{"finetune", "--model", f.model, "--train", train, "--val", val, "--out", "{out}",
 			"--hidden", "4", "--epochs", "4", "--batch", "2", "--lr", "1e-3", "--seed", "3", "--threads", "1"}},
 		{desc: "export", args: []string{"export", "--run", f.run, "--out", "{out}", "--size", "64", "--threads", "1"}},

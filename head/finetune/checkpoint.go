@@ -115,8 +115,8 @@ func (m *model) restore(ck *ftCheckpoint, st *head.EpochState) error {
 		return errors.New("it has no best-epoch weights")
 	case c.BestEpoch < -1 || c.BestEpoch >= len(c.History) || (len(c.History) > 0 && c.BestEpoch < 0):
 		return fmt.Errorf("its best epoch %d is not one of its %d epochs (damaged?)", c.BestEpoch, len(c.History))
-	case !isPermutation(c.Order):
-		return errors.New("its example order is not a permutation of the examples (damaged?)")
+	case !isPermutation(c.Order, st.Order):
+		return errors.New("its example order is not a permutation of the examples trained on (damaged?)")
 	}
 	if err := st.Shuffle.UnmarshalBinary(c.Shuffle); err != nil {
 		return fmt.Errorf("shuffle generator: %w", err)
@@ -135,12 +135,17 @@ func (m *model) restore(ck *ftCheckpoint, st *head.EpochState) error {
 	return nil
 }
 
-// isPermutation reports whether order holds each of 0..len(order)-1 once,
-// as it must to index the data when training goes on.
-func isPermutation(order []int32) bool {
-	seen := make([]bool, len(order))
-	for _, i := range order {
-		if i < 0 || int(i) >= len(order) || seen[i] {
+// isPermutation reports whether order holds each of the rows once (rows:
+// ascending, the examples trained on, all but a holdout), as it must to
+// index the data when training goes on.
+func isPermutation(order, rows []int32) bool {
+	if len(order) != len(rows) {
+		return false
+	}
+	seen := make([]bool, len(rows))
+	for _, r := range order {
+		i, ok := slices.BinarySearch(rows, r)
+		if !ok || seen[i] {
 			return false
 		}
 		seen[i] = true

@@ -51,7 +51,7 @@ func Evaluate(ctx context.Context, w *head.Weights, d *MapsData, topK int, rt or
 		return nil, err
 	}
 	tally := head.NewTally(w.Classes, topK)
-	if _, _, err := validate(ctx, sess, d, head.DefaultBatch, 0, tally); err != nil {
+	if _, _, err := validate(ctx, sess, d, nil, head.DefaultBatch, 0, tally); err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("finetune: evaluation stopped: %w", ctx.Err())
 		}

@@ -23,8 +23,13 @@ type Result struct {
 	Weights      *head.Weights
 	WeightsEpoch int // the epoch Weights come from, counted from 1
 	History      head.History
-	Best         int // index in History of the highest validation accuracy
+	Best         int // index in History of the highest Epoch.SelectionAccuracy
 	EarlyStopped bool
+	// SelectedOn names the set that ranked the epochs (Best), as
+	// head.Result's.
+	SelectedOn string
+	// HoldoutN is the number of training maps held out (Settings.Holdout).
+	HoldoutN int
 	// Validation is the report of Weights on the validation set (for the
 	// confusion matrix).
 	Validation *head.Report
@@ -42,7 +47,8 @@ type Result struct {
 // FineTune trains block5 and the head on block4_pool maps with the
 // generated training graph under ONNX Runtime, validating after every
 // epoch, with head.RunEpochs' epoch loop (and its reports on p; nil is
-// silent). start holds block5's tensors (torchvision layout, see
+// silent). With s.Holdout it trains on the maps that head.CarveHoldout
+// keeps and ranks the epochs on the others. start holds block5's tensors (torchvision layout, see
 // StartWeights) and optionally a trained head to begin with (two-stage
 // fine-tuning); without a head, the head starts from head.InitialWeights,
 // as Train's does. With s.Checkpoint set, the state after every epoch
@@ -68,8 +74,11 @@ func FineTune(ctx context.Context, train, val *MapsData, start *head.Weights, s 
 	if sess.fallback != "" {
 		p.Log(sess.fallback)
 	}
-	m := newModel(sess, train, val, s)
-	st := head.NewEpochState(train.Len(), s.Seed)
+	st, err := head.NewEpochStateFor(train.Y, train.Classes, s.Settings)
+	if err != nil {
+		return nil, err
+	}
+	m := newModel(sess, train, val, st.Order, s)
 	if err := m.begin(start, st, p); err != nil {
 		return nil, err
 	}
@@ -79,10 +88,11 @@ func FineTune(ctx context.Context, train, val *MapsData, start *head.Weights, s 
 		return nil, err
 	}
 	res.History, res.Best, res.EarlyStopped = st.History, st.Best, st.Stopped
+	res.SelectedOn, res.HoldoutN = s.SelectedOn(), len(st.Holdout)
 	res.WeightsEpoch = st.History[w].Epoch
 	res.Weights = sess.weights(train.Classes)
 	tally := head.NewTally(train.Classes, 0)
-	if _, _, err := validate(ctx, sess, val, s.Batch, 0, tally); err != nil {
+	if _, _, err := validate(ctx, sess, val, nil, s.Batch, 0, tally); err != nil {
 		return nil, err
 	}
 	res.Validation = tally.Report()
@@ -127,17 +137,24 @@ func withGlorotHead(start *head.Weights, d *MapsData, s Settings) *head.Weights 
 	return w
 }
 
-// validate runs the eval graph over d and returns the mean loss (with
-// label smoothing, no class weights, as Train's) and the accuracy; tally,
-// when not nil, counts every example.
-func validate(ctx context.Context, sess *session, d *MapsData, bs int, smoothing float64, tally *head.Tally) (loss, acc float64, err error) {
+// validate runs the eval graph over the maps which of d (nil: all) and
+// returns the mean loss (with label smoothing, no class weights, as
+// Train's) and the accuracy; tally, when not nil, counts every example.
+func validate(ctx context.Context, sess *session, d *MapsData, which []int32, bs int, smoothing float64, tally *head.Tally) (loss, acc float64, err error) {
 	n, k := d.Len(), len(d.Classes)
+	if which != nil {
+		n = len(which)
+	}
 	rows := make([]int32, 0, bs)
 	correct := 0
 	for r0 := 0; r0 < n; r0 += bs {
 		rows = rows[:0]
 		for i := r0; i < min(r0+bs, n); i++ {
-			rows = append(rows, int32(i))
+			if which != nil {
+				rows = append(rows, which[i])
+			} else {
+				rows = append(rows, int32(i))
+			}
 		}
 		b, err := sess.batch(len(rows))
 		if err != nil {
@@ -180,7 +197,8 @@ type model struct {
 	trainImages  int
 }
 
-func newModel(sess *session, train, val *MapsData, s Settings) *model {
+// newModel is block5 and the head for training on the maps rows of train.
+func newModel(sess *session, train, val *MapsData, rows []int32, s Settings) *model {
 	m := &model{sess: sess, train: train, val: val, s: s}
 	rate := 0.0
 	if s.Hidden > 0 {
@@ -188,7 +206,7 @@ func newModel(sess *session, train, val *MapsData, s Settings) *model {
 	}
 	m.drop = recipe.NewDropout(rate, s.Seed)
 	if s.ClassWeights == head.Balanced {
-		m.classWeights = recipe.BalancedWeights(train.classCounts())
+		m.classWeights = recipe.BalancedWeights(head.ClassCounts(train.Y, rows, len(train.Classes)))
 	}
 	return m
 }
@@ -251,7 +269,12 @@ func (m *model) Step(ctx context.Context, rows []int32) (float64, int, error) {
 
 // Validate runs the eval graph over the validation maps.
 func (m *model) Validate(ctx context.Context) (float64, float64, error) {
-	return validate(ctx, m.sess, m.val, m.s.Batch, m.s.LabelSmoothing, nil)
+	return validate(ctx, m.sess, m.val, nil, m.s.Batch, m.s.LabelSmoothing, nil)
+}
+
+// Measure runs the eval graph over the training maps rows (the holdout).
+func (m *model) Measure(ctx context.Context, rows []int32) (float64, float64, error) {
+	return validate(ctx, m.sess, m.train, rows, m.s.Batch, m.s.LabelSmoothing, nil)
 }
 
 // Snapshot copies the current parameters out of the session.

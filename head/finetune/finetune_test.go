@@ -129,6 +129,7 @@ func TestFineTuneFrozenMatchesTrain(t *testing.T) {
 		{"hidden, dropout, shuffled", head.Settings{Hidden: 16, LR: 1e-3, Batch: 8, Epochs: 10, Seed: 3}},
 		{"smoothing, balanced weights, L2", head.Settings{Hidden: 12, LR: 2e-3, Batch: 8, Epochs: 10, Seed: 4, LabelSmoothing: 0.1, ClassWeights: head.Balanced, L2: 1e-3}},
 		{"no hidden, no shuffle, tail batch", head.Settings{NoHidden: true, LR: 1e-2, Batch: 12, Epochs: 10, Seed: 5, NoShuffle: true}},
+		{"holdout, save best, balanced weights", head.Settings{Hidden: 16, LR: 1e-3, Batch: 8, Epochs: 10, Seed: 3, Holdout: 0.25, HoldoutSeed: 2, SaveBest: true, ClassWeights: head.Balanced}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			fx := newFTFixture(1, 8, 4, 3, 80, 24)
@@ -143,14 +144,18 @@ func TestFineTuneFrozenMatchesTrain(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(ft.History) != len(hd.History) {
-				t.Fatalf("%d epochs, Train ran %d", len(ft.History), len(hd.History))
+			if len(ft.History) != len(hd.History) || ft.HoldoutN != hd.HoldoutN || ft.SelectedOn != hd.SelectedOn || ft.Best != hd.Best {
+				t.Fatalf("%d epochs, %d held out, selected on %q, best %d; Train: %d, %d, %q, %d",
+					len(ft.History), ft.HoldoutN, ft.SelectedOn, ft.Best, len(hd.History), hd.HoldoutN, hd.SelectedOn, hd.Best)
 			}
 			worst := 0.0
 			for i, e := range ft.History {
 				h := hd.History[i]
-				for _, p := range [][2]float64{{e.Loss, h.Loss}, {e.ValLoss, h.ValLoss}} {
+				for _, p := range [][2]float64{{e.Loss, h.Loss}, {e.ValLoss, h.ValLoss}, {e.HoldoutLoss, h.HoldoutLoss}} {
 					worst = max(worst, math.Abs(p[0]-p[1])/max(math.Abs(p[1]), 1e-12))
+				}
+				if e.HasHoldout != (tc.s.Holdout > 0) || !tol.Close(e.HoldoutLoss, h.HoldoutLoss, 0, 1e-3) {
+					t.Errorf("epoch %d: holdout %v, loss %.6g, Train's %.6g", i, e.HasHoldout, e.HoldoutLoss, h.HoldoutLoss)
 				}
 				if !tol.Close(e.Loss, h.Loss, 0, 1e-3) || !tol.Close(e.ValLoss, h.ValLoss, 0, 1e-3) {
 					t.Errorf("epoch %d: loss %.6g / val %.6g, Train %.6g / %.6g", i, e.Loss, e.ValLoss, h.Loss, h.ValLoss)
@@ -266,13 +271,23 @@ func (r *cancelAfter) Add(n int) {
 }
 
 // TestFineTuneResume: a run interrupted in its third epoch and started
-// again ends exactly where an uninterrupted run ends.
+// again ends exactly where an uninterrupted run ends, with a holdout too.
 func TestFineTuneResume(t *testing.T) {
 	t.Parallel()
 	ortlibtest.Init(t)
-	fx := newFTFixture(2, 4, 4, 3, 40, 16)
+	for _, tc := range []struct {
+		desc    string
+		holdout float64
+		n       int // maps in the training set: 5 steps of 8 per epoch
+	}{{"all maps", 0, 40}, {"holdout", 0.2, 50}} {
+		t.Run(tc.desc, func(t *testing.T) { testFineTuneResume(t, tc.holdout, tc.n) })
+	}
+}
+
+func testFineTuneResume(t *testing.T, holdout float64, n int) {
+	fx := newFTFixture(2, 4, 4, 3, n, 16)
 	base := Settings{
-		Settings: head.Settings{Hidden: 8, LR: 1e-3, Batch: 8, Epochs: 4, Seed: 9, SaveBest: true},
+		Settings: head.Settings{Hidden: 8, LR: 1e-3, Batch: 8, Epochs: 4, Seed: 9, SaveBest: true, Holdout: holdout},
 		Runtime:  ortlib.Options{Device: ortlib.DeviceCPU, Threads: 1},
 	}
 	whole, err := FineTune(context.Background(), fx.train, fx.val, fx.start, base, nil)
@@ -400,7 +415,7 @@ func TestRestoreRefusesDamagedState(t *testing.T) {
 	s := Settings{Settings: head.Settings{Hidden: 2, Epochs: 3, SaveBest: true}}.Resolve()
 	good := func() *ftCheckpoint {
 		shuf, _ := head.NewEpochState(fx.train.Len(), s.Seed).Shuffle.MarshalBinary()
-		drop, _ := newModel(nil, fx.train, fx.val, s).drop.MarshalBinary()
+		drop, _ := newModel(nil, fx.train, fx.val, head.NewEpochState(fx.train.Len(), 0).Order, s).drop.MarshalBinary()
 		return &ftCheckpoint{best: fx.start, state: ftState{
 			Format: checkpointFormat, Fingerprint: fingerprint(s, fx.train, fx.val),
 			Steps: 2, History: head.History{{Epoch: 1}}, Order: []int32{2, 0, 3, 1},
@@ -408,7 +423,7 @@ func TestRestoreRefusesDamagedState(t *testing.T) {
 		}}
 	}
 	restore := func(ck *ftCheckpoint) error {
-		return newModel(nil, fx.train, fx.val, s).restore(ck, head.NewEpochState(fx.train.Len(), s.Seed))
+		return newModel(nil, fx.train, fx.val, head.NewEpochState(fx.train.Len(), 0).Order, s).restore(ck, head.NewEpochState(fx.train.Len(), s.Seed))
 	}
 	if err := restore(good()); err != nil {
 		t.Fatalf("valid state: %v", err)
@@ -417,7 +432,7 @@ func TestRestoreRefusesDamagedState(t *testing.T) {
 	old := good()
 	old.state.Format, old.state.History = checkpointFormat1, head.History{{Epoch: 0}}
 	st := head.NewEpochState(fx.train.Len(), s.Seed)
-	if err := newModel(nil, fx.train, fx.val, s).restore(old, st); err != nil || st.History[0].Epoch != 1 {
+	if err := newModel(nil, fx.train, fx.val, head.NewEpochState(fx.train.Len(), 0).Order, s).restore(old, st); err != nil || st.History[0].Epoch != 1 {
 		t.Errorf("format 1: %v, history %+v", err, st.History)
 	}
 	for _, tc := range []struct {

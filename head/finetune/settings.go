@@ -56,14 +56,6 @@ func (d *MapsData) Validate() error {
 	return nil
 }
 
-func (d *MapsData) classCounts() []int {
-	c := make([]int, len(d.Classes))
-	for _, y := range d.Y {
-		c[y]++
-	}
-	return c
-}
-
 // Fine-tuning defaults that differ from the head's.
 const (
 	DefaultEpochs   = 10

@@ -75,6 +75,9 @@ func TestWrite(t *testing.T) {
 	if _, err := LoadWeights(filepath.Join(dir, WeightsFile)); err != nil {
 		t.Fatal(err)
 	}
+	if s.Holdout != 0 || s.HoldoutN != 0 || m.SelectedOn != head.SelectedOnValidation {
+		t.Errorf("a run without a holdout reads back with holdout %g of %d rows, selected on %q", s.Holdout, s.HoldoutN, m.SelectedOn)
+	}
 	// Nothing but the run is left in the parent folder.
 	entries, _ := os.ReadDir(filepath.Dir(dir))
 	if len(entries) != 1 {
@@ -330,5 +333,49 @@ func TestPlotConfusionManyClasses(t *testing.T) {
 	cfg, err := png.DecodeConfig(f)
 	if err != nil || cfg.Width > 2000 || cfg.Height > 2000 {
 		t.Errorf("confusion.png is %dx%d (%v), want at most 2000 pixels a side", cfg.Width, cfg.Height, err)
+	}
+}
+
+// TestWriteHoldout: the holdout's fraction, seed and size go into
+// settings.json and come back, so that the carve can be made again, and
+// metrics.json says the epoch was selected on it.
+func TestWriteHoldout(t *testing.T) {
+	t.Parallel()
+	train, val := clusters(60, 5, 3, 1), clusters(30, 5, 3, 2)
+	res, err := head.Train(context.Background(), train, val, head.Settings{Hidden: 8, Epochs: 3, LR: 1e-2, Holdout: 0.2, HoldoutSeed: 7, SaveBest: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := Info{Mode: ModeHead, ModelDir: "/models/vgg", Classes: train.Classes, HoldoutN: res.HoldoutN,
+		TrainCache: CacheRef{Dir: "/c/train", N: 60}, ValCache: CacheRef{Dir: "/c/val", N: 30}}
+	dir := filepath.Join(t.TempDir(), "run")
+	err = Write(dir, &Contents{
+		Settings: HeadSettings{Info: info, Settings: res.Settings}, Weights: res.Weights, History: res.History, Title: "holdout",
+		Metrics: NewMetrics(res.History, res.WeightsEpoch, res.Seconds, res.EarlyStopped, nil),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ReadHeadSettings(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Settings != res.Settings || s.HoldoutN != 12 {
+		t.Errorf("settings.json read back as %+v with %d held out; want %+v and 12", s.Settings, s.HoldoutN, res.Settings)
+	}
+	tr, hold, err := s.Settings.Rows(train.Y, s.Classes)
+	if err != nil || len(hold) != s.HoldoutN || len(tr)+len(hold) != s.TrainCache.N {
+		t.Errorf("the carve made again from settings.json: %d + %d rows, %v", len(tr), len(hold), err)
+	}
+	m, err := ReadMetrics(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.SelectedOn != head.SelectedOnHoldout || !m.Best.HasHoldout || m.Best.Epoch != res.WeightsEpoch {
+		t.Errorf("metrics.json: selected on %q, best %+v, weights of epoch %d", m.SelectedOn, m.Best, res.WeightsEpoch)
+	}
+	h, err := ReadHistory(filepath.Join(dir, HistoryFile))
+	if err != nil || !h.HasHoldout() {
+		t.Errorf("history.csv read back without its holdout: %v", err)
 	}
 }

@@ -21,15 +21,28 @@ const HistoryFile = "history.csv"
 // Unlike CSVLogger's, the epochs count from 1.
 var historyColumns = []string{"epoch", "accuracy", "loss", "val_accuracy", "val_loss"}
 
-// writeHistoryCSV writes h in the CSVLogger format.
+// holdoutColumns are those of a history with a holdout, in the same sorted
+// order, as CSVLogger would write them had the holdout been logged.
+var holdoutColumns = []string{"epoch", "accuracy", "holdout_accuracy", "holdout_loss", "loss", "val_accuracy", "val_loss"}
+
+// writeHistoryCSV writes h in the CSVLogger format, with the holdout's
+// columns when h has them.
 func writeHistoryCSV(w io.Writer, h head.History) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write(historyColumns); err != nil {
+	cols := historyColumns
+	if h.HasHoldout() {
+		cols = holdoutColumns
+	}
+	if err := cw.Write(cols); err != nil {
 		return err
 	}
 	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 	for _, e := range h {
-		if err := cw.Write([]string{strconv.Itoa(e.Epoch), f(e.Accuracy), f(e.Loss), f(e.ValAccuracy), f(e.ValLoss)}); err != nil {
+		rec := []string{strconv.Itoa(e.Epoch), f(e.Accuracy), f(e.Loss), f(e.ValAccuracy), f(e.ValLoss)}
+		if h.HasHoldout() {
+			rec = []string{strconv.Itoa(e.Epoch), f(e.Accuracy), f(e.HoldoutAccuracy), f(e.HoldoutLoss), f(e.Loss), f(e.ValAccuracy), f(e.ValLoss)}
+		}
+		if err := cw.Write(rec); err != nil {
 			return err
 		}
 	}
@@ -47,7 +60,7 @@ func WriteHistory(path string, h head.History) error {
 
 // readHistoryCSV parses a history in the CSVLogger format. Columns may come
 // in any order (Keras files with more metrics are accepted); the five of
-// historyColumns are required. A history whose first epoch is 0 (Keras',
+// historyColumns are required, and the holdout's two are read when there. A history whose first epoch is 0 (Keras',
 // or tlearn's before epochs were counted from 1) is renumbered from 1.
 func readHistoryCSV(r io.Reader) (head.History, error) {
 	cr := csv.NewReader(r)
@@ -64,6 +77,10 @@ func readHistoryCSV(r io.Reader) (head.History, error) {
 		if col[i] < 0 {
 			return nil, fmt.Errorf("history has no %q column (columns %v)", name, names)
 		}
+	}
+	holdAcc, holdLoss := slices.Index(names, "holdout_accuracy"), slices.Index(names, "holdout_loss")
+	if (holdAcc < 0) != (holdLoss < 0) {
+		return nil, fmt.Errorf("history has only one of the columns holdout_accuracy and holdout_loss (columns %v)", names)
 	}
 	var h head.History
 	for {
@@ -86,6 +103,15 @@ func readHistoryCSV(r io.Reader) (head.History, error) {
 		for i, dst := range []*float64{&e.Accuracy, &e.Loss, &e.ValAccuracy, &e.ValLoss} {
 			if *dst, err = strconv.ParseFloat(rec[col[i+1]], 64); err != nil {
 				return nil, fmt.Errorf("history line %d: %s: %w", len(h)+2, historyColumns[i+1], err)
+			}
+		}
+		if holdAcc >= 0 {
+			e.HasHoldout = true
+			if e.HoldoutAccuracy, err = strconv.ParseFloat(rec[holdAcc], 64); err != nil {
+				return nil, fmt.Errorf("history line %d: holdout_accuracy: %w", len(h)+2, err)
+			}
+			if e.HoldoutLoss, err = strconv.ParseFloat(rec[holdLoss], 64); err != nil {
+				return nil, fmt.Errorf("history line %d: holdout_loss: %w", len(h)+2, err)
 			}
 		}
 		h = append(h, e)

@@ -59,3 +59,41 @@ func TestReadHistoryKeras(t *testing.T) {
 		t.Errorf("error %v does not name the file", err)
 	}
 }
+
+// TestHistoryCSVHoldout: a history with a holdout gains its two columns
+// (in CSVLogger's sorted order), reads back with them, and its best epoch
+// is the holdout's, not the validation set's.
+func TestHistoryCSVHoldout(t *testing.T) {
+	t.Parallel()
+	h := head.History{
+		{Epoch: 1, Accuracy: 0.5, Loss: 1.25, ValAccuracy: 0.9, ValLoss: 0.5, HasHoldout: true, HoldoutAccuracy: 0.5, HoldoutLoss: 1},
+		{Epoch: 2, Accuracy: 0.75, Loss: 0.5, ValAccuracy: 0.8, ValLoss: 0.4, HasHoldout: true, HoldoutAccuracy: 0.7, HoldoutLoss: 0.75},
+	}
+	var b bytes.Buffer
+	if err := writeHistoryCSV(&b, h); err != nil {
+		t.Fatal(err)
+	}
+	want := "epoch,accuracy,holdout_accuracy,holdout_loss,loss,val_accuracy,val_loss\n1,0.5,0.5,1,1.25,0.9,0.5\n2,0.75,0.7,0.75,0.5,0.8,0.4\n"
+	if b.String() != want {
+		t.Fatalf("history.csv:\n%s\nwant:\n%s", b.String(), want)
+	}
+	got, err := readHistoryCSV(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range h {
+		if got[i] != h[i] {
+			t.Errorf("line %d: %+v, want %+v", i, got[i], h[i])
+		}
+	}
+	if got.Best() != 1 {
+		t.Errorf("best %d, want 1 (the holdout's; the validation set's is 0)", got.Best())
+	}
+	m := NewMetrics(got, 2, 1, false, nil)
+	if m.SelectedOn != head.SelectedOnHoldout || m.Best.Epoch != 2 {
+		t.Errorf("metrics: selected on %q, best epoch %d; want the holdout's epoch 2", m.SelectedOn, m.Best.Epoch)
+	}
+	if _, err := readHistoryCSV(strings.NewReader("epoch,accuracy,holdout_accuracy,loss,val_accuracy,val_loss\n1,1,1,1,1,1\n")); err == nil {
+		t.Error("a history with holdout_accuracy but no holdout_loss was read")
+	}
+}

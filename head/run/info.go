@@ -32,6 +32,10 @@ type Info struct {
 	Created     time.Time `json:"created"`
 	Backend     string    `json:"backend,omitempty"` // the matrix-product implementation (head mode)
 	Seconds     float64   `json:"seconds,omitempty"` // wall time of the training
+	// HoldoutN is the number of training rows held out to select on (the
+	// settings' holdout fraction and seed carve them, head.CarveHoldout);
+	// TrainCache.N − HoldoutN were trained on. 0 without a holdout.
+	HoldoutN int `json:"holdout_n,omitempty"`
 	// WeightsSHA256 is the hex sha256 of weights.safetensors, which
 	// LoadWeights checks. Write fills it in; empty in runs written before
 	// tlearn recorded it (their weights load unchecked: NoteUnchecked).

@@ -9,11 +9,17 @@ import (
 	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
-// Metrics is metrics.json: the last and the best epoch (by validation
-// accuracy), and an evaluation of the saved weights on the validation set.
+// Metrics is metrics.json: the last and the best epoch (by the accuracy on
+// the set SelectedOn names), and an evaluation of the saved weights on the
+// validation set.
 type Metrics struct {
-	Final        head.Epoch   `json:"final"`
-	Best         head.Epoch   `json:"best"`
+	Final head.Epoch `json:"final"`
+	Best  head.Epoch `json:"best"`
+	// SelectedOn names the set whose accuracy picked Best (and the saved
+	// weights, with save_best or early_stop): head.SelectedOnHoldout or
+	// head.SelectedOnValidation. Empty in files of a tlearn before it was
+	// recorded, which always selected on the validation set.
+	SelectedOn   string       `json:"selected_on,omitempty"`
 	EpochsRun    int          `json:"epochs_run"`
 	Seconds      float64      `json:"seconds"`
 	WeightsEpoch int          `json:"weights_epoch"` // the epoch whose weights were saved, counted from 1
@@ -26,7 +32,7 @@ type Metrics struct {
 // (may be nil). It panics on an empty history.
 func NewMetrics(h head.History, weightsEpoch int, seconds float64, earlyStopped bool, validation *head.Report) *Metrics {
 	return &Metrics{
-		Final: h[len(h)-1], Best: h[h.Best()], EpochsRun: len(h), Seconds: seconds,
+		Final: h[len(h)-1], Best: h[h.Best()], SelectedOn: selectedOn(h), EpochsRun: len(h), Seconds: seconds,
 		WeightsEpoch: weightsEpoch, EarlyStopped: earlyStopped, Validation: validation,
 	}
 }
@@ -50,4 +56,11 @@ func ReadMetrics(dir string) (*Metrics, error) {
 		m.WeightsEpoch++
 	}
 	return &m, nil
+}
+
+func selectedOn(h head.History) string {
+	if h.HasHoldout() {
+		return head.SelectedOnHoldout
+	}
+	return head.SelectedOnValidation
 }

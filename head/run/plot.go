@@ -24,7 +24,8 @@ type Series struct {
 	ValidationOnly bool
 }
 
-// Line colours: one hue per series, training dashed and validation solid.
+// Line colours: one hue per series, training dashed, validation solid and
+// the holdout, where there is one, dotted.
 var seriesColors = []color.Color{
 	color.RGBA{31, 119, 180, 255},  // blue
 	color.RGBA{214, 39, 40, 255},   // red
@@ -58,24 +59,33 @@ func PlotCurves(path, title string, series ...Series) error {
 			}
 			return s.Name + " " + what
 		}
+		holdout := !s.ValidationOnly && s.History.HasHoldout()
 		for _, panel := range []struct {
-			p          *plot.Plot
-			train, val func(head.Epoch) float64
+			p                   *plot.Plot
+			train, val, holdout func(head.Epoch) float64
 		}{
-			{acc, func(e head.Epoch) float64 { return e.Accuracy }, func(e head.Epoch) float64 { return e.ValAccuracy }},
-			{loss, func(e head.Epoch) float64 { return e.Loss }, func(e head.Epoch) float64 { return e.ValLoss }},
+			{acc, func(e head.Epoch) float64 { return e.Accuracy }, func(e head.Epoch) float64 { return e.ValAccuracy }, func(e head.Epoch) float64 { return e.HoldoutAccuracy }},
+			{loss, func(e head.Epoch) float64 { return e.Loss }, func(e head.Epoch) float64 { return e.ValLoss }, func(e head.Epoch) float64 { return e.HoldoutLoss }},
 		} {
 			if !s.ValidationOnly {
-				if err := addLine(panel.p, s.History, panel.train, c, true); err != nil {
+				if err := addLine(panel.p, s.History, panel.train, lineStyle(c, true)); err != nil {
 					return err
 				}
 			}
-			if err := addLine(panel.p, s.History, panel.val, c, false); err != nil {
+			if holdout {
+				if err := addLine(panel.p, s.History, panel.holdout, dottedStyle(c)); err != nil {
+					return err
+				}
+			}
+			if err := addLine(panel.p, s.History, panel.val, lineStyle(c, false)); err != nil {
 				return err
 			}
 		}
 		if !s.ValidationOnly {
 			legend = append(legend, legendEntry{name("training"), lineStyle(c, true)})
+		}
+		if holdout {
+			legend = append(legend, legendEntry{name("holdout (selects)"), dottedStyle(c)})
 		}
 		legend = append(legend, legendEntry{name("validation"), lineStyle(c, false)})
 	}
@@ -154,7 +164,14 @@ func lineStyle(c color.Color, dashed bool) draw.LineStyle {
 	return s
 }
 
-func addLine(p *plot.Plot, h head.History, f func(head.Epoch) float64, c color.Color, dashed bool) error {
+// dottedStyle is the holdout's line: the hue of its series, dotted.
+func dottedStyle(c color.Color) draw.LineStyle {
+	s := lineStyle(c, false)
+	s.Dashes = []vg.Length{vg.Points(1.5), vg.Points(2.5)}
+	return s
+}
+
+func addLine(p *plot.Plot, h head.History, f func(head.Epoch) float64, style draw.LineStyle) error {
 	pts := make(plotter.XYs, len(h))
 	for i, e := range h {
 		pts[i] = plotter.XY{X: float64(e.Epoch), Y: f(e)}
@@ -163,7 +180,7 @@ func addLine(p *plot.Plot, h head.History, f func(head.Epoch) float64, c color.C
 	if err != nil {
 		return fmt.Errorf("run: plot: %w", err)
 	}
-	l.LineStyle = lineStyle(c, dashed)
+	l.LineStyle = style
 	p.Add(l)
 	if len(h) == 1 {
 		// A single epoch is a point, not a line: mark it.
@@ -171,7 +188,7 @@ func addLine(p *plot.Plot, h head.History, f func(head.Epoch) float64, c color.C
 		if err != nil {
 			return err
 		}
-		s.Color = c
+		s.Color = style.Color
 		p.Add(s)
 	}
 	return nil

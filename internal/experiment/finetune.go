@@ -116,8 +116,12 @@ func FineTune(ctx context.Context, s FineTuneSettings, p progress.Reporter) (*Ru
 		t.Hidden, t.NoHidden = start.HiddenSize(), start.HiddenSize() == 0
 	}
 	t.Checkpoint = CheckpointPath(out)
-	p.Log(fmt.Sprintf("fine-tuning block5 (%d channels, %d×%d maps) and the head on %d maps, validating on %d",
-		trainData.Shape[0], trainData.Shape[1], trainData.Shape[2], trainData.Len(), valData.Len()))
+	held := ""
+	if t.Holdout > 0 {
+		held = fmt.Sprintf(" less a holdout of %g (seed %d) to select on", t.Holdout, t.HoldoutSeed)
+	}
+	p.Log(fmt.Sprintf("fine-tuning block5 (%d channels, %d×%d maps) and the head on %d maps%s, validating on %d",
+		trainData.Shape[0], trainData.Shape[1], trainData.Shape[2], trainData.Len(), held, valData.Len()))
 	res, err := finetune.FineTune(ctx, trainData, valData, start, t, p)
 	if errors.Is(err, finetune.ErrOtherRun) && s.Overwrite {
 		// Replacing the run means starting it over: the abandoned run's
@@ -141,9 +145,9 @@ func FineTune(ctx context.Context, s FineTuneSettings, p progress.Reporter) (*Ru
 	if err := os.Remove(t.Checkpoint); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("experiment: remove the finished run's checkpoint: %w", err)
 	}
-	p.Log(fmt.Sprintf("done in %s on %s (%.1f images/s): final val_accuracy %.4f, best %.4f (epoch %d); wrote %s",
+	p.Log(fmt.Sprintf("done in %s on %s (%.1f images/s): final val_accuracy %.4f, best %s (epoch %d); wrote %s",
 		fsutil.FormatSeconds(res.Seconds), res.Device, res.ImagesPerSecond,
-		m.Final.ValAccuracy, m.Best.ValAccuracy, m.Best.Epoch, out))
+		m.Final.ValAccuracy, describeBest(m), m.Best.Epoch, out))
 	return &Run{Dir: out, Metrics: m}, nil
 }
 
@@ -163,7 +167,7 @@ func writeFineTuneRun(out string, s FineTuneSettings, spec *models.Spec, modelSH
 		Info: rundir.Info{
 			Mode: rundir.ModeFineTune, ModelDir: absModel, ModelSHA256: modelSHA, Preset: spec.Preset,
 			Classes: train.c.Manifest.Classes, TrainCache: train.ref, ValCache: val.ref,
-			Created: now(), Seconds: res.Seconds,
+			Created: now(), Seconds: res.Seconds, HoldoutN: res.HoldoutN,
 		},
 		Settings:        res.Settings,
 		InitHead:        absInit,

@@ -134,6 +134,9 @@ type SweepSettings struct {
 	// Axes span the grid: every combination of their values is one run,
 	// the first axis varying slowest.
 	Axes []Axis
+	// Runs, when set, are the runs instead of the grid of Axes: each
+	// names its folder and holds its settings (Auto's search).
+	Runs []SweepRun
 	// Overwrite replaces runs that exist with other settings or caches;
 	// without it they are an error wrapping rundir.ErrExists, returned
 	// before anything is trained.
@@ -148,13 +151,14 @@ type SweepRun struct {
 	Run
 }
 
-// BestEpoch is the epoch (from 1) of the best validation accuracy.
+// BestEpoch is the epoch (from 1) of the best accuracy on the set that
+// selects (the holdout's, else the validation set's).
 func (r *SweepRun) BestEpoch() int { return r.Metrics.Best.Epoch }
 
 // SweepResult is a finished sweep.
 type SweepResult struct {
-	// Runs are ranked by the best validation accuracy, highest first; among
-	// equals, by the lower validation loss of that epoch.
+	// Runs are ranked by rankRuns: by the best accuracy on the holdout
+	// (with head.Settings.Holdout) or else on the validation set.
 	Runs []SweepRun
 	// CSV is the path of sweep.csv.
 	CSV string
@@ -193,6 +197,24 @@ func combinations(base head.Settings, axes []Axis) ([]SweepRun, error) {
 	return runs, nil
 }
 
+// listedRuns checks runs given by name and settings: valid settings and
+// distinct folder names.
+func listedRuns(runs []SweepRun) ([]SweepRun, error) {
+	out := make([]SweepRun, 0, len(runs))
+	seen := map[string]bool{}
+	for _, r := range runs {
+		if strings.Trim(r.Name, ".") == "" || r.Name != safeName(r.Name) || seen[r.Name] {
+			return nil, fmt.Errorf("%w: sweep run name %q is empty, repeated or not a plain folder name", ErrSettings, r.Name)
+		}
+		seen[r.Name] = true
+		if err := r.Settings.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: sweep run %s: %w", ErrSettings, r.Name, err)
+		}
+		out = append(out, SweepRun{Name: r.Name, Settings: r.Settings})
+	}
+	return out, nil
+}
+
 // safeName keeps a value usable in a folder name.
 func safeName(v string) string {
 	return strings.Map(func(r rune) rune {
@@ -210,10 +232,13 @@ func safeName(v string) string {
 // the prefix "[i/n NAME] ".
 func Sweep(ctx context.Context, s SweepSettings, p progress.Reporter) (*SweepResult, error) {
 	p = progress.OrNop(p)
-	if len(s.Axes) == 0 {
+	if len(s.Axes) == 0 && len(s.Runs) == 0 {
 		return nil, fmt.Errorf("%w: a sweep needs at least one axis", ErrSettings)
 	}
 	runs, err := combinations(s.Base, s.Axes)
+	if len(s.Runs) > 0 {
+		runs, err = listedRuns(s.Runs)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -236,6 +261,11 @@ func Sweep(ctx context.Context, s SweepSettings, p progress.Reporter) (*SweepRes
 		return nil, err
 	}
 	defer c.Close()
+	// A holdout that some class cannot give fails before any folder is
+	// made (a sweep's runs all share the base's holdout).
+	if _, _, err := s.Base.Rows(c.train.Labels, c.train.Manifest.Classes); err != nil {
+		return nil, err
+	}
 	// Check every existing run before training anything, so that a
 	// conflict does not surface after an hour of work.
 	for i, r := range runs {
@@ -299,15 +329,34 @@ func Sweep(ctx context.Context, s SweepSettings, p progress.Reporter) (*SweepRes
 	return res, nil
 }
 
-// rankRuns sorts by the best validation accuracy, highest first; among
-// equals, by the lower validation loss of that epoch.
+// rankRuns sorts by the best epoch's accuracy on the set that selects
+// (the holdout with one, else the validation set), highest first; among
+// equals, by the lower loss of that epoch on that set, then the simpler
+// run: fewer hidden units, then fewer epochs to the best one; then the
+// order given.
 func rankRuns(runs []SweepRun) {
 	slices.SortStableFunc(runs, func(a, b SweepRun) int {
-		if c := cmp.Compare(b.Metrics.Best.ValAccuracy, a.Metrics.Best.ValAccuracy); c != 0 {
+		ea, eb := a.Metrics.Best, b.Metrics.Best
+		if c := cmp.Compare(eb.SelectionAccuracy(), ea.SelectionAccuracy()); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.Metrics.Best.ValLoss, b.Metrics.Best.ValLoss)
+		if c := cmp.Compare(ea.SelectionLoss(), eb.SelectionLoss()); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Settings.Resolve().Hidden, b.Settings.Resolve().Hidden); c != 0 {
+			return c
+		}
+		return cmp.Compare(ea.Epoch, eb.Epoch)
 	})
+}
+
+// selectedOn is the set that ranked the runs (head.SelectedOnHoldout or
+// head.SelectedOnValidation): all of a sweep's runs share the holdout.
+func (r *SweepResult) selectedOn() string {
+	if len(r.Runs) > 0 && r.Runs[0].Metrics.Best.HasHoldout {
+		return head.SelectedOnHoldout
+	}
+	return head.SelectedOnValidation
 }
 
 // sameRun reports whether dir holds a finished run of the same settings
@@ -331,27 +380,49 @@ func sameRun(dir string, c *caches, s head.Settings) (*rundir.Metrics, bool) {
 	return m, true
 }
 
-// WriteTable prints the ranked runs as an aligned text table.
+// WriteTable prints the ranked runs as an aligned text table. With a
+// holdout, the best epoch is the holdout's and the validation accuracy of
+// that epoch follows it, for reporting only.
 func (r *SweepResult) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "rank\trun\tbest val_accuracy\tbest epoch\tfinal val_accuracy\tfinal val_loss\tseconds\t")
+	holdout := r.selectedOn() == head.SelectedOnHoldout
+	if holdout {
+		fmt.Fprintln(tw, "rank\trun\tbest holdout_accuracy\tholdout_loss\tbest epoch\tits val_accuracy\tfinal val_accuracy\tfinal val_loss\tseconds\t")
+	} else {
+		fmt.Fprintln(tw, "rank\trun\tbest val_accuracy\tbest epoch\tfinal val_accuracy\tfinal val_loss\tseconds\t")
+	}
 	for i, run := range r.Runs {
 		note := ""
 		if run.Reused {
 			note = " (reused)"
 		}
 		m := run.Metrics
+		if holdout {
+			fmt.Fprintf(tw, "%d\t%s\t%.4f\t%.4f\t%d\t%.4f\t%.4f\t%.4f\t%.1f%s\t\n", i+1, run.Name, m.Best.HoldoutAccuracy, m.Best.HoldoutLoss, run.BestEpoch(), m.Best.ValAccuracy, m.Final.ValAccuracy, m.Final.ValLoss, m.Seconds, note)
+			continue
+		}
 		fmt.Fprintf(tw, "%d\t%s\t%.4f\t%d\t%.4f\t%.4f\t%.1f%s\t\n", i+1, run.Name, m.Best.ValAccuracy, run.BestEpoch(), m.Final.ValAccuracy, m.Final.ValLoss, m.Seconds, note)
 	}
 	return tw.Flush()
 }
 
-// WriteCSV writes the ranked runs in the format of sweep.csv.
+// WriteCSV writes the ranked runs in the format of sweep.csv; with a
+// holdout, the best epoch's holdout accuracy and loss and its validation
+// accuracy replace best_val_accuracy.
 func (r *SweepResult) WriteCSV(w io.Writer) error {
 	var b strings.Builder
-	b.WriteString("rank,run,best_val_accuracy,best_epoch,final_val_accuracy,final_val_loss,seconds\n")
+	holdout := r.selectedOn() == head.SelectedOnHoldout
+	if holdout {
+		b.WriteString("rank,run,best_holdout_accuracy,best_holdout_loss,best_epoch,best_epoch_val_accuracy,final_val_accuracy,final_val_loss,seconds\n")
+	} else {
+		b.WriteString("rank,run,best_val_accuracy,best_epoch,final_val_accuracy,final_val_loss,seconds\n")
+	}
 	for i, run := range r.Runs {
 		m := run.Metrics
+		if holdout {
+			fmt.Fprintf(&b, "%d,%s,%g,%g,%d,%g,%g,%g,%.3f\n", i+1, run.Name, m.Best.HoldoutAccuracy, m.Best.HoldoutLoss, run.BestEpoch(), m.Best.ValAccuracy, m.Final.ValAccuracy, m.Final.ValLoss, m.Seconds)
+			continue
+		}
 		fmt.Fprintf(&b, "%d,%s,%g,%d,%g,%g,%.3f\n", i+1, run.Name, m.Best.ValAccuracy, run.BestEpoch(), m.Final.ValAccuracy, m.Final.ValLoss, m.Seconds)
 	}
 	_, err := io.WriteString(w, b.String())

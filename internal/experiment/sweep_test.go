@@ -243,3 +243,36 @@ func TestTrainManyClassesBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestRankRunsOnHoldout: with a holdout the runs are ranked on the best
+// epoch's holdout accuracy, not the validation accuracy that disagrees;
+// ties go to the lower holdout loss, then the fewer hidden units, then the
+// earlier best epoch.
+func TestRankRunsOnHoldout(t *testing.T) {
+	t.Parallel()
+	run := func(name string, hidden, epoch int, hold, holdLoss, val float64) SweepRun {
+		return SweepRun{Name: name, Settings: head.Settings{Hidden: hidden, NoHidden: hidden == 0},
+			Run: Run{Metrics: &rundir.Metrics{Best: head.Epoch{Epoch: epoch, HasHoldout: true, HoldoutAccuracy: hold, HoldoutLoss: holdLoss, ValAccuracy: val}}}}
+	}
+	runs := []SweepRun{
+		run("val-best", 64, 3, 0.70, 0.5, 0.99),
+		run("later", 8, 9, 0.80, 0.4, 0.5),
+		run("big", 64, 2, 0.80, 0.4, 0.5),
+		run("lossy", 8, 2, 0.80, 0.6, 0.5),
+		run("small", 8, 2, 0.80, 0.4, 0.5),
+		run("hold-best", 64, 4, 0.90, 0.7, 0.6),
+	}
+	rankRuns(runs)
+	var got []string
+	for _, r := range runs {
+		got = append(got, r.Name)
+	}
+	want := []string{"hold-best", "small", "later", "big", "lossy", "val-best"}
+	if !slices.Equal(got, want) {
+		t.Errorf("ranked %v, want %v", got, want)
+	}
+	var b strings.Builder
+	if err := (&SweepResult{Runs: runs}).WriteCSV(&b); err != nil || !strings.HasPrefix(b.String(), "rank,run,best_holdout_accuracy,best_holdout_loss,best_epoch,best_epoch_val_accuracy,") {
+		t.Errorf("sweep.csv with a holdout: %q, %v", b.String(), err)
+	}
+}

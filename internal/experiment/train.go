@@ -95,10 +95,20 @@ func checkNew(dir string, overwrite bool, inputs ...string) error {
 
 // trainRun trains one head on c and writes its run directory out.
 func trainRun(ctx context.Context, c *caches, s head.Settings, out, title string, overwrite bool, p progress.Reporter) (*rundir.Metrics, error) {
+	return trainRunWith(ctx, c, s, out, title, overwrite, nil, p)
+}
+
+// trainRunWith is trainRun, with Auto's record of the search (nil: none)
+// in settings.json.
+func trainRunWith(ctx context.Context, c *caches, s head.Settings, out, title string, overwrite bool, auto *AutoRecord, p progress.Reporter) (*rundir.Metrics, error) {
 	train, val := c.train, c.val
 	r := s.Resolve()
-	p.Log(fmt.Sprintf("training on %d images (%d features, %d classes), validating on %d; %s",
-		train.Len(), train.Manifest.FeatureDim, len(train.Manifest.Classes), val.Len(), describeSettings(r)))
+	held := ""
+	if r.Holdout > 0 {
+		held = fmt.Sprintf(" less a holdout of %g (seed %d) to select on", r.Holdout, r.HoldoutSeed)
+	}
+	p.Log(fmt.Sprintf("training on %d images%s (%d features, %d classes), validating on %d; %s",
+		train.Len(), held, train.Manifest.FeatureDim, len(train.Manifest.Classes), val.Len(), describeSettings(r)))
 	trainD, valD := c.data()
 	res, err := head.Train(ctx, trainD, valD, s, p)
 	if err != nil {
@@ -112,9 +122,14 @@ func trainRun(ctx context.Context, c *caches, s head.Settings, out, title string
 	if err != nil {
 		return nil, err
 	}
+	info.HoldoutN = res.HoldoutN
 	m := rundir.NewMetrics(res.History, res.WeightsEpoch, res.Seconds, res.EarlyStopped, rep)
+	var settings any = rundir.HeadSettings{Info: info, Settings: res.Settings}
+	if auto != nil {
+		settings = autoRunSettings{HeadSettings: rundir.HeadSettings{Info: info, Settings: res.Settings}, Auto: auto}
+	}
 	err = rundir.Write(out, &rundir.Contents{
-		Settings:  rundir.HeadSettings{Info: info, Settings: res.Settings},
+		Settings:  settings,
 		Weights:   res.Weights,
 		History:   res.History,
 		Metrics:   m,
@@ -130,10 +145,19 @@ func trainRun(ctx context.Context, c *caches, s head.Settings, out, title string
 		stopped = " (stopped early)"
 	}
 	p.Log(fmt.Sprintf("%d epochs%s in %s (%s per epoch, %s)", n, stopped, fsutil.FormatSeconds(res.Seconds), fsutil.FormatSeconds(res.Seconds/float64(n)), res.Backend))
-	p.Log(fmt.Sprintf("final: val_accuracy %.4f val_loss %.4f; best: val_accuracy %.4f in epoch %d; saved the weights of epoch %d: val top-5 %.4f, macro F1 %.4f",
-		m.Final.ValAccuracy, m.Final.ValLoss, m.Best.ValAccuracy, m.Best.Epoch, m.WeightsEpoch, rep.TopKAccuracy, rep.MacroF1))
+	p.Log(fmt.Sprintf("final: val_accuracy %.4f val_loss %.4f; best: %s in epoch %d; saved the weights of epoch %d: val top-5 %.4f, macro F1 %.4f",
+		m.Final.ValAccuracy, m.Final.ValLoss, describeBest(m), m.Best.Epoch, m.WeightsEpoch, rep.TopKAccuracy, rep.MacroF1))
 	p.Log("wrote " + out)
 	return m, nil
+}
+
+// describeBest is the best epoch's accuracy on the set that selected it,
+// and, for a holdout, the validation accuracy of that epoch.
+func describeBest(m *rundir.Metrics) string {
+	if m.Best.HasHoldout {
+		return fmt.Sprintf("holdout_accuracy %.4f (val_accuracy %.4f)", m.Best.HoldoutAccuracy, m.Best.ValAccuracy)
+	}
+	return fmt.Sprintf("val_accuracy %.4f", m.Best.ValAccuracy)
 }
 
 // describeSettings is a one-line summary of the settings that matter most.
@@ -159,6 +183,9 @@ func describeSettings(s head.Settings) string {
 	}
 	if s.EarlyStop > 0 {
 		fmt.Fprintf(&b, ", early stop %d", s.EarlyStop)
+	}
+	if s.Holdout > 0 {
+		fmt.Fprintf(&b, ", holdout %g", s.Holdout)
 	}
 	fmt.Fprintf(&b, ", seed %d", s.Seed)
 	return b.String()
