@@ -74,7 +74,8 @@ type headModel struct {
 	net        *network
 	train, val *Data
 	o          *trainOptions
-	best       []float32 // the parameters of the best epoch, when kept
+	best       []float32    // the parameters of the best epoch, when kept
+	views      *ViewSampler // nil: one view per training row
 }
 
 func newHeadModel(train, val *Data, s Settings) *headModel {
@@ -87,11 +88,11 @@ func newHeadModel(train, val *Data, s Settings) *headModel {
 	if s.ClassWeights == Balanced {
 		o.classWeights = recipe.BalancedWeights(train.classCounts())
 	}
-	return &headModel{net: net, train: train, val: val, o: o}
+	return &headModel{net: net, train: train, val: val, o: o, views: NewViewSampler(train.Y, train.NumViews(), s.Seed)}
 }
 
 func (m *headModel) Step(_ context.Context, rows []int32) (float64, int, error) {
-	l, c := m.net.trainStep(m.train.X, m.train.Y, rows, m.o)
+	l, c := m.net.trainStep(m.train.X, m.views.Labels(m.train.Y), m.views.Rows(rows), m.o)
 	return l, c, nil
 }
 
@@ -110,11 +111,17 @@ func (m *headModel) Restore() error {
 	return nil
 }
 
-func (m *headModel) EndEpoch(*EpochState) error { return nil }
+func (m *headModel) EndEpoch(st *EpochState) error {
+	m.views.Sync(st)
+	return nil
+}
 
 // validate returns the mean loss (with label smoothing, without class
 // weights) and the accuracy on d.
 func (n *network) validate(d *Data, smoothing float64) (loss, acc float64) {
+	if d.NumViews() > 1 {
+		return n.validateViews(d, smoothing)
+	}
 	var correct int
 	for r0 := 0; r0 < d.Len(); r0 += n.maxRows {
 		rows := min(n.maxRows, d.Len()-r0)
@@ -127,9 +134,13 @@ func (n *network) validate(d *Data, smoothing float64) (loss, acc float64) {
 }
 
 // Evaluate runs the head w on d and reports accuracy, top-k accuracy (topK
-// < 1 means 5), per-class precision/recall/F1 and the confusion matrix. A
-// cancelled ctx stops it between batches with ctx's error.
+// < 1 means 5), per-class precision/recall/F1 and the confusion matrix
+// (of the views' mean probabilities when d has views). A cancelled ctx
+// stops it between batches with ctx's error.
 func Evaluate(ctx context.Context, w *Weights, d *Data, topK int) (*Report, error) {
+	if d.NumViews() > 1 {
+		return evaluateViews(ctx, w, d, topK)
+	}
 	net, err := inferenceNetwork(w, d)
 	if err != nil {
 		return nil, err

@@ -131,6 +131,9 @@ func withGlorotHead(start *head.Weights, d *MapsData, s Settings) *head.Weights 
 // label smoothing, no class weights, as Train's) and the accuracy; tally,
 // when not nil, counts every example.
 func validate(ctx context.Context, sess *session, d *MapsData, bs int, smoothing float64, tally *head.Tally) (loss, acc float64, err error) {
+	if d.numViews() > 1 {
+		return validateViews(ctx, sess, d, bs, smoothing, tally)
+	}
 	n, k := d.Len(), len(d.Classes)
 	rows := make([]int32, 0, bs)
 	correct := 0
@@ -176,12 +179,14 @@ type model struct {
 	steps        int           // optimizer steps taken (Adam's t)
 	best         *head.Weights // the best epoch's parameters, when the run keeps them
 
+	views *head.ViewSampler // nil: one view per image; else train holds its view rows
+
 	trainSeconds float64 // in the train steps of this call
 	trainImages  int
 }
 
 func newModel(sess *session, train, val *MapsData, s Settings) *model {
-	m := &model{sess: sess, train: train, val: val, s: s}
+	m := &model{sess: sess, train: train.viewRows(), val: val, s: s, views: head.NewViewSampler(train.Y, train.numViews(), s.Seed)}
 	rate := 0.0
 	if s.Hidden > 0 {
 		rate = s.Dropout
@@ -213,6 +218,7 @@ func (m *model) begin(start *head.Weights, st *head.EpochState, p progress.Repor
 				return fmt.Errorf("finetune: checkpoint %s: %w", m.s.Checkpoint, err)
 			}
 			w, moments = ck.weights, ck.moments
+			m.views.Sync(st)
 			p.Log(fmt.Sprintf("resuming from %s after epoch %d of %d", m.s.Checkpoint, len(st.History), m.s.Epochs))
 		}
 	}
@@ -221,6 +227,7 @@ func (m *model) begin(start *head.Weights, st *head.EpochState, p progress.Repor
 
 // Step runs one train step of the graph on the maps of rows.
 func (m *model) Step(ctx context.Context, rows []int32) (float64, int, error) {
+	rows = m.views.Rows(rows)
 	b, err := m.sess.batch(len(rows))
 	if err != nil {
 		return 0, 0, err
@@ -270,6 +277,7 @@ func (m *model) Restore() error {
 
 // EndEpoch writes the checkpoint, when the run keeps one.
 func (m *model) EndEpoch(st *head.EpochState) error {
+	m.views.Sync(st)
 	if m.s.Checkpoint == "" {
 		return nil
 	}

@@ -30,6 +30,10 @@ type EvaluateSettings struct {
 	Cache string
 	// TopK is the k of the top-k accuracy; 0 means 5.
 	TopK int
+	// TTA measures the mean probabilities of the cache's views (test-time
+	// augmentation) instead of its plain view 0; a cache of one view is
+	// the same either way.
+	TTA bool
 	// Runtime is called for a fine-tuned run only, once the run and the
 	// cache are found to fit each other, because its block5 runs under
 	// ONNX Runtime: it loads ONNX Runtime if need be and says where it
@@ -93,7 +97,7 @@ func Evaluate(ctx context.Context, s EvaluateSettings, p progress.Reporter) (*he
 	if err := checkEvalCache(info, w, cc, fineTuned); err != nil {
 		return nil, err
 	}
-	if m := cc.Manifest; m.Fingerprint != info.TrainCache.Fingerprint {
+	if m := cc.Manifest; m.Fingerprint != info.TrainCache.Fingerprint && m.Fingerprint != info.ValCache.Fingerprint && m.BaseFingerprint() != info.ValCache.Fingerprint {
 		p.Log(fmt.Sprintf("note: %s was extracted with other settings than the training cache (size %d, interpolation %s); the same backbone makes the features comparable, but accuracy may differ",
 			s.Cache, m.Size, m.Interpolation))
 	}
@@ -106,9 +110,9 @@ func Evaluate(ctx context.Context, s EvaluateSettings, p progress.Reporter) (*he
 				return nil, err
 			}
 		}
-		rep, err = finetune.Evaluate(ctx, w, mapsData(cc), k, rt)
+		rep, err = finetune.Evaluate(ctx, w, evalMapsData(cc, s.TTA), k, rt)
 	} else {
-		rep, err = head.Evaluate(ctx, w, cacheData(cc), k)
+		rep, err = head.Evaluate(ctx, w, evalData(cc, s.TTA), k)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("experiment: evaluate %s on %s: %w", s.Run, s.Cache, err)
