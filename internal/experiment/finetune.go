@@ -41,6 +41,9 @@ type FineTuneSettings struct {
 	// rundir.ErrExists. Out may not be, lie inside or hold one of the
 	// inputs (an *fsutil.OverlapError). Both are checked before training.
 	Overwrite bool
+	// TTA validates on the mean probabilities of Val's views (test-time
+	// augmentation) instead of its plain images.
+	TTA bool
 }
 
 // fineTuneRunSettings is settings.json of a fine-tuning run.
@@ -97,7 +100,7 @@ func FineTune(ctx context.Context, s FineTuneSettings, p progress.Reporter) (*Ru
 	}
 	defer train.Close()
 	defer val.Close()
-	trainData, valData := mapsData(train.c), evalMapsData(val.c, false)
+	trainData, valData := mapsData(train.c), evalMapsData(val.c, s.TTA)
 
 	start, err := finetune.StartWeights(s.Model, spec, modelSHA, s.InitHead)
 	if err != nil {
