@@ -9,6 +9,7 @@ import (
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/head"
+	"github.com/tlearn/tlearn/head/finetune"
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
 	"github.com/tlearn/tlearn/internal/progress"
@@ -77,5 +78,17 @@ func TestTrainEvaluateViews(t *testing.T) {
 	if _, err := Train(context.Background(), TrainSettings{Train: views, Val: views, Out: filepath.Join(root, "tta"), TTA: true,
 		Head: head.Settings{Hidden: 4, Epochs: 1, LR: 1e-2}}, nil); err != nil {
 		t.Fatal(err)
+	}
+	// Fine-tuning draws from the maps' views and validates on the plain
+	// cache or, with TTA, on the views' mean.
+	for _, tc := range []struct {
+		val string
+		tta bool
+	}{{plain, false}, {views, true}} {
+		out := filepath.Join(root, "ft-"+filepath.Base(tc.val))
+		if _, err := FineTune(context.Background(), FineTuneSettings{Model: cs.Model, Train: views, Val: tc.val, Out: out, TTA: tc.tta,
+			Tuning: finetune.Settings{Settings: head.Settings{Hidden: 4, Epochs: 1, Batch: 8}, Runtime: cs.Runtime}}, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
