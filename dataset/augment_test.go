@@ -169,3 +169,24 @@ func TestLoaderViews(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseAugment: whatever ParseAugment accepts, its String parses back
+// to the same set, and Validate accepts it.
+func FuzzParseAugment(f *testing.F) {
+	for _, s := range []string{"", "flip", "crop", "flip,crop=0.3,jitter", "jitter=0.99", "crop=1e-3", "flip,,", "crop=NaN", "crop=0x1p-2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := ParseAugment(s)
+		if err != nil {
+			return
+		}
+		if err := a.Validate(); err != nil {
+			t.Fatalf("ParseAugment(%q) = %+v, which Validate refuses: %v", s, a, err)
+		}
+		back, err := ParseAugment(a.String())
+		if err != nil || back != a {
+			t.Fatalf("ParseAugment(%q) = %+v; its String %q parses to %+v, %v", s, a, a.String(), back, err)
+		}
+	})
+}
