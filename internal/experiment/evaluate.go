@@ -97,7 +97,7 @@ func Evaluate(ctx context.Context, s EvaluateSettings, p progress.Reporter) (*he
 	if err := checkEvalCache(info, w, cc, fineTuned); err != nil {
 		return nil, err
 	}
-	if m := cc.Manifest; m.Fingerprint != info.TrainCache.Fingerprint && m.Fingerprint != info.ValCache.Fingerprint && m.BaseFingerprint() != info.ValCache.Fingerprint {
+	if m := cc.Manifest; !sameExtraction(m, info) {
 		p.Log(fmt.Sprintf("note: %s was extracted with other settings than the training cache (size %d, interpolation %s); the same backbone makes the features comparable, but accuracy may differ",
 			s.Cache, m.Size, m.Interpolation))
 	}
@@ -118,6 +118,25 @@ func Evaluate(ctx context.Context, s EvaluateSettings, p progress.Reporter) (*he
 		return nil, fmt.Errorf("experiment: evaluate %s on %s: %w", s.Run, s.Cache, err)
 	}
 	return rep, nil
+}
+
+// sameExtraction reports whether the cache of m holds features extracted
+// as the run's training cache's were, views aside: a cache of views
+// (extract --views) and a plain one of the same model and settings are.
+// The run records fingerprints only, which hash the views; the base
+// fingerprint of a training cache of views comes from its manifest, when
+// it is still there unchanged.
+func sameExtraction(m *cache.Manifest, info *rundir.Info) bool {
+	base := m.BaseFingerprint()
+	for _, ref := range []rundir.CacheRef{info.TrainCache, info.ValCache} {
+		if ref.Fingerprint == m.Fingerprint || ref.Fingerprint == base {
+			return true
+		}
+		if tm, err := cache.ReadManifest(ref.Dir); err == nil && tm.Fingerprint == ref.Fingerprint && tm.BaseFingerprint() == base {
+			return true
+		}
+	}
+	return false
 }
 
 // checkEvalCache refuses a cache whose features (for a fine-tuned run:

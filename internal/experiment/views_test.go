@@ -79,6 +79,15 @@ func TestTrainEvaluateViews(t *testing.T) {
 		Head: head.Settings{Hidden: 4, Epochs: 1, LR: 1e-2}}, nil); err != nil {
 		t.Fatal(err)
 	}
+	// A run on views alone evaluated on the plain cache of the same
+	// extraction setting: no note about other settings.
+	rec = &progress.Recorder{}
+	if _, err := Evaluate(context.Background(), EvaluateSettings{Run: filepath.Join(root, "tta"), Cache: plain}, rec); err != nil {
+		t.Fatal(err)
+	}
+	if logs := rec.Logs(); len(logs) > 0 {
+		t.Errorf("evaluating on the plain cache logged %q", logs)
+	}
 	// Fine-tuning draws from the maps' views and validates on the plain
 	// cache or, with TTA, on the views' mean.
 	for _, tc := range []struct {
