@@ -66,11 +66,20 @@ func BenchmarkLoader(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, workers := range []int{1, 2} {
-		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+	for _, tc := range []struct {
+		workers, views int
+	}{{1, 1}, {2, 1}, {2, 4}} {
+		name := fmt.Sprintf("workers=%d", tc.workers)
+		s := LoaderSettings{Size: 224, Batch: 32, Workers: tc.workers}
+		if tc.views > 1 {
+			// Images/s counts views: each is one image for the backbone.
+			name += fmt.Sprintf("/views=%d,flip,crop", tc.views)
+			s.Views, s.Augment = tc.views, Augment{Flip: true, Crop: DefaultCropScale}
+		}
+		b.Run(name, func(b *testing.B) {
 			images := 0
 			for b.Loop() {
-				l, err := NewLoader(src, nil, LoaderSettings{Size: 224, Batch: 32, Workers: workers})
+				l, err := NewLoader(src, nil, s)
 				if err != nil {
 					b.Fatal(err)
 				}

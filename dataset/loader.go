@@ -41,13 +41,22 @@ type LoaderSettings struct {
 	// SkipBad leaves images that fail to decode out of their batch (listed
 	// in Batch.Bad) instead of stopping with the *DecodeError.
 	SkipBad bool
+	// Views is the number of views of each image, 1..MaxViews; 0 means 1.
+	// With K views the Loader's positions are the K views of each item in
+	// turn (position p is view p%K of item idx[p/K]); view 0 is the plain
+	// image, views 1..K-1 are drawn by Augment.Draw with AugmentSeed and
+	// the item's path. More than one view needs an Augment.
+	Views       int
+	Augment     Augment
+	AugmentSeed uint64
 }
 
 // Batch describes the images Next wrote into its destination.
 type Batch struct {
 	// Start is the position in the Loader's index list of the batch's first
-	// item: batch k covers positions [k*Batch, (k+1)*Batch), whatever was
-	// skipped, so a caller can resume at a batch boundary.
+	// item (with views, of its first view: see LoaderSettings.Views): batch
+	// k covers positions [k*Batch, (k+1)*Batch), whatever was skipped, so a
+	// caller can resume at a batch boundary.
 	Start int
 	// Count is the number of images written: dst[:Count*ImageLen()]. It is
 	// smaller than the batch size for the last batch and when images were
@@ -57,6 +66,8 @@ type Batch struct {
 	Indices []int
 	// Labels are their labels (Source.Items[Indices[j]].Label).
 	Labels []int
+	// Views are the images' view numbers; nil with one view per image.
+	Views []int
 	// Bad lists the images of this batch left out (SkipBad only).
 	Bad []*DecodeError
 }
@@ -70,6 +81,7 @@ type Loader struct {
 	idx      []int
 	s        LoaderSettings
 	imageLen int
+	scratch  [][]uint8 // each worker's buffer for augmented views
 
 	startOnce sync.Once
 	closeOnce sync.Once
@@ -121,6 +133,18 @@ func NewLoader(src *Source, idx []int, s LoaderSettings) (*Loader, error) {
 	if s.Workers < 1 {
 		return nil, fmt.Errorf("dataset: loader: %d workers, want 1 or more", s.Workers)
 	}
+	if s.Views == 0 {
+		s.Views = 1
+	}
+	switch {
+	case s.Views < 1 || s.Views > MaxViews:
+		return nil, fmt.Errorf("dataset: loader: %d views, want 1..%d", s.Views, MaxViews)
+	case s.Views > 1 && s.Augment.IsZero():
+		return nil, fmt.Errorf("dataset: loader: %d views need an augmentation (views 1..%d would repeat view 0)", s.Views, s.Views-1)
+	}
+	if err := s.Augment.Validate(); err != nil {
+		return nil, err
+	}
 	if idx == nil {
 		idx = make([]int, len(src.Items))
 		for i := range idx {
@@ -146,7 +170,10 @@ func (l *Loader) ImageLen() int { return l.imageLen }
 func (l *Loader) BatchLen() int { return l.s.Batch * l.imageLen }
 
 // Len is the number of batches Next returns before io.EOF.
-func (l *Loader) Len() int { return (len(l.idx) + l.s.Batch - 1) / l.s.Batch }
+func (l *Loader) Len() int { return (l.positions() + l.s.Batch - 1) / l.s.Batch }
+
+// positions is the number of images the Loader yields: items × views.
+func (l *Loader) positions() int { return len(l.idx) * l.s.Views }
 
 // Settings returns the settings in use, defaults filled in.
 func (l *Loader) Settings() LoaderSettings { return l.s }
@@ -209,13 +236,14 @@ func (l *Loader) start() {
 	for i := range l.decoders {
 		l.decoders[i] = &decoder{maxPixels: l.src.maxPixels}
 	}
+	l.scratch = make([][]uint8, l.s.Workers)
 	go l.produce()
 }
 
 func (l *Loader) produce() {
 	defer close(l.done)
 	defer close(l.results)
-	for start := 0; start < len(l.idx); start += l.s.Batch {
+	for start := 0; start < l.positions(); start += l.s.Batch {
 		var buf []float32
 		select {
 		case buf = <-l.free:
@@ -237,21 +265,32 @@ func (l *Loader) produce() {
 	}
 }
 
-// fill prepares the batch starting at position start of idx into buf.
+// fill prepares the batch starting at position start into buf. A worker
+// takes all the batch's views of one item at a time, decoding it once.
 func (l *Loader) fill(buf []float32, start int) (Batch, error) {
-	items := l.idx[start:min(start+l.s.Batch, len(l.idx))]
-	errs := make([]*DecodeError, len(items))
+	k := l.s.Views
+	end := min(start+l.s.Batch, l.positions())
+	n := end - start
+	// groups[g] is the first batch slot of the g-th item of the batch.
+	var groups []int
+	for j := range n {
+		if j == 0 || (start+j)%k == 0 {
+			groups = append(groups, j)
+		}
+	}
+	groups = append(groups, n)
+	errs := make([]*DecodeError, n)
 	var next atomic.Int64
 	var stopped atomic.Bool
 	var wg sync.WaitGroup
-	for w := range min(l.s.Workers, len(items)) {
+	for w := range min(l.s.Workers, len(groups)-1) {
 		d := l.decoders[w]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				j := int(next.Add(1) - 1)
-				if j >= len(items) {
+				g := int(next.Add(1) - 1)
+				if g >= len(groups)-1 {
 					return
 				}
 				select {
@@ -260,12 +299,24 @@ func (l *Loader) fill(buf []float32, start int) (Batch, error) {
 					return
 				default:
 				}
-				img, err := d.decodeFile(l.src.Path(items[j]))
+				j0, j1 := groups[g], groups[g+1]
+				item := l.idx[(start+j0)/k]
+				img, err := d.decodeFile(l.src.Path(item))
 				if err != nil {
-					errs[j] = err.(*DecodeError)
+					for j := j0; j < j1; j++ {
+						errs[j] = err.(*DecodeError)
+					}
 					continue
 				}
-				Preprocess(buf, j, Resize(img, l.s.Size, l.s.Interpolation), l.s.Preprocessing)
+				for j := j0; j < j1; j++ {
+					v := (start + j) % k
+					if v == 0 {
+						Preprocess(buf, j, Resize(img, l.s.Size, l.s.Interpolation), l.s.Preprocessing)
+						continue
+					}
+					vw := l.s.Augment.Draw(l.s.AugmentSeed, l.src.Items[item].Path, v, img.Bounds())
+					Preprocess(buf, j, ApplyView(img, vw, l.s.Size, l.s.Interpolation, &l.scratch[w]), l.s.Preprocessing)
+				}
 			}
 		}()
 	}
@@ -273,20 +324,29 @@ func (l *Loader) fill(buf []float32, start int) (Batch, error) {
 	if stopped.Load() {
 		return Batch{}, ErrLoaderClosed
 	}
-	b := Batch{Start: start, Indices: make([]int, 0, len(items)), Labels: make([]int, 0, len(items))}
-	for j, i := range items {
+	b := Batch{Start: start, Indices: make([]int, 0, n), Labels: make([]int, 0, n)}
+	if k > 1 {
+		b.Views = make([]int, 0, n)
+	}
+	for j := range n {
+		i := l.idx[(start+j)/k]
 		if errs[j] != nil {
 			if !l.s.SkipBad {
 				return Batch{}, errs[j]
 			}
-			b.Bad = append(b.Bad, errs[j])
+			if j == 0 || (start+j)%k == 0 { // once per item, not per view
+				b.Bad = append(b.Bad, errs[j])
+			}
 			continue
 		}
-		if n := len(b.Indices); n != j { // close the gap left by skipped images
-			copy(buf[n*l.imageLen:(n+1)*l.imageLen], buf[j*l.imageLen:(j+1)*l.imageLen])
+		if m := len(b.Indices); m != j { // close the gap left by skipped images
+			copy(buf[m*l.imageLen:(m+1)*l.imageLen], buf[j*l.imageLen:(j+1)*l.imageLen])
 		}
 		b.Indices = append(b.Indices, i)
 		b.Labels = append(b.Labels, l.src.Items[i].Label)
+		if k > 1 {
+			b.Views = append(b.Views, (start+j)%k)
+		}
 	}
 	b.Count = len(b.Indices)
 	return b, nil

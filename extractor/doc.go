@@ -10,6 +10,12 @@
 // without recomputing finished chunks and ends with the same bytes as an
 // uninterrupted run.
 //
+// Views (Settings.Views, Augment): each image goes through the backbone K
+// times, plainly and as K-1 seeded augmentations (dataset.Augment.Draw),
+// one after another in the batches; a batch may end inside an image's
+// views, whose outputs wait for the next batch, so that rows are written
+// whole. Chunks hold whole batches, so resuming cuts the same batches.
+//
 // Bad images: before a new cache is allocated, a check pass reads every
 // image's header and end marker (and fully decodes the few that look
 // suspicious), so N is known up front; bad files fail the run naming the

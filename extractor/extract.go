@@ -36,6 +36,38 @@ type Settings struct {
 	// Split records which part of a validation split this cache is; a
 	// cache of another split is not reused.
 	Split *cache.SplitRef
+	// Views is K, the views of each image the cache stores (0 means 1):
+	// view 0 is the plain image, views 1..K-1 are drawn by Augment with
+	// AugmentSeed (dataset.Augment.Draw), so each is a function of the seed,
+	// the image's path and the view number alone. More than one view needs
+	// an Augment; one view stores exactly the cache made without views.
+	Views       int
+	Augment     dataset.Augment
+	AugmentSeed uint64
+}
+
+// ErrViews is wrapped by the errors about invalid Settings.Views and
+// Settings.Augment.
+var ErrViews = errors.New("extractor: invalid views")
+
+// checkViews validates and normalises the views settings: one view means
+// no augmentation.
+func (s *Settings) checkViews() error {
+	if s.Views == 0 {
+		s.Views = 1
+	}
+	switch {
+	case s.Views < 1 || s.Views > dataset.MaxViews:
+		return fmt.Errorf("%w: %d views per image, want 1..%d", ErrViews, s.Views, dataset.MaxViews)
+	case s.Views > 1 && s.Augment.IsZero():
+		return fmt.Errorf("%w: %d views per image need an augmentation (views 1..%d would repeat the plain image)", ErrViews, s.Views, s.Views-1)
+	case s.Views == 1 && !s.Augment.IsZero():
+		return fmt.Errorf("%w: augmentation %s with one view per image, which is the plain image; ask for more views", ErrViews, s.Augment)
+	}
+	if err := s.Augment.Validate(); err != nil {
+		return fmt.Errorf("extractor: %w", err)
+	}
+	return nil
 }
 
 // Result summarises one Extract call.
@@ -43,8 +75,8 @@ type Result struct {
 	Dir         string
 	Fingerprint string
 	N           int             // rows in the cache
-	Computed    int             // images run through the model by this call
-	Reused      int             // rows already finished before this call
+	Computed    int             // images run through the model by this call (each view counts)
+	Reused      int             // rows (images) already finished before this call
 	Skipped     []cache.Skipped // images left out of the cache (this call or an earlier one)
 	UpToDate    bool            // the cache was complete: nothing to do
 	Elapsed     time.Duration
@@ -128,6 +160,9 @@ func (e *Extractor) Extract(ctx context.Context, src *dataset.Source, idx []int,
 		return nil, fmt.Errorf("extractor: %w", err)
 	}
 	s.Interpolation = interp
+	if err := s.checkViews(); err != nil {
+		return nil, err
+	}
 	if idx == nil {
 		idx = make([]int, len(src.Items))
 		for i := range idx {
@@ -203,10 +238,10 @@ func (e *Extractor) manifest(src *dataset.Source, s Settings) (*cache.Manifest, 
 		side := e.size / e.spec.Maps.Stride
 		m.MapsShape = []int{e.spec.Maps.Channels, side, side}
 	}
-	m.Fingerprint = cache.Fingerprint(cache.FingerprintInput{
-		ExtractorSHA256: e.sha256, Preset: e.spec.Preset, Size: e.size,
-		Interpolation: m.Interpolation, Preprocessing: pre,
-	})
+	if s.Views > 1 {
+		m.Views, m.Augment = s.Views, &cache.AugmentRef{Spec: s.Augment.String(), Seed: s.AugmentSeed}
+	}
+	m.Fingerprint = cache.Fingerprint(m.FingerprintInput())
 	return m, nil
 }
 
@@ -288,6 +323,9 @@ func compatible(dir string, old, want *cache.Manifest, listing []cache.Item) err
 	if old.Interpolation != want.Interpolation {
 		why = append(why, fmt.Sprintf("interpolation %s (now %s)", old.Interpolation, want.Interpolation))
 	}
+	if old.AugmentString() != want.AugmentString() {
+		why = append(why, fmt.Sprintf("%s (now %s)", old.AugmentString(), want.AugmentString()))
+	}
 	if len(why) == 0 && old.Fingerprint != want.Fingerprint {
 		why = append(why, "other preprocessing")
 	}
@@ -348,7 +386,9 @@ func (e *Extractor) fill(ctx context.Context, w *cache.Writer, src *dataset.Sour
 				idx = append(idx, byPath[m.Items[row].Path])
 			}
 		}
-		e.prog.Start("extract", m.N, m.DoneRows())
+		// Progress counts images × views: each is one backbone run.
+		k := m.NumViews()
+		e.prog.Start("extract", m.N*k, m.DoneRows()*k)
 		err := e.stream(ctx, w, src, rows, idx, s, res)
 		e.prog.Finish()
 		var de *dataset.DecodeError
@@ -380,6 +420,7 @@ func (e *Extractor) stream(ctx context.Context, w *cache.Writer, src *dataset.So
 	l, err := dataset.NewLoader(src, idx, dataset.LoaderSettings{
 		Size: e.size, Interpolation: s.Interpolation, Preprocessing: e.spec.Preprocessing,
 		Batch: e.batch, Workers: s.Workers,
+		Views: s.Views, Augment: s.Augment, AugmentSeed: s.AugmentSeed,
 	})
 	if err != nil {
 		return fmt.Errorf("extractor: %w", err)
@@ -394,6 +435,10 @@ func (e *Extractor) stream(ctx context.Context, w *cache.Writer, src *dataset.So
 		mapLen = len(e.maps.GetData()) / e.batch
 	}
 	labels := make([]int32, e.batch)
+	var vw *viewWriter
+	if k := m.NumViews(); k > 1 {
+		vw = newViewWriter(w, rows, k, dim, mapLen)
+	}
 	for {
 		b, err := l.Next(ctx, in)
 		if errors.Is(err, io.EOF) {
@@ -417,8 +462,16 @@ func (e *Extractor) stream(ctx context.Context, w *cache.Writer, src *dataset.So
 		if e.maps != nil {
 			maps = e.maps.GetData()
 		}
-		if err := e.checkFinite(src, idx[b.Start:b.Start+b.Count], feats[:b.Count*dim], dim); err != nil {
+		if err := e.checkFinite(src, b.Indices, feats[:b.Count*dim], dim); err != nil {
 			return err
+		}
+		if vw != nil {
+			if err := vw.write(b, feats, maps); err != nil {
+				return fmt.Errorf("extractor: %w", err)
+			}
+			res.Computed += b.Count
+			e.prog.Add(b.Count)
+			continue
 		}
 		for j := range b.Count {
 			labels[j] = int32(b.Labels[j])

@@ -26,6 +26,13 @@
 // bias correction (DESIGN.md). A fixed Settings.Seed gives bit-identical
 // runs on the same machine and kernel.
 //
+// Data may hold K views of every row (augmented copies of one image, a
+// cache made with extract --views): training draws one per row per epoch
+// (DrawView, a pure function of seed, epoch and row, applied by a
+// ViewSampler where a step gathers its batch), and validation and Evaluate
+// average the views' probabilities (test-time augmentation). One view
+// leaves every step bit for bit as it was.
+//
 // RunEpochs is the epoch loop of every trainer (Train here, FineTune in
 // head/finetune): shuffling, batching, the best epoch, early stopping,
 // the history and the progress reports (internal/progress: a phase

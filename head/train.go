@@ -86,8 +86,9 @@ type headModel struct {
 	net        *network
 	train, val *Data
 	o          *trainOptions
-	best       []float32 // the parameters of the best epoch, when kept
-	measured   *Data     // scratch: the holdout's rows, gathered once
+	best       []float32    // the parameters of the best epoch, when kept
+	measured   *Data        // scratch: the holdout's rows, gathered once
+	views      *ViewSampler // nil: one view per training row
 }
 
 // newHeadModel is the head for training on the rows of train.
@@ -101,11 +102,11 @@ func newHeadModel(train, val *Data, rows []int32, s Settings) *headModel {
 	if s.ClassWeights == Balanced {
 		o.classWeights = recipe.BalancedWeights(ClassCounts(train.Y, rows, len(train.Classes)))
 	}
-	return &headModel{net: net, train: train, val: val, o: o}
+	return &headModel{net: net, train: train, val: val, o: o, views: NewViewSampler(train.Y, train.NumViews(), s.Seed)}
 }
 
 func (m *headModel) Step(_ context.Context, rows []int32) (float64, int, error) {
-	l, c := m.net.trainStep(m.train.X, m.train.Y, rows, m.o)
+	l, c := m.net.trainStep(m.train.X, m.views.Labels(m.train.Y), m.views.Rows(rows), m.o)
 	return l, c, nil
 }
 
@@ -115,12 +116,19 @@ func (m *headModel) Validate(context.Context) (float64, float64, error) {
 }
 
 // Measure evaluates the training rows (the holdout), gathered into one
-// block on the first call: the same rows come back every epoch.
+// block on the first call: the same rows come back every epoch. With
+// views, it measures as validation does: the views' mean probabilities
+// when the validation data has views (test-time augmentation), else the
+// plain view.
 func (m *headModel) Measure(_ context.Context, rows []int32) (float64, float64, error) {
 	if m.measured == nil || m.measured.Len() != len(rows) {
-		d := &Data{X: make([]float32, 0, len(rows)*m.train.Dim()), Y: make([]int32, 0, len(rows)), Classes: m.train.Classes}
+		k, dim := m.train.NumViews(), m.train.Dim()
+		if m.val == nil || m.val.NumViews() == 1 {
+			k = 1
+		}
+		d := &Data{X: make([]float32, 0, len(rows)*k*dim), Y: make([]int32, 0, len(rows)), Classes: m.train.Classes, Views: k}
 		for _, r := range rows {
-			d.X = append(d.X, m.train.Row(int(r))...)
+			d.X = append(d.X, m.train.Row(int(r))[:k*dim]...)
 			d.Y = append(d.Y, m.train.Y[r])
 		}
 		m.measured = d
@@ -139,11 +147,17 @@ func (m *headModel) Restore() error {
 	return nil
 }
 
-func (m *headModel) EndEpoch(*EpochState) error { return nil }
+func (m *headModel) EndEpoch(st *EpochState) error {
+	m.views.Sync(st)
+	return nil
+}
 
 // validate returns the mean loss (with label smoothing, without class
 // weights) and the accuracy on d.
 func (n *network) validate(d *Data, smoothing float64) (loss, acc float64) {
+	if d.NumViews() > 1 {
+		return n.validateViews(d, smoothing)
+	}
 	var correct int
 	for r0 := 0; r0 < d.Len(); r0 += n.maxRows {
 		rows := min(n.maxRows, d.Len()-r0)
@@ -156,9 +170,13 @@ func (n *network) validate(d *Data, smoothing float64) (loss, acc float64) {
 }
 
 // Evaluate runs the head w on d and reports accuracy, top-k accuracy (topK
-// < 1 means 5), per-class precision/recall/F1 and the confusion matrix. A
-// cancelled ctx stops it between batches with ctx's error.
+// < 1 means 5), per-class precision/recall/F1 and the confusion matrix
+// (of the views' mean probabilities when d has views). A cancelled ctx
+// stops it between batches with ctx's error.
 func Evaluate(ctx context.Context, w *Weights, d *Data, topK int) (*Report, error) {
+	if d.NumViews() > 1 {
+		return evaluateViews(ctx, w, d, topK)
+	}
 	net, err := inferenceNetwork(w, d)
 	if err != nil {
 		return nil, err

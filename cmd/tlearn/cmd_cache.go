@@ -103,6 +103,12 @@ func printCacheInfo(w io.Writer, dir string, m *cache.Manifest) {
 	} else {
 		fmt.Fprintf(w, "  maps:          none (extract --maps stores them for finetune)\n")
 	}
+	if m.Views > 1 {
+		fmt.Fprintf(w, "  views:         %d per image: view 0 plain, 1..%d augmented with --augment %s --augment-seed %d (arrays [N,%d,...])\n",
+			m.Views, m.Views-1, m.Augment.Spec, m.Augment.Seed, m.Views)
+	} else {
+		fmt.Fprintf(w, "  views:         1 per image, plain (extract --views K --augment LIST stores augmented ones)\n")
+	}
 	fmt.Fprintf(w, "  model:         %s (preset %s, extractor.onnx sha256 %s)\n", m.Model.Dir, m.Model.Preset, m.Model.ExtractorSHA256)
 	var pre bytes.Buffer
 	if json.Compact(&pre, m.Preprocessing) != nil {

@@ -52,6 +52,7 @@ Example:
 			&cli.IntFlag{Name: flagEvalTopK, Value: 5, Usage: "`K` of the top-k accuracy"},
 			&cli.StringFlag{Name: flagEvalOut, Usage: "write the report as JSON to `FILE`"},
 			&cli.StringFlag{Name: flagEvalConfusion, Usage: "draw the confusion matrix into `FILE.png` (default with --out: FILE.confusion.png)"},
+			ttaFlag("evaluate"),
 		),
 		Action: onInterrupt("nothing was written; the same command evaluates again from the start", evaluateAction),
 	}
@@ -98,7 +99,7 @@ func evaluateAction(c *cli.Context) error {
 	p := newReporter(ew)
 	defer p.Finish()
 	rep, err := experiment.Evaluate(c.Context, experiment.EvaluateSettings{
-		Run: runDir, Cache: cacheDir, TopK: c.Int(flagEvalTopK),
+		Run: runDir, Cache: cacheDir, TopK: c.Int(flagEvalTopK), TTA: c.Bool(flagTTA),
 		// Only a fine-tuned run needs ONNX Runtime (and reads --device).
 		Runtime: func() (ortlib.Options, error) {
 			rt, err := sessionOptions(c)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -25,6 +26,9 @@ const (
 	flagExtractForce         = "force"
 	flagExtractSkipBad       = "skip-bad"
 	flagExtractStrict        = "strict"
+	flagExtractViews         = "views"
+	flagExtractAugment       = "augment"
+	flagExtractAugmentSeed   = "augment-seed"
 )
 
 func extractCommand() *cli.Command {
@@ -49,9 +53,19 @@ the best accuracy when CIFAR-10's 32×32 images were upsampled to 224
 antialiased when an image is shrunk. nearest is Keras' load_img default, which
 the Keras tutorial (and tlearn compare) use.
 
+--views K --augment LIST stores K views of every image: view 0 is the plain
+image, views 1..K-1 are augmented (flip: mirrored left to right half of the
+time; crop[=S]: a random crop of at least S of the area, default 0.5, before
+resizing; jitter[=J]: brightness and contrast scaled by up to ±J, default 0.2),
+each a function of --augment-seed, the image's path and the view number alone.
+The arrays gain a second axis: features.npy [N,K,D], maps.npy [N,K,C,h,w].
+train and finetune draw one view per image per epoch; --tta averages the views'
+probabilities in validation and evaluate. The disk cost is printed first.
+
 Example:
    tlearn extract --model model --data images --val 0.2 --seed 1 --cache cache --maps
-   tlearn extract --model model --data photos --cache photos.cache --size 160 --interpolation bicubic`,
+   tlearn extract --model model --data photos --cache photos.cache --size 160 --interpolation bicubic
+   tlearn extract --model model --data images --val 0.2 --cache cache-aug --views 4 --augment flip,crop`,
 		Flags: withCommon(
 			&cli.StringFlag{Name: flagExtractModel, Usage: "prepared model `DIR` (tlearn models prepare)", Required: true},
 			&cli.StringFlag{Name: flagExtractData, Usage: "dataset `DIR` with one sub-folder of images per class", Required: true},
@@ -65,6 +79,9 @@ Example:
 			&cli.BoolFlag{Name: flagExtractForce, Usage: "rebuild a cache made with other settings or from other files"},
 			&cli.BoolFlag{Name: flagExtractSkipBad, Usage: "leave images that cannot be decoded out of the cache, and list them"},
 			&cli.BoolFlag{Name: flagExtractStrict, Usage: "fail on hidden or non-image files in the dataset instead of skipping them"},
+			&cli.IntFlag{Name: flagExtractViews, Value: 1, Usage: fmt.Sprintf("`K` views per image (1..%d): the plain image and K-1 augmented ones (needs --%s)", dataset.MaxViews, flagExtractAugment)},
+			&cli.StringFlag{Name: flagExtractAugment, Usage: "augmentations of views 1..K-1: a comma-separated `LIST` of flip, crop[=MINAREA], jitter[=AMOUNT]"},
+			&cli.Uint64Flag{Name: flagExtractAugmentSeed, Value: 1, Usage: "seed of the augmented views"},
 		),
 		Action: onInterrupt("the chunks already written to the cache are kept and the same command resumes from them", extractAction),
 	}
@@ -91,6 +108,10 @@ func extractAction(c *cli.Context) error {
 	if c.Args().Len() > 0 {
 		return usageError{fmt.Errorf("extract takes no arguments (got %q); use --data", c.Args().First())}
 	}
+	views, aug, err := viewFlags(c)
+	if err != nil {
+		return usageError{err}
+	}
 	// A size the model does not take is bad usage, found before any work
 	// or output; other problems with the model are Open's to report.
 	var sizeErr *extractor.SizeError
@@ -107,6 +128,7 @@ func extractAction(c *cli.Context) error {
 		Val: val, Seed: c.Uint64(flagExtractSeed),
 		Runtime: opts, Size: c.Int(flagExtractSize), Batch: c.Int(flagExtractBatch), Maps: c.Bool(flagExtractMaps),
 		Interpolation: interp, Force: c.Bool(flagExtractForce), SkipBad: c.Bool(flagExtractSkipBad), Strict: c.Bool(flagExtractStrict),
+		Views: views, Augment: aug, AugmentSeed: c.Uint64(flagExtractAugmentSeed),
 	}, p)
 	if errors.Is(err, experiment.ErrCacheLayout) {
 		if c.IsSet(flagExtractVal) {
@@ -117,10 +139,32 @@ func extractAction(c *cli.Context) error {
 	return outputError(extractAdvice(err, c.Bool(flagExtractSkipBad)), flagExtractCache)
 }
 
+// viewFlags reads --views and --augment, which only make sense together.
+func viewFlags(c *cli.Context) (int, dataset.Augment, error) {
+	views := c.Int(flagExtractViews)
+	aug, err := dataset.ParseAugment(c.String(flagExtractAugment))
+	switch {
+	case err != nil:
+		return 0, aug, fmt.Errorf("--%s: %w", flagExtractAugment, err)
+	case views < 1 || views > dataset.MaxViews:
+		return 0, aug, fmt.Errorf("--%s must be between 1 and %d, got %d", flagExtractViews, dataset.MaxViews, views)
+	case views > 1 && aug.IsZero():
+		return 0, aug, fmt.Errorf("--%s %d needs --%s (e.g. --%s flip,crop): views 1..%d would repeat the plain image", flagExtractViews, views, flagExtractAugment, flagExtractAugment, views-1)
+	case views == 1 && !aug.IsZero():
+		return 0, aug, fmt.Errorf("--%s %s needs --%s 2 or more: view 0 is always the plain image", flagExtractAugment, aug, flagExtractViews)
+	case views == 1 && c.IsSet(flagExtractAugmentSeed):
+		return 0, aug, fmt.Errorf("--%s needs --%s 2 or more and --%s", flagExtractAugmentSeed, flagExtractViews, flagExtractAugment)
+	}
+	return views, aug, nil
+}
+
 // extractAdvice adds to an Extract error the flag that gets past it (the
 // library names none).
 func extractAdvice(err error, skipBad bool) error {
 	switch {
+	case errors.Is(err, extractor.ErrMismatch) && strings.Contains(err.Error(), " view"):
+		return fmt.Errorf("%w; give the --%s, --%s and --%s it was made with to resume or reuse it, --%s rebuilds it, or choose another --%s folder",
+			err, flagExtractViews, flagExtractAugment, flagExtractAugmentSeed, flagExtractForce, flagExtractCache)
 	case errors.Is(err, extractor.ErrMismatch) || errors.Is(err, extractor.ErrUnreadableCache):
 		return fmt.Errorf("%w; --%s rebuilds it, or choose another --%s folder", err, flagExtractForce, flagExtractCache)
 	case !skipBad && errors.As(err, new(*dataset.DecodeError)):

@@ -138,6 +138,12 @@ func TestExtractCommand(t *testing.T) {
 		{"bad fraction", []string{"--data", data, "--cache", cacheDir, "--val", "1.5"}, 2, "--val"},
 		{"bad interpolation", []string{"--data", data, "--cache", cacheDir, "--interpolation", "cubic"}, 2, "cubic"},
 		{"bad size", []string{"--data", data, "--cache", filepath.Join(root, "c6"), "--size", "40"}, 2, "multiple of 32"},
+		{"views without augment", []string{"--data", data, "--cache", filepath.Join(root, "c8"), "--views", "3"}, 2, "--views 3 needs --augment (e.g. --augment flip,crop)"},
+		{"too many views", []string{"--data", data, "--cache", filepath.Join(root, "c8"), "--views", "65", "--augment", "flip"}, 2, "--views must be between 1 and 64, got 65"},
+		{"no views", []string{"--data", data, "--cache", filepath.Join(root, "c8"), "--views", "0", "--augment", "flip"}, 2, "--views must be between 1 and 64, got 0"},
+		{"unknown augmentation", []string{"--data", data, "--cache", filepath.Join(root, "c8"), "--views", "2", "--augment", "flip,rotate"}, 2, `--augment: dataset: invalid augmentation: unknown augmentation "rotate" in "flip,rotate", want a list of flip, crop, jitter`},
+		{"augment without views", []string{"--data", data, "--cache", filepath.Join(root, "c8"), "--augment", "flip"}, 2, "--augment flip needs --views 2 or more"},
+		{"other views", []string{"--data", data, "--cache", cacheDir, "--val", "0.4", "--seed", "2", "--maps", "--views", "2", "--augment", "flip"}, 1, "1 view (plain) (now 2 views (flip, seed 1)); give the --views, --augment and --augment-seed it was made with"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			code, _, got := runTlearn(t, append(append([]string{"extract"}, common[:len(common)-4]...), tc.args...)...)
@@ -145,6 +151,30 @@ func TestExtractCommand(t *testing.T) {
 				t.Errorf("exit %d, want %d; stderr lacks %q:\n%s", code, tc.code, tc.want, got)
 			}
 		})
+	}
+
+	// Views: the disk cost before the work, progress over images × views,
+	// arrays of [N,K,...], and cache info says so.
+	viewsDir := filepath.Join(root, "views")
+	errs.Reset()
+	args = append([]string{"tlearn", "extract", "--data", data, "--cache", viewsDir, "--maps", "--views", "3", "--augment", "flip,crop", "--augment-seed", "4"}, common...)
+	if err := extractApp(&out, &errs).Run(args); err != nil {
+		t.Fatalf("%v\n%s", err, errs.String())
+	}
+	for _, want := range []string{viewsDir + ": 11 images × 3 views (flip,crop=0.5, seed 4): features 4.2 kB, maps 8.4 kB on disk", "(33 views computed", "3 views (flip,crop=0.5, seed 4)"} {
+		if !strings.Contains(errs.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs.String())
+		}
+	}
+	if strings.Index(errs.String(), "on disk") > strings.Index(errs.String(), "views computed") {
+		t.Errorf("the disk cost comes after the work:\n%s", errs.String())
+	}
+	out.Reset()
+	if err := extractApp(&out, &errs).Run([]string{"tlearn", "cache", "info", viewsDir}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "views:         3 per image: view 0 plain, 1..2 augmented with --augment flip,crop=0.5 --augment-seed 4 (arrays [N,3,...])"; !strings.Contains(out.String(), want) {
+		t.Errorf("cache info lacks %q:\n%s", want, out.String())
 	}
 
 	// A size that is not a multiple of 32 is bad usage: exit status 2 and

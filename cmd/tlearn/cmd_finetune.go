@@ -93,6 +93,7 @@ Example:
 			&cli.IntFlag{Name: flagFTEarlyStop, Usage: "stop after this many epochs without a better validation (with --holdout: holdout) accuracy (0: off)"},
 			&cli.BoolFlag{Name: flagFTSaveBest, Usage: "keep the weights of the epoch with the best validation (with --holdout: holdout) accuracy"},
 			&cli.BoolFlag{Name: flagFTForce, Usage: "replace an existing run directory (only a tlearn run folder)"},
+			ttaFlag("validate"),
 		}, holdoutFlags()...)...),
 		Action: onInterrupt("the checkpoint of the last finished epoch is kept and the same command resumes from it", finetuneAction),
 	}
@@ -121,7 +122,7 @@ func finetuneAction(c *cli.Context) error {
 	}
 	_, err = experiment.FineTune(c.Context, experiment.FineTuneSettings{
 		Model: c.String(flagFTModel), Train: c.String(flagFTTrain), Val: c.String(flagFTVal), Out: c.String(flagFTOut),
-		InitHead: c.String(flagFTInitHead), Tuning: s, Overwrite: c.Bool(flagFTForce),
+		InitHead: c.String(flagFTInitHead), Tuning: s, Overwrite: c.Bool(flagFTForce), TTA: c.Bool(flagTTA),
 	}, p)
 	switch {
 	case errors.Is(err, head.ErrHoldout):

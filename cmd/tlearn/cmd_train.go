@@ -97,6 +97,7 @@ Example:
 			&cli.GenericFlag{Name: flagTrainSweep, Value: &sweepFlag{}, Usage: "train one run per value `KEY=V1,V2,...` (repeatable: every combination)"},
 			&cli.BoolFlag{Name: flagTrainForce, Usage: "replace existing run directories (only tlearn run folders)"},
 			&cli.BoolFlag{Name: flagTrainAuto, Usage: "search --lr, --hidden, --dropout, --l2 and the epochs on a holdout of --train, then retrain the winner on all of it"},
+			ttaFlag("validate"),
 		}, holdoutFlags()...)...),
 		Action: onInterrupt("the unfinished run was not written (finished runs of a sweep or an --auto search are kept and reused); the same command trains it again from the start", trainAction),
 	}
@@ -176,9 +177,12 @@ func trainAction(c *cli.Context) error {
 	if len(axes) == 0 {
 		_, err := experiment.Train(c.Context, experiment.TrainSettings{
 			Train: c.String(flagTrainTrain), Val: c.String(flagTrainVal), Out: c.String(flagTrainOut),
-			Head: s, Overwrite: c.Bool(flagTrainForce),
+			Head: s, Overwrite: c.Bool(flagTrainForce), TTA: c.Bool(flagTTA),
 		}, p)
 		return trainError(err)
+	}
+	if c.Bool(flagTTA) {
+		return usageError{fmt.Errorf("--%s does not combine with --%s yet; train the chosen settings alone with --%s", flagTTA, flagTrainSweep, flagTTA)}
 	}
 	res, err := experiment.Sweep(c.Context, experiment.SweepSettings{
 		Train: c.String(flagTrainTrain), Val: c.String(flagTrainVal), Out: c.String(flagTrainOut),

@@ -115,6 +115,8 @@ func TestFaultsKillAndRerun(t *testing.T) {
 	cases := []faultCase{
 		{desc: "extract", args: []string{"extract", "--model", f.model, "--data", f.data, "--cache", "{out}", "--val", "0.34",
 			"--size", exportSize, "--maps", "--batch", "1", "--threads", "1"}},
+		{desc: "extract views", args: []string{"extract", "--model", f.model, "--data", f.data, "--cache", "{out}", "--val", "0.34",
+			"--size", exportSize, "--maps", "--batch", "2", "--views", "5", "--augment", "flip,crop,jitter", "--threads", "1"}},
 		{desc: "train", args: []string{"train", "--train", train, "--val", val, "--out", "{out}", "--hidden", "8",
 			"--epochs", "30", "--seed", "3", "--threads", "1"}},
 		{desc: "train --auto", args: []string{"train", "--auto", "--train", train, "--val", val, "--out", "{out}",

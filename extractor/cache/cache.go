@@ -21,9 +21,9 @@ import (
 type Cache struct {
 	Dir      string
 	Manifest *Manifest
-	Features []float32 // N*FeatureDim, row-major
+	Features []float32 // N*K*FeatureDim, row-major (K = Manifest.NumViews())
 	Labels   []int32   // N
-	Maps     []uint16  // IEEE float16 bits, N*C*h*w; nil without maps
+	Maps     []uint16  // IEEE float16 bits, N*K*C*h*w; nil without maps
 
 	mapped [][]byte
 }
@@ -204,14 +204,25 @@ func (c *Cache) Close() error {
 // Len is the number of rows N.
 func (c *Cache) Len() int { return c.Manifest.N }
 
-// Feature returns row i of the features (a view into the map).
+// Views is K, the views per row (1 for a cache of plain images).
+func (c *Cache) Views() int { return c.Manifest.NumViews() }
+
+// Feature returns row i of the features (a view into the map): its K
+// views' features one after another.
 func (c *Cache) Feature(i int) []float32 {
-	d := c.Manifest.FeatureDim
+	d := c.Manifest.FeatureDim * c.Views()
 	return c.Features[i*d : (i+1)*d : (i+1)*d]
 }
 
-// MapLen is the number of float16 values of one map row (C*h*w); 0 without
-// maps.
+// FeatureView returns view v of row i of the features.
+func (c *Cache) FeatureView(i, v int) []float32 {
+	d := c.Manifest.FeatureDim
+	o := (i*c.Views() + v) * d
+	return c.Features[o : o+d : o+d]
+}
+
+// MapLen is the number of float16 values of one map (C*h*w) of one view;
+// 0 without maps.
 func (c *Cache) MapLen() int {
 	if c.Manifest.MapsShape == nil {
 		return 0
@@ -220,10 +231,10 @@ func (c *Cache) MapLen() int {
 	return s[0] * s[1] * s[2]
 }
 
-// Map returns row i of the maps as float16 bits (a view into the map);
-// convert with F16ToF32.
+// Map returns row i of the maps as float16 bits (a view into the map): its
+// K views' maps one after another; convert with F16ToF32.
 func (c *Cache) Map(i int) []uint16 {
-	n := c.MapLen()
+	n := c.MapLen() * c.Views()
 	return c.Maps[i*n : (i+1)*n : (i+1)*n]
 }
 

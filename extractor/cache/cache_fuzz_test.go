@@ -61,11 +61,11 @@ func FuzzOpen(f *testing.F) {
 			return
 		}
 		defer c.Close()
-		n, dim := c.Manifest.N, c.Manifest.FeatureDim
+		n, dim := c.Manifest.N, c.Manifest.FeatureDim*c.Views()
 		if c.Len() != n || len(c.Features) != n*dim || len(c.Labels) != n {
 			t.Fatalf("%d rows: %d features of dim %d, %d labels", n, len(c.Features), dim, len(c.Labels))
 		}
-		if c.Maps != nil && len(c.Maps) != n*c.MapLen() {
+		if c.Maps != nil && len(c.Maps) != n*c.Views()*c.MapLen() {
 			t.Fatalf("%d rows: %d map values of %d each", n, len(c.Maps), c.MapLen())
 		}
 		for i := range n {

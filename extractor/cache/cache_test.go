@@ -41,10 +41,10 @@ func testManifest(n, dim, chunk int, maps []int) *Manifest {
 func rowValues(m *Manifest, start, n int) (f []float32, l []int32, mp []float32) {
 	mapLen := 0
 	if m.MapsShape != nil {
-		mapLen = m.MapsShape[0] * m.MapsShape[1] * m.MapsShape[2]
+		mapLen = m.NumViews() * m.MapsShape[0] * m.MapsShape[1] * m.MapsShape[2]
 	}
 	for r := start; r < start+n; r++ {
-		for j := range m.FeatureDim {
+		for j := range m.NumViews() * m.FeatureDim {
 			f = append(f, float32(r)+float32(j)/8)
 		}
 		l = append(l, int32(m.Items[r].Label))

@@ -2,6 +2,14 @@
 // and NumPy .npy arrays (features.npy float32 [N,D], labels.npy int32 [N],
 // optionally maps.npy float16 [N,C,h,w]).
 //
+// A cache of K > 1 augmented views per image (Manifest.Views, Augment) has
+// a second axis in the image arrays: features.npy [N,K,D] and maps.npy
+// [N,K,C,h,w], view 0 being the plain image, so x[:, 0] in NumPy is the
+// plain cache and a row (image) stays the unit of chunks and checksums. A
+// cache of one view keeps the plain layout and manifest byte for byte; the
+// fingerprint hashes views and augmentation only when K > 1
+// (BaseFingerprint compares features whatever the views).
+//
 // It is a package of its own, below the extractor that writes caches,
 // because the format has one writer and several readers: the extractor fills
 // caches; the CLI, the experiments and library users read them into

@@ -63,6 +63,14 @@ type Manifest struct {
 	FeatureDim int   `json:"feature_dim"`
 	MapsShape  []int `json:"maps_shape,omitempty"` // C, h, w; nil without maps
 
+	// Views is K, the views stored per image, when above 1: the arrays
+	// then have a second dimension K (features [N,K,D], maps [N,K,C,h,w]),
+	// view 0 being the plain image and views 1..K-1 augmented as Augment
+	// says. 0 (omitted) is a cache of plain images, laid out as before
+	// views existed.
+	Views   int         `json:"views,omitempty"`
+	Augment *AugmentRef `json:"augment,omitempty"` // set exactly when Views > 1
+
 	Done    []Range   `json:"done"` // finished chunks, sorted
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
@@ -80,6 +88,27 @@ type SplitRef struct {
 	Part string  `json:"part"` // "train" or "val"
 	Val  float64 `json:"val"`  // validation fraction
 	Seed uint64  `json:"seed"`
+}
+
+// AugmentRef says how the augmented views of a cache were drawn.
+type AugmentRef struct {
+	Spec string `json:"spec"` // the canonical list, e.g. "flip,crop=0.5" (dataset.Augment.String)
+	Seed uint64 `json:"seed"`
+}
+
+// MaxViews bounds Manifest.Views.
+const MaxViews = 64
+
+// NumViews is K: Views, or 1 for a cache of plain images.
+func (m *Manifest) NumViews() int { return max(1, m.Views) }
+
+// AugmentString describes the views in one phrase: "1 view (plain)" or
+// "4 views (flip,crop=0.5, seed 1)".
+func (m *Manifest) AugmentString() string {
+	if m.Views <= 1 || m.Augment == nil {
+		return "1 view (plain)"
+	}
+	return fmt.Sprintf("%d views (%s, seed %d)", m.Views, m.Augment.Spec, m.Augment.Seed)
 }
 
 // Item is one dataset file, the source of one row.
@@ -112,11 +141,19 @@ type FingerprintInput struct {
 	Size            int
 	Interpolation   string
 	Preprocessing   json.RawMessage
+	// Views above 1 and the augmentation (AugmentRef's fields) decide the
+	// views 1..K-1; a cache of plain images (Views 0 or 1) hashes neither,
+	// so that its fingerprint is the one it had before views existed.
+	Views       int
+	AugmentSpec string
+	AugmentSeed uint64
 }
 
 // Fingerprint is the hex sha256 over the backbone's sha256, the preset, the
-// input size, the interpolation and the preprocessing. Two caches with equal
-// fingerprints hold comparable features (e.g. a train and a val cache).
+// input size, the interpolation and the preprocessing, and for a cache with
+// augmented views their number and augmentation. Two caches with equal
+// fingerprints hold the same kind of rows (e.g. a train and a val cache);
+// BaseFingerprint says whether features are comparable at all.
 // The preprocessing JSON is compacted first, so that formatting does not
 // change the fingerprint.
 func Fingerprint(in FingerprintInput) string {
@@ -137,7 +174,40 @@ func Fingerprint(in FingerprintInput) string {
 		pre.Write(in.Preprocessing)
 	}
 	field(pre.String())
+	if in.Views > 1 {
+		field("views")
+		field(fmt.Sprint(in.Views))
+		field(in.AugmentSpec)
+		field(fmt.Sprint(in.AugmentSeed))
+	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// FingerprintInput is what the manifest records of the inputs of
+// Fingerprint.
+func (m *Manifest) FingerprintInput() FingerprintInput {
+	in := FingerprintInput{
+		ExtractorSHA256: m.Model.ExtractorSHA256, Preset: m.Model.Preset, Size: m.Size,
+		Interpolation: m.Interpolation, Preprocessing: m.Preprocessing,
+	}
+	if m.Views > 1 && m.Augment != nil {
+		in.Views, in.AugmentSpec, in.AugmentSeed = m.Views, m.Augment.Spec, m.Augment.Seed
+	}
+	return in
+}
+
+// BaseFingerprint is the fingerprint of the cache's plain images: the
+// Fingerprint of a cache without views, the fingerprint that a cache of
+// the same images made without views would have otherwise. Caches with
+// equal base fingerprints hold comparable features (view 0 of one is the
+// plain row of the other), whatever their views.
+func (m *Manifest) BaseFingerprint() string {
+	if m.Views <= 1 {
+		return m.Fingerprint
+	}
+	in := m.FingerprintInput()
+	in.Views, in.AugmentSpec, in.AugmentSeed = 0, "", 0
+	return Fingerprint(in)
 }
 
 // NumChunks is the number of chunks of rows.
@@ -186,12 +256,16 @@ func (m *Manifest) Pending() []Range {
 
 // Arrays lists the array files of the cache with their dtypes and shapes.
 func (m *Manifest) Arrays() []ArraySpec {
+	lead := []int{m.N}
+	if m.Views > 1 {
+		lead = append(lead, m.Views)
+	}
 	a := []ArraySpec{
-		{FeaturesFile, Float32, []int{m.N, m.FeatureDim}},
+		{FeaturesFile, Float32, append(slices.Clone(lead), m.FeatureDim)},
 		{LabelsFile, Int32, []int{m.N}},
 	}
 	if m.MapsShape != nil {
-		a = append(a, ArraySpec{MapsFile, Float16, append([]int{m.N}, m.MapsShape...)})
+		a = append(a, ArraySpec{MapsFile, Float16, append(slices.Clone(lead), m.MapsShape...)})
 	}
 	return a
 }
@@ -263,6 +337,16 @@ func (m *Manifest) Validate() error {
 			}
 			e *= d
 		}
+	}
+	switch {
+	case m.Views < 0 || m.Views == 1 || m.Views > MaxViews:
+		return fmt.Errorf("views %d, want 2..%d (or none for plain images)", m.Views, MaxViews)
+	case m.Views > 1 && (m.Augment == nil || m.Augment.Spec == ""):
+		return fmt.Errorf("%d views without an augmentation", m.Views)
+	case m.Views == 0 && m.Augment != nil:
+		return errors.New("an augmentation without views")
+	case m.Views > 1 && m.MapsShape != nil && m.Views*m.MapsShape[0]*m.MapsShape[1]*m.MapsShape[2] > maxMapElems:
+		return fmt.Errorf("%d views of maps %v out of range", m.Views, m.MapsShape)
 	}
 	seen := make(map[string]bool, len(m.Items)+len(m.Skipped))
 	check := func(it Item) error {

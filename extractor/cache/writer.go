@@ -287,20 +287,22 @@ func (w *Writer) Manifest() *Manifest { return w.m }
 func (w *Writer) Dir() string { return w.dir }
 
 // Write stores rows [start, start+len(labels)) of every array: features has
-// len(labels)*FeatureDim values, maps len(labels)*C*h*w (nil when the cache
-// has no maps; they are converted to float16 here). Rows of a chunk must be
+// len(labels)*K*FeatureDim values, maps len(labels)*K*C*h*w (nil when the
+// cache has no maps; they are converted to float16 here), K being the
+// views per row (1 without views). Rows of a chunk must be
 // written in order; a start that is the first row of a pending chunk opens
 // that chunk (dropping any unfinished one). When the chunk's last row is
 // written, the array files are synced and the manifest records the chunk.
 // It panics when the slice lengths do not match (a programming error).
 func (w *Writer) Write(start int, features []float32, labels []int32, maps []float32) error {
 	n := len(labels)
-	if len(features) != n*w.m.FeatureDim {
-		panic(fmt.Sprintf("cache: Write: %d features for %d rows of %d", len(features), n, w.m.FeatureDim))
+	k := w.m.NumViews()
+	if len(features) != n*k*w.m.FeatureDim {
+		panic(fmt.Sprintf("cache: Write: %d features for %d rows of %d×%d", len(features), n, k, w.m.FeatureDim))
 	}
 	mapLen := 0
 	if w.m.MapsShape != nil {
-		mapLen = w.m.MapsShape[0] * w.m.MapsShape[1] * w.m.MapsShape[2]
+		mapLen = k * w.m.MapsShape[0] * w.m.MapsShape[1] * w.m.MapsShape[2]
 	}
 	if len(maps) != n*mapLen {
 		panic(fmt.Sprintf("cache: Write: %d map values for %d rows of %d", len(maps), n, mapLen))

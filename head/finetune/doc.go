@@ -6,6 +6,10 @@
 // and the assembly of the starting weights from a prepared model and an
 // optional head run (StartWeights).
 //
+// MapsData may hold K views of every image ([N,K,C,h,w]): training draws
+// one per image per epoch with head's ViewSampler, validation averages the
+// views' probabilities or reads view 0 alone (MapsData.PlainView).
+//
 // The head's numerics (its initial weights, dropout masks, loss and the
 // epoch loop) come from package head and head/internal/recipe, so that
 // with block5 frozen FineTune and head.Train take the same steps. The

@@ -140,7 +140,11 @@ func withGlorotHead(start *head.Weights, d *MapsData, s Settings) *head.Weights 
 // validate runs the eval graph over the maps which of d (nil: all) and
 // returns the mean loss (with label smoothing, no class weights, as
 // Train's) and the accuracy; tally, when not nil, counts every example.
+// All of a d with views is validated on the views' mean probabilities.
 func validate(ctx context.Context, sess *session, d *MapsData, which []int32, bs int, smoothing float64, tally *head.Tally) (loss, acc float64, err error) {
+	if d.numViews() > 1 && which == nil {
+		return validateViews(ctx, sess, d, bs, smoothing, tally)
+	}
 	n, k := d.Len(), len(d.Classes)
 	if which != nil {
 		n = len(which)
@@ -193,13 +197,17 @@ type model struct {
 	steps        int           // optimizer steps taken (Adam's t)
 	best         *head.Weights // the best epoch's parameters, when the run keeps them
 
+	views      *head.ViewSampler // nil: one view per image; else train holds its view rows
+	trainViews int               // K of the training maps
+
 	trainSeconds float64 // in the train steps of this call
 	trainImages  int
 }
 
 // newModel is block5 and the head for training on the maps rows of train.
 func newModel(sess *session, train, val *MapsData, rows []int32, s Settings) *model {
-	m := &model{sess: sess, train: train, val: val, s: s}
+	m := &model{sess: sess, train: train.viewRows(), val: val, s: s, trainViews: train.numViews(),
+		views: head.NewViewSampler(train.Y, train.numViews(), s.Seed)}
 	rate := 0.0
 	if s.Hidden > 0 {
 		rate = s.Dropout
@@ -231,6 +239,7 @@ func (m *model) begin(start *head.Weights, st *head.EpochState, p progress.Repor
 				return fmt.Errorf("finetune: checkpoint %s: %w", m.s.Checkpoint, err)
 			}
 			w, moments = ck.weights, ck.moments
+			m.views.Sync(st)
 			p.Log(fmt.Sprintf("resuming from %s after epoch %d of %d", m.s.Checkpoint, len(st.History), m.s.Epochs))
 		}
 	}
@@ -239,6 +248,7 @@ func (m *model) begin(start *head.Weights, st *head.EpochState, p progress.Repor
 
 // Step runs one train step of the graph on the maps of rows.
 func (m *model) Step(ctx context.Context, rows []int32) (float64, int, error) {
+	rows = m.views.Rows(rows)
 	b, err := m.sess.batch(len(rows))
 	if err != nil {
 		return 0, 0, err
@@ -272,8 +282,16 @@ func (m *model) Validate(ctx context.Context) (float64, float64, error) {
 	return validate(ctx, m.sess, m.val, nil, m.s.Batch, m.s.LabelSmoothing, nil)
 }
 
-// Measure runs the eval graph over the training maps rows (the holdout).
+// Measure runs the eval graph over the training maps rows (the holdout),
+// on their plain view (view 0) when the maps have views.
 func (m *model) Measure(ctx context.Context, rows []int32) (float64, float64, error) {
+	if m.trainViews > 1 {
+		plain := make([]int32, len(rows))
+		for i, r := range rows {
+			plain[i] = r * int32(m.trainViews)
+		}
+		rows = plain
+	}
 	return validate(ctx, m.sess, m.train, rows, m.s.Batch, m.s.LabelSmoothing, nil)
 }
 
@@ -293,6 +311,7 @@ func (m *model) Restore() error {
 
 // EndEpoch writes the checkpoint, when the run keeps one.
 func (m *model) EndEpoch(st *head.EpochState) error {
+	m.views.Sync(st)
 	if m.s.Checkpoint == "" {
 		return nil
 	}

@@ -29,12 +29,41 @@ type MapsData struct {
 	Y       []int32
 	Classes []string
 	Shape   [3]int // C, h, w
+	// Views is K, the views of each image, when Maps holds N×K maps
+	// ([N,K,C,h,w], view 0 the plain image); 0 means 1. FineTune draws
+	// one view of each training image per epoch (head.DrawView);
+	// validation and Evaluate average the probabilities of the views
+	// (test-time augmentation), or read view 0 alone with PlainView.
+	Views int
+	// PlainView makes validation and Evaluate read view 0 of each image
+	// alone.
+	PlainView bool
 }
 
 // Len is N.
 func (d *MapsData) Len() int { return len(d.Y) }
 
+// numViews is K, at least 1.
+func (d *MapsData) numViews() int { return max(1, d.Views) }
+
 func (d *MapsData) mapSize() int { return d.Shape[0] * d.Shape[1] * d.Shape[2] }
+
+// viewRows is the data as N×K maps of one view each, every map labelled
+// with its image's label, which head.ViewSampler's rows index; d itself
+// with one view.
+func (d *MapsData) viewRows() *MapsData {
+	k := d.numViews()
+	if k == 1 {
+		return d
+	}
+	y := make([]int32, 0, len(d.Y)*k)
+	for _, l := range d.Y {
+		for range k {
+			y = append(y, l)
+		}
+	}
+	return &MapsData{Maps: d.Maps, Y: y, Classes: d.Classes, Shape: d.Shape}
+}
 
 // Validate checks the shapes and that every label names a class.
 func (d *MapsData) Validate() error {
@@ -45,8 +74,10 @@ func (d *MapsData) Validate() error {
 		return fmt.Errorf("%w: %d classes (fine-tuning needs at least 2)", ErrData, len(d.Classes))
 	case d.Shape[0] <= 0 || d.Shape[1] < 2 || d.Shape[2] < 2:
 		return fmt.Errorf("%w: maps of shape %v (block5 needs at least 2×2 maps)", ErrData, d.Shape)
-	case len(d.Maps) != d.Len()*d.mapSize():
-		return fmt.Errorf("%w: %d map values for %d maps of shape %v", ErrData, len(d.Maps), d.Len(), d.Shape)
+	case d.Views < 0 || d.Views > head.MaxViews:
+		return fmt.Errorf("%w: %d views per image, want 1..%d", ErrData, d.Views, head.MaxViews)
+	case len(d.Maps) != d.Len()*d.numViews()*d.mapSize():
+		return fmt.Errorf("%w: %d map values for %d images of %d maps of shape %v", ErrData, len(d.Maps), d.Len(), d.numViews(), d.Shape)
 	}
 	for i, y := range d.Y {
 		if y < 0 || int(y) >= len(d.Classes) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/head"
+	"github.com/tlearn/tlearn/head/finetune"
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/fsutil"
 )
@@ -16,16 +17,40 @@ import (
 // caches are an opened training and validation feature cache.
 type caches struct {
 	train, val *cache.Cache
+	// tta validates on the mean probabilities of the validation cache's
+	// views (test-time augmentation) instead of its plain view 0.
+	tta bool
 }
 
 func (c *caches) Close() error { return errors.Join(c.train.Close(), c.val.Close()) }
 
+// data are the training rows with all their views (training draws one
+// per epoch) and the validation rows: their plain view, or all views with
+// tta.
 func (c *caches) data() (train, val *head.Data) {
-	return cacheData(c.train), cacheData(c.val)
+	return cacheData(c.train), evalData(c.val, c.tta)
 }
 
 func cacheData(c *cache.Cache) *head.Data {
-	return &head.Data{X: c.Features, Y: c.Labels, Classes: c.Manifest.Classes}
+	return &head.Data{X: c.Features, Y: c.Labels, Classes: c.Manifest.Classes, Views: c.Manifest.Views}
+}
+
+// evalMapsData is the maps that validation or evaluation reads from c:
+// the mean of all views with tta, else view 0, the plain images.
+func evalMapsData(c *cache.Cache, tta bool) *finetune.MapsData {
+	d := mapsData(c)
+	d.PlainView = !tta
+	return d
+}
+
+// evalData is the data that validation or evaluation reads from c: all
+// views with tta, else view 0, the plain images.
+func evalData(c *cache.Cache, tta bool) *head.Data {
+	d := cacheData(c)
+	if tta {
+		return d
+	}
+	return d.View(0)
 }
 
 // CacheDirs are the caches that Extract wrote into dir: dir itself, or the
@@ -71,10 +96,10 @@ func openCaches(trainDir, valDir string) (*caches, error) {
 	if err != nil {
 		return nil, errors.Join(err, train.Close())
 	}
-	c := &caches{train, val}
+	c := &caches{train: train, val: val}
 	tm, vm := train.Manifest, val.Manifest
 	switch {
-	case tm.Fingerprint != vm.Fingerprint:
+	case tm.BaseFingerprint() != vm.BaseFingerprint(): // views may differ: view 0 is the plain image of both
 		err = fmt.Errorf("experiment: %s and %s were extracted differently (model %s vs %s, size %d vs %d, interpolation %s vs %s): their features are not comparable; extract both with the same model and settings",
 			trainDir, valDir, shortSHA(tm.Model.ExtractorSHA256), shortSHA(vm.Model.ExtractorSHA256), tm.Size, vm.Size, tm.Interpolation, vm.Interpolation)
 	case !slices.Equal(tm.Classes, vm.Classes):

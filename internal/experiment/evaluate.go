@@ -30,6 +30,10 @@ type EvaluateSettings struct {
 	Cache string
 	// TopK is the k of the top-k accuracy; 0 means 5.
 	TopK int
+	// TTA measures the mean probabilities of the cache's views (test-time
+	// augmentation) instead of its plain view 0; a cache of one view is
+	// the same either way.
+	TTA bool
 	// Runtime is called for a fine-tuned run only, once the run and the
 	// cache are found to fit each other, because its block5 runs under
 	// ONNX Runtime: it loads ONNX Runtime if need be and says where it
@@ -93,7 +97,7 @@ func Evaluate(ctx context.Context, s EvaluateSettings, p progress.Reporter) (*he
 	if err := checkEvalCache(info, w, cc, fineTuned); err != nil {
 		return nil, err
 	}
-	if m := cc.Manifest; m.Fingerprint != info.TrainCache.Fingerprint {
+	if m := cc.Manifest; !sameExtraction(m, info) {
 		p.Log(fmt.Sprintf("note: %s was extracted with other settings than the training cache (size %d, interpolation %s); the same backbone makes the features comparable, but accuracy may differ",
 			s.Cache, m.Size, m.Interpolation))
 	}
@@ -106,14 +110,33 @@ func Evaluate(ctx context.Context, s EvaluateSettings, p progress.Reporter) (*he
 				return nil, err
 			}
 		}
-		rep, err = finetune.Evaluate(ctx, w, mapsData(cc), k, rt)
+		rep, err = finetune.Evaluate(ctx, w, evalMapsData(cc, s.TTA), k, rt)
 	} else {
-		rep, err = head.Evaluate(ctx, w, cacheData(cc), k)
+		rep, err = head.Evaluate(ctx, w, evalData(cc, s.TTA), k)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("experiment: evaluate %s on %s: %w", s.Run, s.Cache, err)
 	}
 	return rep, nil
+}
+
+// sameExtraction reports whether the cache of m holds features extracted
+// as the run's training cache's were, views aside: a cache of views
+// (extract --views) and a plain one of the same model and settings are.
+// The run records fingerprints only, which hash the views; the base
+// fingerprint of a training cache of views comes from its manifest, when
+// it is still there unchanged.
+func sameExtraction(m *cache.Manifest, info *rundir.Info) bool {
+	base := m.BaseFingerprint()
+	for _, ref := range []rundir.CacheRef{info.TrainCache, info.ValCache} {
+		if ref.Fingerprint == m.Fingerprint || ref.Fingerprint == base {
+			return true
+		}
+		if tm, err := cache.ReadManifest(ref.Dir); err == nil && tm.Fingerprint == ref.Fingerprint && tm.BaseFingerprint() == base {
+			return true
+		}
+	}
+	return false
 }
 
 // checkEvalCache refuses a cache whose features (for a fine-tuned run:

@@ -42,6 +42,12 @@ type ExtractSettings struct {
 	Force         bool // rebuild a cache made with other settings or files
 	SkipBad       bool // leave undecodable images out instead of failing
 	Strict        bool // fail on hidden or non-image files in Data
+	// Views, Augment and AugmentSeed store that many views of each image,
+	// view 0 plain and the others augmented (extractor.Settings); 0 or 1
+	// view is the plain cache.
+	Views       int
+	Augment     dataset.Augment
+	AugmentSeed uint64
 }
 
 // Extract streams the images of s.Data through the prepared model into
@@ -88,11 +94,15 @@ func Extract(ctx context.Context, s ExtractSettings, p progress.Reporter) ([]*ex
 		return nil, err
 	}
 	defer e.Close()
-	es := extractor.Settings{Interpolation: s.Interpolation, Force: s.Force, SkipBad: s.SkipBad}
+	es := extractor.Settings{Interpolation: s.Interpolation, Force: s.Force, SkipBad: s.SkipBad,
+		Views: s.Views, Augment: s.Augment, AugmentSeed: s.AugmentSeed}
 	var results []*extractor.Result
 	for _, part := range parts {
 		es.Split = part.split
 		pp.dir = part.dir
+		if s.Views > 1 {
+			logDiskCost(p, e, part, len(src.Items), s)
+		}
 		res, err := e.Extract(ctx, src, part.idx, part.dir, es)
 		if err != nil {
 			return nil, err
@@ -173,10 +183,29 @@ func logListingSkips(p progress.Reporter, src *dataset.Source) {
 	}
 }
 
+// logDiskCost says what a cache of views will take on disk, before the
+// extraction starts.
+func logDiskCost(p progress.Reporter, e *extractor.Extractor, part extractPart, all int, s ExtractSettings) {
+	n := len(part.idx)
+	if part.idx == nil {
+		n = all
+	}
+	f, m := e.ArrayBytes(n, s.Views)
+	msg := fmt.Sprintf("%s: %d images × %d views (%s, seed %d): features %s", part.dir, n, s.Views, s.Augment, s.AugmentSeed, fsutil.FormatBytes(f))
+	if m > 0 {
+		msg += ", maps " + fsutil.FormatBytes(m)
+	}
+	p.Log(msg + " on disk")
+}
+
 func logExtractSummary(p progress.Reporter, res *extractor.Result, e *extractor.Extractor) {
 	what := fmt.Sprintf("%d features", e.Spec().Features.Dim)
-	if m, err := cache.ReadManifest(res.Dir); err == nil && m.MapsShape != nil {
+	m, err := cache.ReadManifest(res.Dir)
+	if err == nil && m.MapsShape != nil {
 		what += fmt.Sprintf(", maps %d×%d×%d", m.MapsShape[0], m.MapsShape[1], m.MapsShape[2])
+	}
+	if err == nil && m.Views > 1 {
+		what += ", " + m.AugmentString()
 	}
 	size := ""
 	if n, err := cache.DiskSize(res.Dir); err == nil {
@@ -194,8 +223,12 @@ func logExtractSummary(p progress.Reporter, res *extractor.Result, e *extractor.
 			busy = fmt.Sprintf(", ONNX Runtime busy %.0f%%", 100*res.Inference.Seconds()/res.Elapsed.Seconds())
 		}
 		dev, _ := e.Device()
-		p.Log(fmt.Sprintf("%s: %d images (%d computed in %s, %.1f images/s on %s%s%s), %s%s",
-			res.Dir, res.N, res.Computed, fsutil.FormatSeconds(res.Elapsed.Seconds()), res.ImagesPerSecond(), dev, busy, reused, what, size))
+		counted, rate := "", "images"
+		if err == nil && m.Views > 1 {
+			counted, rate = "views ", "views" // each view is one image through the backbone
+		}
+		p.Log(fmt.Sprintf("%s: %d images (%d %scomputed in %s, %.1f %s/s on %s%s%s), %s%s",
+			res.Dir, res.N, res.Computed, counted, fsutil.FormatSeconds(res.Elapsed.Seconds()), res.ImagesPerSecond(), rate, dev, busy, reused, what, size))
 	}
 	if len(res.Skipped) > 0 {
 		p.Log(fmt.Sprintf("%s: %d undecodable images left out:", res.Dir, len(res.Skipped)))

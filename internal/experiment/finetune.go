@@ -41,6 +41,9 @@ type FineTuneSettings struct {
 	// rundir.ErrExists. Out may not be, lie inside or hold one of the
 	// inputs (an *fsutil.OverlapError). Both are checked before training.
 	Overwrite bool
+	// TTA validates on the mean probabilities of Val's views (test-time
+	// augmentation) instead of its plain images.
+	TTA bool
 }
 
 // fineTuneRunSettings is settings.json of a fine-tuning run.
@@ -97,7 +100,7 @@ func FineTune(ctx context.Context, s FineTuneSettings, p progress.Reporter) (*Ru
 	}
 	defer train.Close()
 	defer val.Close()
-	trainData, valData := mapsData(train.c), mapsData(val.c)
+	trainData, valData := mapsData(train.c), evalMapsData(val.c, s.TTA)
 
 	start, err := finetune.StartWeights(s.Model, spec, modelSHA, s.InitHead)
 	if err != nil {
@@ -205,7 +208,7 @@ func openMapsCaches(trainDir, valDir, modelDir string, spec *models.Spec, modelS
 	}
 	tm, vm := train.c.Manifest, val.c.Manifest
 	switch {
-	case tm.Fingerprint != vm.Fingerprint:
+	case tm.BaseFingerprint() != vm.BaseFingerprint():
 		err = fmt.Errorf("experiment: %s and %s were extracted with different settings (fingerprints differ); extract both with the same model and size", train.ref.Dir, val.ref.Dir)
 	case !slices.Equal(tm.Classes, vm.Classes):
 		err = fmt.Errorf("experiment: %s has classes %v, %s has %v", train.ref.Dir, tm.Classes, val.ref.Dir, vm.Classes)
@@ -247,7 +250,7 @@ func openMapsCache(dir, modelDir string, spec *models.Spec, modelSHA string) (*m
 
 func mapsData(cc *cache.Cache) *finetune.MapsData {
 	s := cc.Manifest.MapsShape
-	return &finetune.MapsData{Maps: cc.Maps, Y: cc.Labels, Classes: cc.Manifest.Classes, Shape: [3]int{s[0], s[1], s[2]}}
+	return &finetune.MapsData{Maps: cc.Maps, Y: cc.Labels, Classes: cc.Manifest.Classes, Shape: [3]int{s[0], s[1], s[2]}, Views: cc.Manifest.Views}
 }
 
 // hasMaps reports whether the cache holds block4_pool maps.

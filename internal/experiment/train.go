@@ -32,6 +32,9 @@ type TrainSettings struct {
 	// rundir.ErrExists. Out may not be, lie inside or hold Train or Val
 	// (an *fsutil.OverlapError). Both are checked before training.
 	Overwrite bool
+	// TTA validates on the mean probabilities of Val's views (test-time
+	// augmentation) instead of its plain images.
+	TTA bool
 }
 
 // Run is a finished run directory and its metrics.
@@ -67,6 +70,7 @@ func Train(ctx context.Context, s TrainSettings, p progress.Reporter) (*Run, err
 		return nil, err
 	}
 	defer c.Close()
+	c.tta = s.TTA
 	title := s.Title
 	if title == "" {
 		title = filepath.Base(s.Out)

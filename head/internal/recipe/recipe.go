@@ -132,3 +132,26 @@ func (d *Dropout) MarshalBinary() ([]byte, error) { return d.src.MarshalBinary()
 
 // UnmarshalBinary restores a state from MarshalBinary.
 func (d *Dropout) UnmarshalBinary(b []byte) error { return d.src.UnmarshalBinary(b) }
+
+// minLogProb bounds the log of a mean probability that underflowed to 0,
+// so that a hopeless example adds a large finite loss, not an infinite one.
+const minLogProb = -100
+
+// MeanLogProbs writes into dst the log of the mean, over the k views in z
+// (k rows of stride logits, the first nc of each used), of their softmax
+// probabilities: test-time augmentation, the same in both trainers. Its
+// softmax is the mean itself, so CrossEntropy and a tally take it as
+// logits. acc is scratch of nc values.
+func MeanLogProbs(dst []float32, z []float32, k, stride, nc int, acc []float64) {
+	clear(acc[:nc])
+	for v := range k {
+		zv := z[v*stride : v*stride+nc]
+		lse, _, _ := LogSumExp(zv)
+		for j, x := range zv {
+			acc[j] += math.Exp(float64(x) - lse)
+		}
+	}
+	for j := range nc {
+		dst[j] = float32(max(minLogProb, math.Log(acc[j]/float64(k))))
+	}
+}
