@@ -178,3 +178,42 @@ func TestEvaluateViews(t *testing.T) {
 		t.Errorf("validation with views: loss %g accuracy %g, Evaluate %g %g", vl, va, rep.Loss, rep.Accuracy)
 	}
 }
+
+// A holdout carved from data with views is measured like validation: K
+// identical copies of each row, with and without views on the validation
+// data (test-time augmentation), select the same epoch with the same
+// holdout figures as the plain data (the losses, under test-time
+// augmentation, within rounding: the views' mean is computed in another
+// order).
+func TestViewsWithHoldout(t *testing.T) {
+	t.Parallel()
+	train, val := blobs(90, 6, 3, 2, 1), blobs(30, 6, 3, 2, 2)
+	s := Settings{Hidden: 8, LR: 1e-2, Epochs: 5, Seed: 3, Holdout: 0.2, SaveBest: true}
+	plain, err := Train(context.Background(), train, val, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tta := range []bool{false, true} {
+		v := val
+		if tta {
+			v = withViews(val, 4, 0, 1)
+		}
+		copies, err := Train(context.Background(), withViews(train, 4, 0, 1), v, s, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range plain.History {
+			a, b := plain.History[i], copies.History[i]
+			a.Seconds, b.Seconds = 0, 0
+			if tta && math.Abs(a.ValLoss-b.ValLoss) < 1e-7 && math.Abs(a.HoldoutLoss-b.HoldoutLoss) < 1e-7 {
+				b.ValLoss, b.HoldoutLoss = a.ValLoss, a.HoldoutLoss
+			}
+			if a != b {
+				t.Errorf("tta %v, epoch %d: plain %+v, copies %+v", tta, i+1, a, b)
+			}
+		}
+		if plain.Best != copies.Best {
+			t.Errorf("tta %v: best epoch %+v, plain %+v", tta, copies.Best, plain.Best)
+		}
+	}
+}

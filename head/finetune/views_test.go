@@ -75,6 +75,14 @@ func TestFineTuneViews(t *testing.T) {
 	if a[2] != b[2] || a[2].Loss == plain[2].Loss {
 		t.Errorf("third epoch: %+v and %+v with views, %+v plain", a[2], b[2], plain[2])
 	}
+	// A holdout of maps with views is measured on their plain view.
+	s.Holdout, s.SaveBest = 0.25, true
+	plain, copies = run(fx.train), run(mapsViews(fx.train, 3, 0, 1))
+	for i := range plain {
+		if !plain[i].HasHoldout || plain[i] != copies[i] {
+			t.Errorf("holdout, epoch %d: plain %+v, copies %+v", i+1, plain[i], copies[i])
+		}
+	}
 }
 
 // Test-time augmentation of maps: Evaluate on maps with views matches the
