@@ -229,6 +229,19 @@ func TestSignalsStopLongCommands(t *testing.T) {
 		}
 		noStrays(t, dir)
 	})
+
+	t.Run("sweep", func(t *testing.T) {
+		dir := t.TempDir()
+		train, val := cachePair(t, filepath.Join(dir, "cache"), testClasses, "aaaa")
+		out := filepath.Join(dir, "sweep")
+		code, errs := signalled(t, bin, syscall.SIGTERM, time.Second, "train", "--train", train, "--val", val, "--out", out,
+			"--sweep", "lr=1e-3,1e-2", "--epochs", "1000000")
+		wantInterrupted(t, code, errs, keptTrain)
+		if _, err := os.Stat(filepath.Join(out, "lr-1e-3")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("an interrupted sweep wrote its unfinished first run (%v)", err)
+		}
+		noStrays(t, dir)
+	})
 }
 
 // TestInterruptSaysWhatWasKept runs commands with a context cancelled
