@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -27,23 +28,33 @@ const (
 	flagCompareLR             = "lr"
 	flagCompareNoShuffle      = "no-shuffle"
 	flagCompareForce          = "force"
+	flagCompareNoBest         = "no-best"
 )
 
 func compareCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "compare",
-		Usage: "run the reference experiment: head-only training versus block5 fine-tuning, in one command",
+		Usage: "run the reference experiment: head-only training versus block5 fine-tuning, and tlearn's recommended recipe, in one command",
 		Description: `Runs the Keras tutorial's whole experiment (VGG16 transfer learning, head-only
-versus block5 fine-tuned) and writes a report:
+versus block5 fine-tuned) and, beside it, tlearn's recommended recipe ("tlearn
+best"), and writes a report:
 
-  1. one extraction pass over the images: pooled features and block4_pool maps
-     (REPORT/cache/train, REPORT/cache/val);
+  1. one extraction pass over the images: pooled features and block4_pool maps,
+     resized nearest as the tutorial (REPORT/cache/train, REPORT/cache/val);
   2. head-only training of the dense head (REPORT/head);
   3. block5 + head fine-tuning from a fresh head (REPORT/finetune);
   4. export of both as ONNX classifiers (REPORT/*/classifier.onnx);
-  5. REPORT/report.md (the table below, every stage's exact command and every
-     deviation from the tutorial) and REPORT/curves.png (validation accuracy and
-     loss per epoch of both modes).
+  5. tlearn best, the recommended recipe: its own extraction (REPORT/cache-best),
+     the head (REPORT/head-best), block5 fine-tuned from that head
+     (REPORT/finetune-best, --init-head), both keeping the epoch chosen on a
+     holdout of the training images, never on the validation images, and the
+     export of the fine-tuned run (REPORT/finetune-best/classifier.onnx, the
+     plain model: test-time augmentation changes evaluation only); --no-best
+     skips it. The recipe:
+       ` + strings.ReplaceAll(experiment.Recommended.String(), "; ", ";\n       ") + `;
+  6. REPORT/report.md (the table below, every stage's exact command and time, and
+     every deviation from the tutorial) and REPORT/curves.png (validation
+     accuracy and loss per epoch of every mode).
 
 Each stage is an ordinary tlearn command, listed in report.md so that any of them
 can be rerun by hand. Re-running compare after an interruption reuses the
@@ -53,7 +64,9 @@ stopped); --force redoes everything.
 Defaults follow the tutorial — Adam with one learning rate 1e-4 for all trainable
 weights, batch 32, 50 head epochs — except for shuffled batches (the tutorial's
 generator uses shuffle=False) and 10 fine-tuning epochs instead of 50 (its
-curve plateaus by 10).
+curve plateaus by 10). tlearn best takes --size, --epochs, --finetune-epochs,
+--batch and --seed from these flags, and its learning rates and shuffling from
+its recipe, not from --lr and --no-shuffle.
 
 Example:
    tlearn compare --model model --train-data cifar/train --val-data cifar/test --out report
@@ -72,6 +85,7 @@ Example:
 			&cli.Float64Flag{Name: flagCompareLR, Value: head.DefaultLR, Usage: "Adam's learning rate of both modes"},
 			&cli.BoolFlag{Name: flagCompareNoShuffle, Usage: "class-ordered batches, as the tutorial's generator (shuffle=False)"},
 			&cli.BoolFlag{Name: flagCompareForce, Usage: "redo every stage"},
+			&cli.BoolFlag{Name: flagCompareNoBest, Usage: "leave out the \"tlearn best\" row: the tutorial's two rows alone"},
 		),
 		Action: onInterrupt("finished stages are kept and the same command resumes from the unfinished one", compareAction),
 	}
@@ -118,7 +132,7 @@ func compareSettings(c *cli.Context) (experiment.CompareSettings, error) {
 		ValData: c.String(flagCompareValData), Val: c.Float64(flagCompareVal), Out: c.String(flagCompareOut),
 		Size: c.Int(flagCompareSize), Epochs: c.Int(flagCompareEpochs), FineTuneEpochs: c.Int(flagCompareFineTuneEpochs),
 		Batch: c.Int(flagCompareBatch), LR: c.Float64(flagCompareLR), Seed: c.Uint64(flagCompareSeed),
-		NoShuffle: c.Bool(flagCompareNoShuffle), Force: c.Bool(flagCompareForce),
+		NoShuffle: c.Bool(flagCompareNoShuffle), Force: c.Bool(flagCompareForce), NoBest: c.Bool(flagCompareNoBest),
 	}
 	switch {
 	case s.ValData == "" && s.Val == 0:

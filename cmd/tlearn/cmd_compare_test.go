@@ -44,7 +44,9 @@ func TestCompareEndToEnd(t *testing.T) {
 		t.Fatalf("compare exit %d\nstderr:\n%s", code, stderr)
 	}
 	for _, f := range []string{"report.md", "curves.png", "stages.json", "head/metrics.json", "head/classifier.onnx",
-		"finetune/metrics.json", "finetune/classifier.onnx", "finetune/confusion.png", "cache/train/maps.npy"} {
+		"finetune/metrics.json", "finetune/classifier.onnx", "finetune/confusion.png", "cache/train/maps.npy",
+		"cache-best/train/maps.npy", "cache-best/val/features.npy", "head-best/metrics.json", "finetune-best/metrics.json",
+		"finetune-best/classifier.onnx"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Errorf("%s missing", f)
 		}
@@ -53,18 +55,33 @@ func TestCompareEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for mode, dir := range map[string]string{"head-only": "head", "block5 fine-tuned": "finetune"} {
+	for mode, dir := range map[string]string{"head-only": "head", "block5 fine-tuned": "finetune", "tlearn best": "finetune-best"} {
 		m, err := rundir.ReadMetrics(filepath.Join(out, dir))
 		if err != nil {
 			t.Fatal(err)
 		}
-		// | mode | train acc | val acc (final) | val loss | best val acc | best epoch | epochs | time |
-		row := regexp.MustCompile(`(?m)^\| ` + regexp.QuoteMeta(mode) + `[^|]* \| ([0-9.]+) \| ([0-9.]+) \| ([0-9.]+) \| ([0-9.]+) \| (\d+) \| (\d+) \|`).FindStringSubmatch(string(report))
+		h, err := rundir.ReadHistory(filepath.Join(out, dir, rundir.HistoryFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The kept weights' epoch: the last for the tutorial's rows, the
+		// holdout's choice for tlearn best; and the highest val accuracy.
+		kept, bestVal := h[m.WeightsEpoch-1], h[0]
+		for _, e := range h {
+			if e.ValAccuracy > bestVal.ValAccuracy {
+				bestVal = e
+			}
+		}
+		if dir != "finetune-best" && (kept.Epoch != m.Final.Epoch || kept.ValAccuracy != m.Final.ValAccuracy || bestVal.ValAccuracy != m.Best.ValAccuracy) {
+			t.Errorf("%s: kept epoch %+v, want the last %+v", mode, kept, m.Final)
+		}
+		// | mode | train acc | val acc (final) | val loss | best val acc | best epoch | selected epoch | epochs | time |
+		row := regexp.MustCompile(`(?m)^\| ` + regexp.QuoteMeta(mode) + `[^|]* \| ([0-9.]+) \| ([0-9.]+) \| ([0-9.]+) \| ([0-9.]+) \| (\d+) \| (\d+) \| (\d+) \|`).FindStringSubmatch(string(report))
 		if row == nil {
 			t.Fatalf("no %s row in report.md:\n%s", mode, report)
 		}
-		for i, want := range []float64{m.Final.Accuracy, m.Final.ValAccuracy, m.Final.ValLoss, m.Best.ValAccuracy,
-			float64(m.Best.Epoch), float64(m.EpochsRun)} {
+		for i, want := range []float64{kept.Accuracy, kept.ValAccuracy, kept.ValLoss, bestVal.ValAccuracy,
+			float64(bestVal.Epoch), float64(m.WeightsEpoch), float64(m.EpochsRun)} {
 			got, _ := strconv.ParseFloat(row[i+1], 64)
 			if d := got - want; d > 5e-5 || d < -5e-5 {
 				t.Errorf("%s column %d: report %s, metrics.json %v", mode, i+1, row[i+1], want)

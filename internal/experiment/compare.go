@@ -44,7 +44,8 @@ const (
 )
 
 // CompareSettings describe the reference experiment: VGG16 transfer
-// learning, head-only versus block5 fine-tuned, as in the Keras tutorial.
+// learning, head-only versus block5 fine-tuned, as in the Keras tutorial,
+// and beside them tlearn's recommended recipe (Recommended).
 // The zero value of every optional field is the tutorial's choice (Adam at
 // 1e-4 for all weights, batch 32, 50 head epochs), except for shuffled
 // batches and finetune.DefaultEpochs fine-tuning epochs.
@@ -77,6 +78,11 @@ type CompareSettings struct {
 	NoShuffle bool
 	// Force redoes every stage instead of reusing finished ones.
 	Force bool
+	// NoBest leaves out the "tlearn best" row: the tutorial's two rows
+	// alone.
+	NoBest bool
+	// Recipe is the "tlearn best" row's; nil means Recommended.
+	Recipe *Recipe
 	// Runtime says where ONNX Runtime runs extraction and fine-tuning; its
 	// Threads also serve the exported classifiers' check runs.
 	Runtime ortlib.Options
@@ -113,6 +119,15 @@ func (s CompareSettings) validate() error {
 		return fmt.Errorf("%w: compare: epochs, batch and size must be positive", ErrSettings)
 	case !(s.LR > 0):
 		return fmt.Errorf("%w: compare: the learning rate must be positive", ErrSettings)
+	}
+	if !s.NoBest {
+		r := Recommended
+		if s.Recipe != nil {
+			r = *s.Recipe
+		}
+		if _, err := r.validate(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -173,10 +188,13 @@ func (nopCompare) Stage(StageEvent) {}
 type CompareResult struct {
 	// Stages are every stage, in order, as recorded in stages.json.
 	Stages []Stage
-	// Head and FineTune are the two runs' metrics.
-	Head, FineTune *rundir.Metrics
+	// Head and FineTune are the tutorial's two runs' metrics; Best is the
+	// "tlearn best" row's fine-tuned run's, nil with NoBest.
+	Head, FineTune, Best *rundir.Metrics
 	// Report and Curves are the paths of report.md and curves.png.
 	Report, Curves string
+
+	histories []head.History // of Head, FineTune and Best
 }
 
 // compareRecord is stages.json.
@@ -212,7 +230,9 @@ func (r *compareRecord) seconds(name string) float64 {
 // Compare runs the reference experiment into s.Out, stage by stage: one
 // extraction pass over the images (pooled features and block4_pool maps),
 // head-only training, block5 fine-tuning from a fresh head, the export of
-// both runs as classifiers, then report.md and curves.png. Every stage is
+// both runs as classifiers; then, unless s.NoBest, the recommended
+// recipe's own extraction, head, fine-tuning from that head and export
+// (the "tlearn best" row); then report.md and curves.png. Every stage is
 // what one tlearn command does, and stages.json records those commands.
 // A later call reuses the stages that finished with the same commands
 // (the extraction only checks its caches; an interrupted extraction or
@@ -318,7 +338,7 @@ func (c *comparison) runStage(ctx context.Context, i, n int, st compareStage, p 
 	ev := StageEvent{Index: i + 1, Count: n, Stage: Stage{Name: st.name, Commands: st.cmds}, Dir: filepath.Dir(st.output)}
 	// The extraction always runs: it checks its caches against the images
 	// and the model, and returns at once when they are up to date.
-	if same && !depsRedone && st.name != stageExtract && fileExists(st.output) {
+	if same && !depsRedone && !checksCaches(st.name) && fileExists(st.output) {
 		prev.Reused = true
 		ev.Stage = *prev
 		p.Stage(ev)
@@ -333,7 +353,7 @@ func (c *comparison) runStage(ctx context.Context, i, n int, st compareStage, p 
 		return fmt.Errorf("experiment: compare: stage %s: %w", st.name, err)
 	}
 	done := Stage{Name: st.name, Commands: st.cmds, Seconds: time.Since(t0).Seconds(), Done: now()}
-	if same && st.name == stageExtract {
+	if same && checksCaches(st.name) {
 		// The caches of an earlier finished pass were up to date (Extract
 		// refuses caches that no longer match): keep that pass's time.
 		done.Seconds, done.Done, done.Reused = prev.Seconds, prev.Done, true
@@ -364,7 +384,7 @@ func withoutNearest(args []string) []string {
 
 // shellQuote leaves plain words alone and single-quotes the rest.
 func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+:@") == "" {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+:@,=") == "" {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"

@@ -8,72 +8,142 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
 // compareRow is one mode of the comparison's table.
 type compareRow struct {
-	mode  string
-	m     *rundir.Metrics
-	stage string
+	mode    string
+	m       *rundir.Metrics
+	history head.History
+	stages  []string // the training stages whose times add up to its training time
 }
+
+const bestMode = "tlearn best (recommended recipe)"
 
 func (r *CompareResult) rows() []compareRow {
-	return []compareRow{{"head-only (VGG16 frozen)", r.Head, stageHead}, {"block5 fine-tuned", r.FineTune, stageFineTune}}
+	rows := []compareRow{
+		{"head-only (VGG16 frozen)", r.Head, r.histories[0], []string{stageHead}},
+		{"block5 fine-tuned", r.FineTune, r.histories[1], []string{stageFineTune}},
+	}
+	if r.Best != nil {
+		rows = append(rows, compareRow{bestMode, r.Best, r.histories[2], []string{stageHeadBest, stageFTBest}})
+	}
+	return rows
 }
 
-// seconds is the recorded time of a stage, 0 when it never ran.
-func (r *CompareResult) seconds(name string) float64 {
-	return (&compareRecord{Stages: r.Stages}).seconds(name)
+// kept is the epoch whose weights the run kept (and the export holds):
+// the last without --save-best, the selected one with it.
+func (row compareRow) kept() head.Epoch {
+	if e := row.m.WeightsEpoch; e >= 1 && e <= len(row.history) {
+		return row.history[e-1]
+	}
+	return row.m.Final
+}
+
+// bestVal is the epoch of the highest validation accuracy: the run's best
+// when it selected on the validation set, else looked up in its history
+// (reported only: choosing it would have seen the validation images).
+func (row compareRow) bestVal() head.Epoch {
+	if !row.m.Best.HasHoldout || len(row.history) == 0 {
+		return row.m.Best
+	}
+	best := row.history[0]
+	for _, e := range row.history[1:] {
+		if e.ValAccuracy > best.ValAccuracy {
+			best = e
+		}
+	}
+	return best
+}
+
+// seconds is the recorded time of stages, 0 for one that never ran.
+func (r *CompareResult) seconds(names ...string) float64 {
+	rec := &compareRecord{Stages: r.Stages}
+	t := 0.0
+	for _, n := range names {
+		t += rec.seconds(n)
+	}
+	return t
 }
 
 // WriteTable prints the comparison as an aligned text table, with the
-// extraction's time below.
+// extractions' and the best row's stage times below.
 func (r *CompareResult) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "mode\ttrain acc\tval acc (final)\tbest val acc (epoch)\ttraining time")
+	fmt.Fprintln(tw, "mode\ttrain acc\tval acc (final)\tbest val acc (epoch)\tselected epoch\ttraining time")
 	for _, row := range r.rows() {
-		fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.4f (%d)\t%s\n", row.mode, row.m.Final.Accuracy, row.m.Final.ValAccuracy,
-			row.m.Best.ValAccuracy, row.m.Best.Epoch, fsutil.FormatSeconds(r.seconds(row.stage)))
+		k, b := row.kept(), row.bestVal()
+		fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.4f (%d)\t%d of %d\t%s\n", row.mode, k.Accuracy, k.ValAccuracy,
+			b.ValAccuracy, b.Epoch, k.Epoch, row.m.EpochsRun, fsutil.FormatSeconds(r.seconds(row.stages...)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "feature extraction (one pass, features and maps): %s\n", fsutil.FormatSeconds(r.seconds(stageExtract)))
-	return err
+	fmt.Fprintf(w, "feature extraction (one pass, features and maps): %s\n", fsutil.FormatSeconds(r.seconds(stageExtract)))
+	if r.Best != nil {
+		fmt.Fprintf(w, "tlearn best: extraction of its views %s, head %s, fine-tuning %s\n", fsutil.FormatSeconds(r.seconds(stageExtractBest)),
+			fsutil.FormatSeconds(r.seconds(stageHeadBest)), fsutil.FormatSeconds(r.seconds(stageFTBest)))
+	}
+	return nil
 }
 
 // report reads the runs' metrics and histories and writes report.md and
 // curves.png.
 func (c *comparison) report() (*CompareResult, error) {
 	out := c.s.Out
-	r := &CompareResult{Stages: c.rec.Stages, Report: filepath.Join(out, compareReportFile), Curves: filepath.Join(out, compareCurvesFile)}
-	headDir, ftDir := filepath.Join(out, compareHeadDir), filepath.Join(out, compareFTDir)
-	var err error
-	if r.Head, err = rundir.ReadMetrics(headDir); err != nil {
-		return nil, err
+	r := &CompareResult{Report: filepath.Join(out, compareReportFile), Curves: filepath.Join(out, compareCurvesFile)}
+	for _, st := range c.rec.Stages {
+		// A --no-best call keeps an earlier call's best stages in
+		// stages.json, for the next call, but not in its report.
+		if !c.s.NoBest || !isBestStage(st.Name) {
+			r.Stages = append(r.Stages, st)
+		}
 	}
-	if r.FineTune, err = rundir.ReadMetrics(ftDir); err != nil {
-		return nil, err
+	dirs := []string{compareHeadDir, compareFTDir, compareFTBestDir}
+	if c.s.NoBest {
+		dirs = dirs[:2]
 	}
-	headHistory, err := rundir.ReadHistory(filepath.Join(headDir, rundir.HistoryFile))
-	if err != nil {
-		return nil, err
-	}
-	ftHistory, err := rundir.ReadHistory(filepath.Join(ftDir, rundir.HistoryFile))
-	if err != nil {
-		return nil, err
+	metrics := []**rundir.Metrics{&r.Head, &r.FineTune, &r.Best}
+	for i, d := range dirs {
+		dir := filepath.Join(out, d)
+		m, err := rundir.ReadMetrics(dir)
+		if err != nil {
+			return nil, err
+		}
+		h, err := rundir.ReadHistory(filepath.Join(dir, rundir.HistoryFile))
+		if err != nil {
+			return nil, err
+		}
+		*metrics[i] = m
+		r.histories = append(r.histories, h)
 	}
 	if err := fsutil.WriteFile(r.Report, []byte(c.markdown(r)), 0o644); err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
-	if err := rundir.PlotCurves(r.Curves, "head-only vs block5 fine-tuned: validation",
-		rundir.Series{Name: "head-only", History: headHistory, ValidationOnly: true},
-		rundir.Series{Name: "fine-tuned", History: ftHistory, ValidationOnly: true}); err != nil {
+	series := []rundir.Series{
+		{Name: "head-only", History: r.histories[0], ValidationOnly: true},
+		{Name: "fine-tuned", History: r.histories[1], ValidationOnly: true},
+	}
+	title := "head-only vs block5 fine-tuned: validation"
+	if r.Best != nil {
+		series = append(series, rundir.Series{Name: "tlearn best", History: r.histories[2], ValidationOnly: true})
+		title = "head-only vs block5 fine-tuned vs tlearn best: validation"
+	}
+	if err := rundir.PlotCurves(r.Curves, title, series...); err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
 	return r, nil
+}
+
+func isBestStage(name string) bool {
+	switch name {
+	case stageExtractBest, stageHeadBest, stageFTBest, stageExportBest:
+		return true
+	}
+	return false
 }
 
 // markdown renders report.md: the table, the stages' commands and every
@@ -81,17 +151,31 @@ func (c *comparison) report() (*CompareResult, error) {
 func (c *comparison) markdown(r *CompareResult) string {
 	var md strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&md, format, a...) }
-	w("# tlearn compare: head-only versus block5 fine-tuning\n\n")
-	w("Model: `%s`. Input %d×%d. Generated %s.\n\n", c.s.Model, c.size, c.size, now().Format(time.RFC3339))
-	w("| mode | train accuracy | val accuracy (final) | val loss (final) | best val accuracy | best epoch | epochs | training time |\n")
-	w("|---|---|---|---|---|---|---|---|\n")
-	for _, row := range r.rows() {
-		w("| %s | %.4f | %.4f | %.4f | %.4f | %d | %d | %s |\n", row.mode, row.m.Final.Accuracy, row.m.Final.ValAccuracy,
-			row.m.Final.ValLoss, row.m.Best.ValAccuracy, row.m.Best.Epoch, row.m.EpochsRun, fsutil.FormatSeconds(r.seconds(row.stage)))
+	if r.Best != nil {
+		w("# tlearn compare: head-only versus block5 fine-tuning, and tlearn's recommended recipe\n\n")
+	} else {
+		w("# tlearn compare: head-only versus block5 fine-tuning\n\n")
 	}
-	w("\nFeature extraction (one pass, pooled features and block4_pool maps): %s. ", fsutil.FormatSeconds(r.seconds(stageExtract)))
-	w("Epochs are counted from 1, here and in history.csv. ")
-	w("Train accuracy is measured during the last epoch, with dropout on, as Keras reports it.\n\n")
+	w("Model: `%s`. Input %d×%d. Generated %s.\n\n", c.s.Model, c.size, c.size, now().Format(time.RFC3339))
+	w("| mode | train accuracy | val accuracy (final) | val loss (final) | best val accuracy | best epoch | selected epoch | epochs | training time |\n")
+	w("|---|---|---|---|---|---|---|---|---|\n")
+	for _, row := range r.rows() {
+		k, b := row.kept(), row.bestVal()
+		w("| %s | %.4f | %.4f | %.4f | %.4f | %d | %d | %d | %s |\n", row.mode, k.Accuracy, k.ValAccuracy,
+			k.ValLoss, b.ValAccuracy, b.Epoch, k.Epoch, row.m.EpochsRun, fsutil.FormatSeconds(r.seconds(row.stages...)))
+	}
+	w("\nThe selected epoch is the one whose weights the run kept and exported, and \"final\" columns are that epoch's: ")
+	w("the last epoch for the tutorial's rows (Keras' fit keeps the last)")
+	if r.Best != nil {
+		w(", the epoch chosen on the holdout for tlearn best (its best val accuracy is reported only: choosing on it would have seen the validation images)")
+	}
+	w(". Feature extraction (one pass, pooled features and block4_pool maps): %s", fsutil.FormatSeconds(r.seconds(stageExtract)))
+	if r.Best != nil {
+		w("; tlearn best's own extraction: %s, and its training time is its head's (%s) plus its fine-tuning's (%s)",
+			fsutil.FormatSeconds(r.seconds(stageExtractBest)), fsutil.FormatSeconds(r.seconds(stageHeadBest)), fsutil.FormatSeconds(r.seconds(stageFTBest)))
+	}
+	w(". Epochs are counted from 1, here and in history.csv. ")
+	w("Train accuracy is measured during the epoch, with dropout on, as Keras reports it.\n\n")
 	w("For reference, the Keras tutorial (VGG16 with ImageNet weights, CIFAR-10, 10,000 train / 2,500 validation at 224×224) reports validation accuracy 0.692 head-only and 0.800 with block5 fine-tuned.\n\n")
 	w("![validation curves](%s)\n\n", compareCurvesFile)
 	w("## Stages\n\nEach stage is a tlearn command; run them by hand to reproduce this report.\n\n")
@@ -105,9 +189,41 @@ func (c *comparison) markdown(r *CompareResult) string {
 			w("  `%s`\n", line)
 		}
 	}
-	w("\nRun folders: `%s/` and `%s/` (settings.json, weights.safetensors, history.csv, metrics.json, curves.png, confusion.png, classifier.onnx).\n\n", compareHeadDir, compareFTDir)
-	w("## Where this differs from the tutorial\n\n")
+	if r.Best != nil {
+		w("\nRun folders: `%s/`, `%s/`, `%s/` and `%s/` (settings.json, weights.safetensors, history.csv, metrics.json, curves.png, confusion.png; classifier.onnx but in %s/).\n\n",
+			compareHeadDir, compareFTDir, compareHeadBestDir, compareFTBestDir, compareHeadBestDir)
+		w("## tlearn best\n\n%s\n", c.bestNotes())
+	} else {
+		w("\nRun folders: `%s/` and `%s/` (settings.json, weights.safetensors, history.csv, metrics.json, curves.png, confusion.png, classifier.onnx).\n\n", compareHeadDir, compareFTDir)
+	}
+	w("## Where the tutorial's rows differ from the tutorial\n\n")
 	w("%s", c.deviations())
+	return md.String()
+}
+
+// bestNotes describes the "tlearn best" row, one markdown item each.
+func (c *comparison) bestNotes() string {
+	var md strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&md, format, a...) }
+	r := c.recipe()
+	w("The recommended recipe (`experiment.Recommended`), on the same images, epochs, batch size and seed as the tutorial's rows:\n\n")
+	w("- Its own extraction (`%s/`): %s resizing", compareBestCacheDir, r.Interpolation)
+	if r.Views > 1 {
+		w(", %d views per image (view 0 plain, views 1..%d augmented with `%s`, seeded by the comparison's seed)", r.Views, r.Views-1, r.Augment)
+	}
+	w(".\n")
+	sel := "keep the last epoch's weights"
+	if r.SaveBest {
+		sel = "keep the weights of the epoch with the highest holdout accuracy"
+	}
+	w("- Both stages set aside %g of the training images per class (`--holdout`; the same images in both, which the head never trained on) and %s; the validation images only report.\n", r.Holdout, sel)
+	w("- The head trains with Adam at %g (`%s/`); block5 is then fine-tuned from that head (`--init-head`) with the head at %g and block5 at %g (`%s/`); batches are shuffled.\n",
+		r.HeadLR, compareHeadBestDir, r.FineTuneLR, r.Block5LR, compareFTBestDir)
+	if r.TTA {
+		w("- Validation and holdout accuracies average the probabilities of an image's %d views (`--tta`). Test-time augmentation affects evaluation only: the exported `%s/%s` is the plain model, one view per image; `tlearn evaluate --run %s --cache %s` without `--tta` measures it on the plain validation images.\n",
+			r.Views, compareFTBestDir, classifierFile, filepath.Join(c.s.Out, compareFTBestDir), filepath.Join(c.s.Out, compareBestCacheDir, "val"))
+	}
+	w("- Its classifier, `%s/%s`, holds the fine-tuned run's selected epoch and records %s resizing.\n", compareFTBestDir, classifierFile, r.Interpolation)
 	return md.String()
 }
 

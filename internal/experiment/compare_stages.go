@@ -13,9 +13,10 @@ import (
 	"github.com/tlearn/tlearn/internal/progress"
 )
 
-// stages plans the five stages: each with the tlearn commands that do the
-// same (recorded, and compared with an earlier call's to decide on reuse)
-// and the library calls that do it.
+// stages plans the tutorial's five stages and, unless NoBest, the "tlearn
+// best" row's four: each with the tlearn commands that do the same
+// (recorded, and compared with an earlier call's to decide on reuse) and
+// the library calls that do it.
 func (c *comparison) stages() []compareStage {
 	s := c.s
 	headDir, ftDir := filepath.Join(s.Out, compareHeadDir), filepath.Join(s.Out, compareFTDir)
@@ -28,7 +29,7 @@ func (c *comparison) stages() []compareStage {
 	finetuneArgs := append([]string{"finetune", "--model", s.Model, "--train", c.trainCache, "--val", c.valCache, "--out", ftDir, "--force",
 		"--epochs", strconv.Itoa(s.FineTuneEpochs)}, common...)
 	extracts, extractCmds := c.extractions()
-	return []compareStage{
+	tutorial := []compareStage{
 		{stageExtract, extractCmds, filepath.Join(c.valCache, cache.ManifestFile), nil,
 			func(ctx context.Context, p progress.Reporter) error {
 				for _, e := range extracts {
@@ -56,6 +57,10 @@ func (c *comparison) stages() []compareStage {
 		c.exportStage(stageExportHead, headDir, stageHead),
 		c.exportStage(stageExportFineTune, ftDir, stageFineTune),
 	}
+	if s.NoBest {
+		return tutorial
+	}
+	return append(tutorial, c.bestStages()...)
 }
 
 // extractions are the extraction stage's calls and commands: one per

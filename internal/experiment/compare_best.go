@@ -1,0 +1,125 @@
+package experiment
+
+import (
+	"context"
+	"path/filepath"
+	"strconv"
+
+	"github.com/tlearn/tlearn/extractor/cache"
+	"github.com/tlearn/tlearn/head"
+	"github.com/tlearn/tlearn/head/finetune"
+	rundir "github.com/tlearn/tlearn/head/run"
+	"github.com/tlearn/tlearn/internal/progress"
+)
+
+// The "tlearn best" row's folders and stages: the recommended recipe
+// (Recommended, or CompareSettings.Recipe) beside the tutorial's rows.
+const (
+	compareBestCacheDir = "cache-best"
+	compareHeadBestDir  = "head-best"
+	compareFTBestDir    = "finetune-best"
+
+	stageExtractBest = "extract-best"
+	stageHeadBest    = "head-best"
+	stageFTBest      = "finetune-best"
+	stageExportBest  = "export-best"
+)
+
+// checksCaches says whether a stage always runs: an extraction checks its
+// caches against the images and the model, and returns at once when they
+// are up to date.
+func checksCaches(stage string) bool { return stage == stageExtract || stage == stageExtractBest }
+
+// recipe is the comparison's recipe of the "tlearn best" row.
+func (c *comparison) recipe() Recipe {
+	if c.s.Recipe != nil {
+		return *c.s.Recipe
+	}
+	return Recommended
+}
+
+// bestStages plans the "tlearn best" row: an extraction of its own
+// (views, the recipe's filter), the head on the holdout, block5
+// fine-tuned from that head, the export of the fine-tuned run. Epochs,
+// batch and seed are the comparison's; learning rates, shuffling and the
+// rest are the recipe's or the defaults, not the tutorial's.
+func (c *comparison) bestStages() []compareStage {
+	s, r := c.s, c.recipe()
+	aug, _ := r.validate() // newComparison validated it
+	dir := filepath.Join(s.Out, compareBestCacheDir)
+	trainCache, valCache := filepath.Join(dir, "train"), filepath.Join(dir, "val")
+	headDir, ftDir := filepath.Join(s.Out, compareHeadBestDir), filepath.Join(s.Out, compareFTBestDir)
+	seed := strconv.FormatUint(s.Seed, 10)
+
+	base := ExtractSettings{Model: s.Model, Data: s.TrainData, Maps: true, Size: c.size, Interpolation: r.Interpolation,
+		Force: s.Force, Runtime: s.Runtime}
+	flags := []string{"--maps", "--size", strconv.Itoa(c.size), "--interpolation", string(r.Interpolation)}
+	if r.Views > 1 {
+		base.Views, base.Augment, base.AugmentSeed = r.Views, aug, s.Seed
+		flags = append(flags, "--views", strconv.Itoa(r.Views), "--augment", r.Augment, "--augment-seed", seed)
+	}
+	if s.Force {
+		flags = append(flags, "--force")
+	}
+	var extracts []ExtractSettings
+	var extractCmds [][]string
+	if s.ValData != "" {
+		train, val := base, base
+		train.Cache = trainCache
+		val.Data, val.Cache = s.ValData, valCache
+		extracts = []ExtractSettings{train, val}
+		extractCmds = [][]string{
+			append([]string{"extract", "--model", s.Model, "--data", s.TrainData, "--cache", trainCache}, flags...),
+			append([]string{"extract", "--model", s.Model, "--data", s.ValData, "--cache", valCache}, flags...),
+		}
+	} else {
+		split := base
+		split.Cache, split.Val, split.Seed = dir, s.Val, s.Seed
+		extracts = []ExtractSettings{split}
+		extractCmds = [][]string{append([]string{"extract", "--model", s.Model, "--data", s.TrainData, "--val", formatFloat(s.Val),
+			"--seed", seed, "--cache", dir}, flags...)}
+	}
+
+	selection := []string{"--holdout", formatFloat(r.Holdout)}
+	if r.SaveBest {
+		selection = append(selection, "--save-best")
+	}
+	if r.TTA {
+		selection = append(selection, "--tta")
+	}
+	common := []string{"--batch", strconv.Itoa(s.Batch), "--seed", seed}
+	train := append(append([]string{"train", "--train", trainCache, "--val", valCache, "--out", headDir, "--force",
+		"--epochs", strconv.Itoa(s.Epochs), "--lr", formatFloat(r.HeadLR)}, common...), selection...)
+	ft := append(append([]string{"finetune", "--model", s.Model, "--train", trainCache, "--val", valCache, "--out", ftDir, "--force",
+		"--init-head", headDir, "--epochs", strconv.Itoa(s.FineTuneEpochs), "--lr", formatFloat(r.FineTuneLR),
+		"--block5-lr", formatFloat(r.Block5LR)}, common...), selection...)
+	headSettings := func(epochs int, lr float64) head.Settings {
+		return head.Settings{Epochs: epochs, LR: lr, Batch: s.Batch, Seed: s.Seed, SaveBest: r.SaveBest, Holdout: r.Holdout}
+	}
+
+	return []compareStage{
+		{stageExtractBest, extractCmds, filepath.Join(valCache, cache.ManifestFile), nil,
+			func(ctx context.Context, p progress.Reporter) error {
+				for _, e := range extracts {
+					if _, err := Extract(ctx, e, p); err != nil {
+						return err
+					}
+				}
+				return nil
+			}},
+		{stageHeadBest, [][]string{train}, filepath.Join(headDir, rundir.MetricsFile), []string{stageExtractBest},
+			func(ctx context.Context, p progress.Reporter) error {
+				_, err := Train(ctx, TrainSettings{Train: trainCache, Val: valCache, Out: headDir, Overwrite: true,
+					Head: headSettings(s.Epochs, r.HeadLR), TTA: r.TTA}, p)
+				return err
+			}},
+		{stageFTBest, [][]string{ft}, filepath.Join(ftDir, rundir.MetricsFile), []string{stageExtractBest, stageHeadBest},
+			func(ctx context.Context, p progress.Reporter) error {
+				_, err := FineTune(ctx, FineTuneSettings{Model: s.Model, Train: trainCache, Val: valCache, Out: ftDir, Overwrite: true,
+					InitHead: headDir, TTA: r.TTA,
+					Tuning: finetune.Settings{Settings: headSettings(s.FineTuneEpochs, r.FineTuneLR), Block5LR: r.Block5LR, Runtime: s.Runtime}}, p)
+				return err
+			}},
+		c.exportStage(stageExportBest, ftDir, stageFTBest),
+	}
+}

@@ -1,0 +1,98 @@
+package experiment
+
+import (
+	"fmt"
+
+	"github.com/tlearn/tlearn/dataset"
+)
+
+// Recipe is a way to train a VGG classifier end to end: how the images are
+// cached, how the head is trained on the cache, and how block5 is then
+// fine-tuned from that head. Both training stages keep the weights of the
+// epoch chosen on a holdout carved out of the training images (never on
+// the validation images, which are only reported). What a Recipe leaves
+// out is the caller's (compare's): the input size, the epochs of each
+// stage, the batch size and the seed (of the initial weights, shuffling,
+// dropout and the augmented views).
+type Recipe struct {
+	// Interpolation is the resize filter of the extraction.
+	Interpolation dataset.Interpolation
+	// Views is the number of cached views per image (view 0 plain, the
+	// others augmented with Augment); 1 is the plain cache.
+	Views int
+	// Augment is the augmentation of views 1..Views-1, as extract's
+	// --augment takes it ("flip,crop"); "" with one view.
+	Augment string
+	// Holdout is the fraction of the training images, per class, set aside
+	// to choose the epoch on, in both stages (the same images: the carve
+	// depends on the labels, the fraction and the holdout seed alone, so
+	// fine-tuning selects on images the head never trained on).
+	Holdout float64
+	// SaveBest keeps the chosen epoch's weights instead of the last's.
+	SaveBest bool
+	// HeadLR is Adam's learning rate of the head-only stage.
+	HeadLR float64
+	// FineTuneLR is the head's learning rate while block5 is fine-tuned,
+	// from the head-only stage's weights; Block5LR is block5's.
+	FineTuneLR, Block5LR float64
+	// TTA validates (and selects on the holdout) on the mean probabilities
+	// of an image's views. It changes evaluation only: the exported
+	// classifier sees one plain view per image.
+	TTA bool
+}
+
+// Recommended is tlearn's recommended recipe: compare's "tlearn best" row.
+// BENCHMARKS.md measures its parts on real data.
+var Recommended = Recipe{
+	Interpolation: dataset.Bilinear,
+	Views:         4,
+	Augment:       "flip,crop",
+	Holdout:       0.1,
+	SaveBest:      true,
+	HeadLR:        1e-3,
+	FineTuneLR:    1e-4,
+	Block5LR:      1e-5,
+	TTA:           true,
+}
+
+// String summarises r in tlearn's flags: "bilinear, --views 4 --augment
+// flip,crop; head --lr 0.001; finetune --lr 0.0001 --block5-lr 1e-05;
+// both --holdout 0.1 --save-best --tta".
+func (r Recipe) String() string {
+	ext := string(r.Interpolation)
+	if r.Views > 1 {
+		ext += fmt.Sprintf(", --views %d --augment %s", r.Views, r.Augment)
+	}
+	both := fmt.Sprintf("--holdout %g", r.Holdout)
+	if r.SaveBest {
+		both += " --save-best"
+	}
+	if r.TTA {
+		both += " --tta"
+	}
+	return fmt.Sprintf("%s; head --lr %g; finetune --lr %g --block5-lr %g; both %s", ext, r.HeadLR, r.FineTuneLR, r.Block5LR, both)
+}
+
+// validate checks r and returns its parsed augmentation.
+func (r Recipe) validate() (dataset.Augment, error) {
+	aug, err := dataset.ParseAugment(r.Augment)
+	if err != nil {
+		return aug, fmt.Errorf("%w: recipe: %w", ErrSettings, err)
+	}
+	if _, err := dataset.ParseInterpolation(string(r.Interpolation)); err != nil || r.Interpolation == "" {
+		return aug, fmt.Errorf("%w: recipe: interpolation %q, want one of %v", ErrSettings, r.Interpolation, dataset.Interpolations)
+	}
+	switch {
+	case r.Views < 1 || r.Views > dataset.MaxViews:
+		return aug, fmt.Errorf("%w: recipe: %d views, want 1 to %d", ErrSettings, r.Views, dataset.MaxViews)
+	case (r.Views > 1) != (r.Augment != ""):
+		return aug, fmt.Errorf("%w: recipe: augmented views need both more than one view and an augmentation", ErrSettings)
+	case r.TTA && r.Views < 2:
+		return aug, fmt.Errorf("%w: recipe: test-time augmentation needs augmented views", ErrSettings)
+	case !(r.Holdout > 0 && r.Holdout < 1):
+		return aug, fmt.Errorf("%w: recipe: holdout %v, want between 0 and 1: the recipe selects on it, never on the validation images", ErrSettings, r.Holdout)
+	case !(r.HeadLR > 0) || !(r.FineTuneLR > 0) || !(r.Block5LR > 0):
+		return aug, fmt.Errorf("%w: recipe: learning rates must be positive", ErrSettings)
+	}
+	return aug, nil
+}
