@@ -135,3 +135,24 @@ func TestCompareErrors(t *testing.T) {
 		})
 	}
 }
+
+// --no-best runs the tutorial's two rows alone.
+func TestCompareNoBest(t *testing.T) {
+	model, train, val := compareFixture(t)
+	out := filepath.Join(t.TempDir(), "report")
+	code, stdout, stderr := runTlearn(t, append(compareArgs(model, train, val, out), "--no-best")...)
+	if code != 0 {
+		t.Fatalf("compare --no-best exit %d\nstderr:\n%s", code, stderr)
+	}
+	if strings.Contains(stdout, "tlearn best") || !strings.Contains(stdout, "block5 fine-tuned") {
+		t.Errorf("compare --no-best printed:\n%s", stdout)
+	}
+	if !strings.Contains(stderr, "[5/5] export-finetune") {
+		t.Errorf("compare --no-best did not run five stages:\n%s", stderr)
+	}
+	for _, d := range []string{"cache-best", "head-best", "finetune-best"} {
+		if _, err := os.Stat(filepath.Join(out, d)); err == nil {
+			t.Errorf("compare --no-best made %s", d)
+		}
+	}
+}
