@@ -24,6 +24,7 @@ const (
 	flagFetchSHA256      = "sha256"
 	flagFetchDir         = "dir"
 	flagFetchNoVerifyRun = "no-verify-run"
+	flagFetchConnect     = "connect-timeout"
 )
 
 func modelsFetchCommand() *cli.Command {
@@ -36,19 +37,23 @@ GitHub's redirect to its LFS host, resumes an interrupted download, checks the
 archive's size and sha256 before using it, unpacks it, and runs the model under
 ONNX Runtime on the archive's test data sets (rtol/atol 1e-3, as the zoo's own
 checker). Prints the model's path on stdout; running it again reuses the
-download. The folder is --dir, else $TLEARN_MODELS_DIR, else
+download. --connect-timeout bounds each connection (name lookup and TCP
+connect, then the TLS handshake), not the download: when the first connection
+fails, fetch stops at once, so that no network shows within that time. The folder is --dir, else $TLEARN_MODELS_DIR, else
 $XDG_CACHE_HOME/tlearn/models (~/.cache/tlearn/models).
 
 Example:
    tlearn models fetch vgg16
    tlearn models fetch vgg16-7 --dir /data/models --no-verify-run
    tlearn models fetch vgg16 --url https://mirror.example.org/vgg16-12.tar.gz
+   tlearn models fetch vgg16 --connect-timeout 5s
    tlearn models prepare --onnx "$(tlearn models fetch -q vgg16)" --out model`,
 		Flags: withCommon(
 			&cli.StringFlag{Name: flagFetchURL, Usage: "download from this mirror instead (the preset's size and sha256 still apply unless --sha256 is given)"},
 			&cli.StringFlag{Name: flagFetchSHA256, Usage: "expected sha256 of the archive (for a mirror that serves another build)"},
 			&cli.StringFlag{Name: flagFetchDir, Usage: "download folder (default: $XDG_CACHE_HOME/tlearn/models or ~/.cache/tlearn/models)", EnvVars: []string{"TLEARN_MODELS_DIR"}},
 			&cli.BoolFlag{Name: flagFetchNoVerifyRun, Usage: "do not run the model on the archive's test data (no ONNX Runtime needed)"},
+			&cli.DurationFlag{Name: flagFetchConnect, Value: fetch.DefaultConnectTimeout, Usage: "give up connecting to the server after this `DURATION` (name lookup, TCP connect, then TLS handshake; the download itself has no deadline)"},
 		),
 		Action: onInterrupt("the bytes downloaded so far are kept and the same command resumes the download", modelsFetchAction),
 	}
@@ -75,6 +80,9 @@ func modelsFetchAction(c *cli.Context) error {
 		s.SHA256, s.Size = sum, 0
 	}
 	s.Dir = c.String(flagFetchDir)
+	if s.ConnectTimeout = c.Duration(flagFetchConnect); s.ConnectTimeout <= 0 {
+		return usageError{fmt.Errorf("models fetch: --%s must be positive, got %v", flagFetchConnect, s.ConnectTimeout)}
+	}
 	s.NoVerifyRun = c.Bool(flagFetchNoVerifyRun)
 	if !s.NoVerifyRun {
 		if s.ORT, err = sessionOptions(c); err != nil {
@@ -114,6 +122,7 @@ func withFetchAdvice(err error) error {
 		{fetch.ErrSeveralModels, "unpack it yourself and pass the one you want to `tlearn models prepare --onnx`"},
 		{fetch.ErrFolderExists, "move it away or choose another --" + flagFetchDir},
 		{fetch.ErrNoDir, "set --" + flagFetchDir},
+		{fetch.ErrUnreachable, "check the network or --" + flagFetchURL + ", or raise --" + flagFetchConnect},
 	} {
 		if errors.Is(err, a.err) {
 			return fmt.Errorf("%w (%s)", err, a.advice)

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -44,6 +45,13 @@ func TestModelsFetchCommand(t *testing.T) {
 	defer ts.Close()
 	dir := t.TempDir()
 	want := filepath.Join(dir, "vgg16-12", "vgg16", "vgg16.onnx")
+	// A server that accepts connections and never says a word: the TLS
+	// handshake of an https URL waits for it until --connect-timeout.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
 
 	for _, tc := range []struct {
 		desc    string
@@ -51,6 +59,7 @@ func TestModelsFetchCommand(t *testing.T) {
 		want    string // stdout
 		wantErr string
 		usage   bool
+		within  time.Duration // when set, the command must end within it
 	}{
 		{desc: "flags after the name", args: []string{"fetch", "vgg16", "--url", ts.URL + "/vgg16-12.tar.gz", "--sha256=" + hex.EncodeToString(sum[:]),
 			"--dir", dir, "--no-verify-run", "-q"}, want: want + "\n"},
@@ -62,10 +71,19 @@ func TestModelsFetchCommand(t *testing.T) {
 		{desc: "no model", args: []string{"fetch"}, wantErr: "want one model name", usage: true},
 		{desc: "unknown flag", args: []string{"fetch", "vgg16", "--nope"}, wantErr: "unknown flag --nope", usage: true},
 		{desc: "missing value", args: []string{"fetch", "vgg16", "--dir"}, wantErr: "needs a value", usage: true},
+		{desc: "unreachable within --connect-timeout", args: []string{"fetch", "vgg16", "--url", "https://" + silent.Addr().String() + "/vgg16-12.tar.gz",
+			"--connect-timeout", "300ms", "--dir", t.TempDir(), "--no-verify-run", "-q"},
+			wantErr: "could not reach the server", within: 1200 * time.Millisecond},
+		{desc: "zero --connect-timeout", args: []string{"fetch", "vgg16", "--connect-timeout", "0s", "--dir", t.TempDir(), "--no-verify-run"},
+			wantErr: "--connect-timeout must be positive", usage: true},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			var stdout bytes.Buffer
+			start := time.Now()
 			err := fetchApp(&stdout).RunContext(context.Background(), append([]string{"tlearn"}, tc.args...))
+			if took := time.Since(start); tc.within > 0 && took > tc.within {
+				t.Errorf("ended after %v, want within %v", took, tc.within)
+			}
 			if tc.wantErr != "" {
 				var ue usageError
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || errors.As(err, &ue) != tc.usage {
@@ -111,6 +129,7 @@ func TestFetchAdvice(t *testing.T) {
 		{fmt.Errorf("%w: a.onnx, b.onnx", fetch.ErrSeveralModels), "`tlearn models prepare --onnx`)"},
 		{fmt.Errorf("%w: /x", fetch.ErrFolderExists), "choose another --dir)"},
 		{fmt.Errorf("%w: no home", fetch.ErrNoDir), "(set --dir)"},
+		{fmt.Errorf("%w: dial tcp: i/o timeout", fetch.ErrUnreachable), "(check the network or --url, or raise --connect-timeout)"},
 	} {
 		got := withFetchAdvice(tc.err)
 		if !errors.Is(got, tc.err) || !strings.HasPrefix(got.Error(), tc.err.Error()) || !strings.HasSuffix(got.Error(), tc.want) {

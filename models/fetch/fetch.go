@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"path"
@@ -17,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tlearn/tlearn/internal/fsutil"
@@ -98,8 +101,17 @@ type Settings struct {
 	Dir string
 	// Client does the HTTP requests and follows redirects (the zoo's URLs
 	// redirect to GitHub's LFS host). Default: a client with connection
-	// timeouts and no overall deadline, since the archives are 0.5 GB.
+	// timeouts (ConnectTimeout) and no overall deadline, since the archives
+	// are 0.5 GB.
 	Client *http.Client
+	// ConnectTimeout bounds each connection to a server of the default
+	// Client: name resolution and TCP connect, then the TLS handshake, each
+	// within it. It is no deadline on the download, which takes as long as
+	// it keeps receiving. 0 means DefaultConnectTimeout; ignored with
+	// Client. Whatever the client, when the first connection of a Get
+	// fails, Get fails at once with ErrUnreachable (no retries: the server
+	// is not there, e.g. no network).
+	ConnectTimeout time.Duration
 	// Attempts is how many requests in a row may fail without receiving a
 	// byte before Get gives up (a request that made progress resets the
 	// count); 0 means 5, 1 means no retry.
@@ -138,6 +150,10 @@ var (
 	// ErrFolderExists: the folder to unpack into exists and was not
 	// unpacked by tlearn, so it is left alone.
 	ErrFolderExists = errors.New("fetch: the folder exists and was not unpacked by tlearn")
+	// ErrUnreachable: Get could not connect to the server (within
+	// Settings.ConnectTimeout, or refused, or no such host) before any
+	// connection of this call succeeded; nothing was written.
+	ErrUnreachable = errors.New("fetch: could not reach the server")
 	// ErrNoDir: Settings.Dir is empty and DefaultDir finds no folder.
 	ErrNoDir = errors.New("fetch: no download folder")
 	// ErrTestDataMismatch: the model's outputs differ from the archive's
@@ -158,6 +174,10 @@ func DefaultDir() (string, error) {
 	}
 	return filepath.Join(home, ".cache", "tlearn", "models"), nil
 }
+
+// DefaultConnectTimeout is Settings.ConnectTimeout's default: long enough
+// for a slow network, short enough to tell an absent one.
+const DefaultConnectTimeout = 30 * time.Second
 
 const (
 	defaultAttempts = 5
@@ -203,8 +223,14 @@ func (s Settings) withDefaults() (Settings, error) {
 			return s, err
 		}
 	}
+	if s.ConnectTimeout < 0 {
+		return s, fmt.Errorf("fetch: negative connect timeout %v", s.ConnectTimeout)
+	}
+	if s.ConnectTimeout == 0 {
+		s.ConnectTimeout = DefaultConnectTimeout
+	}
 	if s.Client == nil {
-		s.Client = defaultClient()
+		s.Client = defaultClient(s.ConnectTimeout)
 	}
 	if s.Attempts <= 0 {
 		s.Attempts = defaultAttempts
@@ -213,8 +239,15 @@ func (s Settings) withDefaults() (Settings, error) {
 	return s, nil
 }
 
-func defaultClient() *http.Client {
+// defaultClient bounds the connection (dial, then TLS handshake) by
+// connect and the wait for the response's headers by stallTimeout, and
+// nothing else: a 0.5 GB download may take long, as long as it progresses
+// (transfer.copy stops a stalled body).
+func defaultClient(connect time.Duration) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
+	t.DialContext = d.DialContext
+	t.TLSHandshakeTimeout = connect
 	t.ResponseHeaderTimeout = stallTimeout
 	return &http.Client{Transport: t}
 }
@@ -357,7 +390,16 @@ type transfer struct {
 	h      hash.Hash // sha256 of f[:offset]
 	offset int64
 	synced int64
+	// connected is set once a request of this transfer got a connection:
+	// from then on a failed connection is retried.
+	connected atomic.Bool
 }
+
+// errConnect marks a request that got no connection to the server.
+type errConnect struct{ err error }
+
+func (e errConnect) Error() string { return e.err.Error() }
+func (e errConnect) Unwrap() error { return e.err }
 
 // errRetry marks a failed request after which another one may succeed.
 type errRetry struct{ err error }
@@ -382,6 +424,13 @@ func (t *transfer) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("fetch: %s: stopped at %s of %s; %s is kept, and fetching again resumes from it: %w",
 				t.s.URL, fsutil.FormatBytes(t.offset), formatSize(t.s.Size), t.part, ctx.Err())
+		}
+		var unreachable errConnect
+		if errors.As(err, &unreachable) {
+			if !t.connected.Load() {
+				return fmt.Errorf("%w: %w (connect timeout %s)", ErrUnreachable, unreachable.err, t.s.ConnectTimeout)
+			}
+			err = errRetry{unreachable.err}
 		}
 		var retry errRetry
 		if !errors.As(err, &retry) {
@@ -458,6 +507,11 @@ func (t *transfer) restart() error {
 func (t *transfer) request(ctx context.Context) (done bool, err error) {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var gotConn atomic.Bool
+	rctx = httptrace.WithClientTrace(rctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) {
+		gotConn.Store(true)
+		t.connected.Store(true)
+	}})
 	req, err := http.NewRequestWithContext(rctx, http.MethodGet, t.s.URL, nil)
 	if err != nil {
 		return false, fmt.Errorf("fetch: %s: %w", t.s.URL, err)
@@ -471,6 +525,9 @@ func (t *transfer) request(ctx context.Context) (done bool, err error) {
 	}
 	resp, err := t.s.Client.Do(req)
 	if err != nil {
+		if !gotConn.Load() && ctx.Err() == nil {
+			return false, errConnect{err}
+		}
 		return false, errRetry{err}
 	}
 	defer resp.Body.Close()

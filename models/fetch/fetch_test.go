@@ -9,11 +9,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -703,4 +705,93 @@ func ExampleGet() {
 	rel, _ := filepath.Rel(dir, model)
 	fmt.Println(filepath.ToSlash(rel))
 	// Output: tiny-1/tiny/model.onnx
+}
+
+// A server that cannot be reached fails the fetch within the connect
+// timeout, at the first attempt, with ErrUnreachable and nothing written:
+// a listener that accepts connections and never answers the TLS handshake
+// (https, as the zoo), an address that routes nowhere, a closed port.
+func TestConnectTimeout(t *testing.T) {
+	t.Parallel()
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() }) // after the parallel subtests
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := closed.Addr().String()
+	closed.Close()
+
+	const timeout = 400 * time.Millisecond
+	for _, tc := range []struct {
+		desc, url string
+		waits     bool // the timeout, not a refusal, ends it
+	}{
+		{"silent TLS listener", "https://" + silent.Addr().String() + "/tiny-1.tar.gz", true},
+		// Times out where packets to it are dropped; a sandbox may refuse it.
+		{"non-routable address", "https://192.0.2.1/tiny-1.tar.gz", false},
+		{"closed port", "http://" + closedAddr + "/tiny-1.tar.gz", false},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			s := fetchSettingsFor(tc.url, []byte("payload"), dir)
+			s.ConnectTimeout = timeout
+			start := time.Now()
+			_, err := Get(context.Background(), s)
+			took := time.Since(start)
+			if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "could not reach") || !strings.Contains(err.Error(), "connect timeout 400ms") {
+				t.Errorf("err = %v, want ErrUnreachable naming the connect timeout", err)
+			}
+			// A retry would wait a second first.
+			if took > timeout+900*time.Millisecond || (tc.waits && took < timeout) {
+				t.Errorf("failed after %v, want within the connect timeout %v", took, timeout)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "tiny-1.tar.gz.part")); err == nil {
+				t.Error("an unreachable server left a part file")
+			}
+		})
+	}
+}
+
+// The connect timeout bounds connecting, not the download: a body that
+// takes several times as long still arrives.
+func TestConnectTimeoutIsNoDeadline(t *testing.T) {
+	t.Parallel()
+	payload := fetchPayload(t)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(payload)))
+		for i := 0; i < len(payload); i += len(payload)/4 + 1 {
+			w.Write(payload[i:min(i+len(payload)/4+1, len(payload))])
+			w.(http.Flusher).Flush()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}))
+	defer ts.Close()
+	dir := t.TempDir()
+	s := fetchSettingsFor(ts.URL+"/tiny-1.tar.gz", payload, dir)
+	s.ConnectTimeout = 50 * time.Millisecond
+	model, err := Get(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFetched(t, dir, model, payload)
 }
