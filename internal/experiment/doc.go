@@ -4,8 +4,9 @@
 // one fine-tuning run, the evaluation of a run on a cache and one export,
 // each from folders on disk to folders on disk; a sweep of head runs over a
 // grid of settings (Sweep), and the reference comparison of head-only
-// training with block5 fine-tuning (Compare), which chains the others
-// stage by stage and resumes an interrupted report.
+// training with block5 fine-tuning beside the recommended recipe
+// (Compare, Recommended), which chains the others stage by stage and
+// resumes an interrupted report.
 //
 // It owns the orchestration that sits between the command line and the
 // libraries: which caches go with which run, whether a cache fits a run,
