@@ -129,7 +129,7 @@ func (c *comparison) report() (*CompareResult, error) {
 	}
 	title := "head-only vs block5 fine-tuned: validation"
 	if r.Best != nil {
-		series = append(series, rundir.Series{Name: "tlearn best", History: r.histories[2], ValidationOnly: true})
+		series = append(series, rundir.Series{Name: "tlearn best (fine-tuning)", History: r.histories[2], ValidationOnly: true})
 		title = "head-only vs block5 fine-tuned vs tlearn best: validation"
 	}
 	if err := rundir.PlotCurves(r.Curves, title, series...); err != nil {
