@@ -98,7 +98,7 @@ step "5/5 done"
 cat >&2 <<MSG
 Report:            $DEMO/report/report.md
 Curves:            $DEMO/report/curves.png
-Runs:              $DEMO/report/{head,finetune,head-best,finetune-best}/ (history.csv, metrics.json, curves.png, confusion.png, classifier.onnx)
+Runs:              $DEMO/report/{head,finetune,head-best,finetune-best}/ (history.csv, metrics.json, curves.png, confusion.png; classifier.onnx but in head-best)
 Classify a folder: bin/tlearn classify --model $BEST $DEMO/mnist/test
 MSG
 [[ -n $REAL ]] || echo "With real weights: bin/tlearn models fetch vgg16 && make demo   (or see README, 'Real VGG16 weights')" >&2
