@@ -430,7 +430,7 @@ func (t *transfer) run(ctx context.Context) error {
 			if !t.connected.Load() {
 				return fmt.Errorf("%w: %w (connect timeout %s)", ErrUnreachable, unreachable.err, t.s.ConnectTimeout)
 			}
-			err = errRetry{unreachable.err}
+			err = errRetry(unreachable)
 		}
 		var retry errRetry
 		if !errors.As(err, &retry) {
