@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"runtime"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/head"
 	"github.com/tlearn/tlearn/head/finetune"
 	"github.com/tlearn/tlearn/internal/experiment"
@@ -29,6 +31,7 @@ const (
 	flagCompareNoShuffle      = "no-shuffle"
 	flagCompareForce          = "force"
 	flagCompareNoBest         = "no-best"
+	flagCompareBestAugment    = "best-augment"
 )
 
 func compareCommand() *cli.Command {
@@ -86,6 +89,8 @@ Example:
 			&cli.BoolFlag{Name: flagCompareNoShuffle, Usage: "class-ordered batches, as the tutorial's generator (shuffle=False)"},
 			&cli.BoolFlag{Name: flagCompareForce, Usage: "redo every stage"},
 			&cli.BoolFlag{Name: flagCompareNoBest, Usage: "leave out the \"tlearn best\" row: the tutorial's two rows alone"},
+			&cli.StringFlag{Name: flagCompareBestAugment, Usage: "the \"tlearn best\" row's augmentation `LIST` instead of the recipe's (crop=0.8 where a mirrored image is another class, as digits)",
+				DefaultText: experiment.Recommended.Augment},
 		),
 		Action: onInterrupt("finished stages are kept and the same command resumes from the unfinished one", compareAction),
 	}
@@ -133,6 +138,14 @@ func compareSettings(c *cli.Context) (experiment.CompareSettings, error) {
 		Size: c.Int(flagCompareSize), Epochs: c.Int(flagCompareEpochs), FineTuneEpochs: c.Int(flagCompareFineTuneEpochs),
 		Batch: c.Int(flagCompareBatch), LR: c.Float64(flagCompareLR), Seed: c.Uint64(flagCompareSeed),
 		NoShuffle: c.Bool(flagCompareNoShuffle), Force: c.Bool(flagCompareForce), NoBest: c.Bool(flagCompareNoBest),
+	}
+	if c.IsSet(flagCompareBestAugment) {
+		r := experiment.Recommended
+		r.Augment = c.String(flagCompareBestAugment)
+		if _, err := dataset.ParseAugment(r.Augment); err != nil || r.Augment == "" {
+			return s, usageError{fmt.Errorf("compare: --%s %q: %v", flagCompareBestAugment, r.Augment, cmp.Or(err, errors.New("want at least one augmentation")))}
+		}
+		s.Recipe = &r
 	}
 	switch {
 	case s.ValData == "" && s.Val == 0:

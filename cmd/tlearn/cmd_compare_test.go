@@ -156,3 +156,20 @@ func TestCompareNoBest(t *testing.T) {
 		}
 	}
 }
+
+// --best-augment replaces the recipe's augmentation; a bad list is a usage
+// error that names the flag, before any work.
+func TestCompareBestAugmentBad(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "report")
+	for _, v := range []string{"nope", "", "crop=2"} {
+		code, _, stderr := runTlearn(t, "compare", "--model", filepath.Join(dir, "model"), "--train-data", dir, "--val", "0.2",
+			"--out", out, "--best-augment", v)
+		if code != 2 || !strings.Contains(stderr, "--best-augment") {
+			t.Errorf("--best-augment %q: exit %d, stderr:\n%s", v, code, stderr)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("--best-augment %q: %s was created", v, out)
+		}
+	}
+}

@@ -87,9 +87,13 @@ func (c *comparison) bestStages() []compareStage {
 	if r.TTA {
 		selection = append(selection, "--tta")
 	}
+	headEpochs := s.Epochs
+	if r.HeadEpochs > 0 {
+		headEpochs = r.HeadEpochs
+	}
 	common := []string{"--batch", strconv.Itoa(s.Batch), "--seed", seed}
 	train := append(append([]string{"train", "--train", trainCache, "--val", valCache, "--out", headDir, "--force",
-		"--epochs", strconv.Itoa(s.Epochs), "--lr", formatFloat(r.HeadLR)}, common...), selection...)
+		"--epochs", strconv.Itoa(headEpochs), "--lr", formatFloat(r.HeadLR)}, common...), selection...)
 	ft := append(append([]string{"finetune", "--model", s.Model, "--train", trainCache, "--val", valCache, "--out", ftDir, "--force",
 		"--init-head", headDir, "--epochs", strconv.Itoa(s.FineTuneEpochs), "--lr", formatFloat(r.FineTuneLR),
 		"--block5-lr", formatFloat(r.Block5LR)}, common...), selection...)
@@ -110,7 +114,7 @@ func (c *comparison) bestStages() []compareStage {
 		{stageHeadBest, [][]string{train}, filepath.Join(headDir, rundir.MetricsFile), []string{stageExtractBest},
 			func(ctx context.Context, p progress.Reporter) error {
 				_, err := Train(ctx, TrainSettings{Train: trainCache, Val: valCache, Out: headDir, Overwrite: true,
-					Head: headSettings(s.Epochs, r.HeadLR), TTA: r.TTA}, p)
+					Head: headSettings(headEpochs, r.HeadLR), TTA: r.TTA}, p)
 				return err
 			}},
 		{stageFTBest, [][]string{ft}, filepath.Join(ftDir, rundir.MetricsFile), []string{stageExtractBest, stageHeadBest},

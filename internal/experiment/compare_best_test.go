@@ -34,11 +34,13 @@ func TestCompareBest(t *testing.T) {
 	ortlibtest.Init(t)
 	s := compareFixture(t)
 	s.ValData, s.Val = "", 0.25 // the split path of both extractions
+	r := Recommended
+	r.HeadEpochs = 0 // compare's --epochs: a short test
+	s.Recipe = &r
 	res, err := Compare(context.Background(), s, &stageRecorder{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := Recommended
 	for _, part := range []string{"train", "val"} {
 		m, err := cache.ReadManifest(filepath.Join(s.Out, compareBestCacheDir, part))
 		if err != nil {
@@ -67,8 +69,8 @@ func TestCompareBest(t *testing.T) {
 		byName[st.Name] = &st
 	}
 	want := map[string][]string{
-		stageExtractBest: {"--interpolation bilinear", "--views 4", "--augment flip,crop", "--augment-seed 5", "--val 0.25 --seed 5", "--maps"},
-		stageHeadBest:    {"tlearn train", "--lr 0.001", "--holdout 0.1", "--save-best", "--tta", "--epochs 3", "--seed 5"},
+		stageExtractBest: {"--interpolation bilinear", "--views 4", "--augment flip,crop=0.8", "--augment-seed 5", "--val 0.25 --seed 5", "--maps"},
+		stageHeadBest:    {"tlearn train", "--lr 0.0003", "--holdout 0.1", "--save-best", "--tta", "--epochs 3", "--seed 5"},
 		stageFTBest: {"tlearn finetune", "--init-head " + filepath.Join(s.Out, compareHeadBestDir), "--lr 0.0001", "--block5-lr 1e-05",
 			"--epochs 2", "--holdout 0.1", "--save-best", "--tta"},
 		stageExportBest: {"tlearn export --run " + filepath.Join(s.Out, compareFTBestDir)},
