@@ -5,12 +5,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"image"
-	"image/png"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/nfnt/resize"
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 )
 
 // The PIL references are made by scripts/pil-resize-fixtures.py (Debian's
@@ -113,20 +112,6 @@ func pixelDiff(t testing.TB, a, b image.Image) (maxDiff int, mean float64) {
 	return maxDiff, float64(sum) / float64(n)
 }
 
-func readPNG(t testing.TB, path string) image.Image {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return img
-}
-
 // TestResizeMatchesPIL checks bilinear, bicubic and lanczos3 against
 // Pillow's Image.resize on generated images, downsampling (antialiased)
 // and upsampling. With -v it also logs how far github.com/nfnt/resize's
@@ -139,7 +124,7 @@ func TestResizeMatchesPIL(t *testing.T) {
 		for _, interp := range tc.filters {
 			name := fmt.Sprintf("%s-%s", tc.name, interp)
 			t.Run(name, func(t *testing.T) {
-				want := readPNG(t, filepath.Join("testdata", "pil", name+".png"))
+				want := fixtures.ReadPNG(t, filepath.Join("testdata", "pil", name+".png"))
 				got := Resize(src, 224, interp)
 				if _, isGray := got.(*image.Gray); isGray != tc.gray {
 					t.Errorf("type %T", got)

@@ -150,7 +150,7 @@ func validate(ctx context.Context, sess *session, d *MapsData, which []int32, bs
 		n = len(which)
 	}
 	rows := make([]int32, 0, bs)
-	correct := 0
+	sc := scorer{smoothing: smoothing, tally: tally}
 	for r0 := 0; r0 < n; r0 += bs {
 		rows = rows[:0]
 		for i := r0; i < min(r0+bs, n); i++ {
@@ -170,19 +170,36 @@ func validate(ctx context.Context, sess *session, d *MapsData, which []int32, bs
 		}
 		logits := b.evalLogits()
 		for i, row := range rows {
-			z := logits[i*k : (i+1)*k]
-			y := int(d.Y[row])
-			l, arg := recipe.CrossEntropy(z, y, smoothing)
-			if arg == y {
-				correct++
-			}
-			loss += l
-			if tally != nil {
-				tally.AddLogits(y, z)
-			}
+			sc.add(logits[i*k:(i+1)*k], int(d.Y[row]))
 		}
 	}
-	return loss / float64(n), float64(correct) / float64(n), nil
+	return sc.mean(n)
+}
+
+// scorer sums the loss (with label smoothing) and counts the right answers
+// of validation's logits, one example at a time; tally, when not nil,
+// counts every example.
+type scorer struct {
+	smoothing float64
+	tally     *head.Tally
+	loss      float64
+	correct   int
+}
+
+func (s *scorer) add(z []float32, y int) {
+	l, arg := recipe.CrossEntropy(z, y, s.smoothing)
+	if arg == y {
+		s.correct++
+	}
+	s.loss += l
+	if s.tally != nil {
+		s.tally.AddLogits(y, z)
+	}
+}
+
+// mean is the mean loss and the accuracy of n examples.
+func (s *scorer) mean(n int) (loss, acc float64, err error) {
+	return s.loss / float64(n), float64(s.correct) / float64(n), nil
 }
 
 // model is block5 and the head as head.RunEpochs trains them: the session

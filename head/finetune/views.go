@@ -21,7 +21,7 @@ func validateViews(ctx context.Context, sess *session, d *MapsData, bs int, smoo
 	rows := make([]int32, 0, step*used)
 	logp := make([]float32, nc)
 	mean := make([]float64, nc)
-	correct := 0
+	sc := scorer{smoothing: smoothing, tally: tally}
 	for r0 := 0; r0 < n; r0 += step {
 		rows = rows[:0]
 		for i := r0; i < min(r0+step, n); i++ {
@@ -44,16 +44,8 @@ func validateViews(ctx context.Context, sess *session, d *MapsData, bs int, smoo
 				recipe.MeanLogProbs(logp, z, used, nc, nc, mean)
 				z = logp
 			}
-			y := int(d.Y[r0+i])
-			l, arg := recipe.CrossEntropy(z, y, smoothing)
-			if arg == y {
-				correct++
-			}
-			loss += l
-			if tally != nil {
-				tally.AddLogits(y, z)
-			}
+			sc.add(z, int(d.Y[r0+i]))
 		}
 	}
-	return loss / float64(n), float64(correct) / float64(n), nil
+	return sc.mean(n)
 }
