@@ -2,7 +2,6 @@ package experiment
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -196,7 +195,7 @@ func Auto(ctx context.Context, s AutoSettings, p progress.Reporter) (*AutoResult
 	out := filepath.Clean(s.Out)
 	search := SearchPath(out)
 	if err := checkNew(out, s.Overwrite, s.Train, s.Val); err != nil {
-		return nil, tidyAuto(err, out, search)
+		return nil, tidyFinished(err, out, search)
 	}
 	if err := fsutil.CheckOutput(search, s.Train, s.Val); err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
@@ -261,22 +260,6 @@ func valName(s AutoSettings) string {
 func holdoutN(base head.Settings, c *caches) int {
 	_, hold, _ := base.Rows(c.train.Labels, c.train.Manifest.Classes)
 	return len(hold)
-}
-
-// tidyAuto is tidyFinished for Auto's run: a finished run also loses the
-// search that a writer killed after writing it left beside it.
-func tidyAuto(err error, out, search string) error {
-	err = tidyFinished(err, out)
-	if !errors.Is(err, rundir.ErrExists) || !rundir.IsRun(out) {
-		return err
-	}
-	l, lerr := fsutil.LockOutput(out)
-	if lerr != nil {
-		return err
-	}
-	defer l.Unlock()
-	_ = os.RemoveAll(search)
-	return err
 }
 
 // whyWon says in one line why the first of the ranked runs won: by which

@@ -47,7 +47,8 @@ func LockOutput(out string, p progress.Reporter) (*fsutil.Lock, error) {
 // tidyFinished returns err, the refusal of a run directory out that
 // exists, after clearing what its writer left beside it when it was killed
 // after writing out and before exiting: its lock file, temporaries and the
-// files also (a fine-tune's checkpoint, useless once the run is written).
+// files or folders also (a fine-tune's checkpoint, an --auto search:
+// useless once the run is written).
 // Only a finished run (rundir.IsRun) is tidied, and only when no live
 // writer holds its lock; any other err is returned as it is.
 func tidyFinished(err error, out string, also ...string) error {
@@ -62,7 +63,7 @@ func tidyFinished(err error, out string, also ...string) error {
 	// Best effort: the refusal is the answer either way.
 	_, _ = l.RemoveStale()
 	for _, a := range also {
-		_ = os.Remove(a)
+		_ = os.RemoveAll(a)
 	}
 	return err
 }
