@@ -67,9 +67,9 @@ stopped); --force redoes everything.
 Defaults follow the tutorial — Adam with one learning rate 1e-4 for all trainable
 weights, batch 32, 50 head epochs — except for shuffled batches (the tutorial's
 generator uses shuffle=False) and 10 fine-tuning epochs instead of 50 (its
-curve plateaus by 10). tlearn best takes --size, --epochs, --finetune-epochs,
---batch and --seed from these flags, and its learning rates and shuffling from
-its recipe, not from --lr and --no-shuffle.
+curve plateaus by 10). tlearn best takes --size, --finetune-epochs, --batch and
+--seed from these flags (and --epochs where its recipe sets no head epochs), and
+its learning rates and shuffling from its recipe, not from --lr and --no-shuffle.
 
 Example:
    tlearn compare --model model --train-data cifar/train --val-data cifar/test --out report

@@ -40,8 +40,9 @@ func (c *comparison) recipe() Recipe {
 
 // bestStages plans the "tlearn best" row: an extraction of its own
 // (views, the recipe's filter), the head on the holdout, block5
-// fine-tuned from that head, the export of the fine-tuned run. Epochs,
-// batch and seed are the comparison's; learning rates, shuffling and the
+// fine-tuned from that head, the export of the fine-tuned run. Batch,
+// seed and fine-tuning epochs are the comparison's, and so are the head's
+// epochs unless the recipe sets them; learning rates, shuffling and the
 // rest are the recipe's or the defaults, not the tutorial's.
 func (c *comparison) bestStages() []compareStage {
 	s, r := c.s, c.recipe()
