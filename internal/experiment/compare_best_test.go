@@ -71,7 +71,7 @@ func TestCompareBest(t *testing.T) {
 	want := map[string][]string{
 		stageExtractBest: {"--interpolation bilinear", "--views 4", "--augment flip,crop=0.8", "--augment-seed 5", "--val 0.25 --seed 5", "--maps"},
 		stageHeadBest:    {"tlearn train", "--lr 0.0003", "--holdout 0.1", "--save-best", "--tta", "--epochs 3", "--seed 5"},
-		stageFTBest: {"tlearn finetune", "--init-head " + filepath.Join(s.Out, compareHeadBestDir), "--lr 0.0001", "--block5-lr 1e-05",
+		stageFTBest: {"tlearn finetune", "--init-head " + filepath.Join(s.Out, compareHeadBestDir), "--lr 0.0001", "--block5-lr 0.0001",
 			"--epochs 2", "--holdout 0.1", "--save-best", "--tta"},
 		stageExportBest: {"tlearn export --run " + filepath.Join(s.Out, compareFTBestDir)},
 	}
