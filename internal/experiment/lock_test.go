@@ -248,13 +248,9 @@ func (c *cancelAfter) Log(msg string) {
 func TestFineTuneOtherSettingsCheckpoint(t *testing.T) {
 	ortlibtest.Init(t)
 	cs := compareFixture(t)
-	root := t.TempDir()
-	cacheDir := filepath.Join(root, "cache")
-	if _, err := Extract(context.Background(), ExtractSettings{Model: cs.Model, Data: cs.TrainData, Cache: cacheDir, Val: 0.25, Size: 32, Maps: true, Runtime: cs.Runtime}, nil); err != nil {
-		t.Fatal(err)
-	}
+	root, train, val := splitMapsCaches(t, cs)
 	out := filepath.Join(root, "ft")
-	s := FineTuneSettings{Model: cs.Model, Train: filepath.Join(cacheDir, "train"), Val: filepath.Join(cacheDir, "val"), Out: out,
+	s := FineTuneSettings{Model: cs.Model, Train: train, Val: val, Out: out,
 		Tuning: finetune.Settings{Settings: head.Settings{Hidden: 4, Epochs: 3, Batch: 8, LR: 1e-3}, Runtime: cs.Runtime}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
