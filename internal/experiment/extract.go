@@ -60,7 +60,11 @@ func Extract(ctx context.Context, s ExtractSettings, p progress.Reporter) ([]*ex
 	if s.Val != 0 && !(s.Val > 0 && s.Val < 1) {
 		return nil, fmt.Errorf("%w: validation fraction %v, want between 0 and 1", ErrSettings, s.Val)
 	}
-	if err := fsutil.CheckOutput(s.Cache, s.Data, s.Model); err != nil {
+	local := s.Data
+	if dataset.IsURL(s.Data) {
+		local = "" // a bucket cannot overlap the cache folder
+	}
+	if err := fsutil.CheckOutput(s.Cache, local, s.Model); err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
 	lock, err := lockOutput(s.Cache, p, cacheFiles(s.Cache)...)
@@ -71,10 +75,11 @@ func Extract(ctx context.Context, s ExtractSettings, p progress.Reporter) ([]*ex
 	if err := checkCacheLayout(s.Cache, s.Val > 0); err != nil {
 		return nil, err
 	}
-	src, err := dataset.Open(s.Data, dataset.Settings{Strict: s.Strict})
+	src, err := dataset.OpenData(ctx, s.Data, dataset.Settings{Strict: s.Strict})
 	if err != nil {
 		return nil, err
 	}
+	defer src.Close()
 	logListingSkips(p, src)
 
 	parts := []extractPart{{dir: s.Cache}}
