@@ -181,12 +181,9 @@ func trainAction(c *cli.Context) error {
 		}, p)
 		return trainError(err)
 	}
-	if c.Bool(flagTTA) {
-		return usageError{fmt.Errorf("--%s does not combine with --%s yet; train the chosen settings alone with --%s", flagTTA, flagTrainSweep, flagTTA)}
-	}
 	res, err := experiment.Sweep(c.Context, experiment.SweepSettings{
 		Train: c.String(flagTrainTrain), Val: c.String(flagTrainVal), Out: c.String(flagTrainOut),
-		Base: s, Axes: axes, Overwrite: c.Bool(flagTrainForce),
+		Base: s, Axes: axes, Overwrite: c.Bool(flagTrainForce), TTA: c.Bool(flagTTA),
 	}, p)
 	if err != nil {
 		return trainError(err)

@@ -25,7 +25,7 @@ func autoAction(c *cli.Context, s head.Settings, sweep bool, p progress.Reporter
 	}
 	res, err := experiment.Auto(c.Context, experiment.AutoSettings{
 		Train: c.String(flagTrainTrain), Val: c.String(flagTrainVal), Out: c.String(flagTrainOut),
-		Base: s, Overwrite: c.Bool(flagTrainForce),
+		Base: s, Overwrite: c.Bool(flagTrainForce), TTA: c.Bool(flagTTA),
 	}, p)
 	if err != nil {
 		return trainError(err)

@@ -36,6 +36,10 @@ type Info struct {
 	// settings' holdout fraction and seed carve them, head.CarveHoldout);
 	// TrainCache.N − HoldoutN were trained on. 0 without a holdout.
 	HoldoutN int `json:"holdout_n,omitempty"`
+	// TTA records that validation and the holdout's selection averaged the
+	// probabilities of each image's views (--tta); the weights themselves
+	// take one view per image.
+	TTA bool `json:"tta,omitempty"`
 	// WeightsSHA256 is the hex sha256 of weights.safetensors, which
 	// LoadWeights checks. Write fills it in; empty in runs written before
 	// tlearn recorded it (their weights load unchecked: NoteUnchecked).

@@ -103,6 +103,9 @@ type AutoSettings struct {
 	Space []AutoCandidate
 	// Overwrite replaces an existing run directory, as TrainSettings'.
 	Overwrite bool
+	// TTA ranks the candidates on, and reports, the mean probabilities of
+	// the caches' views, as TrainSettings.TTA.
+	TTA bool
 }
 
 // AutoResult is a finished search and the run of its winner.
@@ -210,7 +213,7 @@ func Auto(ctx context.Context, s AutoSettings, p progress.Reporter) (*AutoResult
 		len(runs), base.Epochs, base.EarlyStop, base.Holdout, base.HoldoutSeed, s.Train, valName(s)))
 	// The search is this run's scratch: runs in it with other settings
 	// (an abandoned search) are replaced, not refused.
-	res, err := Sweep(ctx, SweepSettings{Train: s.Train, Val: s.Val, Out: search, Base: base, Runs: runs, Overwrite: true}, p)
+	res, err := Sweep(ctx, SweepSettings{Train: s.Train, Val: s.Val, Out: search, Base: base, Runs: runs, Overwrite: true, TTA: s.TTA}, p)
 	if err != nil {
 		return nil, err
 	}
@@ -225,6 +228,7 @@ func Auto(ctx context.Context, s AutoSettings, p progress.Reporter) (*AutoResult
 		return nil, err
 	}
 	defer c.Close()
+	c.tta = s.TTA
 	rec := &AutoRecord{
 		Holdout: base.Holdout, HoldoutSeed: base.HoldoutSeed, HoldoutN: holdoutN(base, c),
 		Patience: base.EarlyStop, MaxEpochs: base.Epochs, Chosen: win.Name, Why: why,

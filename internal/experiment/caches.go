@@ -129,7 +129,7 @@ func (c *caches) runInfo(res *head.Result) (rundir.Info, error) {
 	return rundir.Info{
 		Mode: rundir.ModeHead, ModelDir: m.Model.Dir, ModelSHA256: m.Model.ExtractorSHA256, Preset: m.Model.Preset,
 		Classes: m.Classes, TrainCache: tr, ValCache: va, Created: now(),
-		Backend: res.Backend, Seconds: res.Seconds,
+		Backend: res.Backend, Seconds: res.Seconds, TTA: c.tta,
 	}, nil
 }
 

@@ -170,7 +170,7 @@ func writeFineTuneRun(out string, s FineTuneSettings, spec *models.Spec, modelSH
 		Info: rundir.Info{
 			Mode: rundir.ModeFineTune, ModelDir: absModel, ModelSHA256: modelSHA, Preset: spec.Preset,
 			Classes: train.c.Manifest.Classes, TrainCache: train.ref, ValCache: val.ref,
-			Created: now(), Seconds: res.Seconds, HoldoutN: res.HoldoutN,
+			Created: now(), Seconds: res.Seconds, HoldoutN: res.HoldoutN, TTA: s.TTA,
 		},
 		Settings:        res.Settings,
 		InitHead:        absInit,

@@ -141,6 +141,9 @@ type SweepSettings struct {
 	// without it they are an error wrapping rundir.ErrExists, returned
 	// before anything is trained.
 	Overwrite bool
+	// TTA validates and selects every run on the mean probabilities of the
+	// caches' views, as TrainSettings.TTA.
+	TTA bool
 }
 
 // SweepRun is one run of a sweep.
@@ -261,6 +264,7 @@ func Sweep(ctx context.Context, s SweepSettings, p progress.Reporter) (*SweepRes
 		return nil, err
 	}
 	defer c.Close()
+	c.tta = s.TTA
 	// A holdout that some class cannot give fails before any folder is
 	// made (a sweep's runs all share the base's holdout).
 	if _, _, err := s.Base.Rows(c.train.Labels, c.train.Manifest.Classes); err != nil {
@@ -366,7 +370,7 @@ func sameRun(dir string, c *caches, s head.Settings) (*rundir.Metrics, bool) {
 	if err != nil {
 		return nil, false
 	}
-	if rs.Settings != s.Resolve() || rs.TrainCache.Fingerprint != c.train.Manifest.Fingerprint || rs.TrainCache.N != c.train.Len() ||
+	if rs.Settings != s.Resolve() || rs.TTA != c.tta || rs.TrainCache.Fingerprint != c.train.Manifest.Fingerprint || rs.TrainCache.N != c.train.Len() ||
 		rs.ValCache.N != c.val.Len() || !slices.Equal(rs.Classes, c.train.Manifest.Classes) {
 		return nil, false
 	}

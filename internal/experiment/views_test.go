@@ -2,6 +2,7 @@ package experiment
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -78,6 +79,31 @@ func TestTrainEvaluateViews(t *testing.T) {
 	if _, err := Train(context.Background(), TrainSettings{Train: views, Val: views, Out: filepath.Join(root, "tta"), TTA: true,
 		Head: head.Settings{Hidden: 4, Epochs: 1, LR: 1e-2}}, nil); err != nil {
 		t.Fatal(err)
+	}
+	if info, err := rundir.ReadInfo(filepath.Join(root, "tta")); err != nil || !info.TTA {
+		t.Errorf("the run trained with TTA records tta %v (%v)", info.TTA, err)
+	}
+	if info, err := rundir.ReadInfo(run); err != nil || info.TTA {
+		t.Errorf("the run trained without TTA records tta %v (%v)", info.TTA, err)
+	}
+	// A sweep with TTA validates every run as Train with TTA does, and a
+	// sweep without it does not take those runs for its own.
+	sweep := filepath.Join(root, "sweep")
+	axes := []Axis{{Key: "lr", Values: []string{"1e-2"}}}
+	base := head.Settings{Hidden: 4, Epochs: 1, LR: 1e-2}
+	res, err := Sweep(context.Background(), SweepSettings{Train: views, Val: views, Out: sweep, Base: base, Axes: axes, TTA: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	single, err := rundir.ReadMetrics(filepath.Join(root, "tta"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Runs[0].Metrics.Final.ValAccuracy; got != single.Final.ValAccuracy {
+		t.Errorf("the sweep's run with TTA has val accuracy %g, train with TTA %g", got, single.Final.ValAccuracy)
+	}
+	if _, err := Sweep(context.Background(), SweepSettings{Train: views, Val: views, Out: sweep, Base: base, Axes: axes}, nil); !errors.Is(err, rundir.ErrExists) {
+		t.Errorf("a sweep without TTA over the runs of one with it: %v, want rundir.ErrExists", err)
 	}
 	// A run on views alone evaluated on the plain cache of the same
 	// extraction setting: no note about other settings.
