@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/tlearn/tlearn/head/internal/recipe"
 )
 
 // Reference defaults (the Keras tutorial's head and optimizer).
@@ -124,6 +126,11 @@ type Settings struct {
 	// HoldoutSeed seeds the carve. It is apart from Seed so that runs
 	// that differ in Seed (a sweep over seeds) select on the same rows.
 	HoldoutSeed uint64 `json:"holdout_seed,omitempty"`
+	// Schedule varies the learning rate over the optimizer steps:
+	// ScheduleConstant (LR throughout) or ScheduleCosine (annealed from LR
+	// to zero over Epochs, step by step). An early stop does not shorten
+	// the schedule.
+	Schedule Schedule `json:"lr_schedule,omitempty"`
 
 	// gemm overrides the matrix-product backend (tests and benchmarks
 	// compare them); nil means the one chosen at start-up.
@@ -157,6 +164,44 @@ func (s Settings) Resolve() Settings {
 	return s
 }
 
+// Schedule names a learning-rate schedule (Settings.Schedule).
+type Schedule string
+
+const (
+	// ScheduleConstant keeps the learning rate: "" in settings.json.
+	ScheduleConstant Schedule = ""
+	// ScheduleCosine anneals it to zero along half a cosine.
+	ScheduleCosine Schedule = "cosine"
+)
+
+// ParseSchedule reads a --lr-schedule value: constant or cosine.
+func ParseSchedule(v string) (Schedule, error) {
+	switch v {
+	case "constant", "":
+		return ScheduleConstant, nil
+	case string(ScheduleCosine):
+		return ScheduleCosine, nil
+	}
+	return "", fmt.Errorf("%w: unknown learning-rate schedule %q, want constant or cosine", ErrSettings, v)
+}
+
+// String is the schedule's --lr-schedule name.
+func (s Schedule) String() string {
+	if s == ScheduleConstant {
+		return "constant"
+	}
+	return string(s)
+}
+
+// LRFactor is the factor of the learning rate at optimizer step t (from
+// 1) of a run of total steps under the schedule.
+func (s Schedule) LRFactor(t, total int) float64 {
+	if s == ScheduleCosine {
+		return recipe.Cosine(t, total)
+	}
+	return 1
+}
+
 // ErrSettings is wrapped by every error about invalid settings.
 var ErrSettings = errors.New("head: invalid settings")
 
@@ -188,6 +233,8 @@ func (s Settings) Validate() error {
 		return bad("early-stop patience %d is negative", r.EarlyStop)
 	case !finite(r.Holdout) || r.Holdout < 0 || r.Holdout >= 1:
 		return bad("holdout fraction %g is outside [0, 1)", r.Holdout)
+	case r.Schedule != ScheduleConstant && r.Schedule != ScheduleCosine:
+		return bad("unknown learning-rate schedule %q", string(r.Schedule))
 	}
 	return nil
 }

@@ -36,6 +36,9 @@ type Result struct {
 // trainOptions are the resolved per-step settings.
 type trainOptions struct {
 	lr, l2       float64
+	baseLR       float64  // Settings.LR, which lr is under the schedule
+	schedule     Schedule // sets lr before each step
+	totalSteps   int      // of the whole run, for the schedule
 	smoothing    float64
 	classWeights []float64       // nil: unweighted
 	drop         *recipe.Dropout // nil: no dropout
@@ -95,7 +98,8 @@ type headModel struct {
 func newHeadModel(train, val *Data, rows []int32, s Settings) *headModel {
 	net := newNetwork(train.Dim(), s.Hidden, len(train.Classes), max(s.Batch, evalRows), true, s.backend())
 	net.initGlorot(rand.New(rand.NewPCG(s.Seed, recipe.StreamInit)))
-	o := &trainOptions{lr: s.LR, l2: s.L2, smoothing: s.LabelSmoothing}
+	o := &trainOptions{lr: s.LR, baseLR: s.LR, schedule: s.Schedule, totalSteps: s.Epochs * ((len(rows) + s.Batch - 1) / s.Batch),
+		l2: s.L2, smoothing: s.LabelSmoothing}
 	if s.Hidden > 0 && s.Dropout > 0 {
 		o.drop = recipe.NewDropout(s.Dropout, s.Seed)
 	}
@@ -106,6 +110,7 @@ func newHeadModel(train, val *Data, rows []int32, s Settings) *headModel {
 }
 
 func (m *headModel) Step(_ context.Context, rows []int32) (float64, int, error) {
+	m.o.lr = m.o.baseLR * m.o.schedule.LRFactor(m.net.steps+1, m.o.totalSteps)
 	l, c := m.net.trainStep(m.train.X, m.views.Labels(m.train.Y), m.views.Rows(rows), m.o)
 	return l, c, nil
 }

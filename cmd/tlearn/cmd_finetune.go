@@ -87,6 +87,7 @@ Example:
 			&cli.Float64Flag{Name: flagFTWeightDecay, Usage: "decoupled weight decay (AdamW-style: θ ← (1−lr·wd)·θ, every parameter)"},
 			&cli.Float64Flag{Name: flagFTL2, Usage: "coupled L2 on the kernels (added to the gradient, as tlearn train's --l2)"},
 			&cli.Float64Flag{Name: flagFTSmoothing, Usage: "label smoothing (0..1)"},
+			scheduleFlag(),
 			&cli.StringFlag{Name: flagFTClassWeight, Value: "none", Usage: "none or balanced"},
 			&cli.BoolFlag{Name: flagFTFreeze, Usage: "keep block5 fixed (trains only the head, on the graph)"},
 			&cli.BoolFlag{Name: flagFTNoShuffle, Usage: "keep the cache's order in every epoch (the tutorial's shuffle=False)"},
@@ -167,6 +168,9 @@ func finetuneSettings(c *cli.Context) (finetune.Settings, error) {
 		Momentum:     c.Float64(flagFTMomentum),
 		NoMomentum:   c.IsSet(flagFTMomentum) && c.Float64(flagFTMomentum) == 0,
 		WeightDecay:  c.Float64(flagFTWeightDecay),
+	}
+	if s.Schedule, err = head.ParseSchedule(c.String(flagLRSchedule)); err != nil {
+		return s, fmt.Errorf("--%s: %w", flagLRSchedule, err)
 	}
 	// In head.Settings 0 means "default"; on the command line an explicit 0
 	// is a mistake (or, for --hidden, a request that --no-hidden states).

@@ -25,6 +25,7 @@ const (
 	flagTrainEpochs      = "epochs"
 	flagTrainL2          = "l2"
 	flagTrainSmoothing   = "label-smoothing"
+	flagLRSchedule       = "lr-schedule"
 	flagTrainClassWeight = "class-weight"
 	flagTrainSeed        = "seed"
 	flagTrainNoShuffle   = "no-shuffle"
@@ -89,6 +90,7 @@ Example:
 			&cli.IntFlag{Name: flagTrainEpochs, Value: head.DefaultEpochs, Usage: "passes over the training set"},
 			&cli.Float64Flag{Name: flagTrainL2, Usage: "L2 weight decay on the two kernels, added to the gradient (PyTorch's Adam weight_decay)"},
 			&cli.Float64Flag{Name: flagTrainSmoothing, Usage: "label smoothing (0..1) of the cross-entropy targets"},
+			scheduleFlag(),
 			&cli.StringFlag{Name: flagTrainClassWeight, Value: "none", Usage: "`MODE` of class weights in the training loss: none, or balanced (class c weighs N/(K·n_c))"},
 			&cli.Uint64Flag{Name: flagTrainSeed, Usage: "`SEED` of the initial weights, shuffling and dropout"},
 			&cli.BoolFlag{Name: flagTrainNoShuffle, Usage: "keep the cache's class-by-class order in every epoch (the Keras tutorial's shuffle=False)"},
@@ -130,6 +132,9 @@ func trainSettings(c *cli.Context) (head.Settings, error) {
 		return s, usageError{err}
 	}
 	s.ClassWeights = cw
+	if s.Schedule, err = head.ParseSchedule(c.String(flagLRSchedule)); err != nil {
+		return s, usageError{fmt.Errorf("--%s: %w", flagLRSchedule, err)}
+	}
 	if err := readHoldout(c, &s); err != nil {
 		return s, err
 	}

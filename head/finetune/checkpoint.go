@@ -61,7 +61,11 @@ type ftCheckpoint struct {
 // (except the number of epochs, which a resumed run may raise) and the
 // data's shape, classes and labels.
 func fingerprint(s Settings, train, val *MapsData) string {
-	s.Epochs = 0
+	if s.Schedule == head.ScheduleConstant {
+		// More epochs continue the same run; under a schedule they change
+		// every step's rate.
+		s.Epochs = 0
+	}
 	h := sha256.New()
 	b, _ := json.Marshal(struct {
 		S       Settings

@@ -212,6 +212,7 @@ type model struct {
 	drop         *recipe.Dropout
 	classWeights []float64
 	steps        int           // optimizer steps taken (Adam's t)
+	totalSteps   int           // of the whole run, for the learning-rate schedule
 	best         *head.Weights // the best epoch's parameters, when the run keeps them
 
 	views      *head.ViewSampler // nil: one view per image; else train holds its view rows
@@ -224,7 +225,7 @@ type model struct {
 // newModel is block5 and the head for training on the maps rows of train.
 func newModel(sess *session, train, val *MapsData, rows []int32, s Settings) *model {
 	m := &model{sess: sess, train: train.viewRows(), val: val, s: s, trainViews: train.numViews(),
-		views: head.NewViewSampler(train.Y, train.numViews(), s.Seed)}
+		views: head.NewViewSampler(train.Y, train.numViews(), s.Seed), totalSteps: s.Epochs * ((len(rows) + s.Batch - 1) / s.Batch)}
 	rate := 0.0
 	if s.Hidden > 0 {
 		rate = s.Dropout
@@ -276,7 +277,7 @@ func (m *model) Step(ctx context.Context, rows []int32) (float64, int, error) {
 		m.drop.Mask(b.mask.GetData())
 	}
 	m.steps++
-	m.sess.stepScalars(m.s, m.steps)
+	m.sess.stepScalars(m.s, m.steps, m.s.Schedule.LRFactor(m.steps, m.totalSteps))
 	t0 := time.Now()
 	if err := m.sess.step(ctx, b); err != nil {
 		return 0, 0, err

@@ -130,6 +130,7 @@ func TestFineTuneFrozenMatchesTrain(t *testing.T) {
 		{"smoothing, balanced weights, L2", head.Settings{Hidden: 12, LR: 2e-3, Batch: 8, Epochs: 10, Seed: 4, LabelSmoothing: 0.1, ClassWeights: head.Balanced, L2: 1e-3}},
 		{"no hidden, no shuffle, tail batch", head.Settings{NoHidden: true, LR: 1e-2, Batch: 12, Epochs: 10, Seed: 5, NoShuffle: true}},
 		{"holdout, save best, balanced weights", head.Settings{Hidden: 16, LR: 1e-3, Batch: 8, Epochs: 10, Seed: 3, Holdout: 0.25, HoldoutSeed: 2, SaveBest: true, ClassWeights: head.Balanced}},
+		{"cosine schedule, holdout", head.Settings{Hidden: 16, LR: 3e-3, Batch: 8, Epochs: 10, Seed: 6, Holdout: 0.25, Schedule: head.ScheduleCosine}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			fx := newFTFixture(1, 8, 4, 3, 80, 24)

@@ -337,14 +337,15 @@ func (s *session) outputValue(b *batchTensors, set int, name string, index map[s
 	panic("finetune: unexpected graph output " + name)
 }
 
-// stepScalars sets the optimizer inputs for Adam step t (from 1).
-func (s *session) stepScalars(st Settings, t int) {
+// stepScalars sets the optimizer inputs for Adam step t (from 1), whose
+// learning rates are the settings' times factor (the schedule's).
+func (s *session) stepScalars(st Settings, t int, factor float64) {
 	set := func(name string, v float64) {
 		if x, ok := s.scalars[name]; ok {
 			x.GetData()[0] = float32(v)
 		}
 	}
-	lr := map[string]float64{traingraph.GroupHead: st.LR, traingraph.GroupBlock5: st.Block5LR}
+	lr := map[string]float64{traingraph.GroupHead: st.LR * factor, traingraph.GroupBlock5: st.Block5LR * factor}
 	for g, r := range lr {
 		step := r
 		if st.Optimizer == OptimizerAdam {

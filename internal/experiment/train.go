@@ -173,6 +173,9 @@ func describeSettings(s head.Settings) string {
 		fmt.Fprintf(&b, "hidden %d, dropout %g", s.Hidden, s.Dropout)
 	}
 	fmt.Fprintf(&b, ", lr %g, batch %d, %d epochs", s.LR, s.Batch, s.Epochs)
+	if s.Schedule != head.ScheduleConstant {
+		fmt.Fprintf(&b, " (%s lr schedule)", s.Schedule)
+	}
 	if s.L2 > 0 {
 		fmt.Fprintf(&b, ", L2 %g", s.L2)
 	}

@@ -155,3 +155,16 @@ func MeanLogProbs(dst []float32, z []float32, k, stride, nc int, acc []float64) 
 		dst[j] = float32(max(minLogProb, math.Log(acc[j]/float64(k))))
 	}
 }
+
+// Cosine is the factor of the learning rate at optimizer step t (from 1)
+// of total under cosine annealing to zero (PyTorch's CosineAnnealingLR
+// with T_max = total and eta_min = 0, stepped every batch):
+// ½·(1 + cos(π·(t−1)/total)). The first step takes the full rate; steps
+// past total keep the last factor.
+func Cosine(t, total int) float64 {
+	if total < 1 {
+		return 1
+	}
+	t = min(max(t, 1), total)
+	return 0.5 * (1 + math.Cos(math.Pi*float64(t-1)/float64(total)))
+}

@@ -49,3 +49,25 @@ func TestCrossEntropy(t *testing.T) {
 		})
 	}
 }
+
+func TestCosine(t *testing.T) {
+	const total = 8
+	for step, want := range map[int]float64{
+		1: 1, 3: 0.5 * (1 + math.Cos(math.Pi*2/8)), 5: 0.5, 8: 0.5 * (1 + math.Cos(math.Pi*7/8)), 9: 0.5 * (1 + math.Cos(math.Pi*7/8)), 0: 1,
+	} {
+		if got := Cosine(step, total); math.Abs(got-want) > 1e-15 {
+			t.Errorf("Cosine(%d, %d) = %g, want %g", step, total, got, want)
+		}
+	}
+	prev := 2.0
+	for step := 1; step <= 100; step++ {
+		f := Cosine(step, 100)
+		if f >= prev || f <= 0 {
+			t.Fatalf("Cosine(%d, 100) = %g after %g: want strictly falling and positive", step, f, prev)
+		}
+		prev = f
+	}
+	if Cosine(5, 0) != 1 {
+		t.Error("no total steps: want the full rate")
+	}
+}
