@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/internal/experiment"
@@ -465,6 +467,54 @@ func mustFirst(t *testing.T, dir string) string {
 		t.Fatalf("%s: %v", dir, err)
 	}
 	return e[0].Name()
+}
+
+// syntheticShards writes the n finished shards of a cache of rows × dim
+// features (seeded values, no model) into dir/shards, as n extract --shard
+// tasks would: for the merge's tests that need more bytes than the tiny
+// model's caches hold.
+func syntheticShards(t *testing.T, dir string, n, rows, dim int) {
+	t.Helper()
+	const batch = 8
+	classes := []string{"cat", "dog"}
+	pre := json.RawMessage(`{"scale":1}`)
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := range n {
+		start, end := cache.ShardRange(rows, batch, i, n)
+		m := &cache.Manifest{
+			Fingerprint: cache.Fingerprint(cache.FingerprintInput{ExtractorSHA256: "ab", Preset: "vgg16", Size: 32,
+				Interpolation: "bilinear", Preprocessing: pre}),
+			Model: cache.ModelRef{Dir: "/model", ExtractorSHA256: "ab", Preset: "vgg16"}, Size: 32,
+			Interpolation: "bilinear", Preprocessing: pre, DataDir: "/data", Classes: classes,
+			N: end - start, ChunkSize: cache.ChunkSize(end-start, batch), FeatureDim: dim,
+			Shard: &cache.ShardRef{Index: i, Count: n, Start: start, End: end, Total: rows, Batch: batch, Listing: "l"},
+		}
+		for r := start; r < end; r++ {
+			m.Items = append(m.Items, cache.Item{Path: fmt.Sprintf("%s/%06d.png", classes[r%2], r), Label: r % 2, Size: 1,
+				ModTime: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
+		}
+		w, err := cache.Create(filepath.Join(dir, cache.ShardsDir, cache.ShardName(i, n)), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		feats := make([]float32, m.ChunkSize*dim)
+		labels := make([]int32, m.ChunkSize)
+		for _, c := range m.Pending() {
+			k := c.End - c.Start
+			for j := range feats[:k*dim] {
+				feats[j] = float32(rng.NormFloat64())
+			}
+			for j := range k {
+				labels[j] = int32(m.Items[c.Start+j].Label)
+			}
+			if err := w.Write(c.Start, feats[:k*dim], labels[:k], nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestParseShard: --shard's bad values are refused with what is wrong.
