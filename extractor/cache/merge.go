@@ -59,7 +59,7 @@ func Merged(shards []Shard) (*Manifest, error) {
 			return nil, fmt.Errorf("%w: %s says it is shard %d of %d, want %d of %d", ErrShards, s.Dir, sm.Shard.Index, sm.Shard.Count, i, n)
 		}
 		if !sm.Complete() {
-			return nil, fmt.Errorf("%w: %s is unfinished: %d of %d rows done; run its extract --shard again to resume it", ErrShards, s.Dir, sm.DoneRows(), sm.N)
+			return nil, fmt.Errorf("%w: %s is unfinished: %d of %d rows done; the same shard extraction resumes it", ErrShards, s.Dir, sm.DoneRows(), sm.N)
 		}
 		if why := ShardDiff(f, sm); why != "" {
 			return nil, fmt.Errorf("%w: %s and %s disagree: %s", ErrShards, first.Dir, s.Dir, why)
