@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -70,6 +71,11 @@ func cacheInfoAction(c *cli.Context) error {
 			fmt.Fprintln(out)
 		}
 		m, err := cache.ReadManifest(d)
+		if errors.Is(err, cache.ErrNotCache) {
+			if _, serr := os.Stat(filepath.Join(d, cache.ShardsDir)); serr == nil {
+				return fmt.Errorf("%w; it holds the shards of a sharded extraction: tlearn cache merge --check %s reports them, tlearn cache merge %s joins them", err, d, d)
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -129,6 +135,12 @@ func printCacheInfo(w io.Writer, dir string, m *cache.Manifest) {
 	fmt.Fprintf(w, "  data:          %s\n", m.DataDir)
 	if n, err := cache.DiskSize(dir); err == nil {
 		fmt.Fprintf(w, "  size on disk:  %s\n", fsutil.FormatBytes(n))
+	}
+	if sh := m.Shard; sh != nil {
+		fmt.Fprintf(w, "  shard:         %d of %d (%s): rows [%d,%d) of %d, batch %d, listing sha256 %.12s…; tlearn cache merge joins the shards\n",
+			sh.Index, sh.Count, cache.ShardName(sh.Index, sh.Count), sh.Start, sh.End, sh.Total, sh.Batch, sh.Listing)
+		fmt.Fprintf(w, "  ran on:        %s, ONNX Runtime %s, %s, CPU %s, tlearn %s\n",
+			sh.Ran.Host, sh.Ran.ORT, sh.Ran.Provider, strings.Join(sh.Ran.CPUFeatures, ","), sh.Ran.Tlearn)
 	}
 	fmt.Fprintf(w, "  written:       %s to %s\n", m.Created.Local().Format(time.DateTime), m.Updated.Local().Format(time.DateTime))
 }
@@ -231,7 +243,8 @@ func printShardReport(w io.Writer, r *experiment.ShardReport) {
 		fmt.Fprintf(w, "%d of %d shards are not complete; no shard has a manifest yet to take the settings from: rerun your extract --%s I/%d command for each index below\n",
 			len(redo), r.Count, flagExtractShard, r.Count)
 	} else {
-		fmt.Fprintf(w, "%d of %d shards are not complete; these commands redo them:\n", len(redo), r.Count)
+		fmt.Fprintf(w, "%d of %d shards are not complete; these commands redo them (add the --%s and --%s the other shards ran with: the merge is a single run's cache only if every shard used the same):\n",
+			len(redo), r.Count, flagThreads, flagDevice)
 		for _, st := range redo {
 			if st.Status == experiment.ShardWriting {
 				fmt.Fprintf(w, "  (shard %d is being written: wait for its task)\n", st.Index)

@@ -168,8 +168,11 @@ func TestShardMergeMatchesSingleRun(t *testing.T) {
 			}
 			// The shards are ordinary caches.
 			code, stdout, errs = runTlearn(t, "cache", "info", "--verify", experiment.ShardDir(sharded, experiment.Shard{Index: 0, Count: tc.n}))
-			if code != 0 || !strings.Contains(stdout, "complete:      yes") {
-				t.Errorf("cache info of a shard: exit %d\n%s%s", code, stdout, errs)
+			host, _ := os.Hostname()
+			for _, want := range []string{"complete:      yes", fmt.Sprintf("shard:         0 of %d", tc.n), "ran on:        " + host + ", ONNX Runtime 1."} {
+				if code != 0 || !strings.Contains(stdout, want) {
+					t.Errorf("cache info of a shard: exit %d, does not say %q\n%s%s", code, want, stdout, errs)
+				}
 			}
 		})
 	}
@@ -209,6 +212,9 @@ func TestShardMergeRefuses(t *testing.T) {
 	base := shardSet(t, f)
 	shard := func(dir string, i int) string {
 		return experiment.ShardDir(dir, experiment.Shard{Index: i, Count: 3})
+	}
+	if code, _, errs := runTlearn(t, "cache", "info", base); code == 0 || !strings.Contains(errs, "tlearn cache merge --check "+base) {
+		t.Errorf("cache info of an unmerged sharded folder: exit %d, want the advice to check the shards\n%s", code, errs)
 	}
 	other := filepath.Join(t.TempDir(), "other")
 	mustTlearn(t, f.extractArgs(other, "--val", "0.34", "--maps", "--batch", "2", "--interpolation", "bicubic", "--shard", "1/3")...)
@@ -319,6 +325,29 @@ func TestShardMergeIgnoresTemporaries(t *testing.T) {
 		t.Fatalf("merge: exit %d\n%s", code, errs)
 	}
 	sameCache(t, dir, single)
+}
+
+// TestShardMergeWarnsWhereRan: shards computed under another ONNX Runtime
+// version or CPU features merge with a one-line warning naming them.
+func TestShardMergeWarnsWhereRan(t *testing.T) {
+	f := newShardFixture(t)
+	dir := shardSet(t, f)
+	for _, part := range []string{"train", "val"} {
+		editManifest(t, filepath.Join(experiment.ShardDir(dir, experiment.Shard{Index: 2, Count: 3}), part), func(m map[string]any) {
+			ran := m["shard"].(map[string]any)["ran_on"].(map[string]any)
+			ran["onnxruntime"] = "0.9.0"
+			ran["cpu_features"] = []string{"sse4.1"}
+		})
+	}
+	code, _, errs := runTlearn(t, "cache", "merge", dir)
+	if code != 0 {
+		t.Fatalf("merge: exit %d\n%s", code, errs)
+	}
+	for _, want := range []string{"warning: the shards of " + filepath.Join(dir, "train"), "ONNX Runtime", "0.9.0 (shards 2)", "CPU features", "sse4.1 (shards 2)", "last bits"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("merge does not warn %q:\n%s", want, errs)
+		}
+	}
 }
 
 // TestShardMergeResumes: a merge killed after writing part of its arrays
