@@ -20,12 +20,12 @@ import (
 type ShardStatus int
 
 const (
-	ShardComplete   ShardStatus = iota
-	ShardMissing                // no folder, or no manifest in it yet
-	ShardIncomplete             // extraction not finished: its command resumes it
-	ShardWriting                // a live process holds its lock
-	ShardBad                    // unreadable, or a chunk fails its checksum
-	ShardMismatch               // made with other settings or data than the others, or not the shard its name says
+	ShardComplete   ShardStatus = iota // every part finished (and, when verified, sound)
+	ShardMissing                       // no folder, or no manifest in it yet
+	ShardIncomplete                    // extraction not finished: its command resumes it
+	ShardWriting                       // a live process holds its lock
+	ShardBad                           // unreadable, or a chunk fails its checksum
+	ShardMismatch                      // made with other settings or data than the others, or not the shard its name says
 )
 
 func (s ShardStatus) String() string {
@@ -50,9 +50,9 @@ type ShardReport struct {
 	Count  int
 	Parts  []string // "" for one cache, or "train" and "val"
 	Shards []ShardState
-	// Example is the manifest of an existing shard (its first part): the
-	// settings that the missing shards' commands repeat; nil when no
-	// shard has a manifest.
+	// Example is the manifest of the first complete shard (its first
+	// part), else of the first shard with a manifest: the settings that
+	// the missing shards' commands repeat; nil when no shard has one.
 	Example *cache.Manifest
 	// Plan is the cache folder's plan.json, nil without one.
 	Plan *Plan
@@ -125,6 +125,9 @@ func CheckShards(ctx context.Context, dir string, verify bool) (*ShardReport, er
 	for i := range r.Count {
 		st := r.check(ctx, i, verify, ref)
 		r.Shards = append(r.Shards, st)
+	}
+	if ref[0] != nil {
+		r.Example = ref[0] // a complete shard's settings, rather than a mismatching one's
 	}
 	return r, nil
 }
