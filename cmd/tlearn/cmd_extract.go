@@ -79,7 +79,8 @@ CACHE/shards/IIIII-of-NNNNN, one writer at a time (a second task on the same
 shard is refused, naming the holder's pid, host and command). Every shard lists
 the dataset as a single run does (the same --val split) and computes the single
 run's batches; tlearn cache merge CACHE then writes the cache that one run would
-have written. --shard auto/N takes I from $` + envSlurmArrayTaskID + ` (a Slurm array
+have written (give every shard the same --threads and --device: ONNX Runtime's
+last bits depend on them). --shard auto/N takes I from $` + envSlurmArrayTaskID + ` (a Slurm array
 task), else $` + envJobCompletionIndex + ` (a Kubernetes Indexed Job); N is always
 given. --plan lists --data once into CACHE/plan.json (no --model needed), which
 the shards then read instead of listing the data again; it is a no-op when the
@@ -183,6 +184,10 @@ func extractAction(c *cli.Context) error {
 	}
 	if errors.Is(err, experiment.ErrPlanMismatch) {
 		return fmt.Errorf("%w (extract --%s --%s writes it again for this dataset and split)", err, flagExtractPlan, flagExtractForce)
+	}
+	if err == nil && shard != nil {
+		p.Log(fmt.Sprintf("shard %d of %d is complete; tlearn cache merge --check %s reports every shard, tlearn cache merge %s joins them",
+			shard.Index, shard.Count, c.String(flagExtractCache), c.String(flagExtractCache)))
 	}
 	return outputError(extractAdvice(err, c.Bool(flagExtractSkipBad)), flagExtractCache)
 }
