@@ -589,3 +589,50 @@ func TestParseShard(t *testing.T) {
 		t.Errorf("extract --shard 4/4: exit %d, want 2 naming --shard\n%s", code, errs)
 	}
 }
+
+// TestShardMergeSkipBad: with --skip-bad, the images that the shards left
+// out are the merged cache's, in listing order, and its rows are the
+// single run's.
+func TestShardMergeSkipBad(t *testing.T) {
+	f := newShardFixture(t)
+	for _, bad := range []string{filepath.Join("cat", "zz-bad.png"), filepath.Join("owl", "aa-bad.png")} {
+		if err := os.WriteFile(filepath.Join(f.data, bad), []byte("not an image"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := t.TempDir()
+	single, sharded := filepath.Join(root, "single"), filepath.Join(root, "sharded")
+	flags := []string{"--batch", "2", "--skip-bad"}
+	mustTlearn(t, f.extractArgs(single, flags...)...)
+	f.shardAll(t, sharded, 4, flags...)
+	if code, _, errs := runTlearn(t, "cache", "merge", sharded); code != 0 {
+		t.Fatalf("merge: exit %d\n%s", code, errs)
+	}
+	got, err := cache.ReadManifest(sharded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := cache.ReadManifest(single)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := func(m *cache.Manifest) (items, skipped []string) {
+		for _, it := range m.Items {
+			items = append(items, it.Path)
+		}
+		for _, s := range m.Skipped {
+			skipped = append(skipped, s.Path)
+		}
+		return items, skipped
+	}
+	gi, gs := paths(got)
+	wi, ws := paths(want)
+	if !slices.Equal(gi, wi) || !slices.Equal(gs, ws) || len(gs) != 2 || got.ChunkSize != want.ChunkSize {
+		t.Errorf("merged rows %v, left out %v, chunk %d; the single run's %v, %v, %d", gi, gs, got.ChunkSize, wi, ws, want.ChunkSize)
+	}
+	c, err := cache.Open(sharded)
+	if err != nil {
+		t.Fatalf("the merged cache does not open: %v", err)
+	}
+	c.Close()
+}
