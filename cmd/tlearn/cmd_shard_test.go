@@ -134,6 +134,7 @@ func TestShardMergeMatchesSingleRun(t *testing.T) {
 		{"one cache, plan", 3, true, []string{"--batch", "3", "--interpolation", "bilinear"}},
 		{"views, val, plan", 4, true, []string{"--val", "0.3", "--views", "3", "--augment", "flip,crop", "--augment-seed", "5", "--batch", "4", "--maps"}},
 		{"one shard", 1, false, []string{"--batch", "4"}},
+		{"more shards than batches", 8, false, []string{"--batch", "4", "--maps"}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			root := t.TempDir()
