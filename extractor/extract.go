@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/extractor/cache"
+	"github.com/tlearn/tlearn/internal/ortlib"
 )
 
 // Settings choose what Extract stores and how it treats an existing cache
@@ -44,6 +46,11 @@ type Settings struct {
 	Views       int
 	Augment     dataset.Augment
 	AugmentSeed uint64
+	// Shard, when set, makes the cache a shard of a sharded extraction:
+	// the caller gives its index, count, rows, batch, listing hash and
+	// tlearn version; Extract records where it runs (ONNX Runtime,
+	// provider, CPU features, host) and accepts an empty range.
+	Shard *cache.ShardRef
 }
 
 // ErrViews is wrapped by the errors about invalid Settings.Views and
@@ -131,22 +138,6 @@ func (e *Extractor) checkFinite(src *dataset.Source, idx []int, feats []float32,
 // replaces it.
 var ErrUnreadableCache = errors.New("extractor: the existing cache cannot be read")
 
-// minChunkBatches is the smallest chunk, in batches: a kill loses at most
-// this much work, and a chunk's manifest rewrite and fsync cost little next
-// to it.
-const minChunkBatches = 4
-
-// maxChunks bounds the manifest rewrites (one per chunk, each O(N)) on
-// large datasets.
-const maxChunks = 500
-
-// chunkSize is the rows per chunk for n rows in batches of b: a multiple of
-// b, so that batches never straddle chunks.
-func chunkSize(n, b int) int {
-	batches := max(minChunkBatches, ((n+maxChunks-1)/maxChunks+b-1)/b)
-	return batches * b
-}
-
 // Extract streams the items idx of src (nil means all, in order) through
 // the backbone into the cache folder dir: a new cache, or the rest of an
 // unfinished one made with the same model, settings and files. A complete
@@ -169,7 +160,7 @@ func (e *Extractor) Extract(ctx context.Context, src *dataset.Source, idx []int,
 			idx[i] = i
 		}
 	}
-	if len(idx) == 0 {
+	if len(idx) == 0 && s.Shard == nil {
 		return nil, fmt.Errorf("extractor: %s: no images to extract", src.Dir)
 	}
 	listing := make([]cache.Item, len(idx))
@@ -230,6 +221,13 @@ func (e *Extractor) manifest(src *dataset.Source, s Settings) (*cache.Manifest, 
 		Classes:       slices.Clone(src.Classes),
 		FeatureDim:    e.spec.Features.Dim,
 		Split:         s.Split,
+	}
+	if s.Shard != nil {
+		sh := *s.Shard
+		sh.Ran.ORT, sh.Ran.CPUFeatures = ortlib.Version(), cpuFeatures()
+		sh.Ran.Provider = string(e.device)
+		sh.Ran.Host, _ = os.Hostname()
+		m.Shard = &sh
 	}
 	if abs, err := filepath.Abs(src.Dir); err == nil {
 		m.DataDir = abs
@@ -292,11 +290,11 @@ func (e *Extractor) openCache(ctx context.Context, src *dataset.Source, listing 
 		}
 		m.Items = append(m.Items, it)
 	}
-	if len(m.Items) == 0 {
+	if len(m.Items) == 0 && len(listing) > 0 {
 		return nil, nil, fmt.Errorf("extractor: %s: none of the %d images can be decoded (first: %s: %s)", src.Dir, len(listing), m.Skipped[0].Path, m.Skipped[0].Reason)
 	}
 	m.N = len(m.Items)
-	m.ChunkSize = chunkSize(m.N, e.batch)
+	m.ChunkSize = cache.ChunkSize(m.N, e.batch)
 	if n := len(m.Skipped); n > 0 {
 		e.prog.Log(fmt.Sprintf("extractor: %d of %d images cannot be decoded and are left out (first: %s: %s)",
 			n, len(listing), filepath.Join(src.Dir, filepath.FromSlash(m.Skipped[0].Path)), m.Skipped[0].Reason))
@@ -347,6 +345,7 @@ func compatible(dir string, old, want *cache.Manifest, listing []cache.Item) err
 	if !equalSplit(old.Split, want.Split) {
 		why = append(why, fmt.Sprintf("split %s (now %s)", splitString(old.Split), splitString(want.Split)))
 	}
+	why = append(why, shardDiff(old.Shard, want.Shard)...)
 	if len(why) > 0 {
 		return fmt.Errorf("%w: %s was made with %s", ErrMismatch, dir, strings.Join(why, ", "))
 	}
@@ -354,6 +353,31 @@ func compatible(dir string, old, want *cache.Manifest, listing []cache.Item) err
 		return fmt.Errorf("%w: the dataset changed since %s was made: %s", ErrMismatch, dir, d)
 	}
 	return nil
+}
+
+// shardDiff says how a cache's shard record differs from the shard being
+// extracted: another shard, another cut, or another listing of the data.
+func shardDiff(old, want *cache.ShardRef) []string {
+	switch {
+	case old == nil && want == nil:
+		return nil
+	case old == nil:
+		return []string{"no shard (now shard " + cache.ShardName(want.Index, want.Count) + ")"}
+	case want == nil:
+		return []string{"shard " + cache.ShardName(old.Index, old.Count) + " (now none)"}
+	}
+	var why []string
+	if old.Index != want.Index || old.Count != want.Count {
+		why = append(why, fmt.Sprintf("shard %s (now %s)", cache.ShardName(old.Index, old.Count), cache.ShardName(want.Index, want.Count)))
+	}
+	if old.Start != want.Start || old.End != want.End || old.Total != want.Total || old.Batch != want.Batch {
+		why = append(why, fmt.Sprintf("rows [%d,%d) of %d in batches of %d (now [%d,%d) of %d in batches of %d)",
+			old.Start, old.End, old.Total, old.Batch, want.Start, want.End, want.Total, want.Batch))
+	}
+	if old.Listing != want.Listing {
+		why = append(why, fmt.Sprintf("another listing of the dataset (sha256 %.12s…, now %.12s…)", old.Listing, want.Listing))
+	}
+	return why
 }
 
 func equalSplit(a, b *cache.SplitRef) bool {

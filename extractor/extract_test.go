@@ -564,7 +564,7 @@ func TestChunkSize(t *testing.T) {
 		{10, 8, 32}, {10000, 8, 32}, {50000, 8, 104}, {1000000, 32, 2016}, {5, 1, 4},
 	} {
 		t.Run(fmt.Sprint(tc.n, "/", tc.b), func(t *testing.T) {
-			got := chunkSize(tc.n, tc.b)
+			got := cache.ChunkSize(tc.n, tc.b)
 			if got != tc.want || got%tc.b != 0 {
 				t.Errorf("chunkSize(%d, %d) = %d, want %d", tc.n, tc.b, got, tc.want)
 			}

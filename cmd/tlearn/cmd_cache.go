@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -16,16 +18,21 @@ import (
 	"github.com/tlearn/tlearn/internal/fsutil"
 )
 
-const flagCacheVerify = "verify"
+const (
+	flagCacheVerify = "verify"
+	flagCacheCheck  = "check"
+)
 
 func cacheCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "cache",
-		Usage: "inspect feature caches made by extract",
+		Usage: "inspect feature caches made by extract, and merge the shards of extract --shard",
 		Description: `Example:
    tlearn cache info cache
-   tlearn cache info --verify cache/train`,
-		Subcommands: []*cli.Command{cacheInfoCommand()},
+   tlearn cache info --verify cache/train
+   tlearn cache merge --check cache
+   tlearn cache merge cache`,
+		Subcommands: []*cli.Command{cacheInfoCommand(), cacheMergeCommand()},
 	}
 }
 
@@ -64,6 +71,11 @@ func cacheInfoAction(c *cli.Context) error {
 			fmt.Fprintln(out)
 		}
 		m, err := cache.ReadManifest(d)
+		if errors.Is(err, cache.ErrNotCache) {
+			if _, serr := os.Stat(filepath.Join(d, cache.ShardsDir)); serr == nil {
+				return fmt.Errorf("%w; it holds the shards of a sharded extraction: tlearn cache merge --check %s reports them, tlearn cache merge %s joins them", err, d, d)
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -124,5 +136,168 @@ func printCacheInfo(w io.Writer, dir string, m *cache.Manifest) {
 	if n, err := cache.DiskSize(dir); err == nil {
 		fmt.Fprintf(w, "  size on disk:  %s\n", fsutil.FormatBytes(n))
 	}
+	if sh := m.Shard; sh != nil {
+		fmt.Fprintf(w, "  shard:         %d of %d (%s): rows [%d,%d) of %d, batch %d, listing sha256 %.12s…; tlearn cache merge joins the shards\n",
+			sh.Index, sh.Count, cache.ShardName(sh.Index, sh.Count), sh.Start, sh.End, sh.Total, sh.Batch, sh.Listing)
+		fmt.Fprintf(w, "  ran on:        %s, ONNX Runtime %s, %s, CPU %s, tlearn %s\n",
+			sh.Ran.Host, sh.Ran.ORT, sh.Ran.Provider, strings.Join(sh.Ran.CPUFeatures, ","), sh.Ran.Tlearn)
+	}
 	fmt.Fprintf(w, "  written:       %s to %s\n", m.Created.Local().Format(time.DateTime), m.Updated.Local().Format(time.DateTime))
+}
+
+func cacheMergeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "merge",
+		Usage:     "write the cache of a sharded extraction (extract --shard) from its shards",
+		ArgsUsage: "DIR",
+		Description: `Writes the cache (or, for shards made with --val, DIR/train and DIR/val) from
+the shards in DIR/shards/ that extract --shard I/N wrote: the rows in listing
+order, features.npy, labels.npy and maps.npy byte for byte what a single
+extract with the same settings and threads writes, and its manifest but for
+the times. Every shard's chunks are checked against their checksums as they
+are copied.
+
+It refuses, naming the shards, while any is missing, unfinished, damaged,
+being written by a live task (its pid, host and command) or made differently
+from the others (model, preprocessing, size, interpolation, views, classes,
+split, listing, batch); a killed task's temporary files are ignored. It warns
+when shards ran on different ONNX Runtime versions, providers or CPU features
+(their features may differ in the last bits). A killed merge is redone by the
+same command; a finished one is only checked. The shards are kept: rm -r
+DIR/shards removes them once the merged cache is all you need.
+
+--check changes nothing: it prints every shard's state (complete, rows done,
+missing, bad checksum, mismatch, being written) and the extract commands
+that redo the shards that are not complete, and exits 1 when any is not.
+
+Example:
+   tlearn cache merge --check cache
+   tlearn cache merge cache
+   tlearn train --train cache/train --val cache/val --out run`,
+		Flags:  withCommon(&cli.BoolFlag{Name: flagCacheCheck, Usage: "only report the shards' states and the commands that redo the missing ones (exit 1 when any is not complete)"}),
+		Action: onInterrupt("the shards were not changed; a merged part stays, and the same command redoes the rest", cacheMergeAction),
+	}
+}
+
+func cacheMergeAction(c *cli.Context) error {
+	for _, a := range c.Args().Slice() {
+		if len(a) > 1 && strings.HasPrefix(a, "-") {
+			return usageError{fmt.Errorf("cache merge: put flags such as %s before the folder", a)}
+		}
+	}
+	if c.Args().Len() != 1 {
+		return usageError{errors.New("cache merge takes one cache folder (the --cache of extract --shard)")}
+	}
+	dir := c.Args().First()
+	if c.Bool(flagCacheCheck) {
+		r, err := experiment.CheckShards(c.Context, dir, true)
+		if err != nil {
+			return err
+		}
+		printShardReport(c.App.Writer, r)
+		if redo := r.Redo(); len(redo) > 0 {
+			return fmt.Errorf("%d of %d shards of %s are not complete", len(redo), r.Count, dir)
+		}
+		return nil
+	}
+	p := newReporter(stderr(c))
+	defer p.Finish()
+	results, err := experiment.MergeShards(c.Context, dir, p)
+	if err != nil {
+		if errors.Is(err, cache.ErrShards) {
+			return fmt.Errorf("%w (tlearn cache merge --check %s lists every shard and the commands that redo them)", err, dir)
+		}
+		return err
+	}
+	for _, r := range results {
+		if r.UpToDate {
+			p.Log(fmt.Sprintf("%s: up to date: %d images from %d shards", r.Dir, r.N, r.Shards))
+			continue
+		}
+		p.Log(fmt.Sprintf("%s: %d images merged from %d shards in %s", r.Dir, r.N, r.Shards, fsutil.FormatSeconds(r.Elapsed.Seconds())))
+	}
+	shards := filepath.Join(dir, cache.ShardsDir)
+	p.Log(fmt.Sprintf("the shards are kept in %s; rm -r %s removes them", shards, shards))
+	return nil
+}
+
+// printShardReport writes the state of every shard and, for those that are
+// not complete, the extract commands that redo them.
+func printShardReport(w io.Writer, r *experiment.ShardReport) {
+	for _, st := range r.Shards {
+		line := fmt.Sprintf("%s  %-13s", cache.ShardName(st.Index, r.Count), st.Status)
+		if st.Status != experiment.ShardMissing {
+			line += fmt.Sprintf("  %d/%d rows", st.Done, st.Total)
+		}
+		if st.Err != nil && st.Status != experiment.ShardIncomplete {
+			line += "  " + st.Err.Error()
+		}
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+	}
+	redo := r.Redo()
+	if len(redo) == 0 {
+		fmt.Fprintf(w, "all %d shards are complete: tlearn cache merge %s\n", r.Count, r.Dir)
+		return
+	}
+	if r.Example == nil {
+		fmt.Fprintf(w, "%d of %d shards are not complete; no shard has a manifest yet to take the settings from: rerun your extract --%s I/%d command for each index below\n",
+			len(redo), r.Count, flagExtractShard, r.Count)
+	} else {
+		fmt.Fprintf(w, "%d of %d shards are not complete; these commands redo them (add the --%s and --%s the other shards ran with: the merge is a single run's cache only if every shard used the same):\n",
+			len(redo), r.Count, flagThreads, flagDevice)
+		for _, st := range redo {
+			if st.Status == experiment.ShardWriting {
+				fmt.Fprintf(w, "  (shard %d is being written: wait for its task)\n", st.Index)
+				continue
+			}
+			fmt.Fprintf(w, "  %s\n", shardCommand(r, st))
+		}
+	}
+	var idx []string
+	for _, st := range redo {
+		if st.Status != experiment.ShardWriting {
+			idx = append(idx, fmt.Sprint(st.Index))
+		}
+	}
+	if len(idx) > 0 {
+		fmt.Fprintf(w, "on Slurm: sbatch --array=%s <your extract script>\n", strings.Join(idx, ","))
+	}
+}
+
+// shardCommand is the extract command that redoes shard st, built from
+// the settings that an existing shard recorded; a damaged or mismatching
+// shard is rebuilt (--force).
+func shardCommand(r *experiment.ShardReport, st experiment.ShardState) string {
+	m := r.Example
+	data := m.DataDir
+	if r.Plan != nil {
+		data = r.Plan.Listing.Data
+	}
+	args := []string{"tlearn", "extract", "--" + flagExtractModel, m.Model.Dir, "--" + flagExtractData, data, "--" + flagExtractCache, r.Dir}
+	if m.Split != nil {
+		args = append(args, "--"+flagExtractVal, fmt.Sprint(m.Split.Val), "--"+flagExtractSeed, fmt.Sprint(m.Split.Seed))
+	}
+	args = append(args, "--"+flagExtractSize, fmt.Sprint(m.Size), "--"+flagExtractInterpolation, m.Interpolation)
+	if m.Shard != nil {
+		args = append(args, "--"+flagExtractBatch, fmt.Sprint(m.Shard.Batch))
+	}
+	if m.MapsShape != nil {
+		args = append(args, "--"+flagExtractMaps)
+	}
+	if m.Views > 1 && m.Augment != nil {
+		args = append(args, "--"+flagExtractViews, fmt.Sprint(m.Views), "--"+flagExtractAugment, m.Augment.Spec, "--"+flagExtractAugmentSeed, fmt.Sprint(m.Augment.Seed))
+	}
+	if len(m.Skipped) > 0 {
+		args = append(args, "--"+flagExtractSkipBad)
+	}
+	if st.Status == experiment.ShardBad || st.Status == experiment.ShardMismatch {
+		args = append(args, "--"+flagExtractForce)
+	}
+	args = append(args, "--"+flagExtractShard, fmt.Sprintf("%d/%d", st.Index, r.Count))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t'\"$`\\*?[]()<>|&;#~") {
+			args[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(args, " ")
 }

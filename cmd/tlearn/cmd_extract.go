@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/extractor"
+	"github.com/tlearn/tlearn/extractor/cache"
 	"github.com/tlearn/tlearn/internal/experiment"
 )
 
@@ -29,6 +32,14 @@ const (
 	flagExtractViews         = "views"
 	flagExtractAugment       = "augment"
 	flagExtractAugmentSeed   = "augment-seed"
+	flagExtractShard         = "shard"
+	flagExtractPlan          = "plan"
+)
+
+// The environment variables that --shard auto/N reads the index from.
+const (
+	envSlurmArrayTaskID   = "SLURM_ARRAY_TASK_ID"
+	envJobCompletionIndex = "JOB_COMPLETION_INDEX"
 )
 
 func extractCommand() *cli.Command {
@@ -62,12 +73,30 @@ The arrays gain a second axis: features.npy [N,K,D], maps.npy [N,K,C,h,w].
 train and finetune draw one view per image per epoch; --tta averages the views'
 probabilities in validation and evaluate. The disk cost is printed first.
 
+--shard I/N writes shard I (from 0) of N: an ordinary, resumable cache of a
+contiguous run of the batches of every part (all images, or train and val) in
+CACHE/shards/IIIII-of-NNNNN, one writer at a time (a second task on the same
+shard is refused, naming the holder's pid, host and command). Every shard lists
+the dataset as a single run does (the same --val split) and computes the single
+run's batches; tlearn cache merge CACHE then writes the cache that one run would
+have written (give every shard the same --threads and --device: ONNX Runtime's
+last bits depend on them). --shard auto/N takes I from $` + envSlurmArrayTaskID + ` (a Slurm array
+task), else $` + envJobCompletionIndex + ` (a Kubernetes Indexed Job); N is always
+given. --plan lists --data once into CACHE/plan.json (no --model needed), which
+the shards then read instead of listing the data again; it is a no-op when the
+listing is unchanged and refuses another one without --force.
+
 Example:
    tlearn extract --model model --data images --val 0.2 --seed 1 --cache cache --maps
    tlearn extract --model model --data photos --cache photos.cache --size 160 --interpolation bicubic
-   tlearn extract --model model --data images --val 0.2 --cache cache-aug --views 4 --augment flip,crop`,
+   tlearn extract --model model --data images --val 0.2 --cache cache-aug --views 4 --augment flip,crop
+
+   tlearn extract --plan --data images --val 0.2 --seed 1 --cache cache
+   tlearn extract --model model --data images --val 0.2 --seed 1 --cache cache --shard 3/16
+   tlearn extract --model model --data images --val 0.2 --seed 1 --cache cache --shard auto/16
+   tlearn cache merge cache`,
 		Flags: withCommon(
-			&cli.StringFlag{Name: flagExtractModel, Usage: "prepared model `DIR` (tlearn models prepare)", Required: true},
+			&cli.StringFlag{Name: flagExtractModel, Usage: "prepared model `DIR` (tlearn models prepare); not needed with --" + flagExtractPlan},
 			&cli.StringFlag{Name: flagExtractData, Usage: "dataset `DIR` with one sub-folder of images per class", Required: true},
 			&cli.StringFlag{Name: flagExtractCache, Usage: "cache `DIR` to write (made if missing)", Required: true},
 			&cli.Float64Flag{Name: flagExtractVal, Usage: "validation `FRACTION` (0..1): writes CACHE/train and CACHE/val"},
@@ -82,6 +111,8 @@ Example:
 			&cli.IntFlag{Name: flagExtractViews, Value: 1, Usage: fmt.Sprintf("`K` views per image (1..%d): the plain image and K-1 augmented ones (needs --%s)", dataset.MaxViews, flagExtractAugment)},
 			&cli.StringFlag{Name: flagExtractAugment, Usage: "augmentations of views 1..K-1: a comma-separated `LIST` of flip, crop[=MINAREA], jitter[=AMOUNT]"},
 			&cli.Uint64Flag{Name: flagExtractAugmentSeed, Value: 1, Usage: "seed of the augmented views"},
+			&cli.StringFlag{Name: flagExtractShard, Usage: "write shard `I/N` (I from 0) into CACHE/shards/; auto/N takes I from $" + envSlurmArrayTaskID + " or $" + envJobCompletionIndex},
+			&cli.BoolFlag{Name: flagExtractPlan, Usage: "only list --data into CACHE/" + cache.PlanFile + " for the shards to read (no model needed)"},
 		),
 		Action: onInterrupt("the chunks already written to the cache are kept and the same command resumes from them", extractAction),
 	}
@@ -108,9 +139,23 @@ func extractAction(c *cli.Context) error {
 	if c.Args().Len() > 0 {
 		return usageError{fmt.Errorf("extract takes no arguments (got %q); use --data", c.Args().First())}
 	}
+	if c.Bool(flagExtractPlan) {
+		return planAction(c, val)
+	}
+	if !c.IsSet(flagExtractModel) {
+		return usageError{fmt.Errorf("extract: missing --%s (see tlearn extract --help)", flagExtractModel)}
+	}
 	views, aug, err := viewFlags(c)
 	if err != nil {
 		return usageError{err}
+	}
+	var shard *experiment.Shard
+	if c.IsSet(flagExtractShard) {
+		sh, err := parseShard(c.String(flagExtractShard), os.Getenv)
+		if err != nil {
+			return usageError{fmt.Errorf("--%s: %w", flagExtractShard, err)}
+		}
+		shard = &sh
 	}
 	// A size the model does not take is bad usage, found before any work
 	// or output; other problems with the model are Open's to report.
@@ -129,6 +174,7 @@ func extractAction(c *cli.Context) error {
 		Runtime: opts, Size: c.Int(flagExtractSize), Batch: c.Int(flagExtractBatch), Maps: c.Bool(flagExtractMaps),
 		Interpolation: interp, Force: c.Bool(flagExtractForce), SkipBad: c.Bool(flagExtractSkipBad), Strict: c.Bool(flagExtractStrict),
 		Views: views, Augment: aug, AugmentSeed: c.Uint64(flagExtractAugmentSeed),
+		Shard: shard, Version: version,
 	}, p)
 	if errors.Is(err, experiment.ErrCacheLayout) {
 		if c.IsSet(flagExtractVal) {
@@ -136,7 +182,80 @@ func extractAction(c *cli.Context) error {
 		}
 		return fmt.Errorf("%w; add the same --%s and --%s to resume it, or choose another --%s folder", err, flagExtractVal, flagExtractSeed, flagExtractCache)
 	}
+	if errors.Is(err, experiment.ErrPlanMismatch) {
+		return fmt.Errorf("%w (extract --%s --%s writes it again for this dataset and split)", err, flagExtractPlan, flagExtractForce)
+	}
+	if err == nil && shard != nil {
+		p.Log(fmt.Sprintf("shard %d of %d is complete; tlearn cache merge --check %s reports every shard, tlearn cache merge %s joins them",
+			shard.Index, shard.Count, c.String(flagExtractCache), c.String(flagExtractCache)))
+	}
 	return outputError(extractAdvice(err, c.Bool(flagExtractSkipBad)), flagExtractCache)
+}
+
+// planAction is extract --plan: list the dataset into CACHE/plan.json.
+func planAction(c *cli.Context, val float64) error {
+	if c.IsSet(flagExtractShard) {
+		return usageError{fmt.Errorf("--%s lists the dataset for every shard; give --%s to the shards' extract commands instead", flagExtractPlan, flagExtractShard)}
+	}
+	if c.Args().Len() > 0 {
+		return usageError{fmt.Errorf("extract takes no arguments (got %q); use --data", c.Args().First())}
+	}
+	p := newReporter(stderr(c))
+	defer p.Finish()
+	cacheDir := c.String(flagExtractCache)
+	pl, unchanged, err := experiment.WritePlan(c.Context, experiment.PlanSettings{
+		Data: c.String(flagExtractData), Cache: cacheDir, Val: val, Seed: c.Uint64(flagExtractSeed),
+		Strict: c.Bool(flagExtractStrict), Force: c.Bool(flagExtractForce),
+	}, p)
+	if errors.Is(err, experiment.ErrPlanMismatch) {
+		return fmt.Errorf("%w; --%s replaces it (finished shards of the old listing are then refused by merge), or choose another --%s folder", err, flagExtractForce, flagExtractCache)
+	}
+	if err != nil {
+		return outputError(err, flagExtractCache)
+	}
+	path := filepath.Join(cacheDir, cache.PlanFile)
+	if unchanged {
+		p.Log(fmt.Sprintf("%s: up to date: %d images in %d classes of %s", path, len(pl.Listing.Items), len(pl.Listing.Classes), pl.Listing.Data))
+	} else {
+		p.Log(fmt.Sprintf("%s: %d images in %d classes of %s; the shards (extract --%s I/N) read it", path, len(pl.Listing.Items), len(pl.Listing.Classes), pl.Listing.Data, flagExtractShard))
+	}
+	return nil
+}
+
+// parseShard reads --shard: I/N, or auto/N with I from the environment
+// (getenv) of a Slurm array task or a Kubernetes Indexed Job.
+func parseShard(s string, getenv func(string) string) (experiment.Shard, error) {
+	is, ns, ok := strings.Cut(s, "/")
+	if !ok {
+		return experiment.Shard{}, fmt.Errorf("%q: want I/N (shard I from 0 of N, e.g. 3/16) or auto/N", s)
+	}
+	n, err := strconv.Atoi(ns)
+	if err != nil {
+		return experiment.Shard{}, fmt.Errorf("%q: the count %q is not a number", s, ns)
+	}
+	if n <= 0 {
+		return experiment.Shard{}, fmt.Errorf("%q: the count must be at least 1, got %d", s, n)
+	}
+	from := ""
+	if is == "auto" {
+		for _, v := range []string{envSlurmArrayTaskID, envJobCompletionIndex} {
+			if getenv(v) != "" {
+				is, from = getenv(v), " (from $"+v+")"
+				break
+			}
+		}
+		if from == "" {
+			return experiment.Shard{}, fmt.Errorf("%q: neither $%s (a Slurm array task) nor $%s (a Kubernetes Indexed Job) is set; give the index: I/%d", s, envSlurmArrayTaskID, envJobCompletionIndex, n)
+		}
+	}
+	i, err := strconv.Atoi(is)
+	if err != nil {
+		return experiment.Shard{}, fmt.Errorf("%q: the index %q%s is not a number", s, is, from)
+	}
+	if i < 0 || i >= n {
+		return experiment.Shard{}, fmt.Errorf("%q: the index %d%s is out of range: shards of %d are numbered 0 to %d", s, i, from, n, n-1)
+	}
+	return experiment.Shard{Index: i, Count: n}, nil
 }
 
 // viewFlags reads --views and --augment, which only make sense together.

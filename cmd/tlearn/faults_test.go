@@ -111,6 +111,8 @@ func TestFaultsKillAndRerun(t *testing.T) {
 	tiny := filepath.Join(dir, "tiny.onnx")
 	mustTlearn(t, "models", "synth", "vgg16", "--seed", "1", "--tiny", "--out", tiny)
 	fetchURL, fetchSum := slowArchiveServer(t)
+	sharded := filepath.Join(dir, "sharded")
+	syntheticShards(t, sharded, 4, 24_000, 512)
 
 	cases := []faultCase{
 		{desc: "extract", args: []string{"extract", "--model", f.model, "--data", f.data, "--cache", "{out}", "--val", "0.34",
@@ -145,6 +147,15 @@ func TestFaultsKillAndRerun(t *testing.T) {
 			}, resumed: "resuming"},
 		{desc: "cache info --verify", args: []string{"cache", "info", "--verify", "{out}"}, stdout: true,
 			setup: func(t *testing.T, out string) { copyTree(t, f.cache, out) }},
+		{desc: "extract --shard", args: []string{"extract", "--model", f.model, "--data", f.data, "--cache", "{out}", "--val", "0.34",
+			"--size", exportSize, "--maps", "--batch", "1", "--threads", "1", "--shard", "1/2"}},
+		// Shards of 49 MB in all, so that kills land inside the merge.
+		{desc: "cache merge", args: []string{"cache", "merge", "{out}"},
+			setup: func(t *testing.T, out string) { copyTree(t, sharded, out) },
+			midway: func(dir string, _ time.Duration) bool {
+				m, _ := filepath.Glob(filepath.Join(dir, "out", ".features.npy.tmp-*"))
+				return len(m) > 0
+			}, resumed: "left by an interrupted earlier run"},
 	}
 	for _, dc := range dataKillCases(dir) {
 		cases = append(cases, faultCase{desc: "data " + dc.desc, args: dc.args})

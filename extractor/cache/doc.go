@@ -35,4 +35,11 @@
 // checks every chunk of the arrays it maps against the manifest's CRC-32C
 // (OpenFeatures leaves maps.npy unmapped and unread), so a reader never
 // computes on bytes changed after extraction.
+//
+// Shards: a sharded extraction writes N ordinary caches of contiguous,
+// batch-aligned runs of rows (ShardRange), each with a ShardRef in its
+// manifest. Merged checks that the shards make one cache and gives its
+// manifest (a single run's, the chunk size of N rows included); Merge
+// copies the arrays, checking every shard chunk's CRC-32C and computing the
+// merged chunks' from the same bytes, and writes the manifest last.
 package cache

@@ -71,6 +71,11 @@ type Manifest struct {
 	Views   int         `json:"views,omitempty"`
 	Augment *AugmentRef `json:"augment,omitempty"` // set exactly when Views > 1
 
+	// Shard is set in the caches of a sharded extraction (extract
+	// --shard), whose rows are a part of the listing's; such a cache may
+	// hold no rows at all (a shard beyond the number of batches).
+	Shard *ShardRef `json:"shard,omitempty"`
+
 	Done    []Range   `json:"done"` // finished chunks, sorted
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
@@ -224,9 +229,10 @@ func (m *Manifest) Chunk(k int) (start, end int) {
 	return start, min(start+m.ChunkSize, m.N)
 }
 
-// Complete reports whether every chunk is finished.
+// Complete reports whether every chunk is finished: a cache has rows, but
+// for a shard that got none.
 func (m *Manifest) Complete() bool {
-	return m.DoneRows() == m.N && m.N > 0
+	return m.DoneRows() == m.N && (m.N > 0 || m.Shard != nil)
 }
 
 // DoneRows counts the rows of finished chunks.
@@ -317,8 +323,13 @@ func (m *Manifest) Validate() error {
 	if len(m.Classes) == 0 {
 		return errors.New("no classes")
 	}
-	if m.N <= 0 || m.N != len(m.Items) {
+	if m.N < 0 || (m.N == 0 && m.Shard == nil) || m.N != len(m.Items) {
 		return fmt.Errorf("n = %d but %d items", m.N, len(m.Items))
+	}
+	if m.Shard != nil {
+		if err := m.validateShard(); err != nil {
+			return err
+		}
 	}
 	if m.ChunkSize <= 0 {
 		return fmt.Errorf("chunk size %d", m.ChunkSize)

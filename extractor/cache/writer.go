@@ -112,6 +112,9 @@ func prepareDir(dir string, create bool) error {
 	for _, e := range entries {
 		switch n := e.Name(); {
 		case n == ManifestFile || n == FeaturesFile || n == LabelsFile || n == MapsFile:
+		case n == PlanFile || n == ShardsDir:
+			// A sharded extraction's listing and shards: the merge
+			// writes the cache beside them.
 		case strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp-"):
 			if create {
 				os.Remove(filepath.Join(dir, n))

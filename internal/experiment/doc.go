@@ -1,6 +1,8 @@
 // Package experiment runs tlearn's multi-step jobs as library calls: the
 // split of a class-folder dataset into training and validation folders,
-// one extraction into a feature cache (or a train/val pair), one head run,
+// one extraction into a feature cache (or a train/val pair) or one shard of
+// it (with the plan that lists the data once, WritePlan, and the check and
+// merge of the shards, CheckShards and MergeShards), one head run,
 // one fine-tuning run, the evaluation of a run on a cache and one export,
 // each from folders on disk to folders on disk; a sweep of head runs over a
 // grid of settings (Sweep), and the reference comparison of head-only
@@ -18,7 +20,7 @@
 // It must not parse flags, print to the terminal or name command-line flags
 // in its errors: it reports through internal/progress and returns typed
 // errors (ErrSettings, ErrNoValCache, ErrNotVGG, ErrCacheLayout,
-// ErrModelChanged, *NoMapsError, rundir.ErrExists) to which cmd/tlearn adds
+// ErrModelChanged, ErrPlanMismatch, ErrNoShards, *NoMapsError, rundir.ErrExists) to which cmd/tlearn adds
 // its advice. It must not load ONNX Runtime either: the caller initializes
 // it (internal/ortlib) before Extract, FineTune, Export or Compare, and in
 // EvaluateSettings.Runtime for a fine-tuned run's evaluation. It imports

@@ -48,6 +48,22 @@ type ExtractSettings struct {
 	Views       int
 	Augment     dataset.Augment
 	AugmentSeed uint64
+	// Shard, when set, writes shard Index of Count of a sharded
+	// extraction instead of the whole cache: Cache/shards/IIIII-of-NNNNN,
+	// an ordinary cache (or train/val pair) of a contiguous run of the
+	// batches of each part, which MergeShards joins. The listing is read
+	// from Cache/plan.json when WritePlan wrote one.
+	Shard *Shard
+	// Version is the tlearn version that a shard records.
+	Version string
+}
+
+// Shard is one of Count shards of an extraction, Index from 0.
+type Shard struct{ Index, Count int }
+
+// ShardDir is the folder of shard sh of the sharded cache dir.
+func ShardDir(dir string, sh Shard) string {
+	return filepath.Join(dir, cache.ShardsDir, cache.ShardName(sh.Index, sh.Count))
 }
 
 // Extract streams the images of s.Data through the prepared model into
@@ -67,30 +83,37 @@ func Extract(ctx context.Context, s ExtractSettings, p progress.Reporter) ([]*ex
 	if err := fsutil.CheckOutput(s.Cache, local, s.Model); err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
-	lock, err := lockOutput(s.Cache, p, cacheFiles(s.Cache)...)
+	out := s.Cache
+	if sh := s.Shard; sh != nil {
+		if sh.Count < 1 || sh.Index < 0 || sh.Index >= sh.Count {
+			return nil, fmt.Errorf("%w: shard %d of %d, want an index from 0 to the count less one", ErrSettings, sh.Index, sh.Count)
+		}
+		out = ShardDir(s.Cache, *sh)
+	}
+	lock, err := lockOutput(out, p, cacheFiles(out)...)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Unlock()
-	if err := checkCacheLayout(s.Cache, s.Val > 0); err != nil {
+	if err := checkCacheLayout(out, s.Val > 0); err != nil {
 		return nil, err
 	}
-	src, err := dataset.OpenData(ctx, s.Data, dataset.Settings{Strict: s.Strict})
+	src, err := openListing(ctx, s)
 	if err != nil {
 		return nil, err
 	}
 	defer src.Close()
 	logListingSkips(p, src)
 
-	parts := []extractPart{{dir: s.Cache}}
+	parts := []extractPart{{dir: out}}
 	if s.Val > 0 {
 		train, val, err := dataset.Split(src, s.Val, s.Seed)
 		if err != nil {
 			return nil, err
 		}
 		parts = []extractPart{
-			{filepath.Join(s.Cache, "train"), train, &cache.SplitRef{Part: "train", Val: s.Val, Seed: s.Seed}},
-			{filepath.Join(s.Cache, "val"), val, &cache.SplitRef{Part: "val", Val: s.Val, Seed: s.Seed}},
+			{dir: filepath.Join(out, "train"), idx: train, split: &cache.SplitRef{Part: "train", Val: s.Val, Seed: s.Seed}},
+			{dir: filepath.Join(out, "val"), idx: val, split: &cache.SplitRef{Part: "val", Val: s.Val, Seed: s.Seed}},
 		}
 	}
 	pp := &partReporter{Reporter: p}
@@ -101,9 +124,12 @@ func Extract(ctx context.Context, s ExtractSettings, p progress.Reporter) ([]*ex
 	defer e.Close()
 	es := extractor.Settings{Interpolation: s.Interpolation, Force: s.Force, SkipBad: s.SkipBad,
 		Views: s.Views, Augment: s.Augment, AugmentSeed: s.AugmentSeed}
+	if s.Shard != nil {
+		parts = shardParts(parts, len(src.Items), e.Batch(), *s.Shard, listingSHA256(src), s.Version)
+	}
 	var results []*extractor.Result
 	for _, part := range parts {
-		es.Split = part.split
+		es.Split, es.Shard = part.split, part.shard
 		pp.dir = part.dir
 		if s.Views > 1 {
 			logDiskCost(p, e, part, len(src.Items), s)
@@ -136,6 +162,7 @@ type extractPart struct {
 	dir   string
 	idx   []int
 	split *cache.SplitRef
+	shard *cache.ShardRef
 }
 
 // partReporter names the extractor's phases after the cache being written.

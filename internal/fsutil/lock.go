@@ -12,12 +12,15 @@ import (
 // ErrLocked is wrapped by every *LockedError.
 var ErrLocked = errors.New("being written by another process")
 
-// LockedError says that another process holds the lock of Path: PID and
-// Command are what that process wrote into the lock file (0 and "" when it
-// had not written them yet).
+// LockedError says that another process holds the lock of Path: PID, Host
+// and Command are what that process wrote into the lock file (0 and "" when
+// it had not written them yet; Host is "" in the lock files of a tlearn
+// older than sharded caching). On a shared file system the holder may run
+// on another machine: its pid means something there only.
 type LockedError struct {
 	Path    string
 	PID     int
+	Host    string
 	Command string
 }
 
@@ -27,6 +30,9 @@ func (e *LockedError) Error() string {
 		holder = "pid " + strconv.Itoa(e.PID)
 		if e.Command != "" {
 			holder += ": " + e.Command
+		}
+		if e.Host != "" {
+			holder += "; on host " + e.Host
 		}
 	}
 	return fmt.Sprintf("fsutil: %s is %v (%s)", e.Path, ErrLocked, holder)
@@ -54,8 +60,8 @@ func LockPath(out string) string {
 // LockOutput takes the lock of the output out without waiting: when another
 // process holds it, the error is a *LockedError naming that process. Out's
 // parent folder must exist (the caller makes it, where the command makes
-// missing parents). The holder's pid and command line are written into the
-// lock file for the next writer's error.
+// missing parents). The holder's pid, command line and host name are
+// written into the lock file for the next writer's error.
 func LockOutput(out string) (*Lock, error) {
 	out = filepath.Clean(out)
 	path := LockPath(out)
@@ -77,9 +83,9 @@ func LockOutput(out string) (*Lock, error) {
 			return nil, fmt.Errorf("fsutil: lock %s: %w", out, Renamed(err, path, out))
 		}
 		if !locked {
-			pid, cmd := readHolder(f)
+			pid, cmd, host := readHolder(f)
 			f.Close()
-			return nil, &LockedError{Path: out, PID: pid, Command: cmd}
+			return nil, &LockedError{Path: out, PID: pid, Host: host, Command: cmd}
 		}
 		// The previous holder may have removed the file between our open
 		// and our lock: then we locked a file nobody else will see, and
@@ -91,7 +97,8 @@ func LockOutput(out string) (*Lock, error) {
 			}
 			continue
 		}
-		holder := strconv.Itoa(os.Getpid()) + "\n" + strings.Join(os.Args, " ") + "\n"
+		host, _ := os.Hostname()
+		holder := strconv.Itoa(os.Getpid()) + "\n" + oneLine(strings.Join(os.Args, " ")) + "\n" + oneLine(host) + "\n"
 		if err := f.Truncate(0); err == nil {
 			f.WriteAt([]byte(holder), 0)
 		}
@@ -111,16 +118,25 @@ func samePath(f *os.File, path string) (bool, error) {
 	return os.SameFile(a, b), nil
 }
 
-// readHolder reads the pid and command line that the holder of f wrote.
-func readHolder(f *os.File) (int, string) {
+// oneLine keeps a holder field on its line of the lock file.
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+// readHolder reads the pid, command line and host name that the holder of f
+// wrote: three lines, of which a tlearn older than sharded caching wrote
+// the first two (and its command line may then span several).
+func readHolder(f *os.File) (pid int, cmd, host string) {
 	b := make([]byte, 4096)
 	n, _ := f.ReadAt(b, 0)
-	pidLine, cmd, _ := strings.Cut(string(b[:n]), "\n")
+	pidLine, rest, _ := strings.Cut(string(b[:n]), "\n")
 	pid, err := strconv.Atoi(strings.TrimSpace(pidLine))
 	if err != nil {
-		return 0, ""
+		return 0, "", ""
 	}
-	return pid, strings.TrimSpace(cmd)
+	lines := strings.Split(strings.TrimSuffix(rest, "\n"), "\n")
+	if len(lines) == 2 {
+		return pid, strings.TrimSpace(lines[0]), strings.TrimSpace(lines[1])
+	}
+	return pid, strings.TrimSpace(rest), ""
 }
 
 // Unlock removes the lock file and releases the lock. It is nil-safe and
@@ -208,9 +224,9 @@ func Writer(outs ...string) *LockedError {
 			continue
 		}
 		if heldElsewhere(f) {
-			pid, cmd := readHolder(f)
+			pid, cmd, host := readHolder(f)
 			f.Close()
-			return &LockedError{Path: out, PID: pid, Command: cmd}
+			return &LockedError{Path: out, PID: pid, Host: host, Command: cmd}
 		}
 		f.Close()
 	}
