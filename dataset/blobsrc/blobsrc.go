@@ -112,22 +112,34 @@ func Open(ctx context.Context, rawURL string) (dataset.Store, error) {
 // the usual problems.
 func describe(ctx context.Context, rawURL string, u *url.URL, err error) error {
 	var status interface{ HTTPStatusCode() int }
+	var api interface{ ErrorCode() string }
 	var netErr *net.OpError
 	var dnsErr *net.DNSError
 	code := gcerrors.Code(err)
+	denied := code == gcerrors.PermissionDenied ||
+		(errors.As(err, &status) && (status.HTTPStatusCode() == 401 || status.HTTPStatusCode() == 403)) ||
+		(errors.As(err, &api) && deniedCodes[api.ErrorCode()])
 	switch {
 	case ctx.Err() != nil:
 		return fmt.Errorf("dataset: %s: %w", rawURL, err)
+	case denied:
+		return fmt.Errorf("dataset: %s: access denied (check the credentials: %s; they must allow listing and reading the bucket): %w", rawURL, credentialsHint(u.Scheme), err)
 	case code == gcerrors.NotFound:
 		return fmt.Errorf("dataset: %s: bucket %s does not exist: %w", rawURL, u.Host, err)
-	case code == gcerrors.PermissionDenied || (errors.As(err, &status) && (status.HTTPStatusCode() == 401 || status.HTTPStatusCode() == 403)):
-		return fmt.Errorf("dataset: %s: access denied (check the credentials: %s; they must allow listing and reading the bucket): %w", rawURL, credentialsHint(u.Scheme), err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("dataset: %s: the storage did not answer within %v (is the endpoint right and reachable?): %w", rawURL, probeTimeout, err)
 	case errors.As(err, &dnsErr) || errors.As(err, &netErr):
 		return fmt.Errorf("dataset: %s: cannot reach the storage endpoint: %w", rawURL, err)
 	}
 	return fmt.Errorf("dataset: %s: %w", rawURL, err)
+}
+
+// deniedCodes are the S3 error codes of keys that are wrong, unknown or
+// expired. versitygw answers an unknown access key with 404
+// XAdminUserNotFound, where AWS answers 403 InvalidAccessKeyId.
+var deniedCodes = map[string]bool{
+	"AccessDenied": true, "InvalidAccessKeyId": true, "SignatureDoesNotMatch": true,
+	"InvalidToken": true, "ExpiredToken": true, "XAdminUserNotFound": true,
 }
 
 func credentialsHint(scheme string) string {

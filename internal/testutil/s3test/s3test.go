@@ -148,11 +148,17 @@ func (s *Server) start(t testing.TB, bin, addr string) error {
 // URL is the s3:// URL of prefix in bucket on this server, with the query
 // that points gocloud's s3blob at it.
 func (s *Server) URL(bucket, prefix string) string {
+	return URLAt(s.Endpoint, bucket, prefix)
+}
+
+// URLAt is the s3:// URL of prefix in bucket at the S3 endpoint (a base
+// URL, http://HOST:PORT).
+func URLAt(endpoint, bucket, prefix string) string {
 	u := "s3://" + bucket
 	if prefix != "" {
-		u += "/" + strings.Trim(prefix, "/")
+		u += "/" + strings.TrimLeft(prefix, "/")
 	}
-	q := url.Values{"endpoint": {s.Endpoint}, "region": {Region}, "use_path_style": {"true"}}
+	q := url.Values{"endpoint": {endpoint}, "region": {Region}, "use_path_style": {"true"}}
 	return u + "?" + q.Encode()
 }
 
@@ -190,6 +196,14 @@ func (s *Server) Put(t testing.TB, bucket, key string, data []byte) {
 	_, err := s.client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(data)})
 	if err != nil {
 		t.Fatalf("s3test: put %s/%s: %v", bucket, key, err)
+	}
+}
+
+// Delete removes the object key of bucket through the S3 API.
+func (s *Server) Delete(t testing.TB, bucket, key string) {
+	t.Helper()
+	if _, err := s.client.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
+		t.Fatalf("s3test: delete %s/%s: %v", bucket, key, err)
 	}
 }
 
