@@ -11,7 +11,8 @@
 #  * versitygw (an S3-compatible server, Apache-2.0) at a pinned version in
 #    .tools/versitygw, built from the Go module proxy: the tests of datasets
 #    in object storage start it on 127.0.0.1. Slow to build the first time
-#    (about N min on 2 cores); skipped when the binary is already that version.
+#    (about 2.5 min on 2 cores, 83 MB); skipped when the binary is already that
+#    version (`go version -m` reads it from the binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -87,6 +87,33 @@ func TestS3ReadErrors(t *testing.T) {
 	}
 }
 
+// A server that goes away during a run is no image's fault: a Loader that
+// skips bad images stops with the error instead of dropping the images.
+func TestS3ServerGoneIsNotABadImage(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.SetCredentials(t)
+	srv.CreateBucket(t, "dset")
+	for _, k := range []string{"cat/a.png", "cat/b.png", "dog/a.png", "dog/b.png"} {
+		srv.Put(t, "dset", "d/"+k, img(t, "png", 8, 8, len(k)))
+	}
+	src, err := dataset.OpenData(context.Background(), srv.URL("dset", "d"), dataset.Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	srv.Stop()
+	l, err := dataset.NewLoader(src, nil, dataset.LoaderSettings{Size: 8, Batch: 2, SkipBad: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	b, err := l.Next(context.Background(), make([]float32, l.BatchLen()))
+	var de *dataset.DecodeError
+	if err == nil || errors.As(err, &de) || !strings.Contains(err.Error(), "s3://dset/d/cat/") || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("Next with the server gone: %+v, %v; want an error (no *DecodeError) naming the object", b, err)
+	}
+}
+
 func TestS3OpenErrors(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.SetCredentials(t)

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,6 +35,7 @@ type Server struct {
 	Dir string
 
 	client *s3.Client
+	stop   func()
 }
 
 // Binary returns the path of .tools/versitygw in the module root above the
@@ -111,8 +113,9 @@ func (s *Server) start(t testing.TB, bin, addr string) error {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	var stopOnce sync.Once
 	stop := func() {
-		if cmd.ProcessState == nil {
+		stopOnce.Do(func() {
 			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
 			select {
 			case <-exited:
@@ -120,7 +123,7 @@ func (s *Server) start(t testing.TB, bin, addr string) error {
 				_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
 				<-exited
 			}
-		}
+		})
 	}
 	s.Endpoint = "http://" + addr
 	deadline := time.Now().Add(30 * time.Second)
@@ -129,6 +132,7 @@ func (s *Server) start(t testing.TB, bin, addr string) error {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				s.stop = stop
 				t.Cleanup(stop)
 				return nil
 			}
@@ -144,6 +148,10 @@ func (s *Server) start(t testing.TB, bin, addr string) error {
 		}
 	}
 }
+
+// Stop stops the server now (by its pid), for the tests of a server that
+// goes away; Start's cleanup then does nothing more.
+func (s *Server) Stop() { s.stop() }
 
 // URL is the s3:// URL of prefix in bucket on this server, with the query
 // that points gocloud's s3blob at it.
