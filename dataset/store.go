@@ -28,7 +28,8 @@ type Store interface {
 	// (length < 0: to its end). An object that does not exist is an error
 	// wrapping fs.ErrNotExist.
 	NewRangeReader(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
-	// Close releases the bucket.
+	// Close releases the bucket; a second Close does nothing (Source.Close
+	// is idempotent through it).
 	Close() error
 }
 
