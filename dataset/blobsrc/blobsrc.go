@@ -19,6 +19,7 @@ import (
 	_ "gocloud.dev/blob/gcsblob"
 	_ "gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcerrors"
+	"gocloud.dev/gcp"
 
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/internal/fsutil"
@@ -82,6 +83,9 @@ func Open(ctx context.Context, rawURL string) (dataset.Store, error) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
+	if err := checkGoogleCredentials(pctx, u); err != nil {
+		return nil, fmt.Errorf("dataset: %s: no Google credentials (Application Default Credentials: GOOGLE_APPLICATION_CREDENTIALS, or gcloud auth application-default login; ?anonymous=true for a public bucket): %w", rawURL, err)
+	}
 	b, err := blob.OpenBucket(pctx, bucketURL)
 	if err != nil {
 		if u.Scheme == "file" && errors.Is(err, fs.ErrNotExist) {
@@ -108,6 +112,20 @@ func Open(ctx context.Context, rawURL string) (dataset.Store, error) {
 	return &store{url: rawURL, b: b, root: root}, nil
 }
 
+// checkGoogleCredentials looks for the Application Default Credentials of
+// a gs:// URL that needs them. gcsblob, when it finds none, prints a
+// warning on stdout (where tlearn writes its records) and goes on with
+// empty credentials, which fail later with a message about private keys.
+func checkGoogleCredentials(ctx context.Context, u *url.URL) error {
+	q := u.Query()
+	if u.Scheme != "gs" || q.Get("anonymous") == "true" || q.Get("access_id") == "-" ||
+		os.Getenv("STORAGE_EMULATOR_HOST") != "" || os.Getenv("STORAGE_EMULATOR_HOST_GRPC") != "" {
+		return nil
+	}
+	_, err := gcp.DefaultCredentials(ctx)
+	return err
+}
+
 // describe names rawURL in err and says what it means when it is one of
 // the usual problems.
 func describe(ctx context.Context, rawURL string, u *url.URL, err error) error {
@@ -126,12 +144,22 @@ func describe(ctx context.Context, rawURL string, u *url.URL, err error) error {
 		return fmt.Errorf("dataset: %s: access denied (check the credentials: %s; they must allow listing and reading the bucket): %w", rawURL, credentialsHint(u.Scheme), err)
 	case code == gcerrors.NotFound:
 		return fmt.Errorf("dataset: %s: bucket %s does not exist: %w", rawURL, u.Host, err)
+	case u.Scheme == "s3" && noRegion(err):
+		return fmt.Errorf("dataset: %s: no usable AWS region (set AWS_REGION, or add ?region=us-east-1 to the URL): %w", rawURL, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("dataset: %s: the storage did not answer within %v (is the endpoint right and reachable?): %w", rawURL, probeTimeout, err)
 	case errors.As(err, &dnsErr) || errors.As(err, &netErr):
 		return fmt.Errorf("dataset: %s: cannot reach the storage endpoint: %w", rawURL, err)
 	}
 	return fmt.Errorf("dataset: %s: %w", rawURL, err)
+}
+
+// noRegion reports whether err is the AWS SDK's, or the server's, about a
+// missing region: none in the URL, the environment or ~/.aws/config.
+func noRegion(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Invalid region") || strings.Contains(msg, `region "" is wrong`) ||
+		strings.Contains(msg, "region is required")
 }
 
 // deniedCodes are the S3 error codes of keys that are wrong, unknown or

@@ -262,8 +262,12 @@ func TestFileURLErrors(t *testing.T) {
 		{"an unsupported scheme", "ftp://host/data", []string{"ftp://host/data", `unsupported URL scheme "ftp"`, "file://, gs://, s3://"}},
 		{"credentials in the URL", "s3://key:secret@bucket/data", []string{"s3://bucket/data", "never in the URL"}},
 		{"no bucket", "s3:///data", []string{"s3:///data", "no bucket name"}},
+		{"gs:// without credentials", "gs://some-bucket/data", []string{"gs://some-bucket/data", "no Google credentials", "GOOGLE_APPLICATION_CREDENTIALS"}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
+			// No Google credentials: a file that does not exist fails
+			// the lookup before any network.
+			t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", filepath.Join(root, "no-such-credentials.json"))
 			src, err := dataset.OpenData(context.Background(), tc.data, dataset.Settings{})
 			if err == nil {
 				src.Close()

@@ -132,6 +132,7 @@ func TestS3OpenErrors(t *testing.T) {
 	for _, tc := range []struct {
 		desc, data string
 		keys       [2]string // the AWS keys, when not the server's
+		noRegion   bool      // AWS_REGION unset
 		want       []string
 	}{
 		{desc: "a bucket that does not exist", data: srv.URL("nosuch", "x"), want: []string{"s3://nosuch/x", "bucket nosuch does not exist"}},
@@ -140,11 +141,16 @@ func TestS3OpenErrors(t *testing.T) {
 		{desc: "an endpoint that does not answer", data: deadURL, want: []string{"s3://images/ok", "cannot reach the storage endpoint"}},
 		{desc: "a prefix with no class folders", data: srv.URL("images", "flat"), want: []string{"s3://images/flat", "has 1 images but no class folders"}},
 		{desc: "an empty prefix", data: srv.URL("images", "nothing/here"), want: []string{"s3://images/nothing/here", "has no class folders"}},
+		{desc: "no region", data: strings.Replace(srv.URL("images", "ok"), "region=us-east-1&", "", 1), keys: [2]string{srv.AccessKey, srv.SecretKey}, noRegion: true, want: []string{"s3://images/ok", "no usable AWS region", "AWS_REGION"}},
 		{desc: "an unknown URL parameter", data: srv.URL("images", "ok") + "&colour=blue", want: []string{"s3://images/ok", `unknown query parameter "colour"`}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			if tc.keys[0] != "" {
 				s3test.SetKeys(t, tc.keys[0], tc.keys[1])
+			}
+			if tc.noRegion {
+				t.Setenv("AWS_REGION", "")
+				t.Setenv("AWS_DEFAULT_REGION", "")
 			}
 			src, err := dataset.OpenData(context.Background(), tc.data, dataset.Settings{})
 			if err == nil {
