@@ -67,6 +67,10 @@ func Open(ctx context.Context, rawURL string) (dataset.Store, error) {
 	case "file":
 		// fileblob's bucket is the folder the path names.
 		root = filepath.FromSlash(u.Path)
+		if u.Host != "" && u.Host != "localhost" {
+			// file://images/cat would name the folder /cat.
+			return nil, fmt.Errorf("dataset: %s: a file:// URL names an absolute path: want file:///path/to/folder (three slashes)", rawURL)
+		}
 		if root == "" {
 			return nil, fmt.Errorf("dataset: %s: no folder in the URL: want file:///path/to/folder", rawURL)
 		}

@@ -262,6 +262,7 @@ func TestFileURLErrors(t *testing.T) {
 		{"an unsupported scheme", "ftp://host/data", []string{"ftp://host/data", `unsupported URL scheme "ftp"`, "file://, gs://, s3://"}},
 		{"credentials in the URL", "s3://key:secret@bucket/data", []string{"s3://bucket/data", "never in the URL"}},
 		{"no bucket", "s3:///data", []string{"s3:///data", "no bucket name"}},
+		{"a relative file:// URL", "file://images/cat", []string{"file://images/cat", "three slashes"}},
 		{"gs:// without credentials", "gs://some-bucket/data", []string{"gs://some-bucket/data", "no Google credentials", "GOOGLE_APPLICATION_CREDENTIALS"}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
