@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -11,6 +12,7 @@ import (
 	_ "image/jpeg"
 	_ "image/png"
 	"io"
+	"io/fs"
 
 	"github.com/tlearn/tlearn/internal/fsutil"
 	_ "golang.org/x/image/bmp"
@@ -63,6 +65,35 @@ type decoder struct {
 	maxPixels int
 	file      bytes.Buffer
 	rgba      []uint8
+}
+
+// decodeItem decodes item i of s: the file, or the object of a Source in
+// object storage. An object that is gone, too large or no image is a
+// *DecodeError, as a file is; an object that cannot be read (network,
+// credentials, a cancelled ctx) is a plain error, which stops a run that
+// skips bad images instead of dropping a good one.
+func (d *decoder) decodeItem(ctx context.Context, s *Source, i int) (image.Image, error) {
+	if s.store == nil {
+		return d.decodeFile(s.Path(i))
+	}
+	path, it := s.Path(i), s.Items[i]
+	if it.Size > maxFileBytes {
+		return nil, &DecodeError{Path: path, Err: fmt.Errorf("%d bytes, more than the %d read for one image", it.Size, maxFileBytes)}
+	}
+	n, err := readObject(ctx, s.store, it.Path, it.Size, maxFileBytes, &d.file)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, &DecodeError{Path: path, Err: err}
+	case err != nil:
+		return nil, fmt.Errorf("dataset: read %s: %w", path, err)
+	case n > maxFileBytes:
+		return nil, &DecodeError{Path: path, Err: fmt.Errorf("more than the %d bytes read for one image", maxFileBytes)}
+	}
+	img, err := d.decodeBytes(d.file.Bytes())
+	if err != nil {
+		return nil, &DecodeError{Path: path, Err: err}
+	}
+	return img, nil
 }
 
 func (d *decoder) decodeFile(path string) (image.Image, error) {

@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -33,28 +34,29 @@ func IsURL(data string) bool {
 }
 
 // OpenData lists the dataset data: a local folder (Open) or a URL of a
-// bucket prefix laid out the same way, one "folder" of images per class.
-// The caller closes the Source.
+// bucket prefix laid out the same way, one "folder" of images per class
+// (s3://bucket/prefix/cat/1.jpg; see Store and dataset/blobsrc). A URL's
+// listing follows Open's rules (openStoreSource) and is read once, page by
+// page; its images are read from the bucket. The caller closes the Source.
 func OpenData(ctx context.Context, data string, s Settings) (*Source, error) {
 	if !IsURL(data) {
 		return Open(data, s)
 	}
-	return nil, fmt.Errorf("dataset: %s: datasets in object storage are not supported yet", data)
+	st, err := openStore(ctx, data)
+	if err != nil {
+		return nil, err
+	}
+	src, err := openStoreSource(ctx, data, st, s)
+	if err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
+	return src, nil
 }
 
 // FromListing rebuilds the Source that l was listed from, without listing
-// the data again: a folder must still exist; a URL's bucket is opened. The
-// caller closes the Source.
+// the data again: a folder must still exist; a URL's bucket is opened (and
+// checked readable). The caller closes the Source.
 func FromListing(ctx context.Context, l Listing, s Settings) (*Source, error) {
-	if IsURL(l.Data) {
-		return nil, fmt.Errorf("dataset: %s: datasets in object storage are not supported yet", l.Data)
-	}
-	if err := CheckComplete(l.Data); err != nil {
-		return nil, err
-	}
-	if err := checkDir(l.Data); err != nil {
-		return nil, err
-	}
 	if len(l.Classes) < 2 || len(l.Items) == 0 {
 		return nil, fmt.Errorf("dataset: the listing of %s has %d classes and %d images: not a dataset", l.Data, len(l.Classes), len(l.Items))
 	}
@@ -63,11 +65,30 @@ func FromListing(ctx context.Context, l Listing, s Settings) (*Source, error) {
 			return nil, fmt.Errorf("dataset: the listing of %s gives %s label %d of %d classes", l.Data, it.Path, it.Label, len(l.Classes))
 		}
 	}
-	return &Source{Dir: l.Data, Classes: l.Classes, Items: l.Items, Skipped: l.Skipped, maxPixels: s.maxPixels()}, nil
+	src := &Source{Dir: l.Data, Classes: l.Classes, Items: l.Items, Skipped: l.Skipped, maxPixels: s.maxPixels()}
+	if IsURL(l.Data) {
+		st, err := openStore(ctx, l.Data)
+		if err != nil {
+			return nil, err
+		}
+		src.store = st
+		return src, nil
+	}
+	if err := CheckComplete(l.Data); err != nil {
+		return nil, err
+	}
+	if err := checkDir(l.Data); err != nil {
+		return nil, err
+	}
+	return src, nil
 }
 
-// Close releases what the Source holds open (a bucket); a folder's Source
-// holds nothing.
+// Close releases what the Source holds open: the bucket of a Source in
+// object storage (its images cannot be read after). A folder's Source holds
+// nothing. Close is idempotent.
 func (s *Source) Close() error {
-	return nil
+	if s.store == nil {
+		return nil
+	}
+	return s.store.Close()
 }

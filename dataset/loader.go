@@ -91,6 +91,10 @@ type Loader struct {
 	done      chan struct{} // closed when the producer returns
 	err       error         // sticky: io.EOF, the first failure, or ErrLoaderClosed
 	decoders  []*decoder
+	// reads bounds the reads of a Source in object storage: Close cancels
+	// it, so that a worker waiting on the network does not hold Close up.
+	reads       context.Context
+	cancelReads context.CancelFunc
 }
 
 type loaded struct {
@@ -160,6 +164,7 @@ func NewLoader(src *Source, idx []int, s LoaderSettings) (*Loader, error) {
 		src: src, idx: idx, s: s, imageLen: 3 * s.Size * s.Size,
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	l.reads, l.cancelReads = context.WithCancel(context.Background())
 	return l, nil
 }
 
@@ -219,6 +224,7 @@ func (l *Loader) Next(ctx context.Context, dst []float32) (Batch, error) {
 func (l *Loader) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.stop)
+		l.cancelReads()
 		l.startOnce.Do(func() { close(l.done) }) // never started: nothing to wait for
 		<-l.done
 		if l.err == nil {
@@ -280,6 +286,8 @@ func (l *Loader) fill(buf []float32, start int) (Batch, error) {
 	}
 	groups = append(groups, n)
 	errs := make([]*DecodeError, n)
+	var fatal error // not the image's fault: stops the Loader even with SkipBad
+	var fatalOnce sync.Once
 	var next atomic.Int64
 	var stopped atomic.Bool
 	var wg sync.WaitGroup
@@ -301,10 +309,15 @@ func (l *Loader) fill(buf []float32, start int) (Batch, error) {
 				}
 				j0, j1 := groups[g], groups[g+1]
 				item := l.idx[(start+j0)/k]
-				img, err := d.decodeFile(l.src.Path(item))
+				img, err := d.decodeItem(l.reads, l.src, item)
 				if err != nil {
+					de, ok := err.(*DecodeError)
+					if !ok {
+						fatalOnce.Do(func() { fatal = err })
+						continue
+					}
 					for j := j0; j < j1; j++ {
-						errs[j] = err.(*DecodeError)
+						errs[j] = de
 					}
 					continue
 				}
@@ -321,8 +334,11 @@ func (l *Loader) fill(buf []float32, start int) (Batch, error) {
 		}()
 	}
 	wg.Wait()
-	if stopped.Load() {
+	if stopped.Load() || (fatal != nil && l.reads.Err() != nil) {
 		return Batch{}, ErrLoaderClosed
+	}
+	if fatal != nil {
+		return Batch{}, fatal
 	}
 	b := Batch{Start: start, Indices: make([]int, 0, n), Labels: make([]int, 0, n)}
 	if k > 1 {

@@ -1,9 +1,11 @@
 package dataset
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"image"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -55,12 +57,15 @@ type Skipped struct {
 // machine for the same files. A Source is read-only after Open and may be
 // shared by several Loaders.
 type Source struct {
+	// Dir is the folder, or the URL of the bucket prefix (OpenData), that
+	// Item paths are relative to.
 	Dir     string
 	Classes []string
 	Items   []Item
 	Skipped []Skipped
 
 	maxPixels int
+	store     Store // nil for a folder
 }
 
 // imageExts are the extensions listed as images; the decoders registered by
@@ -196,8 +201,12 @@ func OpenFiles(paths []string, s Settings) (*Source, error) {
 	return src, nil
 }
 
-// Path returns the file path of item i.
+// Path returns the file path of item i; for a Source in object storage,
+// the URL of the object without the query of Dir (s3://bucket/prefix/cat/1.jpg).
 func (s *Source) Path(i int) string {
+	if s.store != nil {
+		return objectPath(s.Dir, s.Items[i].Path)
+	}
 	return filepath.Join(s.Dir, filepath.FromSlash(s.Items[i].Path))
 }
 
@@ -214,9 +223,29 @@ func (s *Source) ClassCounts() []int {
 
 // Decode decodes item i into an RGB image (*image.Gray or opaque
 // *image.RGBA) at its own size, with the Source's pixel limit; see
-// DecodeFile.
+// DecodeFile. An image that cannot be used is a *DecodeError; a bucket that
+// cannot be read (the network, the credentials) is another error.
 func (s *Source) Decode(i int) (image.Image, error) {
-	return DecodeFile(s.Path(i), s.maxPixels)
+	d := decoder{maxPixels: s.maxPixels}
+	return d.decodeItem(context.Background(), s, i)
+}
+
+// ItemReader reads an item's bytes at any offset.
+type ItemReader interface {
+	io.ReaderAt
+	io.Closer
+}
+
+// OpenItem opens item i for reading at any offset: the file (refusing a
+// FIFO or device, as fsutil.Open does), or, in object storage, reads by
+// ranges of at least 64 KiB, the last one kept, so that a header read
+// through a small buffer and the last bytes of a small image cost one
+// request.
+func (s *Source) OpenItem(ctx context.Context, i int) (ItemReader, error) {
+	if s.store == nil {
+		return fsutil.Open(s.Path(i))
+	}
+	return &objectReaderAt{ctx: ctx, st: s.store, key: s.Items[i].Path, size: s.Items[i].Size}, nil
 }
 
 func (s Settings) maxPixels() int {

@@ -229,7 +229,9 @@ func (e *Extractor) manifest(src *dataset.Source, s Settings) (*cache.Manifest, 
 		sh.Ran.Host, _ = os.Hostname()
 		m.Shard = &sh
 	}
-	if abs, err := filepath.Abs(src.Dir); err == nil {
+	if dataset.IsURL(src.Dir) {
+		m.DataDir = src.Dir // the URL as given: OpenData refuses one that holds credentials
+	} else if abs, err := filepath.Abs(src.Dir); err == nil {
 		m.DataDir = abs
 	}
 	if e.maps != nil {

@@ -8,6 +8,11 @@
 #    the library lands in .ort/lib (ignored by git).
 #  * Debian packages, only where missing: libopenblas-dev (the optional BLAS
 #    backend, `make build-blas`).
+#  * versitygw (an S3-compatible server, Apache-2.0) at a pinned version in
+#    .tools/versitygw, built from the Go module proxy: the tests of datasets
+#    in object storage start it on 127.0.0.1. Slow to build the first time
+#    (about 2.5 min on 2 cores, 83 MB); skipped when the binary is already that
+#    version (`go version -m` reads it from the binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,8 +63,29 @@ install_debs() {
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+VERSITYGW_VERSION=v1.8.0
+
+# install_versitygw builds the S3 server of the object-storage tests. `go
+# version -m` reads the module version the binary was built from, so a
+# binary of another version is rebuilt and a matching one costs nothing.
+install_versitygw() {
+	local bin=.tools/versitygw
+	if [[ -x "$bin" ]] && [[ "$(go version -m "$bin" 2>/dev/null | awk '$1 == "mod" {print $3}')" == "$VERSITYGW_VERSION" ]]; then
+		return
+	fi
+	log "building versitygw $VERSITYGW_VERSION into $bin (slow the first time: several minutes on 2 cores)"
+	mkdir -p .tools
+	local tmp
+	tmp="$(mktemp -d .tools/.versitygw-build.XXXXXX)" # same filesystem: the mv below is a rename
+	trap 'rm -rf "$tmp"' RETURN
+	GOBIN="$PWD/$tmp" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+	mv -f "$tmp/versitygw" "$bin"
+	log "installed versitygw $VERSITYGW_VERSION in $bin"
+}
+
 command -v go >/dev/null || { log "Go 1.26 or newer is needed (https://go.dev/dl)"; exit 1; }
 install_ort
+install_versitygw
 if [[ "${TLEARN_SKIP_DEBS:-}" != 1 ]] && command -v dpkg-query >/dev/null; then
 	install_debs libopenblas-dev
 fi

@@ -97,7 +97,7 @@ Example:
    tlearn cache merge cache`,
 		Flags: withCommon(
 			&cli.StringFlag{Name: flagExtractModel, Usage: "prepared model `DIR` (tlearn models prepare); not needed with --" + flagExtractPlan},
-			&cli.StringFlag{Name: flagExtractData, Usage: "dataset `DIR` with one sub-folder of images per class", Required: true},
+			&cli.StringFlag{Name: flagExtractData, Usage: dataUsage, Required: true},
 			&cli.StringFlag{Name: flagExtractCache, Usage: "cache `DIR` to write (made if missing)", Required: true},
 			&cli.Float64Flag{Name: flagExtractVal, Usage: "validation `FRACTION` (0..1): writes CACHE/train and CACHE/val"},
 			&cli.Uint64Flag{Name: flagExtractSeed, Usage: "seed of the --val split", Value: 1},
