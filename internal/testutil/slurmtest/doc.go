@@ -6,7 +6,7 @@
 //
 // It owns starting and stopping that cluster, the environment of the client
 // commands (SLURM_CONF), and the few job helpers the tests share: Submit,
-// Wait and WaitFor, Tasks (each array task's state, reason and exit code),
+// Wait and WaitFor, Tasks (each array task's state, reason and exit code), TaskPIDs,
 // CancelTask and KillTask. A test on a machine without Slurm skips with a
 // message naming the missing commands. Only tests import it: production
 // code must not, and it imports no tlearn package.

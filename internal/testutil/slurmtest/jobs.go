@@ -167,6 +167,24 @@ func (c *Cluster) CancelTask(t testing.TB, id string, index int) {
 	c.Run(t, "scancel", taskID(id, index))
 }
 
+// TaskPIDs are the pids of the processes of task index of array job id
+// (index -1: of plain job id) on this node: the batch script and what it
+// started, found by the job's variables in their environment.
+func (c *Cluster) TaskPIDs(id string, index int) []int {
+	want := [][]byte{[]byte("SLURM_JOB_ID=" + id + "\x00")}
+	if index >= 0 {
+		want = [][]byte{[]byte("SLURM_ARRAY_JOB_ID=" + id + "\x00"), []byte("SLURM_ARRAY_TASK_ID=" + strconv.Itoa(index) + "\x00")}
+	}
+	var pids []int
+	for _, pid := range c.strays() {
+		env, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
+		if err == nil && containsAll(env, want) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
 // KillTask kills every process of task index of array job id (index -1:
 // of plain job id) with SIGKILL, by pid, as the kernel's out-of-memory
 // killer or a lost node would: no chance to clean up. `scancel
@@ -175,16 +193,8 @@ func (c *Cluster) CancelTask(t testing.TB, id string, index int) {
 // it finds none (the task is not running on this node).
 func (c *Cluster) KillTask(t testing.TB, id string, index int) []int {
 	t.Helper()
-	want := [][]byte{[]byte("SLURM_JOB_ID=" + id + "\x00")}
-	if index >= 0 {
-		want = [][]byte{[]byte("SLURM_ARRAY_JOB_ID=" + id + "\x00"), []byte("SLURM_ARRAY_TASK_ID=" + strconv.Itoa(index) + "\x00")}
-	}
 	var killed []int
-	for _, pid := range c.strays() {
-		env, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
-		if err != nil || !containsAll(env, want) {
-			continue
-		}
+	for _, pid := range c.TaskPIDs(id, index) {
 		if syscall.Kill(pid, syscall.SIGKILL) == nil {
 			killed = append(killed, pid)
 		}
