@@ -554,3 +554,42 @@ func TestSlurmScripts(t *testing.T) {
 		t.Error("submit.sh: sbatch without --parsable")
 	}
 }
+
+// TestREADMECommands parses the tlearn commands that the README's section
+// on clusters shows, and checks that it names every runbook file.
+func TestREADMECommands(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(b), "\n## Running the caching job on a cluster\n")
+	if !ok {
+		t.Fatal(`README.md has no section "Running the caching job on a cluster"`)
+	}
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	n := 0
+	for _, line := range strings.Split(sec, "\n") {
+		if !strings.HasPrefix(line, "tlearn ") {
+			continue
+		}
+		words, err := shellWords(line)
+		if err == nil {
+			_, err = parseTlearn(words)
+		}
+		if err != nil {
+			t.Errorf("README: %s: %v", line, err)
+		}
+		n++
+	}
+	if n < 3 {
+		t.Errorf("README's section shows %d tlearn commands, want the plan, a shard and the merge", n)
+	}
+	for _, dir := range []string{"slurm", "k8s"} {
+		files, _ := os.ReadDir(dir)
+		for _, f := range files {
+			if !strings.Contains(sec, "`"+f.Name()+"`") {
+				t.Errorf("README's section does not name deploy/%s/%s", dir, f.Name())
+			}
+		}
+	}
+}
