@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -50,7 +51,8 @@ type Cluster struct {
 	// reported idle.
 	Started time.Duration
 
-	daemons []*daemon
+	daemons  []*daemon
+	stopOnce sync.Once
 }
 
 // daemon is one started process and its exit.
@@ -108,15 +110,7 @@ func Start(t testing.TB) *Cluster {
 		t.Fatal(err)
 	}
 	c := &Cluster{Dir: dir, Conf: filepath.Join(dir, "slurm.conf")}
-	// Registered first, run last: after the daemons are stopped.
-	t.Cleanup(func() {
-		if !t.Failed() {
-			os.RemoveAll(dir)
-			return
-		}
-		t.Logf("slurmtest: the cluster's logs are kept in %s", dir)
-	})
-	t.Cleanup(func() { c.stop(t) })
+	t.Cleanup(func() { c.Stop(t) })
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -152,6 +146,10 @@ func Start(t testing.TB) *Cluster {
 	}
 	c.Node, _, _ = strings.Cut(host, ".")
 	nodeLine := c.nodeLine(t)
+	// From choosing the ports until both daemons hold them, no other
+	// cluster (a parallel test, another test binary) may choose.
+	unlock := lockPorts(t)
+	defer unlock()
 	ctldPort, dPort := freePorts(t)
 	conf := fmt.Sprintf(`# A one-node test cluster (internal/testutil/slurmtest).
 ClusterName=tlearntest
@@ -194,12 +192,31 @@ PartitionName=test Nodes=%[1]s Default=YES MaxTime=INFINITE State=UP
 	c.startDaemon(t, "slurmctld", filepath.Join(dir, "log", "slurmctld.log"), "-D", "-i")
 	c.waitUntil(t, "slurmctld", func() bool { return dialable(ctldPort) })
 	c.startDaemon(t, "slurmd", filepath.Join(dir, "log", "slurmd.log"), "-D", "-N", c.Node)
+	c.waitUntil(t, "slurmd", func() bool { return dialable(dPort) })
+	unlock()
 	c.waitUntil(t, "slurmd", func() bool {
 		out, err := c.Command("scontrol", "show", "node", "-o", c.Node).Output()
 		return err == nil && bytes.Contains(out, []byte("State=IDLE "))
 	})
 	c.Started = time.Since(t0)
 	return c
+}
+
+// lockPorts takes the machine-wide lock of port choosing (a flock on
+// os.TempDir()/slurmtest-ports.lock, waiting for it) and returns its
+// release, which may be called more than once.
+func lockPorts(t testing.TB) (unlock func()) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "slurmtest-ports.lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatalf("slurmtest: %v", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("slurmtest: lock %s: %v", f.Name(), err)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { f.Close() }) }
 }
 
 // nodeLine is `slurmd -C`'s NodeName line, the hardware slurmd will find,
@@ -350,10 +367,23 @@ func (d *daemon) logs() string {
 	return b.String()
 }
 
-// stop cancels every job, stops the daemons (slurmd, slurmctld, munged)
-// by their pids, then kills any process left that runs under this
-// cluster: its environment holds SLURM_CONF=c.Conf.
+// Stop cancels every job, stops the daemons (slurmd, slurmctld, munged)
+// by their pids, kills any process left that runs under this cluster (its
+// environment holds SLURM_CONF=c.Conf) and removes the cluster's folder,
+// which it keeps, with the daemons' logs, when t has failed. Start
+// registers it with t.Cleanup; a second call does nothing.
+func (c *Cluster) Stop(t testing.TB) {
+	c.stopOnce.Do(func() { c.stop(t) })
+}
+
 func (c *Cluster) stop(t testing.TB) {
+	defer func() {
+		if !t.Failed() {
+			os.RemoveAll(c.Dir)
+			return
+		}
+		t.Logf("slurmtest: the cluster's logs are kept in %s", c.Dir)
+	}()
 	if len(c.daemons) == 3 && !c.daemons[1].exited() {
 		if u, err := user.Current(); err == nil {
 			_ = c.Command("scancel", "--user="+u.Username).Run()

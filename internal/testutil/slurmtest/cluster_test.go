@@ -21,6 +21,7 @@ const jobWithin = 60 * time.Second
 // ended, failed or not, while one with afterok stays pending forever
 // (DependencyNeverSatisfied) until cancelled.
 func TestArrayAndDependencies(t *testing.T) {
+	t.Parallel()
 	c := Start(t)
 	t.Logf("cluster of %d CPUs on %s started in %v", c.CPUs, c.Node, c.Started.Round(time.Millisecond))
 	dir := t.TempDir()
@@ -75,6 +76,7 @@ echo "$SLURM_ARRAY_TASK_ID" > "`+dir+`/seen.$SLURM_ARRAY_TASK_ID"
 // still running at the end. The second cluster, started while the first
 // holds 16817 and 16818, takes other ports.
 func TestKillAndStop(t *testing.T) {
+	t.Parallel()
 	c := Start(t)
 	dir := t.TempDir()
 	sleeper := writeScript(t, dir, "sleep.sh", "#!/bin/bash\necho started > "+dir+"/started.$SLURM_ARRAY_TASK_ID\nexec sleep 300\n")
@@ -181,4 +183,18 @@ func zombie(pid int) bool {
 	}
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
 	return len(f) > 0 && slices.Contains([]string{"Z", "X"}, f[0])
+}
+
+// BenchmarkStart starts and stops a cluster; start-ms is Start alone, from
+// the first daemon to the node reported idle.
+func BenchmarkStart(b *testing.B) {
+	var started time.Duration
+	n := 0
+	for b.Loop() {
+		c := Start(b)
+		started += c.Started
+		n++
+		c.Stop(b)
+	}
+	b.ReportMetric(float64(started.Milliseconds())/float64(n), "start-ms")
 }

@@ -6,12 +6,13 @@
 //
 // It owns starting and stopping that cluster, the environment of the client
 // commands (SLURM_CONF), and the few job helpers the tests share: Submit,
-// Wait and WaitFor, Tasks (each array task's state, reason and exit code), TaskPIDs,
-// CancelTask and KillTask. A test on a machine without Slurm skips with a
-// message naming the missing commands. Only tests import it: production
-// code must not, and it imports no tlearn package.
+// Wait and WaitFor, Tasks (each array task's state, reason and exit code),
+// TaskPIDs, CancelTask and KillTask. A test on a machine without Slurm
+// skips with a message naming the missing commands. Only tests import it:
+// production code must not, and it imports no tlearn package.
 //
-// What it took to start Slurm 22.05 (Debian 12) here, in about 0.2 s:
+// What it took to start Slurm 22.05 (Debian 12) here, in about 0.1 s (60 to
+// 100 ms from the first daemon to the node idle, on two cores):
 //
 //   - munged refuses a socket whose folder, or any folder above it, is not
 //     searchable by everyone ("Socket is inaccessible: execute permissions
@@ -40,10 +41,16 @@
 //     off): job states come from `scontrol show job`, and MinJobAge keeps a
 //     finished job's record for a day instead of 300 s.
 //   - Port 2024 is taken on these machines; the cluster takes 16817 and
-//     16818 when free, else ports the kernel picks, and fails naming the
-//     port and the daemon's log when a daemon cannot bind.
+//     16818 when free, else two ports the kernel picks. Choosing is
+//     serialized machine-wide (a flock on os.TempDir()/slurmtest-ports.lock
+//     held until both daemons listen): `go test ./...` runs the packages
+//     that start clusters at the same time, and two clusters that both saw
+//     16818 free lost one slurmd to "Address already in use". A daemon that
+//     still cannot bind fails the test with its log.
 //   - Each daemon gets Pdeathsig SIGKILL, so a test binary killed by its
-//     timeout does not leave them running; t.Cleanup cancels every job,
+//     timeout does not leave them running (Pdeathsig follows the OS thread
+//     that started the daemon, which Go ends only under LockOSThread, which
+//     no tlearn test uses); t.Cleanup cancels every job,
 //     stops the daemons with SIGTERM (SIGKILL after 5 s) and kills, by pid,
 //     any process left whose environment holds this cluster's SLURM_CONF
 //     (slurmstepd and the jobs' processes).
