@@ -13,6 +13,10 @@
 #    in object storage start it on 127.0.0.1. Slow to build the first time
 #    (about 2.5 min on 2 cores, 83 MB); skipped when the binary is already that
 #    version (`go version -m` reads it from the binary).
+#  * Slurm and MUNGE from Debian (slurmctld, slurmd, slurm-client, munge), only
+#    where missing: the tests start a one-node cluster on localhost
+#    (internal/testutil/slurmtest). Best effort: when apt cannot install them,
+#    setup goes on and those tests skip, naming what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -83,10 +87,29 @@ install_versitygw() {
 	log "installed versitygw $VERSITYGW_VERSION in $bin"
 }
 
+# install_slurm never fails setup: without Slurm only the cluster tests skip.
+# The packages' services are not started (policy-rc.d, or no init here): the
+# tests start their own daemons with their own configuration and key.
+install_slurm() {
+	local pkgs=(slurmctld slurmd slurm-client munge) missing=()
+	for p in "${pkgs[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	done
+	((${#missing[@]})) || return 0
+	local sudo=""
+	[[ $(id -u) -eq 0 ]] || sudo="sudo -n"
+	log "installing Debian packages for the Slurm tests: ${missing[*]}"
+	if ! { $sudo apt-get update -qq &&
+		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
+		log "could not install ${missing[*]}; the Slurm tests will skip"
+	fi
+}
+
 command -v go >/dev/null || { log "Go 1.26 or newer is needed (https://go.dev/dl)"; exit 1; }
 install_ort
 install_versitygw
 if [[ "${TLEARN_SKIP_DEBS:-}" != 1 ]] && command -v dpkg-query >/dev/null; then
 	install_debs libopenblas-dev
+	install_slurm
 fi
 go mod download
