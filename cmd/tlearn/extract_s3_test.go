@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -194,5 +195,39 @@ func TestExtractFromFileURL(t *testing.T) {
 	}
 	if m, err := cache.ReadManifest(fromURL); err != nil || m.DataDir != u {
 		t.Errorf("the manifest records %q (%v), want %q", m.DataDir, err, u)
+	}
+}
+
+// TestShardsFromS3Plan: the runbooks' job on a bucket. `extract --plan`
+// lists the bucket once; three shards read that listing (not the bucket's)
+// and their merge is the single run from the same images in a folder,
+// byte for byte.
+func TestShardsFromS3Plan(t *testing.T) {
+	_, model, data, url := s3Fixture(t)
+	root := t.TempDir()
+	single, sharded := filepath.Join(root, "single"), filepath.Join(root, "sharded")
+	more := []string{"--val", "0.4", "--seed", "2", "--maps"}
+	mustTlearn(t, extractArgs(model, data, single, more...)...)
+	mustTlearn(t, "extract", "--plan", "--data", url, "--cache", sharded, "--val", "0.4", "--seed", "2")
+	for i := range 3 {
+		code, _, stderr := runTlearn(t, extractArgs(model, url, sharded, append(more, "--shard", fmt.Sprintf("%d/3", i))...)...)
+		if code != 0 {
+			t.Fatalf("shard %d of 3 from %s: exit %d\n%s", i, url, code, stderr)
+		}
+	}
+	if code, _, stderr := runTlearn(t, "cache", "merge", sharded); code != 0 {
+		t.Fatalf("merge: exit %d\n%s", code, stderr)
+	}
+	for _, part := range []string{"train", "val"} {
+		for _, f := range []string{"features.npy", "labels.npy", "maps.npy"} {
+			a, errA := os.ReadFile(filepath.Join(sharded, part, f))
+			b, errB := os.ReadFile(filepath.Join(single, part, f))
+			if errA != nil || errB != nil || len(a) == 0 || !bytes.Equal(a, b) {
+				t.Errorf("%s/%s: merged from the bucket's shards and the folder's single run differ (%v, %v; %d and %d bytes)", part, f, errA, errB, len(a), len(b))
+			}
+		}
+		if m, err := cache.ReadManifest(filepath.Join(sharded, part)); err != nil || m.DataDir != url {
+			t.Errorf("%s: the merged manifest's source is %q (%v), want %q", part, m.DataDir, err, url)
+		}
 	}
 }
