@@ -204,10 +204,16 @@ func OpenFiles(paths []string, s Settings) (*Source, error) {
 // Path returns the file path of item i; for a Source in object storage,
 // the URL of the object without the query of Dir (s3://bucket/prefix/cat/1.jpg).
 func (s *Source) Path(i int) string {
+	return s.PathOf(s.Items[i].Path)
+}
+
+// PathOf is the file path (or, in object storage, the URL) of the
+// slash-separated path rel of an Item or a Skipped entry.
+func (s *Source) PathOf(rel string) string {
 	if s.store != nil {
-		return objectPath(s.Dir, s.Items[i].Path)
+		return objectPath(s.Dir, rel)
 	}
-	return filepath.Join(s.Dir, filepath.FromSlash(s.Items[i].Path))
+	return filepath.Join(s.Dir, filepath.FromSlash(rel))
 }
 
 // ClassCounts returns the number of items per class.

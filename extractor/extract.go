@@ -299,7 +299,7 @@ func (e *Extractor) openCache(ctx context.Context, src *dataset.Source, listing 
 	m.ChunkSize = cache.ChunkSize(m.N, e.batch)
 	if n := len(m.Skipped); n > 0 {
 		e.prog.Log(fmt.Sprintf("extractor: %d of %d images cannot be decoded and are left out (first: %s: %s)",
-			n, len(listing), filepath.Join(src.Dir, filepath.FromSlash(m.Skipped[0].Path)), m.Skipped[0].Reason))
+			n, len(listing), src.PathOf(m.Skipped[0].Path), m.Skipped[0].Reason))
 	}
 	w, err := cache.Create(dir, &m)
 	if err != nil {

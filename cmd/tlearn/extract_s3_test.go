@@ -196,6 +196,14 @@ func TestExtractFromFileURL(t *testing.T) {
 	if m, err := cache.ReadManifest(fromURL); err != nil || m.DataDir != u {
 		t.Errorf("the manifest records %q (%v), want %q", m.DataDir, err, u)
 	}
+	// A cache inside the file:// folder would become part of its dataset.
+	inside := filepath.Join(data, "cat", "cache")
+	if code, _, stderr := runTlearn(t, extractArgs(model, u, inside)...); code == 0 || !strings.Contains(stderr, "lies inside") {
+		t.Errorf("a cache inside the file:// dataset: exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(inside); err == nil {
+		t.Errorf("the refused extract made %s", inside)
+	}
 }
 
 // TestShardsFromS3Plan: the runbooks' job on a bucket. `extract --plan`

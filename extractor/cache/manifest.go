@@ -52,7 +52,7 @@ type Manifest struct {
 	Interpolation string          `json:"interpolation"` // resize filter
 	Preprocessing json.RawMessage `json:"preprocessing"` // the prepared model's preprocessing, as in its spec.json
 
-	DataDir   string    `json:"data_dir"`        // absolute path of the dataset folder; Item paths are relative to it
+	DataDir   string    `json:"data_dir"`        // absolute path of the dataset folder, or the URL of its bucket prefix as given; Item paths are relative to it
 	Split     *SplitRef `json:"split,omitempty"` // set for the two parts that `extract --val` writes
 	Classes   []string  `json:"classes"`
 	N         int       `json:"n"`

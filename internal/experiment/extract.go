@@ -3,6 +3,7 @@ package experiment
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,6 +80,9 @@ func Extract(ctx context.Context, s ExtractSettings, p progress.Reporter) ([]*ex
 	local := s.Data
 	if dataset.IsURL(s.Data) {
 		local = "" // a bucket cannot overlap the cache folder
+		if u, err := url.Parse(s.Data); err == nil && u.Scheme == "file" {
+			local = u.Path // but a file:// folder can
+		}
 	}
 	if err := fsutil.CheckOutput(s.Cache, local, s.Model); err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
