@@ -3,6 +3,7 @@ package experiment
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/tlearn/tlearn/extractor/cache"
@@ -92,17 +93,32 @@ func (c *comparison) bestStages() []compareStage {
 	if r.HeadEpochs > 0 {
 		headEpochs = r.HeadEpochs
 	}
+	ftEpochs := s.FineTuneEpochs
+	if r.FineTuneEpochs > 0 {
+		ftEpochs = r.FineTuneEpochs
+	}
 	common := []string{"--batch", strconv.Itoa(s.Batch), "--seed", seed}
 	train := append(append([]string{"train", "--train", trainCache, "--val", valCache, "--out", headDir, "--force",
 		"--epochs", strconv.Itoa(headEpochs), "--lr", formatFloat(r.HeadLR)}, common...), selection...)
-	ft := append(append([]string{"finetune", "--model", s.Model, "--train", trainCache, "--val", valCache, "--out", ftDir, "--force",
-		"--init-head", headDir, "--epochs", strconv.Itoa(s.FineTuneEpochs), "--lr", formatFloat(r.FineTuneLR),
-		"--block5-lr", formatFloat(r.Block5LR)}, common...), selection...)
+	ft := []string{"finetune", "--model", s.Model, "--train", trainCache, "--val", valCache, "--out", ftDir, "--force"}
+	initHead, ftAfter := headDir, []string{stageExtractBest, stageHeadBest}
+	if r.FreshHead {
+		initHead, ftAfter = "", []string{stageExtractBest}
+	} else {
+		ft = append(ft, "--init-head", headDir)
+	}
+	ft = append(ft, "--epochs", strconv.Itoa(ftEpochs), "--lr", formatFloat(r.FineTuneLR), "--block5-lr", formatFloat(r.Block5LR))
+	if r.FineTuneSchedule != head.ScheduleConstant {
+		ft = append(ft, "--lr-schedule", r.FineTuneSchedule.String())
+	}
+	ft = append(append(ft, common...), selection...)
 	headSettings := func(epochs int, lr float64) head.Settings {
 		return head.Settings{Epochs: epochs, LR: lr, Batch: s.Batch, Seed: s.Seed, SaveBest: r.SaveBest, Holdout: r.Holdout}
 	}
+	ftSettings := headSettings(ftEpochs, r.FineTuneLR)
+	ftSettings.Schedule = r.FineTuneSchedule
 
-	return []compareStage{
+	stages := []compareStage{
 		{stageExtractBest, extractCmds, filepath.Join(valCache, cache.ManifestFile), nil,
 			func(ctx context.Context, p progress.Reporter) error {
 				for _, e := range extracts {
@@ -118,13 +134,17 @@ func (c *comparison) bestStages() []compareStage {
 					Head: headSettings(headEpochs, r.HeadLR), TTA: r.TTA}, p)
 				return err
 			}},
-		{stageFTBest, [][]string{ft}, filepath.Join(ftDir, rundir.MetricsFile), []string{stageExtractBest, stageHeadBest},
+		{stageFTBest, [][]string{ft}, filepath.Join(ftDir, rundir.MetricsFile), ftAfter,
 			func(ctx context.Context, p progress.Reporter) error {
 				_, err := FineTune(ctx, FineTuneSettings{Model: s.Model, Train: trainCache, Val: valCache, Out: ftDir, Overwrite: true,
-					InitHead: headDir, TTA: r.TTA,
-					Tuning: finetune.Settings{Settings: headSettings(s.FineTuneEpochs, r.FineTuneLR), Block5LR: r.Block5LR, Runtime: s.Runtime}}, p)
+					InitHead: initHead, TTA: r.TTA,
+					Tuning: finetune.Settings{Settings: ftSettings, Block5LR: r.Block5LR, Runtime: s.Runtime}}, p)
 				return err
 			}},
 		c.exportStage(stageExportBest, ftDir, stageFTBest),
 	}
+	if r.FreshHead {
+		stages = slices.Delete(stages, 1, 2) // no head-only stage
+	}
+	return stages
 }

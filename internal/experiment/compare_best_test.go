@@ -2,6 +2,7 @@ package experiment
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -36,6 +37,9 @@ func TestCompareBest(t *testing.T) {
 	s.ValData, s.Val = "", 0.25 // the split path of both extractions
 	r := Recommended
 	r.HeadEpochs = 0 // compare's --epochs: a short test
+	// The two-stage form: fine-tuning from the head-only stage's head, at a
+	// constant rate for compare's fine-tuning epochs.
+	r.FreshHead, r.FineTuneEpochs, r.FineTuneSchedule = false, 0, head.ScheduleConstant
 	s.Recipe = &r
 	res, err := Compare(context.Background(), s, &stageRecorder{})
 	if err != nil {
@@ -69,7 +73,7 @@ func TestCompareBest(t *testing.T) {
 		byName[st.Name] = &st
 	}
 	want := map[string][]string{
-		stageExtractBest: {"--interpolation bilinear", "--views 4", "--augment flip,crop=0.8", "--augment-seed 5", "--val 0.25 --seed 5", "--maps"},
+		stageExtractBest: {"--interpolation bilinear", fmt.Sprintf("--views %d", r.Views), "--augment " + r.Augment, "--augment-seed 5", "--val 0.25 --seed 5", "--maps"},
 		stageHeadBest:    {"tlearn train", "--lr 0.0003", "--holdout 0.1", "--save-best", "--tta", "--epochs 3", "--seed 5"},
 		stageFTBest: {"tlearn finetune", "--init-head " + filepath.Join(s.Out, compareHeadBestDir), "--lr 0.0001", "--block5-lr 0.0001",
 			"--epochs 2", "--holdout 0.1", "--save-best", "--tta"},
@@ -115,7 +119,7 @@ func TestCompareBest(t *testing.T) {
 	for _, want := range []string{
 		"| " + bestMode + " | " + fmtAcc(sel.Accuracy) + " | " + fmtAcc(sel.ValAccuracy) + " | " + fmtAcc(sel.ValLoss) + " | ",
 		"the exported `finetune-best/classifier.onnx` is the plain model",
-		"records bilinear resizing", "tlearn best's own extraction",
+		"records bilinear resizing", "tlearn best: extraction of its views", "fine-tuning from that head",
 	} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q:\n%s", want, md)
@@ -129,6 +133,61 @@ func TestCompareBest(t *testing.T) {
 }
 
 func fmtAcc(x float64) string { return fmt.Sprintf("%.4f", x) }
+
+// A recipe with FreshHead fine-tunes block5 with a new head, as one stage
+// (no head-only stage runs), for the recipe's own epochs under its
+// learning-rate schedule, and the report says so.
+func TestCompareBestFreshHead(t *testing.T) {
+	t.Parallel()
+	ortlibtest.Init(t)
+	s := compareFixture(t)
+	r := Recommended
+	r.FreshHead, r.FineTuneEpochs, r.FineTuneSchedule = true, 3, head.ScheduleCosine
+	s.Recipe = &r
+	res, err := Compare(context.Background(), s, &stageRecorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, st := range res.Stages {
+		names = append(names, st.Name)
+	}
+	if want := []string{stageExtractBest, stageFTBest, stageExportBest}; !slices.Equal(names[len(names)-3:], want) || slices.Contains(names, stageHeadBest) {
+		t.Errorf("stages %v, want the tutorial's then %v", names, want)
+	}
+	if _, err := os.Stat(filepath.Join(s.Out, compareHeadBestDir)); err == nil {
+		t.Error("a head-only run was written")
+	}
+	var ft *Stage
+	for i := range res.Stages {
+		if res.Stages[i].Name == stageFTBest {
+			ft = &res.Stages[i]
+		}
+	}
+	line := strings.Join(ft.CommandLines(), " ")
+	for _, p := range []string{"--epochs 3", "--lr-schedule cosine", "--holdout 0.1", "--tta"} {
+		if !strings.Contains(line, p) {
+			t.Errorf("fine-tuning %q lacks %q", line, p)
+		}
+	}
+	if strings.Contains(line, "--init-head") {
+		t.Errorf("fine-tuning from a new head: %q", line)
+	}
+	var st fineTuneRunSettings
+	if b, err := os.ReadFile(filepath.Join(s.Out, compareFTBestDir, rundir.SettingsFile)); err != nil || json.Unmarshal(b, &st) != nil {
+		t.Fatalf("settings.json of the fine-tuned run: %v", err)
+	}
+	if st.Settings.Schedule != head.ScheduleCosine || st.Settings.Epochs != 3 || st.InitHead != "" || res.Best.EpochsRun != 3 {
+		t.Errorf("the fine-tuned run: schedule %q, %d epochs (%d run), init head %q", st.Settings.Schedule, st.Settings.Epochs, res.Best.EpochsRun, st.InitHead)
+	}
+	var table strings.Builder
+	if err := res.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "fine-tuning from a new head") {
+		t.Errorf("the table does not say the fine-tuning started from a new head:\n%s", table.String())
+	}
+}
 
 // An old report folder (the tutorial's stages only, as --no-best or a
 // tlearn before the best row writes it) resumes by running only the best

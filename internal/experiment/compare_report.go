@@ -84,10 +84,20 @@ func (r *CompareResult) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "feature extraction (one pass, features and maps): %s\n", fsutil.FormatSeconds(r.seconds(stageExtract)))
 	if r.Best != nil {
-		fmt.Fprintf(w, "tlearn best: extraction of its views %s, head %s, fine-tuning %s\n", fsutil.FormatSeconds(r.seconds(stageExtractBest)),
-			fsutil.FormatSeconds(r.seconds(stageHeadBest)), fsutil.FormatSeconds(r.seconds(stageFTBest)))
+		fmt.Fprintf(w, "tlearn best: %s\n", r.bestTimes())
 	}
 	return nil
+}
+
+// bestTimes says what the "tlearn best" row's stages took: its extraction,
+// its head-only stage when the recipe has one, its fine-tuning.
+func (r *CompareResult) bestTimes() string {
+	rec := &compareRecord{Stages: r.Stages}
+	ext, ft := fsutil.FormatSeconds(r.seconds(stageExtractBest)), fsutil.FormatSeconds(r.seconds(stageFTBest))
+	if rec.find(stageHeadBest) == nil {
+		return fmt.Sprintf("extraction of its views %s, fine-tuning from a new head %s", ext, ft)
+	}
+	return fmt.Sprintf("extraction of its views %s, head %s, fine-tuning from that head %s", ext, fsutil.FormatSeconds(r.seconds(stageHeadBest)), ft)
 }
 
 // report reads the runs' metrics and histories and writes report.md and
@@ -171,8 +181,7 @@ func (c *comparison) markdown(r *CompareResult) string {
 	}
 	w(". Feature extraction (one pass, pooled features and block4_pool maps): %s", fsutil.FormatSeconds(r.seconds(stageExtract)))
 	if r.Best != nil {
-		w("; tlearn best's own extraction: %s, and its training time is its head's (%s) plus its fine-tuning's (%s)",
-			fsutil.FormatSeconds(r.seconds(stageExtractBest)), fsutil.FormatSeconds(r.seconds(stageHeadBest)), fsutil.FormatSeconds(r.seconds(stageFTBest)))
+		w("; tlearn best: %s", r.bestTimes())
 	}
 	w(". Epochs are counted from 1, here and in history.csv. ")
 	w("Train accuracy is measured during the epoch, with dropout on, as Keras reports it.\n\n")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/tlearn/tlearn/dataset"
+	"github.com/tlearn/tlearn/head"
 )
 
 // Recipe is a way to train a VGG classifier end to end: how the images are
@@ -38,6 +39,14 @@ type Recipe struct {
 	// FineTuneLR is the head's learning rate while block5 is fine-tuned,
 	// from the head-only stage's weights; Block5LR is block5's.
 	FineTuneLR, Block5LR float64
+	// FreshHead fine-tunes block5 with a new head instead of the head-only
+	// stage's (which then does not run): one stage, not two.
+	FreshHead bool
+	// FineTuneEpochs is the most epochs of fine-tuning (the holdout
+	// chooses the one kept); 0 means the caller's.
+	FineTuneEpochs int
+	// FineTuneSchedule is the learning-rate schedule of fine-tuning.
+	FineTuneSchedule head.Schedule
 	// TTA validates (and selects on the holdout) on the mean probabilities
 	// of an image's views. It changes evaluation only: the exported
 	// classifier sees one plain view per image.
@@ -62,8 +71,9 @@ var Recommended = Recipe{
 }
 
 // String summarises r in tlearn's flags: "bilinear, --views 4 --augment
-// flip,crop=0.8; head --lr 0.0003 --epochs 120; finetune --lr 0.0001 --block5-lr 0.0001;
-// both --holdout 0.1 --save-best --tta".
+// flip,crop=0.8; head --lr 0.0003 --epochs 120; finetune --init-head (the
+// head's run) --lr 0.0001 --block5-lr 0.0001; both --holdout 0.1
+// --save-best --tta".
 func (r Recipe) String() string {
 	ext := string(r.Interpolation)
 	if r.Views > 1 {
@@ -80,7 +90,17 @@ func (r Recipe) String() string {
 	if r.HeadEpochs > 0 {
 		headFlags += fmt.Sprintf(" --epochs %d", r.HeadEpochs)
 	}
-	return fmt.Sprintf("%s; head %s; finetune --lr %g --block5-lr %g; both %s", ext, headFlags, r.FineTuneLR, r.Block5LR, both)
+	ft := fmt.Sprintf("--lr %g --block5-lr %g", r.FineTuneLR, r.Block5LR)
+	if r.FineTuneEpochs > 0 {
+		ft += fmt.Sprintf(" --epochs %d", r.FineTuneEpochs)
+	}
+	if r.FineTuneSchedule != head.ScheduleConstant {
+		ft += " --lr-schedule " + r.FineTuneSchedule.String()
+	}
+	if r.FreshHead {
+		return fmt.Sprintf("%s; finetune (a new head) %s %s", ext, ft, both)
+	}
+	return fmt.Sprintf("%s; head %s; finetune --init-head (the head's run) %s; both %s", ext, headFlags, ft, both)
 }
 
 // validate checks r and returns its parsed augmentation.
@@ -101,8 +121,10 @@ func (r Recipe) validate() (dataset.Augment, error) {
 		return aug, fmt.Errorf("%w: recipe: test-time augmentation needs augmented views", ErrSettings)
 	case !(r.Holdout > 0 && r.Holdout < 1):
 		return aug, fmt.Errorf("%w: recipe: holdout %v, want between 0 and 1: the recipe selects on it, never on the validation images", ErrSettings, r.Holdout)
-	case r.HeadEpochs < 0:
-		return aug, fmt.Errorf("%w: recipe: %d head epochs, want 0 (the caller's) or more", ErrSettings, r.HeadEpochs)
+	case r.HeadEpochs < 0 || r.FineTuneEpochs < 0:
+		return aug, fmt.Errorf("%w: recipe: %d head and %d fine-tuning epochs, want 0 (the caller's) or more", ErrSettings, r.HeadEpochs, r.FineTuneEpochs)
+	case r.FineTuneSchedule != head.ScheduleConstant && r.FineTuneSchedule != head.ScheduleCosine:
+		return aug, fmt.Errorf("%w: recipe: unknown learning-rate schedule %q", ErrSettings, string(r.FineTuneSchedule))
 	case !(r.HeadLR > 0) || !(r.FineTuneLR > 0) || !(r.Block5LR > 0):
 		return aug, fmt.Errorf("%w: recipe: learning rates must be positive", ErrSettings)
 	}
