@@ -84,7 +84,7 @@ const SchemeInt8QDQ = "int8-qdq-static-minmax"
 
 // CalibrationSpec is the calibration set of a quantized model.
 type CalibrationSpec struct {
-	Data   string `json:"data"`   // the dataset folder as given
+	Data   string `json:"data"`   // the dataset folder, absolute
 	Images int    `json:"images"` // images used
 	Seed   uint64 `json:"seed"`   // seed of the sample
 	Size   int    `json:"size"`   // input side they were resized to
@@ -95,6 +95,14 @@ type CalibrationSpec struct {
 
 // Int8 reports whether the prepared model is an int8 quantized one.
 func (s *Spec) Int8() bool { return s != nil && s.Quantization != nil }
+
+// QuantizationScheme is the scheme of an int8 model, "" for float32.
+func (s *Spec) QuantizationScheme() string {
+	if !s.Int8() {
+		return ""
+	}
+	return s.Quantization.Scheme
+}
 
 // FeaturesSpec is the pooled-features output.
 type FeaturesSpec struct {

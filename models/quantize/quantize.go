@@ -132,13 +132,17 @@ func Quantize(ctx context.Context, modelDir, data, out string, s Settings) (*mod
 	if err != nil {
 		return nil, fmt.Errorf("%w (in %s)", err, path)
 	}
+	absData, err := filepath.Abs(data)
+	if err != nil {
+		absData = data
+	}
 	spec8 := *spec
 	out8 := &spec8
 	out8.Quantization = &models.QuantizationSpec{
 		Scheme:     models.SchemeInt8QDQ,
 		FromSHA256: sum,
 		Calibration: models.CalibrationSpec{
-			Data: data, Images: len(idx), Seed: s.Seed, Size: size, FilesSHA256: filesSHA,
+			Data: absData, Images: len(idx), Seed: s.Seed, Size: size, FilesSHA256: filesSHA,
 		},
 	}
 	if spec.Block5 != nil {

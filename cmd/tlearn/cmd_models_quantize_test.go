@@ -1,0 +1,83 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tlearn/tlearn/extractor/cache"
+	"github.com/tlearn/tlearn/models"
+)
+
+// quantizeArgs is `models quantize` of the export fixture's model,
+// calibrated on its images, into out.
+func quantizeArgs(f *exportFixture, out string) []string {
+	return []string{"models", "quantize", "--model", f.model, "--calibrate", f.data, "--out", out,
+		"--size", exportSize, "--calibrate-images", "8", "--seed", "2", "--threads", "1"}
+}
+
+// quantizeFaultCase is the seeded-SIGKILL check of models quantize
+// (TestFaultsKillAndRerun).
+func quantizeFaultCase(f *exportFixture) faultCase {
+	return faultCase{desc: "models quantize", args: quantizeArgs(f, "{out}")}
+}
+
+// TestModelsQuantize: the int8 folder is a prepared model that extract
+// takes; its cache has another fingerprint than float32's and cache info
+// says int8; a second run keeps the folder and names --force.
+func TestModelsQuantize(t *testing.T) {
+	f := newExportFixture(t, 0)
+	root := t.TempDir()
+	out := filepath.Join(root, "model8")
+	code, _, errs := runTlearn(t, quantizeArgs(f, out)...)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	if !strings.Contains(errs, "calibrated on 8 images") {
+		t.Errorf("stderr does not say what it calibrated on:\n%s", errs)
+	}
+	spec, err := models.ReadSpec(out)
+	if err != nil || !spec.Int8() {
+		t.Fatalf("spec %+v, %v", spec, err)
+	}
+	c8 := filepath.Join(root, "cache8")
+	extractCache(t, out, f.data, c8)
+	m8, err := cache.ReadManifest(c8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m32, err := cache.ReadManifest(f.cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m8.Fingerprint == m32.Fingerprint || m8.Model.Quantization != models.SchemeInt8QDQ || m32.Model.Quantization != "" {
+		t.Errorf("int8 cache: fingerprint %s, model %+v; float32: %s, %+v", m8.Fingerprint, m8.Model, m32.Fingerprint, m32.Model)
+	}
+	code, info, errs := runTlearn(t, "cache", "info", c8)
+	if code != 0 || !strings.Contains(info, "int8 ("+models.SchemeInt8QDQ+")") {
+		t.Errorf("cache info: exit %d, does not say int8:\n%s%s", code, info, errs)
+	}
+	if _, info, _ := runTlearn(t, "cache", "info", f.cache); !strings.Contains(info, "float32") {
+		t.Errorf("cache info of the float32 cache does not say float32:\n%s", info)
+	}
+
+	before, err := os.ReadFile(filepath.Join(out, "spec.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = runTlearn(t, quantizeArgs(f, out)...)
+	if code != 2 || !strings.Contains(errs, "--force") {
+		t.Errorf("second run: exit %d, want 2 naming --force:\n%s", code, errs)
+	}
+	if after, _ := os.ReadFile(filepath.Join(out, "spec.json")); string(after) != string(before) {
+		t.Error("the second run changed the folder")
+	}
+	code, _, errs = runTlearn(t, "models", "quantize", "--model", out, "--calibrate", f.data, "--out", filepath.Join(root, "again"), "--size", exportSize)
+	if code != 1 || !strings.Contains(errs, "quantized already") {
+		t.Errorf("quantizing the int8 model: exit %d\n%s", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(root, "again")); !os.IsNotExist(err) {
+		t.Errorf("the refused run wrote its output: %v", err)
+	}
+}
