@@ -21,6 +21,7 @@ import (
 	"github.com/tlearn/tlearn/internal/progress"
 	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/classifier"
 	"github.com/tlearn/tlearn/models/internal/onnxgraph"
 	"github.com/tlearn/tlearn/models/onnxpb"
 )
@@ -463,4 +464,61 @@ func TestCancelWritesNothing(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Dir(out)); len(ents) != 0 {
 		t.Errorf("wrote %v", ents)
 	}
+}
+
+// TestExportFineTunedBlock5: a classifier built on the int8 extractor
+// with fine-tuned block5 weights runs those weights (in float32), not the
+// int8 twins of the original ones. With block5 set to zeros, the features
+// are zeros and every image gets softmax(output bias).
+func TestExportFineTunedBlock5(t *testing.T) {
+	f := newFixture(t, false)
+	out, spec := f.quantize(t, Settings{Images: 4})
+	m, err := models.Load(filepath.Join(out, models.ExtractorFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := spec.Block5.Channels
+	var b5 classifier.Block5Params
+	for k := range 3 {
+		b5.ConvWeights[k], b5.ConvBiases[k] = make([]float32, c*c*9), make([]float32, c)
+	}
+	d := spec.Features.Dim
+	w := classifier.Weights{Output: classifier.Dense{In: d, Out: 2, Kernel: make([]float32, d*2), Bias: []float32{0.5, -0.5}}, Block5: &b5}
+	for i := range w.Output.Kernel {
+		w.Output.Kernel[i] = float32(i%7) - 3
+	}
+	clf, err := classifier.Build(context.Background(), spec, m, w, classifier.Settings{Classes: []string{"a", "b"}, Size: testSize, SkipCheck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta := metadata(clf)[classifier.MetaQuantization]; meta != models.SchemeInt8QDQ {
+		t.Errorf("metadata %s = %q, want %q", classifier.MetaQuantization, meta, models.SchemeInt8QDQ)
+	}
+	b, err := models.Marshal(clf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pixels := make([]uint8, 2*testSize*testSize*3)
+	for i := range pixels {
+		pixels[i] = uint8(i * 7)
+	}
+	res, err := ortlib.Probe(context.Background(), b, []ortlib.Tensor{{Name: classifier.Input, Shape: []int64{2, testSize, testSize, 3}, Data: pixels}},
+		[]string{classifier.Output}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := float32(1 / (1 + math.Exp(-1))) // softmax(0.5, -0.5)[0]
+	for i := range 2 {
+		if got := res[0].Data[2*i]; math.Abs(float64(got-want)) > 1e-5 {
+			t.Errorf("image %d: p(a) = %v, want %v: block5 did not run the fine-tuned (zero) weights", i, got, want)
+		}
+	}
+}
+
+func metadata(m *onnxpb.ModelProto) map[string]string {
+	kv := map[string]string{}
+	for _, p := range m.MetadataProps {
+		kv[p.GetKey()] = p.GetValue()
+	}
+	return kv
 }
