@@ -81,3 +81,24 @@ func TestModelsQuantize(t *testing.T) {
 		t.Errorf("the refused run wrote its output: %v", err)
 	}
 }
+
+// TestInt8Expectation: doctor's line follows the CPU's int8 instructions.
+func TestInt8Expectation(t *testing.T) {
+	for _, tc := range []struct {
+		desc                      string
+		avx512vnni, avxvnni, avx2 bool
+		arch, says                string
+	}{
+		{"zen 5", true, true, true, "amd64", "AVX-512 VNNI: expect about 3"},
+		{"alder lake", false, true, true, "amd64", "AVX-VNNI"},
+		{"haswell", false, false, true, "amd64", "no VNNI (AVX2 only)"},
+		{"graviton", false, false, false, "arm64", "arm64"},
+		{"old", false, false, false, "amd64", "no int8 dot-product"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			if got := int8Expectation(tc.avx512vnni, tc.avxvnni, tc.avx2, tc.arch); !strings.Contains(got, tc.says) {
+				t.Errorf("%q does not say %q", got, tc.says)
+			}
+		})
+	}
+}
