@@ -46,7 +46,7 @@ Example:
 			&cli.StringFlag{Name: flagQuantOut, Usage: "output `DIR` (created)", Required: true},
 			&cli.IntFlag{Name: flagQuantImages, Value: quantize.DefaultImages, Usage: "calibration images, `N` sampled from --calibrate"},
 			&cli.Uint64Flag{Name: flagQuantSeed, Usage: "seed of the calibration sample"},
-			&cli.IntFlag{Name: flagQuantSize, Usage: "image `SIDE` to calibrate at", DefaultText: "the model's default size"},
+			&cli.IntFlag{Name: flagQuantSize, Usage: "image `SIDE` to calibrate at (extract at the same side; it becomes the int8 model's default size)", DefaultText: "the model's default size"},
 			&cli.BoolFlag{Name: flagQuantForce, Usage: "replace --out when it is a prepared model folder"},
 		),
 		Action: onInterrupt("the model folder was not written; the same command quantizes it again from the start", modelsQuantizeAction),

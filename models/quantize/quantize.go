@@ -51,7 +51,9 @@ type Settings struct {
 	// Seed draws the sample.
 	Seed uint64
 	// Size is the square side the images are resized to; 0 means the
-	// model's fixed size, else its default size.
+	// model's fixed size, else its default size. It becomes the int8
+	// model's default size: the ranges hold at the side they were
+	// measured at.
 	Size int
 	// Batch is the calibration batch; 0 means DefaultBatch.
 	Batch int
@@ -138,6 +140,9 @@ func Quantize(ctx context.Context, modelDir, data, out string, s Settings) (*mod
 	}
 	spec8 := *spec
 	out8 := &spec8
+	// Activation ranges depend on the input side: extract defaults to
+	// the side they were measured at.
+	out8.DefaultSize = size
 	out8.Quantization = &models.QuantizationSpec{
 		Scheme:     models.SchemeInt8QDQ,
 		FromSHA256: sum,

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -137,7 +138,7 @@ func TestFeaturesMatchFloat32(t *testing.T) {
 			}
 			q := spec.Quantization
 			if q == nil || q.Scheme != models.SchemeInt8QDQ || q.Calibration.Images != 12 || q.Calibration.Seed != 5 ||
-				q.Calibration.Size != testSize || len(q.Calibration.FilesSHA256) != 64 || q.FromSHA256 == "" {
+				q.Calibration.Size != testSize || len(q.Calibration.FilesSHA256) != 64 || q.FromSHA256 == "" || spec.DefaultSize != testSize {
 				t.Errorf("spec records quantization %+v", q)
 			}
 			fp, qp := features(t, f.model, f.test), features(t, out, f.test)
@@ -521,4 +522,29 @@ func metadata(m *onnxpb.ModelProto) map[string]string {
 		kv[p.GetKey()] = p.GetValue()
 	}
 	return kv
+}
+
+// TestSampleSeeded: the calibration sample is a function of the seed.
+func TestSampleSeeded(t *testing.T) {
+	f := newFixture(t, false)
+	draw := func(seed uint64) ([]int, string) {
+		src, idx, sum, err := sample(context.Background(), f.calib, Settings{Images: 4, Seed: seed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.Close()
+		return idx, sum
+	}
+	i1, s1 := draw(1)
+	i1b, s1b := draw(1)
+	_, s2 := draw(2)
+	if len(i1) != 4 || s1 != s1b || fmt.Sprint(i1) != fmt.Sprint(i1b) {
+		t.Errorf("seed 1 drew %v (%s) then %v (%s)", i1, s1, i1b, s1b)
+	}
+	if s1 == s2 {
+		t.Errorf("seeds 1 and 2 drew the same images")
+	}
+	if _, idx, _, _ := sample(context.Background(), f.calib, Settings{Images: 1000}); len(idx) != 16 {
+		t.Errorf("1000 asked of 16 images: drew %d", len(idx))
+	}
 }
