@@ -10,6 +10,9 @@ import (
 	"github.com/tlearn/tlearn/models"
 )
 
+// keptQuantize is what an interrupted models quantize says it kept.
+const keptQuantize = "the model folder was not written; the same command quantizes it again from the start"
+
 // quantizeArgs is `models quantize` of the export fixture's model,
 // calibrated on its images, into out.
 func quantizeArgs(f *exportFixture, out string) []string {

@@ -81,6 +81,9 @@ type Settings struct {
 // handle (ErrUnsupported), data without images.
 func Quantize(ctx context.Context, modelDir, data, out string, s Settings) (*models.Spec, error) {
 	p := progress.OrNop(s.Progress)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := fsutil.CheckOutput(out, modelDir, data); err != nil {
 		return nil, fmt.Errorf("quantize: %w", err)
 	}
