@@ -1,6 +1,7 @@
 package quantize
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -64,7 +65,7 @@ func (f *fixture) quantize(t *testing.T, s Settings) (string, *models.Spec) {
 
 // features runs the prepared model in dir on the images of data and
 // returns its features, one row per image.
-func features(t *testing.T, dir, data string) [][]float32 {
+func features(t testing.TB, dir, data string, size int) [][]float32 {
 	t.Helper()
 	spec, err := models.ReadSpec(dir)
 	if err != nil {
@@ -78,7 +79,7 @@ func features(t *testing.T, dir, data string) [][]float32 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := dataset.NewLoader(src, nil, dataset.LoaderSettings{Size: testSize, Preprocessing: spec.Preprocessing, Batch: 8})
+	l, err := dataset.NewLoader(src, nil, dataset.LoaderSettings{Size: size, Preprocessing: spec.Preprocessing, Batch: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,9 +94,10 @@ func features(t *testing.T, dir, data string) [][]float32 {
 		if err != nil {
 			t.Fatal(err)
 		}
-		shape := []int64{int64(bt.Count), 3, testSize, testSize}
+		side := int64(size)
+		shape := []int64{int64(bt.Count), 3, side, side}
 		if spec.Preprocessing.Layout == dataset.NHWC {
-			shape = []int64{int64(bt.Count), testSize, testSize, 3}
+			shape = []int64{int64(bt.Count), side, side, 3}
 		}
 		res, err := ortlib.Probe(context.Background(), b, []ortlib.Tensor{{Name: spec.Input, Shape: shape, Data: buf[:bt.Count*l.ImageLen()]}},
 			[]string{models.FeaturesOutput, models.MapsOutput}, 1)
@@ -141,7 +143,7 @@ func TestFeaturesMatchFloat32(t *testing.T) {
 				q.Calibration.Size != testSize || len(q.Calibration.FilesSHA256) != 64 || q.FromSHA256 == "" || spec.DefaultSize != testSize {
 				t.Errorf("spec records quantization %+v", q)
 			}
-			fp, qp := features(t, f.model, f.test), features(t, out, f.test)
+			fp, qp := features(t, f.model, f.test, testSize), features(t, out, f.test, testSize)
 			var sum float64
 			for i := range fp {
 				sum += cosine(fp[i], qp[i])
@@ -352,23 +354,26 @@ func TestBadInput(t *testing.T) {
 
 	cases := []struct {
 		desc, model, data string
+		size              int
 		is                error
 		says              []string
 	}{
-		{"not a prepared model", f.calib, f.calib, models.ErrNotPrepared, []string{"spec.json"}},
-		{"quantized already", quantized, f.calib, ErrQuantized, []string{filepath.Join(quantized, "spec.json"), "float32 model"}},
-		{"no class folders", f.model, empty, nil, []string{empty, "no class folders"}},
-		{"class folders without images", f.model, noImages, nil, []string{"no images"}},
-		{"unsupported op", sigmoid, f.calib, ErrUnsupported, []string{"Sigmoid", `"tlearn_test_op"`, filepath.Join(sigmoid, "extractor.onnx")}},
+		{"not a prepared model", f.calib, f.calib, 0, models.ErrNotPrepared, []string{"spec.json"}},
+		{"quantized already", quantized, f.calib, 0, ErrQuantized, []string{filepath.Join(quantized, "spec.json"), "float32 model"}},
+		{"no class folders", f.model, empty, 0, nil, []string{empty, "no class folders"}},
+		{"class folders without images", f.model, noImages, 0, nil, []string{"no images"}},
+		{"unsupported op", sigmoid, f.calib, 0, ErrUnsupported, []string{"Sigmoid", `"tlearn_test_op"`, filepath.Join(sigmoid, "extractor.onnx")}},
+		{"a side the model does not take", f.model, f.calib, 40, nil, []string{"size 40 is not a multiple of 32", filepath.Join(f.model, "extractor.onnx")}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
 			parent := t.TempDir()
 			out := filepath.Join(parent, "out")
-			_, err := Quantize(context.Background(), tc.model, tc.data, out, Settings{Size: testSize, Threads: 1})
+			_, err := Quantize(context.Background(), tc.model, tc.data, out, Settings{Size: cmp.Or(tc.size, testSize), Threads: 1})
 			if err == nil {
 				t.Fatal("no error")
 			}
+			t.Logf("error: %v", err)
 			if tc.is != nil && !errors.Is(err, tc.is) {
 				t.Errorf("error %v, want one wrapping %v", err, tc.is)
 			}
