@@ -146,8 +146,8 @@ func nodeName(n *onnxpb.NodeProto) string {
 	return "(unnamed)"
 }
 
-// Range is the measured min and max of one tensor.
-type Range struct{ Min, Max float32 }
+// minMax is the measured min and max of one tensor.
+type minMax struct{ Min, Max float32 }
 
 // calibrationModel is m with, for each ranged tensor t, the outputs
 // "t/min" and "t/max" (ReduceMin and ReduceMax over all its elements,
@@ -187,7 +187,7 @@ type qparams struct {
 // gets zero point 0 and scale max/255; any other tensor the asymmetric
 // scale (max−min)/255 over a range widened to hold 0, and the zero point
 // that puts 0 on an integer.
-func activationParams(r Range, relu bool) qparams {
+func activationParams(r minMax, relu bool) qparams {
 	lo, hi := float64(min(r.Min, 0)), float64(max(r.Max, 0))
 	if relu {
 		lo = 0
@@ -205,7 +205,7 @@ type builder struct {
 	m      *onnxpb.ModelProto
 	g      *onnxpb.GraphProto
 	names  map[string]bool
-	ranges map[string]Range
+	ranges map[string]minMax
 	plan   *plan
 	nodes  []*onnxpb.NodeProto
 	dq     map[string]string  // float tensor → its dequantized twin
@@ -218,7 +218,7 @@ type builder struct {
 // build returns the QDQ graph of m (which it does not modify) for the
 // measured ranges, and the names of the dequantized twins of each Conv's
 // float weight and bias initializers.
-func build(m *onnxpb.ModelProto, p *plan, ranges map[string]Range) (*onnxpb.ModelProto, map[string]string, error) {
+func build(m *onnxpb.ModelProto, p *plan, ranges map[string]minMax) (*onnxpb.ModelProto, map[string]string, error) {
 	out := proto.Clone(m).(*onnxpb.ModelProto)
 	b := &builder{
 		m: out, g: out.Graph, names: onnxgraph.Names(out.Graph), ranges: ranges, plan: p,
@@ -229,14 +229,9 @@ func build(m *onnxpb.ModelProto, p *plan, ranges map[string]Range) (*onnxpb.Mode
 			return nil, nil, err
 		}
 	}
+	// A graph output keeps its own float32 tensor: the Relu or MaxPool
+	// that wrote it still does.
 	b.g.Node = b.nodes
-	for _, o := range b.g.Output {
-		if d, ok := b.dq[o.GetName()]; ok {
-			// A graph output written by a quantized tensor: give it the
-			// float32 values through an Identity of the twin.
-			b.g.Node = append(b.g.Node, onnxgraph.Node("Identity", "", []string{d}, []string{o.GetName()}))
-		}
-	}
 	onnxgraph.Prune(b.g)
 	setOpset(out)
 	return out, b.convWeights, nil

@@ -235,7 +235,7 @@ func sample(ctx context.Context, data string, s Settings) (*dataset.Source, []in
 
 // calibrate runs the float32 graph with ReduceMin/ReduceMax outputs over
 // the sampled images and returns each ranged tensor's min and max.
-func calibrate(ctx context.Context, m *onnxpb.ModelProto, pl *plan, spec *models.Spec, src *dataset.Source, idx []int, size int, s Settings, p progress.Reporter) (map[string]Range, error) {
+func calibrate(ctx context.Context, m *onnxpb.ModelProto, pl *plan, spec *models.Spec, src *dataset.Source, idx []int, size int, s Settings, p progress.Reporter) (map[string]minMax, error) {
 	cm, outs := calibrationModel(m, pl)
 	b, err := models.Marshal(cm)
 	if err != nil {
@@ -255,13 +255,13 @@ func calibrate(ctx context.Context, m *onnxpb.ModelProto, pl *plan, spec *models
 		return nil, fmt.Errorf("quantize: %w", err)
 	}
 	defer l.Close()
-	ranges := make(map[string]Range, len(pl.ranged))
+	ranges := make(map[string]minMax, len(pl.ranged))
 	for _, t := range pl.ranged {
-		ranges[t] = Range{Min: float32(math.Inf(1)), Max: float32(math.Inf(-1))}
+		ranges[t] = minMax{Min: float32(math.Inf(1)), Max: float32(math.Inf(-1))}
 	}
 	for t, relu := range pl.relu {
 		if relu {
-			ranges[t] = Range{Min: 0, Max: float32(math.Inf(-1))}
+			ranges[t] = minMax{Min: 0, Max: float32(math.Inf(-1))}
 		}
 	}
 	buf := make([]float32, l.BatchLen())
