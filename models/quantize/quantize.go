@@ -90,11 +90,6 @@ func Quantize(ctx context.Context, modelDir, data, out string, s Settings) (*mod
 	if err := checkNew(out, s.Force); err != nil {
 		return nil, err
 	}
-	lock, err := lockOutput(out)
-	if err != nil {
-		return nil, err
-	}
-	defer lock.Unlock()
 	spec, err := models.ReadSpec(modelDir)
 	if err != nil {
 		return nil, err
@@ -129,6 +124,13 @@ func Quantize(ctx context.Context, modelDir, data, out string, s Settings) (*mod
 		return nil, err
 	}
 	defer src.Close()
+	// The inputs are good: from here on the output is this process's
+	// (its parent made, a killed earlier writer's partial folder gone).
+	lock, err := lockOutput(out)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
 	ranges, err := calibrate(ctx, m, pl, spec, src, idx, size, s, p)
 	if err != nil {
 		return nil, err

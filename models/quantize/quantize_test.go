@@ -368,7 +368,7 @@ func TestBadInput(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
 			parent := t.TempDir()
-			out := filepath.Join(parent, "out")
+			out := filepath.Join(parent, "missing", "out")
 			_, err := Quantize(context.Background(), tc.model, tc.data, out, Settings{Size: cmp.Or(tc.size, testSize), Threads: 1})
 			if err == nil {
 				t.Fatal("no error")
