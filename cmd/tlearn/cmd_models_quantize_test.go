@@ -65,6 +65,18 @@ func TestModelsQuantize(t *testing.T) {
 		t.Errorf("cache info of the float32 cache does not say float32:\n%s", info)
 	}
 
+	// Fine-tuning on int8 maps works, and says what was measured of it.
+	maps8 := filepath.Join(root, "maps8")
+	if code, _, errs := runTlearn(t, "extract", "--model", out, "--data", f.data, "--cache", maps8, "--val", "0.34", "--size", exportSize,
+		"--maps", "--threads", "1"); code != 0 {
+		t.Fatalf("extract --maps: exit %d\n%s", code, errs)
+	}
+	code, _, errs = runTlearn(t, "finetune", "--model", out, "--train", filepath.Join(maps8, "train"), "--val", filepath.Join(maps8, "val"),
+		"--out", filepath.Join(root, "ft8"), "--hidden", "4", "--epochs", "1", "--batch", "2", "--threads", "1")
+	if code != 0 || !strings.Contains(errs, "is an int8 model, so these maps are int8") {
+		t.Errorf("finetune on int8 maps: exit %d, no note:\n%s", code, errs)
+	}
+
 	before, err := os.ReadFile(filepath.Join(out, "spec.json"))
 	if err != nil {
 		t.Fatal(err)
