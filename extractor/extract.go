@@ -214,7 +214,7 @@ func (e *Extractor) manifest(src *dataset.Source, s Settings) (*cache.Manifest, 
 		return nil, fmt.Errorf("extractor: %w", err)
 	}
 	m := &cache.Manifest{
-		Model:         cache.ModelRef{Dir: e.dir, ExtractorSHA256: e.sha256, Preset: e.spec.Preset},
+		Model:         cache.ModelRef{Dir: e.dir, ExtractorSHA256: e.sha256, Preset: e.spec.Preset, Quantization: e.spec.QuantizationScheme()},
 		Size:          e.size,
 		Interpolation: string(s.Interpolation),
 		Preprocessing: pre,

@@ -8,7 +8,8 @@
 //
 // Its subpackages do the other jobs around models: models/fetch downloads
 // published models, models/traingraph generates the fine-tuning graphs,
-// models/classifier builds the exported classifier; the graph-editing
+// models/classifier builds the exported classifier, models/quantize makes
+// the int8 extractor of a prepared model; the graph-editing
 // helpers they share live in models/internal/onnxgraph. models runs no
 // sessions itself except Prepare's short check runs (internal/ortlib's
 // Probe).
@@ -16,7 +17,7 @@
 // models imports dataset, internal packages and its building blocks
 // models/onnxpb (the generated ONNX types) and models/internal/onnxgraph.
 // It must not import head, extractor, cmd or the job subpackages
-// models/fetch, models/traingraph and models/classifier (they import
+// models/fetch, models/traingraph, models/classifier and models/quantize (they import
 // models, never the reverse), nor ONNX Runtime directly. Its errors name files and never
 // CLI flags; the CLI branches on its sentinels (ErrNotPrepared, ErrNotVGG,
 // ErrPreset, ErrNoTensor, ...) to add advice.

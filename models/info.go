@@ -223,6 +223,11 @@ func (info *Info) WriteText(w io.Writer) error {
 			p("  block5 weights: %s\n  block5 biases: %s\n", strings.Join(s.Block5.ConvWeights[:], ", "), strings.Join(s.Block5.ConvBiases[:], ", "))
 		}
 		p("  source: %s (sha256 %s, %d bytes)\n", s.Source.Path, s.Source.SHA256, s.Source.Bytes)
+		if q := s.Quantization; q != nil {
+			c := q.Calibration
+			p("  int8: %s of extractor sha256 %s, calibrated on %d images of %s at %d×%d (seed %d, list sha256 %s); block5's float32 weights kept for finetune\n",
+				q.Scheme, q.FromSHA256, c.Images, c.Data, c.Size, c.Size, c.Seed, c.FilesSHA256)
+		}
 	}
 	return ew.err
 }

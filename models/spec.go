@@ -50,6 +50,58 @@ type Spec struct {
 	// no longer has it. Empty in folders prepared before tlearn recorded it
 	// (they load unchecked; NoSHA256Note says so).
 	ExtractorSHA256 string `json:"extractor_sha256,omitempty"`
+	// Quantization is set on a model that `models quantize` made from a
+	// float32 prepared model (models/quantize); nil on a float32 model.
+	Quantization *QuantizationSpec `json:"quantization,omitempty"`
+}
+
+// QuantizationSpec records how an int8 extractor was made: from which
+// float32 extractor, with which scheme, calibrated on which images. Its
+// block5 float32 weights stay in extractor.onnx under the names of
+// Spec.Block5 (unused by its nodes: fine-tuning starts from them), while
+// the graph runs block5 on the int8 weights named here.
+type QuantizationSpec struct {
+	// Scheme names the quantization: SchemeInt8QDQ.
+	Scheme string `json:"scheme"`
+	// FromSHA256 is the sha256 of the float32 extractor.onnx quantized.
+	FromSHA256 string `json:"from_extractor_sha256"`
+	// Calibration is what the activation ranges were measured on.
+	Calibration CalibrationSpec `json:"calibration"`
+	// Block5Weights and Block5Biases name the dequantized int8 weights and
+	// int32 biases that block5's convolutions take in the graph, in the
+	// order of Spec.Block5 (empty when the model has no block5).
+	Block5Weights [3]string `json:"block5_int8_weights,omitempty"`
+	Block5Biases  [3]string `json:"block5_int32_biases,omitempty"`
+	// Maps says what the maps output is computed by: "int8" (block4_pool of
+	// the int8 graph, dequantized to float32).
+	Maps string `json:"maps,omitempty"`
+}
+
+// SchemeInt8QDQ is static int8 quantization in ONNX's QDQ form: int8
+// weights symmetric per output channel, int32 biases, uint8 activations
+// with one scale per tensor calibrated by min/max.
+const SchemeInt8QDQ = "int8-qdq-static-minmax"
+
+// CalibrationSpec is the calibration set of a quantized model.
+type CalibrationSpec struct {
+	Data   string `json:"data"`   // the dataset folder, absolute
+	Images int    `json:"images"` // images used
+	Seed   uint64 `json:"seed"`   // seed of the sample
+	Size   int    `json:"size"`   // input side they were resized to
+	// FilesSHA256 is the hex sha256 of the sampled files' paths (relative
+	// to Data, one a line, in the order used).
+	FilesSHA256 string `json:"files_sha256"`
+}
+
+// Int8 reports whether the prepared model is an int8 quantized one.
+func (s *Spec) Int8() bool { return s != nil && s.Quantization != nil }
+
+// QuantizationScheme is the scheme of an int8 model, "" for float32.
+func (s *Spec) QuantizationScheme() string {
+	if !s.Int8() {
+		return ""
+	}
+	return s.Quantization.Scheme
 }
 
 // FeaturesSpec is the pooled-features output.

@@ -80,6 +80,8 @@ for stage in "${stages[@]}"; do
 		say "extract: synthetic VGG16 at 224, real CIFAR JPEGs; tlearn end to end vs a bare ORT session, then the torch peer"
 		go test -tags realdata -run '^$' -bench 'BenchmarkExtract' -benchtime 1x -timeout 30m ./extractor/ | grep -E '^Benchmark|ratio|images/s|FAIL|realdata:' || true
 		$PY "$SHARED/peers/torch_extract.py" --size 224 --batch 8 --threads 2 --iters 3
+		say "extract int8 (issue 13): vgg16-cifar5 float32 vs models quantize's int8, at 224 and 32, batch 8, each against its own bare ORT session"
+		go test -tags realdata -run '^$' -bench 'BenchmarkInt8Extract' -benchtime 1x -timeout 30m ./models/quantize/ | grep -E '^Benchmark|speedup|FAIL|realdata:' || true
 		;;
 	head)
 		say "head: MobileNetV2-int8 features (tensor 627), CIFAR-10 1,000 + 250 per class; 50 epochs, tlearn vs torch_head.py on the same .npy"

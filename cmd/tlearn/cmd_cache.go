@@ -121,7 +121,11 @@ func printCacheInfo(w io.Writer, dir string, m *cache.Manifest) {
 	} else {
 		fmt.Fprintf(w, "  views:         1 per image, plain (extract --views K --augment LIST stores augmented ones)\n")
 	}
-	fmt.Fprintf(w, "  model:         %s (preset %s, extractor.onnx sha256 %s)\n", m.Model.Dir, m.Model.Preset, m.Model.ExtractorSHA256)
+	precision := "float32"
+	if m.Model.Quantization != "" {
+		precision = "int8 (" + m.Model.Quantization + ")"
+	}
+	fmt.Fprintf(w, "  model:         %s (preset %s, %s, extractor.onnx sha256 %s)\n", m.Model.Dir, m.Model.Preset, precision, m.Model.ExtractorSHA256)
 	var pre bytes.Buffer
 	if json.Compact(&pre, m.Preprocessing) != nil {
 		pre.Reset()

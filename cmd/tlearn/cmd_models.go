@@ -38,7 +38,8 @@ func modelsCommand() *cli.Command {
 Example:
    tlearn models synth vgg16 --seed 1 --out vgg16.onnx
    tlearn models info vgg16.onnx
-   tlearn models prepare --onnx vgg16.onnx --out model`,
+   tlearn models prepare --onnx vgg16.onnx --out model
+   tlearn models quantize --model model --calibrate images --out model-int8`,
 		Subcommands: modelsSubcommands(),
 	}
 }
@@ -267,6 +268,7 @@ func modelsSubcommands() []*cli.Command {
 	return []*cli.Command{
 		modelsInfoCommand(),
 		modelsPrepareCommand(),
+		modelsQuantizeCommand(),
 		modelsSynthCommand(),
 		modelsFetchCommand(),
 	}

@@ -138,6 +138,7 @@ func TestFaultsKillAndRerun(t *testing.T) {
 		{desc: "sweep", args: []string{"train", "--train", train, "--val", val, "--out", "{out}", "--sweep", "hidden=4,8",
 			"--epochs", "5", "--seed", "3", "--threads", "1"}},
 		{desc: "models prepare", args: []string{"models", "prepare", "--onnx", tiny, "--out", "{out}", "--threads", "1"}},
+		quantizeFaultCase(f),
 		{desc: "models synth", args: []string{"models", "synth", "vgg16", "--seed", "2", "--width", "0.25", "--out", "{out}"}},
 		{desc: "models fetch", args: []string{"models", "fetch", "vgg16", "--url", fetchURL, "--sha256", fetchSum,
 			"--dir", "{out}", "--no-verify-run"}, stdout: true,

@@ -20,7 +20,7 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{"unknown command", []string{"nosuch"}, `unknown command "nosuch"`},
 		{"unknown subcommand", []string{"models", "nosuch"}, `models: unknown command "nosuch"`},
-		{"bare models", []string{"models"}, "models: missing command, one of info, prepare, synth, fetch (see"},
+		{"bare models", []string{"models"}, "models: missing command, one of info, prepare, quantize, synth, fetch (see"},
 		{"bare cache", []string{"cache"}, "cache: missing command, one of info, merge (see"},
 		{"missing required flags", []string{"extract", "--model", "m"}, "extract: missing --data, --cache"},
 		{"bad int", []string{"train", "--epochs", "abc"}, `invalid value "abc" for flag --epochs`},

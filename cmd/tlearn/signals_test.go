@@ -275,6 +275,7 @@ func TestInterruptSaysWhatWasKept(t *testing.T) {
 		{"models prepare", keptPrepare, func(dir string) []string {
 			return []string{"models", "prepare", "--onnx", vgg, "--out", filepath.Join(dir, "model"), "--threads", "1"}
 		}},
+		{"models quantize", keptQuantize, func(dir string) []string { return quantizeArgs(f, filepath.Join(dir, "model8")) }},
 		{"data split", keptData, func(dir string) []string {
 			return []string{"data", "split", "--src", f.data, "--val", "0.5", "--out", filepath.Join(dir, "out")}
 		}},

@@ -86,6 +86,9 @@ type ModelRef struct {
 	Dir             string `json:"dir"` // absolute path of the prepared model folder
 	ExtractorSHA256 string `json:"extractor_sha256"`
 	Preset          string `json:"preset"`
+	// Quantization is the scheme of an int8 model (models quantize); ""
+	// for float32.
+	Quantization string `json:"quantization,omitempty"`
 }
 
 // SplitRef says which part of a seeded stratified split a cache holds.

@@ -45,6 +45,9 @@ const (
 	MetaBackboneSHA   = "tlearn.backbone_sha256" // of the file `models prepare` cut
 	MetaPreset        = "tlearn.preset"
 	MetaMode          = "tlearn.mode" // ModeHead or ModeFinetune
+	// MetaQuantization is the scheme of an int8 backbone (models
+	// quantize); absent for float32.
+	MetaQuantization = "tlearn.quantization"
 )
 
 // Training modes of a run (settings.json "mode", classifier MetaMode).
@@ -306,7 +309,32 @@ func setBlock5(g *onnxpb.GraphProto, spec *models.Spec, ren func(string) string,
 			g.Initializer[i] = models.NewTensorFloat32(old.GetName(), old.Dims, data)
 		}
 	}
+	if spec.Int8() {
+		rewireBlock5(g, spec, ren)
+	}
 	return nil
+}
+
+// rewireBlock5 makes an int8 extractor's block5 convolutions take the
+// float32 initializers that setBlock5 filled instead of their int8 twins
+// (models/quantize keeps both; the graph runs the twins): fine-tuned
+// weights then run in float32 on the int8 backbone's block4 activations.
+func rewireBlock5(g *onnxpb.GraphProto, spec *models.Spec, ren func(string) string) {
+	float := map[string]string{}
+	for k := range 3 {
+		float[ren(spec.Quantization.Block5Weights[k])] = ren(spec.Block5.ConvWeights[k])
+		float[ren(spec.Quantization.Block5Biases[k])] = ren(spec.Block5.ConvBiases[k])
+	}
+	for _, n := range g.Node {
+		if n.GetOpType() != "Conv" {
+			continue
+		}
+		for j, in := range n.Input {
+			if f, ok := float[in]; ok && j > 0 {
+				n.Input[j] = f
+			}
+		}
+	}
 }
 
 // preprocessNodes turns the uint8 NHWC RGB input into the backbone's input
@@ -407,6 +435,7 @@ func metadata(spec *models.Spec, s Settings, size int, mode string) ([]*onnxpb.S
 		MetaBackboneSHA:   spec.Source.SHA256,
 		MetaPreset:        spec.Preset,
 		MetaMode:          mode,
+		MetaQuantization:  spec.QuantizationScheme(),
 	}
 	if spec.SizeMultiple > 0 {
 		kv[MetaSizeMultiple] = strconv.Itoa(spec.SizeMultiple)
