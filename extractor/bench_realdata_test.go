@@ -12,7 +12,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
@@ -20,8 +19,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
@@ -119,17 +116,17 @@ func BenchmarkExtract(b *testing.B) {
 			}
 			defer e.Close()
 			bare := newBareSession(b, e)
-			defer bare.close()
+			defer bare.Close()
 			// One batch each first, so that neither side's first run (arena
 			// allocation) is timed.
-			bare.run(b, 1)
+			bare.Run(b, 1)
 			if _, err := e.Extract(context.Background(), src, idx[:batch], filepath.Join(root, fmt.Sprintf("warm-%d", batch)), Settings{}); err != nil {
 				b.Fatal(err)
 			}
 			var extractTime, bareTime, inference time.Duration
 			for i := 0; b.Loop(); i++ {
 				t0 := time.Now()
-				bare.run(b, n/batch)
+				bare.Run(b, n/batch)
 				bareTime += time.Since(t0)
 
 				t0 = time.Now()
@@ -156,52 +153,10 @@ func BenchmarkExtract(b *testing.B) {
 	}
 }
 
-// bareSession is a plain ORT session over the same extractor.onnx, with the
-// same threads and tensor shapes as an Extractor, fed a fixed random input.
-type bareSession struct {
-	sess    *ort.AdvancedSession
-	in, out *ort.Tensor[float32]
-}
-
-func newBareSession(b *testing.B, e *Extractor) *bareSession {
+// newBareSession is a bare ORT session over e's extractor.onnx, with
+// e's batch and input side.
+func newBareSession(b *testing.B, e *Extractor) *ortlibtest.BareSession {
 	spec := e.Spec()
-	s := &bareSession{}
-	var err error
-	bs, side := int64(e.Batch()), int64(e.Size())
-	if s.in, err = ort.NewEmptyTensor[float32](ort.NewShape(bs, 3, side, side)); err != nil {
-		b.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	in := s.in.GetData()
-	for i := range in {
-		in[i] = float32(rng.NormFloat64())
-	}
-	if s.out, err = ort.NewEmptyTensor[float32](ort.NewShape(bs, int64(spec.Features.Dim))); err != nil {
-		b.Fatal(err)
-	}
-	so, _, _, err := ortlib.SessionOptions(ortlib.Options{Device: ortlib.DeviceCPU})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer so.Destroy()
-	s.sess, err = ort.NewAdvancedSession(filepath.Join(e.ModelDir(), models.ExtractorFile), []string{spec.Input},
-		[]string{models.FeaturesOutput}, []ort.Value{s.in}, []ort.Value{s.out}, so)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return s
-}
-
-func (s *bareSession) run(b *testing.B, batches int) {
-	for range batches {
-		if err := s.sess.Run(); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func (s *bareSession) close() {
-	s.sess.Destroy()
-	s.in.Destroy()
-	s.out.Destroy()
+	return ortlibtest.NewBareSession(b, filepath.Join(e.ModelDir(), models.ExtractorFile), spec.Input, models.FeaturesOutput,
+		e.Batch(), e.Size(), spec.Features.Dim)
 }

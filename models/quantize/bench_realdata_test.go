@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
@@ -21,8 +20,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/tlearn/tlearn/dataset"
 	"github.com/tlearn/tlearn/extractor"
@@ -97,7 +94,7 @@ func BenchmarkInt8Extract(b *testing.B) {
 			type side struct {
 				name     string
 				e        *extractor.Extractor
-				bare     *bareSession
+				bare     *ortlibtest.BareSession
 				ext, brt time.Duration
 				cache    string
 			}
@@ -109,9 +106,9 @@ func BenchmarkInt8Extract(b *testing.B) {
 				}
 				defer e.Close()
 				s := &side{name: m.name, e: e, bare: newBareSession(b, e)}
-				defer s.bare.close()
+				defer s.bare.Close()
 				// One batch each first: no first run (arena allocation) is timed.
-				s.bare.run(b, 1)
+				s.bare.Run(b, 1)
 				if _, err := e.Extract(context.Background(), src, idx[:benchBatch], filepath.Join(root, fmt.Sprintf("warm-%s-%d", m.name, size)), extractor.Settings{}); err != nil {
 					b.Fatal(err)
 				}
@@ -122,7 +119,7 @@ func BenchmarkInt8Extract(b *testing.B) {
 				// falls on both models alike.
 				for _, s := range sides {
 					t0 := time.Now()
-					s.bare.run(b, count/benchBatch)
+					s.bare.Run(b, count/benchBatch)
 					s.brt += time.Since(t0)
 					s.cache = filepath.Join(root, fmt.Sprintf("cache-%s-%d-%d", s.name, size, i))
 					t0 = time.Now()
@@ -255,52 +252,10 @@ func unpack(b testing.TB, archive string, first, next int, a, c string) {
 	}
 }
 
-// bareSession is a plain ORT session over an Extractor's extractor.onnx,
-// with its threads and tensor shapes, fed a fixed random input.
-type bareSession struct {
-	sess    *ort.AdvancedSession
-	in, out *ort.Tensor[float32]
-}
-
-func newBareSession(b *testing.B, e *extractor.Extractor) *bareSession {
+// newBareSession is a bare ORT session over e's extractor.onnx, with
+// e's batch and input side.
+func newBareSession(b *testing.B, e *extractor.Extractor) *ortlibtest.BareSession {
 	spec := e.Spec()
-	s := &bareSession{}
-	var err error
-	bs, side := int64(e.Batch()), int64(e.Size())
-	if s.in, err = ort.NewEmptyTensor[float32](ort.NewShape(bs, 3, side, side)); err != nil {
-		b.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	in := s.in.GetData()
-	for i := range in {
-		in[i] = float32(rng.NormFloat64())
-	}
-	if s.out, err = ort.NewEmptyTensor[float32](ort.NewShape(bs, int64(spec.Features.Dim))); err != nil {
-		b.Fatal(err)
-	}
-	so, _, _, err := ortlib.SessionOptions(ortlib.Options{Device: ortlib.DeviceCPU})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer so.Destroy()
-	s.sess, err = ort.NewAdvancedSession(filepath.Join(e.ModelDir(), models.ExtractorFile), []string{spec.Input},
-		[]string{models.FeaturesOutput}, []ort.Value{s.in}, []ort.Value{s.out}, so)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return s
-}
-
-func (s *bareSession) run(b *testing.B, batches int) {
-	for range batches {
-		if err := s.sess.Run(); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func (s *bareSession) close() {
-	s.sess.Destroy()
-	s.in.Destroy()
-	s.out.Destroy()
+	return ortlibtest.NewBareSession(b, filepath.Join(e.ModelDir(), models.ExtractorFile), spec.Input, models.FeaturesOutput,
+		e.Batch(), e.Size(), spec.Features.Dim)
 }
