@@ -13,7 +13,8 @@
 #    (built for CUDA 13: libcudart.so.13, libcublas.so.13, cuDNN 9 loaded at
 #    run time) and the TensorRT provider (not installed).
 # `npm pack` only downloads the tarballs (no install script runs). They are
-# kept in a cache outside the checkout (about 330 MB, downloaded once) and
+# kept in a cache outside the checkout (329 MB, downloaded once;
+# $TLEARN_NPM_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/tlearn/npm) and
 # checked against the sha256 below before anything is unpacked; the libraries
 # land in .ort-gpu/lib in one rename of a fully written folder.
 set -euo pipefail
@@ -80,7 +81,8 @@ chmod 0755 "$tmp"/lib/*.so*
 echo "$WANT_STAMP" >"$tmp/lib/VERSION"
 sync "$tmp"/lib/*
 # Swap the folders: the old one (if any) moves aside, the new one is renamed
-# in, so a reader sees either the whole old set or the whole new one.
+# in, so a reader sees the whole old set, no folder, or the whole new set,
+# never a half-written library.
 old=""
 if [[ -e "$DEST" ]]; then
 	old="$tmp/old"

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // Resolver finds shared libraries by soname the way the dynamic loader does
@@ -26,10 +27,11 @@ type Resolver struct {
 }
 
 // NewResolver reads this process's LD_LIBRARY_PATH and the system's ld.so
-// cache (`ldconfig -p`; empty where ldconfig is absent).
+// cache (`ldconfig -p`, once per process: every session that falls back to
+// CPU asks; empty where ldconfig is absent).
 func NewResolver() *Resolver {
 	r := &Resolver{
-		Cache:       ldCache(),
+		Cache:       systemLDCache(),
 		DefaultDirs: []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"},
 	}
 	if ld := os.Getenv("LD_LIBRARY_PATH"); ld != "" {
@@ -41,6 +43,8 @@ func NewResolver() *Resolver {
 	}
 	return r
 }
+
+var systemLDCache = sync.OnceValue(ldCache)
 
 // ldCache lists the ld.so cache through `ldconfig -p`, whose lines read
 // "\tlibfoo.so.1 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libfoo.so.1".
