@@ -6,12 +6,19 @@ LDFLAGS   := -X github.com/tlearn/tlearn/internal/ortlib.InstallDir=$(ORT_DIR) -
 TOOLS     := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all setup build build-blas test vet lint bench fuzz faults demo generate clean
+.PHONY: all setup setup-gpu build build-blas test vet lint bench fuzz faults demo generate clean
 
 all: build
 
 setup:
 	@scripts/setup.sh
+
+# The GPU-capable ONNX Runtime 1.29 (core library and CUDA provider) in
+# .ort-gpu/lib; the CPU library of `make setup` stays the default. Use it with
+# --ort-lib .ort-gpu/lib/libonnxruntime.so.1 (or $$TLEARN_ORT_LIB). The tests
+# load it too: first run downloads about 330 MB into ~/.cache/tlearn/npm.
+setup-gpu:
+	@scripts/setup-gpu.sh
 
 build: setup
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tlearn
@@ -38,7 +45,7 @@ lint: $(TOOLS)/staticcheck vet
 	$(TOOLS)/staticcheck -tags realdata ./...
 	$(GO) run ./internal/archlint
 
-test: setup lint
+test: setup setup-gpu lint
 	$(GO) test -count=1 ./...
 
 # Tests on real data (the shared folder, GoMNIST; they fail when it is

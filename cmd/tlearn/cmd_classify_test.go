@@ -28,7 +28,7 @@ func exportRun(t *testing.T, run string) string {
 	if code != 0 {
 		t.Fatalf("export: exit %d\n%s", code, errs)
 	}
-	for _, want := range []string{"wrote " + out, "input:  pixels uint8 [N,H,W,3] RGB 0..255, resized to 32×32 (bilinear)", "output: probabilities float32 [N,3]: cat, dog, owl", "size from the training cache"} {
+	for _, want := range []string{"wrote " + out, "input:  pixels uint8 [N,H,W,3] RGB 0..255, resized to 32×32 (bilinear)", "output: probabilities float32 [N,3]: cat, dog, owl", "size from the training cache", "checked: one run of 2 images on cpu (ONNX Runtime "} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("export summary lacks %q:\n%s", want, errs)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"runtime"
 	"strings"
 
@@ -39,13 +40,12 @@ func doctorAction(c *cli.Context) error {
 		return err
 	}
 	fmt.Fprintf(w, "onnxruntime: %s\n  library: %s (found via %s)\n", ortlib.Version(), lib.Path, lib.Source)
-	ok, why := ortlib.CUDAStatus()
 	fmt.Fprintf(w, "execution providers:\n  CPU: available\n")
-	if ok {
-		fmt.Fprintf(w, "  CUDA: available\n")
-	} else {
-		fmt.Fprintf(w, "  CUDA: not available: %s\n", why)
+	rep, err := ortlib.CheckCUDA()
+	if err != nil {
+		return err
 	}
+	writeCUDA(w, rep, lib.Path)
 	fmt.Fprintf(w, "cpu: %d cores, GOMAXPROCS %d, features: %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), cpuFeatures())
 	threads := opts.Threads
 	if threads == 0 {
@@ -55,6 +55,77 @@ func doctorAction(c *cli.Context) error {
 	fmt.Fprintf(w, "threads: %d for ONNX Runtime (--threads / $TLEARN_THREADS)\n", threads)
 	fmt.Fprintf(w, "blas: %s\n", head.Backend())
 	return nil
+}
+
+// writeCUDA prints what doctor found of CUDA: the provider file and its
+// libraries, the driver, the GPUs, and the fix, one step a line.
+func writeCUDA(w io.Writer, rep ortlib.CUDAReport, lib string) {
+	if rep.Usable {
+		fmt.Fprintf(w, "  CUDA: available (%s)\n", rep.Provider)
+	} else {
+		fmt.Fprintf(w, "  CUDA: not available\n")
+	}
+	if rep.Provider == "" {
+		fmt.Fprintf(w, "    provider: not found (no %s beside %s)\n", ortlib.CUDAProviderLib, lib)
+	} else {
+		fmt.Fprintf(w, "    provider: %s\n", rep.Provider)
+	}
+	var missing []ortlib.Dependency
+	if rep.Err != nil {
+		missing = rep.Err.Missing
+	}
+	if rep.Provider != "" {
+		if len(missing) == 0 {
+			fmt.Fprintf(w, "    libraries: all %d found\n", len(rep.Deps))
+		} else {
+			fmt.Fprintf(w, "    libraries missing (as ldd would say \"not found\"):\n")
+			for _, d := range missing {
+				fmt.Fprintf(w, "      %s: %s\n", d.Name, ortlib.Provides(d.Name))
+			}
+		}
+	}
+	switch {
+	case rep.Driver != "":
+		fmt.Fprintf(w, "    NVIDIA driver: %s\n", rep.Driver)
+	case rep.LibCUDA != "":
+		fmt.Fprintf(w, "    NVIDIA driver: libcuda.so.1 at %s, no /proc/driver/nvidia/version (no GPU, or a container without the device)\n", rep.LibCUDA)
+	default:
+		fmt.Fprintf(w, "    NVIDIA driver: none (no /proc/driver/nvidia/version, no libcuda.so.1)\n")
+	}
+	for _, g := range rep.GPUs {
+		fmt.Fprintf(w, "    GPU: %s\n", g)
+	}
+	if rep.Err != nil {
+		fmt.Fprintf(w, "    why: %s\n", rep.Err.Detail)
+		for _, step := range cudaFix(rep) {
+			fmt.Fprintf(w, "    fix: %s\n", step)
+		}
+	}
+}
+
+// cudaFix lists what would make CUDA load, first things first.
+func cudaFix(rep ortlib.CUDAReport) []string {
+	var steps []string
+	if rep.Driver == "" && rep.LibCUDA == "" {
+		steps = append(steps, "CUDA needs an NVIDIA GPU and its driver; without one, tlearn runs on CPU (--device cpu says so explicitly)")
+	}
+	if rep.Provider == "" {
+		steps = append(steps, "make setup-gpu, then pass --ort-lib .ort-gpu/lib/libonnxruntime.so.1 (or TLEARN_ORT_LIB=...) from the checkout")
+		return steps
+	}
+	var libs []string
+	for _, d := range rep.Err.Missing {
+		if d.Name != "libcuda.so.1" {
+			libs = append(libs, d.Name)
+		}
+	}
+	if len(libs) > 0 {
+		steps = append(steps, "install "+strings.Join(libs, ", ")+" (the packages named above), then, if they are not in the ld.so cache, LD_LIBRARY_PATH=/path/to/their/lib:$LD_LIBRARY_PATH")
+	}
+	if rep.Err.PluginOnly {
+		steps = append(steps, "even with every library there, this core library (ONNX Runtime 1.29, built without the CUDA bridge) only takes CUDA as a plugin provider, which tlearn cannot attach yet (onnxruntime_go v1.27 lacks SessionOptionsAppendExecutionProvider_V2); for CUDA today use a CUDA-enabled core with its provider files (README, GPU)")
+	}
+	return steps
 }
 
 func cpuFeatures() string {

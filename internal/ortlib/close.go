@@ -15,6 +15,7 @@ func Close() error {
 	defer mu.Unlock()
 	wasLoaded := done && initErr == nil
 	done, initErr, loaded = false, nil, Candidate{}
+	pluginState.tried, pluginState.err = false, nil
 	if !wasLoaded || !ort.IsInitialized() {
 		return nil
 	}

@@ -1,5 +1,7 @@
 // Package ortlib finds, loads and describes the ONNX Runtime shared library,
-// builds session options for a requested device, runs a session so that a
+// builds session options for a requested device (the CUDA fallback, and
+// CheckCUDA's account of why CUDA is unusable: the provider file, its
+// libraries resolved as the dynamic loader would, the driver), runs a session so that a
 // context can cancel it (RunWithContext), and runs a model once on CPU for
 // short checks (Probe, with ErrNoORT before Init).
 //

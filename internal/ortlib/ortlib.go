@@ -195,8 +195,11 @@ type Options struct {
 }
 
 // SessionOptions builds ORT session options for opts. It returns the device
-// actually used and, when auto fell back to CPU, a one-line reason. The
-// caller owns the returned options and must Destroy them.
+// actually used and, when auto fell back to CPU on a machine where CUDA
+// was to be expected (an NVIDIA driver, or a CUDA provider beside the
+// library), a one-line reason; on a machine with neither the fallback is
+// silent (why is ""). DeviceCUDA fails with a *CUDAError inside. The caller
+// owns the returned options and must Destroy them.
 func SessionOptions(opts Options) (so *ort.SessionOptions, used Device, why string, err error) {
 	so, err = ort.NewSessionOptions()
 	if err != nil {
@@ -228,30 +231,14 @@ func SessionOptions(opts Options) (so *ort.SessionOptions, used Device, why stri
 		so.Destroy()
 		return nil, "", "", fmt.Errorf("ortlib: device cuda: %w", cudaErr)
 	}
+	var ce *CUDAError
+	if errors.As(cudaErr, &ce) && !ce.present() {
+		return so, DeviceCPU, "", nil
+	}
+	if ce != nil {
+		return so, DeviceCPU, ce.Short(), nil
+	}
 	return so, DeviceCPU, "running on CPU: " + cudaErr.Error(), nil
-}
-
-func appendCUDA(so *ort.SessionOptions) error {
-	co, err := ort.NewCUDAProviderOptions()
-	if err != nil {
-		return cudaReason(err)
-	}
-	defer co.Destroy()
-	if err := so.AppendExecutionProviderCUDA(co); err != nil {
-		return cudaReason(err)
-	}
-	return nil
-}
-
-// cudaReason turns ORT's message into one line that says what to do.
-func cudaReason(err error) error {
-	msg := strings.Join(strings.Fields(err.Error()), " ")
-	lower := strings.ToLower(msg)
-	if strings.Contains(lower, "not enabled") || strings.Contains(lower, "not available") ||
-		strings.Contains(lower, "not supported") || strings.Contains(lower, "failed to load shared library") {
-		return fmt.Errorf("the ONNX Runtime library has no CUDA execution provider (the npm build is CPU-only; a GPU build of ONNX Runtime has it): %s", msg)
-	}
-	return fmt.Errorf("the CUDA execution provider did not load (%s)", msg)
 }
 
 // CUDAStatus tells whether a session could use CUDA, and why not.

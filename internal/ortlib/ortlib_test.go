@@ -85,7 +85,9 @@ func TestParseDevice(t *testing.T) {
 	}
 }
 
-// The npm library is CPU-only: auto falls back with a reason, cuda fails.
+// The npm library of `make setup` has no CUDA provider beside it: auto
+// falls back to CPU, silently on a machine without an NVIDIA driver and
+// with one short line where a driver is; cuda fails, saying why.
 func TestCUDAFallback(t *testing.T) {
 	t.Parallel()
 	if _, err := Init(""); err != nil {
@@ -99,18 +101,55 @@ func TestCUDAFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	so.Destroy()
-	if used != DeviceCPU || !strings.Contains(why, "CPU") {
-		t.Errorf("auto: used %q, why %q; want cpu with a reason", used, why)
+	lib, _ := Loaded()
+	driver := DriverVersion() != "" || libCUDA(lib.Path) != ""
+	switch {
+	case used != DeviceCPU:
+		t.Errorf("auto: used %q, want cpu", used)
+	case !driver && why != "":
+		t.Errorf("auto printed %q on a machine without an NVIDIA driver or CUDA provider; want silence", why)
+	case driver && (!strings.Contains(why, "CPU") || !strings.Contains(why, "tlearn doctor") || strings.Contains(why, "\n")):
+		t.Errorf("auto with an NVIDIA driver: why %q, want one line naming tlearn doctor", why)
 	}
-	if strings.Contains(why, "\n") {
-		t.Errorf("reason is not one line: %q", why)
-	}
-	if _, _, _, err := SessionOptions(Options{Device: DeviceCUDA}); err == nil || !strings.Contains(err.Error(), "cuda") {
-		t.Errorf("cuda: err = %v, want an error", err)
+	_, _, _, err = SessionOptions(Options{Device: DeviceCUDA})
+	var ce *CUDAError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "cuda") || !strings.Contains(err.Error(), "make setup-gpu") {
+		t.Errorf("cuda: err = %v, want a *CUDAError that says make setup-gpu installs a provider", err)
 	}
 	so, used, why, err = SessionOptions(Options{Device: DeviceCPU})
 	if err != nil || used != DeviceCPU || why != "" {
 		t.Errorf("cpu: %q %q %v", used, why, err)
 	}
 	so.Destroy()
+}
+
+// TestCUDAFallbackWithDriver: where an NVIDIA driver is present but the
+// library cannot use CUDA, auto says so in one line.
+func TestCUDAFallbackWithDriver(t *testing.T) {
+	// Not parallel: it changes driverVersionFile, which the parallel tests
+	// read once this function has returned.
+	if _, err := Init(""); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := CUDAStatus(); ok {
+		t.Skip("this ONNX Runtime has a working CUDA provider")
+	}
+	fake := filepath.Join(t.TempDir(), "version")
+	if err := os.WriteFile(fake, []byte("NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.00  (fake, for a test)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := driverVersionFile
+	driverVersionFile = fake
+	defer func() { driverVersionFile = old }()
+	if v := DriverVersion(); !strings.Contains(v, "580.00") {
+		t.Fatalf("DriverVersion() = %q", v)
+	}
+	so, used, why, err := SessionOptions(Options{Device: DeviceAuto, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	so.Destroy()
+	if used != DeviceCPU || !strings.HasPrefix(why, "running on CPU: ") || !strings.Contains(why, "`tlearn doctor` explains") || strings.Contains(why, "\n") {
+		t.Errorf("auto with a driver: used %q, why %q; want one line naming tlearn doctor", used, why)
+	}
 }
