@@ -48,12 +48,12 @@ best"), and writes a report:
   3. block5 + head fine-tuning from a fresh head (REPORT/finetune);
   4. export of both as ONNX classifiers (REPORT/*/classifier.onnx);
   5. tlearn best, the recommended recipe: its own extraction (REPORT/cache-best),
-     the head (REPORT/head-best), block5 fine-tuned from that head
-     (REPORT/finetune-best, --init-head), both keeping the epoch chosen on a
-     holdout of the training images, never on the validation images, and the
-     export of the fine-tuned run (REPORT/finetune-best/classifier.onnx, the
-     plain model: test-time augmentation changes evaluation only); --no-best
-     skips it. The recipe:
+     block5 fine-tuned with a new head (REPORT/finetune-best; a recipe of two
+     stages first trains REPORT/head-best and starts from it), keeping the
+     epoch chosen on a holdout of the training images, never on the
+     validation images, and the export of the fine-tuned run
+     (REPORT/finetune-best/classifier.onnx, the plain model: test-time
+     augmentation changes evaluation only); --no-best skips it. The recipe:
        ` + strings.ReplaceAll(experiment.Recommended.String(), "; ", ";\n       ") + `;
   6. REPORT/report.md (the table below, every stage's exact command and time, and
      every deviation from the tutorial) and REPORT/curves.png (validation
@@ -67,9 +67,10 @@ stopped); --force redoes everything.
 Defaults follow the tutorial — Adam with one learning rate 1e-4 for all trainable
 weights, batch 32, 50 head epochs — except for shuffled batches (the tutorial's
 generator uses shuffle=False) and 10 fine-tuning epochs instead of 50 (its
-curve plateaus by 10). tlearn best takes --size, --finetune-epochs, --batch and
---seed from these flags (and --epochs where its recipe sets no head epochs), and
-its learning rates and shuffling from its recipe, not from --lr and --no-shuffle.
+curve plateaus by 10). tlearn best takes --size, --batch and --seed from these
+flags (and --epochs and --finetune-epochs where its recipe sets none), and its
+learning rates, schedule and shuffling from its recipe, not from --lr and
+--no-shuffle.
 
 Example:
    tlearn compare --model model --train-data cifar/train --val-data cifar/test --out report

@@ -45,7 +45,7 @@ func TestCompareEndToEnd(t *testing.T) {
 	}
 	for _, f := range []string{"report.md", "curves.png", "stages.json", "head/metrics.json", "head/classifier.onnx",
 		"finetune/metrics.json", "finetune/classifier.onnx", "finetune/confusion.png", "cache/train/maps.npy",
-		"cache-best/train/maps.npy", "cache-best/val/features.npy", "head-best/metrics.json", "finetune-best/metrics.json",
+		"cache-best/train/maps.npy", "cache-best/val/features.npy", "finetune-best/metrics.json",
 		"finetune-best/classifier.onnx"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Errorf("%s missing", f)

@@ -129,12 +129,13 @@ func TestFaultsKillAndRerun(t *testing.T) {
 		{desc: "classify", args: []string{"classify", "--model", clf, "--batch", "1", "--out", "{out}", "--threads", "1", f.data}},
 		{desc: "evaluate", args: []string{"evaluate", "--run", f.run, "--cache", f.cache, "--out", "{out}"}},
 		{desc: "compare", args: compareArgs(cmpModel, cmpTrain, cmpVal, "{out}"),
-			// Once stages.json records the best row's head: the kill lands
-			// in its fine-tuning or export, and the rerun keeps the head.
+			// Once stages.json records the tutorial's fine-tuning: the kill
+			// lands in an export or the best row, and the rerun keeps the
+			// fine-tuned run.
 			midway: func(dir string, _ time.Duration) bool {
 				b, _ := os.ReadFile(filepath.Join(dir, "out", "stages.json"))
-				return bytes.Contains(b, []byte(`"name": "head-best"`))
-			}, resumed: "head-best: reusing the finished stage"},
+				return bytes.Contains(b, []byte(`"name": "finetune"`))
+			}, resumed: "finetune: reusing the finished stage"},
 		{desc: "sweep", args: []string{"train", "--train", train, "--val", val, "--out", "{out}", "--sweep", "hidden=4,8",
 			"--epochs", "5", "--seed", "3", "--threads", "1"}},
 		{desc: "models prepare", args: []string{"models", "prepare", "--onnx", tiny, "--out", "{out}", "--threads", "1"}},

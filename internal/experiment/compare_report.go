@@ -225,9 +225,19 @@ func (c *comparison) bestNotes() string {
 	if r.SaveBest {
 		sel = "keep the weights of the epoch with the highest holdout accuracy"
 	}
-	w("- Both stages set aside %g of the training images per class (`--holdout`; the same images in both, which the head never trained on) and %s; the validation images only report.\n", r.Holdout, sel)
-	w("- The head trains with Adam at %g (`%s/`); block5 is then fine-tuned from that head (`--init-head`) with the head at %g and block5 at %g (`%s/`); batches are shuffled.\n",
-		r.HeadLR, compareHeadBestDir, r.FineTuneLR, r.Block5LR, compareFTBestDir)
+	sched := ""
+	if r.FineTuneSchedule != head.ScheduleConstant {
+		sched = fmt.Sprintf(", both annealed along a %s (`--lr-schedule %s`)", r.FineTuneSchedule, r.FineTuneSchedule)
+	}
+	if r.FreshHead {
+		w("- It sets aside %g of the training images per class (`--holdout`) and %s; the validation images only report.\n", r.Holdout, sel)
+		w("- block5 is fine-tuned with a new head (`%s/`), the head at %g and block5 at %g%s; batches are shuffled.\n",
+			compareFTBestDir, r.FineTuneLR, r.Block5LR, sched)
+	} else {
+		w("- Both stages set aside %g of the training images per class (`--holdout`; the same images in both, which the head never trained on) and %s; the validation images only report.\n", r.Holdout, sel)
+		w("- The head trains with Adam at %g (`%s/`); block5 is then fine-tuned from that head (`--init-head`) with the head at %g and block5 at %g%s (`%s/`); batches are shuffled.\n",
+			r.HeadLR, compareHeadBestDir, r.FineTuneLR, r.Block5LR, sched, compareFTBestDir)
+	}
 	if r.TTA {
 		w("- Validation and holdout accuracies average the probabilities of an image's %d views (`--tta`). Test-time augmentation affects evaluation only: the exported `%s/%s` is the plain model, one view per image; `tlearn evaluate --run %s --cache %s` without `--tta` measures it on the plain validation images.\n",
 			r.Views, compareFTBestDir, classifierFile, filepath.Join(c.s.Out, compareFTBestDir), filepath.Join(c.s.Out, compareBestCacheDir, "val"))
