@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -62,7 +63,7 @@ func Probe(ctx context.Context, model []byte, inputs []Tensor, outputs []string,
 	outs := make([]ort.Value, len(outputs))
 	defer func() {
 		for _, v := range slices.Concat(ins, outs) {
-			if v != nil {
+			if !isNil(v) {
 				v.Destroy()
 			}
 		}
@@ -103,4 +104,14 @@ func newTensor(in Tensor) (ort.Value, error) {
 		return ort.NewTensor(shape, d)
 	}
 	panic(fmt.Sprintf("ortlib: Probe input %s holds %T, want []float32 or []uint8", in.Name, in.Data))
+}
+
+// isNil reports whether v is nil or an interface holding a nil pointer,
+// which Destroy would dereference.
+func isNil(v ort.Value) bool {
+	if v == nil {
+		return true
+	}
+	r := reflect.ValueOf(v)
+	return r.Kind() == reflect.Pointer && r.IsNil()
 }
