@@ -7,16 +7,11 @@
 package extractor
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
 	"fmt"
-	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -41,50 +36,6 @@ func benchImages(b *testing.B) int {
 	return n
 }
 
-// unpackCIFAR writes the first perClass JPEGs of each class folder of the
-// archive into dir/<class>/.
-func unpackCIFAR(b *testing.B, archive, dir string, perClass int) {
-	f, err := os.Open(archive)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		b.Fatalf("%s: %v", archive, err)
-	}
-	tr := tar.NewReader(gz)
-	count := map[string]int{}
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			b.Fatalf("%s: %v", archive, err)
-		}
-		if h.Typeflag != tar.TypeReg || !strings.HasSuffix(h.Name, ".jpg") {
-			continue
-		}
-		class := path.Base(path.Dir(h.Name))
-		if count[class] >= perClass {
-			continue
-		}
-		count[class]++
-		out := filepath.Join(dir, class, path.Base(h.Name))
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		data, err := io.ReadAll(tr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(out, data, 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // BenchmarkExtract measures end-to-end extraction (check pass, decoding,
 // resizing, preprocessing, inference, cache writes) of real CIFAR-10 JPEGs
 // through a synthetic full-width VGG16 at 224, next to a bare ORT session
@@ -101,7 +52,7 @@ func BenchmarkExtract(b *testing.B) {
 		b.Fatal(err)
 	}
 	data := filepath.Join(root, "data")
-	unpackCIFAR(b, archive, data, (n+9)/10)
+	realdata.UnpackCIFAR(b, archive, realdata.Part{Dir: data, N: (n + 9) / 10})
 	src := openSource(b, data)
 	idx := make([]int, n)
 	for i := range idx {

@@ -7,17 +7,12 @@
 package quantize
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"os"
-	"path"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -64,7 +59,7 @@ func BenchmarkInt8Extract(b *testing.B) {
 	}
 	calib, data := filepath.Join(root, "calib"), filepath.Join(root, "data")
 	// Calibration images and measured images are different files.
-	unpack(b, archive, 10, (8*n+9)/10, calib, data)
+	realdata.UnpackCIFAR(b, archive, realdata.Part{Dir: calib, N: 10}, realdata.Part{Dir: data, N: (8*n + 9) / 10})
 	// One int8 model per size, each calibrated at the size it extracts
 	// at: activation ranges at 32 are not those at 224.
 	int8Dir := map[int]string{}
@@ -162,7 +157,7 @@ func TestRealFeaturesCosine(t *testing.T) {
 		t.Fatal(err)
 	}
 	calib, data := filepath.Join(root, "calib"), filepath.Join(root, "data")
-	unpack(t, archive, 10, 20, calib, data)
+	realdata.UnpackCIFAR(t, archive, realdata.Part{Dir: calib, N: 10}, realdata.Part{Dir: data, N: 20})
 	if _, err := Quantize(context.Background(), f32, calib, i8, Settings{Threads: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -201,55 +196,6 @@ func meanCosine(b *testing.B, a, c string) float64 {
 		return math.NaN()
 	}
 	return sum / float64(rows)
-}
-
-// unpack writes the first first JPEGs of each class folder of the archive
-// into a/<class>/ and the next next ones into c/<class>/.
-func unpack(b testing.TB, archive string, first, next int, a, c string) {
-	f, err := os.Open(archive)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		b.Fatalf("%s: %v", archive, err)
-	}
-	tr := tar.NewReader(gz)
-	count := map[string]int{}
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			b.Fatalf("%s: %v", archive, err)
-		}
-		if h.Typeflag != tar.TypeReg || !strings.HasSuffix(h.Name, ".jpg") {
-			continue
-		}
-		class := path.Base(path.Dir(h.Name))
-		k := count[class]
-		if k >= first+next {
-			continue
-		}
-		count[class]++
-		dir := a
-		if k >= first {
-			dir = c
-		}
-		out := filepath.Join(dir, class, path.Base(h.Name))
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		data, err := io.ReadAll(tr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(out, data, 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
 }
 
 // newBareSession is a bare ORT session over e's extractor.onnx, with
