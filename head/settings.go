@@ -193,6 +193,13 @@ func (s Schedule) String() string {
 	return string(s)
 }
 
+// Steps is the number of optimizer steps of a run of s over rows training
+// rows: Epochs passes of Batch-sized batches, the last of each pass maybe
+// smaller. The schedule spans them.
+func (s Settings) Steps(rows int) int {
+	return s.Epochs * ((rows + s.Batch - 1) / s.Batch)
+}
+
 // LRFactor is the factor of the learning rate at optimizer step t (from
 // 1) of a run of total steps under the schedule.
 func (s Schedule) LRFactor(t, total int) float64 {

@@ -98,7 +98,7 @@ type headModel struct {
 func newHeadModel(train, val *Data, rows []int32, s Settings) *headModel {
 	net := newNetwork(train.Dim(), s.Hidden, len(train.Classes), max(s.Batch, evalRows), true, s.backend())
 	net.initGlorot(rand.New(rand.NewPCG(s.Seed, recipe.StreamInit)))
-	o := &trainOptions{lr: s.LR, baseLR: s.LR, schedule: s.Schedule, totalSteps: s.Epochs * ((len(rows) + s.Batch - 1) / s.Batch),
+	o := &trainOptions{lr: s.LR, baseLR: s.LR, schedule: s.Schedule, totalSteps: s.Steps(len(rows)),
 		l2: s.L2, smoothing: s.LabelSmoothing}
 	if s.Hidden > 0 && s.Dropout > 0 {
 		o.drop = recipe.NewDropout(s.Dropout, s.Seed)

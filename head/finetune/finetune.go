@@ -225,7 +225,7 @@ type model struct {
 // newModel is block5 and the head for training on the maps rows of train.
 func newModel(sess *session, train, val *MapsData, rows []int32, s Settings) *model {
 	m := &model{sess: sess, train: train.viewRows(), val: val, s: s, trainViews: train.numViews(),
-		views: head.NewViewSampler(train.Y, train.numViews(), s.Seed), totalSteps: s.Epochs * ((len(rows) + s.Batch - 1) / s.Batch)}
+		views: head.NewViewSampler(train.Y, train.numViews(), s.Seed), totalSteps: s.Steps(len(rows))}
 	rate := 0.0
 	if s.Hidden > 0 {
 		rate = s.Dropout
