@@ -204,6 +204,12 @@ func TestExtractFromFileURL(t *testing.T) {
 	if _, err := os.Stat(inside); err == nil {
 		t.Errorf("the refused extract made %s", inside)
 	}
+	if code, _, stderr := runTlearn(t, "extract", "--plan", "--data", u, "--cache", inside); code == 0 || !strings.Contains(stderr, "lies inside") {
+		t.Errorf("a plan inside the file:// dataset: exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(inside); err == nil {
+		t.Errorf("the refused plan made %s", inside)
+	}
 }
 
 // TestShardsFromS3Plan: the runbooks' job on a bucket. `extract --plan`

@@ -77,14 +77,7 @@ func Extract(ctx context.Context, s ExtractSettings, p progress.Reporter) ([]*ex
 	if s.Val != 0 && !(s.Val > 0 && s.Val < 1) {
 		return nil, fmt.Errorf("%w: validation fraction %v, want between 0 and 1", ErrSettings, s.Val)
 	}
-	local := s.Data
-	if dataset.IsURL(s.Data) {
-		local = "" // a bucket cannot overlap the cache folder
-		if u, err := url.Parse(s.Data); err == nil && u.Scheme == "file" {
-			local = u.Path // but a file:// folder can
-		}
-	}
-	if err := fsutil.CheckOutput(s.Cache, local, s.Model); err != nil {
+	if err := fsutil.CheckOutput(s.Cache, localData(s.Data), s.Model); err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
 	out := s.Cache
@@ -146,6 +139,19 @@ func Extract(ctx context.Context, s ExtractSettings, p progress.Reporter) ([]*ex
 		results = append(results, res)
 	}
 	return results, nil
+}
+
+// localData is the folder on this machine that the dataset data names, for
+// the output guards: data itself, the path of a file:// URL, or "" for a
+// bucket, which no cache folder can overlap.
+func localData(data string) string {
+	if !dataset.IsURL(data) {
+		return data
+	}
+	if u, err := url.Parse(data); err == nil && u.Scheme == "file" {
+		return u.Path
+	}
+	return ""
 }
 
 // cacheFiles are the files and caches inside the cache folder dir (one

@@ -58,14 +58,12 @@ func WritePlan(ctx context.Context, s PlanSettings, p progress.Reporter) (pl *Pl
 		return nil, false, fmt.Errorf("%w: validation fraction %v, want between 0 and 1", ErrSettings, s.Val)
 	}
 	data := s.Data
-	local := ""
 	if !dataset.IsURL(data) {
 		if data, err = filepath.Abs(data); err != nil {
 			return nil, false, fmt.Errorf("experiment: %w", err)
 		}
-		local = data
 	}
-	if err := fsutil.CheckOutput(s.Cache, local); err != nil {
+	if err := fsutil.CheckOutput(s.Cache, localData(data)); err != nil {
 		return nil, false, fmt.Errorf("experiment: %w", err)
 	}
 	lock, err := lockOutput(s.Cache, p, filepath.Join(s.Cache, cache.PlanFile))
