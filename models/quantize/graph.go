@@ -269,6 +269,28 @@ func (b *builder) node(n *onnxpb.NodeProto) error {
 	return nil
 }
 
+// dequantizedPerChannel stores the quantized initializer raw (of elem, with
+// dims) beside the float initializer name, with per-output-channel scales
+// (axis 0) and zero points 0, appends its DequantizeLinear and records the
+// float twin in convWeights; it returns that twin's name.
+func (b *builder) dequantizedPerChannel(name, suffix string, elem onnxpb.TensorProto_DataType, dims []int64, raw []byte, scales []float32) string {
+	c, size := len(scales), 1 // bytes per element: int8
+	if elem == onnxpb.TensorProto_INT32 {
+		size = 4
+	}
+	q := onnxgraph.Unique(b.names, name+"/"+suffix)
+	scale := onnxgraph.Unique(b.names, name+"/scale")
+	zero := onnxgraph.Unique(b.names, name+"/zero_point")
+	dq := onnxgraph.Unique(b.names, name+"/dequantized")
+	b.g.Initializer = append(b.g.Initializer,
+		&onnxpb.TensorProto{Name: proto.String(q), Dims: slices.Clone(dims), DataType: proto.Int32(int32(elem)), RawData: raw},
+		models.NewTensorFloat32(scale, []int64{int64(c)}, scales),
+		&onnxpb.TensorProto{Name: proto.String(zero), Dims: []int64{int64(c)}, DataType: proto.Int32(int32(elem)), RawData: make([]byte, size*c)})
+	b.nodes = append(b.nodes, onnxgraph.Node("DequantizeLinear", dq, []string{q, scale, zero}, []string{dq}, onnxgraph.AttrInt("axis", 0)))
+	b.convWeights[name] = dq
+	return dq
+}
+
 // qdq appends QuantizeLinear and DequantizeLinear of tensor t with params
 // q and records the dequantized twin.
 func (b *builder) qdq(t string, q qparams) {
@@ -328,17 +350,7 @@ func (b *builder) conv(n *onnxpb.NodeProto) error {
 			wq[o*per+i] = byte(int8(max(-127, min(127, q))))
 		}
 	}
-	base := n.Input[1]
-	wName := onnxgraph.Unique(b.names, base+"/int8")
-	wScale := onnxgraph.Unique(b.names, base+"/scale")
-	wZero := onnxgraph.Unique(b.names, base+"/zero_point")
-	wDQ := onnxgraph.Unique(b.names, base+"/dequantized")
-	b.g.Initializer = append(b.g.Initializer,
-		&onnxpb.TensorProto{Name: proto.String(wName), Dims: slices.Clone(dims), DataType: proto.Int32(int32(onnxpb.TensorProto_INT8)), RawData: wq},
-		models.NewTensorFloat32(wScale, []int64{int64(c)}, sw),
-		&onnxpb.TensorProto{Name: proto.String(wZero), Dims: []int64{int64(c)}, DataType: proto.Int32(int32(onnxpb.TensorProto_INT8)), RawData: make([]byte, c)})
-	b.nodes = append(b.nodes, onnxgraph.Node("DequantizeLinear", wDQ, []string{wName, wScale, wZero}, []string{wDQ}, onnxgraph.AttrInt("axis", 0)))
-	b.convWeights[n.Input[1]] = wDQ
+	wDQ := b.dequantizedPerChannel(n.Input[1], "int8", onnxpb.TensorProto_INT8, dims, wq, sw)
 	inputs := []string{xdq, wDQ}
 
 	if len(n.Input) > 2 && n.Input[2] != "" {
@@ -357,17 +369,7 @@ func (b *builder) conv(n *onnxpb.NodeProto) error {
 			q := math.Round(float64(v) / float64(sb[o]))
 			binary.LittleEndian.PutUint32(bq[4*o:], uint32(int32(max(math.MinInt32, min(math.MaxInt32, q)))))
 		}
-		base := n.Input[2]
-		bName := onnxgraph.Unique(b.names, base+"/int32")
-		bScale := onnxgraph.Unique(b.names, base+"/scale")
-		bZero := onnxgraph.Unique(b.names, base+"/zero_point")
-		bDQ := onnxgraph.Unique(b.names, base+"/dequantized")
-		b.g.Initializer = append(b.g.Initializer,
-			&onnxpb.TensorProto{Name: proto.String(bName), Dims: slices.Clone(bdims), DataType: proto.Int32(int32(onnxpb.TensorProto_INT32)), RawData: bq},
-			models.NewTensorFloat32(bScale, []int64{int64(c)}, sb),
-			&onnxpb.TensorProto{Name: proto.String(bZero), Dims: []int64{int64(c)}, DataType: proto.Int32(int32(onnxpb.TensorProto_INT32)), RawData: make([]byte, 4*c)})
-		b.nodes = append(b.nodes, onnxgraph.Node("DequantizeLinear", bDQ, []string{bName, bScale, bZero}, []string{bDQ}, onnxgraph.AttrInt("axis", 0)))
-		b.convWeights[n.Input[2]] = bDQ
+		bDQ := b.dequantizedPerChannel(n.Input[2], "int32", onnxpb.TensorProto_INT32, bdims, bq, sb)
 		inputs = append(inputs, bDQ)
 	}
 	n.Input = inputs
