@@ -131,6 +131,15 @@ type Settings struct {
 	// to zero over Epochs, step by step). An early stop does not shorten
 	// the schedule.
 	Schedule Schedule `json:"lr_schedule,omitempty"`
+	// EMA is the decay of an exponential moving average of the
+	// parameters, updated after every optimizer step (Polyak averaging;
+	// 0.999 averages over about a thousand steps). The average, not the
+	// last step's parameters, is what validation and the holdout measure,
+	// what SaveBest keeps and what the run returns: it smooths out the
+	// step-to-step noise of a constant learning rate. Its decay is warmed
+	// up as min(EMA, (1+t)/(10+t)) at step t, from the initial weights.
+	// 0 turns it off. Only Train averages: fine-tuning refuses it.
+	EMA float64 `json:"ema,omitempty"`
 
 	// gemm overrides the matrix-product backend (tests and benchmarks
 	// compare them); nil means the one chosen at start-up.
@@ -242,6 +251,8 @@ func (s Settings) Validate() error {
 		return bad("holdout fraction %g is outside [0, 1)", r.Holdout)
 	case r.Schedule != ScheduleConstant && r.Schedule != ScheduleCosine:
 		return bad("unknown learning-rate schedule %q", string(r.Schedule))
+	case !finite(r.EMA) || r.EMA < 0 || r.EMA >= 1:
+		return bad("EMA decay %g is outside [0, 1)", r.EMA)
 	}
 	return nil
 }

@@ -76,6 +76,9 @@ func Train(ctx context.Context, train, val *Data, s Settings, p progress.Reporte
 	if err != nil {
 		return nil, err
 	}
+	if m.ema != nil && !s.keepsBest() {
+		copy(m.net.params, m.ema) // the last epoch's average
+	}
 	return &Result{
 		Settings: s, Weights: m.net.weights(train.Classes), WeightsEpoch: st.History[w].Epoch,
 		History: st.History, Best: st.Best, EarlyStopped: st.Stopped,
@@ -92,6 +95,11 @@ type headModel struct {
 	best       []float32    // the parameters of the best epoch, when kept
 	measured   *Data        // scratch: the holdout's rows, gathered once
 	views      *ViewSampler // nil: one view per training row
+	// ema is the moving average of net.params (Settings.EMA), nil
+	// without; trained holds the trained parameters while the average
+	// stands in for them.
+	ema, trained []float32
+	emaDecay     float64
 }
 
 // newHeadModel is the head for training on the rows of train.
@@ -106,17 +114,47 @@ func newHeadModel(train, val *Data, rows []int32, s Settings) *headModel {
 	if s.ClassWeights == Balanced {
 		o.classWeights = recipe.BalancedWeights(ClassCounts(train.Y, rows, len(train.Classes)))
 	}
-	return &headModel{net: net, train: train, val: val, o: o, views: NewViewSampler(train.Y, train.NumViews(), s.Seed)}
+	m := &headModel{net: net, train: train, val: val, o: o, views: NewViewSampler(train.Y, train.NumViews(), s.Seed)}
+	if s.EMA > 0 {
+		m.ema, m.emaDecay = slices.Clone(net.params), s.EMA
+	}
+	return m
 }
 
 func (m *headModel) Step(_ context.Context, rows []int32) (float64, int, error) {
 	m.o.lr = m.o.baseLR * m.o.schedule.LRFactor(m.net.steps+1, m.o.totalSteps)
 	l, c := m.net.trainStep(m.train.X, m.views.Labels(m.train.Y), m.views.Rows(rows), m.o)
+	if m.ema != nil {
+		t := float64(m.net.steps)
+		movingAverage(m.ema, m.net.params, float32(1-min(m.emaDecay, (1+t)/(10+t))))
+	}
 	return l, c, nil
 }
 
-func (m *headModel) Validate(context.Context) (float64, float64, error) {
-	l, a := m.net.validate(m.val, m.o.smoothing)
+// movingAverage moves avg towards p by the fraction a: avg += a·(p − avg).
+func movingAverage(avg, p []float32, a float32) {
+	p = p[:len(avg)]
+	for i, v := range p {
+		avg[i] += a * (v - avg[i])
+	}
+}
+
+// averaged runs f with the moving average (Settings.EMA) standing in for
+// the trained parameters, which it then puts back; without an average, f
+// sees the trained parameters.
+func (m *headModel) averaged(f func()) {
+	if m.ema == nil {
+		f()
+		return
+	}
+	m.trained = append(m.trained[:0], m.net.params...)
+	copy(m.net.params, m.ema)
+	f()
+	copy(m.net.params, m.trained)
+}
+
+func (m *headModel) Validate(context.Context) (l, a float64, _ error) {
+	m.averaged(func() { l, a = m.net.validate(m.val, m.o.smoothing) })
 	return l, a, nil
 }
 
@@ -138,12 +176,19 @@ func (m *headModel) Measure(_ context.Context, rows []int32) (float64, float64, 
 		}
 		m.measured = d
 	}
-	l, a := m.net.validate(m.measured, m.o.smoothing)
+	var l, a float64
+	m.averaged(func() { l, a = m.net.validate(m.measured, m.o.smoothing) })
 	return l, a, nil
 }
 
+// Snapshot keeps the parameters that Validate measured: the average with
+// Settings.EMA.
 func (m *headModel) Snapshot() error {
-	m.best = append(m.best[:0], m.net.params...)
+	src := m.net.params
+	if m.ema != nil {
+		src = m.ema
+	}
+	m.best = append(m.best[:0], src...)
 	return nil
 }
 

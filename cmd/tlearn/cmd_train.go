@@ -34,6 +34,7 @@ const (
 	flagTrainSweep       = "sweep"
 	flagTrainForce       = "force"
 	flagTrainAuto        = "auto"
+	flagTrainEMA         = "ema"
 )
 
 func trainCommand() *cli.Command {
@@ -61,8 +62,13 @@ which the command notes once.
 values from the one cache into --out/<name>/ and prints a table ranked by the
 best validation (with --holdout: holdout) accuracy; it is also written to
 --out/sweep.csv. Keys: hidden, dropout, lr, batch, epochs, l2, label-smoothing,
-class-weight, seed. Runs that already exist with the same settings are reused,
-so an interrupted sweep resumes.
+ema, class-weight, seed. Runs that already exist with the same settings are
+reused, so an interrupted sweep resumes.
+
+--ema DECAY keeps an exponential moving average of the weights (updated after
+every step; 0.999 averages over about a thousand steps) and validates, selects
+and saves the average instead of the last step's weights: it evens out the
+epoch-to-epoch noise of a constant learning rate.
 
 --auto chooses the head for you: 16 candidates of learning rate, hidden size,
 dropout and L2, each trained with early stopping (--early-stop, default 10) for
@@ -91,6 +97,7 @@ Example:
 			&cli.Float64Flag{Name: flagTrainL2, Usage: "L2 weight decay on the two kernels, added to the gradient (PyTorch's Adam weight_decay)"},
 			&cli.Float64Flag{Name: flagTrainSmoothing, Usage: "label smoothing (0..1) of the cross-entropy targets"},
 			scheduleFlag(),
+			&cli.Float64Flag{Name: flagTrainEMA, Usage: "validate, select and save an exponential moving average of the weights with this `DECAY` per step (e.g. 0.999); 0 = off"},
 			&cli.StringFlag{Name: flagTrainClassWeight, Value: "none", Usage: "`MODE` of class weights in the training loss: none, or balanced (class c weighs N/(K·n_c))"},
 			&cli.Uint64Flag{Name: flagTrainSeed, Usage: "`SEED` of the initial weights, shuffling and dropout"},
 			&cli.BoolFlag{Name: flagTrainNoShuffle, Usage: "keep the cache's class-by-class order in every epoch (the Keras tutorial's shuffle=False)"},
@@ -126,6 +133,7 @@ func trainSettings(c *cli.Context) (head.Settings, error) {
 		L2: c.Float64(flagTrainL2), LabelSmoothing: c.Float64(flagTrainSmoothing),
 		Seed: c.Uint64(flagTrainSeed), NoShuffle: c.Bool(flagTrainNoShuffle),
 		EarlyStop: c.Int(flagTrainEarlyStop), SaveBest: c.Bool(flagTrainSaveBest),
+		EMA: c.Float64(flagTrainEMA),
 	}
 	cw, err := head.ParseClassWeighting(c.String(flagTrainClassWeight))
 	if err != nil {

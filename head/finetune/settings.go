@@ -173,6 +173,8 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("%w: momentum %g is outside [0, 1)", ErrSettings, r.Momentum)
 	case !(r.WeightDecay >= 0) || r.WeightDecay*max(r.LR, r.Block5LR) >= 1:
 		return fmt.Errorf("%w: weight decay %g must be 0 or more, and below 1/lr", ErrSettings, r.WeightDecay)
+	case r.EMA != 0:
+		return fmt.Errorf("%w: fine-tuning keeps no moving average of the weights (EMA %g): only the head-only trainer does", ErrSettings, r.EMA)
 	}
 	return nil
 }

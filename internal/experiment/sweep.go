@@ -46,6 +46,7 @@ var sweepKeys = map[string]func(s *head.Settings, v string) error{
 	"lr":              floatSetting(true, func(s *head.Settings) *float64 { return &s.LR }),
 	"l2":              floatSetting(false, func(s *head.Settings) *float64 { return &s.L2 }),
 	"label-smoothing": floatSetting(false, func(s *head.Settings) *float64 { return &s.LabelSmoothing }),
+	"ema":             floatSetting(false, func(s *head.Settings) *float64 { return &s.EMA }),
 	"batch":           intSetting(func(s *head.Settings) *int { return &s.Batch }),
 	"epochs":          intSetting(func(s *head.Settings) *int { return &s.Epochs }),
 	"class-weight": func(s *head.Settings, v string) error {
@@ -86,7 +87,7 @@ func intSetting(field func(*head.Settings) *int) func(*head.Settings, string) er
 }
 
 // ParseSweep reads sweep specs, each KEY=V1,V2,... with KEY one of hidden,
-// dropout, lr, batch, epochs, l2, label-smoothing, class-weight and seed.
+// dropout, lr, batch, epochs, l2, label-smoothing, ema, class-weight and seed.
 // Repeated values are dropped; a key may appear in one spec only. Errors
 // wrap ErrSettings.
 func ParseSweep(specs []string) ([]Axis, error) {

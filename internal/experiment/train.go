@@ -182,6 +182,9 @@ func describeSettings(s head.Settings) string {
 	if s.LabelSmoothing > 0 {
 		fmt.Fprintf(&b, ", label smoothing %g", s.LabelSmoothing)
 	}
+	if s.EMA > 0 {
+		fmt.Fprintf(&b, ", weights averaged (EMA %g)", s.EMA)
+	}
 	if s.ClassWeights != head.Unweighted {
 		fmt.Fprintf(&b, ", %s class weights", s.ClassWeights)
 	}
