@@ -126,7 +126,7 @@ func cudaFix(rep ortlib.CUDAReport) []string {
 		steps = append(steps, "install "+strings.Join(libs, ", ")+" (the packages named above), then, if they are not in the ld.so cache, LD_LIBRARY_PATH=/path/to/their/lib:$LD_LIBRARY_PATH")
 	}
 	if rep.Err.NoDevice {
-		steps = append(steps, "the provider loaded, but ONNX Runtime sees no NVIDIA GPU for it (the devices above): check that nvidia-smi lists the GPU here and, in a container, that the GPU is passed through (--gpus all)")
+		steps = append(steps, "the provider loaded, but ONNX Runtime sees no NVIDIA GPU for it (the devices above): check that nvidia-smi lists the GPU and that /sys/class/drm has a card for it, where ONNX Runtime looks on Linux (the nvidia-drm kernel module makes it; a container must see it)")
 	} else if rep.Err.PluginOnly {
 		steps = append(steps, "this core library (ONNX Runtime 1.29, without the CUDA bridge) takes CUDA as a plugin provider: once the provider loads, tlearn attaches it on the first NVIDIA GPU that ONNX Runtime lists")
 	}
