@@ -7,8 +7,9 @@
 # Where it comes from: the npm packages of asus4/onnxruntime-unity (MIT),
 # which carry Microsoft's ONNX Runtime 1.29 release files as plain files:
 #  * com.github.asus4.onnxruntime: the core Linux x64 libonnxruntime.so
-#    (soname libonnxruntime.so.1, RUNPATH $ORIGIN, built with the CUDA
-#    provider bridge) and libonnxruntime_providers_shared.so;
+#    (soname libonnxruntime.so.1, RUNPATH $ORIGIN; Microsoft's CPU build,
+#    without the CUDA bridge, so tlearn attaches the CUDA provider as a
+#    plugin) and libonnxruntime_providers_shared.so;
 #  * com.github.asus4.onnxruntime.linux-x64-gpu: libonnxruntime_providers_cuda.so
 #    (built for CUDA 13: libcudart.so.13, libcublas.so.13, cuDNN 9 loaded at
 #    run time) and the TensorRT provider (not installed).

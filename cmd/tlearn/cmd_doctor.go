@@ -95,6 +95,9 @@ func writeCUDA(w io.Writer, rep ortlib.CUDAReport, lib string) {
 	for _, g := range rep.GPUs {
 		fmt.Fprintf(w, "    GPU: %s\n", g)
 	}
+	for _, d := range rep.Devices {
+		fmt.Fprintf(w, "    ONNX Runtime device: %s\n", d)
+	}
 	if rep.Err != nil {
 		fmt.Fprintf(w, "    why: %s\n", rep.Err.Detail)
 		for _, step := range cudaFix(rep) {
@@ -122,8 +125,10 @@ func cudaFix(rep ortlib.CUDAReport) []string {
 	if len(libs) > 0 {
 		steps = append(steps, "install "+strings.Join(libs, ", ")+" (the packages named above), then, if they are not in the ld.so cache, LD_LIBRARY_PATH=/path/to/their/lib:$LD_LIBRARY_PATH")
 	}
-	if rep.Err.PluginOnly {
-		steps = append(steps, "even with every library there, this core library (ONNX Runtime 1.29, built without the CUDA bridge) only takes CUDA as a plugin provider, which tlearn cannot attach yet (onnxruntime_go v1.27 lacks SessionOptionsAppendExecutionProvider_V2); for CUDA today use a CUDA-enabled core with its provider files (README, GPU)")
+	if rep.Err.NoDevice {
+		steps = append(steps, "the provider loaded, but ONNX Runtime sees no NVIDIA GPU for it (the devices above): check that nvidia-smi lists the GPU and that /sys/class/drm has a card for it, where ONNX Runtime looks on Linux (the nvidia-drm kernel module makes it; a container must see it)")
+	} else if rep.Err.PluginOnly {
+		steps = append(steps, "this core library (ONNX Runtime 1.29, without the CUDA bridge) takes CUDA as a plugin provider: once the provider loads, tlearn attaches it on the first NVIDIA GPU that ONNX Runtime lists")
 	}
 	return steps
 }

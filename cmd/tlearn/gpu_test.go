@@ -110,9 +110,11 @@ func TestGPULibraryFallbackFeatures(t *testing.T) {
 	if err != nil {
 		t.Fatalf("doctor: %v\n%s", err, out)
 	}
-	wants := []string{"onnxruntime: 1.29.0", "provider: " + filepath.Join(filepath.Dir(gpuLib), ortlib.CUDAProviderLib), "NVIDIA driver: "}
+	wants := []string{"onnxruntime: 1.29.0", "provider: " + filepath.Join(filepath.Dir(gpuLib), ortlib.CUDAProviderLib), "NVIDIA driver: ",
+		"ONNX Runtime device: CPUExecutionProvider on CPU"}
 	if !driver {
-		wants = append(wants, "libraries missing", "libcudart.so.13: the CUDA runtime of CUDA 13", "libcublas.so.13: cuBLAS of CUDA 13", "libcudnn.so.9: cuDNN 9", "fix: install ", "LD_LIBRARY_PATH=")
+		wants = append(wants, "libraries missing", "libcudart.so.13: the CUDA runtime of CUDA 13", "libcublas.so.13: cuBLAS of CUDA 13", "libcudnn.so.9: cuDNN 9", "fix: install ", "LD_LIBRARY_PATH=",
+			"takes CUDA as a plugin provider: once the provider loads, tlearn attaches it")
 	}
 	for _, w := range wants {
 		if !strings.Contains(string(out), w) {

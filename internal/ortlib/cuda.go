@@ -34,9 +34,13 @@ type CUDAError struct {
 	Driver   bool         // an NVIDIA driver is present
 	// PluginOnly: the core was built without the CUDA bridge and the
 	// provider is a plugin library (ONNX Runtime 1.29 of `make setup-gpu`),
-	// which onnxruntime_go v1.27 cannot attach even when it loads.
+	// attached through the environment's OrtEpDevices once it loads.
 	PluginOnly bool
-	Detail     string // ONNX Runtime's message, on one line
+	// NoDevice: the plugin provider loaded but ONNX Runtime lists no
+	// CUDA device for it (no NVIDIA GPU that it can see).
+	NoDevice bool
+	Devices  []EPDevice // ONNX Runtime's devices, when NoDevice
+	Detail   string     // ONNX Runtime's message, on one line
 }
 
 func (e *CUDAError) Error() string {
@@ -44,6 +48,12 @@ func (e *CUDAError) Error() string {
 	case e.Provider == "":
 		return fmt.Sprintf("the ONNX Runtime library %s has no CUDA execution provider beside it (%s; `make setup-gpu` installs one in .ort-gpu/lib): %s",
 			e.Library, CUDAProviderLib, e.Detail)
+	case e.NoDevice:
+		msg := fmt.Sprintf("the CUDA execution provider %s is unusable: %s", e.Provider, e.Detail)
+		if len(e.Missing) > 0 {
+			msg += "; also missing " + missingNames(e.Missing)
+		}
+		return msg
 	case len(e.Missing) > 0:
 		return fmt.Sprintf("the CUDA execution provider %s did not load: missing %s (%s)", e.Provider, missingNames(e.Missing), e.Detail)
 	}
@@ -56,6 +66,8 @@ func (e *CUDAError) Short() string {
 	switch {
 	case e.Provider == "":
 		what = "this ONNX Runtime library has no CUDA provider"
+	case e.NoDevice:
+		what = "the CUDA provider found no CUDA device"
 	case len(e.Missing) > 0:
 		what = "the CUDA provider misses " + missingNames(e.Missing)
 	}
@@ -70,13 +82,6 @@ func missingNames(deps []Dependency) string {
 	return strings.Join(names, ", ")
 }
 
-// errPluginUnattachable is the state of a provider that loaded as a plugin
-// library (ORT's CreateEpFactories interface) beside a core built without
-// the CUDA bridge: attaching it takes SessionOptionsAppendExecutionProvider_V2
-// with the environment's OrtEpDevices, which onnxruntime_go v1.27 does not
-// wrap.
-var errPluginUnattachable = errors.New("the CUDA provider loaded as a plugin library, but onnxruntime_go v1.27 cannot attach a plugin execution provider to a session (it needs SessionOptionsAppendExecutionProvider_V2)")
-
 // pluginState remembers, per initialized environment, the result of
 // registering the CUDA provider as a plugin library: ORT registers a
 // library once per environment. Close resets it. Guarded by mu.
@@ -86,7 +91,11 @@ var pluginState struct {
 }
 
 // appendCUDA appends the CUDA execution provider to so, or returns a
-// *CUDAError (or errPluginUnattachable inside one) saying why not.
+// *CUDAError saying why not. A core library with the CUDA bridge takes the
+// provider through the legacy call; one without it (the 1.29 core of `make
+// setup-gpu`) takes the provider beside it as a plugin library: registered
+// with the environment, then attached on the first CUDA device that
+// GetEpDevices lists (appendEP).
 func appendCUDA(so *ort.SessionOptions) error {
 	co, err := ort.NewCUDAProviderOptions()
 	if err == nil {
@@ -98,17 +107,27 @@ func appendCUDA(so *ort.SessionOptions) error {
 	}
 	lib, _ := Loaded()
 	cerr := diagnose(lib.Path, oneLine(err))
-	if cerr.Provider != "" && strings.Contains(strings.ToLower(err.Error()), "not enabled in this build") {
-		cerr.PluginOnly = true
-		// The core has no CUDA bridge but a plugin provider sits beside
-		// it (the 1.29 set-up of `make setup-gpu`): registering it
-		// loads it, which is what can fail on a machine without CUDA.
-		if perr := registerPlugin(cerr.Provider); perr != nil {
-			cerr.Detail = oneLine(perr)
-		} else {
-			cerr.Detail = errPluginUnattachable.Error()
-		}
+	if cerr.Provider == "" || !strings.Contains(strings.ToLower(err.Error()), "not enabled in this build") {
+		return cerr
 	}
+	cerr.PluginOnly = true
+	// Registering the plugin loads it: that is what fails on a machine
+	// without the CUDA libraries, naming the first one missing.
+	if perr := registerPlugin(cerr.Provider); perr != nil {
+		cerr.Detail = oneLine(perr)
+		return cerr
+	}
+	_, aerr := appendEP(so, CUDAEP)
+	if aerr == nil {
+		return nil
+	}
+	var nd *NoDeviceError
+	if errors.As(aerr, &nd) {
+		cerr.NoDevice, cerr.Devices = true, nd.Devices
+		cerr.Detail = "the CUDA provider registered but found no CUDA device (ONNX Runtime's devices: " + nd.listing() + ")"
+		return cerr
+	}
+	cerr.Detail = oneLine(aerr)
 	return cerr
 }
 
@@ -194,6 +213,10 @@ type CUDAReport struct {
 	LibCUDA  string       // where libcuda.so.1 is, "" when the loader finds none
 	GPUs     []string     // nvidia-smi's "name, memory" lines, when it runs
 	Provider string       // the CUDA provider file, "" when none
+	// Devices are ONNX Runtime's execution-provider devices after the
+	// attempt (GetEpDevices): a CUDAExecutionProvider one once the plugin
+	// provider loaded and found a GPU. Nil for a library before 1.22.
+	Devices []EPDevice
 }
 
 // CheckCUDA tries the CUDA execution provider of the loaded library and
@@ -220,6 +243,7 @@ func CheckCUDA() (CUDAReport, error) {
 		rep.Err = cerr
 	}
 	rep.Provider = cerr.Provider
+	rep.Devices, _ = EPDevices()
 	if cerr.Provider != "" {
 		rep.Deps, _ = NewResolver().Dependencies(cerr.Provider)
 	}

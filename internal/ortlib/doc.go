@@ -1,5 +1,8 @@
 // Package ortlib finds, loads and describes the ONNX Runtime shared library,
-// builds session options for a requested device (the CUDA fallback, and
+// builds session options for a requested device (the CUDA fallback; a
+// plugin CUDA provider attached through the C API calls that onnxruntime_go
+// does not wrap, GetEpDevices and SessionOptionsAppendExecutionProvider_V2,
+// in a small cgo shim: epdevice.go and ortep.h; and
 // CheckCUDA's account of why CUDA is unusable: the provider file, its
 // libraries resolved as the dynamic loader would, the driver), runs a session so that a
 // context can cancel it (RunWithContext), and runs a model once on CPU for
