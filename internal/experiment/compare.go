@@ -152,11 +152,11 @@ type Stage struct {
 	// "tlearn", without the flags common to every command).
 	Commands [][]string `json:"commands"`
 	Seconds  float64    `json:"seconds"`
-	// Images is, for an extraction, the images (views) run through the
-	// model in those Seconds; 0 for other stages and in records written
-	// before it was kept.
-	Images int       `json:"images,omitempty"`
-	Done   time.Time `json:"done"`
+	// ImagesPerSecond is, for an extraction, the images (views) it ran
+	// through the model over Seconds; 0 for other stages and in records
+	// written before it was kept.
+	ImagesPerSecond float64   `json:"images_per_second,omitempty"`
+	Done            time.Time `json:"done"`
 	// Reused is set when the stage was finished by an earlier call and
 	// kept.
 	Reused bool `json:"-"`
@@ -227,22 +227,17 @@ type CompareResult struct {
 
 // ExtractionPass is what one extraction stage took.
 type ExtractionPass struct {
-	// Images is the number of images (views) the pass ran through the
-	// model: all those of its caches, or the rest of them when it resumed
-	// an interrupted pass.
-	Images  int
+	// Images is the number of images (views) in its caches.
+	Images int
+	// Seconds is the stage's time; for a pass that resumed an interrupted
+	// one, the time of the rest.
 	Seconds float64
+	// ImagesPerSecond is the speed of the images the stage ran through the
+	// model (all, or the rest) in Seconds.
+	ImagesPerSecond float64
 	// Reused is set when an earlier call ran the pass (this one found the
 	// caches up to date).
 	Reused bool
-}
-
-// PerSecond is the pass's speed in images per second, 0 when unknown.
-func (e ExtractionPass) PerSecond() float64 {
-	if e.Seconds <= 0 {
-		return 0
-	}
-	return float64(e.Images) / e.Seconds
 }
 
 // compareRecord is stages.json.
@@ -408,11 +403,14 @@ func (c *comparison) runStage(ctx context.Context, i, n int, st compareStage, p 
 	if err := st.run(ctx, p); err != nil {
 		return fmt.Errorf("experiment: compare: stage %s: %w", st.name, err)
 	}
-	done := Stage{Name: st.name, Commands: st.cmds, Seconds: time.Since(t0).Seconds(), Images: c.computed[st.name], Done: now()}
+	done := Stage{Name: st.name, Commands: st.cmds, Seconds: time.Since(t0).Seconds(), Done: now()}
+	if n := c.computed[st.name]; n > 0 && done.Seconds > 0 {
+		done.ImagesPerSecond = float64(n) / done.Seconds
+	}
 	if same && checksCaches(st.name) && c.computed[st.name] == 0 {
 		// The caches of an earlier finished pass were up to date (Extract
 		// refuses caches that no longer match): keep that pass's time.
-		done.Seconds, done.Images, done.Done, done.Reused = prev.Seconds, prev.Images, prev.Done, true
+		done.Seconds, done.ImagesPerSecond, done.Done, done.Reused = prev.Seconds, prev.ImagesPerSecond, prev.Done, true
 	} else {
 		c.redone[st.name] = true
 	}

@@ -101,21 +101,22 @@ func (c *comparison) dropStaleInt8Caches(sum string, p progress.Reporter) error 
 	return nil
 }
 
-// extractionPass is what the extraction stage wrote into cacheDir took:
-// its recorded images, or for a record from before they were kept, the
-// rows of its caches.
+// extractionPass is what the extraction stage that wrote cacheDir/train
+// and cacheDir/val took; its speed, for a record from before stages kept
+// it, is the images of the caches over the stage's time.
 func (r *CompareResult) extractionPass(stage, cacheDir string) ExtractionPass {
 	st := (&compareRecord{Stages: r.Stages}).find(stage)
 	if st == nil {
 		return ExtractionPass{}
 	}
-	e := ExtractionPass{Images: st.Images, Seconds: st.Seconds, Reused: st.Reused}
-	if e.Images == 0 {
-		for _, part := range []string{"train", "val"} {
-			if m, err := cache.ReadManifest(filepath.Join(cacheDir, part)); err == nil {
-				e.Images += m.N * max(1, m.Views)
-			}
+	e := ExtractionPass{Seconds: st.Seconds, ImagesPerSecond: st.ImagesPerSecond, Reused: st.Reused}
+	for _, part := range []string{"train", "val"} {
+		if m, err := cache.ReadManifest(filepath.Join(cacheDir, part)); err == nil {
+			e.Images += m.N * max(1, m.Views)
 		}
+	}
+	if e.ImagesPerSecond == 0 && e.Seconds > 0 {
+		e.ImagesPerSecond = float64(e.Images) / e.Seconds
 	}
 	return e
 }
@@ -123,7 +124,7 @@ func (r *CompareResult) extractionPass(stage, cacheDir string) ExtractionPass {
 // Int8Ratio is the int8 extraction's speed over the float32 one's, 0 when
 // either is unknown.
 func (r *CompareResult) Int8Ratio() float64 {
-	f, q := r.Extraction.PerSecond(), r.ExtractionInt8.PerSecond()
+	f, q := r.Extraction.ImagesPerSecond, r.ExtractionInt8.ImagesPerSecond
 	if f <= 0 || q <= 0 {
 		return 0
 	}
@@ -132,10 +133,10 @@ func (r *CompareResult) Int8Ratio() float64 {
 
 // formatPass is "12 s, 83.3 images/s".
 func formatPass(e ExtractionPass) string {
-	if e.PerSecond() == 0 {
+	if e.ImagesPerSecond == 0 {
 		return fsutil.FormatSeconds(e.Seconds)
 	}
-	return fmt.Sprintf("%s, %.1f images/s", fsutil.FormatSeconds(e.Seconds), e.PerSecond())
+	return fmt.Sprintf("%s, %.1f images/s", fsutil.FormatSeconds(e.Seconds), e.ImagesPerSecond)
 }
 
 // int8Line is the terminal's line on the int8 extraction.

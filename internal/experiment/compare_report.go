@@ -103,9 +103,12 @@ func (r *CompareResult) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "feature extraction (one pass, features and maps): %s\n", formatPass(r.Extraction))
+	// The speeds come with the int8 rows, whose point they are (and a
+	// rerun's report differs from an uninterrupted one's only in times).
 	if r.HeadInt8 != nil {
-		fmt.Fprintln(w, r.int8Line())
+		fmt.Fprintf(w, "feature extraction (one pass, features and maps): %s\n%s\n", formatPass(r.Extraction), r.int8Line())
+	} else {
+		fmt.Fprintf(w, "feature extraction (one pass, features and maps): %s\n", fsutil.FormatSeconds(r.seconds(stageExtract)))
 	}
 	if r.Best != nil {
 		fmt.Fprintf(w, "tlearn best: %s\n", r.bestTimes())
@@ -230,9 +233,10 @@ func (c *comparison) markdown(r *CompareResult) string {
 	if r.Best != nil {
 		w(", the epoch chosen on the holdout for tlearn best (its best val accuracy is reported only: choosing on it would have seen the validation images)")
 	}
-	w(". Feature extraction (one pass, pooled features and block4_pool maps): %s", formatPass(r.Extraction))
 	if r.HeadInt8 != nil {
-		w("; with the int8 model: %s", formatPass(r.ExtractionInt8))
+		w(". Feature extraction (one pass, pooled features and block4_pool maps): %s; with the int8 model: %s", formatPass(r.Extraction), formatPass(r.ExtractionInt8))
+	} else {
+		w(". Feature extraction (one pass, pooled features and block4_pool maps): %s", fsutil.FormatSeconds(r.seconds(stageExtract)))
 	}
 	if r.Best != nil {
 		w("; tlearn best: %s", r.bestTimes())
