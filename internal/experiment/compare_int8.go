@@ -182,11 +182,9 @@ func (c *comparison) int8Notes(r *CompareResult) string {
 	w(".\n")
 	w("- The int8 rows train on caches that the int8 model extracted from the same images, resized the same way (`%s/`): head-only on its pooled features (`%s/`); block5 fine-tuned on its block4_pool maps, which are int8 (`%s/`), starting from block5's float32 weights that `%s/` keeps. Their classifiers run blocks 1–4 in int8; the fine-tuned one runs its fine-tuned block5 in float32.\n",
 		compareCacheInt8Dir, compareHeadInt8Dir, compareFTInt8Dir, compareModelInt8Dir)
-	w("- Extraction times are end to end (listing, decoding, resizing, the model, writing features and maps), over the images each pass ran; the int8 pass runs right after the float32 one.")
-	if r.Extraction.Reused != r.ExtractionInt8.Reused {
-		w(" Here one of them was run by an earlier call and the other by this one, possibly under another load: `--force` runs both again in one call.")
-	}
-	w("\n")
+	// Whether the passes ran in one call is left to the stages' "reused"
+	// marks: a rerun's report says what an uninterrupted run's says.
+	w("- Extraction times are end to end (listing, decoding, resizing, the model, writing features and maps), over the images each pass ran; the int8 pass runs right after the float32 one. A pass reused from an earlier call (see Stages) keeps that call's time, taken under that call's load: `--force` runs both again in one call.\n")
 	if r.Best != nil {
 		w("- tlearn best stays float32.\n")
 	}
