@@ -102,21 +102,26 @@ func (c *comparison) dropStaleInt8Caches(sum string, p progress.Reporter) error 
 }
 
 // extractionPass is what the extraction stage that wrote cacheDir/train
-// and cacheDir/val took; its speed, for a record from before stages kept
-// it, is the images of the caches over the stage's time.
+// and cacheDir/val took. Its speed is the one stages.json recorded; a
+// record without one (written before it was kept, or of a pass that found
+// its caches complete without a record of their making) takes the caches'
+// own: their images over the time from each one's creation to its last
+// update.
 func (r *CompareResult) extractionPass(stage, cacheDir string) ExtractionPass {
 	st := (&compareRecord{Stages: r.Stages}).find(stage)
 	if st == nil {
 		return ExtractionPass{}
 	}
 	e := ExtractionPass{Seconds: st.Seconds, ImagesPerSecond: st.ImagesPerSecond, Reused: st.Reused}
+	var span float64
 	for _, part := range []string{"train", "val"} {
 		if m, err := cache.ReadManifest(filepath.Join(cacheDir, part)); err == nil {
 			e.Images += m.N * max(1, m.Views)
+			span += m.Updated.Sub(m.Created).Seconds()
 		}
 	}
-	if e.ImagesPerSecond == 0 && e.Seconds > 0 {
-		e.ImagesPerSecond = float64(e.Images) / e.Seconds
+	if e.ImagesPerSecond == 0 && span > 0 {
+		e.ImagesPerSecond = float64(e.Images) / span
 	}
 	return e
 }

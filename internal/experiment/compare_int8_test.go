@@ -3,16 +3,19 @@ package experiment
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tlearn/tlearn/extractor/cache"
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/ortlib/ortlibtest"
+	"github.com/tlearn/tlearn/internal/testutil/fixtures"
 	"github.com/tlearn/tlearn/models"
 	"github.com/tlearn/tlearn/models/quantize"
 )
@@ -189,5 +192,43 @@ func TestCompareInt8(t *testing.T) {
 	}
 	if fileExists(filepath.Join(s.Out, compareStagesFile)) {
 		t.Error("the refused comparison wrote stages.json")
+	}
+}
+
+// A stages.json written before extractions recorded their speed: the
+// report takes the caches' own (images over their making's time span).
+func TestExtractionPassFromCaches(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, part := range []struct {
+		name  string
+		n     int
+		taken time.Duration
+	}{{"train", 30, 3 * time.Second}, {"val", 10, time.Second}} {
+		cc := filepath.Join(dir, part.name)
+		fixtures.FeatureCache(t, cc, part.n, 4, []string{"a", "b"}, "aaaa", 1)
+		m, err := cache.ReadManifest(cc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Created, m.Updated = created, created.Add(part.taken)
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cc, cache.ManifestFile), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &CompareResult{Stages: []Stage{{Name: stageExtract, Seconds: 9}, {Name: stageExtractInt8, Seconds: 2, ImagesPerSecond: 25}}}
+	if got, want := r.extractionPass(stageExtract, dir), (ExtractionPass{Images: 40, Seconds: 9, ImagesPerSecond: 10}); got != want {
+		t.Errorf("unrecorded speed: %+v, want %+v", got, want)
+	}
+	if got := r.extractionPass(stageExtractInt8, dir); got.ImagesPerSecond != 25 {
+		t.Errorf("recorded speed: %+v, want 25 images/s", got)
+	}
+	if got := r.extractionPass(stageQuantize, dir); got != (ExtractionPass{}) {
+		t.Errorf("a stage never run: %+v", got)
 	}
 }
