@@ -60,7 +60,8 @@ best"), and writes a report:
        ` + strings.ReplaceAll(experiment.Recommended.String(), "; ", ";\n       ") + `;
   6. with --int8, float32 and int8 side by side: the model quantized as
      models quantize does (REPORT/model-int8, calibrated on --calibrate-images
-     images sampled with --seed from --train-data, at --size), the same images
+     images sampled with --seed from --train-data, at --size; with --val,
+     validation images may be among them), the same images
      extracted with it (REPORT/cache-int8), and the tutorial's two rows again
      on its features and on its int8 maps (REPORT/head-int8,
      REPORT/finetune-int8, and their classifiers), each beside its float32
@@ -93,7 +94,7 @@ Example:
 			&cli.StringFlag{Name: flagCompareTrainData, Usage: "training images: class folders under `DIR`", Required: true},
 			&cli.StringFlag{Name: flagCompareValData, Usage: "validation images: class folders under `DIR`"},
 			&cli.Float64Flag{Name: flagCompareVal, Usage: "instead of --val-data: hold out this `FRACTION` of --train-data (stratified)"},
-			&cli.Uint64Flag{Name: flagCompareSeed, Usage: "`SEED` of the split, initial weights, shuffling and dropout"},
+			&cli.Uint64Flag{Name: flagCompareSeed, Usage: "`SEED` of the split, initial weights, shuffling and dropout (and of --int8's calibration sample)"},
 			&cli.StringFlag{Name: flagCompareOut, Usage: "report `DIR`", Required: true},
 			&cli.IntFlag{Name: flagCompareSize, Usage: "input side in pixels", DefaultText: "the model's, 224 for VGG16"},
 			&cli.IntFlag{Name: flagCompareEpochs, Value: head.DefaultEpochs, Usage: "head-only training epochs"},
