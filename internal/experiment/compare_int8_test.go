@@ -154,20 +154,35 @@ func TestCompareInt8(t *testing.T) {
 		t.Errorf("kept int8 pass %+v, want %+v reused", res3.ExtractionInt8, res.ExtractionInt8)
 	}
 
-	// An int8 model quantized from another extractor is made again.
+	// An int8 model quantized from another extractor is made again, and
+	// the int8 caches of another int8 model than the new one are made
+	// again (here: a manifest that names another), and the int8 runs.
 	spec8.Quantization.FromSHA256 = strings.Repeat("0", 64)
 	if err := models.WriteSpec(filepath.Join(s.Out, compareModelInt8Dir), spec8); err != nil {
+		t.Fatal(err)
+	}
+	trainCache8 := filepath.Join(s.Out, compareCacheInt8Dir, "train")
+	m8, err := cache.ReadManifest(trainCache8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m8.Model.ExtractorSHA256 = strings.Repeat("1", 64)
+	if b, err := json.Marshal(m8); err != nil || os.WriteFile(filepath.Join(trainCache8, cache.ManifestFile), b, 0o644) != nil {
 		t.Fatal(err)
 	}
 	fourth := &stageRecorder{}
 	if _, err := Compare(context.Background(), s, fourth); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(fourth.ran, stageQuantize) {
-		t.Errorf("an int8 model of another extractor was reused: ran %v", fourth.ran)
+	if want := []string{stageExtract, stageQuantize, stageExtractInt8, stageHeadInt8, stageFTInt8, stageExportHeadInt8, stageExportFTInt8}; !slices.Equal(fourth.ran, want) {
+		t.Errorf("with an int8 model of another extractor and caches of another int8 model: ran %v, want %v", fourth.ran, want)
 	}
-	if spec, err := models.ReadSpec(filepath.Join(s.Out, compareModelInt8Dir)); err != nil || spec.Quantization.FromSHA256 == spec8.Quantization.FromSHA256 {
-		t.Errorf("the int8 model was not made again: %v", err)
+	spec, err := models.ReadSpec(filepath.Join(s.Out, compareModelInt8Dir))
+	if err != nil || spec.Quantization.FromSHA256 == spec8.Quantization.FromSHA256 {
+		t.Fatalf("the int8 model was not made again: %v", err)
+	}
+	if m, err := cache.ReadManifest(trainCache8); err != nil || m.Model.ExtractorSHA256 != spec.ExtractorSHA256 {
+		t.Errorf("the int8 train cache is not the new int8 model's: %v", err)
 	}
 
 	// Without --int8 the report is the float32 one again, and stages.json
