@@ -103,8 +103,8 @@ func (r *CompareResult) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	// The speeds come with the int8 rows, whose point they are (and a
-	// rerun's report differs from an uninterrupted one's only in times).
+	// Speeds come with the int8 rows, which set them side by side; the
+	// float32-only line stays as it was.
 	if r.HeadInt8 != nil {
 		fmt.Fprintf(w, "feature extraction (one pass, features and maps): %s\n%s\n", formatPass(r.Extraction), r.int8Line())
 	} else {
