@@ -14,6 +14,7 @@ import (
 	"github.com/tlearn/tlearn/head/finetune"
 	"github.com/tlearn/tlearn/internal/experiment"
 	"github.com/tlearn/tlearn/internal/fsutil"
+	"github.com/tlearn/tlearn/models/quantize"
 )
 
 const (
@@ -32,6 +33,8 @@ const (
 	flagCompareForce          = "force"
 	flagCompareNoBest         = "no-best"
 	flagCompareBestAugment    = "best-augment"
+	flagCompareInt8           = "int8"
+	flagCompareCalibrate      = "calibrate-images"
 )
 
 func compareCommand() *cli.Command {
@@ -55,14 +58,24 @@ best"), and writes a report:
      (REPORT/finetune-best/classifier.onnx, the plain model: test-time
      augmentation changes evaluation only); --no-best skips it. The recipe:
        ` + strings.ReplaceAll(experiment.Recommended.String(), "; ", ";\n       ") + `;
-  6. REPORT/report.md (the table below, every stage's exact command and time, and
+  6. with --int8, float32 and int8 side by side: the model quantized as
+     models quantize does (REPORT/model-int8, calibrated on --calibrate-images
+     images sampled with --seed from --train-data, at --size; with --val,
+     validation images may be among them), the same images
+     extracted with it (REPORT/cache-int8), and the tutorial's two rows again
+     on its features and on its int8 maps (REPORT/head-int8,
+     REPORT/finetune-int8, and their classifiers), each beside its float32
+     twin, with both extractions' times, images/s and their ratio; tlearn
+     best stays float32;
+  7. REPORT/report.md (the table below, every stage's exact command and time, and
      every deviation from the tutorial) and REPORT/curves.png (validation
      accuracy and loss per epoch of every mode).
 
 Each stage is an ordinary tlearn command, listed in report.md so that any of them
 can be rerun by hand. Re-running compare after an interruption reuses the
 finished stages (an interrupted extraction or fine-tuning resumes where it
-stopped); --force redoes everything.
+stopped; --int8 added to a finished comparison runs only the int8 stages);
+--force redoes everything.
 
 Defaults follow the tutorial — Adam with one learning rate 1e-4 for all trainable
 weights, batch 32, 50 head epochs — except for shuffled batches (the tutorial's
@@ -74,13 +87,14 @@ learning rates, schedule and shuffling from its recipe, not from --lr and
 
 Example:
    tlearn compare --model model --train-data cifar/train --val-data cifar/test --out report
-   tlearn compare --model model --train-data images --val 0.2 --size 32 --out report`,
+   tlearn compare --model model --train-data images --val 0.2 --size 32 --out report
+   tlearn compare --model model --train-data cifar/train --val-data cifar/test --out report --int8`,
 		Flags: withCommon(
 			&cli.StringFlag{Name: flagCompareModel, Usage: "prepared VGG model `DIR` (tlearn models prepare)", Required: true},
 			&cli.StringFlag{Name: flagCompareTrainData, Usage: "training images: class folders under `DIR`", Required: true},
 			&cli.StringFlag{Name: flagCompareValData, Usage: "validation images: class folders under `DIR`"},
 			&cli.Float64Flag{Name: flagCompareVal, Usage: "instead of --val-data: hold out this `FRACTION` of --train-data (stratified)"},
-			&cli.Uint64Flag{Name: flagCompareSeed, Usage: "`SEED` of the split, initial weights, shuffling and dropout"},
+			&cli.Uint64Flag{Name: flagCompareSeed, Usage: "`SEED` of the split, initial weights, shuffling and dropout (and of --int8's calibration sample)"},
 			&cli.StringFlag{Name: flagCompareOut, Usage: "report `DIR`", Required: true},
 			&cli.IntFlag{Name: flagCompareSize, Usage: "input side in pixels", DefaultText: "the model's, 224 for VGG16"},
 			&cli.IntFlag{Name: flagCompareEpochs, Value: head.DefaultEpochs, Usage: "head-only training epochs"},
@@ -92,6 +106,8 @@ Example:
 			&cli.BoolFlag{Name: flagCompareNoBest, Usage: "leave out the \"tlearn best\" row: the tutorial's two rows alone"},
 			&cli.StringFlag{Name: flagCompareBestAugment, Usage: "the \"tlearn best\" row's augmentation `LIST` instead of the recipe's (crop=0.8 where a mirrored image is another class, as digits)",
 				DefaultText: experiment.Recommended.Augment},
+			&cli.BoolFlag{Name: flagCompareInt8, Usage: "also quantize the model to int8 and add the tutorial's rows on its features and maps, with both extractions' speeds (tlearn best stays float32)"},
+			&cli.IntFlag{Name: flagCompareCalibrate, Value: quantize.DefaultImages, Usage: "with --int8: calibration images, `N` sampled from --train-data"},
 		),
 		Action: onInterrupt("finished stages are kept and the same command resumes from the unfinished one", compareAction),
 	}
@@ -118,6 +134,8 @@ func compareAction(c *cli.Context) error {
 	switch {
 	case errors.Is(err, experiment.ErrNotVGG):
 		return usageError{err}
+	case errors.Is(err, quantize.ErrQuantized):
+		return usageError{fmt.Errorf("%w (with --%s, --%s takes the float32 folder that `tlearn models prepare` wrote)", err, flagCompareInt8, flagCompareModel)}
 	case errors.Is(err, fsutil.ErrUnwritable):
 		return fmt.Errorf("%w (choose another --%s)", err, flagCompareOut)
 	case err != nil:
@@ -139,6 +157,15 @@ func compareSettings(c *cli.Context) (experiment.CompareSettings, error) {
 		Size: c.Int(flagCompareSize), Epochs: c.Int(flagCompareEpochs), FineTuneEpochs: c.Int(flagCompareFineTuneEpochs),
 		Batch: c.Int(flagCompareBatch), LR: c.Float64(flagCompareLR), Seed: c.Uint64(flagCompareSeed),
 		NoShuffle: c.Bool(flagCompareNoShuffle), Force: c.Bool(flagCompareForce), NoBest: c.Bool(flagCompareNoBest),
+		Int8: c.Bool(flagCompareInt8),
+	}
+	switch n := c.Int(flagCompareCalibrate); {
+	case c.IsSet(flagCompareCalibrate) && !s.Int8:
+		return s, usageError{fmt.Errorf("compare: --%s calibrates the int8 model of --%s; give both or neither", flagCompareCalibrate, flagCompareInt8)}
+	case n <= 0:
+		return s, usageError{fmt.Errorf("compare: --%s must be positive, got %d", flagCompareCalibrate, n)}
+	case s.Int8:
+		s.CalibrationImages = n
 	}
 	if c.IsSet(flagCompareBestAugment) {
 		r := experiment.Recommended

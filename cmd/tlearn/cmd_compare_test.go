@@ -173,3 +173,59 @@ func TestCompareBestAugmentBad(t *testing.T) {
 		}
 	}
 }
+
+// --int8 on a finished comparison adds the int8 rows beside their float32
+// twins, reusing the float32 stages; it refuses a model that is int8
+// already, and --calibrate-images without --int8.
+func TestCompareInt8(t *testing.T) {
+	model, train, val := compareFixture(t)
+	out := filepath.Join(t.TempDir(), "report")
+	args := append(compareArgs(model, train, val, out), "--no-best")
+	if code, _, stderr := runTlearn(t, args...); code != 0 {
+		t.Fatalf("compare exit %d\nstderr:\n%s", code, stderr)
+	}
+	code, stdout, stderr := runTlearn(t, append(args, "--int8", "--calibrate-images", "8")...)
+	if code != 0 {
+		t.Fatalf("compare --int8 exit %d\nstderr:\n%s", code, stderr)
+	}
+	for _, want := range []string{"[2/11] quantize", "$ tlearn models quantize --model " + model, "head: reusing the finished stage",
+		"finetune: reusing the finished stage", "[7/11] finetune-int8"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("compare --int8 did not log %q:\n%s", want, stderr)
+		}
+	}
+	rows := regexp.MustCompile(`(?m)^(head-only \(VGG16 frozen\)|head-only, int8 features|block5 fine-tuned|block5 fine-tuned, int8 maps)  `).FindAllStringSubmatch(stdout, -1)
+	var modes []string
+	for _, r := range rows {
+		modes = append(modes, r[1])
+	}
+	if want := []string{"head-only (VGG16 frozen)", "head-only, int8 features", "block5 fine-tuned", "block5 fine-tuned, int8 maps"}; strings.Join(modes, "|") != strings.Join(want, "|") {
+		t.Errorf("table rows %q, want %q:\n%s", modes, want, stdout)
+	}
+	if !regexp.MustCompile(`int8 extraction \(the same images\): .*images/s, [0-9.]+× float32; quantization .* \(8 calibration images\)`).MatchString(stdout) {
+		t.Errorf("no int8 extraction line:\n%s", stdout)
+	}
+	for _, f := range []string{"model-int8/extractor.onnx", "cache-int8/train/maps.npy", "head-int8/classifier.onnx", "finetune-int8/classifier.onnx"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("%s missing", f)
+		}
+	}
+
+	model8 := filepath.Join(out, "model-int8")
+	for _, tc := range []struct {
+		desc string
+		args []string
+		want string
+	}{
+		{"an int8 model", []string{"compare", "--model", model8, "--train-data", train, "--val-data", val, "--out", filepath.Join(t.TempDir(), "r"), "--int8"}, "--model takes the float32 folder"},
+		{"calibration without --int8", append(compareArgs(model, train, val, filepath.Join(t.TempDir(), "r")), "--calibrate-images", "8"), "--calibrate-images"},
+		{"no calibration images", append(compareArgs(model, train, val, filepath.Join(t.TempDir(), "r")), "--int8", "--calibrate-images", "0"), "--calibrate-images must be positive"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			code, _, stderr := runTlearn(t, tc.args...)
+			if code != 2 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, want 2; stderr %q should contain %q", code, stderr, tc.want)
+			}
+		})
+	}
+}

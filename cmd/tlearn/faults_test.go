@@ -41,6 +41,10 @@ var timestamp = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-
 // took is a duration in a text file (compare's report.md).
 var took = regexp.MustCompile(`\b[0-9.]+ ?(µs|ms|s|min|h)\b`)
 
+// rate is a speed or a ratio of speeds in a text file (compare --int8's
+// report.md).
+var rate = regexp.MustCompile(`\b[0-9.]+( images/s\b|×)`)
+
 // faultCase is one long command; {out} in args stands for its output.
 type faultCase struct {
 	desc string
@@ -136,6 +140,13 @@ func TestFaultsKillAndRerun(t *testing.T) {
 				b, _ := os.ReadFile(filepath.Join(dir, "out", "stages.json"))
 				return bytes.Contains(b, []byte(`"name": "finetune"`))
 			}, resumed: "finetune: reusing the finished stage"},
+		{desc: "compare --int8", args: append(compareArgs(cmpModel, cmpTrain, cmpVal, "{out}"), "--no-best", "--int8", "--calibrate-images", "8"),
+			// Once stages.json records the int8 extraction: the rerun keeps
+			// the int8 model and caches.
+			midway: func(dir string, _ time.Duration) bool {
+				b, _ := os.ReadFile(filepath.Join(dir, "out", "stages.json"))
+				return bytes.Contains(b, []byte(`"name": "extract-int8"`))
+			}, resumed: "quantize: reusing the finished stage"},
 		{desc: "sweep", args: []string{"train", "--train", train, "--val", val, "--out", "{out}", "--sweep", "hidden=4,8",
 			"--epochs", "5", "--seed", "3", "--threads", "1"}},
 		{desc: "models prepare", args: []string{"models", "prepare", "--onnx", tiny, "--out", "{out}", "--threads", "1"}},
@@ -348,6 +359,7 @@ func outputTree(t *testing.T, dir string) map[string]string {
 		case strings.HasSuffix(p, ".md"):
 			b = timestamp.ReplaceAll(b, []byte("{time}"))
 			b = took.ReplaceAll(b, []byte("{took}"))
+			b = rate.ReplaceAll(b, []byte("{rate}$1"))
 			// What a stage's time was spent on: a resumed compare says so.
 			b = bytes.ReplaceAll(b, []byte(" (reused from an earlier run)"), nil)
 		}

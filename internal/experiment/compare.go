@@ -21,6 +21,7 @@ import (
 	"github.com/tlearn/tlearn/internal/ortlib"
 	"github.com/tlearn/tlearn/internal/progress"
 	"github.com/tlearn/tlearn/models"
+	"github.com/tlearn/tlearn/models/quantize"
 )
 
 // Files and folders inside a comparison's folder.
@@ -83,6 +84,16 @@ type CompareSettings struct {
 	NoBest bool
 	// Recipe is the "tlearn best" row's; nil means Recommended.
 	Recipe *Recipe
+	// Int8 adds the int8 rows: the model quantized (models/quantize,
+	// calibrated on a seeded sample of TrainData at Size), the same
+	// images extracted with it, and the tutorial's head-only and
+	// fine-tuned rows trained on its features and maps, with both
+	// extractions' speeds in the report. The "tlearn best" row stays
+	// float32.
+	Int8 bool
+	// CalibrationImages is the int8 model's calibration sample; 0 means
+	// quantize.DefaultImages.
+	CalibrationImages int
 	// Runtime says where ONNX Runtime runs extraction and fine-tuning; its
 	// Threads also serve the exported classifiers' check runs.
 	Runtime ortlib.Options
@@ -117,6 +128,8 @@ func (s CompareSettings) validate() error {
 		return fmt.Errorf("%w: validation fraction %v, want between 0 and 1", ErrSettings, s.Val)
 	case s.Epochs < 0 || s.FineTuneEpochs < 0 || s.Batch < 0 || s.Size < 0:
 		return fmt.Errorf("%w: compare: epochs, batch and size must be positive", ErrSettings)
+	case s.CalibrationImages < 0 || (s.CalibrationImages != 0 && !s.Int8):
+		return fmt.Errorf("%w: compare: %d calibration images: want a positive count, and int8 rows to calibrate for", ErrSettings, s.CalibrationImages)
 	case !(s.LR > 0):
 		return fmt.Errorf("%w: compare: the learning rate must be positive", ErrSettings)
 	}
@@ -139,7 +152,11 @@ type Stage struct {
 	// "tlearn", without the flags common to every command).
 	Commands [][]string `json:"commands"`
 	Seconds  float64    `json:"seconds"`
-	Done     time.Time  `json:"done"`
+	// ImagesPerSecond is, for an extraction, the images (views) it ran
+	// through the model over Seconds; 0 for other stages and in records
+	// written before it was kept.
+	ImagesPerSecond float64   `json:"images_per_second,omitempty"`
+	Done            time.Time `json:"done"`
 	// Reused is set when the stage was finished by an earlier call and
 	// kept.
 	Reused bool `json:"-"`
@@ -191,10 +208,36 @@ type CompareResult struct {
 	// Head and FineTune are the tutorial's two runs' metrics; Best is the
 	// "tlearn best" row's fine-tuned run's, nil with NoBest.
 	Head, FineTune, Best *rundir.Metrics
+	// HeadInt8 and FineTuneInt8 are the tutorial's two runs on the int8
+	// model's features and maps, nil without Int8.
+	HeadInt8, FineTuneInt8 *rundir.Metrics
+	// Extraction is the tutorial's extraction pass over the images;
+	// ExtractionInt8 the int8 model's over the same images (zero without
+	// Int8).
+	Extraction, ExtractionInt8 ExtractionPass
+	// Quantization is the int8 model's record of how it was made, nil
+	// without Int8; QuantizeSeconds is what making it took.
+	Quantization    *models.QuantizationSpec
+	QuantizeSeconds float64
 	// Report and Curves are the paths of report.md and curves.png.
 	Report, Curves string
 
-	histories []head.History // of Head, FineTune and Best
+	histories map[string]head.History // by run folder
+}
+
+// ExtractionPass is what one extraction stage took.
+type ExtractionPass struct {
+	// Images is the number of images (views) in its caches.
+	Images int
+	// Seconds is the stage's time; for a pass that resumed an interrupted
+	// one, the time of the rest.
+	Seconds float64
+	// ImagesPerSecond is the speed of the images the stage ran through the
+	// model (all, or the rest) in Seconds.
+	ImagesPerSecond float64
+	// Reused is set when an earlier call ran the pass (this one found the
+	// caches up to date).
+	Reused bool
 }
 
 // compareRecord is stages.json.
@@ -232,7 +275,10 @@ func (r *compareRecord) seconds(name string) float64 {
 // head-only training, block5 fine-tuning from a fresh head, the export of
 // both runs as classifiers; then, unless s.NoBest, the recommended
 // recipe's own extraction, head, fine-tuning from that head and export
-// (the "tlearn best" row); then report.md and curves.png. Every stage is
+// (the "tlearn best" row); with s.Int8, among the tutorial's stages, the
+// quantization of the model, the int8 model's extraction of the same
+// images and the tutorial's two runs and exports on its features and maps
+// (the int8 rows); then report.md and curves.png. Every stage is
 // what one tlearn command does, and stages.json records those commands.
 // A later call reuses the stages that finished with the same commands
 // (the extraction only checks its caches; an interrupted extraction or
@@ -269,13 +315,12 @@ func Compare(ctx context.Context, s CompareSettings, p CompareProgress) (*Compar
 
 // comparison is a Compare call in progress.
 type comparison struct {
-	s          CompareSettings // resolved, with absolute paths
-	spec       *models.Spec
-	size       int
-	rec        *compareRecord
-	redone     map[string]bool // stages run again by this call
-	trainCache string
-	valCache   string
+	s        CompareSettings // resolved, with absolute paths
+	spec     *models.Spec
+	size     int
+	rec      *compareRecord
+	redone   map[string]bool // stages run again by this call
+	computed map[string]int  // images each extraction stage of this call ran through the model
 }
 
 // newComparison checks the settings and the model, makes the report
@@ -299,6 +344,10 @@ func newComparison(s CompareSettings) (*comparison, error) {
 	if spec.Maps == nil || spec.Block5 == nil {
 		return nil, fmt.Errorf("%w: %s (preset %s): fine-tuning needs block5 and block4_pool maps", ErrNotVGG, s.Model, spec.Preset)
 	}
+	if s.Int8 && spec.Int8() {
+		return nil, fmt.Errorf("%w: %s is an int8 model (%s, quantized from extractor %.12s…): the int8 rows set it beside the float32 model it was made from, so compare takes that one",
+			quantize.ErrQuantized, s.Model, spec.Quantization.Scheme, spec.Quantization.FromSHA256)
+	}
 	if st, err := os.Stat(s.Out); err == nil && !st.IsDir() {
 		return nil, fmt.Errorf("experiment: %s is a file, not a folder", s.Out)
 	}
@@ -308,9 +357,8 @@ func newComparison(s CompareSettings) (*comparison, error) {
 	if err := os.MkdirAll(s.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
-	c := &comparison{s: s, spec: spec, size: cmpOrInt(s.Size, spec.DefaultSize), rec: &compareRecord{}, redone: map[string]bool{}}
-	c.trainCache = filepath.Join(s.Out, compareCacheDir, "train")
-	c.valCache = filepath.Join(s.Out, compareCacheDir, "val")
+	c := &comparison{s: s, spec: spec, size: cmpOrInt(s.Size, spec.DefaultSize), rec: &compareRecord{},
+		redone: map[string]bool{}, computed: map[string]int{}}
 	if !s.Force {
 		path := filepath.Join(s.Out, compareStagesFile)
 		if err := readJSONFile(path, c.rec); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -327,6 +375,9 @@ type compareStage struct {
 	output string   // a file that exists once the stage is done
 	deps   []string // stages whose outputs it reads
 	run    func(ctx context.Context, p progress.Reporter) error
+	// current, when set, says whether the finished output still fits its
+	// inputs (a check the command lines cannot make); nil: it does.
+	current func() bool
 }
 
 // runStage runs stage i of n, or reuses it when an earlier call finished
@@ -338,7 +389,7 @@ func (c *comparison) runStage(ctx context.Context, i, n int, st compareStage, p 
 	ev := StageEvent{Index: i + 1, Count: n, Stage: Stage{Name: st.name, Commands: st.cmds}, Dir: filepath.Dir(st.output)}
 	// The extraction always runs: it checks its caches against the images
 	// and the model, and returns at once when they are up to date.
-	if same && !depsRedone && !checksCaches(st.name) && fileExists(st.output) {
+	if same && !depsRedone && !checksCaches(st.name) && fileExists(st.output) && (st.current == nil || st.current()) {
 		prev.Reused = true
 		ev.Stage = *prev
 		p.Stage(ev)
@@ -353,10 +404,13 @@ func (c *comparison) runStage(ctx context.Context, i, n int, st compareStage, p 
 		return fmt.Errorf("experiment: compare: stage %s: %w", st.name, err)
 	}
 	done := Stage{Name: st.name, Commands: st.cmds, Seconds: time.Since(t0).Seconds(), Done: now()}
-	if same && checksCaches(st.name) {
+	if n := c.computed[st.name]; n > 0 && done.Seconds > 0 {
+		done.ImagesPerSecond = float64(n) / done.Seconds
+	}
+	if same && checksCaches(st.name) && c.computed[st.name] == 0 {
 		// The caches of an earlier finished pass were up to date (Extract
 		// refuses caches that no longer match): keep that pass's time.
-		done.Seconds, done.Done, done.Reused = prev.Seconds, prev.Done, true
+		done.Seconds, done.ImagesPerSecond, done.Done, done.Reused = prev.Seconds, prev.ImagesPerSecond, prev.Done, true
 	} else {
 		c.redone[st.name] = true
 	}

@@ -29,7 +29,9 @@ const (
 // checksCaches says whether a stage always runs: an extraction checks its
 // caches against the images and the model, and returns at once when they
 // are up to date.
-func checksCaches(stage string) bool { return stage == stageExtract || stage == stageExtractBest }
+func checksCaches(stage string) bool {
+	return stage == stageExtract || stage == stageExtractBest || stage == stageExtractInt8
+}
 
 // recipe is the comparison's recipe of the "tlearn best" row.
 func (c *comparison) recipe() Recipe {
@@ -119,23 +121,16 @@ func (c *comparison) bestStages() []compareStage {
 	ftSettings.Schedule = r.FineTuneSchedule
 
 	stages := []compareStage{
-		{stageExtractBest, extractCmds, filepath.Join(valCache, cache.ManifestFile), nil,
-			func(ctx context.Context, p progress.Reporter) error {
-				for _, e := range extracts {
-					if _, err := Extract(ctx, e, p); err != nil {
-						return err
-					}
-				}
-				return nil
-			}},
-		{stageHeadBest, [][]string{train}, filepath.Join(headDir, rundir.MetricsFile), []string{stageExtractBest},
-			func(ctx context.Context, p progress.Reporter) error {
+		{name: stageExtractBest, cmds: extractCmds, output: filepath.Join(valCache, cache.ManifestFile),
+			run: c.extractRun(stageExtractBest, extracts)},
+		{name: stageHeadBest, cmds: [][]string{train}, output: filepath.Join(headDir, rundir.MetricsFile), deps: []string{stageExtractBest},
+			run: func(ctx context.Context, p progress.Reporter) error {
 				_, err := Train(ctx, TrainSettings{Train: trainCache, Val: valCache, Out: headDir, Overwrite: true,
 					Head: headSettings(headEpochs, r.HeadLR), TTA: r.TTA}, p)
 				return err
 			}},
-		{stageFTBest, [][]string{ft}, filepath.Join(ftDir, rundir.MetricsFile), ftAfter,
-			func(ctx context.Context, p progress.Reporter) error {
+		{name: stageFTBest, cmds: [][]string{ft}, output: filepath.Join(ftDir, rundir.MetricsFile), deps: ftAfter,
+			run: func(ctx context.Context, p progress.Reporter) error {
 				_, err := FineTune(ctx, FineTuneSettings{Model: s.Model, Train: trainCache, Val: valCache, Out: ftDir, Overwrite: true,
 					InitHead: initHead, TTA: r.TTA,
 					Tuning: finetune.Settings{Settings: ftSettings, Block5LR: r.Block5LR, Runtime: s.Runtime}}, p)

@@ -11,6 +11,7 @@ import (
 	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
 	"github.com/tlearn/tlearn/internal/fsutil"
+	"github.com/tlearn/tlearn/models"
 )
 
 // compareRow is one mode of the comparison's table.
@@ -21,17 +22,37 @@ type compareRow struct {
 	stages  []string // the training stages whose times add up to its training time
 }
 
-const bestMode = "tlearn best (recommended recipe)"
+// The rows' modes.
+const (
+	headMode         = "head-only (VGG16 frozen)"
+	headInt8Mode     = "head-only, int8 features"
+	fineTuneMode     = "block5 fine-tuned"
+	fineTuneInt8Mode = "block5 fine-tuned, int8 maps"
+	bestMode         = "tlearn best (recommended recipe)"
+)
 
+// rows are the table's rows: each int8 row after its float32 twin.
 func (r *CompareResult) rows() []compareRow {
-	rows := []compareRow{
-		{"head-only (VGG16 frozen)", r.Head, r.histories[0], []string{stageHead}},
-		{"block5 fine-tuned", r.FineTune, r.histories[1], []string{stageFineTune}},
+	rows := []compareRow{{headMode, r.Head, r.histories[compareHeadDir], []string{stageHead}}}
+	if r.HeadInt8 != nil {
+		rows = append(rows, compareRow{headInt8Mode, r.HeadInt8, r.histories[compareHeadInt8Dir], []string{stageHeadInt8}})
+	}
+	rows = append(rows, compareRow{fineTuneMode, r.FineTune, r.histories[compareFTDir], []string{stageFineTune}})
+	if r.FineTuneInt8 != nil {
+		rows = append(rows, compareRow{fineTuneInt8Mode, r.FineTuneInt8, r.histories[compareFTInt8Dir], []string{stageFTInt8}})
 	}
 	if r.Best != nil {
-		rows = append(rows, compareRow{bestMode, r.Best, r.histories[2], []string{stageHeadBest, stageFTBest}})
+		rows = append(rows, compareRow{bestMode, r.Best, r.histories[compareFTBestDir], []string{stageHeadBest, stageFTBest}})
 	}
 	return rows
+}
+
+func (r *CompareResult) rowsByMode() map[string]compareRow {
+	m := map[string]compareRow{}
+	for _, row := range r.rows() {
+		m[row.mode] = row
+	}
+	return m
 }
 
 // kept is the epoch whose weights the run kept (and the export holds):
@@ -82,7 +103,13 @@ func (r *CompareResult) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "feature extraction (one pass, features and maps): %s\n", fsutil.FormatSeconds(r.seconds(stageExtract)))
+	// Speeds come with the int8 rows, which set them side by side; the
+	// float32-only line stays as it was.
+	if r.HeadInt8 != nil {
+		fmt.Fprintf(w, "feature extraction (one pass, features and maps): %s\n%s\n", formatPass(r.Extraction), r.int8Line())
+	} else {
+		fmt.Fprintf(w, "feature extraction (one pass, features and maps): %s\n", fsutil.FormatSeconds(r.seconds(stageExtract)))
+	}
 	if r.Best != nil {
 		fmt.Fprintf(w, "tlearn best: %s\n", r.bestTimes())
 	}
@@ -107,18 +134,26 @@ func (c *comparison) report() (*CompareResult, error) {
 	r := &CompareResult{Report: filepath.Join(out, compareReportFile), Curves: filepath.Join(out, compareCurvesFile)}
 	for _, st := range c.rec.Stages {
 		// A --no-best call keeps an earlier call's best stages in
-		// stages.json, for the next call, but not in its report.
-		if !c.s.NoBest || !isBestStage(st.Name) {
+		// stages.json, for the next call, but not in its report; so does a
+		// call without --int8 with the int8 stages.
+		if (!c.s.NoBest || !isBestStage(st.Name)) && (c.s.Int8 || !isInt8Stage(st.Name)) {
 			r.Stages = append(r.Stages, st)
 		}
 	}
-	dirs := []string{compareHeadDir, compareFTDir, compareFTBestDir}
-	if c.s.NoBest {
-		dirs = dirs[:2]
+	type runRef struct {
+		dir string
+		m   **rundir.Metrics
 	}
-	metrics := []**rundir.Metrics{&r.Head, &r.FineTune, &r.Best}
-	for i, d := range dirs {
-		dir := filepath.Join(out, d)
+	runs := []runRef{{compareHeadDir, &r.Head}, {compareFTDir, &r.FineTune}}
+	if c.s.Int8 {
+		runs = append(runs, runRef{compareHeadInt8Dir, &r.HeadInt8}, runRef{compareFTInt8Dir, &r.FineTuneInt8})
+	}
+	if !c.s.NoBest {
+		runs = append(runs, runRef{compareFTBestDir, &r.Best})
+	}
+	r.histories = map[string]head.History{}
+	for _, run := range runs {
+		dir := filepath.Join(out, run.dir)
 		m, err := rundir.ReadMetrics(dir)
 		if err != nil {
 			return nil, err
@@ -127,21 +162,37 @@ func (c *comparison) report() (*CompareResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		*metrics[i] = m
-		r.histories = append(r.histories, h)
+		*run.m = m
+		r.histories[run.dir] = h
+	}
+	r.Extraction = r.extractionPass(stageExtract, filepath.Join(out, compareCacheDir))
+	if c.s.Int8 {
+		r.ExtractionInt8 = r.extractionPass(stageExtractInt8, filepath.Join(out, compareCacheInt8Dir))
+		spec, err := models.ReadSpec(c.int8Model())
+		if err != nil {
+			return nil, err
+		}
+		r.Quantization, r.QuantizeSeconds = spec.Quantization, r.seconds(stageQuantize)
 	}
 	if err := fsutil.WriteFile(r.Report, []byte(c.markdown(r)), 0o644); err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
 	series := []rundir.Series{
-		{Name: "head-only", History: r.histories[0], ValidationOnly: true},
-		{Name: "fine-tuned", History: r.histories[1], ValidationOnly: true},
+		{Name: "head-only", History: r.histories[compareHeadDir], ValidationOnly: true},
+		{Name: "fine-tuned", History: r.histories[compareFTDir], ValidationOnly: true},
 	}
-	title := "head-only vs block5 fine-tuned: validation"
+	title := "head-only vs block5 fine-tuned"
+	if r.HeadInt8 != nil {
+		series = append(series,
+			rundir.Series{Name: "head-only int8", History: r.histories[compareHeadInt8Dir], ValidationOnly: true},
+			rundir.Series{Name: "fine-tuned int8", History: r.histories[compareFTInt8Dir], ValidationOnly: true})
+		title += " (float32 and int8)"
+	}
 	if r.Best != nil {
-		series = append(series, rundir.Series{Name: "tlearn best (fine-tuning)", History: r.histories[2], ValidationOnly: true})
-		title = "head-only vs block5 fine-tuned vs tlearn best: validation"
+		series = append(series, rundir.Series{Name: "tlearn best (fine-tuning)", History: r.histories[compareFTBestDir], ValidationOnly: true})
+		title += " vs tlearn best"
 	}
+	title += ": validation"
 	if err := rundir.PlotCurves(r.Curves, title, series...); err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
@@ -161,11 +212,14 @@ func isBestStage(name string) bool {
 func (c *comparison) markdown(r *CompareResult) string {
 	var md strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&md, format, a...) }
-	if r.Best != nil {
-		w("# tlearn compare: head-only versus block5 fine-tuning, and tlearn's recommended recipe\n\n")
-	} else {
-		w("# tlearn compare: head-only versus block5 fine-tuning\n\n")
+	title := "head-only versus block5 fine-tuning"
+	if r.HeadInt8 != nil {
+		title += ", float32 and int8"
 	}
+	if r.Best != nil {
+		title += ", and tlearn's recommended recipe"
+	}
+	w("# tlearn compare: %s\n\n", title)
 	w("Model: `%s`. Input %d×%d. Generated %s.\n\n", c.s.Model, c.size, c.size, now().Format(time.RFC3339))
 	w("| mode | train accuracy | val accuracy (final) | val loss (final) | best val accuracy | best epoch | selected epoch | epochs | training time |\n")
 	w("|---|---|---|---|---|---|---|---|---|\n")
@@ -179,7 +233,11 @@ func (c *comparison) markdown(r *CompareResult) string {
 	if r.Best != nil {
 		w(", the epoch chosen on the holdout for tlearn best (its best val accuracy is reported only: choosing on it would have seen the validation images)")
 	}
-	w(". Feature extraction (one pass, pooled features and block4_pool maps): %s", fsutil.FormatSeconds(r.seconds(stageExtract)))
+	if r.HeadInt8 != nil {
+		w(". Feature extraction (one pass, pooled features and block4_pool maps): %s; with the int8 model: %s", formatPass(r.Extraction), formatPass(r.ExtractionInt8))
+	} else {
+		w(". Feature extraction (one pass, pooled features and block4_pool maps): %s", fsutil.FormatSeconds(r.seconds(stageExtract)))
+	}
 	if r.Best != nil {
 		w("; tlearn best: %s", r.bestTimes())
 	}
@@ -187,6 +245,9 @@ func (c *comparison) markdown(r *CompareResult) string {
 	w("Train accuracy is measured during the epoch, with dropout on, as Keras reports it.\n\n")
 	w("For reference, the Keras tutorial (VGG16 with ImageNet weights, CIFAR-10, 10,000 train / 2,500 validation at 224×224) reports validation accuracy 0.692 head-only and 0.800 with block5 fine-tuned.\n\n")
 	w("![validation curves](%s)\n\n", compareCurvesFile)
+	if r.HeadInt8 != nil {
+		w("%s", c.int8Notes(r))
+	}
 	w("## Stages\n\nEach stage is a tlearn command; run them by hand to reproduce this report.\n\n")
 	for _, s := range r.Stages {
 		note := ""
@@ -198,12 +259,23 @@ func (c *comparison) markdown(r *CompareResult) string {
 			w("  `%s`\n", line)
 		}
 	}
+	dirs := []string{compareHeadDir, compareFTDir}
+	if r.HeadInt8 != nil {
+		dirs = append(dirs, compareHeadInt8Dir, compareFTInt8Dir)
+	}
 	if r.Best != nil {
-		w("\nRun folders: `%s/`, `%s/`, `%s/` and `%s/` (settings.json, weights.safetensors, history.csv, metrics.json, curves.png, confusion.png; classifier.onnx but in %s/).\n\n",
-			compareHeadDir, compareFTDir, compareHeadBestDir, compareFTBestDir, compareHeadBestDir)
+		dirs = append(dirs, compareHeadBestDir, compareFTBestDir)
+	}
+	for i := range dirs {
+		dirs[i] = "`" + dirs[i] + "/`"
+	}
+	folders := strings.Join(dirs[:len(dirs)-1], ", ") + " and " + dirs[len(dirs)-1]
+	if r.Best != nil {
+		w("\nRun folders: %s (settings.json, weights.safetensors, history.csv, metrics.json, curves.png, confusion.png; classifier.onnx but in %s/).\n\n",
+			folders, compareHeadBestDir)
 		w("## tlearn best\n\n%s\n", c.bestNotes())
 	} else {
-		w("\nRun folders: `%s/` and `%s/` (settings.json, weights.safetensors, history.csv, metrics.json, curves.png, confusion.png, classifier.onnx).\n\n", compareHeadDir, compareFTDir)
+		w("\nRun folders: %s (settings.json, weights.safetensors, history.csv, metrics.json, curves.png, confusion.png, classifier.onnx).\n\n", folders)
 	}
 	w("## Where the tutorial's rows differ from the tutorial\n\n")
 	w("%s", c.deviations())

@@ -7,8 +7,9 @@
 // each from folders on disk to folders on disk; a sweep of head runs over a
 // grid of settings (Sweep), and the reference comparison of head-only
 // training with block5 fine-tuning beside the recommended recipe
-// (Compare, Recommended), which chains the others stage by stage and
-// resumes an interrupted report.
+// (Compare, Recommended), with int8 rows on the model quantized by
+// models/quantize beside the float32 ones (CompareSettings.Int8), which
+// chains the others stage by stage and resumes an interrupted report.
 //
 // It owns the orchestration that sits between the command line and the
 // libraries: which caches go with which run, whether a cache fits a run,
@@ -25,6 +26,6 @@
 // it (internal/ortlib) before Extract, FineTune, Export or Compare, and in
 // EvaluateSettings.Runtime for a fine-tuned run's evaluation. It imports
 // dataset, extractor, extractor/cache, head, head/finetune, head/run,
-// models, models/classifier and internal packages, never onnxruntime_go or
+// models, models/classifier, models/quantize and internal packages, never onnxruntime_go or
 // gonum directly; only cmd/tlearn imports it (and internal/compat's tests).
 package experiment
