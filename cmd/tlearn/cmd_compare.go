@@ -52,9 +52,10 @@ best"), and writes a report:
   4. export of both as ONNX classifiers (REPORT/*/classifier.onnx);
   5. tlearn best, the recommended recipe: its own extraction (REPORT/cache-best),
      block5 fine-tuned with a new head (REPORT/finetune-best; a recipe of two
-     stages first trains REPORT/head-best and starts from it), keeping the
-     epoch chosen on a holdout of the training images, never on the
-     validation images, and the export of the fine-tuned run
+     stages first trains REPORT/head-best and starts from it) on every
+     training image, keeping the last epoch, where the cosine schedule ends
+     (every choice of the recipe was made on images apart from the
+     validation images, which only report), and the export of the fine-tuned run
      (REPORT/finetune-best/classifier.onnx, the plain model: test-time
      augmentation changes evaluation only); --no-best skips it. The recipe:
        ` + strings.ReplaceAll(experiment.Recommended.String(), "; ", ";\n       ") + `;

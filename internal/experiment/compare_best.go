@@ -88,9 +88,15 @@ func (c *comparison) bestStages() []compareStage {
 	if r.SaveBest {
 		selection = append(selection, "--save-best")
 	}
+	var tta []string
 	if r.TTA {
-		selection = append(selection, "--tta")
+		tta = []string{"--tta"}
 	}
+	ftSelection := append(slices.Clone(selection), tta...)
+	if r.FineTuneLastEpoch {
+		ftSelection = tta
+	}
+	selection = append(selection, tta...)
 	headEpochs := s.Epochs
 	if r.HeadEpochs > 0 {
 		headEpochs = r.HeadEpochs
@@ -100,8 +106,12 @@ func (c *comparison) bestStages() []compareStage {
 		ftEpochs = r.FineTuneEpochs
 	}
 	common := []string{"--batch", strconv.Itoa(s.Batch), "--seed", seed}
-	train := append(append([]string{"train", "--train", trainCache, "--val", valCache, "--out", headDir, "--force",
-		"--epochs", strconv.Itoa(headEpochs), "--lr", formatFloat(r.HeadLR)}, common...), selection...)
+	train := []string{"train", "--train", trainCache, "--val", valCache, "--out", headDir, "--force",
+		"--epochs", strconv.Itoa(headEpochs), "--lr", formatFloat(r.HeadLR)}
+	if r.HeadEMA > 0 {
+		train = append(train, "--ema", formatFloat(r.HeadEMA))
+	}
+	train = append(append(train, common...), selection...)
 	ft := []string{"finetune", "--model", s.Model, "--train", trainCache, "--val", valCache, "--out", ftDir, "--force"}
 	initHead, ftAfter := headDir, []string{stageExtractBest, stageHeadBest}
 	if r.FreshHead {
@@ -113,12 +123,17 @@ func (c *comparison) bestStages() []compareStage {
 	if r.FineTuneSchedule != head.ScheduleConstant {
 		ft = append(ft, "--lr-schedule", r.FineTuneSchedule.String())
 	}
-	ft = append(append(ft, common...), selection...)
+	ft = append(append(ft, common...), ftSelection...)
 	headSettings := func(epochs int, lr float64) head.Settings {
 		return head.Settings{Epochs: epochs, LR: lr, Batch: s.Batch, Seed: s.Seed, SaveBest: r.SaveBest, Holdout: r.Holdout}
 	}
+	headOnly := headSettings(headEpochs, r.HeadLR)
+	headOnly.EMA = r.HeadEMA
 	ftSettings := headSettings(ftEpochs, r.FineTuneLR)
 	ftSettings.Schedule = r.FineTuneSchedule
+	if r.FineTuneLastEpoch {
+		ftSettings.Holdout, ftSettings.SaveBest = 0, false
+	}
 
 	stages := []compareStage{
 		{name: stageExtractBest, cmds: extractCmds, output: filepath.Join(valCache, cache.ManifestFile),
@@ -126,7 +141,7 @@ func (c *comparison) bestStages() []compareStage {
 		{name: stageHeadBest, cmds: [][]string{train}, output: filepath.Join(headDir, rundir.MetricsFile), deps: []string{stageExtractBest},
 			run: func(ctx context.Context, p progress.Reporter) error {
 				_, err := Train(ctx, TrainSettings{Train: trainCache, Val: valCache, Out: headDir, Overwrite: true,
-					Head: headSettings(headEpochs, r.HeadLR), TTA: r.TTA}, p)
+					Head: headOnly, TTA: r.TTA}, p)
 				return err
 			}},
 		{name: stageFTBest, cmds: [][]string{ft}, output: filepath.Join(ftDir, rundir.MetricsFile), deps: ftAfter,

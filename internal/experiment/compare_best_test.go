@@ -39,8 +39,9 @@ func TestCompareBest(t *testing.T) {
 	r := Recommended
 	r.HeadEpochs = 0 // compare's --epochs: a short test
 	// The two-stage form: fine-tuning from the head-only stage's head, at a
-	// constant rate for compare's fine-tuning epochs.
-	r.FreshHead, r.FineTuneEpochs, r.FineTuneSchedule = false, 0, head.ScheduleConstant
+	// constant rate for compare's fine-tuning epochs, selecting on the
+	// holdout.
+	r.FreshHead, r.FineTuneEpochs, r.FineTuneSchedule, r.FineTuneLastEpoch = false, 0, head.ScheduleConstant, false
 	s.Recipe = &r
 	res, err := Compare(context.Background(), s, &stageRecorder{})
 	if err != nil {
@@ -75,7 +76,7 @@ func TestCompareBest(t *testing.T) {
 	}
 	want := map[string][]string{
 		stageExtractBest: {"--interpolation bilinear", fmt.Sprintf("--views %d", r.Views), "--augment " + r.Augment, "--augment-seed 5", "--val 0.25 --seed 5", "--maps"},
-		stageHeadBest:    {"tlearn train", "--lr 0.0003", "--holdout 0.1", "--save-best", "--tta", "--epochs 3", "--seed 5"},
+		stageHeadBest:    {"tlearn train", "--lr 0.0003", "--ema 0.999", "--holdout 0.1", "--save-best", "--tta", "--epochs 3", "--seed 5"},
 		stageFTBest: {"tlearn finetune", "--init-head " + filepath.Join(s.Out, compareHeadBestDir), "--lr 0.0001", "--block5-lr 0.0001",
 			"--epochs 2", "--holdout 0.1", "--save-best", "--tta"},
 		stageExportBest: {"tlearn export --run " + filepath.Join(s.Out, compareFTBestDir)},
@@ -137,7 +138,9 @@ func fmtAcc(x float64) string { return fmt.Sprintf("%.4f", x) }
 
 // A recipe with FreshHead fine-tunes block5 with a new head, as one stage
 // (no head-only stage runs), for the recipe's own epochs under its
-// learning-rate schedule, and the report says so.
+// learning-rate schedule, and the report says so. With FineTuneLastEpoch
+// (the recommended recipe's) it trains on every training image and keeps
+// the last epoch.
 func TestCompareBestFreshHead(t *testing.T) {
 	t.Parallel()
 	ortlibtest.Init(t)
@@ -166,13 +169,15 @@ func TestCompareBestFreshHead(t *testing.T) {
 		}
 	}
 	line := strings.Join(ft.CommandLines(), " ")
-	for _, p := range []string{"--epochs 3", "--lr-schedule cosine", "--holdout 0.1", "--tta"} {
+	for _, p := range []string{"--epochs 3", "--lr-schedule cosine", "--tta"} {
 		if !strings.Contains(line, p) {
 			t.Errorf("fine-tuning %q lacks %q", line, p)
 		}
 	}
-	if strings.Contains(line, "--init-head") {
-		t.Errorf("fine-tuning from a new head: %q", line)
+	for _, p := range []string{"--init-head", "--holdout", "--save-best"} {
+		if strings.Contains(line, p) {
+			t.Errorf("fine-tuning from a new head on every image, keeping the last epoch: %q has %q", line, p)
+		}
 	}
 	var st fineTuneRunSettings
 	if b, err := os.ReadFile(filepath.Join(s.Out, compareFTBestDir, rundir.SettingsFile)); err != nil || json.Unmarshal(b, &st) != nil {
@@ -180,6 +185,17 @@ func TestCompareBestFreshHead(t *testing.T) {
 	}
 	if st.Settings.Schedule != head.ScheduleCosine || st.Settings.Epochs != 3 || st.InitHead != "" || res.Best.EpochsRun != 3 {
 		t.Errorf("the fine-tuned run: schedule %q, %d epochs (%d run), init head %q", st.Settings.Schedule, st.Settings.Epochs, res.Best.EpochsRun, st.InitHead)
+	}
+	if st.Settings.Holdout != 0 || st.Settings.SaveBest || res.Best.WeightsEpoch != 3 || res.Best.SelectedOn == head.SelectedOnHoldout {
+		t.Errorf("the fine-tuned run: holdout %g, save-best %v, kept epoch %d, selected on %q; want every image and the last epoch",
+			st.Settings.Holdout, st.Settings.SaveBest, res.Best.WeightsEpoch, res.Best.SelectedOn)
+	}
+	md, err := os.ReadFile(res.Report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), "trains on every training image (no holdout) and keeps the last epoch") {
+		t.Errorf("report.md does not say how the epoch was kept:\n%s", md)
 	}
 	var table strings.Builder
 	if err := res.WriteTable(&table); err != nil {

@@ -231,7 +231,11 @@ func (c *comparison) markdown(r *CompareResult) string {
 	w("\nThe selected epoch is the one whose weights the run kept and exported, and \"final\" columns are that epoch's: ")
 	w("the last epoch for the tutorial's rows (Keras' fit keeps the last)")
 	if r.Best != nil {
-		w(", the epoch chosen on the holdout for tlearn best (its best val accuracy is reported only: choosing on it would have seen the validation images)")
+		if c.recipe().FineTuneLastEpoch {
+			w(", and for tlearn best too, where the learning-rate schedule ends (its best val accuracy is reported only: choosing on it would have seen the validation images)")
+		} else {
+			w(", the epoch chosen on the holdout for tlearn best (its best val accuracy is reported only: choosing on it would have seen the validation images)")
+		}
 	}
 	if r.HeadInt8 != nil {
 		w(". Feature extraction (one pass, pooled features and block4_pool maps): %s; with the int8 model: %s", formatPass(r.Extraction), formatPass(r.ExtractionInt8))
@@ -302,7 +306,11 @@ func (c *comparison) bestNotes() string {
 		sched = fmt.Sprintf(", both annealed along a %s (`--lr-schedule %s`)", r.FineTuneSchedule, r.FineTuneSchedule)
 	}
 	if r.FreshHead {
-		w("- It sets aside %g of the training images per class (`--holdout`) and %s; the validation images only report.\n", r.Holdout, sel)
+		if r.FineTuneLastEpoch {
+			w("- It trains on every training image (no holdout) and keeps the last epoch, where the schedule ends; the validation images only report.\n")
+		} else {
+			w("- It sets aside %g of the training images per class (`--holdout`) and %s; the validation images only report.\n", r.Holdout, sel)
+		}
 		w("- block5 is fine-tuned with a new head (`%s/`), the head at %g and block5 at %g%s; batches are shuffled.\n",
 			compareFTBestDir, r.FineTuneLR, r.Block5LR, sched)
 	} else {
