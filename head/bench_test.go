@@ -44,3 +44,21 @@ func BenchmarkEpoch(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEpochEMA is BenchmarkEpoch's D=1280 epoch with the best
+// kernels, without and with the moving average of the weights
+// (Settings.EMA): what averaging after every step costs.
+func BenchmarkEpochEMA(b *testing.B) {
+	train := blobs(10000, 1280, 10, 0.3, 1)
+	val := blobs(2500, 1280, 10, 0.3, 2)
+	for _, ema := range []float64{0, 0.999} {
+		b.Run(fmt.Sprintf("ema=%g", ema), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Train(context.Background(), train, val, Settings{Epochs: 1, Seed: 1, EMA: ema}, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/epoch")
+		})
+	}
+}
