@@ -66,9 +66,16 @@ func benchShards(b *testing.B, dir string, rows, dim, batch, n int) []Shard {
 // (GNU cp uses copy_file_range) and with cp followed by sync of the copies:
 // merge checks every shard chunk's CRC-32C, computes the merged chunks'
 // and fsyncs before its manifest, so cp+sync is the like-for-like figure.
-// It reports the MB/s of each and merge's ratio to both. The shards are in
-// the page cache (written just before), as they are on a cluster's file
-// server after the tasks wrote them.
+// It reports the MB/s of each, merge's ratio to both (the median of the
+// iterations') and merge/cp-cpu, cp's CPU time over merge's (user and
+// system: what each costs without the waits, steadier than the clock on a
+// loaded machine, but blind to the writeback that cp leaves to the
+// kernel's threads). The shards are in the page cache (written just
+// before), as they are on a cluster's file server after the tasks wrote
+// them. TLEARN_BENCH_DIR puts everything in a folder on another file
+// system, e.g. /dev/shm: on a tmpfs fsync costs nothing, so the ratio
+// there is merge's own work (reading, checking, writing, the manifest)
+// against cp's copy.
 func BenchmarkMerge(b *testing.B) {
 	if _, err := exec.LookPath("cp"); err != nil {
 		b.Skip("no cp:", err)
