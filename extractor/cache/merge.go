@@ -196,8 +196,9 @@ func indexList(idx []int) string {
 // ErrCorrupt, naming the file and rows), and m's own chunks' checksums
 // computed from the same bytes (each byte is read once: the pieces'
 // CRC-32C are combined into both). An old manifest in dir is removed first
-// and the new one written last, after the arrays are synced and renamed
-// into place: a merge killed at any moment leaves no manifest that
+// and the new one (its items encoded and written to a temporary file
+// during the copy) completed, synced and renamed into place last, after
+// the arrays are synced and renamed: a merge killed at any moment leaves no manifest that
 // describes other arrays, and the same merge redoes it. Dir must hold
 // nothing but a cache, a plan and the shards (CheckDir).
 func Merge(ctx context.Context, dir string, m *Manifest, shards []Shard) error {
@@ -255,9 +256,10 @@ func Merge(ctx context.Context, dir string, m *Manifest, shards []Shard) error {
 var mergePiece int64 = 1 << 20 // a variable for the tests of pieces that split rows
 
 // mergeArray writes the array a of m at p from the shards' files and
-// returns the CRC-32C of each of m's chunks. The shards are read and
-// checked on this goroutine while another writes the pieces already
-// checksummed, so that reading and writing overlap.
+// returns the CRC-32C of each of m's chunks. (Reading and checking on one
+// goroutine while another wrote the pieces checked before made no
+// difference on ext4 and cost more CPU on a tmpfs, where the piece is no
+// longer in the writing core's cache: BenchmarkMerge.)
 func mergeArray(ctx context.Context, p string, a ArraySpec, m *Manifest, shards []Shard) ([]uint32, error) {
 	f, err := fsutil.Create(p, 0o644)
 	if err != nil {
@@ -277,28 +279,16 @@ func mergeArray(ctx context.Context, p string, a ArraySpec, m *Manifest, shards 
 		return nil, fmt.Errorf("cache: write %s: %w", p, err)
 	}
 	out := &chunkSums{chunk: int64(m.ChunkSize) * rb, sums: make([]uint32, m.NumChunks())}
-	w := startPieceWriter(f.File, p)
-	var opened []*Cache
 	pos := int64(len(hdr))
 	for _, s := range shards {
 		if s.Manifest.N == 0 {
 			continue
 		}
-		var n int64
-		if n, err = readShard(ctx, w, pos, s, a, out, &opened); err != nil {
-			break
+		n, err := copyShard(ctx, f.File, p, pos, s, a, out)
+		if err != nil {
+			return nil, err
 		}
 		pos += n
-	}
-	werr := w.finish()
-	for _, c := range opened {
-		c.Close() // those the writer has not released yet, after a failure
-	}
-	if err == nil {
-		err = werr
-	}
-	if err != nil {
-		return nil, err
 	}
 	if err := f.Commit(); err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
@@ -324,14 +314,13 @@ func (c *chunkSums) add(sum uint32, n int64) {
 	c.off += n
 }
 
-// readShard maps the array a of shard s, sends its rows to w in pieces to
-// be written at pos, checking each of the shard's chunks against its
-// checksum, and returns the bytes sent. Every byte is read once, by the
-// CRC-32C of its piece, which is combined into the shard chunk's sum and
-// the merged chunk's (out); the write then copies it while it is still in
-// the cache. The mapping is added to opened, and the writer unmaps it once
-// it has written the shard.
-func readShard(ctx context.Context, w *pieceWriter, pos int64, s Shard, a ArraySpec, out *chunkSums, opened *[]*Cache) (int64, error) {
+// copyShard writes the rows of shard s's array a to dst (named name) at
+// pos in pieces, checking each of the shard's chunks against its checksum,
+// and returns the bytes written. The shard's file is memory-mapped and
+// every byte read once, by the CRC-32C of its piece, which is combined
+// into the shard chunk's sum and the merged chunk's (out); the write then
+// copies it while it is still in the cache.
+func copyShard(ctx context.Context, dst *os.File, name string, pos int64, s Shard, a ArraySpec, out *chunkSums) (int64, error) {
 	sa := a
 	sa.Shape = append([]int{s.Manifest.N}, a.Shape[1:]...)
 	c := &Cache{Dir: s.Dir, Manifest: s.Manifest}
@@ -339,7 +328,7 @@ func readShard(ctx context.Context, w *pieceWriter, pos int64, s Shard, a ArrayS
 	if err != nil {
 		return 0, err
 	}
-	*opened = append(*opened, c)
+	defer c.Close()
 	if len(c.mapped) > 0 {
 		madvise(c.mapped[0])
 	}
@@ -357,79 +346,19 @@ func readShard(ctx context.Context, w *pieceWriter, pos int64, s Shard, a ArrayS
 			ps := crc32.Checksum(b[:k], castagnoli)
 			sum = crc32cCombine(sum, ps, k)
 			out.add(ps, k)
-			if err := w.send(piece{b: b[:k], off: pos + n}); err != nil {
-				return 0, err
+			if _, err := dst.WriteAt(b[:k], pos+n); err != nil {
+				return 0, fmt.Errorf("cache: write %s: %w", name, err)
 			}
 			n += k
 			b = b[k:]
 		}
-		// The chunk's pieces may be written already: a damaged chunk
-		// stops the merge before its file is renamed into place.
+		// The chunk is written already: a damaged one stops the merge
+		// before the file is renamed into place.
 		if err := checkSum(p, r, sum, r.Checksums[a.File]); err != nil {
 			return 0, err
 		}
 	}
-	return n, w.send(piece{release: c.Close})
-}
-
-// pieceWriter writes pieces to a file on a goroutine of its own, in the
-// order sent. (Asking the kernel to start the writeback early, with
-// sync_file_range every 32 MB, made no difference in BenchmarkMerge: the
-// fsync found little left, but the copy took longer by as much.)
-type pieceWriter struct {
-	dst    *os.File
-	name   string
-	pieces chan piece
-	failed chan struct{} // closed when a write failed (err is set)
-	done   chan struct{} // closed when the goroutine returns
-	err    error
-}
-
-// piece is bytes to write at off, or a release to call once the pieces
-// sent before it are written.
-type piece struct {
-	b       []byte
-	off     int64
-	release func() error
-}
-
-func startPieceWriter(dst *os.File, name string) *pieceWriter {
-	w := &pieceWriter{dst: dst, name: name, pieces: make(chan piece, 4), failed: make(chan struct{}), done: make(chan struct{})}
-	go w.run()
-	return w
-}
-
-func (w *pieceWriter) run() {
-	defer close(w.done)
-	for p := range w.pieces {
-		if w.err == nil && len(p.b) > 0 {
-			if _, err := w.dst.WriteAt(p.b, p.off); err != nil {
-				w.err = fmt.Errorf("cache: write %s: %w", w.name, err)
-				close(w.failed)
-			}
-		}
-		if p.release != nil {
-			_ = p.release() // an unmap's failure costs address space, not data
-		}
-	}
-}
-
-// send queues p; it fails with the writer's error once a write failed.
-func (w *pieceWriter) send(p piece) error {
-	select {
-	case w.pieces <- p:
-		return nil
-	case <-w.failed:
-		return w.err
-	}
-}
-
-// finish waits for the pieces sent to be written and returns the first
-// write's error.
-func (w *pieceWriter) finish() error {
-	close(w.pieces)
-	<-w.done
-	return w.err
+	return n, nil
 }
 
 // manifestWrite is a manifest being written while the arrays are copied:

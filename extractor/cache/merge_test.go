@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 )
@@ -56,33 +55,5 @@ func TestManifestHeadTail(t *testing.T) {
 		if f.Name != g.Name || f.Type != g.Type || f.Tag != g.Tag {
 			t.Errorf("Manifest's field %d from the end is %s %v %q, manifestTail's %s %v %q", tt.NumField()-i, f.Name, f.Type, f.Tag, g.Name, g.Type, g.Tag)
 		}
-	}
-}
-
-// TestPieceWriterFailure: a write that fails stops the sender with its
-// error, and the pieces' releases still run.
-func TestPieceWriterFailure(t *testing.T) {
-	t.Parallel()
-	p := filepath.Join(t.TempDir(), "ro")
-	if err := os.WriteFile(p, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(p) // read-only: every write fails
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := startPieceWriter(f, p)
-	released := 0
-	var sendErr error
-	for i := 0; i < 100 && sendErr == nil; i++ {
-		sendErr = w.send(piece{b: []byte("abc"), off: int64(3 * i), release: func() error { released++; return nil }})
-	}
-	err = w.finish()
-	if err == nil || sendErr == nil || !strings.Contains(err.Error(), p) {
-		t.Fatalf("send %v, finish %v; want a write error naming %s", sendErr, err, p)
-	}
-	if released == 0 {
-		t.Error("no release ran")
 	}
 }
