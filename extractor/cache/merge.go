@@ -1,13 +1,16 @@
 package cache
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -187,16 +190,15 @@ func indexList(idx []int) string {
 	return strings.Join(s, ",")
 }
 
-// mergeStep is the bytes copied between cancellation checks.
-const mergeStep = 16 << 20
-
 // Merge writes the cache m (from Merged) into dir from the shards: each
 // array is the shards' rows one after another, each shard's chunks checked
 // against their checksums on the way (a damaged shard stops it with
 // ErrCorrupt, naming the file and rows), and m's own chunks' checksums
-// computed from the same bytes. An old manifest in dir is removed first
-// and the new one written last, after the arrays are synced and renamed
-// into place: a merge killed at any moment leaves no manifest that
+// computed from the same bytes (each byte is read once: the pieces'
+// CRC-32C are combined into both). An old manifest in dir is removed first
+// and the new one (its items encoded and written to a temporary file
+// during the copy) completed, synced and renamed into place last, after
+// the arrays are synced and renamed: a merge killed at any moment leaves no manifest that
 // describes other arrays, and the same merge redoes it. Dir must hold
 // nothing but a cache, a plan and the shards (CheckDir).
 func Merge(ctx context.Context, dir string, m *Manifest, shards []Shard) error {
@@ -220,6 +222,11 @@ func Merge(ctx context.Context, dir string, m *Manifest, shards []Shard) error {
 			return fmt.Errorf("cache: %w", err)
 		}
 	}
+	// The manifest's bulk (its items) is encoded and written while the
+	// arrays are copied; what depends on them (the chunks' checksums and
+	// the time) is appended once they are in place.
+	mw := startManifest(dir, *m)
+	defer mw.abort()
 	chunks := m.NumChunks()
 	done := make([]Range, chunks)
 	for k := range done {
@@ -237,14 +244,22 @@ func Merge(ctx context.Context, dir string, m *Manifest, shards []Shard) error {
 	}
 	m.Done = done
 	m.Updated = time.Now().UTC()
-	if err := writeManifest(dir, m); err != nil {
+	if err := mw.commit(m); err != nil {
 		return fmt.Errorf("cache: %s: %w", dir, err)
 	}
 	return nil
 }
 
+// mergePiece is the most bytes that merge checksums and then writes in one
+// step: few enough to be still in the CPU's cache when the write copies
+// them, enough that a write costs its copy rather than its call.
+var mergePiece int64 = 1 << 20 // a variable for the tests of pieces that split rows
+
 // mergeArray writes the array a of m at p from the shards' files and
-// returns the CRC-32C of each of m's chunks.
+// returns the CRC-32C of each of m's chunks. (Reading and checking on one
+// goroutine while another wrote the pieces checked before made no
+// difference on ext4 and cost more CPU on a tmpfs, where the piece is no
+// longer in the writing core's cache: BenchmarkMerge.)
 func mergeArray(ctx context.Context, p string, a ArraySpec, m *Manifest, shards []Shard) ([]uint32, error) {
 	f, err := fsutil.Create(p, 0o644)
 	if err != nil {
@@ -269,7 +284,7 @@ func mergeArray(ctx context.Context, p string, a ArraySpec, m *Manifest, shards 
 		if s.Manifest.N == 0 {
 			continue
 		}
-		n, err := copyShard(ctx, f.File, pos, s, a, out)
+		n, err := copyShard(ctx, f.File, p, pos, s, a, out)
 		if err != nil {
 			return nil, err
 		}
@@ -281,28 +296,31 @@ func mergeArray(ctx context.Context, p string, a ArraySpec, m *Manifest, shards 
 	return out.sums, nil
 }
 
-// chunkSums computes the CRC-32C of each chunk of bytes written in order.
+// chunkSums computes the CRC-32C of each chunk of bytes written in order
+// from the CRC-32C of its pieces.
 type chunkSums struct {
 	chunk int64 // bytes per chunk
 	off   int64 // bytes seen
 	sums  []uint32
 }
 
-func (c *chunkSums) write(b []byte) {
-	for len(b) > 0 {
-		k := c.off / c.chunk
-		n := min(int64(len(b)), (k+1)*c.chunk-c.off)
-		c.sums[k] = crc32.Update(c.sums[k], castagnoli, b[:n])
-		c.off += n
-		b = b[n:]
-	}
+// room is the bytes left in the current chunk: a piece may not cross its end.
+func (c *chunkSums) room() int64 { return (c.off/c.chunk+1)*c.chunk - c.off }
+
+// add counts the next n bytes, whose CRC-32C is sum.
+func (c *chunkSums) add(sum uint32, n int64) {
+	k := c.off / c.chunk
+	c.sums[k] = crc32cCombine(c.sums[k], sum, n)
+	c.off += n
 }
 
-// copyShard writes the rows of shard s's array a to dst at pos, checking
-// each of the shard's chunks against its checksum before it is written,
-// and returns the bytes written. The shard's file is memory-mapped, so its
-// bytes are read once, by the checksums, and copied once, by the write.
-func copyShard(ctx context.Context, dst *os.File, pos int64, s Shard, a ArraySpec, out *chunkSums) (int64, error) {
+// copyShard writes the rows of shard s's array a to dst (named name) at
+// pos in pieces, checking each of the shard's chunks against its checksum,
+// and returns the bytes written. The shard's file is memory-mapped and
+// every byte read once, by the CRC-32C of its piece, which is combined
+// into the shard chunk's sum and the merged chunk's (out); the write then
+// copies it while it is still in the cache.
+func copyShard(ctx context.Context, dst *os.File, name string, pos int64, s Shard, a ArraySpec, out *chunkSums) (int64, error) {
 	sa := a
 	sa.Shape = append([]int{s.Manifest.N}, a.Shape[1:]...)
 	c := &Cache{Dir: s.Dir, Manifest: s.Manifest}
@@ -319,21 +337,191 @@ func copyShard(ctx context.Context, dst *os.File, pos int64, s Shard, a ArraySpe
 	var n int64
 	for _, r := range s.Manifest.Done {
 		b := data[int64(r.Start)*rb : int64(r.End)*rb]
-		if err := checkSum(p, r, crc32.Checksum(b, castagnoli), r.Checksums[a.File]); err != nil {
-			return 0, err
-		}
+		var sum uint32
 		for len(b) > 0 {
 			if err := ctx.Err(); err != nil {
 				return 0, err
 			}
-			step := b[:min(len(b), mergeStep)]
-			if _, err := dst.WriteAt(step, pos+n); err != nil {
-				return 0, fmt.Errorf("cache: write %s: %w", filepath.Base(p), err)
+			k := min(int64(len(b)), mergePiece, out.room())
+			ps := crc32.Checksum(b[:k], castagnoli)
+			sum = crc32cCombine(sum, ps, k)
+			out.add(ps, k)
+			if _, err := dst.WriteAt(b[:k], pos+n); err != nil {
+				return 0, fmt.Errorf("cache: write %s: %w", name, err)
 			}
-			out.write(step)
-			n += int64(len(step))
-			b = b[len(step):]
+			n += k
+			b = b[k:]
+		}
+		// The chunk is written already: a damaged one stops the merge
+		// before the file is renamed into place.
+		if err := checkSum(p, r, sum, r.Checksums[a.File]); err != nil {
+			return 0, err
 		}
 	}
 	return n, nil
+}
+
+// manifestWrite is a manifest being written while the arrays are copied:
+// its head (everything before the chunks' checksums) goes to the
+// temporary file at once, the rest at commit.
+type manifestWrite struct {
+	done chan struct{} // closed when the head is written (or failed)
+	f    *fsutil.File
+	err  error
+}
+
+// startManifest encodes m's head and writes it to a temporary manifest in
+// dir on a goroutine of its own.
+func startManifest(dir string, m Manifest) *manifestWrite {
+	w := &manifestWrite{done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		head, err := manifestHead(&m)
+		if err != nil {
+			w.err = err
+			return
+		}
+		p := filepath.Join(dir, ManifestFile)
+		f, err := fsutil.Create(p, 0o644)
+		if err != nil {
+			w.err = err
+			return
+		}
+		if _, err := f.Write(head); err != nil {
+			f.Abort()
+			w.err = fmt.Errorf("write %s: %w", p, err)
+			return
+		}
+		w.f = f
+	}()
+	return w
+}
+
+// commit appends the rest of m (its Done and times) to the head and
+// renames the manifest into place: the bytes are writeManifest's.
+func (w *manifestWrite) commit(m *Manifest) error {
+	<-w.done
+	if w.err != nil {
+		return w.err
+	}
+	tail, err := manifestTailJSON(m)
+	if err != nil {
+		return err
+	}
+	if _, err := w.f.Write(tail); err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Join(filepath.Dir(w.f.Name()), ManifestFile), err)
+	}
+	return w.f.Commit()
+}
+
+// abort waits for the head and removes the temporary (nothing after commit).
+func (w *manifestWrite) abort() {
+	<-w.done
+	if w.f != nil {
+		w.f.Abort()
+	}
+}
+
+// manifestTail is the last fields of Manifest, in its order: those that
+// merge knows only once the arrays are written (TestManifestTailFields
+// checks that they are the last).
+type manifestTail struct {
+	Done    []Range   `json:"done"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+// manifestDoneKey is where the tail starts in writeManifest's encoding (at
+// the top level, with its indent of one space: strings hold no raw newline).
+var manifestDoneKey = []byte("\n \"done\": ")
+
+// manifestHead is writeManifest's encoding of m up to the tail, which
+// manifestTailJSON completes. Its items, the bulk of it, are encoded by
+// appendItems (encoding/json spends most of merge's CPU time on them).
+func manifestHead(m *Manifest) ([]byte, error) {
+	h := *m
+	h.Done = nil
+	fast := len(h.Items) > 0
+	if fast {
+		h.Items = nil
+	}
+	b, err := json.MarshalIndent(&h, "", " ")
+	if err != nil {
+		return nil, fmt.Errorf("encode manifest: %w", err)
+	}
+	i := bytes.LastIndex(b, manifestDoneKey)
+	if i < 0 {
+		return nil, fmt.Errorf("encode manifest: no %q in it", manifestDoneKey[1:])
+	}
+	b = b[:i+1]
+	if !fast {
+		return b, nil
+	}
+	j := bytes.Index(b, manifestItemsNull)
+	if j < 0 {
+		return nil, fmt.Errorf("encode manifest: no %q in it", manifestItemsNull[1:])
+	}
+	j += len(manifestItemsNull) - len(",\n") - len("null")
+	out := make([]byte, 0, len(b)+len(m.Items)*(120+len(m.Items[0].Path)))
+	out = append(out, b[:j]...)
+	if out, err = appendItems(out, m.Items); err != nil {
+		return nil, fmt.Errorf("encode manifest: %w", err)
+	}
+	return append(out, b[j+len("null"):]...), nil
+}
+
+// manifestItemsNull is where the items go in the encoding of a manifest
+// without them.
+var manifestItemsNull = []byte("\n \"items\": null,\n")
+
+// appendItems appends items as json.MarshalIndent(m, "", " ") writes
+// m.Items (an array at the top level of the manifest, so its objects are
+// indented by two spaces), byte for byte; TestManifestHeadTail compares
+// them on paths that need escaping.
+func appendItems(b []byte, items []Item) ([]byte, error) {
+	b = append(b, '[')
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, "\n  {\n   \"path\": "...)
+		b = appendJSONString(b, it.Path)
+		b = append(b, ",\n   \"label\": "...)
+		b = strconv.AppendInt(b, int64(it.Label), 10)
+		b = append(b, ",\n   \"size\": "...)
+		b = strconv.AppendInt(b, it.Size, 10)
+		b = append(b, ",\n   \"mtime\": "...)
+		t, err := it.ModTime.MarshalJSON()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", it.Path, err)
+		}
+		b = append(b, t...)
+		b = append(b, "\n  }"...)
+	}
+	return append(b, "\n ]"...), nil
+}
+
+// appendJSONString appends s quoted as encoding/json quotes it: printable
+// ASCII but for the characters that it escapes ("\\<>&) as is, anything
+// else through encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// manifestTailJSON is the rest of writeManifest's encoding of m after
+// manifestHead.
+func manifestTailJSON(m *Manifest) ([]byte, error) {
+	b, err := json.MarshalIndent(manifestTail{Done: m.Done, Created: m.Created, Updated: m.Updated}, "", " ")
+	if err != nil || !bytes.HasPrefix(b, []byte("{\n ")) {
+		return nil, fmt.Errorf("encode manifest: %v", err)
+	}
+	return append(b[2:], '\n'), nil
 }

@@ -129,13 +129,20 @@ func TestMergeMatchesWhole(t *testing.T) {
 		n, batch, count int
 		maps            []int
 		views           int
+		piece           int64 // mergePiece, when not the default
 	}{
-		{"features", 1000, 8, 7, nil, 0},
-		{"maps", 97, 4, 5, []int{3, 2, 2}, 0},
-		{"views", 50, 2, 4, []int{2, 1, 1}, 3},
-		{"more shards than batches", 9, 4, 6, nil, 0},
+		{"features", 1000, 8, 7, nil, 0, 0},
+		{"maps", 97, 4, 5, []int{3, 2, 2}, 0, 0},
+		{"views", 50, 2, 4, []int{2, 1, 1}, 3, 0},
+		{"more shards than batches", 9, 4, 6, nil, 0, 0},
+		{"pieces that split rows and chunks", 1000, 8, 7, []int{3, 2, 2}, 0, 28},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
+			if tc.piece > 0 {
+				old := mergePiece
+				mergePiece = tc.piece
+				defer func() { mergePiece = old }()
+			}
 			dir := t.TempDir()
 			whole := testManifest(tc.n, 5, ChunkSize(tc.n, tc.batch), tc.maps)
 			if tc.views > 0 {
