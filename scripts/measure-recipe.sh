@@ -111,7 +111,7 @@ for part in "${PARTS[@]}"; do
 		fi
 		run=$WORK/runs/c5-finetune-s$FT_SEED
 		[[ -f $run/metrics.json ]] || "$TL" finetune --model "$WORK/vgg16-cifar5" --train "$WORK/c5-train-k4" --val "$WORK/c5-report-k4" \
-			--out "$run" --force --epochs 20 --lr-schedule cosine --tta --seed "$FT_SEED" --threads 1 -q
+			--out "$run" --force --epochs 30 --lr-schedule cosine --tta --seed "$FT_SEED" --threads 1 -q
 		echo "RESULT c5 finetune recipe seed $FT_SEED: $(accuracy "$run")"
 		if [[ ! -x $WORK/base/bin/tlearn ]]; then
 			rm -rf "$WORK/base" && git worktree add --detach "$WORK/base" "$BASE" >/dev/null
