@@ -92,11 +92,11 @@ func (c *comparison) bestStages() []compareStage {
 	if r.TTA {
 		tta = []string{"--tta"}
 	}
-	ftSelection := append(slices.Clone(selection), tta...)
-	if r.FineTuneLastEpoch {
-		ftSelection = tta
-	}
 	selection = append(selection, tta...)
+	ftSelection := selection
+	if r.FineTuneLastEpoch {
+		ftSelection = tta // every training image, the last epoch kept
+	}
 	headEpochs := s.Epochs
 	if r.HeadEpochs > 0 {
 		headEpochs = r.HeadEpochs
