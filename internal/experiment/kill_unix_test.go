@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tlearn/tlearn/head"
 	rundir "github.com/tlearn/tlearn/head/run"
@@ -41,7 +42,11 @@ func TestKilledWriterHelperProcess(t *testing.T) {
 		os.Exit(1)
 	}
 	os.Stdout.WriteString("writing\n")
-	select {}
+	// Not select{}: with no timer or other goroutine the runtime calls that
+	// a deadlock and exits, dropping the lock before the test looks at it.
+	for {
+		time.Sleep(time.Hour)
+	}
 }
 
 // TestRerunAfterSIGKILL kills a writer of a run folder with SIGKILL in the

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // lockHelperEnv makes the test binary a helper process that locks the
@@ -28,7 +29,11 @@ func TestLockHelperProcess(t *testing.T) {
 		os.Exit(1)
 	}
 	os.Stdout.WriteString("locked\n")
-	select {}
+	// Not select{}: with no timer or other goroutine the runtime calls that
+	// a deadlock and exits, dropping the lock before the test looks at it.
+	for {
+		time.Sleep(time.Hour)
+	}
 }
 
 // startLockHolder starts a process that holds the lock of out until it is
