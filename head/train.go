@@ -139,9 +139,17 @@ func movingAverage(avg, p []float32, a float32) {
 	}
 }
 
-// averaged runs f with the moving average (Settings.EMA) standing in for
-// the trained parameters, which it then puts back; without an average, f
-// sees the trained parameters.
+// evaluated are the parameters that validation measures and a run keeps:
+// the moving average with Settings.EMA, else the trained ones.
+func (m *headModel) evaluated() []float32 {
+	if m.ema != nil {
+		return m.ema
+	}
+	return m.net.params
+}
+
+// averaged runs f with evaluated standing in for the trained parameters,
+// which it then puts back.
 func (m *headModel) averaged(f func()) {
 	if m.ema == nil {
 		f()
@@ -181,14 +189,9 @@ func (m *headModel) Measure(_ context.Context, rows []int32) (float64, float64, 
 	return l, a, nil
 }
 
-// Snapshot keeps the parameters that Validate measured: the average with
-// Settings.EMA.
+// Snapshot keeps the parameters that Validate measured.
 func (m *headModel) Snapshot() error {
-	src := m.net.params
-	if m.ema != nil {
-		src = m.ema
-	}
-	m.best = append(m.best[:0], src...)
+	m.best = append(m.best[:0], m.evaluated()...)
 	return nil
 }
 
